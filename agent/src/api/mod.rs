@@ -1,0 +1,160 @@
+//! The agent's HTTP API (wire contract v1): routing, bearer auth, the one error shape and the
+//! OpenAPI document. Handlers are thin adapters over [`crate::agent::Agent`].
+
+mod apps;
+mod info;
+mod snapshot;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use fleetdeck_proto::ErrorBody;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::agent::Agent;
+
+/// What every handler gets: the agent, and the digest of the token to check requests against.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub agent: Arc<Agent>,
+    token_digest: [u8; 32],
+}
+
+impl AppState {
+    pub fn new(agent: Arc<Agent>) -> Self {
+        let token_digest = Sha256::digest(agent.config().token.expose().as_bytes()).into();
+        Self {
+            agent,
+            token_digest,
+        }
+    }
+}
+
+/// Every error the API answers with, mapped to a status code in exactly one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("no app named {0:?} is configured on this agent; GET /v1/apps lists them")]
+    AppNotFound(String),
+    #[error("cannot read host metrics: {0}")]
+    Host(#[from] crate::host::HostError),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::AppNotFound(_) => (StatusCode::NOT_FOUND, "app_not_found"),
+            Self::Host(_) => (StatusCode::INTERNAL_SERVER_ERROR, "host_metrics_failed"),
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut response = (status, Json(ErrorBody::new(code, self.to_string()))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Fleetdeck agent", description = "Wire contract v1 of fleetdeck-agent."),
+    paths(
+        healthz,
+        openapi_json,
+        info::info,
+        snapshot::snapshot,
+        apps::list,
+        apps::one,
+    ),
+    components(schemas(fleetdeck_proto::ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let authed = Router::new()
+        .route("/v1/openapi.json", get(openapi_json))
+        .route("/v1/info", get(info::info))
+        .route("/v1/snapshot", get(snapshot::snapshot))
+        .route("/v1/apps", get(apps::list))
+        .route("/v1/apps/{app}", get(apps::one))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(authed)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Checks `Authorization: Bearer <token>` in constant time (digests of equal length are compared,
+/// so neither the token's content nor its length leaks through timing).
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| Sha256::digest(t.trim().as_bytes()));
+    match presented {
+        Some(digest) if bool::from(digest.as_slice().ct_eq(&state.token_digest)) => {
+            next.run(request).await
+        }
+        _ => ApiError::Unauthorized.into_response(),
+    }
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorBody::new(
+            "not_found",
+            "no such route; GET /v1/openapi.json lists them",
+        )),
+    )
+        .into_response()
+}
+
+/// Liveness: `ok`, without auth.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "the agent runs", body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    responses((status = 200, description = "the OpenAPI document"), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,482 @@
+//! The agent's one typed configuration: defaults, then `agent.toml`, then `DOCKER_HOST` for the
+//! Docker socket when the file names none. Loaded once at start and passed down.
+
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::listen::ListenSpec;
+
+const DEFAULT_DOCKER_SOCKET: &str = "unix:///var/run/docker.sock";
+
+/// Why the agent cannot start with this configuration; each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}; pass an existing file with --config")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("token file {path} (token_file in {config}): {message}")]
+    Token {
+        path: PathBuf,
+        config: PathBuf,
+        message: String,
+    },
+}
+
+/// Which systemd manager (and so which D-Bus bus and journal) the agent reports on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SystemdScope {
+    #[default]
+    System,
+    User,
+}
+
+/// The shared secret a client must present as `Authorization: Bearer ...`. `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(***)")
+    }
+}
+
+/// An app's name: 1–64 of `[A-Za-z0-9._-]`, starting with a letter or digit, so it is safe in a
+/// URL path segment and can never name a path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppName(String);
+
+impl AppName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok_first = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let ok_rest = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if s.len() <= 64 && ok_first && ok_rest {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "invalid app name {s:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AppName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What runs an app: a systemd unit or a Docker container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppSource {
+    SystemdUnit(String),
+    DockerContainer(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppConfig {
+    pub name: AppName,
+    pub source: AppSource,
+    pub env_file: Option<PathBuf>,
+    pub allow_actions: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<ListenSpec>,
+    pub token: Token,
+    pub token_file: PathBuf,
+    pub systemd: SystemdScope,
+    pub docker_socket: String,
+    pub sample_interval: Duration,
+    pub apps: Vec<AppConfig>,
+}
+
+impl Config {
+    pub fn app(&self, name: &str) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.name.as_str() == name)
+    }
+
+    /// Loads and checks `path`, reading the token from the file it names.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let docker_host = std::env::var("DOCKER_HOST").ok().filter(|v| !v.is_empty());
+        let mut config = Self::parse(&text, docker_host.as_deref()).map_err(|e| e.at(path))?;
+        // A relative token_file is relative to the config file, as an operator reading it expects.
+        if config.token_file.is_relative() {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            config.token_file = dir.join(&config.token_file);
+        }
+        config.token = read_token(&config.token_file).map_err(|message| ConfigError::Token {
+            path: config.token_file.clone(),
+            config: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses and validates the TOML text; the token is left empty (see [`Config::load`]).
+    pub fn parse(text: &str, docker_host_env: Option<&str>) -> Result<Self, ParseError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ParseError::Toml(e.to_string()))?;
+        raw.validate(docker_host_env).map_err(ParseError::Invalid)
+    }
+}
+
+/// A config text that did not parse or validate; [`ParseError::at`] names the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    Toml(String),
+    Invalid(String),
+}
+
+impl ParseError {
+    fn at(self, path: &Path) -> ConfigError {
+        match self {
+            Self::Toml(message) => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            Self::Invalid(message) => ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            },
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Toml(m) | Self::Invalid(m) => m,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Vec<String>>,
+    token_file: Option<PathBuf>,
+    #[serde(default)]
+    systemd: SystemdScope,
+    docker_socket: Option<String>,
+    #[serde(default, with = "humantime_serde::option")]
+    sample_interval: Option<Duration>,
+    #[serde(default)]
+    apps: Vec<RawApp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    name: String,
+    systemd_unit: Option<String>,
+    docker_container: Option<String>,
+    env_file: Option<PathBuf>,
+    #[serde(default)]
+    allow_actions: bool,
+}
+
+const UNIT_SUFFIXES: &[&str] = &[
+    ".service", ".socket", ".timer", ".target", ".mount", ".path", ".scope", ".slice",
+];
+
+impl RawConfig {
+    fn validate(self, docker_host_env: Option<&str>) -> Result<Config, String> {
+        let listen_raw = self
+            .listen
+            .unwrap_or_else(|| vec!["127.0.0.1:7070".to_owned()]);
+        if listen_raw.is_empty() {
+            return Err(
+                "`listen` is empty: give at least one address, e.g. listen = [\"127.0.0.1:7070\"]"
+                    .into(),
+            );
+        }
+        let listen = listen_raw
+            .iter()
+            .map(|s| ListenSpec::parse(s).map_err(|e| format!("`listen`: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let token_file = self.token_file.ok_or(
+            "`token_file` is missing: add token_file = \"/etc/fleetdeck/agent.token\" (a file of mode 0600 holding the token)",
+        )?;
+        let sample_interval = self.sample_interval.unwrap_or(Duration::from_secs(10));
+        if sample_interval < Duration::from_secs(1) {
+            return Err(format!(
+                "`sample_interval` = {:?} is too short: use at least \"1s\"",
+                sample_interval
+            ));
+        }
+        let docker_socket = self
+            .docker_socket
+            .or_else(|| docker_host_env.map(str::to_owned))
+            .unwrap_or_else(|| DEFAULT_DOCKER_SOCKET.to_owned());
+        if !(docker_socket.starts_with("unix://")
+            || docker_socket.starts_with("tcp://")
+            || docker_socket.starts_with("http://"))
+        {
+            return Err(format!(
+                "`docker_socket` = {docker_socket:?}: use unix:///path/to/docker.sock, tcp://host:port or http://host:port"
+            ));
+        }
+
+        let mut apps: Vec<AppConfig> = Vec::with_capacity(self.apps.len());
+        for (i, app) in self.apps.into_iter().enumerate() {
+            let at = format!("[[apps]] #{} (name = {:?})", i + 1, app.name);
+            let name = AppName::parse(&app.name).map_err(|e| format!("{at}: {e}"))?;
+            if apps.iter().any(|a| a.name == name) {
+                return Err(format!(
+                    "{at}: duplicate app name {:?}: each app needs its own name",
+                    app.name
+                ));
+            }
+            let source = match (app.systemd_unit, app.docker_container) {
+                (Some(unit), None) => {
+                    if !UNIT_SUFFIXES.iter().any(|s| unit.ends_with(s)) || unit.contains('/') {
+                        return Err(format!(
+                            "{at}: systemd_unit = {unit:?} is not a unit name: use the full name, e.g. \"{unit}.service\""
+                        ));
+                    }
+                    AppSource::SystemdUnit(unit)
+                }
+                (None, Some(container)) => {
+                    let valid = !container.is_empty()
+                        && container.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                    if !valid {
+                        return Err(format!(
+                            "{at}: docker_container = {container:?} is not a container name or id (letters, digits, '.', '_', '-')"
+                        ));
+                    }
+                    AppSource::DockerContainer(container)
+                }
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "{at}: has both systemd_unit and docker_container: keep the one that runs this app"
+                    ))
+                }
+                (None, None) => {
+                    return Err(format!(
+                        "{at}: needs systemd_unit = \"NAME.service\" or docker_container = \"NAME\""
+                    ))
+                }
+            };
+            if let Some(env) = &app.env_file {
+                if !env.is_absolute() {
+                    return Err(format!("{at}: env_file = {env:?} must be an absolute path"));
+                }
+            }
+            apps.push(AppConfig {
+                name,
+                source,
+                env_file: app.env_file,
+                allow_actions: app.allow_actions,
+            });
+        }
+
+        Ok(Config {
+            listen,
+            token: Token::new(String::new()),
+            token_file,
+            systemd: self.systemd,
+            docker_socket,
+            sample_interval,
+            apps,
+        })
+    }
+}
+
+/// Reads the token, refusing a file that group or others could read.
+fn read_token(path: &Path) -> Result<Token, String> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "does not exist; create it with a random token, e.g. \
+             `head -c 32 /dev/urandom | base64 > FILE && chmod 600 FILE`"
+            .to_owned(),
+        _ => format!("cannot be read ({e}); check its path and permissions"),
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "is readable by group or others (mode {mode:04o}); run chmod 600 {}",
+            path.display()
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot be read ({e}); it must hold the token as text"))?;
+    let token = text.trim();
+    if token.len() < 16 {
+        return Err("holds fewer than 16 characters: write a long random token into it".to_owned());
+    }
+    Ok(Token::new(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, None).map_err(|e| e.message().to_owned())
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).expect_err("config should be refused")
+    }
+
+    const BASE: &str = "token_file = \"/tmp/t\"\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(BASE).expect("valid");
+        assert_eq!(
+            c.listen,
+            vec![ListenSpec::parse("127.0.0.1:7070").expect("valid")]
+        );
+        assert_eq!(c.systemd, SystemdScope::System);
+        assert_eq!(c.docker_socket, DEFAULT_DOCKER_SOCKET);
+        assert_eq!(c.sample_interval, Duration::from_secs(10));
+        assert!(c.apps.is_empty());
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let c = parse(
+            r#"
+listen = ["127.0.0.1:7070", "tailscale"]
+token_file = "/etc/fleetdeck/agent.token"
+systemd = "user"
+docker_socket = "unix:///run/podman.sock"
+sample_interval = "5s"
+[[apps]]
+name = "myspendo"
+systemd_unit = "myspendo.service"
+env_file = "/srv/myspendo/.env"
+allow_actions = true
+[[apps]]
+name = "weather"
+docker_container = "weather"
+"#,
+        )
+        .expect("valid");
+        assert_eq!(c.systemd, SystemdScope::User);
+        assert_eq!(c.sample_interval, Duration::from_secs(5));
+        assert_eq!(c.apps.len(), 2);
+        assert_eq!(
+            c.apps[0].source,
+            AppSource::SystemdUnit("myspendo.service".into())
+        );
+        assert!(c.apps[0].allow_actions);
+        assert_eq!(
+            c.apps[1].source,
+            AppSource::DockerContainer("weather".into())
+        );
+        assert!(!c.apps[1].allow_actions);
+    }
+
+    #[test]
+    fn docker_host_env_is_the_default_socket() {
+        let c = Config::parse(BASE, Some("unix:///tmp/p.sock")).expect("valid");
+        assert_eq!(c.docker_socket, "unix:///tmp/p.sock");
+        let c = Config::parse(
+            &format!("{BASE}docker_socket = \"unix:///x\""),
+            Some("unix:///tmp/p.sock"),
+        )
+        .expect("valid");
+        assert_eq!(c.docker_socket, "unix:///x");
+    }
+
+    #[test]
+    fn refusals_name_what_is_wrong() {
+        let cases: &[(&str, &[&str])] = &[
+            ("token_file = \"/t\"\nlisten_on = []", &["unknown field `listen_on`", "line 2"]),
+            ("", &["`token_file` is missing"]),
+            ("token_file = \"/t\"\nsystemd = \"session\"", &["unknown variant `session`"]),
+            ("token_file = \"/t\"\nsample_interval = \"soon\"", &["sample_interval"]),
+            ("token_file = \"/t\"\nsample_interval = \"10ms\"", &["too short"]),
+            ("token_file = \"/t\"\nlisten = []", &["`listen` is empty"]),
+            ("token_file = \"/t\"\nlisten = [\"nowhere\"]", &["`listen`", "nowhere"]),
+            ("token_file = \"/t\"\ndocker_socket = \"/var/run/docker.sock\"", &["unix:///"]),
+            (
+                "token_file = \"/t\"\n[[apps]]\nname = \"a\"\nsystemd_unit = \"a.service\"\ncolour = \"red\"",
+                &["unknown field `colour`", "line 5"],
+            ),
+            ("token_file = \"/t\"\n[[apps]]\nname = \"a\"", &["#1", "needs systemd_unit"]),
+            (
+                "token_file = \"/t\"\n[[apps]]\nname = \"a\"\nsystemd_unit = \"a.service\"\ndocker_container = \"a\"",
+                &["both systemd_unit and docker_container"],
+            ),
+            (
+                "token_file = \"/t\"\n[[apps]]\nname = \"a\"\nsystemd_unit = \"a.service\"\n[[apps]]\nname = \"a\"\ndocker_container = \"b\"",
+                &["#2", "duplicate app name \"a\""],
+            ),
+            ("token_file = \"/t\"\n[[apps]]\nname = \"../etc\"\nsystemd_unit = \"a.service\"", &["invalid app name \"../etc\""]),
+            ("token_file = \"/t\"\n[[apps]]\nname = \"\"\nsystemd_unit = \"a.service\"", &["invalid app name \"\""]),
+            ("token_file = \"/t\"\n[[apps]]\nname = \"a b\"\nsystemd_unit = \"a.service\"", &["invalid app name"]),
+            ("token_file = \"/t\"\n[[apps]]\nname = \"a\"\nsystemd_unit = \"myspendo\"", &["\"myspendo.service\""]),
+            ("token_file = \"/t\"\n[[apps]]\nname = \"a\"\ndocker_container = \"a/b\"", &["not a container name"]),
+            (
+                "token_file = \"/t\"\n[[apps]]\nname = \"a\"\nsystemd_unit = \"a.service\"\nenv_file = \"rel/.env\"",
+                &["must be an absolute path"],
+            ),
+        ];
+        for (text, wants) in cases {
+            let e = err(text);
+            for want in *wants {
+                assert!(
+                    e.contains(want),
+                    "config {text:?}\n  error {e:?}\n  lacks {want:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn app_names() {
+        for ok in ["a", "my-app", "web_1", "api.v2", "A9"] {
+            assert!(AppName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "-x",
+            "a/b",
+            "a b",
+            "ä",
+            &"x".repeat(65),
+        ] {
+            assert!(AppName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_debug_hides_the_secret() {
+        let t = Token::new("s3cret-value-123456");
+        assert!(!format!("{t:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,164 @@
+//! Docker containers over the Docker API (bollard; podman's compatible API works too): state,
+//! health, restarts and exit from inspect, CPU and memory from one-shot stats.
+
+mod status;
+
+use bollard::query_parameters::StatsOptions;
+use bollard::Docker;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use tokio::sync::Mutex;
+
+pub use status::{app_state, parse_docker_time, ContainerFacts};
+
+/// Seconds bollard waits for one request.
+const REQUEST_TIMEOUT_SECS: u64 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("cannot connect to the Docker API at {socket}: {source}")]
+    Connect {
+        socket: String,
+        source: bollard::errors::Error,
+    },
+    #[error("Docker API call failed: {0}")]
+    Call(bollard::errors::Error),
+}
+
+/// CPU counters of the previous stats call, to turn the next one into a percentage.
+#[derive(Debug, Clone, Copy)]
+struct CpuCounters {
+    container_ns: u64,
+    system_ns: u64,
+}
+
+/// The Docker API at one socket, connected on first use and reconnected after a failure.
+#[derive(Debug)]
+pub struct DockerSource {
+    socket: String,
+    client: Mutex<Option<Docker>>,
+    cpu: Mutex<HashMap<String, CpuCounters>>,
+}
+
+impl DockerSource {
+    pub fn new(socket: String) -> Self {
+        Self {
+            socket,
+            client: Mutex::new(None),
+            cpu: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn client(&self) -> Result<Docker, DockerError> {
+        let mut guard = self.client.lock().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        let connected = if self.socket.starts_with("unix://") {
+            Docker::connect_with_unix(
+                &self.socket,
+                REQUEST_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            )
+        } else {
+            Docker::connect_with_http(
+                &self.socket,
+                REQUEST_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            )
+        };
+        let client = connected.map_err(|source| DockerError::Connect {
+            socket: self.socket.clone(),
+            source,
+        })?;
+        *guard = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn reset(&self) {
+        self.client.lock().await.take();
+    }
+
+    /// The facts of one container; `Ok(None)` if no container has that name.
+    pub async fn container(&self, name: &str) -> Result<Option<ContainerFacts>, DockerError> {
+        let result = self.container_inner(name).await;
+        if result.is_err() {
+            self.reset().await;
+        }
+        result
+    }
+
+    async fn container_inner(&self, name: &str) -> Result<Option<ContainerFacts>, DockerError> {
+        let docker = self.client().await?;
+        let inspect = match docker.inspect_container(name, None).await {
+            Ok(i) => i,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
+                self.cpu.lock().await.remove(name);
+                return Ok(None);
+            }
+            Err(e) => return Err(DockerError::Call(e)),
+        };
+        let mut facts = ContainerFacts::from_inspect(&inspect);
+        if facts.state == "running" {
+            self.add_stats(&docker, name, &mut facts).await;
+        } else {
+            self.cpu.lock().await.remove(name);
+        }
+        Ok(Some(facts))
+    }
+
+    /// Adds CPU % and memory from a one-shot stats call. A failure here leaves them empty: the
+    /// container's state is still known.
+    async fn add_stats(&self, docker: &Docker, name: &str, facts: &mut ContainerFacts) {
+        let options = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let stats = match docker.stats(name, Some(options)).next().await {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                tracing::debug!(container = name, error = %e, "container stats unavailable");
+                return;
+            }
+            None => return,
+        };
+        if let Some(mem) = &stats.memory_stats {
+            // As `docker stats` shows it: usage less the page cache the kernel can drop.
+            let cache = mem
+                .stats
+                .as_ref()
+                .and_then(|s| {
+                    s.get("inactive_file")
+                        .or_else(|| s.get("total_inactive_file"))
+                        .or_else(|| s.get("cache"))
+                })
+                .copied()
+                .unwrap_or(0);
+            facts.memory_bytes = mem.usage.map(|u| u.saturating_sub(cache));
+            facts.memory_limit_bytes = mem.limit.filter(|&l| l != 0 && l != u64::MAX);
+        }
+        let Some(cpu) = &stats.cpu_stats else { return };
+        let (Some(container_ns), Some(system_ns)) = (
+            cpu.cpu_usage.as_ref().and_then(|u| u.total_usage),
+            cpu.system_cpu_usage,
+        ) else {
+            return;
+        };
+        let online = cpu.online_cpus.filter(|&n| n > 0).unwrap_or(1);
+        let now = CpuCounters {
+            container_ns,
+            system_ns,
+        };
+        let prev = self.cpu.lock().await.insert(name.to_owned(), now);
+        if let Some(prev) = prev {
+            let dc = now.container_ns.checked_sub(prev.container_ns);
+            let ds = now.system_ns.checked_sub(prev.system_ns).filter(|&d| d > 0);
+            if let (Some(dc), Some(ds)) = (dc, ds) {
+                let pct = dc as f64 / ds as f64 * f64::from(online) * 100.0;
+                facts.cpu_percent = Some((pct * 10.0).round() / 10.0);
+            }
+        }
+    }
+}

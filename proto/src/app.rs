@@ -1,0 +1,139 @@
+use serde::{Deserialize, Serialize};
+
+/// What an app is, whichever source runs it: one status for systemd units and Docker containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum AppState {
+    Running,
+    Starting,
+    Stopping,
+    Stopped,
+    Failed,
+    /// Restarting by itself after failures (systemd `auto-restart`, Docker `restarting`).
+    CrashLooping,
+    /// The source could not be asked (D-Bus or Docker down), or it said something unexpected.
+    Unknown,
+    /// The unit or container does not exist on this host.
+    NotFound,
+}
+
+impl AppState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Starting => "starting",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+            Self::CrashLooping => "crash-looping",
+            Self::Unknown => "unknown",
+            Self::NotFound => "not-found",
+        }
+    }
+}
+
+impl std::fmt::Display for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum AppKind {
+    Systemd,
+    Docker,
+}
+
+/// How the main process last ended: an exit code or a signal, never both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+/// One app's status, with the raw details of its source kept beside the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AppStatus {
+    pub name: String,
+    pub kind: AppKind,
+    /// The unit (`myspendo.service`) or container (`weather`) name from the agent's config.
+    pub target: String,
+    pub state: AppState,
+    /// When the app entered its current state, if the source knows.
+    pub since_unix_ms: Option<u64>,
+    /// How the main process last ended, if it did.
+    pub last_exit: Option<Exit>,
+    /// Restarts counted by the source (systemd `NRestarts`, Docker `RestartCount`).
+    pub restarts: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    /// Why the state is `unknown`, e.g. the source's error.
+    pub error: Option<String>,
+    pub systemd: Option<SystemdDetail>,
+    pub docker: Option<DockerDetail>,
+}
+
+/// The unit's properties as systemd reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SystemdDetail {
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    /// The service's `Result` (`success`, `exit-code`, `signal`, `core-dump`, ...).
+    pub result: Option<String>,
+    pub n_restarts: Option<u32>,
+    /// `ExecMainCode`: 1 exited, 2 killed, 3 dumped (`CLD_*`).
+    pub exec_main_code: Option<i32>,
+    pub exec_main_status: Option<i32>,
+    pub main_pid: Option<u32>,
+    pub memory_current_bytes: Option<u64>,
+    pub state_change_unix_ms: Option<u64>,
+    pub invocation_id: Option<String>,
+}
+
+/// The container's state as the Docker API reports it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DockerDetail {
+    pub id: Option<String>,
+    pub image: Option<String>,
+    /// `created`, `running`, `paused`, `restarting`, `removing`, `exited` or `dead`.
+    pub state: String,
+    /// `starting`, `healthy` or `unhealthy` when the container has a health check.
+    pub health: Option<String>,
+    pub restart_count: Option<u64>,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    pub started_unix_ms: Option<u64>,
+    pub finished_unix_ms: Option<u64>,
+    /// CPU use since the previous snapshot, in percent of one core.
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub memory_limit_bytes: Option<u64>,
+}
+
+/// Whether each status source answered this time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Sources {
+    pub systemd: SourceHealth,
+    pub docker: SourceHealth,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum SourceHealth {
+    /// No configured app uses this source, so it was not asked.
+    Unused,
+    Up,
+    Down {
+        error: String,
+    },
+}

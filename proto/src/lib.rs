@@ -1,0 +1,21 @@
+//! Fleetdeck's wire types, shared by the agent, the collector and the desktop.
+//!
+//! Only data and serde live here, so the crate builds for wasm32 (the Yew UI). The daemons turn on
+//! the `openapi` feature to derive their OpenAPI schemas from these very types.
+
+#![forbid(unsafe_code)]
+
+mod app;
+mod error;
+mod host;
+mod info;
+
+pub use app::{
+    AppKind, AppState, AppStatus, DockerDetail, Exit, SourceHealth, Sources, SystemdDetail,
+};
+pub use error::{ErrorBody, ErrorDetail};
+pub use host::{Cpu, Filesystem, HostMetrics, Load, Memory, NetInterface, Swap};
+pub use info::{Info, Snapshot};
+
+/// The version of the agent's wire contract served under `/v1`.
+pub const WIRE_VERSION: u32 = 1;
