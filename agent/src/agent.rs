@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 
 use crate::config::{AppConfig, AppSource, Config};
 use crate::docker::DockerSource;
-use crate::host::{HostError, HostReader};
+use crate::host::{process_rss_bytes, HostError, HostReader};
 use crate::systemd::{app_state, Systemd};
 
 #[derive(Debug)]
@@ -129,7 +129,9 @@ impl Agent {
                         since_unix_ms: p.state_change_usec.map(|us| us / 1000),
                         last_exit: p.last_exit(),
                         restarts: p.n_restarts.map(u64::from),
-                        memory_bytes: p.memory_current,
+                        memory_bytes: p
+                            .memory_current
+                            .or_else(|| p.main_pid.and_then(process_rss_bytes)),
                         systemd: Some(p.detail()),
                         ..blank(app, AppKind::Systemd, unit)
                     },

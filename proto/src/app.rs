@@ -71,6 +71,8 @@ pub struct AppStatus {
     pub last_exit: Option<Exit>,
     /// Restarts counted by the source (systemd `NRestarts`, Docker `RestartCount`).
     pub restarts: Option<u64>,
+    /// The cgroup's memory (systemd `MemoryCurrent`, Docker usage less page cache); for a unit
+    /// without memory accounting, the main process's resident memory.
     pub memory_bytes: Option<u64>,
     /// Why the state is `unknown`, e.g. the source's error.
     pub error: Option<String>,

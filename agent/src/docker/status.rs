@@ -63,10 +63,11 @@ impl ContainerFacts {
         )
     }
 
-    /// The last exit, once the container has exited at least once. Docker reports a death by
-    /// signal N as exit code 128 + N, which is what it is shown as here too.
+    /// How the container's process ended, while it is not running (a running container's exit
+    /// code is stale or zeroed by the engine). Docker reports a death by signal N as exit code
+    /// 128 + N, which is what it is shown as here too.
     pub fn last_exit(&self) -> Option<Exit> {
-        if self.finished_unix_ms.is_none() {
+        if self.finished_unix_ms.is_none() || matches!(self.state.as_str(), "running" | "paused") {
             return None;
         }
         let code = i32::try_from(self.exit_code?).ok()?;

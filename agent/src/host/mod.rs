@@ -11,7 +11,7 @@ use fleetdeck_proto::{Cpu, Filesystem, HostMetrics, Load, Memory, NetInterface, 
 use procfs::prelude::*;
 use procfs::{CpuTime, KernelStats, LoadAverage, Meminfo, Uptime};
 
-pub use parse::{busy_fraction, nodev_filesystems, real_mounts, RealMount};
+pub use parse::{busy_fraction, real_mounts, storage_filesystems, RealMount};
 
 /// A rate baseline is replaced only once it is this old, so that two clients polling a moment
 /// apart still see rates over a meaningful window.
@@ -45,7 +45,7 @@ pub struct HostReader {
     hostname: String,
     boot_id: String,
     baseline: Mutex<Option<Counters>>,
-    nodev: Vec<String>,
+    storage_types: Vec<String>,
 }
 
 impl HostReader {
@@ -58,12 +58,12 @@ impl HostReader {
         let boot_id = read_text("/proc/sys/kernel/random/boot_id")?
             .trim()
             .to_owned();
-        let nodev = nodev_filesystems(&read_text("/proc/filesystems")?);
+        let storage_types = storage_filesystems(&read_text("/proc/filesystems")?);
         let reader = Self {
             hostname,
             boot_id,
             baseline: Mutex::new(None),
-            nodev,
+            storage_types,
         };
         let first = reader.read_counters()?;
         *reader.lock_baseline() = Some(first);
@@ -147,9 +147,9 @@ impl HostReader {
                 used_bytes: meminfo.swap_total.saturating_sub(meminfo.swap_free),
             },
             load: Load {
-                one: load.one.into(),
-                five: load.five.into(),
-                fifteen: load.fifteen.into(),
+                one: round2(load.one),
+                five: round2(load.five),
+                fifteen: round2(load.fifteen),
             },
             filesystems,
             network,
@@ -158,11 +158,13 @@ impl HostReader {
 
     async fn filesystems(&self) -> Result<Vec<Filesystem>, HostError> {
         let mountinfo = read_text("/proc/self/mountinfo")?;
-        let mounts = real_mounts(&mountinfo, &self.nodev);
+        let mounts = real_mounts(&mountinfo, &self.storage_types);
         let stat = tokio::task::spawn_blocking(move || {
             mounts
                 .into_iter()
                 .filter_map(|m| statvfs(m).ok())
+                // A filesystem of zero blocks is a placeholder, not storage.
+                .filter(|f| f.total_bytes > 0)
                 .collect::<Vec<_>>()
         });
         match tokio::time::timeout(STATVFS_TIMEOUT, stat).await {
@@ -177,6 +179,14 @@ impl HostReader {
             }
         }
     }
+}
+
+/// Resident memory of one process (from `/proc/PID/statm`), for units whose cgroup has no
+/// memory accounting (systemd reports `MemoryCurrent` as unknown then).
+pub fn process_rss_bytes(pid: u32) -> Option<u64> {
+    let statm = std::fs::read(format!("/proc/{pid}/statm")).ok()?;
+    let statm = procfs::process::StatM::from_read(statm.as_slice()).ok()?;
+    Some(statm.resident * procfs::page_size())
 }
 
 fn statvfs(m: RealMount) -> rustix::io::Result<Filesystem> {
@@ -236,6 +246,11 @@ fn rates(
         .collect();
     network.sort_by(|a, b| a.name.cmp(&b.name));
     (cpu, network, window)
+}
+
+/// The kernel prints load with two decimals; keep them, not f32's noise.
+fn round2(x: f32) -> f64 {
+    (f64::from(x) * 100.0).round() / 100.0
 }
 
 fn percent(fraction: f64) -> f64 {

@@ -17,13 +17,17 @@ const NODEV_BUT_REAL: &[&str] = &[
 /// Block filesystems that are read-only images (snaps, live media): noise on a server's disk list.
 const IMAGE_FILESYSTEMS: &[&str] = &["squashfs", "erofs", "iso9660"];
 
-/// The `nodev` filesystem types of `/proc/filesystems` (proc, sysfs, tmpfs, overlay, cgroup, ...).
-pub fn nodev_filesystems(proc_filesystems: &str) -> Vec<String> {
+/// The filesystem types that hold real storage: those `/proc/filesystems` lists without `nodev`
+/// (ext4, xfs, btrfs, ...), less read-only images, plus the `nodev` ones that are real storage
+/// (zfs, nfs, ...). Types the kernel does not list there at all (nsfs) are not real either.
+pub fn storage_filesystems(proc_filesystems: &str) -> Vec<String> {
     proc_filesystems
         .lines()
-        .filter_map(|l| l.strip_prefix("nodev"))
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !NODEV_BUT_REAL.contains(&t.as_str()))
+        .filter_map(|l| match l.strip_prefix("nodev") {
+            Some(t) => Some(t.trim()).filter(|t| NODEV_BUT_REAL.contains(t)),
+            None => Some(l.trim()).filter(|t| !t.is_empty() && !IMAGE_FILESYSTEMS.contains(t)),
+        })
+        .map(str::to_owned)
         .collect()
 }
 
@@ -34,9 +38,9 @@ pub struct RealMount {
     pub fs_type: String,
 }
 
-/// The real filesystems of `/proc/self/mountinfo`: no pseudo filesystems, no read-only images,
-/// and each device once (bind mounts of it are left out; the shortest mount point stays).
-pub fn real_mounts(mountinfo: &str, nodev: &[String]) -> Vec<RealMount> {
+/// The mounts of `/proc/self/mountinfo` whose type is in `storage` (see [`storage_filesystems`]),
+/// each device once (bind mounts of it are left out; the shortest mount point stays).
+pub fn real_mounts(mountinfo: &str, storage: &[String]) -> Vec<RealMount> {
     let mut out: Vec<(String, RealMount)> = Vec::new();
     for line in mountinfo.lines() {
         // id parent major:minor root mount-point options [optional...] - fstype source super-options
@@ -50,8 +54,7 @@ pub fn real_mounts(mountinfo: &str, nodev: &[String]) -> Vec<RealMount> {
         else {
             continue;
         };
-        let base_type = fs_type.split('.').next().unwrap_or(fs_type);
-        if nodev.iter().any(|n| n == base_type) || IMAGE_FILESYSTEMS.contains(&base_type) {
+        if !storage.iter().any(|t| t == fs_type) {
             continue;
         }
         let mount = RealMount {
@@ -120,9 +123,11 @@ mod tests {
         nodev\toverlay\n\txfs\n\tsquashfs\nnodev\tzfs\nnodev\tnfs4\n\tbtrfs\n";
 
     #[test]
-    fn nodev_list_keeps_network_and_zfs_as_real() {
-        let nodev = nodev_filesystems(FILESYSTEMS);
-        assert_eq!(nodev, ["sysfs", "tmpfs", "proc", "cgroup2", "overlay"]);
+    fn storage_types_are_block_and_network_filesystems() {
+        assert_eq!(
+            storage_filesystems(FILESYSTEMS),
+            ["ext4", "xfs", "zfs", "nfs4", "btrfs"]
+        );
     }
 
     #[test]
@@ -141,15 +146,14 @@ mod tests {
 34 25 0:41 / /mnt/nfs rw - nfs4 srv:/export rw
 35 25 0:42 / /tank rw - zfs tank rw
 36 25 0:43 / /home/u/.cache/x rw - fuse.sshfs u@h:/ rw
+37 25 0:4 net:[4026532] /run/netns/x rw - nsfs nsfs rw
 bad line without separator
 ";
-        let mut nodev = nodev_filesystems(FILESYSTEMS);
-        nodev.push("devtmpfs".into());
-        nodev.push("fuse".into());
-        let got: Vec<(String, String, String)> = real_mounts(mountinfo, &nodev)
-            .into_iter()
-            .map(|m| (m.mount_point, m.device, m.fs_type))
-            .collect();
+        let got: Vec<(String, String, String)> =
+            real_mounts(mountinfo, &storage_filesystems(FILESYSTEMS))
+                .into_iter()
+                .map(|m| (m.mount_point, m.device, m.fs_type))
+                .collect();
         let want = [
             ("/", "/dev/vda", "ext4"),
             ("/srv/my data", "/dev/vdb1", "xfs"),
