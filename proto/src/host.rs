@@ -1,7 +1,8 @@
 use serde::{Deserialize, Serialize};
 
-/// Host metrics from /proc. Rates (CPU %, bytes/s) are averages since the agent's previous reading,
-/// over `window_secs`; they are absent until a second reading exists.
+/// Host metrics from /proc. Rates (CPU %, bytes/s) are averages over `window_secs`, since the
+/// agent's baseline reading (which moves forward at most once a second, so clients polling a
+/// moment apart still get a meaningful window); right after the agent starts they may be absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostMetrics {

@@ -210,20 +210,24 @@ fn rates(
         .map(|b| now.at.duration_since(b.at))
         .filter(|w| !w.is_zero());
     let base = baseline.filter(|_| window.is_some());
+    let total_percent = base
+        .and_then(|b| busy_fraction(&b.cpu_total, &now.cpu_total))
+        .map(percent);
+    let per_core_percent = match base {
+        // Per-core figures only when the total has one (at least one tick passed) and no core
+        // came or went since the baseline.
+        Some(b) if total_percent.is_some() && b.cpu_cores.len() == now.cpu_cores.len() => b
+            .cpu_cores
+            .iter()
+            .zip(&now.cpu_cores)
+            .map(|(a, n)| busy_fraction(a, n).map_or(0.0, percent))
+            .collect(),
+        _ => Vec::new(),
+    };
     let cpu = Cpu {
         cores: now.cpu_cores.len() as u32,
-        total_percent: base
-            .and_then(|b| busy_fraction(&b.cpu_total, &now.cpu_total))
-            .map(percent),
-        per_core_percent: match base {
-            Some(b) if b.cpu_cores.len() == now.cpu_cores.len() => b
-                .cpu_cores
-                .iter()
-                .zip(&now.cpu_cores)
-                .map(|(a, n)| busy_fraction(a, n).map_or(0.0, percent))
-                .collect(),
-            _ => Vec::new(),
-        },
+        total_percent,
+        per_core_percent,
     };
     let mut network: Vec<NetInterface> = now
         .net

@@ -112,6 +112,7 @@ pub struct RunningAgent {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     stderr: mpsc::Receiver<String>,
+    logged: Vec<String>,
 }
 
 pub fn agent_bin() -> &'static str {
@@ -168,6 +169,7 @@ impl RunningAgent {
             addr,
             client: reqwest::Client::new(),
             stderr: rx,
+            logged: seen,
         }
     }
 
@@ -197,8 +199,9 @@ impl RunningAgent {
     }
 
     /// Everything the agent has logged so far.
-    pub fn logs(&self) -> Vec<String> {
-        self.stderr.try_iter().collect()
+    pub fn logs(&mut self) -> &[String] {
+        self.logged.extend(self.stderr.try_iter());
+        &self.logged
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,0 +1,204 @@
+//! What the real binary refuses to start with, and where it agrees to listen.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn config_errors_exit_non_zero_naming_the_problem() {
+    let work = Workdir::new();
+    let cases: &[(&str, &[&str])] = &[
+        ("colour = \"red\"\n", &["unknown field `colour`", "line 4", "agent.toml"]),
+        ("[[apps]]\nname = \"a\"\nsystemd_unit = \"a.service\"\n[[apps]]\nname = \"a\"\ndocker_container = \"a\"\n",
+            &["duplicate app name \"a\"", "#2"]),
+        ("[[apps]]\nname = \"a\"\nsystemd_unit = \"a.service\"\ndocker_container = \"a\"\n",
+            &["both systemd_unit and docker_container"]),
+        ("[[apps]]\nname = \"a\"\n", &["needs systemd_unit", "or docker_container"]),
+        ("[[apps]]\nname = \"a/../b\"\nsystemd_unit = \"a.service\"\n", &["invalid app name \"a/../b\""]),
+        ("[[apps]]\nname = \"a\"\nsystemd_unit = \"a.service\"\nport = 80\n", &["unknown field `port`", "line 7"]),
+    ];
+    for (body, wants) in cases {
+        let stderr = refused(&work.config(body), &[]);
+        for want in *wants {
+            assert!(
+                stderr.contains(want),
+                "config:\n{body}\nstderr: {stderr}\nlacks: {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn missing_config_and_token_files_are_named() {
+    let work = Workdir::new();
+    let stderr = refused(&work.path("absent.toml"), &[]);
+    assert!(
+        stderr.contains("absent.toml") && stderr.contains("--config"),
+        "{stderr}"
+    );
+
+    let config = work.config_raw("token_file = \"missing.token\"\n");
+    let stderr = refused(&config, &[]);
+    assert!(
+        stderr.contains("missing.token") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("chmod 600"),
+        "says how to make one: {stderr}"
+    );
+}
+
+#[test]
+fn token_readable_by_others_is_refused() {
+    let work = Workdir::new();
+    let config = work.config("");
+    for mode in [0o644, 0o640, 0o604] {
+        std::fs::set_permissions(
+            work.path("agent.token"),
+            std::fs::Permissions::from_mode(mode),
+        )
+        .expect("chmod");
+        let stderr = refused(&config, &[]);
+        let want = format!("run chmod 600 {}", work.path("agent.token").display());
+        assert!(stderr.contains(&want), "mode {mode:o}: {stderr}");
+        assert!(!stderr.contains(TOKEN), "the token never reaches a log");
+    }
+}
+
+#[test]
+fn public_bind_is_refused_without_the_flag() {
+    let work = Workdir::new();
+    let config = work.config_raw("listen = [\"0.0.0.0:0\"]\ntoken_file = \"agent.token\"\n");
+    let stderr = refused(&config, &[]);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0")
+            && stderr.contains("--allow-public-bind"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn public_bind_with_the_flag_warns_loudly() {
+    let work = Workdir::new();
+    let config = work.config_raw("listen = [\"0.0.0.0:0\"]\ntoken_file = \"agent.token\"\n");
+    let mut agent = RunningAgent::start_with(
+        Command::new(agent_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("--allow-public-bind"),
+    );
+    assert!(agent.addr.ip().is_unspecified());
+    let port = agent.addr.port();
+    let resp = agent
+        .client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(resp.status(), 200);
+    let logs = agent.logs().join("\n");
+    assert!(
+        logs.contains("WARN") && logs.contains("PUBLIC ADDRESS"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn tailscale_listen_without_tailscale_fails_clearly() {
+    let work = Workdir::new();
+    let config = work.config_raw("listen = [\"tailscale\"]\ntoken_file = \"agent.token\"\n");
+    let out = Command::new(agent_bin())
+        .arg("--config")
+        .arg(&config)
+        .env("PATH", work.path("empty-bin"))
+        .output()
+        .expect("run agent");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot run `tailscale ip`")
+            && stderr.contains("install and log in to Tailscale"),
+        "{stderr}"
+    );
+}
+
+/// A network namespace of this test's own, removed when dropped.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Self {
+        let name = format!("fdts{}", std::process::id());
+        run("ip", &["netns", "add", &name]);
+        run("ip", &["-n", &name, "link", "set", "lo", "up"]);
+        Self(name)
+    }
+    fn path(&self) -> String {
+        format!("--net=/run/netns/{}", self.0)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+#[tokio::test]
+async fn tailscale_listen_binds_the_tailnet_addresses() {
+    // A host whose `tailscale ip` says 100.100.7.7: a namespace with that address, and a
+    // `tailscale` on PATH that prints it (the real CLI cannot run without the tailnet).
+    let ns = Netns::new();
+    run(
+        "ip",
+        &["-n", &ns.0, "addr", "add", "100.100.7.7/32", "dev", "lo"],
+    );
+    let work = Workdir::new();
+    let bin = work.path("bin");
+    std::fs::create_dir(&bin).expect("bin dir");
+    std::fs::write(
+        bin.join("tailscale"),
+        "#!/bin/sh\n[ \"$1\" = ip ] && printf '100.100.7.7\\n'\n",
+    )
+    .expect("fake cli");
+    std::fs::set_permissions(
+        bin.join("tailscale"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    let config = work.config_raw("listen = [\"tailscale:0\"]\ntoken_file = \"agent.token\"\n");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let agent = RunningAgent::start_with(
+        Command::new("nsenter")
+            .arg(ns.path())
+            .arg(agent_bin())
+            .arg("--config")
+            .arg(&config)
+            .env("PATH", path),
+    );
+    assert_eq!(agent.addr.ip().to_string(), "100.100.7.7");
+    let url = format!("http://{}/healthz", agent.addr);
+    let body = wait_for(
+        "healthz inside the namespace",
+        Duration::from_secs(5),
+        || async {
+            let out = Command::new("nsenter")
+                .args([ns.path().as_str(), "busybox", "wget", "-q", "-O", "-", &url])
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        },
+    )
+    .await;
+    assert_eq!(body, "ok");
+}
