@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs Fleetdeck on this machine: a demo fleet of one host (a systemd user manager with two apps,
+# one of which crash-loops, and a podman container, via the test bed) watched by fleetdeck-agent on
+# 127.0.0.1:7070. Prints the token and curl commands to try. Ctrl-C stops the agent; the demo apps
+# stay (scripts/run.sh --clean removes them). Run as root on Debian 12.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+state=${FLEETDECK_DEMO_DIR:-/tmp/fleetdeck-demo}
+port=${FLEETDECK_DEMO_PORT:-7070}
+
+scripts/setup.sh
+testbed/testbed.sh up
+eval "$(testbed/testbed.sh env)"
+
+clean() {
+    systemctl --user stop fleetdeck-demo-web.service fleetdeck-demo-worker.service 2>/dev/null || true
+    systemctl --user reset-failed fleetdeck-demo-web.service fleetdeck-demo-worker.service 2>/dev/null || true
+    podman rm -f -t 0 fleetdeck-demo-cache >/dev/null 2>&1 || true
+}
+if [[ ${1:-} == --clean ]]; then clean; echo "demo apps removed"; exit 0; fi
+
+clean
+systemd-run --user --quiet --unit=fleetdeck-demo-web.service \
+    busybox sh -c 'i=0; while true; do i=$((i+1)); echo "GET /api/items 200 ${i}ms"; sleep 2; done'
+systemd-run --user --quiet --unit=fleetdeck-demo-worker.service \
+    -p Restart=always -p RestartSec=5s -p StartLimitIntervalSec=0 \
+    busybox sh -c 'echo "worker starting"; sleep 20; echo "worker: lost database connection" >&2; exit 3'
+podman run -d --quiet --name fleetdeck-demo-cache "$TESTBED_IMAGE" \
+    sh -c 'while true; do echo cache tick; sleep 5; done' >/dev/null
+
+cargo build --release -p fleetdeck-agent
+mkdir -p "$state"
+if [[ ! -s $state/agent.token ]]; then
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$state/agent.token")
+fi
+cat >"$state/agent.toml" <<TOML
+listen = ["127.0.0.1:$port"]
+token_file = "agent.token"
+systemd = "user"
+sample_interval = "10s"
+
+[[apps]]
+name = "web"
+systemd_unit = "fleetdeck-demo-web.service"
+
+[[apps]]
+name = "worker"
+systemd_unit = "fleetdeck-demo-worker.service"
+
+[[apps]]
+name = "cache"
+docker_container = "fleetdeck-demo-cache"
+TOML
+
+token=$(<"$state/agent.token")
+cat <<MSG
+
+Fleetdeck agent demo: $state/agent.toml
+  token:  $token
+  try:    curl -s -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/apps | jq
+          curl -s -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/snapshot | jq .host
+          curl -s -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/openapi.json | jq '.paths | keys'
+  crash:  eval "\$(testbed/testbed.sh env)"; systemctl --user kill -s KILL fleetdeck-demo-web.service
+Ctrl-C stops the agent.
+
+MSG
+exec "${CARGO_TARGET_DIR:-$root/target}/release/fleetdeck-agent" --config "$state/agent.toml"

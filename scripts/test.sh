@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every Fleetdeck check: formatting, clippy, unit and integration tests on the real test bed
+# (systemd user manager, journald, podman's Docker API, network namespaces), the wasm build of the
+# wire types, and the static musl build of the agent with its size and linkage checked.
+# Installs what it needs (scripts/setup.sh, testbed/testbed.sh up). Run as root on Debian 12.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "setup"
+scripts/setup.sh
+
+step "test bed"
+started_bed=0
+if ! testbed/testbed.sh status | grep -q 'systemd-user: running'; then
+    started_bed=1
+fi
+testbed/testbed.sh up
+if ((started_bed)) && [[ ${KEEP_TESTBED:-0} != 1 ]]; then
+    trap 'testbed/testbed.sh net down >/dev/null 2>&1 || true; testbed/testbed.sh down' EXIT
+fi
+eval "$(testbed/testbed.sh env)"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "wire types build for wasm32"
+cargo build --locked -p fleetdeck-proto --target wasm32-unknown-unknown
+
+step "static agent binary (musl)"
+cargo build --locked --release --target x86_64-unknown-linux-musl -p fleetdeck-agent
+bin=${CARGO_TARGET_DIR:-$root/target}/x86_64-unknown-linux-musl/release/fleetdeck-agent
+size=$(stat -c %s "$bin")
+echo "size: $size bytes"
+((size <= 10 * 1024 * 1024)) || { echo "agent binary is $size bytes, over the 10 MiB target"; exit 1; }
+if ldd "$bin" 2>&1 | grep -qv -e 'not a dynamic executable' -e 'statically linked'; then
+    ldd "$bin"; echo "agent binary is not static"; exit 1
+fi
+ldd "$bin" 2>&1 || true
+
+step "tests"
+cargo test --locked
