@@ -14,9 +14,8 @@ scripts/setup.sh
 
 step "test bed"
 started_bed=0
-if ! testbed/testbed.sh status | grep -q 'systemd-user: running'; then
-    started_bed=1
-fi
+bed_status=$(testbed/testbed.sh status)
+[[ $bed_status == *"systemd-user: running"* ]] || started_bed=1
 testbed/testbed.sh up
 if ((started_bed)) && [[ ${KEEP_TESTBED:-0} != 1 ]]; then
     trap 'testbed/testbed.sh net down >/dev/null 2>&1 || true; testbed/testbed.sh down' EXIT

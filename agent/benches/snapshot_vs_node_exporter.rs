@@ -27,7 +27,11 @@ fn cpu_ns(pid: u32) -> u64 {
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir") {
         let path = task.expect("task").path().join("schedstat");
         if let Ok(s) = std::fs::read_to_string(path) {
-            total += s.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+            total += s
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
     total
@@ -35,18 +39,34 @@ fn cpu_ns(pid: u32) -> u64 {
 
 fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let line = status.lines().find(|l| l.starts_with(field)).expect("field");
-    line.split_whitespace().nth(1).expect("value").parse().expect("number")
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .expect("field");
+    line.split_whitespace()
+        .nth(1)
+        .expect("value")
+        .parse()
+        .expect("number")
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 async fn wait_ready(client: &reqwest::Client, url: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if client.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -95,7 +115,11 @@ impl Drop for Killed {
 }
 
 fn sh(cmd: &str, args: &[&str]) {
-    let ok = Command::new(cmd).args(args).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     assert!(ok, "{cmd} {args:?} failed");
 }
 
@@ -113,16 +137,34 @@ async fn main() {
     // One unit and one container, as on a small VM.
     let unit = format!("fdbench-{}.service", std::process::id());
     let container = format!("fdbench-{}", std::process::id());
-    sh("systemd-run", &["--user", &format!("--unit={unit}"), "busybox", "sh", "-c", "while true; do sleep 1; done"]);
-    sh("podman", &["run", "-d", "--name", &container, &image, "sleep", "100000"]);
+    sh(
+        "systemd-run",
+        &[
+            "--user",
+            &format!("--unit={unit}"),
+            "busybox",
+            "sh",
+            "-c",
+            "while true; do sleep 1; done",
+        ],
+    );
+    sh(
+        "podman",
+        &["run", "-d", "--name", &container, &image, "sleep", "100000"],
+    );
     let cleanup = || {
-        let _ = Command::new("systemctl").args(["--user", "stop", &unit]).output();
-        let _ = Command::new("podman").args(["rm", "-f", "-t", "0", &container]).output();
+        let _ = Command::new("systemctl")
+            .args(["--user", "stop", &unit])
+            .output();
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "0", &container])
+            .output();
     };
 
     let token = dir.path().join("agent.token");
     std::fs::write(&token, TOKEN).expect("token");
-    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
     let port = free_port();
     let config = dir.path().join("agent.toml");
     std::fs::write(
@@ -170,23 +212,38 @@ async fn main() {
     println!("{REQUESTS} sequential requests each after {WARMUP} warm-up requests, keep-alive, one client\n");
     println!("| what | fleetdeck-agent /v1/snapshot | node_exporter /metrics | ratio | target | verdict |");
     println!("| --- | --- | --- | --- | --- | --- |");
-    println!("| RSS at start (MiB) | {:.2} | {:.2} | | | |", mib(rss_idle), mib(ne_idle));
+    println!(
+        "| RSS at start (MiB) | {:.2} | {:.2} | | | |",
+        mib(rss_idle),
+        mib(ne_idle)
+    );
     println!(
         "| RSS after {REQUESTS} requests (MiB) | {:.2} | {:.2} | {rss_ratio:.2} | ≤ 8 MiB and ≤ 0.4× | {} |",
         mib(a.rss_kib),
         mib(n.rss_kib),
         if mib(a.rss_kib) <= 8.0 && rss_ratio <= 0.4 { "met" } else { "MISSED" }
     );
-    println!("| peak RSS (MiB) | {:.2} | {:.2} | | | |", mib(a.hwm_kib), mib(n.hwm_kib));
+    println!(
+        "| peak RSS (MiB) | {:.2} | {:.2} | | | |",
+        mib(a.hwm_kib),
+        mib(n.hwm_kib)
+    );
     println!(
         "| CPU per request (ms) | {:.3} | {:.3} | {cpu_ratio:.2} | ≤ 2 ms and ≤ 0.3× | {} |",
         a.cpu_ms_per_request,
         n.cpu_ms_per_request,
-        if a.cpu_ms_per_request <= 2.0 && cpu_ratio <= 0.3 { "met" } else { "MISSED" }
+        if a.cpu_ms_per_request <= 2.0 && cpu_ratio <= 0.3 {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     println!(
         "| wall time per request (ms) | {:.2} | {:.2} | | | |",
         a.wall_ms_per_request, n.wall_ms_per_request
     );
-    println!("| response size (bytes) | {} | {} | | | |", a.bytes_per_response, n.bytes_per_response);
+    println!(
+        "| response size (bytes) | {} | {} | | | |",
+        a.bytes_per_response, n.bytes_per_response
+    );
 }

@@ -15,10 +15,10 @@ const DEFAULT_DOCKER_SOCKET: &str = "unix:///var/run/docker.sock";
 /// Why the agent cannot start with this configuration; each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}; pass an existing file with --config")]
+    #[error("cannot read config file {path}: {error}; pass an existing file with --config")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -125,9 +125,9 @@ impl Config {
 
     /// Loads and checks `path`, reading the token from the file it names.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let docker_host = std::env::var("DOCKER_HOST").ok().filter(|v| !v.is_empty());
         let mut config = Self::parse(&text, docker_host.as_deref()).map_err(|e| e.at(path))?;

@@ -22,10 +22,10 @@ const STATVFS_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         path: &'static str,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot parse {path}: {message}")]
     Parse { path: &'static str, message: String },
@@ -262,11 +262,11 @@ fn percent(fraction: f64) -> f64 {
 }
 
 fn read_bytes(path: &'static str) -> Result<Vec<u8>, HostError> {
-    std::fs::read(path).map_err(|source| HostError::Read { path, source })
+    std::fs::read(path).map_err(|error| HostError::Read { path, error })
 }
 
 fn read_text(path: &'static str) -> Result<String, HostError> {
-    std::fs::read_to_string(path).map_err(|source| HostError::Read { path, source })
+    std::fs::read_to_string(path).map_err(|error| HostError::Read { path, error })
 }
 
 fn parse_err(path: &'static str, e: procfs::ProcError) -> HostError {
