@@ -15,8 +15,10 @@ for t in x86_64-unknown-linux-musl wasm32-unknown-unknown; do
     grep -qx "$t" <<<"$targets" || { log "adding Rust target $t"; rustup target add "$t"; }
 done
 
-# Debian packages: the test bed's own list is installed by testbed.sh up; these are the extras.
-want=(curl jq file)
+# Debian packages: the test bed's own list is installed by testbed.sh up; these are the extras,
+# with the GTK/WebKit libraries the desktop app (Tauri 2) builds against.
+want=(curl jq file pkg-config libssl-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev
+      librsvg2-dev libsoup-3.0-dev libgtk-3-dev libxdo-dev)
 [[ ${1:-} == --bench ]] && want+=(prometheus-node-exporter)
 missing=()
 for p in "${want[@]}"; do
@@ -26,8 +28,8 @@ if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     [[ $(id -u) == 0 ]] || { log "run as root to install packages"; exit 1; }
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || {
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
         apt-get update -q >/dev/null
-        apt-get install -y -q "${missing[@]}" >/dev/null
+        apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
     }
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Fleetdeck check: formatting, clippy, unit and integration tests on the real test bed
 # (systemd user manager, journald, podman's Docker API, network namespaces), the wasm build of the
-# wire types, and the static musl build of the agent with its size and linkage checked.
+# wire types, clippy on the desktop skeleton, and the static musl build of the agent with its size
+# and linkage checked.
 # Installs what it needs (scripts/setup.sh, testbed/testbed.sh up). Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,15 @@ cargo clippy --all-targets --locked -- -D warnings
 
 step "wire types build for wasm32"
 cargo build --locked -p fleetdeck-proto --target wasm32-unknown-unknown
+
+step "desktop skeleton: clippy (Tauri app natively, Yew views for wasm32)"
+cargo clippy --locked -p fleetdeck -p fleetdeck-desktop --all-targets -- -D warnings
+cargo clippy --locked -p fleetdeck-ui --target wasm32-unknown-unknown -- -D warnings
+
+step "the daemons' dependency trees hold no Tauri or WebKit"
+if cargo tree --locked -e normal -p fleetdeck-agent -p fleetdeck-collector | grep -Ei 'tauri|webkit|wry|gtk'; then
+    echo "Tauri/WebKit crept into a daemon's dependencies"; exit 1
+fi
 
 step "static agent binary (musl)"
 cargo build --locked --release --target x86_64-unknown-linux-musl -p fleetdeck-agent
