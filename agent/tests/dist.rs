@@ -181,6 +181,10 @@ async fn agent_runs_under_the_hardened_unit() {
         "systemctl",
         &["--user", "link", unit_path.to_str().expect("utf-8 path")],
     );
+    let _cleanup = LinkedUnit {
+        name: unit_name.clone(),
+        dir: work.clone(),
+    };
     run("systemctl", &["--user", "start", &unit_name]);
 
     let client = reqwest::Client::new();
@@ -195,13 +199,6 @@ async fn agent_runs_under_the_hardened_unit() {
     )
     .await;
     let active = run("systemctl", &["--user", "is-active", &unit_name]);
-    let _ = Command::new("systemctl")
-        .args(["--user", "stop", &unit_name])
-        .output();
-    let _ = Command::new("systemctl")
-        .args(["--user", "disable", &unit_name])
-        .output();
-    let _ = std::fs::remove_dir_all(&work);
     assert_eq!(active.trim(), "active");
     assert_eq!(
         status.state,
