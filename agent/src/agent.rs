@@ -1,15 +1,22 @@
 //! The agent's domain: one [`Agent`] answers "what runs here and how is it" from systemd, Docker
 //! and /proc, for the HTTP handlers to serialize.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use fleetdeck_proto::{AppKind, AppState, AppStatus, Info, Snapshot, SourceHealth, Sources};
+use fleetdeck_proto::{
+    ActionOutcome, AppAction, AppKind, AppSample, AppState, AppStatus, EventSource, FsSample,
+    HostMetrics, Info, LogPage, NetSample, Sample, SamplesPage, Snapshot, SourceHealth, Sources,
+};
 use futures_util::future::join_all;
 
 use crate::config::{AppConfig, AppSource, Config};
-use crate::docker::DockerSource;
+use crate::docker::logs::parse_cursor as docker_cursor;
+use crate::docker::{DockerError, DockerSource};
+use crate::events::EventLog;
 use crate::host::{process_rss_bytes, HostError, HostReader};
+use crate::journal::{valid_cursor, Journal, JournalError, LogQuery};
+use crate::ring::Ring;
 use crate::systemd::{app_state, Systemd};
 
 #[derive(Debug)]
@@ -17,11 +24,43 @@ pub struct Agent {
     config: Config,
     instance_id: String,
     started_unix_ms: u64,
-    seq: AtomicU64,
     host: HostReader,
     systemd: Systemd,
+    journal: Journal,
     docker: DockerSource,
+    ring: Mutex<Ring>,
+    events: EventLog,
 }
+
+/// Why an action was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("no app named {0:?} is configured on this agent; GET /v1/apps lists them")]
+    NotFound(String),
+    #[error("actions are not enabled for app {0:?}: set allow_actions = true in its [[apps]] entry of the agent's config")]
+    NotAllowed(String),
+    #[error("{0} does not exist on this host")]
+    TargetMissing(String),
+    #[error("{0}")]
+    Source(String),
+}
+
+/// Why logs cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("no app named {0:?} is configured on this agent; GET /v1/apps lists them")]
+    NotFound(String),
+    #[error("{0:?} is not a cursor of this app's logs; use a `cursor` from an entry of this app")]
+    BadCursor(String),
+    #[error("{0}")]
+    BadQuery(String),
+    #[error("{0}")]
+    Source(String),
+}
+
+/// A stream of log entries, whatever their source.
+pub type LogFollow =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = fleetdeck_proto::LogEntry> + Send>>;
 
 /// An app's status and, if its source failed, the source's error.
 struct Probe {
@@ -34,12 +73,17 @@ impl Agent {
         let host = HostReader::new()?;
         let systemd = Systemd::new(config.systemd);
         let docker = DockerSource::new(config.docker_socket.clone());
+        let instance_id = new_instance_id();
+        let capacity =
+            (config.sample_retention.as_secs() / config.sample_interval.as_secs().max(1)).max(1);
         Ok(Self {
-            instance_id: new_instance_id(),
+            events: EventLog::new(instance_id.clone()),
+            ring: Mutex::new(Ring::new(capacity as usize)),
+            instance_id,
             started_unix_ms: unix_ms_now(),
-            seq: AtomicU64::new(0),
             host,
             systemd,
+            journal: Journal::new(config.systemd),
             docker,
             config,
         })
@@ -50,6 +94,7 @@ impl Agent {
     }
 
     pub fn info(&self) -> Info {
+        let (memory, capacity) = self.ring_usage();
         let mut capabilities = vec!["host".to_owned()];
         if self.uses(AppKind::Systemd) {
             capabilities.push("systemd".to_owned());
@@ -65,6 +110,9 @@ impl Agent {
             boot_id: self.host.boot_id().to_owned(),
             started_unix_ms: self.started_unix_ms,
             capabilities,
+            sample_interval_ms: self.config.sample_interval.as_millis() as u64,
+            samples_capacity: capacity as u64,
+            samples_memory_bytes: memory as u64,
         }
     }
 
@@ -72,11 +120,22 @@ impl Agent {
         self.config.apps.iter().any(|a| kind_of(a) == kind)
     }
 
-    /// One poll of the host and every app.
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    fn lock_ring(&self) -> std::sync::MutexGuard<'_, Ring> {
+        // Every update of the ring is a single push: a panic elsewhere cannot leave it half-done.
+        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One poll of the host and every app, read now. `seq` is that of the latest sample in the
+    /// ring, so a collector knows where its backfill stands.
     pub async fn snapshot(&self) -> Result<Snapshot, HostError> {
-        let (host, (apps, sources)) = tokio::join!(self.host.read(), self.apps_with_sources());
+        let (host, (apps, sources)) =
+            tokio::join!(self.host.read(), self.apps_with_sources(EventSource::Poll));
         Ok(Snapshot {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            seq: self.lock_ring().latest_seq().unwrap_or(0),
             instance_id: self.instance_id.clone(),
             taken_unix_ms: unix_ms_now(),
             host: host?,
@@ -85,18 +144,153 @@ impl Agent {
         })
     }
 
+    /// Reads the host and every app and stores them as the next sample; returns its seq.
+    pub async fn record_sample(&self) -> Result<u64, HostError> {
+        let (host, (apps, _)) =
+            tokio::join!(self.host.read(), self.apps_with_sources(EventSource::Poll));
+        let sample = sample_of(&host?, &apps, unix_ms_now());
+        Ok(self.lock_ring().push(&sample))
+    }
+
+    pub fn samples_after(&self, after: u64, limit: usize) -> SamplesPage {
+        self.lock_ring()
+            .samples_after(after, limit, &self.instance_id)
+    }
+
+    /// Bytes the sample ring holds now, and how many samples it keeps at most.
+    pub fn ring_usage(&self) -> (usize, usize) {
+        let ring = self.lock_ring();
+        (ring.memory_bytes(), ring.capacity())
+    }
+
     pub async fn apps(&self) -> Vec<AppStatus> {
-        self.apps_with_sources().await.0
+        self.apps_with_sources(EventSource::Poll).await.0
     }
 
     /// The status of one app, or `None` if no app of that name is configured.
     pub async fn app(&self, name: &str) -> Option<AppStatus> {
-        let app = self.config.app(name)?;
-        Some(self.probe(app).await.status)
+        self.refresh(name, EventSource::Poll).await
     }
 
-    async fn apps_with_sources(&self) -> (Vec<AppStatus>, Sources) {
+    /// Reads one app now and records what it shows (a watcher calls this when its source signals
+    /// a change; `source` says which).
+    pub async fn refresh(&self, name: &str, source: EventSource) -> Option<AppStatus> {
+        let app = self.config.app(name)?;
+        let status = self.probe(app).await.status;
+        self.events.observe(&status, source, unix_ms_now());
+        Some(status)
+    }
+
+    /// A page of app `name`'s logs, newest first.
+    pub async fn log_page(&self, name: &str, query: &LogQuery) -> Result<LogPage, LogError> {
+        let app = self
+            .config
+            .app(name)
+            .ok_or_else(|| LogError::NotFound(name.to_owned()))?;
+        let entries = match &app.source {
+            AppSource::SystemdUnit(unit) => {
+                if let Some(c) = query.before.as_deref().filter(|c| !valid_cursor(c)) {
+                    return Err(LogError::BadCursor(c.to_owned()));
+                }
+                self.journal.page(unit, query).await.map_err(|e| match e {
+                    JournalError::Query(m) => LogError::BadQuery(m),
+                    e => LogError::Source(e.to_string()),
+                })?
+            }
+            AppSource::DockerContainer(c) => {
+                if let Some(b) = query
+                    .before
+                    .as_deref()
+                    .filter(|b| docker_cursor(b).is_none())
+                {
+                    return Err(LogError::BadCursor(b.to_owned()));
+                }
+                self.docker.log_page(c, query).await.map_err(|e| match e {
+                    DockerError::Query(m) => LogError::BadQuery(m),
+                    e => LogError::Source(e.to_string()),
+                })?
+            }
+        };
+        Ok(LogPage { entries })
+    }
+
+    /// Follows app `name`'s logs after `after` (a cursor of one of its entries) or from now.
+    pub async fn log_follow(
+        &self,
+        name: &str,
+        after: Option<String>,
+    ) -> Result<LogFollow, LogError> {
+        let app = self
+            .config
+            .app(name)
+            .ok_or_else(|| LogError::NotFound(name.to_owned()))?;
+        match &app.source {
+            AppSource::SystemdUnit(unit) => {
+                if let Some(c) = after.as_deref().filter(|c| !valid_cursor(c)) {
+                    return Err(LogError::BadCursor(c.to_owned()));
+                }
+                let s = self
+                    .journal
+                    .follow(unit, after)
+                    .await
+                    .map_err(|e| LogError::Source(e.to_string()))?;
+                Ok(Box::pin(s))
+            }
+            AppSource::DockerContainer(c) => {
+                let after = match after {
+                    Some(a) => Some(docker_cursor(&a).ok_or(LogError::BadCursor(a))?),
+                    None => None,
+                };
+                let s = self
+                    .docker
+                    .log_follow(c, after)
+                    .await
+                    .map_err(|e| LogError::Source(e.to_string()))?;
+                Ok(Box::pin(s))
+            }
+        }
+    }
+
+    /// Carries out `action` on app `name` if its config allows it; waits for it to finish.
+    pub async fn act(&self, name: &str, action: AppAction) -> Result<ActionOutcome, ActionError> {
+        let app = self
+            .config
+            .app(name)
+            .ok_or_else(|| ActionError::NotFound(name.to_owned()))?;
+        if !app.allow_actions {
+            return Err(ActionError::NotAllowed(name.to_owned()));
+        }
+        let result = match &app.source {
+            AppSource::SystemdUnit(unit) => self
+                .systemd
+                .act(unit, action)
+                .await
+                .map_err(|e| ActionError::Source(e.to_string()))?,
+            AppSource::DockerContainer(c) => match self.docker.act(c, action).await {
+                Ok(true) => "done".to_owned(),
+                Ok(false) => return Err(ActionError::TargetMissing(format!("container {c:?}"))),
+                Err(e) => return Err(ActionError::Source(e.to_string())),
+            },
+        };
+        tracing::info!(app = name, action = action.as_str(), result = %result, "action carried out");
+        let status = self
+            .refresh(name, EventSource::Poll)
+            .await
+            .ok_or_else(|| ActionError::NotFound(name.to_owned()))?;
+        Ok(ActionOutcome {
+            app: name.to_owned(),
+            action,
+            result,
+            status,
+        })
+    }
+
+    async fn apps_with_sources(&self, source: EventSource) -> (Vec<AppStatus>, Sources) {
         let probes = join_all(self.config.apps.iter().map(|a| self.probe(a))).await;
+        let now = unix_ms_now();
+        for p in &probes {
+            self.events.observe(&p.status, source, now);
+        }
         let health = |kind: AppKind| {
             if !self.uses(kind) {
                 return SourceHealth::Unused;
@@ -162,6 +356,53 @@ impl Agent {
                 Err(e) => unknown(app, AppKind::Docker, name, e.to_string()),
             },
         }
+    }
+}
+
+/// The compact form of a reading kept in the ring.
+fn sample_of(host: &HostMetrics, apps: &[AppStatus], taken_unix_ms: u64) -> Sample {
+    Sample {
+        seq: 0,
+        taken_unix_ms,
+        cpu_percent: host.cpu.total_percent.map(|p| p as f32),
+        memory_used_bytes: host.memory.used_bytes,
+        memory_total_bytes: host.memory.total_bytes,
+        swap_used_bytes: host.swap.used_bytes,
+        load1: host.load.one as f32,
+        load5: host.load.five as f32,
+        load15: host.load.fifteen as f32,
+        filesystems: host
+            .filesystems
+            .iter()
+            .map(|f| FsSample {
+                mount_point: f.mount_point.clone(),
+                used_bytes: f.used_bytes,
+                total_bytes: f.total_bytes,
+            })
+            .collect(),
+        network: host
+            .network
+            .iter()
+            .map(|n| NetSample {
+                name: n.name.clone(),
+                rx_bytes_per_sec: n.rx_bytes_per_sec.map(|r| r.round() as u64),
+                tx_bytes_per_sec: n.tx_bytes_per_sec.map(|r| r.round() as u64),
+            })
+            .collect(),
+        apps: apps
+            .iter()
+            .map(|a| AppSample {
+                name: a.name.clone(),
+                state: a.state,
+                restarts: a.restarts,
+                memory_bytes: a.memory_bytes,
+                cpu_percent: a
+                    .docker
+                    .as_ref()
+                    .and_then(|d| d.cpu_percent)
+                    .map(|p| p as f32),
+            })
+            .collect(),
     }
 }
 

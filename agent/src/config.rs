@@ -115,6 +115,8 @@ pub struct Config {
     pub systemd: SystemdScope,
     pub docker_socket: String,
     pub sample_interval: Duration,
+    /// How much history the sample ring keeps (capacity = retention / interval).
+    pub sample_retention: Duration,
     pub apps: Vec<AppConfig>,
 }
 
@@ -189,6 +191,8 @@ struct RawConfig {
     docker_socket: Option<String>,
     #[serde(default, with = "humantime_serde::option")]
     sample_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    sample_retention: Option<Duration>,
     #[serde(default)]
     apps: Vec<RawApp>,
 }
@@ -231,6 +235,16 @@ impl RawConfig {
             return Err(format!(
                 "`sample_interval` = {:?} is too short: use at least \"1s\"",
                 sample_interval
+            ));
+        }
+        let sample_retention = self
+            .sample_retention
+            .unwrap_or(Duration::from_secs(24 * 3600));
+        if sample_retention < sample_interval
+            || sample_retention > Duration::from_secs(31 * 24 * 3600)
+        {
+            return Err(format!(
+                "`sample_retention` = {sample_retention:?} must be between sample_interval and 31 days (default \"24h\")"
             ));
         }
         let docker_socket = self
@@ -306,6 +320,7 @@ impl RawConfig {
             systemd: self.systemd,
             docker_socket,
             sample_interval,
+            sample_retention,
             apps,
         })
     }
@@ -417,6 +432,7 @@ docker_container = "weather"
             ("token_file = \"/t\"\nsystemd = \"session\"", &["unknown variant `session`"]),
             ("token_file = \"/t\"\nsample_interval = \"soon\"", &["sample_interval"]),
             ("token_file = \"/t\"\nsample_interval = \"10ms\"", &["too short"]),
+            ("token_file = \"/t\"\nsample_retention = \"5s\"", &["`sample_retention`", "between"]),
             ("token_file = \"/t\"\nlisten = []", &["`listen` is empty"]),
             ("token_file = \"/t\"\nlisten = [\"nowhere\"]", &["`listen`", "nowhere"]),
             ("token_file = \"/t\"\ndocker_socket = \"/var/run/docker.sock\"", &["unix:///"]),

@@ -1,7 +1,8 @@
 //! fleetdeck-agent: reports one VM's apps and host to the collector over HTTP.
 //!
 //! [`config`] and [`listen`] decide what to watch and where to answer; [`systemd`], [`docker`] and
-//! [`host`] read the sources; [`agent`] turns them into wire types; [`api`] serves them; [`serve`] runs it.
+//! [`host`] read the sources; [`agent`] turns them into wire types, [`events`] into transitions and
+//! [`ring`] into history; [`watch`] runs the sampler and watchers; [`api`] serves it all; [`serve`] runs it.
 
 #![forbid(unsafe_code)]
 
@@ -9,10 +10,14 @@ pub mod agent;
 pub mod api;
 pub mod config;
 pub mod docker;
+pub mod events;
 pub mod host;
+pub mod journal;
 pub mod listen;
+pub mod ring;
 pub mod run;
 pub mod systemd;
+pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;

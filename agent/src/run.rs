@@ -40,7 +40,9 @@ pub async fn run(config_path: &Path, allow_public_bind: bool) -> anyhow::Result<
     let apps = config.apps.len();
     let agent = Agent::new(config).context("cannot read host facts from /proc")?;
     tracing::info!(apps, instance_id = %agent.info().instance_id, "fleetdeck-agent started");
-    serve(Arc::new(agent), listeners, shutdown_signal()).await?;
+    let agent = Arc::new(agent);
+    let _background = crate::watch::spawn(agent.clone());
+    serve(agent, listeners, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -139,3 +139,35 @@ pub enum SourceHealth {
         error: String,
     },
 }
+
+/// What `POST /v1/apps/{app}/actions/{action}` can do to an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum AppAction {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl AppAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::Restart => "restart",
+        }
+    }
+}
+
+/// The answer to an action: how the source's job ended, and the app's status after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActionOutcome {
+    pub app: String,
+    pub action: AppAction,
+    /// systemd's job result (`done`, `failed`, `timeout`, `canceled`, `dependency`, `skipped`), or
+    /// `done` when the Docker API accepted the call.
+    pub result: String,
+    pub status: AppStatus,
+}

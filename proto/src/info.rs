@@ -15,6 +15,11 @@ pub struct Info {
     pub started_unix_ms: u64,
     /// What this agent can do, e.g. `systemd`, `docker`, `host`.
     pub capabilities: Vec<String>,
+    /// How often a sample is recorded, and how many are kept: the backfill horizon.
+    pub sample_interval_ms: u64,
+    pub samples_capacity: u64,
+    /// Heap the sample ring holds now.
+    pub samples_memory_bytes: u64,
 }
 
 /// `GET /v1/snapshot`: one poll of the host and every configured app.

@@ -7,15 +7,22 @@
 
 mod app;
 mod error;
+mod event;
 mod host;
 mod info;
+mod log;
+mod sample;
 
 pub use app::{
-    AppKind, AppState, AppStatus, DockerDetail, Exit, SourceHealth, Sources, SystemdDetail,
+    ActionOutcome, AppAction, AppKind, AppState, AppStatus, DockerDetail, Exit, SourceHealth,
+    Sources, SystemdDetail,
 };
 pub use error::{ErrorBody, ErrorDetail};
+pub use event::{AppEvent, EventSource};
 pub use host::{Cpu, Filesystem, HostMetrics, Load, Memory, NetInterface, Swap};
 pub use info::{Info, Snapshot};
+pub use log::{LogEntry, LogPage, LogStream};
+pub use sample::{AppSample, FsSample, NetSample, Sample, SamplesPage};
 
 /// The version of the agent's wire contract served under `/v1`.
 pub const WIRE_VERSION: u32 = 1;

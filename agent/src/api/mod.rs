@@ -1,8 +1,12 @@
 //! The agent's HTTP API (wire contract v1): routing, bearer auth, the one error shape and the
 //! OpenAPI document. Handlers are thin adapters over [`crate::agent::Agent`].
 
+mod actions;
 mod apps;
+mod events;
 mod info;
+mod logs;
+mod samples;
 mod snapshot;
 
 use std::sync::Arc;
@@ -11,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use fleetdeck_proto::ErrorBody;
 use sha2::{Digest, Sha256};
@@ -45,6 +49,14 @@ pub enum ApiError {
     Unauthorized,
     #[error("no app named {0:?} is configured on this agent; GET /v1/apps lists them")]
     AppNotFound(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("no action {0:?}: use start, stop or restart")]
+    UnknownAction(String),
+    #[error(transparent)]
+    Action(#[from] crate::agent::ActionError),
+    #[error(transparent)]
+    Logs(#[from] crate::agent::LogError),
     #[error("cannot read host metrics: {0}")]
     Host(#[from] crate::host::HostError),
 }
@@ -54,6 +66,32 @@ impl IntoResponse for ApiError {
         let (status, code) = match &self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::AppNotFound(_) => (StatusCode::NOT_FOUND, "app_not_found"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::UnknownAction(_) => (StatusCode::NOT_FOUND, "unknown_action"),
+            Self::Action(crate::agent::ActionError::NotFound(_)) => {
+                (StatusCode::NOT_FOUND, "app_not_found")
+            }
+            Self::Action(crate::agent::ActionError::NotAllowed(_)) => {
+                (StatusCode::FORBIDDEN, "actions_not_allowed")
+            }
+            Self::Action(crate::agent::ActionError::TargetMissing(_)) => {
+                (StatusCode::NOT_FOUND, "target_not_found")
+            }
+            Self::Action(crate::agent::ActionError::Source(_)) => {
+                (StatusCode::BAD_GATEWAY, "source_failed")
+            }
+            Self::Logs(crate::agent::LogError::NotFound(_)) => {
+                (StatusCode::NOT_FOUND, "app_not_found")
+            }
+            Self::Logs(crate::agent::LogError::BadCursor(_)) => {
+                (StatusCode::BAD_REQUEST, "bad_cursor")
+            }
+            Self::Logs(crate::agent::LogError::BadQuery(_)) => {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            }
+            Self::Logs(crate::agent::LogError::Source(_)) => {
+                (StatusCode::BAD_GATEWAY, "source_failed")
+            }
             Self::Host(_) => (StatusCode::INTERNAL_SERVER_ERROR, "host_metrics_failed"),
         };
         if status.is_server_error() {
@@ -80,6 +118,11 @@ impl IntoResponse for ApiError {
         snapshot::snapshot,
         apps::list,
         apps::one,
+        samples::samples,
+        events::events,
+        actions::act,
+        logs::page,
+        logs::stream,
     ),
     components(schemas(fleetdeck_proto::ErrorBody)),
     modifiers(&BearerAuth)
@@ -106,6 +149,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/snapshot", get(snapshot::snapshot))
         .route("/v1/apps", get(apps::list))
         .route("/v1/apps/{app}", get(apps::one))
+        .route("/v1/samples", get(samples::samples))
+        .route("/v1/events", get(events::events))
+        .route("/v1/apps/{app}/actions/{action}", post(actions::act))
+        .route("/v1/apps/{app}/logs", get(logs::page))
+        .route("/v1/apps/{app}/logs/stream", get(logs::stream))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(healthz))

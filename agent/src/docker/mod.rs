@@ -1,7 +1,9 @@
 //! Docker containers over the Docker API (bollard; podman's compatible API works too): state,
 //! health, restarts and exit from inspect, CPU and memory from one-shot stats.
 
+pub mod logs;
 mod status;
+pub mod watch;
 
 use bollard::query_parameters::StatsOptions;
 use bollard::Docker;
@@ -14,6 +16,9 @@ pub use status::{app_state, parse_docker_time, ContainerFacts};
 /// Seconds bollard waits for one request.
 const REQUEST_TIMEOUT_SECS: u64 = 5;
 
+/// The "timeout" of streams that last as long as someone listens (events, log follows).
+pub const FOREVER: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 24 * 3600);
+
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
     #[error("cannot connect to the Docker API at {socket}: {source}")]
@@ -23,6 +28,8 @@ pub enum DockerError {
     },
     #[error("Docker API call failed: {0}")]
     Call(bollard::errors::Error),
+    #[error("invalid query: {0}")]
+    Query(String),
 }
 
 /// CPU counters of the previous stats call, to turn the next one into a percentage.
@@ -49,7 +56,7 @@ impl DockerSource {
         }
     }
 
-    async fn client(&self) -> Result<Docker, DockerError> {
+    pub(crate) async fn client(&self) -> Result<Docker, DockerError> {
         let mut guard = self.client.lock().await;
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
@@ -107,6 +114,62 @@ impl DockerSource {
             self.cpu.lock().await.remove(name);
         }
         Ok(Some(facts))
+    }
+
+    /// Starts, stops (10 s grace, then SIGKILL) or restarts `name`. `Ok(false)` if no container
+    /// has that name.
+    pub async fn act(
+        &self,
+        name: &str,
+        action: fleetdeck_proto::AppAction,
+    ) -> Result<bool, DockerError> {
+        use bollard::query_parameters::{RestartContainerOptions, StopContainerOptions};
+        use fleetdeck_proto::AppAction;
+
+        // A stop may take its 10 s grace and more: longer than the usual request timeout.
+        let docker = self
+            .client()
+            .await?
+            .with_timeout(std::time::Duration::from_secs(60));
+        let result = match action {
+            AppAction::Start => docker.start_container(name, None).await,
+            AppAction::Stop => {
+                docker
+                    .stop_container(
+                        name,
+                        Some(StopContainerOptions {
+                            t: Some(10),
+                            signal: None,
+                        }),
+                    )
+                    .await
+            }
+            AppAction::Restart => {
+                docker
+                    .restart_container(
+                        name,
+                        Some(RestartContainerOptions {
+                            t: Some(10),
+                            signal: None,
+                        }),
+                    )
+                    .await
+            }
+        };
+        match result {
+            Ok(()) => Ok(true),
+            // 304: already started / already stopped; the wanted state holds.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => {
+                self.reset().await;
+                Err(DockerError::Call(e))
+            }
+        }
     }
 
     /// Adds CPU % and memory from a one-shot stats call. A failure here leaves them empty: the

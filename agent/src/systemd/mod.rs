@@ -2,6 +2,7 @@
 //! snapshot on the configured bus (system, or the user manager's session bus).
 
 mod status;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -26,6 +27,18 @@ const SERVICE_IFACE: &str = "org.freedesktop.systemd1.Service";
 )]
 trait Manager {
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn subscribe(&self) -> zbus::Result<()>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    #[zbus(signal)]
+    fn job_removed(
+        &self,
+        id: u32,
+        job: OwnedObjectPath,
+        unit: String,
+        result: String,
+    ) -> zbus::Result<()>;
 }
 
 #[zbus::proxy(
@@ -47,6 +60,39 @@ pub enum SystemdError {
     Call(#[from] zbus::Error),
     #[error("D-Bus call timed out after {0:?}")]
     Timeout(Duration),
+    #[error("systemd's {action} job for {unit} did not finish within {timeout:?}; it may still be running")]
+    JobTimeout {
+        action: &'static str,
+        unit: String,
+        timeout: Duration,
+    },
+}
+
+/// How long a start, stop or restart job may take before the agent stops waiting for it.
+const JOB_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn scope_name(scope: SystemdScope) -> &'static str {
+    match scope {
+        SystemdScope::System => "system",
+        SystemdScope::User => "user (session)",
+    }
+}
+
+/// Opens a connection to the bus of `scope`'s manager, within [`CALL_TIMEOUT`].
+async fn connect(scope: SystemdScope) -> Result<zbus::Connection, SystemdError> {
+    let connect = async {
+        match scope {
+            SystemdScope::System => zbus::Connection::system().await,
+            SystemdScope::User => zbus::Connection::session().await,
+        }
+    };
+    tokio::time::timeout(CALL_TIMEOUT, connect)
+        .await
+        .map_err(|_| SystemdError::Timeout(CALL_TIMEOUT))?
+        .map_err(|source| SystemdError::Connect {
+            scope: scope_name(scope),
+            source,
+        })
 }
 
 /// The systemd manager on one bus, with a connection opened on first use and reopened after a failure.
@@ -66,31 +112,12 @@ impl Systemd {
         }
     }
 
-    fn scope_name(&self) -> &'static str {
-        match self.scope {
-            SystemdScope::System => "system",
-            SystemdScope::User => "user (session)",
-        }
-    }
-
     async fn connection(&self) -> Result<zbus::Connection, SystemdError> {
         let mut guard = self.conn.lock().await;
         if let Some(conn) = guard.as_ref() {
             return Ok(conn.clone());
         }
-        let connect = async {
-            match self.scope {
-                SystemdScope::System => zbus::Connection::system().await,
-                SystemdScope::User => zbus::Connection::session().await,
-            }
-        };
-        let conn = tokio::time::timeout(CALL_TIMEOUT, connect)
-            .await
-            .map_err(|_| SystemdError::Timeout(CALL_TIMEOUT))?
-            .map_err(|source| SystemdError::Connect {
-                scope: self.scope_name(),
-                source,
-            })?;
+        let conn = connect(self.scope).await?;
         *guard = Some(conn.clone());
         Ok(conn)
     }
@@ -128,6 +155,63 @@ impl Systemd {
             HashMap::new()
         };
         Ok(UnitProps::from_maps(&unit_props, &service_props))
+    }
+
+    /// Starts, stops or restarts `unit` (job mode "replace") and waits for the job to finish;
+    /// returns systemd's job result (`done`, `failed`, ...).
+    pub async fn act(
+        &self,
+        unit: &str,
+        action: fleetdeck_proto::AppAction,
+    ) -> Result<String, SystemdError> {
+        use fleetdeck_proto::AppAction;
+        use futures_util::StreamExt;
+
+        let conn = self.connection().await?;
+        let manager = ManagerProxy::builder(&conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        // JobRemoved reaches subscribed clients only. This connection may have subscribed for an
+        // earlier action already, which systemd answers with AlreadySubscribed: fine.
+        if let Err(e) = manager.subscribe().await {
+            let already = matches!(&e, zbus::Error::MethodError(name, _, _) if name.as_str() == "org.freedesktop.systemd1.AlreadySubscribed");
+            if !already {
+                return Err(e.into());
+            }
+        }
+        // Listen before asking, so a quick job's JobRemoved cannot be missed.
+        let mut removed = manager.receive_job_removed().await?;
+        let job = match action {
+            AppAction::Start => manager.start_unit(unit, "replace").await,
+            AppAction::Stop => manager.stop_unit(unit, "replace").await,
+            AppAction::Restart => manager.restart_unit(unit, "replace").await,
+        };
+        let job = match job {
+            Ok(job) => job,
+            Err(e) => {
+                self.reset().await;
+                return Err(e.into());
+            }
+        };
+        let wait = async {
+            while let Some(signal) = removed.next().await {
+                let args = signal.args()?;
+                if args.job == job {
+                    return Ok(args.result);
+                }
+            }
+            Err(SystemdError::Call(zbus::Error::Failure(
+                "the D-Bus connection closed".into(),
+            )))
+        };
+        tokio::time::timeout(JOB_TIMEOUT, wait)
+            .await
+            .unwrap_or(Err(SystemdError::JobTimeout {
+                action: action.as_str(),
+                unit: unit.to_owned(),
+                timeout: JOB_TIMEOUT,
+            }))
     }
 
     async fn unit_path(

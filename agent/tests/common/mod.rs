@@ -298,3 +298,135 @@ impl Drop for Container {
             .output();
     }
 }
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone, Default)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+/// A reader of an SSE response.
+pub struct SseStream {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl SseStream {
+    pub async fn open(agent: &RunningAgent, path: &str, last_event_id: Option<&str>) -> Self {
+        let mut req = agent.client.get(agent.url(path)).bearer_auth(TOKEN);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.send().await.expect("open stream");
+        assert_eq!(resp.status(), 200, "GET {path}");
+        assert_eq!(
+            resp.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("text/event-stream")
+        );
+        Self {
+            body: Box::pin(resp.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
+    /// The next event that is not a keep-alive comment, or `None` if none comes within `limit`.
+    pub async fn next_within(&mut self, limit: Duration) -> Option<SseEvent> {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut ev = SseEvent::default();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        ev.id = Some(v.trim_start().to_owned());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        ev.event = Some(v.trim_start().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        if !ev.data.is_empty() {
+                            ev.data.push('\n');
+                        }
+                        ev.data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if ev.event.is_some() || !ev.data.is_empty() {
+                    return Some(ev);
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .ok()??;
+            self.buf
+                .push_str(&String::from_utf8_lossy(&chunk.expect("stream chunk")));
+        }
+    }
+
+    /// Reads events until one satisfies `want`, failing after `limit`.
+    pub async fn wait_for<T>(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut want: impl FnMut(&SseEvent) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let ev = self
+                .next_within(left)
+                .await
+                .unwrap_or_else(|| panic!("no {what} within {limit:?}"));
+            if let Some(v) = want(&ev) {
+                return v;
+            }
+        }
+    }
+}
+
+/// A unit with a file on disk (in the user manager's runtime unit directory), as an operator's
+/// app is: unlike a transient unit it stays loaded when stopped. Removed when dropped.
+pub struct UnitFile {
+    pub name: String,
+    path: PathBuf,
+}
+
+impl UnitFile {
+    pub fn start(prefix: &str, script: &str) -> Self {
+        let name = format!("{}.service", unique(prefix));
+        let dir = PathBuf::from(std::env::var("XDG_RUNTIME_DIR").expect("XDG_RUNTIME_DIR"))
+            .join("systemd/user");
+        std::fs::create_dir_all(&dir).expect("unit dir");
+        let path = dir.join(&name);
+        std::fs::write(
+            &path,
+            format!("[Service]\nExecStart=busybox sh -c '{script}'\n"),
+        )
+        .expect("unit file");
+        run("systemctl", &["--user", "daemon-reload"]);
+        run("systemctl", &["--user", "start", &name]);
+        Self { name, path }
+    }
+
+    pub fn main_pid(&self) -> u32 {
+        let out = run(
+            "systemctl",
+            &["--user", "show", "-p", "MainPID", "--value", &self.name],
+        );
+        out.trim().parse().expect("MainPID")
+    }
+}
+
+impl Drop for UnitFile {
+    fn drop(&mut self) {
+        let _ = Command::new("systemctl")
+            .args(["--user", "stop", &self.name])
+            .output();
+        let _ = std::fs::remove_file(&self.path);
+        let _ = Command::new("systemctl")
+            .args(["--user", "daemon-reload"])
+            .output();
+    }
+}

@@ -1,0 +1,113 @@
+use std::convert::Infallible;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use fleetdeck_proto::{ErrorBody, LogEntry, LogPage};
+use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
+
+use super::{ApiError, AppState};
+use crate::journal::LogQuery;
+
+/// At most this many entries in one page.
+pub const MAX_LIMIT: usize = 5_000;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogsParams {
+    /// Entries per page (default 200, at most 5000).
+    limit: Option<usize>,
+    /// Only entries older than this cursor.
+    before: Option<String>,
+    /// Only messages matching this regular expression (case-insensitive unless it has capitals).
+    grep: Option<String>,
+    /// Only entries at least this important: 0–7 or emerg, alert, crit, err, warning, notice, info, debug.
+    priority: Option<String>,
+}
+
+fn parse_priority(p: &str) -> Result<u8, ApiError> {
+    const NAMES: [&str; 8] = [
+        "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+    ];
+    p.parse::<u8>()
+        .ok()
+        .filter(|n| *n <= 7)
+        .or_else(|| {
+            NAMES
+                .iter()
+                .position(|n| n.eq_ignore_ascii_case(p))
+                .map(|i| i as u8)
+        })
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "priority {p:?}: use 0-7 or one of {}",
+                NAMES.join(", ")
+            ))
+        })
+}
+
+/// A page of the app's logs, newest first; pass the last entry's `cursor` as `before` for the next.
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/logs",
+    params(("app" = String, Path, description = "the app's name"), LogsParams),
+    responses(
+        (status = 200, body = LogPage),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 502, body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn page(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    params: Result<Query<LogsParams>, QueryRejection>,
+) -> Result<Json<LogPage>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let query = LogQuery {
+        limit: p.limit.unwrap_or(200).clamp(1, MAX_LIMIT),
+        before: p.before,
+        grep: p.grep.filter(|g| !g.is_empty()),
+        priority: p.priority.as_deref().map(parse_priority).transpose()?,
+    };
+    Ok(Json(state.agent.log_page(&app, &query).await?))
+}
+
+/// Follows the app's logs as Server-Sent Events (`event: log`, id = the entry's cursor, data a
+/// LogEntry). Reconnecting with `Last-Event-ID` gets every entry after it, none twice.
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/logs/stream",
+    params(
+        ("app" = String, Path, description = "the app's name"),
+        ("Last-Event-ID" = Option<String>, Header, description = "resume after this cursor")
+    ),
+    responses(
+        (status = 200, description = "an SSE stream of log entries", content_type = "text/event-stream", body = LogEntry),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let entries = state.agent.log_follow(&app, after).await?;
+    let events = entries.map(|entry| {
+        let data = serde_json::to_string(&entry).unwrap_or_else(|_| String::from("{}"));
+        Ok(Event::default().event("log").id(entry.cursor).data(data))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,86 @@
+//! Watching containers: the Docker API's event stream, filtered to the configured containers.
+//! Each event calls back with the container's name; the callback re-inspects it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use bollard::query_parameters::EventsOptions;
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use super::DockerError;
+
+/// Watches `containers` on the API at `socket` until the process ends, reconnecting with backoff.
+pub async fn watch_containers<F, Fut>(socket: String, containers: Vec<String>, on_change: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match watch_once(&socket, &containers, &on_change).await {
+            Ok(()) => backoff = Duration::from_millis(500),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "Docker event watch failed; container changes are seen by polling until it is back");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn watch_once<F, Fut>(
+    socket: &str,
+    containers: &[String],
+    on_change: &F,
+) -> Result<(), DockerError>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    // The event stream stays open for as long as the agent runs: no request timeout on it.
+    let forever = super::FOREVER.as_secs();
+    let docker = if socket.starts_with("unix://") {
+        Docker::connect_with_unix(socket, forever, bollard::API_DEFAULT_VERSION)
+    } else {
+        Docker::connect_with_http(socket, forever, bollard::API_DEFAULT_VERSION)
+    }
+    .map_err(|source| DockerError::Connect {
+        socket: socket.to_owned(),
+        source,
+    })?;
+    let filters = HashMap::from([
+        ("type".to_owned(), vec!["container".to_owned()]),
+        ("container".to_owned(), containers.to_vec()),
+    ]);
+    let mut events = docker.events(Some(EventsOptions {
+        since: None,
+        until: None,
+        filters: Some(filters),
+    }));
+    tracing::debug!(containers = containers.len(), "watching Docker events");
+    // Anything that changed before the stream was open is caught by this first pass.
+    for c in containers {
+        on_change(c.clone()).await;
+    }
+    while let Some(event) = events.next().await {
+        let event = event.map_err(DockerError::Call)?;
+        let actor = event.actor.as_ref();
+        let name = actor
+            .and_then(|a| a.attributes.as_ref())
+            .and_then(|a| a.get("name"));
+        let id = actor.and_then(|a| a.id.as_deref());
+        let hit = containers
+            .iter()
+            .find(|c| Some(*c) == name || id.is_some_and(|id| id.starts_with(c.as_str())));
+        if let Some(container) = hit {
+            on_change(container.clone()).await;
+        }
+    }
+    Err(DockerError::Call(
+        bollard::errors::Error::DockerStreamError {
+            error: "the event stream ended".into(),
+        },
+    ))
+}

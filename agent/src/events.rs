@@ -1,0 +1,268 @@
+//! Status transitions: every fresh status of an app (from a systemd signal, a Docker event, a
+//! sample or a request) is observed here; a change of state, or a new process in the same state,
+//! becomes one [`AppEvent`], kept in a bounded buffer for `Last-Event-ID` resumes and broadcast
+//! to the live `/v1/events` streams. Each transition is recorded once, whoever saw it first.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use fleetdeck_proto::{AppEvent, AppState, AppStatus, EventSource};
+use tokio::sync::broadcast;
+
+/// Events kept for clients that reconnect with `Last-Event-ID`.
+pub const BUFFER: usize = 1_024;
+
+/// What identifies one run of an app's process: a restart changes it even if the state does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Observed {
+    state: AppState,
+    run: Option<String>,
+}
+
+fn observed(status: &AppStatus) -> Observed {
+    let run = match (&status.systemd, &status.docker) {
+        (Some(s), _) => s
+            .invocation_id
+            .clone()
+            .or_else(|| s.main_pid.map(|p| p.to_string())),
+        (_, Some(d)) => d.started_unix_ms.map(|t| t.to_string()),
+        _ => None,
+    };
+    Observed {
+        state: status.state,
+        run,
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next_id: u64,
+    buffer: VecDeque<AppEvent>,
+    last: HashMap<String, Observed>,
+}
+
+#[derive(Debug)]
+pub struct EventLog {
+    instance_id: String,
+    inner: Mutex<Inner>,
+    live: broadcast::Sender<AppEvent>,
+}
+
+impl EventLog {
+    pub fn new(instance_id: String) -> Self {
+        let (live, _) = broadcast::channel(256);
+        Self {
+            instance_id,
+            inner: Mutex::new(Inner {
+                next_id: 1,
+                ..Inner::default()
+            }),
+            live,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // The data stays consistent even if a holder panicked: every update is one assignment.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records `status` as the app's latest; returns the event if it is a transition. The first
+    /// observation of an app is its starting point, not a transition; `unknown` (the source could
+    /// not be asked) is not a state of the app and is never recorded.
+    pub fn observe(
+        &self,
+        status: &AppStatus,
+        source: EventSource,
+        at_unix_ms: u64,
+    ) -> Option<AppEvent> {
+        if status.state == AppState::Unknown {
+            return None;
+        }
+        let now = observed(status);
+        let mut inner = self.lock();
+        let before = inner.last.insert(status.name.clone(), now.clone())?;
+        let restarted = before.state == now.state && before.run != now.run && now.run.is_some();
+        if before.state == now.state && !restarted {
+            return None;
+        }
+        let event = AppEvent {
+            id: inner.next_id,
+            instance_id: self.instance_id.clone(),
+            app: status.name.clone(),
+            kind: status.kind,
+            from: before.state,
+            to: now.state,
+            restarted,
+            at_unix_ms,
+            exit: status.last_exit,
+            restarts: status.restarts,
+            source,
+        };
+        inner.next_id += 1;
+        if inner.buffer.len() == BUFFER {
+            inner.buffer.pop_front();
+        }
+        inner.buffer.push_back(event.clone());
+        // Sending fails only when no stream listens, which is fine.
+        let _ = self.live.send(event.clone());
+        Some(event)
+    }
+
+    /// A receiver of new events, and the buffered events to send first. No `last_event_id` starts
+    /// live, replaying nothing; an id of this instance (`INSTANCE:ID`) replays the buffered events
+    /// after it; an id of another instance, or one that does not parse, replays the whole buffer.
+    /// Subscribing under the lock means no event falls between the replay and the live feed.
+    pub fn subscribe(
+        &self,
+        last_event_id: Option<&str>,
+    ) -> (Vec<AppEvent>, broadcast::Receiver<AppEvent>) {
+        let inner = self.lock();
+        let rx = self.live.subscribe();
+        let replay = match last_event_id {
+            None => Vec::new(),
+            Some(id) => {
+                let after = id
+                    .rsplit_once(':')
+                    .filter(|(instance, _)| *instance == self.instance_id)
+                    .and_then(|(_, n)| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+                inner
+                    .buffer
+                    .iter()
+                    .filter(|e| e.id > after)
+                    .cloned()
+                    .collect()
+            }
+        };
+        (replay, rx)
+    }
+
+    /// The buffered events with id > `after` (to catch up after a lagging receiver).
+    pub fn since(&self, after: u64) -> Vec<AppEvent> {
+        self.lock()
+            .buffer
+            .iter()
+            .filter(|e| e.id > after)
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleetdeck_proto::{AppKind, SystemdDetail};
+
+    fn status(state: AppState, invocation: &str) -> AppStatus {
+        AppStatus {
+            name: "web".into(),
+            kind: AppKind::Systemd,
+            target: "web.service".into(),
+            state,
+            since_unix_ms: None,
+            last_exit: None,
+            restarts: Some(0),
+            memory_bytes: None,
+            error: None,
+            systemd: Some(SystemdDetail {
+                invocation_id: Some(invocation.into()),
+                ..SystemdDetail::default()
+            }),
+            docker: None,
+        }
+    }
+
+    #[test]
+    fn each_transition_once_whoever_sees_it() {
+        let log = EventLog::new("inst".into());
+        assert!(
+            log.observe(&status(AppState::Running, "a"), EventSource::Poll, 1)
+                .is_none(),
+            "first sight"
+        );
+        assert!(log
+            .observe(&status(AppState::Running, "a"), EventSource::Systemd, 2)
+            .is_none());
+        let e = log
+            .observe(&status(AppState::Failed, "a"), EventSource::Systemd, 3)
+            .expect("transition");
+        assert_eq!(
+            (e.id, e.from, e.to, e.restarted, e.source),
+            (
+                1,
+                AppState::Running,
+                AppState::Failed,
+                false,
+                EventSource::Systemd
+            )
+        );
+        // The poll that comes later sees the same state: no second event.
+        assert!(log
+            .observe(&status(AppState::Failed, "a"), EventSource::Poll, 4)
+            .is_none());
+        // Unknown (source down) neither fires nor resets.
+        assert!(log
+            .observe(&status(AppState::Unknown, "a"), EventSource::Poll, 5)
+            .is_none());
+        assert!(log
+            .observe(&status(AppState::Failed, "a"), EventSource::Poll, 6)
+            .is_none());
+        let e = log
+            .observe(&status(AppState::Running, "b"), EventSource::Systemd, 7)
+            .expect("back");
+        assert_eq!(
+            (e.id, e.from, e.to),
+            (2, AppState::Failed, AppState::Running)
+        );
+    }
+
+    #[test]
+    fn restart_in_the_same_state_is_an_event() {
+        let log = EventLog::new("inst".into());
+        log.observe(&status(AppState::Running, "a"), EventSource::Poll, 1);
+        let e = log
+            .observe(&status(AppState::Running, "b"), EventSource::Systemd, 2)
+            .expect("restart");
+        assert!(e.restarted);
+        assert_eq!((e.from, e.to), (AppState::Running, AppState::Running));
+    }
+
+    #[test]
+    fn resume_replays_only_what_came_after() {
+        let log = EventLog::new("inst".into());
+        log.observe(&status(AppState::Running, "a"), EventSource::Poll, 1);
+        for (i, state) in [AppState::Failed, AppState::Running, AppState::Failed]
+            .into_iter()
+            .enumerate()
+        {
+            log.observe(&status(state, &format!("x{i}")), EventSource::Poll, 2);
+        }
+        let ids = |v: Vec<AppEvent>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(log.subscribe(Some("inst:1")).0), [2, 3]);
+        assert_eq!(ids(log.subscribe(Some("inst:3")).0), Vec::<u64>::new());
+        assert_eq!(
+            ids(log.subscribe(Some("other-instance:2")).0),
+            [1, 2, 3],
+            "another instance: all"
+        );
+        assert_eq!(ids(log.subscribe(Some("garbage")).0), [1, 2, 3]);
+        assert!(log.subscribe(None).0.is_empty(), "no id: live only");
+    }
+
+    #[test]
+    fn buffer_is_bounded() {
+        let log = EventLog::new("inst".into());
+        log.observe(&status(AppState::Running, "a"), EventSource::Poll, 1);
+        for i in 0..(BUFFER as u64 + 10) {
+            let state = if i % 2 == 0 {
+                AppState::Failed
+            } else {
+                AppState::Running
+            };
+            log.observe(&status(state, "a"), EventSource::Poll, i);
+        }
+        let all = log.since(0);
+        assert_eq!(all.len(), BUFFER);
+        assert_eq!(all[0].id, 11);
+    }
+}

@@ -1,0 +1,173 @@
+//! Unit logs from journald through `journalctl -o json`: pages newest first, and a live follow
+//! that resumes after a cursor. The follow owns its journalctl process, which dies with it.
+
+mod parse;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use fleetdeck_proto::LogEntry;
+use futures_util::Stream;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+
+pub use parse::{cut, parse_entry, valid_cursor, MAX_MESSAGE};
+
+use crate::config::SystemdScope;
+
+const PAGE_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot run journalctl: {0}; is systemd's journalctl installed?")]
+    Spawn(std::io::Error),
+    #[error("journalctl did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("journalctl refused the query: {0}")]
+    Query(String),
+}
+
+/// What a page asks for.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub limit: usize,
+    /// Entries older than this cursor (a validated journald cursor).
+    pub before: Option<String>,
+    /// A regular expression the message must match (journalctl `--grep`, case-insensitive
+    /// unless it has capitals).
+    pub grep: Option<String>,
+    /// The least important priority to include, 0–7.
+    pub priority: Option<u8>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Journal {
+    scope: SystemdScope,
+}
+
+impl Journal {
+    pub fn new(scope: SystemdScope) -> Self {
+        Self { scope }
+    }
+
+    fn command(&self, unit: &str) -> Command {
+        let mut cmd = Command::new("journalctl");
+        match self.scope {
+            SystemdScope::System => cmd.arg(format!("--unit={unit}")),
+            SystemdScope::User => cmd.arg(format!("--user-unit={unit}")),
+        };
+        cmd.args([
+            "--output=json",
+            "--no-pager",
+            "--quiet",
+            "--output-fields=MESSAGE,PRIORITY",
+        ]);
+        cmd.stdin(Stdio::null()).kill_on_drop(true);
+        cmd
+    }
+
+    /// The newest entries matching `query`, newest first.
+    pub async fn page(&self, unit: &str, query: &LogQuery) -> Result<Vec<LogEntry>, JournalError> {
+        let mut cmd = self.command(unit);
+        cmd.arg("--reverse").arg(format!("--lines={}", query.limit));
+        // With --reverse, "after" the cursor is older than it.
+        if let Some(before) = &query.before {
+            cmd.arg(format!("--after-cursor={before}"));
+        }
+        if let Some(grep) = &query.grep {
+            cmd.arg(format!("--grep={grep}"));
+        }
+        if let Some(p) = query.priority {
+            cmd.arg(format!("--priority=0..{p}"));
+        }
+        let out = tokio::time::timeout(
+            PAGE_TIMEOUT,
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).output(),
+        )
+        .await
+        .map_err(|_| JournalError::Timeout(PAGE_TIMEOUT))?
+        .map_err(JournalError::Spawn)?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            // "-- No entries --" is not an error; anything else (a bad --grep pattern) is.
+            if !out.stdout.is_empty() || stderr.trim().is_empty() || stderr.contains("No entries") {
+                return Ok(parse_lines(&out.stdout));
+            }
+            return Err(JournalError::Query(stderr.trim().to_owned()));
+        }
+        Ok(parse_lines(&out.stdout))
+    }
+
+    /// Follows `unit`'s new entries, starting after `after` (a validated cursor) or, without one,
+    /// with the next entry written. The journalctl process ends when the stream is dropped.
+    pub async fn follow(
+        &self,
+        unit: &str,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = LogEntry> + use<>, JournalError> {
+        // `journalctl -f -n 0` drops the first new entry (systemd 252), so a follow always starts
+        // from a cursor: the client's, or that of the newest entry now; with no entry at all, from
+        // the current second (nothing older can match, as there was nothing).
+        let start = match after {
+            Some(c) => Some(c),
+            None => self
+                .page(
+                    unit,
+                    &LogQuery {
+                        limit: 1,
+                        ..LogQuery::default()
+                    },
+                )
+                .await?
+                .pop()
+                .map(|e| e.cursor),
+        };
+        let mut cmd = self.command(unit);
+        cmd.arg("--follow");
+        match start {
+            Some(c) => cmd.arg(format!("--after-cursor={c}")),
+            None => cmd.arg(format!("--since=@{}", crate::agent::unix_ms_now() / 1000)),
+        };
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(JournalError::Spawn)?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| JournalError::Spawn(std::io::Error::other("no stdout")))?;
+        Ok(follow_stream(child, stdout))
+    }
+}
+
+fn parse_lines(out: &[u8]) -> Vec<LogEntry> {
+    out.split(|b| *b == b'\n')
+        .filter_map(|l| std::str::from_utf8(l).ok())
+        .filter_map(parse_entry)
+        .collect()
+}
+
+/// The entries journalctl prints, for as long as it runs. `child` lives in the stream's state:
+/// dropping the stream (the client went away) kills it at once (`kill_on_drop`).
+fn follow_stream(child: Child, stdout: ChildStdout) -> impl Stream<Item = LogEntry> {
+    let lines = BufReader::with_capacity(64 * 1024, stdout);
+    futures_util::stream::unfold(
+        (child, lines, Vec::new()),
+        |(child, mut lines, mut buf)| async move {
+            loop {
+                buf.clear();
+                // Lines are read as bytes: journalctl escapes everything in JSON, but a line is never
+                // trusted to be UTF-8 until parsed.
+                match lines.read_until(b'\n', &mut buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {
+                        if let Some(entry) = std::str::from_utf8(&buf).ok().and_then(parse_entry) {
+                            return Some((entry, (child, lines, buf)));
+                        }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,88 @@
+//! The agent's background work: the sampler that fills the ring buffer every `sample_interval`,
+//! and the watchers that turn systemd signals and Docker events into immediate status reads.
+
+use std::sync::Arc;
+
+use fleetdeck_proto::EventSource;
+use tokio::task::JoinSet;
+
+use crate::config::AppSource;
+use crate::docker::watch::watch_containers;
+use crate::systemd::watch::watch_units;
+use crate::Agent;
+
+/// Starts the sampler and the watchers; they run until the returned set is dropped.
+pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    tasks.spawn(sample_forever(agent.clone()));
+
+    // Watchers call back with the unit or container name; map it to the app(s) configured on it.
+    let units: Vec<(String, String)> = agent
+        .config()
+        .apps
+        .iter()
+        .filter_map(|a| match &a.source {
+            AppSource::SystemdUnit(u) => Some((u.clone(), a.name.to_string())),
+            AppSource::DockerContainer(_) => None,
+        })
+        .collect();
+    if !units.is_empty() {
+        let a = agent.clone();
+        let scope = agent.config().systemd;
+        let names = units.iter().map(|(u, _)| u.clone()).collect();
+        tasks.spawn(watch_units(scope, names, move |unit| {
+            let a = a.clone();
+            let apps: Vec<String> = units
+                .iter()
+                .filter(|(u, _)| *u == unit)
+                .map(|(_, n)| n.clone())
+                .collect();
+            async move {
+                for app in apps {
+                    a.refresh(&app, EventSource::Systemd).await;
+                }
+            }
+        }));
+    }
+
+    let containers: Vec<(String, String)> = agent
+        .config()
+        .apps
+        .iter()
+        .filter_map(|a| match &a.source {
+            AppSource::DockerContainer(c) => Some((c.clone(), a.name.to_string())),
+            AppSource::SystemdUnit(_) => None,
+        })
+        .collect();
+    if !containers.is_empty() {
+        let a = agent.clone();
+        let socket = agent.config().docker_socket.clone();
+        let names = containers.iter().map(|(c, _)| c.clone()).collect();
+        tasks.spawn(watch_containers(socket, names, move |container| {
+            let a = a.clone();
+            let apps: Vec<String> = containers
+                .iter()
+                .filter(|(c, _)| *c == container)
+                .map(|(_, n)| n.clone())
+                .collect();
+            async move {
+                for app in apps {
+                    a.refresh(&app, EventSource::Docker).await;
+                }
+            }
+        }));
+    }
+    tasks
+}
+
+async fn sample_forever(agent: Arc<Agent>) {
+    let mut tick = tokio::time::interval(agent.config().sample_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = agent.record_sample().await {
+            // /proc unreadable for a moment: this sample is skipped, the next tick tries again.
+            tracing::warn!(error = %e, "cannot record a sample");
+        }
+    }
+}
