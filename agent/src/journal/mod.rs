@@ -56,8 +56,10 @@ impl Journal {
             SystemdScope::System => cmd.arg(format!("--unit={unit}")),
             SystemdScope::User => cmd.arg(format!("--user-unit={unit}")),
         };
+        // --all: without it journalctl prints fields over 4 KiB as null.
         cmd.args([
             "--output=json",
+            "--all",
             "--no-pager",
             "--quiet",
             "--output-fields=MESSAGE,PRIORITY",

@@ -1,0 +1,345 @@
+//! Logs through the real agent: journald for units, the Docker API for containers; pages newest
+//! first with `before`, grep and priority; live follows that resume from a cursor with nothing lost
+//! or doubled; hostile output; and journalctl processes freed when a client goes away.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use fleetdeck_proto::{LogEntry, LogPage, LogStream};
+
+async fn page(agent: &RunningAgent, app: &str, query: &str) -> Vec<LogEntry> {
+    let page: LogPage = serde_json::from_value(
+        agent
+            .get_json(&format!("/v1/apps/{app}/logs?{query}"))
+            .await,
+    )
+    .expect("LogPage");
+    page.entries
+}
+
+fn entry(ev: &SseEvent) -> Option<LogEntry> {
+    (ev.event.as_deref() == Some("log"))
+        .then(|| serde_json::from_str(&ev.data).expect("LogEntry JSON"))
+}
+
+/// The journalctl processes the agent runs now.
+fn journalctl_children(agent_pid: u32) -> usize {
+    let mut n = 0;
+    for task in std::fs::read_dir(format!("/proc/{agent_pid}/task")).expect("tasks") {
+        let children = std::fs::read_to_string(task.expect("task").path().join("children"))
+            .unwrap_or_default();
+        for pid in children.split_whitespace() {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "journalctl" {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn unit_log_pages_newest_first_with_before_grep_and_priority() {
+    require_testbed();
+    // <3> is the syslog prefix journald reads as priority err.
+    let unit = TransientUnit::start(
+        "logs",
+        &[],
+        "for i in 1 2 3 4 5 6 7 8 9 10; do echo \"line $i\"; done; echo \"<3>disk on fire\"; sleep 1000",
+    );
+    let work = Workdir::new();
+    let agent = RunningAgent::start(&work.config(&format!(
+        "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
+        unit.name
+    )));
+    let all = wait_for(
+        "all 11 lines in the journal",
+        Duration::from_secs(10),
+        || async {
+            let e = page(&agent, "web", "limit=100").await;
+            (e.len() >= 11).then_some(e)
+        },
+    )
+    .await;
+    let messages: Vec<&str> = all.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages[..3],
+        ["disk on fire", "line 10", "line 9"],
+        "newest first"
+    );
+    assert!(all.windows(2).all(|w| w[0].unix_us >= w[1].unix_us));
+    assert_eq!(all[0].priority, Some(3));
+    assert_eq!(all[1].priority, Some(6));
+
+    let first = page(&agent, "web", "limit=3").await;
+    let next = page(
+        &agent,
+        "web",
+        &format!("limit=3&before={}", urlencode(&first[2].cursor)),
+    )
+    .await;
+    let texts = |v: &[LogEntry]| v.iter().map(|e| e.message.clone()).collect::<Vec<_>>();
+    assert_eq!(texts(&first), ["disk on fire", "line 10", "line 9"]);
+    assert_eq!(
+        texts(&next),
+        ["line 8", "line 7", "line 6"],
+        "before pages back without overlap"
+    );
+
+    assert_eq!(
+        texts(&page(&agent, "web", "grep=LINE%20[2-3]$&limit=10").await),
+        Vec::<String>::new(),
+        "capitals: case-sensitive"
+    );
+    assert_eq!(
+        texts(&page(&agent, "web", "grep=line%20[2-3]$&limit=10").await),
+        ["line 3", "line 2"]
+    );
+    assert_eq!(
+        texts(&page(&agent, "web", "priority=err").await),
+        ["disk on fire"]
+    );
+    assert_eq!(
+        texts(&page(&agent, "web", "priority=3").await),
+        ["disk on fire"]
+    );
+
+    for (query, code) in [
+        ("before=--since%3Dyesterday", "bad_cursor"),
+        ("priority=loud", "bad_request"),
+        ("grep=(unclosed", "bad_request"),
+        ("colour=red", "bad_request"),
+    ] {
+        let resp = agent.get(&format!("/v1/apps/web/logs?{query}")).await;
+        assert_eq!(resp.status(), 400, "{query}");
+        let body: serde_json::Value = resp.json().await.expect("json");
+        assert_eq!(body["error"]["code"], code, "{query}: {body}");
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn unit_follow_resumes_after_a_cursor_without_loss_or_doubles() {
+    require_testbed();
+    let unit = TransientUnit::start(
+        "follow",
+        &[],
+        "i=0; while true; do i=$((i+1)); echo \"tick $i\"; sleep 0.05; done",
+    );
+    let work = Workdir::new();
+    let agent = RunningAgent::start(&work.config(&format!(
+        "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
+        unit.name
+    )));
+    let tick = |e: &LogEntry| {
+        e.message
+            .strip_prefix("tick ")
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+
+    let mut stream = SseStream::open(&agent, "/v1/apps/web/logs/stream", None).await;
+    let mut seen = Vec::new();
+    let mut last_cursor = String::new();
+    while seen.len() < 10 {
+        let ev = stream
+            .next_within(Duration::from_secs(5))
+            .await
+            .expect("a live line");
+        let e = entry(&ev).expect("log event");
+        assert_eq!(
+            ev.id.as_deref(),
+            Some(e.cursor.as_str()),
+            "the SSE id is the cursor"
+        );
+        seen.push(tick(&e).expect("tick line"));
+        last_cursor = e.cursor;
+    }
+    drop(stream);
+    // The unit keeps writing while no one follows; the resumed stream must deliver those too.
+    tokio::time::sleep(Duration::from_millis(300)).await; // let lines accumulate, not a synchronisation
+    let mut resumed = SseStream::open(&agent, "/v1/apps/web/logs/stream", Some(&last_cursor)).await;
+    while seen.len() < 30 {
+        let ev = resumed
+            .next_within(Duration::from_secs(5))
+            .await
+            .expect("a resumed line");
+        seen.push(tick(&entry(&ev).expect("log event")).expect("tick line"));
+    }
+    assert!(
+        seen.windows(2).all(|w| w[1] == w[0] + 1),
+        "consecutive, none lost or doubled: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_output_does_not_break_pages_or_follows() {
+    require_testbed();
+    let unit = TransientUnit::start(
+        "hostile",
+        &[],
+        "sleep 1; printf \"bin\\001\\377\\376 end\\n\"; head -c 100000 /dev/zero | tr \"\\\\0\" x; echo; echo after; sleep 1000",
+    );
+    let work = Workdir::new();
+    let agent = RunningAgent::start(&work.config(&format!(
+        "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
+        unit.name
+    )));
+    let mut stream = SseStream::open(&agent, "/v1/apps/web/logs/stream", None).await;
+    let mut got = Vec::new();
+    while !got.iter().any(|e: &LogEntry| e.message == "after") {
+        let ev = stream
+            .next_within(Duration::from_secs(10))
+            .await
+            .expect("lines keep coming");
+        got.push(entry(&ev).expect("log event"));
+    }
+    let bin = got
+        .iter()
+        .find(|e| e.message.starts_with("bin"))
+        .expect("binary line");
+    assert_eq!(bin.message, "bin\u{1}\u{fffd}\u{fffd} end");
+    // journald cuts lines at its LineMax (48 KiB) itself; whatever arrives is whole x's.
+    let long: Vec<&LogEntry> = got
+        .iter()
+        .filter(|e| e.message.starts_with("xxx"))
+        .collect();
+    assert!(
+        !long.is_empty() && long.iter().all(|e| e.message.bytes().all(|b| b == b'x')),
+        "{:?}",
+        got.iter().map(|e| (e.message.len(), e.message.chars().take(20).collect::<String>())).collect::<Vec<_>>()
+    );
+    let paged = page(&agent, "web", "limit=50").await;
+    assert!(paged.iter().any(|e| e.message == bin.message));
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_frees_its_journalctl_at_once() {
+    require_testbed();
+    let unit = TransientUnit::start("leave", &[], "while true; do echo hi; sleep 1; done");
+    let work = Workdir::new();
+    let agent = RunningAgent::start(&work.config(&format!(
+        "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
+        unit.name
+    )));
+    assert_eq!(journalctl_children(agent.pid()), 0);
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        streams.push(SseStream::open(&agent, "/v1/apps/web/logs/stream", None).await);
+    }
+    wait_for(
+        "three journalctl followers",
+        Duration::from_secs(5),
+        || async { (journalctl_children(agent.pid()) == 3).then_some(()) },
+    )
+    .await;
+    streams.truncate(1);
+    wait_for("two followers freed", Duration::from_secs(5), || async {
+        (journalctl_children(agent.pid()) == 1).then_some(())
+    })
+    .await;
+    drop(streams);
+    wait_for("all followers freed", Duration::from_secs(5), || async {
+        (journalctl_children(agent.pid()) == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn container_logs_mark_streams_page_and_resume() {
+    require_testbed();
+    let c = Container::run(
+        "logs",
+        &[],
+        &["sh", "-c", "echo out-1; echo err-1 >&2; i=1; while true; do i=$((i+1)); echo \"tick $i\"; sleep 0.05; done"],
+    );
+    let work = Workdir::new();
+    let agent = RunningAgent::start(&work.config(&format!(
+        "[[apps]]\nname = \"cache\"\ndocker_container = \"{}\"\n",
+        c.name
+    )));
+    let entries = wait_for("the first lines", Duration::from_secs(10), || async {
+        let e = page(&agent, "cache", "limit=5000").await;
+        (e.len() >= 5).then_some(e)
+    })
+    .await;
+    assert!(
+        entries.windows(2).all(|w| w[0].unix_us >= w[1].unix_us),
+        "newest first"
+    );
+    let err = entries
+        .iter()
+        .find(|e| e.message == "err-1")
+        .expect("stderr line");
+    assert_eq!(
+        (err.stream, err.priority),
+        (Some(LogStream::Stderr), Some(3))
+    );
+    let out = entries
+        .iter()
+        .find(|e| e.message == "out-1")
+        .expect("stdout line");
+    assert_eq!(
+        (out.stream, out.priority),
+        (Some(LogStream::Stdout), Some(6))
+    );
+    assert_eq!(
+        page(&agent, "cache", "priority=err")
+            .await
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>(),
+        ["err-1"]
+    );
+    let older = page(&agent, "cache", &format!("limit=2&before={}", entries[0].cursor)).await;
+    let texts = |v: &[LogEntry]| v.iter().map(|e| e.message.clone()).collect::<Vec<_>>();
+    assert_eq!(texts(&older), texts(&entries[1..3]), "before pages back without overlap");
+
+    let tick = |e: &LogEntry| {
+        e.message
+            .strip_prefix("tick ")
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let mut stream = SseStream::open(&agent, "/v1/apps/cache/logs/stream", None).await;
+    let mut seen = Vec::new();
+    let mut last = String::new();
+    while seen.len() < 5 {
+        let e = entry(
+            &stream
+                .next_within(Duration::from_secs(5))
+                .await
+                .expect("live line"),
+        )
+        .expect("log");
+        seen.extend(tick(&e));
+        last = e.cursor;
+    }
+    drop(stream);
+    let mut resumed = SseStream::open(&agent, "/v1/apps/cache/logs/stream", Some(&last)).await;
+    while seen.len() < 20 {
+        let e = entry(
+            &resumed
+                .next_within(Duration::from_secs(5))
+                .await
+                .expect("resumed line"),
+        )
+        .expect("log");
+        seen.extend(tick(&e));
+    }
+    assert!(
+        seen.windows(2).all(|w| w[1] == w[0] + 1),
+        "none lost or doubled: {seen:?}"
+    );
+}
