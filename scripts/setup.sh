@@ -20,6 +20,8 @@ done
 want=(curl jq file pkg-config libssl-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev
       librsvg2-dev libsoup-3.0-dev libgtk-3-dev libxdo-dev)
 [[ ${1:-} == --bench ]] && want+=(prometheus-node-exporter)
+command -v npm >/dev/null || want+=(nodejs npm)
+command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || want+=(python3-venv)
 missing=()
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -32,4 +34,19 @@ if ((${#missing[@]})); then
         apt-get update -q >/dev/null
         apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
     }
+fi
+
+# The dotenv parsers the .env tests read written files back with: python-dotenv 1.2 (PyPI) and
+# Node's dotenv 18 (npm), in a tools directory outside the clone.
+tools=${FLEETDECK_TOOLS:-$HOME/.cache/fleetdeck-tools}
+mkdir -p "$tools"
+if [[ ! -x $tools/venv/bin/python ]] || ! "$tools/venv/bin/python" -c 'import dotenv' 2>/dev/null; then
+    log "installing python-dotenv into $tools/venv"
+    python3 -m venv "$tools/venv"
+    "$tools/venv/bin/pip" install -q 'python-dotenv==1.2.*'
+fi
+if [[ ! -f $tools/node/node_modules/dotenv/package.json ]]; then
+    log "installing Node dotenv into $tools/node"
+    mkdir -p "$tools/node"
+    (cd "$tools/node" && npm install --silent --no-audit --no-fund 'dotenv@18' >/dev/null)
 fi

@@ -5,14 +5,16 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fleetdeck_proto::{
-    ActionOutcome, AppAction, AppKind, AppSample, AppState, AppStatus, EventSource, FsSample,
-    HostMetrics, Info, LogPage, NetSample, Sample, SamplesPage, Snapshot, SourceHealth, Sources,
+    ActionOutcome, AppAction, AppKind, AppSample, AppState, AppStatus, EnvFile, EnvUpdate,
+    EnvWritten, EventSource, FsSample, HostMetrics, Info, LogPage, NetSample, Sample, SamplesPage,
+    Snapshot, SourceHealth, Sources,
 };
 use futures_util::future::join_all;
 
 use crate::config::{AppConfig, AppSource, Config};
 use crate::docker::logs::parse_cursor as docker_cursor;
 use crate::docker::{DockerError, DockerSource};
+use crate::env_file;
 use crate::events::EventLog;
 use crate::host::{process_rss_bytes, HostError, HostReader};
 use crate::journal::{valid_cursor, Journal, JournalError, LogQuery};
@@ -30,6 +32,7 @@ pub struct Agent {
     docker: DockerSource,
     ring: Mutex<Ring>,
     events: EventLog,
+    env_lock: tokio::sync::Mutex<()>,
 }
 
 /// Why an action was not carried out.
@@ -58,6 +61,17 @@ pub enum LogError {
     Source(String),
 }
 
+/// Why an app's `.env` cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvAccessError {
+    #[error("no app named {0:?} is configured on this agent; GET /v1/apps lists them")]
+    NotFound(String),
+    #[error("app {0:?} has no env_file in the agent's config; add env_file = \"/path/to/.env\" to its [[apps]] entry")]
+    NoEnvFile(String),
+    #[error(transparent)]
+    File(#[from] crate::env_file::EnvError),
+}
+
 /// A stream of log entries, whatever their source.
 pub type LogFollow =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = fleetdeck_proto::LogEntry> + Send>>;
@@ -78,6 +92,7 @@ impl Agent {
             (config.sample_retention.as_secs() / config.sample_interval.as_secs().max(1)).max(1);
         Ok(Self {
             events: EventLog::new(instance_id.clone()),
+            env_lock: tokio::sync::Mutex::new(()),
             ring: Mutex::new(Ring::new(capacity as usize)),
             instance_id,
             started_unix_ms: unix_ms_now(),
@@ -249,6 +264,51 @@ impl Agent {
                 Ok(Box::pin(s))
             }
         }
+    }
+
+    fn env_path(&self, name: &str) -> Result<std::path::PathBuf, EnvAccessError> {
+        let app = self
+            .config
+            .app(name)
+            .ok_or_else(|| EnvAccessError::NotFound(name.to_owned()))?;
+        app.env_file
+            .clone()
+            .ok_or_else(|| EnvAccessError::NoEnvFile(name.to_owned()))
+    }
+
+    /// App `name`'s `.env` as written and as read.
+    pub async fn env_read(&self, name: &str) -> Result<EnvFile, EnvAccessError> {
+        let path = self.env_path(name)?;
+        let file = tokio::task::spawn_blocking(move || env_file::read(&path))
+            .await
+            .map_err(|e| env_file::EnvError::Invalid(format!("the read was interrupted: {e}")))??;
+        Ok(file)
+    }
+
+    /// Applies `update` to app `name`'s `.env` if it is still at `if_match`. Writes to one file
+    /// are serialized, so the etag check and the rename cannot interleave.
+    pub async fn env_write(
+        &self,
+        name: &str,
+        if_match: &str,
+        update: EnvUpdate,
+    ) -> Result<EnvWritten, EnvAccessError> {
+        let path = self.env_path(name)?;
+        let _serial = self.env_lock.lock().await;
+        let keys = update.set.len() + update.unset.len();
+        let p = path.clone();
+        let if_match = if_match.to_owned();
+        let etag = tokio::task::spawn_blocking(move || env_file::write(&p, &if_match, &update))
+            .await
+            .map_err(|e| {
+                env_file::EnvError::Invalid(format!("the write was interrupted: {e}"))
+            })??;
+        // Which app and how many keys; never a value.
+        tracing::info!(app = name, keys, "env file written");
+        Ok(EnvWritten {
+            etag,
+            path: path.display().to_string(),
+        })
     }
 
     /// Carries out `action` on app `name` if its config allows it; waits for it to finish.

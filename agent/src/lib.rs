@@ -10,6 +10,7 @@ pub mod agent;
 pub mod api;
 pub mod config;
 pub mod docker;
+pub mod env_file;
 pub mod events;
 pub mod host;
 pub mod journal;

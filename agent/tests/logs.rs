@@ -219,7 +219,12 @@ async fn hostile_output_does_not_break_pages_or_follows() {
     assert!(
         !long.is_empty() && long.iter().all(|e| e.message.bytes().all(|b| b == b'x')),
         "{:?}",
-        got.iter().map(|e| (e.message.len(), e.message.chars().take(20).collect::<String>())).collect::<Vec<_>>()
+        got.iter()
+            .map(|e| (
+                e.message.len(),
+                e.message.chars().take(20).collect::<String>()
+            ))
+            .collect::<Vec<_>>()
     );
     let paged = page(&agent, "web", "limit=50").await;
     assert!(paged.iter().any(|e| e.message == bin.message));
@@ -303,9 +308,18 @@ async fn container_logs_mark_streams_page_and_resume() {
             .collect::<Vec<_>>(),
         ["err-1"]
     );
-    let older = page(&agent, "cache", &format!("limit=2&before={}", entries[0].cursor)).await;
+    let older = page(
+        &agent,
+        "cache",
+        &format!("limit=2&before={}", entries[0].cursor),
+    )
+    .await;
     let texts = |v: &[LogEntry]| v.iter().map(|e| e.message.clone()).collect::<Vec<_>>();
-    assert_eq!(texts(&older), texts(&entries[1..3]), "before pages back without overlap");
+    assert_eq!(
+        texts(&older),
+        texts(&entries[1..3]),
+        "before pages back without overlap"
+    );
 
     let tick = |e: &LogEntry| {
         e.message

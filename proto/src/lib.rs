@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod env;
 mod error;
 mod event;
 mod host;
@@ -17,6 +18,7 @@ pub use app::{
     ActionOutcome, AppAction, AppKind, AppState, AppStatus, DockerDetail, Exit, SourceHealth,
     Sources, SystemdDetail,
 };
+pub use env::{EnvEntry, EnvFile, EnvUpdate, EnvWritten};
 pub use error::{ErrorBody, ErrorDetail};
 pub use event::{AppEvent, EventSource};
 pub use host::{Cpu, Filesystem, HostMetrics, Load, Memory, NetInterface, Swap};

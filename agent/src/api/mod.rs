@@ -3,6 +3,7 @@
 
 mod actions;
 mod apps;
+mod env;
 mod events;
 mod info;
 mod logs;
@@ -57,6 +58,12 @@ pub enum ApiError {
     Action(#[from] crate::agent::ActionError),
     #[error(transparent)]
     Logs(#[from] crate::agent::LogError),
+    #[error(transparent)]
+    Env(#[from] crate::agent::EnvAccessError),
+    #[error("If-Match is required: send the etag from GET .../env, so a change made meanwhile is not overwritten")]
+    PreconditionRequired,
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("cannot read host metrics: {0}")]
     Host(#[from] crate::host::HostError),
 }
@@ -92,6 +99,24 @@ impl IntoResponse for ApiError {
             Self::Logs(crate::agent::LogError::Source(_)) => {
                 (StatusCode::BAD_GATEWAY, "source_failed")
             }
+            Self::Env(e) => {
+                use crate::agent::EnvAccessError as E;
+                use crate::env_file::EnvError as F;
+                match e {
+                    E::NotFound(_) => (StatusCode::NOT_FOUND, "app_not_found"),
+                    E::NoEnvFile(_) => (StatusCode::NOT_FOUND, "no_env_file"),
+                    E::File(F::Stale { .. }) => (StatusCode::PRECONDITION_FAILED, "stale_etag"),
+                    E::File(F::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_env"),
+                    E::File(F::Read { .. }) => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "env_read_failed")
+                    }
+                    E::File(F::Write { .. }) => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "env_write_failed")
+                    }
+                }
+            }
+            Self::PreconditionRequired => (StatusCode::PRECONDITION_REQUIRED, "if_match_required"),
+            Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_env"),
             Self::Host(_) => (StatusCode::INTERNAL_SERVER_ERROR, "host_metrics_failed"),
         };
         if status.is_server_error() {
@@ -123,6 +148,8 @@ impl IntoResponse for ApiError {
         actions::act,
         logs::page,
         logs::stream,
+        env::get,
+        env::put,
     ),
     components(schemas(fleetdeck_proto::ErrorBody)),
     modifiers(&BearerAuth)
@@ -152,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/samples", get(samples::samples))
         .route("/v1/events", get(events::events))
         .route("/v1/apps/{app}/actions/{action}", post(actions::act))
+        .route("/v1/apps/{app}/env", get(env::get).put(env::put))
         .route("/v1/apps/{app}/logs", get(logs::page))
         .route("/v1/apps/{app}/logs/stream", get(logs::stream))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -34,7 +34,10 @@ impl Position {
 /// Parses a cursor of ours (`d<ns>-<ordinal>`).
 pub fn parse_cursor(c: &str) -> Option<Position> {
     let (ns, ordinal) = c.strip_prefix('d')?.split_once('-')?;
-    Some(Position { ns: ns.parse().ok()?, ordinal: ordinal.parse().ok()? })
+    Some(Position {
+        ns: ns.parse().ok()?,
+        ordinal: ordinal.parse().ok()?,
+    })
 }
 
 /// The priority given to container output: stderr as `err` (3), stdout as `info` (6).
@@ -55,7 +58,9 @@ struct Line {
 /// Splits one chunk of output (`<RFC 3339> <text>` per line) into lines.
 fn lines_of(output: LogOutput) -> Vec<Line> {
     let (stream, bytes) = match output {
-        LogOutput::StdOut { message } | LogOutput::Console { message } => (LogStream::Stdout, message),
+        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+            (LogStream::Stdout, message)
+        }
         LogOutput::StdErr { message } => (LogStream::Stderr, message),
         LogOutput::StdIn { .. } => return Vec::new(),
     };
@@ -65,7 +70,11 @@ fn lines_of(output: LogOutput) -> Vec<Line> {
         .filter_map(|line| {
             let space = line.iter().position(|b| *b == b' ')?;
             let ns = parse_rfc3339_ns(std::str::from_utf8(&line[..space]).ok()?)?;
-            Some(Line { ns, stream, text: line[space + 1..].to_vec() })
+            Some(Line {
+                ns,
+                stream,
+                text: line[space + 1..].to_vec(),
+            })
         })
         .collect()
 }
@@ -83,7 +92,10 @@ impl Numbering {
             Some(p) if p.ns == line.ns => p.ordinal + 1,
             _ => 0,
         };
-        let pos = Position { ns: line.ns, ordinal };
+        let pos = Position {
+            ns: line.ns,
+            ordinal,
+        };
         self.last = Some(pos);
         let (message, truncated) = cut(String::from_utf8_lossy(&line.text).into_owned());
         let entry = LogEntry {
@@ -102,7 +114,9 @@ impl Numbering {
 pub fn parse_rfc3339_ns(ts: &str) -> Option<u64> {
     let ms = super::parse_docker_time(ts)?;
     // parse_docker_time keeps milliseconds; add the sub-millisecond digits back.
-    let frac = ts.split_once('.').map(|(_, f)| f.split(|c: char| !c.is_ascii_digit()).next().unwrap_or(""));
+    let frac = ts
+        .split_once('.')
+        .map(|(_, f)| f.split(|c: char| !c.is_ascii_digit()).next().unwrap_or(""));
     let sub_ms = frac
         .map(|f| {
             let digits: String = f.chars().chain(std::iter::repeat('0')).take(9).collect();
@@ -113,7 +127,9 @@ pub fn parse_rfc3339_ns(ts: &str) -> Option<u64> {
 }
 
 fn build_grep(query: &LogQuery) -> Result<Option<regex_lite::Regex>, DockerError> {
-    let Some(g) = &query.grep else { return Ok(None) };
+    let Some(g) = &query.grep else {
+        return Ok(None);
+    };
     regex_lite::RegexBuilder::new(g)
         .case_insensitive(!g.chars().any(char::is_uppercase))
         .build()
@@ -142,7 +158,11 @@ impl DockerSource {
     }
 
     /// The newest lines of `container` matching `query` (older than `query.before`), newest first.
-    pub async fn log_page(&self, container: &str, query: &LogQuery) -> Result<Vec<LogEntry>, DockerError> {
+    pub async fn log_page(
+        &self,
+        container: &str,
+        query: &LogQuery,
+    ) -> Result<Vec<LogEntry>, DockerError> {
         let grep = build_grep(query)?;
         let before = query.before.as_deref().and_then(parse_cursor);
         let mut window = FIRST_WINDOW.max(query.limit * 2);
@@ -150,7 +170,11 @@ impl DockerSource {
             let lines = self.read_tail(container, window).await?;
             let complete = lines.len() < window;
             // The oldest timestamp of a full window may be cut: its ordinals would be wrong.
-            let cut_ns = if complete { None } else { lines.first().map(|l| l.ns) };
+            let cut_ns = if complete {
+                None
+            } else {
+                lines.first().map(|l| l.ns)
+            };
             let mut numbering = Numbering::default();
             let mut entries: Vec<LogEntry> = lines
                 .into_iter()
@@ -158,7 +182,11 @@ impl DockerSource {
                 .map(|l| numbering.entry(l))
                 .filter(|(pos, _)| before.is_none_or(|b| *pos < b))
                 .map(|(_, e)| e)
-                .filter(|e| query.priority.is_none_or(|p| e.priority.is_none_or(|ep| ep <= p)))
+                .filter(|e| {
+                    query
+                        .priority
+                        .is_none_or(|p| e.priority.is_none_or(|ep| ep <= p))
+                })
                 .filter(|e| grep.as_ref().is_none_or(|re| re.is_match(&e.message)))
                 .collect();
             if entries.len() >= query.limit || complete || window >= MAX_WINDOW {
@@ -172,7 +200,11 @@ impl DockerSource {
 
     /// Follows `container`'s output after `after` or, without it, from the start of the current
     /// second.
-    pub async fn log_follow(&self, container: &str, after: Option<Position>) -> Result<impl Stream<Item = LogEntry> + use<>, DockerError> {
+    pub async fn log_follow(
+        &self,
+        container: &str,
+        after: Option<Position>,
+    ) -> Result<impl Stream<Item = LogEntry> + use<>, DockerError> {
         let from_ns = after.map_or_else(|| crate::agent::unix_ms_now() * 1_000_000, |p| p.ns);
         let options = LogsOptions {
             follow: true,
@@ -212,22 +244,43 @@ mod tests {
         let e: Vec<(Position, LogEntry)> = lines_of(out).into_iter().map(|l| n.entry(l)).collect();
         assert_eq!(e.len(), 3);
         assert_eq!(e[0].1.cursor, "d1714557600000000000-0");
-        assert_eq!(e[1].1.cursor, "d1714557600000000000-1", "same second: next ordinal");
+        assert_eq!(
+            e[1].1.cursor, "d1714557600000000000-1",
+            "same second: next ordinal"
+        );
         assert_eq!(e[2].1.cursor, "d1714557601500000000-0");
         assert_eq!(e[2].1.unix_us, 1_714_557_601_500_000);
-        assert_eq!((e[0].1.message.as_str(), e[0].1.stream, e[0].1.priority), ("boom", Some(LogStream::Stderr), Some(3)));
+        assert_eq!(
+            (e[0].1.message.as_str(), e[0].1.stream, e[0].1.priority),
+            ("boom", Some(LogStream::Stderr), Some(3))
+        );
         assert_eq!(e[1].1.message, "bin\u{fffd}");
         assert!(e[0].0 < e[1].0 && e[1].0 < e[2].0);
-        assert!(lines_of(LogOutput::StdIn { message: Bytes::from_static(b"x") }).is_empty());
+        assert!(lines_of(LogOutput::StdIn {
+            message: Bytes::from_static(b"x")
+        })
+        .is_empty());
     }
 
     #[test]
     fn cursors() {
-        assert_eq!(parse_cursor("d123-4"), Some(Position { ns: 123, ordinal: 4 }));
+        assert_eq!(
+            parse_cursor("d123-4"),
+            Some(Position {
+                ns: 123,
+                ordinal: 4
+            })
+        );
         for bad in ["123", "d", "d123", "dx-1", "d1-x", "s=abc", ""] {
             assert_eq!(parse_cursor(bad), None, "{bad}");
         }
-        assert_eq!(parse_rfc3339_ns("2024-05-01T10:00:00.5Z"), Some(1_714_557_600_500_000_000));
-        assert_eq!(parse_rfc3339_ns("2024-05-01T12:00:00.000000001+02:00"), Some(1_714_557_600_000_000_001));
+        assert_eq!(
+            parse_rfc3339_ns("2024-05-01T10:00:00.5Z"),
+            Some(1_714_557_600_500_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ns("2024-05-01T12:00:00.000000001+02:00"),
+            Some(1_714_557_600_000_000_001)
+        );
     }
 }

@@ -1,0 +1,67 @@
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use fleetdeck_proto::{EnvFile, EnvUpdate, EnvWritten, ErrorBody};
+
+use super::{ApiError, AppState};
+
+/// The app's `.env`: etag, path, entries and raw text.
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/env",
+    params(("app" = String, Path, description = "the app's name")),
+    responses((status = 200, body = EnvFile), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+) -> Result<Json<EnvFile>, ApiError> {
+    Ok(Json(state.agent.env_read(&app).await?))
+}
+
+/// Edits the app's `.env` atomically: `If-Match: ETAG` is required.
+#[utoipa::path(
+    put,
+    path = "/v1/apps/{app}/env",
+    params(
+        ("app" = String, Path, description = "the app's name"),
+        ("If-Match" = String, Header, description = "the etag of the file as read")
+    ),
+    request_body = EnvUpdate,
+    responses(
+        (status = 200, body = EnvWritten),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 412, description = "the file changed since it was read", body = ErrorBody),
+        (status = 422, description = "invalid key, or the result would not parse or read back", body = ErrorBody),
+        (status = 428, description = "If-Match is missing", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn put(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<EnvUpdate>, JsonRejection>,
+) -> Result<Json<EnvWritten>, ApiError> {
+    let if_match = headers
+        .get("if-match")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.trim()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .to_owned()
+        })
+        .filter(|v| !v.is_empty())
+        .ok_or(ApiError::PreconditionRequired)?;
+    let Json(update) = body.map_err(|e| {
+        ApiError::Unprocessable(format!(
+            "{}; send {{\"set\": {{...}}, \"unset\": [...]}} or {{\"raw\": \"...\"}}",
+            e.body_text()
+        ))
+    })?;
+    Ok(Json(state.agent.env_write(&app, &if_match, update).await?))
+}

@@ -1,0 +1,445 @@
+//! `.env` editing through the real agent: the wire rules (etag, 428/412/422, 404), files left
+//! whole and untouched on refusal, values that python-dotenv 1.2 and Node's dotenv 18 read back
+//! exactly, and SIGKILL at random moments during 200 writes never leaving a torn file.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use fleetdeck_proto::{EnvFile, EnvWritten};
+use serde_json::json;
+
+fn tools() -> PathBuf {
+    let dir = std::env::var_os("FLEETDECK_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/fleetdeck-tools")
+        });
+    assert!(
+        dir.join("venv/bin/python").exists() && dir.join("node/node_modules/dotenv").exists(),
+        "python-dotenv / Node dotenv missing in {}: run scripts/setup.sh",
+        dir.display()
+    );
+    dir
+}
+
+struct EnvAgent {
+    _work: Workdir,
+    env: PathBuf,
+    agent: RunningAgent,
+}
+
+fn agent_with_env(initial: &str) -> EnvAgent {
+    let work = Workdir::new();
+    let env = work.path("app.env");
+    std::fs::write(&env, initial).expect("env file");
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let agent = RunningAgent::start(&work.config(&format!(
+        "[[apps]]\nname = \"web\"\nsystemd_unit = \"web.service\"\nenv_file = \"{}\"\n\
+         [[apps]]\nname = \"noenv\"\nsystemd_unit = \"x.service\"\n",
+        env.display()
+    )));
+    EnvAgent {
+        _work: work,
+        env,
+        agent,
+    }
+}
+
+async fn get_env(agent: &RunningAgent) -> EnvFile {
+    serde_json::from_value(agent.get_json("/v1/apps/web/env").await).expect("EnvFile")
+}
+
+async fn put_env(
+    agent: &RunningAgent,
+    etag: Option<&str>,
+    body: serde_json::Value,
+) -> reqwest::Response {
+    let mut req = agent
+        .client
+        .put(agent.url("/v1/apps/web/env"))
+        .bearer_auth(TOKEN)
+        .json(&body);
+    if let Some(e) = etag {
+        req = req.header("If-Match", format!("\"{e}\""));
+    }
+    req.send().await.expect("PUT")
+}
+
+async fn error_code(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.expect("error json");
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn read_edit_and_the_wire_rules() {
+    let initial = "# web app\nexport DB_URL=postgres://db/app # primary\n\nPORT=80\nSECRET='s3cr3t-do-not-log'\n";
+    let t = agent_with_env(initial);
+    let file = get_env(&t.agent).await;
+    assert_eq!(file.path, t.env.display().to_string());
+    assert_eq!(file.raw, initial);
+    let entries: Vec<(&str, &str, u32)> = file
+        .entries
+        .iter()
+        .map(|e| (e.key.as_str(), e.value.as_str(), e.line))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("DB_URL", "postgres://db/app", 2),
+            ("PORT", "80", 4),
+            ("SECRET", "s3cr3t-do-not-log", 5)
+        ]
+    );
+
+    // Refusals leave the file byte for byte as it was.
+    assert_eq!(
+        error_code(put_env(&t.agent, None, json!({"set": {"PORT": "81"}})).await).await,
+        (428, "if_match_required".into())
+    );
+    assert_eq!(
+        error_code(put_env(&t.agent, Some("0123"), json!({"set": {"PORT": "81"}})).await).await,
+        (412, "stale_etag".into())
+    );
+    for body in [
+        json!({"set": {"1BAD": "x"}}),
+        json!({"set": {"A B": "x"}}),
+        json!({"unset": ["../etc"]}),
+        json!({"raw": "A='unterminated\n"}),
+        json!({"set": {"A": "needs quotes\nand ends in \\"}}),
+        json!({"raw": "A=1", "set": {"B": "2"}}),
+        json!({"nonsense": true}),
+    ] {
+        assert_eq!(
+            error_code(put_env(&t.agent, Some(&file.etag), body.clone()).await).await,
+            (422, "invalid_env".into()),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&t.env).expect("env"),
+        initial,
+        "untouched"
+    );
+
+    let resp = put_env(
+        &t.agent,
+        Some(&file.etag),
+        json!({"set": {"PORT": "8080", "NEW_KEY": "a b"}, "unset": ["DB_URL"]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let written: EnvWritten = resp.json().await.expect("EnvWritten");
+    let now = std::fs::read_to_string(&t.env).expect("env");
+    assert_eq!(
+        now,
+        "# web app\n\nPORT=8080\nSECRET='s3cr3t-do-not-log'\nNEW_KEY=a b\n"
+    );
+    assert_eq!(written.etag, get_env(&t.agent).await.etag);
+    assert_eq!(
+        std::fs::metadata(&t.env)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600,
+        "mode kept"
+    );
+    // The old etag is stale now.
+    assert_eq!(
+        error_code(put_env(&t.agent, Some(&file.etag), json!({"set": {"PORT": "1"}})).await)
+            .await
+            .0,
+        412
+    );
+
+    // A raw write replaces the text.
+    let resp = put_env(&t.agent, Some(&written.etag), json!({"raw": "ONLY=1\n"})).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(std::fs::read_to_string(&t.env).expect("env"), "ONLY=1\n");
+
+    let resp = t.agent.get("/v1/apps/noenv/env").await;
+    assert_eq!(error_code(resp).await, (404, "no_env_file".into()));
+    let mut agent = t.agent;
+    let logs = agent.logs().join("\n");
+    assert!(logs.contains("env file written"), "{logs}");
+    assert!(
+        !logs.contains("s3cr3t") && !logs.contains("8080"),
+        "no value in the logs: {logs}"
+    );
+}
+
+#[tokio::test]
+async fn symlinked_env_file_is_followed_and_kept_a_link() {
+    let work = Workdir::new();
+    let real = work.path("real.env");
+    std::fs::write(&real, "A=1\n").expect("env");
+    let link = work.path(".env");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    let agent = RunningAgent::start(&work.config(&format!(
+        "[[apps]]\nname = \"web\"\nsystemd_unit = \"web.service\"\nenv_file = \"{}\"\n",
+        link.display()
+    )));
+    let file = get_env(&agent).await;
+    assert_eq!(
+        put_env(&agent, Some(&file.etag), json!({"set": {"A": "2"}}))
+            .await
+            .status(),
+        200
+    );
+    assert!(std::fs::symlink_metadata(&link)
+        .expect("link")
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&real).expect("real"), "A=2\n");
+}
+
+/// Values a config really holds, and values chosen to break quoting.
+fn hostile_values() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "plain",
+        "",
+        "with space",
+        " lead",
+        "trail ",
+        "a#b",
+        "a #b",
+        "#start",
+        "$HOME",
+        "${HOME}",
+        "$$",
+        "it's",
+        "say \"hi\"",
+        "both ' and \"",
+        "multi\nline",
+        "cr\rhere",
+        "crlf\r\n",
+        "tab\there",
+        "back\\slash",
+        "trailing\\",
+        "\\n literal",
+        "'quoted'",
+        "\"dq\"",
+        "`tick`",
+        "=eq=",
+        "é ü €",
+        "postgres://user:p@ss#w0rd@db:5432/app?sslmode=require",
+        "{\"json\": [1, 2]}",
+        "a\\'b",
+        "\\\\",
+        "'",
+        "\"",
+        "line1\nline2 'x' \"y\" $z #w",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // A deterministic spread of random-looking values from a small alphabet of troublemakers.
+    let alphabet: Vec<char> = "ab '\"\\$#\n\r\t=`{}é ".chars().collect();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..300 {
+        let len = (x % 12) as usize;
+        let mut s = String::new();
+        for _ in 0..len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            s.push(alphabet[(x % alphabet.len() as u64) as usize]);
+        }
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        v.push(s);
+    }
+    v
+}
+
+/// What python-dotenv and Node's dotenv read from `path`, as key → value.
+fn real_parsers(path: &Path) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let tools = tools();
+    let py = Command::new(tools.join("venv/bin/python"))
+        .args(["-c", "import json, sys; from dotenv import dotenv_values; print(json.dumps(dotenv_values(sys.argv[1], interpolate=True)))"])
+        .arg(path)
+        .output()
+        .expect("python");
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let node = Command::new("node")
+        .current_dir(tools.join("node"))
+        .args(["-e", "const fs = require('fs'); const d = require('dotenv'); process.stdout.write(JSON.stringify(d.parse(fs.readFileSync(process.argv[1]))))"])
+        .arg(path)
+        .output()
+        .expect("node");
+    assert!(
+        node.status.success(),
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    let parse = |out: &[u8]| -> BTreeMap<String, String> {
+        let v: BTreeMap<String, Option<String>> = serde_json::from_slice(out).expect("parser json");
+        v.into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect()
+    };
+    (parse(&py.stdout), parse(&node.stdout))
+}
+
+#[tokio::test]
+async fn python_dotenv_and_node_dotenv_read_back_what_was_set() {
+    let t = agent_with_env("# hostile values\nKEEP=kept\n");
+    let values = hostile_values();
+    let mut set = BTreeMap::new();
+    // A value that needs quotes and ends with a backslash is refused (Node would misread the
+    // lines after it); the rest go in one edit.
+    for (i, v) in values.iter().enumerate() {
+        if fleetdeck_agent::env_file::quote::quote(v).is_some() {
+            set.insert(format!("K{i}"), v.clone());
+        }
+    }
+    assert!(set.len() > values.len() * 9 / 10);
+    let file = get_env(&t.agent).await;
+    let resp = put_env(&t.agent, Some(&file.etag), json!({ "set": set })).await;
+    assert_eq!(resp.status(), 200);
+    let (py, node) = real_parsers(&t.env);
+    // Our own reading must agree too.
+    let ours: BTreeMap<String, String> = get_env(&t.agent)
+        .await
+        .entries
+        .into_iter()
+        .map(|e| (e.key, e.value))
+        .collect();
+    let mut node_cannot = Vec::new();
+    let mut wrong = Vec::new();
+    for (key, want) in &set {
+        assert_eq!(ours.get(key), Some(want), "agent reads {key} back");
+        // python-dotenv expands ${NAME} in every form and has no escape for it.
+        if !want.contains("${") && py.get(key) != Some(want) {
+            wrong.push(format!(
+                "python-dotenv {key}: want {want:?} got {:?}",
+                py.get(key)
+            ));
+        }
+        // Node's dotenv cannot escape a double quote, nor anything in single quotes: a value that
+        // needs a quote form and holds both kinds of quote (or a backslash) is written for
+        // python-dotenv and compose.
+        let written = fleetdeck_agent::env_file::quote::quote(want).expect("writable");
+        let node_can = !(written.starts_with('"') && (want.contains('"') || want.contains('\\')));
+        if node_can {
+            if node.get(key) != Some(want) {
+                wrong.push(format!(
+                    "node dotenv {key}: want {want:?} (written {written:?}) got {:?}",
+                    node.get(key)
+                ));
+            }
+        } else {
+            node_cannot.push(want.clone());
+        }
+    }
+    if !wrong.is_empty() {
+        let _ = std::fs::copy(&t.env, "/tmp/fd-env-debug.env");
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} values read back wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert_eq!(py.get("KEEP").map(String::as_str), Some("kept"));
+    assert!(
+        node_cannot.len() < values.len() / 2,
+        "most values are expressible for Node too: {}",
+        node_cannot.len()
+    );
+}
+
+#[tokio::test]
+async fn sigkill_during_writes_never_tears_the_file() {
+    // 200 writes of a large file, each with the agent SIGKILLed a random moment after the request
+    // was sent: the file must be exactly the old or the new text every time.
+    let work = Workdir::new();
+    let env = work.path("big.env");
+    let text = |n: u32| {
+        format!(
+            "# generation {n}\n{}",
+            (0..2000)
+                .map(|i| format!("KEY_{i}=value-{n}-{i}-{}\n", "x".repeat(40)))
+                .collect::<String>()
+        )
+    };
+    std::fs::write(&env, text(0)).expect("env");
+    let config = work.config(&format!(
+        "[[apps]]\nname = \"web\"\nsystemd_unit = \"web.service\"\nenv_file = \"{}\"\n",
+        env.display()
+    ));
+    // How long one whole write takes here, to spread the kills over it (and a bit past it).
+    let span = {
+        let agent = RunningAgent::start(&config);
+        let etag = fleetdeck_agent::env_file::etag(&std::fs::read(&env).expect("read"));
+        let t0 = std::time::Instant::now();
+        let resp = agent
+            .client
+            .put(agent.url("/v1/apps/web/env"))
+            .bearer_auth(TOKEN)
+            .header("If-Match", etag)
+            .json(&json!({"raw": text(0)}))
+            .send()
+            .await
+            .expect("PUT");
+        assert_eq!(resp.status(), 200);
+        t0.elapsed().as_micros() as u64 * 3 / 2
+    };
+    let mut seed: u64 = 42;
+    let mut outcomes = [0u32; 2];
+    for n in 1..=200u32 {
+        let agent = RunningAgent::start(&config);
+        let before = std::fs::read(&env).expect("read");
+        let etag = fleetdeck_agent::env_file::etag(&before);
+        let new = text(n);
+        let url = agent.url("/v1/apps/web/env");
+        let client = agent.client.clone();
+        let body = json!({"raw": new});
+        let send = tokio::spawn(async move {
+            let _ = client
+                .put(url)
+                .bearer_auth(TOKEN)
+                .header("If-Match", etag)
+                .json(&body)
+                .send()
+                .await;
+        });
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_micros(seed % span.max(1))).await; // the random kill point
+        let pid = agent.pid().to_string();
+        run("kill", &["-KILL", &pid]);
+        drop(agent);
+        let _ = send.await;
+        let after = std::fs::read_to_string(&env).expect("read after kill");
+        let old = String::from_utf8(before).expect("utf-8");
+        assert!(
+            after == old || after == new,
+            "write {n}: the file is neither the old nor the new text ({} bytes)",
+            after.len()
+        );
+        outcomes[usize::from(after == new)] += 1;
+    }
+    // Both outcomes happened: the kills landed before and after the rename.
+    assert!(
+        outcomes[0] > 0 && outcomes[1] > 0,
+        "old/new outcomes: {outcomes:?}"
+    );
+}
