@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The agent benchmark of docs/benchmarks.md: the static musl agent vs Debian's
-# prometheus-node-exporter, 1,000 requests each, on the test bed. Run as root on Debian 12.
+# The agent benchmarks of docs/benchmarks.md, on the test bed with the static musl agent:
+#   snapshot  RSS and CPU per snapshot vs Debian's prometheus-node-exporter, 1,000 requests each
+#   crash     SIGKILL -> /v1/events latency, 100 kills of a unit and of a container
+#   soak      10 minutes of polling, log follow and events subscription: the RSS curve
+#   all       snapshot and crash (default). Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --bench
@@ -9,4 +12,12 @@ eval "$(testbed/testbed.sh env)"
 cargo build --locked --release --target x86_64-unknown-linux-musl -p fleetdeck-agent
 export FLEETDECK_AGENT_BIN=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-musl/release/fleetdeck-agent
 ls -l "$FLEETDECK_AGENT_BIN"
-cargo bench --locked -p fleetdeck-agent --bench snapshot_vs_node_exporter
+case ${1:-all} in
+    snapshot) cargo bench --locked -p fleetdeck-agent --bench snapshot_vs_node_exporter ;;
+    crash) cargo bench --locked -p fleetdeck-agent --bench crash_events ;;
+    soak) cargo bench --locked -p fleetdeck-agent --bench soak ;;   # SOAK_SECS=600 by default
+    all)
+        cargo bench --locked -p fleetdeck-agent --bench snapshot_vs_node_exporter
+        cargo bench --locked -p fleetdeck-agent --bench crash_events ;;
+    *) echo "usage: $0 [snapshot|crash|soak|all]" >&2; exit 2 ;;
+esac

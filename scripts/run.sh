@@ -34,6 +34,10 @@ mkdir -p "$state"
 if [[ ! -s $state/agent.token ]]; then
     (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$state/agent.token")
 fi
+if [[ ! -e $state/web.env ]]; then
+    printf '# demo web app\nPORT=8080\nDATABASE_URL=postgres://demo:demo@localhost/demo\nFEATURE_FLAGS=beta\n' >"$state/web.env"
+    chmod 600 "$state/web.env"
+fi
 cat >"$state/agent.toml" <<TOML
 listen = ["127.0.0.1:$port"]
 token_file = "agent.token"
@@ -43,6 +47,8 @@ sample_interval = "10s"
 [[apps]]
 name = "web"
 systemd_unit = "fleetdeck-demo-web.service"
+env_file = "$state/web.env"
+allow_actions = true
 
 [[apps]]
 name = "worker"
@@ -51,6 +57,7 @@ systemd_unit = "fleetdeck-demo-worker.service"
 [[apps]]
 name = "cache"
 docker_container = "fleetdeck-demo-cache"
+allow_actions = true
 TOML
 
 token=$(<"$state/agent.token")
@@ -61,6 +68,11 @@ Fleetdeck agent demo: $state/agent.toml
   try:    curl -s -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/apps | jq
           curl -s -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/snapshot | jq .host
           curl -s -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/openapi.json | jq '.paths | keys'
+  logs:   curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v1/apps/web/logs?limit=5" | jq
+          curl -sN -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/apps/web/logs/stream
+  events: curl -sN -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/events
+  .env:   curl -s -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/apps/web/env | jq
+  act:    curl -s -X POST -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/apps/web/actions/restart | jq .status.state
   crash:  eval "\$(testbed/testbed.sh env)"; systemctl --user kill -s KILL fleetdeck-demo-web.service
 Ctrl-C stops the agent.
 

@@ -196,6 +196,11 @@ impl Agent {
         Some(status)
     }
 
+    /// Passes a Docker event's action on (see [`DockerSource::note_lifecycle`]).
+    pub async fn docker_lifecycle(&self, container: &str, action: &str) {
+        self.docker.note_lifecycle(container, action).await;
+    }
+
     /// A page of app `name`'s logs, newest first.
     pub async fn log_page(&self, name: &str, query: &LogQuery) -> Result<LogPage, LogError> {
         let app = self

@@ -58,7 +58,7 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
         let a = agent.clone();
         let socket = agent.config().docker_socket.clone();
         let names = containers.iter().map(|(c, _)| c.clone()).collect();
-        tasks.spawn(watch_containers(socket, names, move |container| {
+        tasks.spawn(watch_containers(socket, names, move |container, action| {
             let a = a.clone();
             let apps: Vec<String> = containers
                 .iter()
@@ -66,6 +66,7 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
                 .map(|(_, n)| n.clone())
                 .collect();
             async move {
+                a.docker_lifecycle(&container, &action).await;
                 for app in apps {
                     a.refresh(&app, EventSource::Docker).await;
                 }

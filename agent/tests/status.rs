@@ -208,3 +208,28 @@ async fn unreachable_sources_leave_the_rest_of_the_snapshot() {
     // The agent keeps serving after the failures.
     assert_eq!(agent.get("/v1/apps").await.status(), 200);
 }
+
+#[tokio::test]
+async fn container_stopped_on_purpose_is_stopped_even_with_a_signal_exit() {
+    require_testbed();
+    // sleep as PID 1 ignores SIGTERM: `stop` ends it with SIGKILL after the grace, exit 137.
+    let c = Container::run("stop", &[], &["sleep", "100000"]);
+    let work = Workdir::new();
+    let agent = RunningAgent::start(&work.config(&format!(
+        "[[apps]]\nname = \"cache\"\ndocker_container = \"{}\"\n",
+        c.name
+    )));
+    wait_state(&agent, "cache", AppState::Running).await;
+    run("podman", &["stop", "-t", "1", &c.name]);
+    let stopped = wait_state(&agent, "cache", AppState::Stopped).await;
+    assert_eq!(
+        stopped.last_exit,
+        Some(Exit::Code(137)),
+        "the exit is kept as it was"
+    );
+    // Started again by someone else, then killed: that is a failure again.
+    run("podman", &["start", &c.name]);
+    wait_state(&agent, "cache", AppState::Running).await;
+    run("podman", &["kill", "--signal", "KILL", &c.name]);
+    wait_state(&agent, "cache", AppState::Failed).await;
+}

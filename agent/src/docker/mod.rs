@@ -45,6 +45,7 @@ pub struct DockerSource {
     socket: String,
     client: Mutex<Option<Docker>>,
     cpu: Mutex<HashMap<String, CpuCounters>>,
+    on_purpose: Mutex<std::collections::HashSet<String>>,
 }
 
 impl DockerSource {
@@ -53,6 +54,7 @@ impl DockerSource {
             socket,
             client: Mutex::new(None),
             cpu: Mutex::new(HashMap::new()),
+            on_purpose: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -108,6 +110,7 @@ impl DockerSource {
             Err(e) => return Err(DockerError::Call(e)),
         };
         let mut facts = ContainerFacts::from_inspect(&inspect);
+        facts.stopped_on_purpose = self.stopped_on_purpose(name, &facts.state).await;
         if facts.state == "running" {
             self.add_stats(&docker, name, &mut facts).await;
         } else {
@@ -156,6 +159,17 @@ impl DockerSource {
                     .await
             }
         };
+        if result.is_ok()
+            || matches!(
+                result,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 304,
+                    ..
+                })
+            )
+        {
+            self.note_lifecycle(name, action.as_str()).await;
+        }
         match result {
             Ok(()) => Ok(true),
             // 304: already started / already stopped; the wanted state holds.
@@ -170,6 +184,31 @@ impl DockerSource {
                 Err(DockerError::Call(e))
             }
         }
+    }
+
+    /// Records a lifecycle step of `name` (a Docker event's action, or the agent's own): after a
+    /// `stop` the container's exit is deliberate until it starts again.
+    pub async fn note_lifecycle(&self, name: &str, action: &str) {
+        let mut on_purpose = self.on_purpose.lock().await;
+        match action {
+            "stop" => {
+                on_purpose.insert(name.to_owned());
+            }
+            "start" | "restart" => {
+                on_purpose.remove(name);
+            }
+            _ => {}
+        }
+    }
+
+    async fn stopped_on_purpose(&self, name: &str, state: &str) -> bool {
+        let mut on_purpose = self.on_purpose.lock().await;
+        if state == "running" {
+            // Started by someone else since: no longer stopped.
+            on_purpose.remove(name);
+            return false;
+        }
+        on_purpose.contains(name)
     }
 
     /// Adds CPU % and memory from a one-shot stats call. A failure here leaves them empty: the

@@ -13,6 +13,9 @@ pub struct ContainerFacts {
     pub restart_count: Option<u64>,
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
+    /// It was stopped on purpose (a `stop` event or the agent's own stop action), so a non-zero
+    /// exit code is the stop signal's, not a crash.
+    pub stopped_on_purpose: bool,
     pub started_unix_ms: Option<u64>,
     pub finished_unix_ms: Option<u64>,
     pub cpu_percent: Option<f64>,
@@ -51,16 +54,25 @@ impl ContainerFacts {
             cpu_percent: None,
             memory_bytes: None,
             memory_limit_bytes: None,
+            stopped_on_purpose: false,
         }
     }
 
     pub fn app_state(&self) -> AppState {
-        app_state(
+        let state = app_state(
             &self.state,
             self.health.as_deref(),
             self.exit_code,
             self.oom_killed,
-        )
+        );
+        if state == AppState::Failed
+            && self.stopped_on_purpose
+            && self.state == "exited"
+            && !self.oom_killed
+        {
+            return AppState::Stopped;
+        }
+        state
     }
 
     /// How the container's process ended, while it is not running (a running container's exit

@@ -1,5 +1,6 @@
 //! Watching containers: the Docker API's event stream, filtered to the configured containers.
-//! Each event calls back with the container's name; the callback re-inspects it.
+//! Each event calls back with the container's name and the event's action; the callback
+//! re-inspects it.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,7 +15,7 @@ use super::DockerError;
 /// Watches `containers` on the API at `socket` until the process ends, reconnecting with backoff.
 pub async fn watch_containers<F, Fut>(socket: String, containers: Vec<String>, on_change: F)
 where
-    F: Fn(String) -> Fut,
+    F: Fn(String, String) -> Fut,
     Fut: Future<Output = ()>,
 {
     let mut backoff = Duration::from_millis(500);
@@ -36,7 +37,7 @@ async fn watch_once<F, Fut>(
     on_change: &F,
 ) -> Result<(), DockerError>
 where
-    F: Fn(String) -> Fut,
+    F: Fn(String, String) -> Fut,
     Fut: Future<Output = ()>,
 {
     // The event stream stays open for as long as the agent runs: no request timeout on it.
@@ -62,7 +63,7 @@ where
     tracing::debug!(containers = containers.len(), "watching Docker events");
     // Anything that changed before the stream was open is caught by this first pass.
     for c in containers {
-        on_change(c.clone()).await;
+        on_change(c.clone(), String::new()).await;
     }
     while let Some(event) = events.next().await {
         let event = event.map_err(DockerError::Call)?;
@@ -75,7 +76,7 @@ where
             .iter()
             .find(|c| Some(*c) == name || id.is_some_and(|id| id.starts_with(c.as_str())));
         if let Some(container) = hit {
-            on_change(container.clone()).await;
+            on_change(container.clone(), event.action.clone().unwrap_or_default()).await;
         }
     }
     Err(DockerError::Call(
