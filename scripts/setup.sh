@@ -17,7 +17,7 @@ done
 
 # Debian packages: the test bed's own list is installed by testbed.sh up; these are the extras,
 # with the GTK/WebKit libraries the desktop app (Tauri 2) builds against.
-want=(curl jq file pkg-config libssl-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev
+want=(curl jq file docker-compose pkg-config libssl-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev
       librsvg2-dev libsoup-3.0-dev libgtk-3-dev libxdo-dev)
 [[ ${1:-} == --bench ]] && want+=(prometheus-node-exporter)
 command -v npm >/dev/null || want+=(nodejs npm)

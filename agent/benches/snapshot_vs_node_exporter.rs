@@ -2,16 +2,19 @@
 //! fleetdeck-agent, side by side with Debian's prometheus-node-exporter scraped 1,000 times, in
 //! one run on one machine. Not a test: it prints figures for docs/benchmarks.md.
 //!
-//! Run with `scripts/bench-agent.sh` (builds the static musl agent, brings up the test bed, and
-//! passes FLEETDECK_AGENT_BIN). The agent watches one systemd unit and one container, as a small VM would.
+//! Run with `scripts/bench-agent.sh snapshot` (builds the static musl agent, brings up the test
+//! bed, and passes FLEETDECK_AGENT_BIN). The agent watches one systemd unit and one container, as
+//! a small VM would.
 
-use std::path::PathBuf;
+mod support;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::*;
+
 const REQUESTS: u32 = 1_000;
 const WARMUP: u32 = 20;
-const TOKEN: &str = "bench-token-0123456789abcdef0123";
 
 struct Measured {
     rss_kib: u64,
@@ -35,27 +38,6 @@ fn cpu_ns(pid: u32) -> u64 {
         }
     }
     total
-}
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .expect("field");
-    line.split_whitespace()
-        .nth(1)
-        .expect("value")
-        .parse()
-        .expect("number")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 async fn wait_ready(client: &reqwest::Client, url: &str) {
@@ -114,25 +96,10 @@ impl Drop for Killed {
     }
 }
 
-fn sh(cmd: &str, args: &[&str]) {
-    let ok = Command::new(cmd)
-        .args(args)
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "{cmd} {args:?} failed");
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    // `cargo bench` passes --bench; nothing else is expected.
-    let agent_bin = std::env::var_os("FLEETDECK_AGENT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_fleetdeck-agent")));
-    let image = std::env::var("TESTBED_IMAGE")
-        .expect("TESTBED_IMAGE unset: run scripts/bench-agent.sh (it brings up the test bed)");
+    let image = testbed_image();
     let client = reqwest::Client::new();
-    let dir = tempfile::tempdir().expect("tempdir");
 
     // One unit and one container, as on a small VM.
     let unit = format!("fdbench-{}.service", std::process::id());
@@ -152,42 +119,19 @@ async fn main() {
         "podman",
         &["run", "-d", "--name", &container, &image, "sleep", "100000"],
     );
-    let cleanup = || {
-        let _ = Command::new("systemctl")
-            .args(["--user", "stop", &unit])
-            .output();
-        let _ = Command::new("podman")
-            .args(["rm", "-f", "-t", "0", &container])
-            .output();
-    };
 
-    let token = dir.path().join("agent.token");
-    std::fs::write(&token, TOKEN).expect("token");
-    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .expect("chmod");
-    let port = free_port();
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = [\"127.0.0.1:{port}\"]\ntoken_file = \"agent.token\"\nsystemd = \"user\"\n\
-             [[apps]]\nname = \"web\"\nsystemd_unit = \"{unit}\"\n\
-             [[apps]]\nname = \"cache\"\ndocker_container = \"{container}\"\n"
-        ),
+    let agent = Agent::start(&format!(
+        "[[apps]]\nname = \"web\"\nsystemd_unit = \"{unit}\"\n[[apps]]\nname = \"cache\"\ndocker_container = \"{container}\"\n"
+    ))
+    .await;
+    let rss_idle = status_kib(agent.pid(), "VmRSS:");
+    let a = measure(
+        agent.pid(),
+        &client,
+        &agent.url("/v1/snapshot"),
+        Some(TOKEN),
     )
-    .expect("config");
-    let agent = Killed(
-        Command::new(&agent_bin)
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .expect("start agent"),
-    );
-    let agent_url = format!("http://127.0.0.1:{port}/v1/snapshot");
-    wait_ready(&client, &format!("http://127.0.0.1:{port}/healthz")).await;
-    let rss_idle = status_kib(agent.0.id(), "VmRSS:");
-    let a = measure(agent.0.id(), &client, &agent_url, Some(TOKEN)).await;
+    .await;
     drop(agent);
 
     let ne_port = free_port();
@@ -203,12 +147,17 @@ async fn main() {
     let ne_idle = status_kib(ne.0.id(), "VmRSS:");
     let n = measure(ne.0.id(), &client, &ne_url, None).await;
     drop(ne);
-    cleanup();
+    let _ = Command::new("systemctl")
+        .args(["--user", "stop", &unit])
+        .output();
+    let _ = Command::new("podman")
+        .args(["rm", "-f", "-t", "0", &container])
+        .output();
 
     let mib = |kib: u64| kib as f64 / 1024.0;
     let rss_ratio = a.rss_kib as f64 / n.rss_kib as f64;
     let cpu_ratio = a.cpu_ms_per_request / n.cpu_ms_per_request;
-    println!("agent binary: {}", agent_bin.display());
+    println!("agent binary: {}", agent_bin().display());
     println!("{REQUESTS} sequential requests each after {WARMUP} warm-up requests, keep-alive, one client\n");
     println!("| what | fleetdeck-agent /v1/snapshot | node_exporter /metrics | ratio | target | verdict |");
     println!("| --- | --- | --- | --- | --- | --- |");

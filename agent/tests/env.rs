@@ -1,6 +1,6 @@
 //! `.env` editing through the real agent: the wire rules (etag, 428/412/422, 404), files left
-//! whole and untouched on refusal, values that python-dotenv 1.2 and Node's dotenv 18 read back
-//! exactly, and SIGKILL at random moments during 200 writes never leaving a torn file.
+//! whole and untouched on refusal, values that python-dotenv 1.2, Node's dotenv 18 and
+//! docker-compose read back exactly, and SIGKILL at random moments during 200 writes never leaving a torn file.
 
 mod common;
 
@@ -264,6 +264,42 @@ fn hostile_values() -> Vec<String> {
     v
 }
 
+/// What docker compose (Debian's docker-compose 1.29; compose v2 is not packaged for Debian 12)
+/// puts into a service's environment from `path` given as its `env_file`.
+fn compose_reads(path: &Path) -> BTreeMap<String, String> {
+    let dir = path.parent().expect("dir");
+    std::fs::write(
+        dir.join("docker-compose.yml"),
+        format!(
+            "version: \"3\"\nservices:\n  app:\n    image: busybox\n    env_file: {}\n",
+            path.display()
+        ),
+    )
+    .expect("compose file");
+    let out = Command::new("docker-compose")
+        .current_dir(dir)
+        .arg("config")
+        .output()
+        .expect("docker-compose (scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "docker-compose config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // compose's own Python has PyYAML; its output doubles each '$'.
+    let mut to_json = Command::new("/usr/bin/python3")
+        .args(["-c", "import json, sys, yaml; env = yaml.safe_load(sys.stdin)['services']['app']['environment']; print(json.dumps({k: (v or '').replace('$$', '$') for k, v in env.items()}))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with PyYAML");
+    std::io::Write::write_all(&mut to_json.stdin.take().expect("stdin"), &out.stdout)
+        .expect("pipe");
+    let json = to_json.wait_with_output().expect("yaml to json");
+    assert!(json.status.success());
+    serde_json::from_slice(&json.stdout).expect("compose environment json")
+}
+
 /// What python-dotenv and Node's dotenv read from `path`, as key → value.
 fn real_parsers(path: &Path) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let tools = tools();
@@ -298,7 +334,7 @@ fn real_parsers(path: &Path) -> (BTreeMap<String, String>, BTreeMap<String, Stri
 }
 
 #[tokio::test]
-async fn python_dotenv_and_node_dotenv_read_back_what_was_set() {
+async fn python_dotenv_node_dotenv_and_docker_compose_read_back_what_was_set() {
     let t = agent_with_env("# hostile values\nKEEP=kept\n");
     let values = hostile_values();
     let mut set = BTreeMap::new();
@@ -314,6 +350,7 @@ async fn python_dotenv_and_node_dotenv_read_back_what_was_set() {
     let resp = put_env(&t.agent, Some(&file.etag), json!({ "set": set })).await;
     assert_eq!(resp.status(), 200);
     let (py, node) = real_parsers(&t.env);
+    let compose = compose_reads(&t.env);
     // Our own reading must agree too.
     let ours: BTreeMap<String, String> = get_env(&t.agent)
         .await
@@ -326,6 +363,13 @@ async fn python_dotenv_and_node_dotenv_read_back_what_was_set() {
     for (key, want) in &set {
         assert_eq!(ours.get(key), Some(want), "agent reads {key} back");
         // python-dotenv expands ${NAME} in every form and has no escape for it.
+        // docker-compose 1.29 reads env files with python-dotenv: the same ${NAME} limit.
+        if !want.contains("${") && compose.get(key) != Some(want) {
+            wrong.push(format!(
+                "docker-compose {key}: want {want:?} got {:?}",
+                compose.get(key)
+            ));
+        }
         if !want.contains("${") && py.get(key) != Some(want) {
             wrong.push(format!(
                 "python-dotenv {key}: want {want:?} got {:?}",
