@@ -12,6 +12,7 @@ const AUTHED_ROUTES: &[&str] = &[
     "/v1/apps",
     "/v1/apps/web",
     "/v1/openapi.json",
+    "/v1/samples",
 ];
 
 fn agent() -> (Workdir, RunningAgent) {
@@ -100,6 +101,27 @@ async fn every_route_but_healthz_needs_the_token() {
 }
 
 #[tokio::test]
+async fn streams_and_mutations_need_the_token_too() {
+    let (_work, agent) = agent();
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/events"),
+        (reqwest::Method::GET, "/v1/apps/web/logs"),
+        (reqwest::Method::GET, "/v1/apps/web/logs/stream"),
+        (reqwest::Method::GET, "/v1/apps/web/env"),
+        (reqwest::Method::PUT, "/v1/apps/web/env"),
+        (reqwest::Method::POST, "/v1/apps/web/actions/restart"),
+    ] {
+        let resp = agent
+            .client
+            .request(method.clone(), agent.url(path))
+            .send()
+            .await
+            .expect("request");
+        assert_unauthorized(resp, &format!("{method} {path} without token")).await;
+    }
+}
+
+#[tokio::test]
 async fn unknown_app_and_route_get_the_error_shape() {
     let (_work, agent) = agent();
     let resp = agent.get("/v1/apps/nope").await;
@@ -160,6 +182,12 @@ async fn openapi_document_describes_the_routes() {
         "/v1/apps",
         "/v1/apps/{app}",
         "/v1/openapi.json",
+        "/v1/samples",
+        "/v1/events",
+        "/v1/apps/{app}/actions/{action}",
+        "/v1/apps/{app}/logs",
+        "/v1/apps/{app}/logs/stream",
+        "/v1/apps/{app}/env",
     ] {
         assert!(
             paths.contains_key(route),

@@ -357,3 +357,57 @@ async fn container_logs_mark_streams_page_and_resume() {
         "none lost or doubled: {seen:?}"
     );
 }
+
+/// Open sockets of the agent (its Docker API connections among them).
+fn sockets(agent_pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{agent_pid}/fd"))
+        .expect("fds")
+        .flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_frees_its_docker_log_stream_at_once() {
+    require_testbed();
+    let c = Container::run(
+        "leave",
+        &[],
+        &["sh", "-c", "while true; do echo hi; sleep 0.5; done"],
+    );
+    let work = Workdir::new();
+    let agent = RunningAgent::start(&work.config(&format!(
+        "[[apps]]\nname = \"cache\"\ndocker_container = \"{}\"\n",
+        c.name
+    )));
+    // One request first, so lazily opened connections (the Docker client's) exist in the baseline.
+    page(&agent, "cache", "limit=1").await;
+    let idle = wait_for("a stable socket count", Duration::from_secs(5), || async {
+        let a = sockets(agent.pid());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        (sockets(agent.pid()) == a).then_some(a)
+    })
+    .await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut s = SseStream::open(&agent, "/v1/apps/cache/logs/stream", None).await;
+        s.next_within(Duration::from_secs(5)).await.expect("a line");
+        streams.push(s);
+    }
+    // Each follower holds a Docker API connection and a client connection (one of which may be
+    // the idle keep-alive connection, reused).
+    assert!(
+        sockets(agent.pid()) >= idle + 5,
+        "{} sockets with 3 followers, {idle} idle",
+        sockets(agent.pid())
+    );
+    drop(streams);
+    wait_for(
+        "the followers' sockets closed",
+        Duration::from_secs(5),
+        || async { (sockets(agent.pid()) <= idle).then_some(()) },
+    )
+    .await;
+}

@@ -13,7 +13,9 @@
 //!   take `\"` for an escaped quote and read the following lines into the value, so it is refused.
 //!
 //! python-dotenv interpolates `${NAME}` in every form (it has no escape for it): such text cannot
-//! be written for python-dotenv at all; Node and compose (in single quotes) read it literally.
+//! be written for python-dotenv at all, nor for docker-compose 1.x, which reads env files with
+//! python-dotenv; Node reads it literally (compose v2 too, in single quotes, by its documentation;
+//! compose v2 is not packaged for Debian 12, so it is not tested here).
 
 /// The text to put after `KEY=`, or `None` for a value no form can carry without making Node's
 /// dotenv misread the lines after it.
