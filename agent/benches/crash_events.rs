@@ -54,34 +54,14 @@ fn main_pid(unit: &str) -> String {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let image = testbed_image();
-    let unit = format!("fdbench-crash-{}.service", std::process::id());
-    let container = format!("fdbench-crash-{}", std::process::id());
     // No start rate limit: the bench starts the unit 100 times in a row.
-    sh(
-        "systemd-run",
-        &[
-            "--user",
-            &format!("--unit={unit}"),
-            "-p",
-            "StartLimitIntervalSec=0",
-            "busybox",
-            "sh",
-            "-c",
-            "while true; do sleep 1; done",
-        ],
+    let apps = BenchApps::start(
+        "crash",
+        &["StartLimitIntervalSec=0"],
+        "while true; do sleep 1; done",
     );
-    sh(
-        "podman",
-        &[
-            "run", "-d", "--name", &container, &image, "sleep", "1000000",
-        ],
-    );
-    let agent = Agent::start(&format!(
-        "sample_interval = \"60s\"\n[[apps]]\nname = \"unit\"\nsystemd_unit = \"{unit}\"\n\
-         [[apps]]\nname = \"container\"\ndocker_container = \"{container}\"\n"
-    ))
-    .await;
+    let (unit, container) = (apps.unit.clone(), apps.container.clone());
+    let agent = Agent::start(&format!("sample_interval = \"60s\"\n{}", apps.apps_toml())).await;
     let mut stream = Sse::open(&agent.url("/v1/events")).await;
     // Let the watchers take their first look before the first kill.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -112,15 +92,6 @@ async fn main() {
         },
     )
     .await;
-    let _ = std::process::Command::new("systemctl")
-        .args(["--user", "stop", &unit])
-        .output();
-    let _ = std::process::Command::new("systemctl")
-        .args(["--user", "reset-failed", &unit])
-        .output();
-    let _ = std::process::Command::new("podman")
-        .args(["rm", "-f", "-t", "0", &container])
-        .output();
 
     println!("agent binary: {}", agent_bin().display());
     println!("{KILLS} SIGKILLs each; time from the kill command to the transition on /v1/events (sample_interval 60 s, so only the watchers can see it)\n");

@@ -98,32 +98,10 @@ impl Drop for Killed {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let image = testbed_image();
     let client = reqwest::Client::new();
-
     // One unit and one container, as on a small VM.
-    let unit = format!("fdbench-{}.service", std::process::id());
-    let container = format!("fdbench-{}", std::process::id());
-    sh(
-        "systemd-run",
-        &[
-            "--user",
-            &format!("--unit={unit}"),
-            "busybox",
-            "sh",
-            "-c",
-            "while true; do sleep 1; done",
-        ],
-    );
-    sh(
-        "podman",
-        &["run", "-d", "--name", &container, &image, "sleep", "100000"],
-    );
-
-    let agent = Agent::start(&format!(
-        "[[apps]]\nname = \"web\"\nsystemd_unit = \"{unit}\"\n[[apps]]\nname = \"cache\"\ndocker_container = \"{container}\"\n"
-    ))
-    .await;
+    let apps = BenchApps::start("snapshot", &[], "while true; do sleep 1; done");
+    let agent = Agent::start(&apps.apps_toml()).await;
     let rss_idle = status_kib(agent.pid(), "VmRSS:");
     let a = measure(
         agent.pid(),
@@ -147,12 +125,6 @@ async fn main() {
     let ne_idle = status_kib(ne.0.id(), "VmRSS:");
     let n = measure(ne.0.id(), &client, &ne_url, None).await;
     drop(ne);
-    let _ = Command::new("systemctl")
-        .args(["--user", "stop", &unit])
-        .output();
-    let _ = Command::new("podman")
-        .args(["rm", "-f", "-t", "0", &container])
-        .output();
 
     let mib = |kib: u64| kib as f64 / 1024.0;
     let rss_ratio = a.rss_kib as f64 / n.rss_kib as f64;

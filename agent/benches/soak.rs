@@ -14,32 +14,13 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(600);
-    let image = testbed_image();
-    let unit = format!("fdbench-soak-{}.service", std::process::id());
-    let container = format!("fdbench-soak-{}", std::process::id());
     // A chatty unit (10 lines a second) and a container.
-    sh(
-        "systemd-run",
-        &[
-            "--user",
-            &format!("--unit={unit}"),
-            "busybox",
-            "sh",
-            "-c",
-            "i=0; while true; do i=$((i+1)); echo \"request $i served in 12ms\"; sleep 0.1; done",
-        ],
+    let apps = BenchApps::start(
+        "soak",
+        &[],
+        "i=0; while true; do i=$((i+1)); echo \"request $i served in 12ms\"; sleep 0.1; done",
     );
-    sh(
-        "podman",
-        &[
-            "run", "-d", "--name", &container, &image, "sleep", "1000000",
-        ],
-    );
-    let agent = Agent::start(&format!(
-        "sample_interval = \"1s\"\n[[apps]]\nname = \"web\"\nsystemd_unit = \"{unit}\"\n\
-         [[apps]]\nname = \"cache\"\ndocker_container = \"{container}\"\n"
-    ))
-    .await;
+    let agent = Agent::start(&format!("sample_interval = \"1s\"\n{}", apps.apps_toml())).await;
     let pid = agent.pid();
     let mut logs = Sse::open(&agent.url("/v1/apps/web/logs/stream")).await;
     let mut events = Sse::open(&agent.url("/v1/events")).await;
@@ -76,12 +57,6 @@ async fn main() {
         }
     }
     curve.push((start.elapsed().as_secs(), status_kib(pid, "VmRSS:")));
-    let _ = std::process::Command::new("systemctl")
-        .args(["--user", "stop", &unit])
-        .output();
-    let _ = std::process::Command::new("podman")
-        .args(["rm", "-f", "-t", "0", &container])
-        .output();
 
     println!("agent binary: {}", agent_bin().display());
     println!("{secs} s, {snapshots} snapshots, {} log lines followed, 1 events subscriber, sample_interval 1 s\n", log_lines.load(std::sync::atomic::Ordering::Relaxed));

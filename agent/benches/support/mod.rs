@@ -164,3 +164,61 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
+
+/// A transient systemd unit and a container from the test bed's image, as the apps of a small
+/// VM; both removed when dropped.
+pub struct BenchApps {
+    pub unit: String,
+    pub container: String,
+}
+
+impl BenchApps {
+    /// Starts the unit (`busybox sh -c unit_script`, with `unit_props` as `-p` properties) and a
+    /// container sleeping for good.
+    pub fn start(prefix: &str, unit_props: &[&str], unit_script: &str) -> Self {
+        let unit = format!("fdbench-{prefix}-{}.service", std::process::id());
+        let container = format!("fdbench-{prefix}-{}", std::process::id());
+        let unit_arg = format!("--unit={unit}");
+        let mut args = vec!["--user", unit_arg.as_str()];
+        for p in unit_props {
+            args.extend(["-p", p]);
+        }
+        args.extend(["busybox", "sh", "-c", unit_script]);
+        sh("systemd-run", &args);
+        sh(
+            "podman",
+            &[
+                "run",
+                "-d",
+                "--name",
+                &container,
+                &testbed_image(),
+                "sleep",
+                "1000000",
+            ],
+        );
+        Self { unit, container }
+    }
+
+    /// The `[[apps]]` tables for them: the unit as app `web`, the container as app `cache`.
+    pub fn apps_toml(&self) -> String {
+        format!(
+            "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n[[apps]]\nname = \"cache\"\ndocker_container = \"{}\"\n",
+            self.unit, self.container
+        )
+    }
+}
+
+impl Drop for BenchApps {
+    fn drop(&mut self) {
+        let _ = Command::new("systemctl")
+            .args(["--user", "stop", &self.unit])
+            .output();
+        let _ = Command::new("systemctl")
+            .args(["--user", "reset-failed", &self.unit])
+            .output();
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "0", &self.container])
+            .output();
+    }
+}
