@@ -21,8 +21,9 @@ clean() {
 if [[ ${1:-} == --clean ]]; then clean; echo "demo apps removed"; exit 0; fi
 
 clean
+# systemd expands ${NAME} in command lines: the demo scripts use $NAME only.
 systemd-run --user --quiet --unit=fleetdeck-demo-web.service \
-    busybox sh -c 'i=0; while true; do i=$((i+1)); echo "GET /api/items 200 ${i}ms"; sleep 2; done'
+    busybox sh -c 'i=0; while true; do i=$((i+1)); echo "GET /api/items 200 (request $i)"; sleep 2; done'
 systemd-run --user --quiet --unit=fleetdeck-demo-worker.service \
     -p Restart=always -p RestartSec=5s -p StartLimitIntervalSec=0 \
     busybox sh -c 'echo "worker starting"; sleep 20; echo "worker: lost database connection" >&2; exit 3'
