@@ -32,7 +32,9 @@ pub struct Agent {
     docker: DockerSource,
     ring: Mutex<Ring>,
     events: EventLog,
-    env_lock: tokio::sync::Mutex<()>,
+    /// Serializes `.env` writes; the guard moves into the blocking write itself, so a client
+    /// that goes away mid-write cannot let a second write start beside it.
+    env_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Why an action was not carried out.
@@ -92,7 +94,7 @@ impl Agent {
             (config.sample_retention.as_secs() / config.sample_interval.as_secs().max(1)).max(1);
         Ok(Self {
             events: EventLog::new(instance_id.clone()),
-            env_lock: tokio::sync::Mutex::new(()),
+            env_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             ring: Mutex::new(Ring::new(capacity as usize)),
             instance_id,
             started_unix_ms: unix_ms_now(),
@@ -191,14 +193,18 @@ impl Agent {
     /// a change; `source` says which).
     pub async fn refresh(&self, name: &str, source: EventSource) -> Option<AppStatus> {
         let app = self.config.app(name)?;
+        let ticket = self.events.begin_read();
         let status = self.probe(app).await.status;
-        self.events.observe(&status, source, unix_ms_now());
+        self.events
+            .observe_read(&status, source, unix_ms_now(), ticket);
         Some(status)
     }
 
     /// Passes a Docker event's action on (see [`DockerSource::note_lifecycle`]).
-    pub async fn docker_lifecycle(&self, container: &str, action: &str) {
-        self.docker.note_lifecycle(container, action).await;
+    pub async fn docker_lifecycle(&self, container: &str, action: &str, at_unix_ms: u64) {
+        self.docker
+            .note_lifecycle(container, action, at_unix_ms)
+            .await;
     }
 
     /// A page of app `name`'s logs, newest first.
@@ -299,15 +305,16 @@ impl Agent {
         update: EnvUpdate,
     ) -> Result<EnvWritten, EnvAccessError> {
         let path = self.env_path(name)?;
-        let _serial = self.env_lock.lock().await;
+        let serial = self.env_lock.clone().lock_owned().await;
         let keys = update.set.len() + update.unset.len();
         let p = path.clone();
         let if_match = if_match.to_owned();
-        let etag = tokio::task::spawn_blocking(move || env_file::write(&p, &if_match, &update))
-            .await
-            .map_err(|e| {
-                env_file::EnvError::Invalid(format!("the write was interrupted: {e}"))
-            })??;
+        let etag = tokio::task::spawn_blocking(move || {
+            let _serial = serial;
+            env_file::write(&p, &if_match, &update)
+        })
+        .await
+        .map_err(|e| env_file::EnvError::Invalid(format!("the write was interrupted: {e}")))??;
         // Which app and how many keys; never a value.
         tracing::info!(app = name, keys, "env file written");
         Ok(EnvWritten {
@@ -351,10 +358,11 @@ impl Agent {
     }
 
     async fn apps_with_sources(&self, source: EventSource) -> (Vec<AppStatus>, Sources) {
+        let ticket = self.events.begin_read();
         let probes = join_all(self.config.apps.iter().map(|a| self.probe(a))).await;
         let now = unix_ms_now();
         for p in &probes {
-            self.events.observe(&p.status, source, now);
+            self.events.observe_read(&p.status, source, now, ticket);
         }
         let health = |kind: AppKind| {
             if !self.uses(kind) {

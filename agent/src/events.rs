@@ -39,6 +39,8 @@ struct Inner {
     next_id: u64,
     buffer: VecDeque<AppEvent>,
     last: HashMap<String, Observed>,
+    /// The ticket of the read behind each app's `last`.
+    tickets: HashMap<String, u64>,
 }
 
 #[derive(Debug)]
@@ -46,6 +48,7 @@ pub struct EventLog {
     instance_id: String,
     inner: Mutex<Inner>,
     live: broadcast::Sender<AppEvent>,
+    reads: std::sync::atomic::AtomicU64,
 }
 
 impl EventLog {
@@ -58,6 +61,7 @@ impl EventLog {
                 ..Inner::default()
             }),
             live,
+            reads: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -75,11 +79,35 @@ impl EventLog {
         source: EventSource,
         at_unix_ms: u64,
     ) -> Option<AppEvent> {
+        let ticket = self.begin_read();
+        self.observe_read(status, source, at_unix_ms, ticket)
+    }
+
+    /// A ticket to take before reading an app, so that a slow read cannot overwrite what a later
+    /// one already recorded.
+    pub fn begin_read(&self) -> u64 {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// [`EventLog::observe`] for a read that began at `ticket`: ignored if a read that began later
+    /// has already been recorded for this app (it saw a newer state).
+    pub fn observe_read(
+        &self,
+        status: &AppStatus,
+        source: EventSource,
+        at_unix_ms: u64,
+        ticket: u64,
+    ) -> Option<AppEvent> {
         if status.state == AppState::Unknown {
             return None;
         }
         let now = observed(status);
         let mut inner = self.lock();
+        if inner.tickets.get(&status.name).is_some_and(|&t| t > ticket) {
+            return None;
+        }
+        inner.tickets.insert(status.name.clone(), ticket);
         let before = inner.last.insert(status.name.clone(), now.clone())?;
         let restarted = before.state == now.state && before.run != now.run && now.run.is_some();
         if before.state == now.state && !restarted {
@@ -108,33 +136,33 @@ impl EventLog {
         Some(event)
     }
 
-    /// A receiver of new events, and the buffered events to send first. No `last_event_id` starts
-    /// live, replaying nothing; an id of this instance (`INSTANCE:ID`) replays the buffered events
-    /// after it; an id of another instance, or one that does not parse, replays the whole buffer.
-    /// Subscribing under the lock means no event falls between the replay and the live feed.
+    /// A receiver of new events, the buffered events to send first, and the id after which the
+    /// stream stands (events with a smaller or equal id are never sent on it). No `last_event_id`
+    /// starts live, after the newest buffered event; an id of this instance (`INSTANCE:ID`)
+    /// replays the buffered events after it; an id of another instance, or one that does not
+    /// parse, replays the whole buffer. Subscribing under the lock means no event falls between
+    /// the replay and the live feed.
     pub fn subscribe(
         &self,
         last_event_id: Option<&str>,
-    ) -> (Vec<AppEvent>, broadcast::Receiver<AppEvent>) {
+    ) -> (Vec<AppEvent>, broadcast::Receiver<AppEvent>, u64) {
         let inner = self.lock();
         let rx = self.live.subscribe();
-        let replay = match last_event_id {
-            None => Vec::new(),
-            Some(id) => {
-                let after = id
-                    .rsplit_once(':')
-                    .filter(|(instance, _)| *instance == self.instance_id)
-                    .and_then(|(_, n)| n.parse::<u64>().ok())
-                    .unwrap_or(0);
-                inner
-                    .buffer
-                    .iter()
-                    .filter(|e| e.id > after)
-                    .cloned()
-                    .collect()
-            }
+        let after = match last_event_id {
+            None => inner.next_id - 1,
+            Some(id) => id
+                .rsplit_once(':')
+                .filter(|(instance, _)| *instance == self.instance_id)
+                .and_then(|(_, n)| n.parse::<u64>().ok())
+                .unwrap_or(0),
         };
-        (replay, rx)
+        let replay = inner
+            .buffer
+            .iter()
+            .filter(|e| e.id > after)
+            .cloned()
+            .collect();
+        (replay, rx, after)
     }
 
     /// The buffered events with id > `after` (to catch up after a lagging receiver).
@@ -217,6 +245,26 @@ mod tests {
     }
 
     #[test]
+    fn a_slow_read_cannot_undo_a_newer_one() {
+        let log = EventLog::new("inst".into());
+        log.observe(&status(AppState::Running, "a"), EventSource::Poll, 1);
+        let slow = log.begin_read(); // a sample starts reading: running
+        let fast = log.begin_read(); // the app crashes; a watcher reads it
+        let e = log.observe_read(
+            &status(AppState::Failed, "a"),
+            EventSource::Systemd,
+            2,
+            fast,
+        );
+        assert_eq!(e.map(|e| e.to), Some(AppState::Failed));
+        // The sample's older reading arrives last: no false recovery.
+        assert!(log
+            .observe_read(&status(AppState::Running, "a"), EventSource::Poll, 3, slow)
+            .is_none());
+        assert_eq!(log.since(0).len(), 1);
+    }
+
+    #[test]
     fn restart_in_the_same_state_is_an_event() {
         let log = EventLog::new("inst".into());
         log.observe(&status(AppState::Running, "a"), EventSource::Poll, 1);
@@ -246,7 +294,9 @@ mod tests {
             "another instance: all"
         );
         assert_eq!(ids(log.subscribe(Some("garbage")).0), [1, 2, 3]);
-        assert!(log.subscribe(None).0.is_empty(), "no id: live only");
+        let (replay, _, after) = log.subscribe(None);
+        assert!(replay.is_empty(), "no id: live only");
+        assert_eq!(after, 3, "a live stream stands after the newest event");
     }
 
     #[test]

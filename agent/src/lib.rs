@@ -28,6 +28,9 @@ use tokio::net::TcpListener;
 pub use agent::Agent;
 pub use config::Config;
 
+/// How long a shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Serves the API on every listener until `shutdown` completes, then finishes in-flight requests.
 pub async fn serve(
     agent: Arc<Agent>,
@@ -56,8 +59,13 @@ pub async fn serve(
         }
     }
     let _ = stop_tx.send(());
-    for result in servers.join_all().await {
-        result?;
+    // Streams (events, log follows) never end by themselves: give ordinary requests a moment to
+    // finish, then stop regardless.
+    match tokio::time::timeout(SHUTDOWN_GRACE, servers.join_all()).await {
+        Ok(results) => results
+            .into_iter()
+            .collect::<std::io::Result<Vec<()>>>()
+            .map(|_| ()),
+        Err(_) => Ok(()),
     }
-    Ok(())
 }

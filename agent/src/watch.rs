@@ -58,20 +58,26 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
         let a = agent.clone();
         let socket = agent.config().docker_socket.clone();
         let names = containers.iter().map(|(c, _)| c.clone()).collect();
-        tasks.spawn(watch_containers(socket, names, move |container, action| {
-            let a = a.clone();
-            let apps: Vec<String> = containers
-                .iter()
-                .filter(|(c, _)| *c == container)
-                .map(|(_, n)| n.clone())
-                .collect();
-            async move {
-                a.docker_lifecycle(&container, &action).await;
-                for app in apps {
-                    a.refresh(&app, EventSource::Docker).await;
+        let since = agent.info().started_unix_ms;
+        tasks.spawn(watch_containers(
+            socket,
+            names,
+            since,
+            move |container, action, at| {
+                let a = a.clone();
+                let apps: Vec<String> = containers
+                    .iter()
+                    .filter(|(c, _)| *c == container)
+                    .map(|(_, n)| n.clone())
+                    .collect();
+                async move {
+                    a.docker_lifecycle(&container, &action, at).await;
+                    for app in apps {
+                        a.refresh(&app, EventSource::Docker).await;
+                    }
                 }
-            }
-        }));
+            },
+        ));
     }
     tasks
 }

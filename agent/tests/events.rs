@@ -173,3 +173,15 @@ async fn samples_accumulate_with_consecutive_seqs() {
     let body: serde_json::Value = bad.json().await.expect("json");
     assert_eq!(body["error"]["code"], "bad_request");
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_agent_even_with_streams_open() {
+    let work = Workdir::new();
+    let mut agent = RunningAgent::start(&work.config(""));
+    let _events = SseStream::open(&agent, "/v1/events", None).await;
+    run("kill", &["-TERM", &agent.pid().to_string()]);
+    let status = agent
+        .wait_exit(Duration::from_secs(10))
+        .expect("the agent exits within 10 s of SIGTERM");
+    assert!(status.success(), "{status}");
+}

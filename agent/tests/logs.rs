@@ -168,8 +168,21 @@ async fn unit_follow_resumes_after_a_cursor_without_loss_or_doubles() {
         last_cursor = e.cursor;
     }
     drop(stream);
-    // The unit keeps writing while no one follows; the resumed stream must deliver those too.
-    tokio::time::sleep(Duration::from_millis(300)).await; // let lines accumulate, not a synchronisation
+    // The unit keeps writing while no one follows; the resumed stream must deliver all of it
+    // (more than journalctl's default 10 lines of a follow).
+    let last_seen = *seen.last().expect("ticks");
+    wait_for(
+        "15 more lines in the journal",
+        Duration::from_secs(10),
+        || async {
+            let newest = page(&agent, "web", "limit=1")
+                .await
+                .first()
+                .and_then(tick)?;
+            (newest >= last_seen + 15).then_some(())
+        },
+    )
+    .await;
     let mut resumed = SseStream::open(&agent, "/v1/apps/web/logs/stream", Some(&last_cursor)).await;
     while seen.len() < 30 {
         let ev = resumed
@@ -187,17 +200,23 @@ async fn unit_follow_resumes_after_a_cursor_without_loss_or_doubles() {
 #[tokio::test]
 async fn hostile_output_does_not_break_pages_or_follows() {
     require_testbed();
+    // The unit writes once the test's follower is open (it waits for the file `go`).
+    let work = Workdir::new();
+    let go = work.path("go");
     let unit = TransientUnit::start(
         "hostile",
         &[],
-        "sleep 1; printf \"bin\\001\\377\\376 end\\n\"; head -c 100000 /dev/zero | tr \"\\\\0\" x; echo; echo after; sleep 1000",
+        &format!(
+            "while [ ! -e {} ]; do sleep 0.05; done; printf \"bin\\001\\377\\376 end\\n\"; head -c 100000 /dev/zero | tr \"\\\\0\" x; echo; echo after; sleep 1000",
+            go.display()
+        ),
     );
-    let work = Workdir::new();
     let agent = RunningAgent::start(&work.config(&format!(
         "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
         unit.name
     )));
     let mut stream = SseStream::open(&agent, "/v1/apps/web/logs/stream", None).await;
+    std::fs::write(&go, "").expect("go");
     let mut got = Vec::new();
     while !got.iter().any(|e: &LogEntry| e.message == "after") {
         let ev = stream

@@ -212,15 +212,23 @@ async fn unreachable_sources_leave_the_rest_of_the_snapshot() {
 #[tokio::test]
 async fn container_stopped_on_purpose_is_stopped_even_with_a_signal_exit() {
     require_testbed();
-    // sleep as PID 1 ignores SIGTERM: `stop` ends it with SIGKILL after the grace, exit 137.
+    // sleep as PID 1 ignores SIGTERM: a stop ends it with SIGKILL after the grace, exit 137.
+    // The agent's own stop marks it deliberate before the engine reports the exit.
     let c = Container::run("stop", &[], &["sleep", "100000"]);
     let work = Workdir::new();
     let agent = RunningAgent::start(&work.config(&format!(
-        "[[apps]]\nname = \"cache\"\ndocker_container = \"{}\"\n",
+        "[[apps]]\nname = \"cache\"\ndocker_container = \"{}\"\nallow_actions = true\n",
         c.name
     )));
     wait_state(&agent, "cache", AppState::Running).await;
-    run("podman", &["stop", "-t", "1", &c.name]);
+    let resp = agent
+        .client
+        .post(agent.url("/v1/apps/cache/actions/stop"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("stop");
+    assert_eq!(resp.status(), 200);
     let stopped = wait_state(&agent, "cache", AppState::Stopped).await;
     assert_eq!(
         stopped.last_exit,

@@ -27,9 +27,9 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    let (replay, rx) = state.agent.events().subscribe(last);
+    let (replay, rx, after) = state.agent.events().subscribe(last);
     let agent = state.agent.clone();
-    let start = (VecDeque::from(replay), rx, 0u64);
+    let start = (VecDeque::from(replay), rx, after);
     let stream = stream::unfold(start, move |(mut queue, mut rx, mut last_sent)| {
         let agent = agent.clone();
         async move {

@@ -12,13 +12,13 @@ use serde::Deserialize;
 use super::{ApiError, AppState};
 use crate::journal::LogQuery;
 
-/// At most this many entries in one page.
-pub const MAX_LIMIT: usize = 5_000;
+/// At most this many entries in one page (a page is held in memory whole).
+pub const MAX_LIMIT: usize = 1_000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct LogsParams {
-    /// Entries per page (default 200, at most 5000).
+    /// Entries per page (default 200, at most 1000).
     limit: Option<usize>,
     /// Only entries older than this cursor.
     before: Option<String>,

@@ -15,8 +15,10 @@ use crate::journal::{cut, LogQuery};
 
 /// A page starts by reading this many of the newest lines, and doubles until it has enough.
 const FIRST_WINDOW: usize = 1_000;
-/// A page never reads more than this many lines back (grep over a long history stops here).
-pub const MAX_WINDOW: usize = 64_000;
+/// A page never reads more than this many lines back (grep over a long history stops here),
+/// nor more than [`MAX_WINDOW_BYTES`] of them.
+pub const MAX_WINDOW: usize = 16_000;
+pub const MAX_WINDOW_BYTES: usize = 16 * 1024 * 1024;
 
 /// Where a line is: its timestamp and its ordinal among the lines with that timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -138,7 +140,13 @@ fn build_grep(query: &LogQuery) -> Result<Option<regex_lite::Regex>, DockerError
 }
 
 impl DockerSource {
-    async fn read_tail(&self, container: &str, tail: usize) -> Result<Vec<Line>, DockerError> {
+    /// The newest `tail` lines, and whether older ones were dropped to stay under
+    /// [`MAX_WINDOW_BYTES`].
+    async fn read_tail(
+        &self,
+        container: &str,
+        tail: usize,
+    ) -> Result<(Vec<Line>, bool), DockerError> {
         let options = LogsOptions {
             follow: false,
             stdout: true,
@@ -151,10 +159,27 @@ impl DockerSource {
         let docker = self.client().await?;
         let mut chunks = docker.logs(container, Some(options));
         let mut lines = Vec::new();
+        let mut bytes = 0;
+        let mut dropped = false;
         while let Some(chunk) = chunks.next().await {
-            lines.extend(lines_of(chunk.map_err(DockerError::Call)?));
+            let new = lines_of(chunk.map_err(DockerError::Call)?);
+            bytes += new.iter().map(|l| l.text.len() + 32).sum::<usize>();
+            lines.extend(new);
+            if bytes > MAX_WINDOW_BYTES {
+                // Keep the newest lines: drop from the front until under the cap.
+                let mut excess = bytes - MAX_WINDOW_BYTES;
+                let cut = lines.iter().take_while(|l| {
+                    let take = excess > 0;
+                    excess = excess.saturating_sub(l.text.len() + 32);
+                    take
+                });
+                let n = cut.count();
+                bytes -= lines[..n].iter().map(|l| l.text.len() + 32).sum::<usize>();
+                lines.drain(..n);
+                dropped = true;
+            }
         }
-        Ok(lines)
+        Ok((lines, dropped))
     }
 
     /// The newest lines of `container` matching `query` (older than `query.before`), newest first.
@@ -167,8 +192,8 @@ impl DockerSource {
         let before = query.before.as_deref().and_then(parse_cursor);
         let mut window = FIRST_WINDOW.max(query.limit * 2);
         loop {
-            let lines = self.read_tail(container, window).await?;
-            let complete = lines.len() < window;
+            let (lines, dropped) = self.read_tail(container, window).await?;
+            let complete = !dropped && lines.len() < window;
             // The oldest timestamp of a full window may be cut: its ordinals would be wrong.
             let cut_ns = if complete {
                 None
@@ -189,7 +214,7 @@ impl DockerSource {
                 })
                 .filter(|e| grep.as_ref().is_none_or(|re| re.is_match(&e.message)))
                 .collect();
-            if entries.len() >= query.limit || complete || window >= MAX_WINDOW {
+            if entries.len() >= query.limit || complete || dropped || window >= MAX_WINDOW {
                 entries.reverse();
                 entries.truncate(query.limit);
                 return Ok(entries);

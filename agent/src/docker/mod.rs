@@ -45,7 +45,8 @@ pub struct DockerSource {
     socket: String,
     client: Mutex<Option<Docker>>,
     cpu: Mutex<HashMap<String, CpuCounters>>,
-    on_purpose: Mutex<std::collections::HashSet<String>>,
+    /// Containers stopped on purpose, with when (Unix ms) the stop was noted.
+    on_purpose: Mutex<HashMap<String, u64>>,
 }
 
 impl DockerSource {
@@ -54,7 +55,7 @@ impl DockerSource {
             socket,
             client: Mutex::new(None),
             cpu: Mutex::new(HashMap::new()),
-            on_purpose: Mutex::new(std::collections::HashSet::new()),
+            on_purpose: Mutex::new(HashMap::new()),
         }
     }
 
@@ -110,7 +111,7 @@ impl DockerSource {
             Err(e) => return Err(DockerError::Call(e)),
         };
         let mut facts = ContainerFacts::from_inspect(&inspect);
-        facts.stopped_on_purpose = self.stopped_on_purpose(name, &facts.state).await;
+        facts.stopped_on_purpose = self.stopped_on_purpose(name, facts.started_unix_ms).await;
         if facts.state == "running" {
             self.add_stats(&docker, name, &mut facts).await;
         } else {
@@ -129,6 +130,12 @@ impl DockerSource {
         use bollard::query_parameters::{RestartContainerOptions, StopContainerOptions};
         use fleetdeck_proto::AppAction;
 
+        // Marked before the call: the engine reports the exit (`die`) before the call returns,
+        // also for a restart (cleared again once it has started).
+        if matches!(action, AppAction::Stop | AppAction::Restart) {
+            self.note_lifecycle(name, "stop", crate::agent::unix_ms_now())
+                .await;
+        }
         // A stop may take its 10 s grace and more: longer than the usual request timeout.
         let docker = self
             .client()
@@ -168,7 +175,8 @@ impl DockerSource {
                 })
             )
         {
-            self.note_lifecycle(name, action.as_str()).await;
+            self.note_lifecycle(name, action.as_str(), crate::agent::unix_ms_now())
+                .await;
         }
         match result {
             Ok(()) => Ok(true),
@@ -188,27 +196,37 @@ impl DockerSource {
 
     /// Records a lifecycle step of `name` (a Docker event's action, or the agent's own): after a
     /// `stop` the container's exit is deliberate until it starts again.
-    pub async fn note_lifecycle(&self, name: &str, action: &str) {
+    pub async fn note_lifecycle(&self, name: &str, action: &str, at_unix_ms: u64) {
         let mut on_purpose = self.on_purpose.lock().await;
         match action {
             "stop" => {
-                on_purpose.insert(name.to_owned());
+                on_purpose.insert(name.to_owned(), at_unix_ms);
             }
-            "start" | "restart" => {
+            // Only a start after the stop ends it (events can be replayed out of date).
+            "start" | "restart"
+                if on_purpose
+                    .get(name)
+                    .is_some_and(|&noted| at_unix_ms >= noted) =>
+            {
                 on_purpose.remove(name);
             }
             _ => {}
         }
     }
 
-    async fn stopped_on_purpose(&self, name: &str, state: &str) -> bool {
+    /// Whether `name` was stopped on purpose and has not started since (a start after the stop
+    /// was noted, even one whose `start` event was missed, ends it). A container still running
+    /// through its stop grace stays marked.
+    async fn stopped_on_purpose(&self, name: &str, started_unix_ms: Option<u64>) -> bool {
         let mut on_purpose = self.on_purpose.lock().await;
-        if state == "running" {
-            // Started by someone else since: no longer stopped.
+        let Some(&noted) = on_purpose.get(name) else {
+            return false;
+        };
+        if started_unix_ms.is_some_and(|started| started > noted) {
             on_purpose.remove(name);
             return false;
         }
-        on_purpose.contains(name)
+        true
     }
 
     /// Adds CPU % and memory from a one-shot stats call. A failure here leaves them empty: the

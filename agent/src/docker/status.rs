@@ -115,7 +115,7 @@ impl ContainerFacts {
 
 /// A container's state as one status. A container that fails its health check is `failed` (it
 /// is up but not serving); one that exited non-zero or was OOM-killed is `failed`; a clean exit
-/// (code 0) is `stopped`.
+/// (code 0, or death by SIGTERM, SIGINT, SIGHUP or SIGPIPE, as systemd counts it) is `stopped`.
 pub fn app_state(
     state: &str,
     health: Option<&str>,
@@ -131,7 +131,11 @@ pub fn app_state(
         "restarting" => AppState::CrashLooping,
         "created" | "paused" => AppState::Stopped,
         "removing" | "stopping" => AppState::Stopping,
-        "exited" if exit_code == Some(0) && !oom_killed => AppState::Stopped,
+        // As systemd counts them for services: exit 0, or death by SIGHUP, SIGINT, SIGPIPE or
+        // SIGTERM (128 + 1, 2, 13, 15), is a clean stop.
+        "exited" if matches!(exit_code, Some(0 | 129 | 130 | 141 | 143)) && !oom_killed => {
+            AppState::Stopped
+        }
         "exited" | "dead" => AppState::Failed,
         _ => AppState::Unknown,
     }
@@ -189,6 +193,10 @@ mod tests {
             (("paused", None, Some(0), false), AppState::Stopped),
             (("exited", None, Some(0), false), AppState::Stopped),
             (("exited", None, Some(137), false), AppState::Failed),
+            (("exited", None, Some(143), false), AppState::Stopped),
+            (("exited", None, Some(130), false), AppState::Stopped),
+            (("exited", None, Some(143), true), AppState::Failed),
+            (("exited", None, Some(139), false), AppState::Failed),
             (("exited", None, Some(0), true), AppState::Failed),
             (("exited", None, Some(1), false), AppState::Failed),
             (("dead", None, None, false), AppState::Failed),

@@ -1,6 +1,7 @@
 //! Watching containers: the Docker API's event stream, filtered to the configured containers.
-//! Each event calls back with the container's name and the event's action; the callback
-//! re-inspects it.
+//! Each event calls back with the container's name, the event's action and its time (Unix ms);
+//! the callback re-inspects it. The stream is opened with `since` = the agent's start, then the
+//! last event seen, so events around the (re)connection are replayed, not lost.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,14 +14,19 @@ use futures_util::StreamExt;
 use super::DockerError;
 
 /// Watches `containers` on the API at `socket` until the process ends, reconnecting with backoff.
-pub async fn watch_containers<F, Fut>(socket: String, containers: Vec<String>, on_change: F)
-where
-    F: Fn(String, String) -> Fut,
+pub async fn watch_containers<F, Fut>(
+    socket: String,
+    containers: Vec<String>,
+    since_unix_ms: u64,
+    on_change: F,
+) where
+    F: Fn(String, String, u64) -> Fut,
     Fut: Future<Output = ()>,
 {
     let mut backoff = Duration::from_millis(500);
+    let mut since = since_unix_ms;
     loop {
-        match watch_once(&socket, &containers, &on_change).await {
+        match watch_once(&socket, &containers, &mut since, &on_change).await {
             Ok(()) => backoff = Duration::from_millis(500),
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "Docker event watch failed; container changes are seen by polling until it is back");
@@ -34,10 +40,11 @@ where
 async fn watch_once<F, Fut>(
     socket: &str,
     containers: &[String],
+    since: &mut u64,
     on_change: &F,
 ) -> Result<(), DockerError>
 where
-    F: Fn(String, String) -> Fut,
+    F: Fn(String, String, u64) -> Fut,
     Fut: Future<Output = ()>,
 {
     // The event stream stays open for as long as the agent runs: no request timeout on it.
@@ -56,14 +63,15 @@ where
         ("container".to_owned(), containers.to_vec()),
     ]);
     let mut events = docker.events(Some(EventsOptions {
-        since: None,
+        // Whole seconds: a replayed event is harmless (its app is re-read).
+        since: Some((*since / 1000).to_string()),
         until: None,
         filters: Some(filters),
     }));
     tracing::debug!(containers = containers.len(), "watching Docker events");
     // Anything that changed before the stream was open is caught by this first pass.
     for c in containers {
-        on_change(c.clone(), String::new()).await;
+        on_change(c.clone(), String::new(), crate::agent::unix_ms_now()).await;
     }
     while let Some(event) = events.next().await {
         let event = event.map_err(DockerError::Call)?;
@@ -71,12 +79,22 @@ where
         let name = actor
             .and_then(|a| a.attributes.as_ref())
             .and_then(|a| a.get("name"));
-        let id = actor.and_then(|a| a.id.as_deref());
-        let hit = containers
-            .iter()
-            .find(|c| Some(*c) == name || id.is_some_and(|id| id.starts_with(c.as_str())));
+        // By exact name: the engine's own filter also matches ID prefixes of other containers.
+        let hit = containers.iter().find(|c| Some(*c) == name);
+        let at = event
+            .time_nano
+            .map(|ns| ns / 1_000_000)
+            .or(event.time.map(|s| s * 1000))
+            .and_then(|ms| u64::try_from(ms).ok())
+            .unwrap_or_else(crate::agent::unix_ms_now);
+        *since = (*since).max(at);
         if let Some(container) = hit {
-            on_change(container.clone(), event.action.clone().unwrap_or_default()).await;
+            on_change(
+                container.clone(),
+                event.action.clone().unwrap_or_default(),
+                at,
+            )
+            .await;
         }
     }
     Err(DockerError::Call(

@@ -44,6 +44,33 @@ pub enum EnvError {
     Invalid(String),
 }
 
+/// An env file larger than this is refused rather than read.
+pub const MAX_SIZE: u64 = 1024 * 1024;
+
+/// Reads `path` if it is a regular file of at most [`MAX_SIZE`]: opened without blocking (a FIFO
+/// put in its place cannot hang the agent) and checked through the same handle that is read.
+fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    if meta.len() > MAX_SIZE {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {MAX_SIZE} bytes"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    Read::by_ref(&mut file)
+        .take(MAX_SIZE + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 pub fn etag(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -53,7 +80,7 @@ pub fn etag(bytes: &[u8]) -> String {
 
 /// The file as a client sees it.
 pub fn read(path: &Path) -> Result<EnvFile, EnvError> {
-    let bytes = std::fs::read(path).map_err(|error| EnvError::Read {
+    let bytes = read_regular(path).map_err(|error| EnvError::Read {
         path: path.to_owned(),
         error,
     })?;
@@ -191,7 +218,7 @@ pub fn write(path: &Path, if_match: &str, update: &EnvUpdate) -> Result<String, 
         path: path.to_owned(),
         error,
     })?;
-    let bytes = std::fs::read(&target).map_err(|error| EnvError::Read {
+    let bytes = read_regular(&target).map_err(|error| EnvError::Read {
         path: target.clone(),
         error,
     })?;
@@ -224,7 +251,10 @@ fn replace(target: &Path, content: &[u8]) -> std::io::Result<()> {
     let meta = std::fs::metadata(target)?;
     remove_stale_temps(dir, &name);
 
-    let temp = dir.join(format!("{TEMP_PREFIX}{}-{name}", std::process::id()));
+    // Unique per write, so no write can ever open another's temp file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = dir.join(format!("{TEMP_PREFIX}{}.{n}-{name}", std::process::id()));
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -367,6 +397,25 @@ mod tests {
             let e = apply(text, &upd).expect_err(needle).to_string();
             assert!(e.contains(needle), "{e}");
         }
+    }
+
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo.env");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success());
+        // Opened without blocking and refused: a FIFO in place of the file cannot hang the agent.
+        let e = read(&fifo).expect_err("a FIFO").to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let big = dir.path().join("big.env");
+        std::fs::write(&big, vec![b'x'; MAX_SIZE as usize + 1]).expect("write");
+        let e = read(&big).expect_err("too big").to_string();
+        assert!(e.contains("larger than"), "{e}");
+        assert!(read(Path::new("/dev/zero")).is_err());
     }
 
     #[test]

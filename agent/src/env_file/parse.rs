@@ -147,10 +147,8 @@ fn statement(text: &str, start: usize, eol: usize) -> Result<(Assignment, usize,
         .trim_end_matches('\r')
         .trim_start_matches([' ', '\t']);
     if !(tail.is_empty() || tail.starts_with('#')) {
-        return Err(format!(
-            "unexpected text after the value of {key}: {:?}",
-            tail.chars().take(20).collect::<String>()
-        ));
+        // The text itself is not quoted back: it may be part of a secret.
+        return Err(format!("unexpected text after the value of {key}"));
     }
     let end = (line_end + 1).min(text.len());
     let lines = text[start..end].matches('\n').count().max(1) as u32;

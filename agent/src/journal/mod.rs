@@ -125,7 +125,9 @@ impl Journal {
                 .map(|e| e.cursor),
         };
         let mut cmd = self.command(unit);
-        cmd.arg("--follow");
+        // --no-tail: with --follow journalctl shows only the last 10 entries unless told otherwise,
+        // which would skip entries after the cursor.
+        cmd.arg("--follow").arg("--no-tail");
         match start {
             Some(c) => cmd.arg(format!("--after-cursor={c}")),
             None => cmd.arg(format!("--since=@{}", crate::agent::unix_ms_now() / 1000)),

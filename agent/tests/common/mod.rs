@@ -207,6 +207,20 @@ impl RunningAgent {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Waits up to `limit` for the agent to exit; its status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for RunningAgent {
