@@ -200,14 +200,16 @@ async fn unit_follow_resumes_after_a_cursor_without_loss_or_doubles() {
 #[tokio::test]
 async fn hostile_output_does_not_break_pages_or_follows() {
     require_testbed();
-    // The unit writes once the test's follower is open (it waits for the file `go`).
+    // The unit writes once the test's follower is open (it waits for the file `go`). Every line
+    // is written by the unit's long-lived shell: journald may not tag the output of a process that
+    // exits within milliseconds with its unit (test bed note 6).
     let work = Workdir::new();
     let go = work.path("go");
     let unit = TransientUnit::start(
         "hostile",
         &[],
         &format!(
-            "while [ ! -e {} ]; do sleep 0.05; done; printf \"bin\\001\\377\\376 end\\n\"; head -c 100000 /dev/zero | tr \"\\\\0\" x; echo; echo after; sleep 1000",
+            "while [ ! -e {} ]; do sleep 0.05; done; printf \"bin\\001\\377\\376 end\\n\"; x=$(head -c 100000 /dev/zero | tr \"\\\\0\" x); echo \"$x\"; echo after; sleep 1000",
             go.display()
         ),
     );
