@@ -16,27 +16,17 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     tasks.spawn(sample_forever(agent.clone()));
 
-    // Watchers call back with the unit or container name; map it to the app(s) configured on it.
-    let units: Vec<(String, String)> = agent
-        .config()
-        .apps
-        .iter()
-        .filter_map(|a| match &a.source {
-            AppSource::SystemdUnit(u) => Some((u.clone(), a.name.to_string())),
-            AppSource::DockerContainer(_) => None,
-        })
-        .collect();
+    let units = targets(&agent, |s| match s {
+        AppSource::SystemdUnit(u) => Some(u),
+        AppSource::DockerContainer(_) => None,
+    });
     if !units.is_empty() {
         let a = agent.clone();
         let scope = agent.config().systemd;
         let names = units.iter().map(|(u, _)| u.clone()).collect();
         tasks.spawn(watch_units(scope, names, move |unit| {
             let a = a.clone();
-            let apps: Vec<String> = units
-                .iter()
-                .filter(|(u, _)| *u == unit)
-                .map(|(_, n)| n.clone())
-                .collect();
+            let apps = apps_on(&units, &unit);
             async move {
                 for app in apps {
                     a.refresh(&app, EventSource::Systemd).await;
@@ -45,15 +35,10 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
         }));
     }
 
-    let containers: Vec<(String, String)> = agent
-        .config()
-        .apps
-        .iter()
-        .filter_map(|a| match &a.source {
-            AppSource::DockerContainer(c) => Some((c.clone(), a.name.to_string())),
-            AppSource::SystemdUnit(_) => None,
-        })
-        .collect();
+    let containers = targets(&agent, |s| match s {
+        AppSource::DockerContainer(c) => Some(c),
+        AppSource::SystemdUnit(_) => None,
+    });
     if !containers.is_empty() {
         let a = agent.clone();
         let socket = agent.config().docker_socket.clone();
@@ -65,11 +50,7 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
             since,
             move |container, action, at| {
                 let a = a.clone();
-                let apps: Vec<String> = containers
-                    .iter()
-                    .filter(|(c, _)| *c == container)
-                    .map(|(_, n)| n.clone())
-                    .collect();
+                let apps = apps_on(&containers, &container);
                 async move {
                     a.docker_lifecycle(&container, &action, at).await;
                     for app in apps {
@@ -80,6 +61,25 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
         ));
     }
     tasks
+}
+
+/// (target, app) pairs for the sources `select` picks: a watcher calls back with the unit or
+/// container name, which these map to the app(s) configured on it.
+fn targets(agent: &Agent, select: impl Fn(&AppSource) -> Option<&String>) -> Vec<(String, String)> {
+    agent
+        .config()
+        .apps
+        .iter()
+        .filter_map(|a| select(&a.source).map(|t| (t.clone(), a.name.to_string())))
+        .collect()
+}
+
+fn apps_on(targets: &[(String, String)], target: &str) -> Vec<String> {
+    targets
+        .iter()
+        .filter(|(t, _)| t == target)
+        .map(|(_, app)| app.clone())
+        .collect()
 }
 
 async fn sample_forever(agent: Arc<Agent>) {

@@ -21,6 +21,16 @@ fn meminfo_kib(field: &str) -> u64 {
         .expect("number")
 }
 
+/// The first number of a /proc file such as /proc/uptime or /proc/loadavg.
+fn first_number(path: &str) -> f64 {
+    let text = std::fs::read_to_string(path).expect("proc file");
+    text.split_whitespace()
+        .next()
+        .expect("field")
+        .parse()
+        .expect("number")
+}
+
 async fn snapshot(agent: &RunningAgent) -> Snapshot {
     serde_json::from_value(agent.get_json("/v1/snapshot").await).expect("snapshot")
 }
@@ -48,13 +58,7 @@ async fn host_metrics_agree_with_proc() {
             .trim()
     );
     assert_eq!(host.hostname, run("hostname", &[]).trim());
-    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
-        .expect("uptime")
-        .split_whitespace()
-        .next()
-        .expect("field")
-        .parse()
-        .expect("number");
+    let uptime = first_number("/proc/uptime");
     assert!(
         (host.uptime_secs - uptime).abs() < 5.0,
         "uptime {} vs /proc {uptime}",
@@ -94,13 +98,7 @@ async fn host_metrics_agree_with_proc() {
         .all(|p| (0.0..=100.0).contains(p)));
 
     // Load as the kernel prints it.
-    let loadavg = std::fs::read_to_string("/proc/loadavg").expect("loadavg");
-    let one: f64 = loadavg
-        .split_whitespace()
-        .next()
-        .expect("field")
-        .parse()
-        .expect("number");
+    let one = first_number("/proc/loadavg");
     assert!(
         (host.load.one - one).abs() < 1.0,
         "load {} vs /proc {one}",
