@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
-use zbus::zvariant::{OwnedObjectPath, OwnedValue};
+use zbus::zvariant::OwnedObjectPath;
 
 use crate::config::SystemdScope;
 
-pub use status::{app_state, UnitProps};
+pub use status::{app_state, ServiceIface, UnitIface, UnitProps};
 
 /// How long one D-Bus call may take before the source counts as down for this snapshot.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -46,7 +46,10 @@ trait Manager {
     default_service = "org.freedesktop.systemd1"
 )]
 trait UnitProperties {
-    fn get_all(&self, interface: &str) -> zbus::Result<HashMap<String, OwnedValue>>;
+    #[zbus(name = "GetAll")]
+    fn get_all_unit(&self, interface: &str) -> zbus::Result<UnitIface>;
+    #[zbus(name = "GetAll")]
+    fn get_all_service(&self, interface: &str) -> zbus::Result<ServiceIface>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,13 +151,13 @@ impl Systemd {
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await?;
-        let unit_props = props.get_all(UNIT_IFACE).await?;
+        let unit_props = props.get_all_unit(UNIT_IFACE).await?;
         let service_props = if unit.ends_with(".service") {
-            props.get_all(SERVICE_IFACE).await?
+            props.get_all_service(SERVICE_IFACE).await?
         } else {
-            HashMap::new()
+            ServiceIface::default()
         };
-        Ok(UnitProps::from_maps(&unit_props, &service_props))
+        Ok(UnitProps::from_ifaces(unit_props, service_props))
     }
 
     /// Starts, stops or restarts `unit` (job mode "replace") and waits for the job to finish;

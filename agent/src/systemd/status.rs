@@ -1,9 +1,6 @@
 //! From systemd's unit properties to Fleetdeck's one status.
 
-use std::collections::HashMap;
-
 use fleetdeck_proto::{AppState, Exit, SystemdDetail};
-use zbus::zvariant::OwnedValue;
 
 /// The properties of one unit that the agent reports (`Unit` and, for services, `Service`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,29 +18,49 @@ pub struct UnitProps {
     pub invocation_id: Option<String>,
 }
 
-fn get<T: TryFrom<OwnedValue>>(map: &HashMap<String, OwnedValue>, key: &str) -> Option<T> {
-    map.get(key)?.try_clone().ok()?.try_into().ok()
+/// The `org.freedesktop.systemd1.Unit` properties the agent reads, decoded straight from the
+/// `GetAll` reply: the dozens of others are skipped without being built into values.
+#[derive(Debug, Default, zbus::zvariant::DeserializeDict, zbus::zvariant::Type)]
+#[zvariant(signature = "a{sv}", rename_all = "PascalCase")]
+pub struct UnitIface {
+    pub load_state: Option<String>,
+    pub active_state: Option<String>,
+    pub sub_state: Option<String>,
+    pub state_change_timestamp: Option<u64>,
+    #[zvariant(rename = "InvocationID")]
+    pub invocation_id: Option<Vec<u8>>,
+}
+
+/// The `org.freedesktop.systemd1.Service` properties the agent reads (of some 270).
+#[derive(Debug, Default, zbus::zvariant::DeserializeDict, zbus::zvariant::Type)]
+#[zvariant(signature = "a{sv}", rename_all = "PascalCase")]
+pub struct ServiceIface {
+    pub result: Option<String>,
+    #[zvariant(rename = "NRestarts")]
+    pub n_restarts: Option<u32>,
+    pub exec_main_code: Option<i32>,
+    pub exec_main_status: Option<i32>,
+    #[zvariant(rename = "MainPID")]
+    pub main_pid: Option<u32>,
+    pub memory_current: Option<u64>,
 }
 
 impl UnitProps {
-    pub fn from_maps(
-        unit: &HashMap<String, OwnedValue>,
-        service: &HashMap<String, OwnedValue>,
-    ) -> Self {
-        let invocation_id: Option<Vec<u8>> = get(unit, "InvocationID");
+    pub fn from_ifaces(unit: UnitIface, service: ServiceIface) -> Self {
         Self {
-            load_state: get(unit, "LoadState").unwrap_or_default(),
-            active_state: get(unit, "ActiveState").unwrap_or_default(),
-            sub_state: get(unit, "SubState").unwrap_or_default(),
-            result: get(service, "Result"),
-            n_restarts: get(service, "NRestarts"),
-            exec_main_code: get(service, "ExecMainCode"),
-            exec_main_status: get(service, "ExecMainStatus"),
-            main_pid: get::<u32>(service, "MainPID").filter(|&p| p != 0),
+            load_state: unit.load_state.unwrap_or_default(),
+            active_state: unit.active_state.unwrap_or_default(),
+            sub_state: unit.sub_state.unwrap_or_default(),
+            result: service.result,
+            n_restarts: service.n_restarts,
+            exec_main_code: service.exec_main_code,
+            exec_main_status: service.exec_main_status,
+            main_pid: service.main_pid.filter(|&p| p != 0),
             // systemd says "unknown" with u64::MAX (no memory accounting, or not running).
-            memory_current: get::<u64>(service, "MemoryCurrent").filter(|&m| m != u64::MAX),
-            state_change_usec: get::<u64>(unit, "StateChangeTimestamp").filter(|&t| t != 0),
-            invocation_id: invocation_id
+            memory_current: service.memory_current.filter(|&m| m != u64::MAX),
+            state_change_usec: unit.state_change_timestamp.filter(|&t| t != 0),
+            invocation_id: unit
+                .invocation_id
                 .filter(|id| !id.is_empty())
                 .map(|id| id.iter().map(|b| format!("{b:02x}")).collect()),
         }
@@ -95,7 +112,6 @@ pub fn app_state(load_state: &str, active_state: &str, sub_state: &str) -> AppSt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zbus::zvariant::Value;
 
     #[test]
     fn states_map_as_an_operator_reads_them() {
@@ -126,37 +142,24 @@ mod tests {
         }
     }
 
-    fn owned(v: Value<'_>) -> OwnedValue {
-        v.try_to_owned().expect("plain value")
-    }
-
     #[test]
     fn properties_convert_with_systemd_sentinels() {
-        let unit: HashMap<String, OwnedValue> = [
-            ("LoadState", owned(Value::from("loaded"))),
-            ("ActiveState", owned(Value::from("failed"))),
-            ("SubState", owned(Value::from("failed"))),
-            (
-                "StateChangeTimestamp",
-                owned(Value::from(1_700_000_000_123_456u64)),
-            ),
-            ("InvocationID", owned(Value::from(vec![0xabu8, 0x01]))),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let service: HashMap<String, OwnedValue> = [
-            ("Result", owned(Value::from("signal"))),
-            ("NRestarts", owned(Value::from(3u32))),
-            ("ExecMainCode", owned(Value::from(2i32))),
-            ("ExecMainStatus", owned(Value::from(9i32))),
-            ("MainPID", owned(Value::from(0u32))),
-            ("MemoryCurrent", owned(Value::from(u64::MAX))),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let p = UnitProps::from_maps(&unit, &service);
+        let unit = UnitIface {
+            load_state: Some("loaded".into()),
+            active_state: Some("failed".into()),
+            sub_state: Some("failed".into()),
+            state_change_timestamp: Some(1_700_000_000_123_456),
+            invocation_id: Some(vec![0xab, 0x01]),
+        };
+        let service = ServiceIface {
+            result: Some("signal".into()),
+            n_restarts: Some(3),
+            exec_main_code: Some(2),
+            exec_main_status: Some(9),
+            main_pid: Some(0),
+            memory_current: Some(u64::MAX),
+        };
+        let p = UnitProps::from_ifaces(unit, service);
         assert_eq!(p.active_state, "failed");
         assert_eq!(p.n_restarts, Some(3));
         assert_eq!(p.main_pid, None, "MainPID 0 means no process");
