@@ -28,10 +28,7 @@ async fn actions_need_allow_actions() {
     require_testbed();
     let unit = TransientUnit::start("noact", &[], "while true; do sleep 1; done");
     let work = Workdir::new();
-    let agent = RunningAgent::start(&work.config(&format!(
-        "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
-        unit.name
-    )));
+    let agent = RunningAgent::start(&work.config(&unit_app("web", &unit.name)));
     let pid = unit.main_pid();
     let resp = post(&agent, "/v1/apps/web/actions/stop").await;
     assert_eq!(resp.status(), 403);

@@ -17,25 +17,15 @@ fn transition(ev: &SseEvent) -> Option<AppEvent> {
         .then(|| serde_json::from_str(&ev.data).expect("AppEvent JSON"))
 }
 
-async fn wait_running(agent: &RunningAgent, app: &str) {
-    wait_for(
-        &format!("{app} running"),
-        Duration::from_secs(15),
-        || async { (agent.app(app).await.state == AppState::Running).then_some(()) },
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn unit_kill_and_restart_reach_the_event_stream_from_systemd() {
     require_testbed();
     let unit = TransientUnit::start("ev", &[], "while true; do sleep 1; done");
     let work = Workdir::new();
-    let agent = RunningAgent::start(&work.config(&format!(
-        "{SLOW_SAMPLES}[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
-        unit.name
-    )));
-    wait_running(&agent, "web").await;
+    let agent = RunningAgent::start(
+        &work.config(&format!("{SLOW_SAMPLES}{}", unit_app("web", &unit.name))),
+    );
+    agent.wait_state("web", AppState::Running).await;
     let mut stream = SseStream::open(&agent, "/v1/events", None).await;
 
     run("kill", &["-KILL", &unit.main_pid().to_string()]);
@@ -109,10 +99,10 @@ async fn container_kill_reaches_the_event_stream_from_docker() {
     let c = Container::run("ev", &[], &["sleep", "100000"]);
     let work = Workdir::new();
     let agent = RunningAgent::start(&work.config(&format!(
-        "{SLOW_SAMPLES}[[apps]]\nname = \"cache\"\ndocker_container = \"{}\"\n",
-        c.name
+        "{SLOW_SAMPLES}{}",
+        container_app("cache", &c.name)
     )));
-    wait_running(&agent, "cache").await;
+    agent.wait_state("cache", AppState::Running).await;
     let mut stream = SseStream::open(&agent, "/v1/events", None).await;
     run("podman", &["kill", "--signal", "KILL", &c.name]);
     let e = stream

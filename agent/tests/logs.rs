@@ -50,10 +50,7 @@ async fn unit_log_pages_newest_first_with_before_grep_and_priority() {
         "for i in 1 2 3 4 5 6 7 8 9 10; do echo \"line $i\"; done; echo \"<3>disk on fire\"; sleep 1000",
     );
     let work = Workdir::new();
-    let agent = RunningAgent::start(&work.config(&format!(
-        "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
-        unit.name
-    )));
+    let agent = RunningAgent::start(&work.config(&unit_app("web", &unit.name)));
     let all = wait_for(
         "all 11 lines in the journal",
         Duration::from_secs(10),
@@ -140,10 +137,7 @@ async fn unit_follow_resumes_after_a_cursor_without_loss_or_doubles() {
         "i=0; while true; do i=$((i+1)); echo \"tick $i\"; sleep 0.05; done",
     );
     let work = Workdir::new();
-    let agent = RunningAgent::start(&work.config(&format!(
-        "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
-        unit.name
-    )));
+    let agent = RunningAgent::start(&work.config(&unit_app("web", &unit.name)));
     let tick = |e: &LogEntry| {
         e.message
             .strip_prefix("tick ")
@@ -213,10 +207,7 @@ async fn hostile_output_does_not_break_pages_or_follows() {
             go.display()
         ),
     );
-    let agent = RunningAgent::start(&work.config(&format!(
-        "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
-        unit.name
-    )));
+    let agent = RunningAgent::start(&work.config(&unit_app("web", &unit.name)));
     let mut stream = SseStream::open(&agent, "/v1/apps/web/logs/stream", None).await;
     std::fs::write(&go, "").expect("go");
     let mut got = Vec::new();
@@ -256,10 +247,7 @@ async fn a_client_that_leaves_frees_its_journalctl_at_once() {
     require_testbed();
     let unit = TransientUnit::start("leave", &[], "while true; do echo hi; sleep 1; done");
     let work = Workdir::new();
-    let agent = RunningAgent::start(&work.config(&format!(
-        "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
-        unit.name
-    )));
+    let agent = RunningAgent::start(&work.config(&unit_app("web", &unit.name)));
     assert_eq!(journalctl_children(agent.pid()), 0);
     let mut streams = Vec::new();
     for _ in 0..3 {
@@ -292,10 +280,7 @@ async fn container_logs_mark_streams_page_and_resume() {
         &["sh", "-c", "echo out-1; echo err-1 >&2; i=1; while true; do i=$((i+1)); echo \"tick $i\"; sleep 0.05; done"],
     );
     let work = Workdir::new();
-    let agent = RunningAgent::start(&work.config(&format!(
-        "[[apps]]\nname = \"cache\"\ndocker_container = \"{}\"\n",
-        c.name
-    )));
+    let agent = RunningAgent::start(&work.config(&container_app("cache", &c.name)));
     let entries = wait_for("the first lines", Duration::from_secs(10), || async {
         let e = page(&agent, "cache", "limit=5000").await;
         (e.len() >= 5).then_some(e)
@@ -399,10 +384,7 @@ async fn a_client_that_leaves_frees_its_docker_log_stream_at_once() {
         &["sh", "-c", "while true; do echo hi; sleep 0.5; done"],
     );
     let work = Workdir::new();
-    let agent = RunningAgent::start(&work.config(&format!(
-        "[[apps]]\nname = \"cache\"\ndocker_container = \"{}\"\n",
-        c.name
-    )));
+    let agent = RunningAgent::start(&work.config(&container_app("cache", &c.name)));
     // One request first, so lazily opened connections (the Docker client's) exist in the baseline.
     page(&agent, "cache", "limit=1").await;
     let idle = wait_for("a stable socket count", Duration::from_secs(5), || async {

@@ -8,27 +8,14 @@ use std::time::Duration;
 use common::*;
 use fleetdeck_proto::{AppState, Exit, SourceHealth};
 
-const SETTLE: Duration = Duration::from_secs(15);
-
-async fn wait_state(agent: &RunningAgent, app: &str, want: AppState) -> fleetdeck_proto::AppStatus {
-    wait_for(&format!("{app} to be {want}"), SETTLE, || async {
-        let s = agent.app(app).await;
-        (s.state == want).then_some(s)
-    })
-    .await
-}
-
 #[tokio::test]
 async fn systemd_unit_started_killed_and_restarted() {
     require_testbed();
     let unit = TransientUnit::start("web", &[], "while true; do sleep 1; done");
     let work = Workdir::new();
-    let agent = RunningAgent::start(&work.config(&format!(
-        "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
-        unit.name
-    )));
+    let agent = RunningAgent::start(&work.config(&unit_app("web", &unit.name)));
 
-    let running = wait_state(&agent, "web", AppState::Running).await;
+    let running = agent.wait_state("web", AppState::Running).await;
     let pid = unit.main_pid();
     let detail = running.systemd.expect("systemd detail");
     assert_eq!(detail.main_pid, Some(pid));
@@ -45,14 +32,14 @@ async fn systemd_unit_started_killed_and_restarted() {
     let first_invocation = detail.invocation_id.expect("invocation id");
 
     run("kill", &["-KILL", &pid.to_string()]);
-    let failed = wait_state(&agent, "web", AppState::Failed).await;
+    let failed = agent.wait_state("web", AppState::Failed).await;
     assert_eq!(failed.last_exit, Some(Exit::Signal(9)));
     let detail = failed.systemd.expect("systemd detail");
     assert_eq!(detail.result.as_deref(), Some("signal"));
     assert_eq!(detail.main_pid, None);
 
     run("systemctl", &["--user", "restart", &unit.name]);
-    let back = wait_state(&agent, "web", AppState::Running).await;
+    let back = agent.wait_state("web", AppState::Running).await;
     let detail = back.systemd.expect("systemd detail");
     assert_ne!(detail.main_pid, Some(pid), "a new process after restart");
     assert_ne!(
@@ -70,17 +57,16 @@ async fn systemd_unit_that_keeps_failing_is_crash_looping() {
         "sleep 0.2; exit 3",
     );
     let work = Workdir::new();
-    let agent = RunningAgent::start(&work.config(&format!(
-        "[[apps]]\nname = \"loop\"\nsystemd_unit = \"{}\"\n",
-        unit.name
-    )));
-    let looping = wait_state(&agent, "loop", AppState::CrashLooping).await;
+    let agent = RunningAgent::start(&work.config(&unit_app("loop", &unit.name)));
+    let looping = agent.wait_state("loop", AppState::CrashLooping).await;
     assert_eq!(looping.last_exit, Some(Exit::Code(3)));
     assert_eq!(looping.systemd.expect("detail").sub_state, "auto-restart");
     // NRestarts grows with each automatic restart.
-    wait_for("a second automatic restart", SETTLE, || async {
-        agent.app("loop").await.restarts.filter(|&n| n >= 2)
-    })
+    wait_for(
+        "a second automatic restart",
+        Duration::from_secs(15),
+        || async { agent.app("loop").await.restarts.filter(|&n| n >= 2) },
+    )
     .await;
 }
 
@@ -89,12 +75,9 @@ async fn container_started_killed_and_restarted() {
     require_testbed();
     let c = Container::run("cache", &[], &["sleep", "100000"]);
     let work = Workdir::new();
-    let agent = RunningAgent::start(&work.config(&format!(
-        "[[apps]]\nname = \"cache\"\ndocker_container = \"{}\"\n",
-        c.name
-    )));
+    let agent = RunningAgent::start(&work.config(&container_app("cache", &c.name)));
 
-    let running = wait_state(&agent, "cache", AppState::Running).await;
+    let running = agent.wait_state("cache", AppState::Running).await;
     let detail = running.docker.expect("docker detail");
     assert_eq!(detail.state, "running");
     assert_eq!(
@@ -116,7 +99,7 @@ async fn container_started_killed_and_restarted() {
         .is_some_and(|p| p >= 0.0));
 
     run("podman", &["kill", "--signal", "KILL", &c.name]);
-    let failed = wait_state(&agent, "cache", AppState::Failed).await;
+    let failed = agent.wait_state("cache", AppState::Failed).await;
     assert_eq!(
         failed.last_exit,
         Some(Exit::Code(137)),
@@ -128,7 +111,7 @@ async fn container_started_killed_and_restarted() {
     assert_eq!(failed.since_unix_ms, detail.finished_unix_ms);
 
     run("podman", &["restart", &c.name]);
-    let back = wait_state(&agent, "cache", AppState::Running).await;
+    let back = agent.wait_state("cache", AppState::Running).await;
     assert!(back.docker.expect("detail").started_unix_ms > detail.started_unix_ms);
 }
 
@@ -137,11 +120,8 @@ async fn container_exiting_cleanly_is_stopped() {
     require_testbed();
     let c = Container::run("oneshot", &[], &["sh", "-c", "exit 0"]);
     let work = Workdir::new();
-    let agent = RunningAgent::start(&work.config(&format!(
-        "[[apps]]\nname = \"job\"\ndocker_container = \"{}\"\n",
-        c.name
-    )));
-    let stopped = wait_state(&agent, "job", AppState::Stopped).await;
+    let agent = RunningAgent::start(&work.config(&container_app("job", &c.name)));
+    let stopped = agent.wait_state("job", AppState::Stopped).await;
     assert_eq!(stopped.last_exit, Some(Exit::Code(0)));
 }
 
@@ -220,7 +200,7 @@ async fn container_stopped_on_purpose_is_stopped_even_with_a_signal_exit() {
         "[[apps]]\nname = \"cache\"\ndocker_container = \"{}\"\nallow_actions = true\n",
         c.name
     )));
-    wait_state(&agent, "cache", AppState::Running).await;
+    agent.wait_state("cache", AppState::Running).await;
     let resp = agent
         .client
         .post(agent.url("/v1/apps/cache/actions/stop"))
@@ -229,7 +209,7 @@ async fn container_stopped_on_purpose_is_stopped_even_with_a_signal_exit() {
         .await
         .expect("stop");
     assert_eq!(resp.status(), 200);
-    let stopped = wait_state(&agent, "cache", AppState::Stopped).await;
+    let stopped = agent.wait_state("cache", AppState::Stopped).await;
     assert_eq!(
         stopped.last_exit,
         Some(Exit::Code(137)),
@@ -237,7 +217,7 @@ async fn container_stopped_on_purpose_is_stopped_even_with_a_signal_exit() {
     );
     // Started again by someone else, then killed: that is a failure again.
     run("podman", &["start", &c.name]);
-    wait_state(&agent, "cache", AppState::Running).await;
+    agent.wait_state("cache", AppState::Running).await;
     run("podman", &["kill", "--signal", "KILL", &c.name]);
-    wait_state(&agent, "cache", AppState::Failed).await;
+    agent.wait_state("cache", AppState::Failed).await;
 }

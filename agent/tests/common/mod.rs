@@ -73,6 +73,16 @@ pub fn run(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The `[[apps]]` table of an app run by systemd unit `unit`.
+pub fn unit_app(name: &str, unit: &str) -> String {
+    format!("[[apps]]\nname = \"{name}\"\nsystemd_unit = \"{unit}\"\n")
+}
+
+/// The `[[apps]]` table of an app run by container `container`.
+pub fn container_app(name: &str, container: &str) -> String {
+    format!("[[apps]]\nname = \"{name}\"\ndocker_container = \"{container}\"\n")
+}
+
 /// A directory with a 0600 token file, where a test writes its agent.toml.
 pub struct Workdir {
     pub dir: tempfile::TempDir,
@@ -190,6 +200,23 @@ impl RunningAgent {
         let resp = self.get(path).await;
         assert_eq!(resp.status(), 200, "GET {path}");
         resp.json().await.expect("json body")
+    }
+
+    /// Polls `/v1/apps/{app}` until it shows `want` (15 s at most); returns that status.
+    pub async fn wait_state(
+        &self,
+        app: &str,
+        want: fleetdeck_proto::AppState,
+    ) -> fleetdeck_proto::AppStatus {
+        wait_for(
+            &format!("{app} to be {want}"),
+            Duration::from_secs(15),
+            || async {
+                let s = self.app(app).await;
+                (s.state == want).then_some(s)
+            },
+        )
+        .await
     }
 
     pub async fn app(&self, name: &str) -> fleetdeck_proto::AppStatus {
