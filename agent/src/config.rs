@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::listen::ListenSpec;
 
+/// The agent's port when a `listen` entry names none (`"tailscale"`).
+pub const DEFAULT_PORT: u16 = 7070;
+
 const DEFAULT_DOCKER_SOCKET: &str = "unix:///var/run/docker.sock";
 
 /// Why the agent cannot start with this configuration; each message says what to do.
@@ -225,7 +228,7 @@ impl RawConfig {
         }
         let listen = listen_raw
             .iter()
-            .map(|s| ListenSpec::parse(s).map_err(|e| format!("`listen`: {e}")))
+            .map(|s| ListenSpec::parse(s, DEFAULT_PORT).map_err(|e| format!("`listen`: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         let token_file = self.token_file.ok_or(
             "`token_file` is missing: add token_file = \"/etc/fleetdeck/agent.token\" (a file of mode 0600 holding the token)",
@@ -369,7 +372,7 @@ mod tests {
         let c = parse(BASE).expect("valid");
         assert_eq!(
             c.listen,
-            vec![ListenSpec::parse("127.0.0.1:7070").expect("valid")]
+            vec![ListenSpec::parse("127.0.0.1:7070", DEFAULT_PORT).expect("valid")]
         );
         assert_eq!(c.systemd, SystemdScope::System);
         assert_eq!(c.docker_socket, DEFAULT_DOCKER_SOCKET);

@@ -14,11 +14,13 @@ pub mod env_file;
 pub mod events;
 pub mod host;
 pub mod journal;
-pub mod listen;
 pub mod ring;
 pub mod run;
 pub mod systemd;
 pub mod watch;
+
+/// The bind policy, shared with the collector.
+pub use fleetdeck_listen as listen;
 
 use std::future::Future;
 use std::sync::Arc;

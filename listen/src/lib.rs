@@ -1,10 +1,10 @@
-//! Where the agent may listen: loopback and Tailscale addresses only, unless the operator passes
-//! `--allow-public-bind`. `"tailscale"` resolves this node's tailnet addresses with `tailscale ip`.
+//! Where a Fleetdeck daemon (agent or collector) may listen: loopback and Tailscale addresses only,
+//! unless the operator passes `--allow-public-bind`. `"tailscale"` resolves this node's tailnet
+//! addresses with `tailscale ip`.
+
+#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-
-/// The port used when a `listen` entry names no port (`"tailscale"`).
-pub const DEFAULT_PORT: u16 = 7070;
 
 /// One entry of `listen`: an address, or this node's tailnet addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,9 +14,10 @@ pub enum ListenSpec {
 }
 
 impl ListenSpec {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    /// Parses one entry; `"tailscale"` without a port means `default_port` (the daemon's own).
+    pub fn parse(s: &str, default_port: u16) -> Result<Self, String> {
         if s == "tailscale" {
-            return Ok(Self::Tailscale { port: DEFAULT_PORT });
+            return Ok(Self::Tailscale { port: default_port });
         }
         if let Some(port) = s.strip_prefix("tailscale:") {
             let port = port.parse().map_err(|_| {
@@ -25,7 +26,7 @@ impl ListenSpec {
             return Ok(Self::Tailscale { port });
         }
         s.parse::<SocketAddr>().map(Self::Addr).map_err(|_| {
-            format!("{s:?} is not an address: use \"IP:PORT\" (e.g. \"127.0.0.1:7070\", \"[::1]:7070\"), \"tailscale\" or \"tailscale:PORT\"")
+            format!("{s:?} is not an address: use \"IP:PORT\" (e.g. \"127.0.0.1:{default_port}\", \"[::1]:{default_port}\"), \"tailscale\" or \"tailscale:PORT\"")
         })
     }
 }
@@ -162,22 +163,22 @@ mod tests {
     #[test]
     fn specs_parse() {
         assert_eq!(
-            ListenSpec::parse("tailscale"),
+            ListenSpec::parse("tailscale", 7070),
             Ok(ListenSpec::Tailscale { port: 7070 })
         );
         assert_eq!(
-            ListenSpec::parse("tailscale:9000"),
+            ListenSpec::parse("tailscale:9000", 7070),
             Ok(ListenSpec::Tailscale { port: 9000 })
         );
         assert_eq!(
-            ListenSpec::parse("[::1]:7070"),
+            ListenSpec::parse("[::1]:7070", 7070),
             Ok(ListenSpec::Addr(addr("[::1]:7070")))
         );
-        assert!(ListenSpec::parse("tailscale:x").is_err());
-        assert!(ListenSpec::parse("127.0.0.1")
+        assert!(ListenSpec::parse("tailscale:x", 7070).is_err());
+        assert!(ListenSpec::parse("127.0.0.1", 7070)
             .expect_err("no port")
             .contains("IP:PORT"));
-        assert!(ListenSpec::parse("localhost:7070").is_err());
+        assert!(ListenSpec::parse("localhost:7070", 7070).is_err());
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! Alerting (being written).

@@ -1,0 +1,1 @@
+//! Tailscale discovery (being written).

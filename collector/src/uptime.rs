@@ -1,0 +1,1 @@
+//! Uptime arithmetic (being written).

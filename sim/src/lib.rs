@@ -1,0 +1,1 @@
+//! Virtual Fleetdeck agents (being written).
