@@ -2,13 +2,14 @@
 //! Docker socket when the file names none. Loaded once at start and passed down.
 
 use std::fmt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::listen::ListenSpec;
+pub use fleetdeck_daemon::secret::Token;
+use fleetdeck_daemon::secret::read_token;
 
 /// The agent's port when a `listen` entry names none (`"tailscale"`).
 pub const DEFAULT_PORT: u16 = 7070;
@@ -42,26 +43,6 @@ pub enum SystemdScope {
     #[default]
     System,
     User,
-}
-
-/// The shared secret a client must present as `Authorization: Bearer ...`. `Debug` hides it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
-
-impl Token {
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(***)")
-    }
 }
 
 /// An app's name: 1–64 of `[A-Za-z0-9._-]`, starting with a letter or digit, so it is safe in a
@@ -330,29 +311,6 @@ impl RawConfig {
 }
 
 /// Reads the token, refusing a file that group or others could read.
-fn read_token(path: &Path) -> Result<Token, String> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "does not exist; create it with a random token, e.g. \
-             `head -c 32 /dev/urandom | base64 > FILE && chmod 600 FILE`"
-            .to_owned(),
-        _ => format!("cannot be read ({e}); check its path and permissions"),
-    })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "is readable by group or others (mode {mode:04o}); run chmod 600 {}",
-            path.display()
-        ));
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot be read ({e}); it must hold the token as text"))?;
-    let token = text.trim();
-    if token.len() < 16 {
-        return Err("holds fewer than 16 characters: write a long random token into it".to_owned());
-    }
-    Ok(Token::new(token))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

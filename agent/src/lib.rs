@@ -20,7 +20,7 @@ pub mod systemd;
 pub mod watch;
 
 /// The bind policy, shared with the collector.
-pub use fleetdeck_listen as listen;
+pub use fleetdeck_daemon::listen;
 
 use std::future::Future;
 use std::sync::Arc;

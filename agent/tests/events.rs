@@ -26,7 +26,7 @@ async fn unit_kill_and_restart_reach_the_event_stream_from_systemd() {
         &work.config(&format!("{SLOW_SAMPLES}{}", unit_app("web", &unit.name))),
     );
     agent.wait_state("web", AppState::Running).await;
-    let mut stream = SseStream::open(&agent, "/v1/events", None).await;
+    let mut stream = agent.sse("/v1/events", None).await;
 
     run("kill", &["-KILL", &unit.main_pid().to_string()]);
     let e = stream
@@ -68,7 +68,7 @@ async fn unit_kill_and_restart_reach_the_event_stream_from_systemd() {
     let last_id = e.sse_id();
 
     // Resuming after the first event replays the later ones, each once, in order.
-    let mut resumed = SseStream::open(&agent, "/v1/events", Some(&first_id)).await;
+    let mut resumed = agent.sse("/v1/events", Some(&first_id)).await;
     let mut replayed = Vec::new();
     while let Some(ev) = resumed.next_within(Duration::from_millis(500)).await {
         replayed.push(transition(&ev).expect("transition"));
@@ -86,7 +86,7 @@ async fn unit_kill_and_restart_reach_the_event_stream_from_systemd() {
     );
 
     // Resuming at the latest replays nothing.
-    let mut caught_up = SseStream::open(&agent, "/v1/events", Some(&last_id)).await;
+    let mut caught_up = agent.sse("/v1/events", Some(&last_id)).await;
     assert!(caught_up
         .next_within(Duration::from_millis(500))
         .await
@@ -103,7 +103,7 @@ async fn container_kill_reaches_the_event_stream_from_docker() {
         container_app("cache", &c.name)
     )));
     agent.wait_state("cache", AppState::Running).await;
-    let mut stream = SseStream::open(&agent, "/v1/events", None).await;
+    let mut stream = agent.sse("/v1/events", None).await;
     run("podman", &["kill", "--signal", "KILL", &c.name]);
     let e = stream
         .wait_for("a failed transition", Duration::from_secs(5), |ev| {
@@ -168,7 +168,7 @@ async fn samples_accumulate_with_consecutive_seqs() {
 async fn sigterm_stops_the_agent_even_with_streams_open() {
     let work = Workdir::new();
     let mut agent = RunningAgent::start(&work.config(""));
-    let _events = SseStream::open(&agent, "/v1/events", None).await;
+    let _events = agent.sse("/v1/events", None).await;
     run("kill", &["-TERM", &agent.pid().to_string()]);
     let status = agent
         .wait_exit(Duration::from_secs(10))

@@ -144,7 +144,7 @@ async fn unit_follow_resumes_after_a_cursor_without_loss_or_doubles() {
             .and_then(|n| n.parse::<u64>().ok())
     };
 
-    let mut stream = SseStream::open(&agent, "/v1/apps/web/logs/stream", None).await;
+    let mut stream = agent.sse("/v1/apps/web/logs/stream", None).await;
     let mut seen = Vec::new();
     let mut last_cursor = String::new();
     while seen.len() < 10 {
@@ -177,7 +177,7 @@ async fn unit_follow_resumes_after_a_cursor_without_loss_or_doubles() {
         },
     )
     .await;
-    let mut resumed = SseStream::open(&agent, "/v1/apps/web/logs/stream", Some(&last_cursor)).await;
+    let mut resumed = agent.sse("/v1/apps/web/logs/stream", Some(&last_cursor)).await;
     while seen.len() < 30 {
         let ev = resumed
             .next_within(Duration::from_secs(5))
@@ -208,7 +208,7 @@ async fn hostile_output_does_not_break_pages_or_follows() {
         ),
     );
     let agent = RunningAgent::start(&work.config(&unit_app("web", &unit.name)));
-    let mut stream = SseStream::open(&agent, "/v1/apps/web/logs/stream", None).await;
+    let mut stream = agent.sse("/v1/apps/web/logs/stream", None).await;
     std::fs::write(&go, "").expect("go");
     let mut got = Vec::new();
     while !got.iter().any(|e: &LogEntry| e.message == "after") {
@@ -251,7 +251,7 @@ async fn a_client_that_leaves_frees_its_journalctl_at_once() {
     assert_eq!(journalctl_children(agent.pid()), 0);
     let mut streams = Vec::new();
     for _ in 0..3 {
-        streams.push(SseStream::open(&agent, "/v1/apps/web/logs/stream", None).await);
+        streams.push(agent.sse("/v1/apps/web/logs/stream", None).await);
     }
     wait_for(
         "three journalctl followers",
@@ -332,7 +332,7 @@ async fn container_logs_mark_streams_page_and_resume() {
             .strip_prefix("tick ")
             .and_then(|n| n.parse::<u64>().ok())
     };
-    let mut stream = SseStream::open(&agent, "/v1/apps/cache/logs/stream", None).await;
+    let mut stream = agent.sse("/v1/apps/cache/logs/stream", None).await;
     let mut seen = Vec::new();
     let mut last = String::new();
     while seen.len() < 5 {
@@ -347,7 +347,7 @@ async fn container_logs_mark_streams_page_and_resume() {
         last = e.cursor;
     }
     drop(stream);
-    let mut resumed = SseStream::open(&agent, "/v1/apps/cache/logs/stream", Some(&last)).await;
+    let mut resumed = agent.sse("/v1/apps/cache/logs/stream", Some(&last)).await;
     while seen.len() < 20 {
         let e = entry(
             &resumed
@@ -395,7 +395,7 @@ async fn a_client_that_leaves_frees_its_docker_log_stream_at_once() {
     .await;
     let mut streams = Vec::new();
     for _ in 0..3 {
-        let mut s = SseStream::open(&agent, "/v1/apps/cache/logs/stream", None).await;
+        let mut s = agent.sse("/v1/apps/cache/logs/stream", None).await;
         s.next_within(Duration::from_secs(5)).await.expect("a line");
         streams.push(s);
     }

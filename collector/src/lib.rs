@@ -1,7 +1,21 @@
-//! fleetdeck-collector (being written).
+//! fleetdeck-collector: polls and subscribes to Fleetdeck agents, keeps gap-free history in
+//! SQLite, alerts to webhooks and serves the desktop.
+//!
+//! [`config`] is `collector.toml`; [`store`] the database (schema in `migrations/`); [`poll`] and
+//! [`subscribe`] talk to agents through [`agent_client`]; [`alerting`] detects and delivers alerts;
+//! [`uptime`] is the uptime arithmetic; [`api`] serves it all; [`demo`] runs a simulated fleet;
+//! [`discover`] finds agents on the tailnet; [`run`] is the binary's edge.
 
 #![forbid(unsafe_code)]
 
+pub mod agent_client;
 pub mod alerting;
+pub mod api;
+pub mod config;
+pub mod demo;
 pub mod discover;
+pub mod poll;
+pub mod run;
+pub mod store;
+pub mod subscribe;
 pub mod uptime;

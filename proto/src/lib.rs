@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod collector;
 mod env;
 mod error;
 mod event;
@@ -17,6 +18,11 @@ mod sample;
 pub use app::{
     ActionOutcome, AppAction, AppKind, AppState, AppStatus, DockerDetail, Exit, SourceHealth,
     Sources, SystemdDetail,
+};
+pub use collector::{
+    AppView, AuditEntry, AuditPage, EventsPage, Fleet, FleetEvent, FleetEventKind, FleetHealth,
+    FleetSummary, HostStatus, HostView, KeyCreated, KeyInfo, MetricPoint, Metrics, NewKey, Role,
+    Severity,
 };
 pub use env::{EnvEntry, EnvFile, EnvUpdate, EnvWritten};
 pub use error::{ErrorBody, ErrorDetail};

@@ -2,8 +2,6 @@
 //! unless the operator passes `--allow-public-bind`. `"tailscale"` resolves this node's tailnet
 //! addresses with `tailscale ip`.
 
-#![forbid(unsafe_code)]
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// One entry of `listen`: an address, or this node's tailnet addresses.

@@ -1,0 +1,984 @@
+//! Alert detection: which status transitions deserve an alert, and when.
+//!
+//! This module is pure: no I/O and no clock. Every time is an explicit millisecond argument
+//! (`Transition::at_ms`, `tick(now_ms)`), so each rule below is a deterministic unit test over
+//! exact times. Delivering what it decides is [`super::notify`]'s job.
+//!
+//! Rules, per subject (a host, or one app on a host):
+//! - Entering a problem state (an app failed or crash-looping, a host down) from any other state
+//!   starts a *pending* problem. If the subject is still in a problem state when the grace period
+//!   has passed, one `Problem` alert goes out; if it recovered within the grace period, nothing
+//!   goes out at all (no problem, so no recovery either). A problem followed by another problem
+//!   state (failed, then crash-looping) is the same problem.
+//! - Once a `Problem` alert has gone out, the alert is *open*: the next time the subject is healthy
+//!   a `Recovery` alert says how long it was out. Passing through a neutral state (stopped,
+//!   starting, unknown...) keeps the alert open, and re-entering a problem state while the alert
+//!   is open does not repeat it: nobody told the operator it was fixed.
+//! - Flapping: when the problem entries within the flap window reach the threshold, one
+//!   `Flapping` alert goes out and every further `Problem`/`Recovery` alert of that subject is held.
+//!   When the subject has had no transition for a whole flap window, one `FlapEnded` summary goes
+//!   out (how many problems, between when, and the current state) and the rules return to normal.
+//!   If the subject ends flapping healthy, the summary is its recovery message; otherwise the alert
+//!   stays open and a `Recovery` follows when it is healthy again.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use fleetdeck_proto::{AppState, Exit};
+use serde::{Deserialize, Serialize};
+
+/// How a state counts for alerting. The caller classifies states, so the rules need not know
+/// every source's vocabulary (systemd, Docker, missed polls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Health {
+    /// App running, host up.
+    Ok,
+    /// App failed or crash-looping, host down.
+    Problem,
+    /// Neither: stopped, starting, stopping, unknown, not found. Deliberate or transient states
+    /// that neither raise nor clear an alert.
+    Other,
+}
+
+impl From<AppState> for Health {
+    fn from(state: AppState) -> Self {
+        match state {
+            AppState::Running => Health::Ok,
+            AppState::Failed | AppState::CrashLooping => Health::Problem,
+            AppState::Starting
+            | AppState::Stopping
+            | AppState::Stopped
+            | AppState::Unknown
+            | AppState::NotFound => Health::Other,
+        }
+    }
+}
+
+/// One status change of a host or an app, as the collector saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub host: String,
+    /// The app, or `None` for the host itself.
+    pub app: Option<String>,
+    /// The new state's text as a person reads it: `failed`, `crash-looping`, `running`, `up`,
+    /// or for a host something like `down: 2 polls missed` (used verbatim in messages).
+    pub state: String,
+    pub health: Health,
+    /// How the app's main process last ended, when the new state is about an exit.
+    pub exit: Option<Exit>,
+    /// When it happened, in Unix milliseconds.
+    pub at_ms: u64,
+}
+
+/// When to alert. Loaded from the collector's config (`grace = "30s"`, `flap_window = "10m"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertPolicy {
+    /// A problem that clears within this time raises no alert: a restart that works is no news.
+    /// Zero alerts at once.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// The window in which problem entries are counted for flapping, and the quiet time after
+    /// which a flapping subject counts as stable again. Zero turns flap detection off.
+    #[serde(with = "humantime_serde")]
+    pub flap_window: Duration,
+    /// How many problem entries within the window make a subject flapping. Below 2 turns flap
+    /// detection off (one problem is not a flap).
+    pub flap_threshold: u32,
+}
+
+impl Default for AlertPolicy {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(30),
+            flap_window: Duration::from_secs(600),
+            flap_threshold: 3,
+        }
+    }
+}
+
+/// What an alert announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlertKind {
+    /// A subject entered a problem state and stayed there past the grace period.
+    Problem,
+    /// A subject whose problem was announced is healthy again.
+    Recovery,
+    /// A subject keeps failing; its further alerts are held.
+    Flapping,
+    /// A flapping subject has been quiet for a flap window: the summary of what was held.
+    FlapEnded,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Problem => "problem",
+            Self::Recovery => "recovery",
+            Self::Flapping => "flapping",
+            Self::FlapEnded => "flap-ended",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One alert, ready to be stored and delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub host: String,
+    pub app: Option<String>,
+    /// The subject's state when the alert was raised.
+    pub state: String,
+    pub exit: Option<Exit>,
+    /// One sentence for a person, e.g. `web on vm-1 failed (exit code 3)`.
+    pub message: String,
+    /// When what the alert announces happened (Unix ms): the entry into the problem for
+    /// `Problem` and `Flapping`, the return to health for `Recovery`, and the end of the quiet
+    /// window for `FlapEnded`.
+    pub at_ms: u64,
+}
+
+/// The detector: feed it transitions and clock ticks, it answers with alerts to send.
+#[derive(Debug)]
+pub struct Rules {
+    policy: AlertPolicy,
+    // A BTreeMap so that `tick` reports subjects in a stable order.
+    subjects: BTreeMap<SubjectKey, Subject>,
+}
+
+/// (host, app); `None` is the host itself.
+type SubjectKey = (String, Option<String>);
+
+/// What the rules remember about one subject.
+#[derive(Debug)]
+struct Subject {
+    /// The last state seen; empty before the first transition.
+    state: String,
+    health: Health,
+    exit: Option<Exit>,
+    /// When the last transition happened; per-subject time never runs backwards.
+    last_change_ms: u64,
+    /// The entry into a problem state that waits for the grace period to pass.
+    pending: Option<u64>,
+    /// An alert told the operator about a problem and no recovery has followed yet.
+    open: bool,
+    /// When the subject first entered a problem state since it was last healthy: the start of
+    /// the outage a recovery message measures.
+    down_since: Option<u64>,
+    /// Problem entries within the last flap window, oldest first.
+    entries: VecDeque<u64>,
+    flap: Option<Flap>,
+}
+
+/// An ongoing flapping episode.
+#[derive(Debug)]
+struct Flap {
+    first_ms: u64,
+    last_ms: u64,
+    count: u32,
+}
+
+impl Default for Subject {
+    fn default() -> Self {
+        Self {
+            state: String::new(),
+            // Before the first transition nothing is known; that is not a problem, so a first
+            // transition into a problem state is an entry.
+            health: Health::Other,
+            exit: None,
+            last_change_ms: 0,
+            pending: None,
+            open: false,
+            down_since: None,
+            entries: VecDeque::new(),
+            flap: None,
+        }
+    }
+}
+
+impl Subject {
+    /// Nothing here that a fresh subject would not also do: safe to forget, which keeps the map
+    /// as small as the set of subjects that are unwell or recently were.
+    fn is_idle(&self) -> bool {
+        self.health != Health::Problem
+            && self.pending.is_none()
+            && !self.open
+            && self.down_since.is_none()
+            && self.entries.is_empty()
+            && self.flap.is_none()
+    }
+}
+
+impl Rules {
+    pub fn new(policy: AlertPolicy) -> Self {
+        Self {
+            policy,
+            subjects: BTreeMap::new(),
+        }
+    }
+
+    pub fn policy(&self) -> &AlertPolicy {
+        &self.policy
+    }
+
+    /// Takes one transition; answers the alerts it causes at once (with a zero grace period, a
+    /// recovery, the start of flapping), and first any that fell due before it happened, so the
+    /// result does not depend on whether `tick` ran in between.
+    ///
+    /// A transition to the state the subject is already in (the same change seen by both the
+    /// event stream and a poll) changes nothing. A transition dated before the subject's previous
+    /// one is taken as happening at the same time as that one, so per-subject time never runs
+    /// backwards.
+    pub fn observe(&mut self, t: &Transition) -> Vec<Alert> {
+        let key = (t.host.clone(), t.app.clone());
+        let policy = &self.policy;
+        let subject = self.subjects.entry(key.clone()).or_default();
+        let mut alerts = Vec::new();
+        let at = t.at_ms.max(subject.last_change_ms);
+
+        advance(policy, &key, subject, at, &mut alerts);
+
+        if subject.state == t.state && subject.health == t.health {
+            return alerts;
+        }
+        let was = subject.health;
+        subject.state.clone_from(&t.state);
+        subject.health = t.health;
+        subject.exit = t.exit;
+        subject.last_change_ms = at;
+
+        match t.health {
+            Health::Problem if was != Health::Problem => {
+                enter_problem(policy, &key, subject, at, &mut alerts);
+            }
+            Health::Ok => {
+                subject.pending = None;
+                if subject.flap.is_none() && subject.open {
+                    let since = subject.down_since.unwrap_or(at);
+                    alerts.push(alert(
+                        AlertKind::Recovery,
+                        &key,
+                        subject,
+                        format!(
+                            "{} recovered after {}",
+                            subject_name(&key),
+                            human_duration(at.saturating_sub(since))
+                        ),
+                        at,
+                    ));
+                    subject.open = false;
+                }
+                subject.down_since = None;
+            }
+            // Problem to problem is the same problem; a neutral state neither raises nor clears.
+            Health::Problem | Health::Other => {}
+        }
+
+        // A zero grace period makes the new pending problem due right now.
+        advance(policy, &key, subject, at, &mut alerts);
+        if subject.is_idle() {
+            self.subjects.remove(&key);
+        }
+        alerts
+    }
+
+    /// Answers the alerts that fell due by `now_ms`: problems that outlasted the grace period
+    /// and flapping episodes that have been quiet for a flap window.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        for (key, subject) in &mut self.subjects {
+            advance(&self.policy, key, subject, now_ms, &mut alerts);
+        }
+        self.subjects.retain(|_, subject| !subject.is_idle());
+        alerts.sort_by_key(|a| a.at_ms);
+        alerts
+    }
+
+    /// The earliest time at which `tick` may have something to say, so the caller sleeps until
+    /// then instead of polling.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let grace = millis(self.policy.grace);
+        let window = millis(self.policy.flap_window);
+        self.subjects
+            .values()
+            .flat_map(|s| {
+                let pending = s.pending.map(|p| p.saturating_add(grace));
+                let flap = s
+                    .flap
+                    .as_ref()
+                    .map(|_| s.last_change_ms.saturating_add(window));
+                pending.into_iter().chain(flap)
+            })
+            .min()
+    }
+}
+
+/// Counts an entry into a problem state: it either starts flapping, is held by a flap under
+/// way, becomes a pending problem, or (while an alert is already open) only counts.
+fn enter_problem(
+    policy: &AlertPolicy,
+    key: &SubjectKey,
+    subject: &mut Subject,
+    at: u64,
+    alerts: &mut Vec<Alert>,
+) {
+    subject.down_since.get_or_insert(at);
+    let window = millis(policy.flap_window);
+    subject.entries.push_back(at);
+    prune_entries(&mut subject.entries, window, at);
+
+    if let Some(flap) = &mut subject.flap {
+        flap.count = flap.count.saturating_add(1);
+        flap.last_ms = at;
+        return;
+    }
+    let count = u32::try_from(subject.entries.len()).unwrap_or(u32::MAX);
+    if policy.flap_threshold >= 2 && count >= policy.flap_threshold {
+        let first_ms = subject.entries.front().copied().unwrap_or(at);
+        subject.flap = Some(Flap {
+            first_ms,
+            last_ms: at,
+            count,
+        });
+        // The flapping alert supersedes the problem waiting for its grace period, and it tells
+        // the operator something is wrong: the alert is open until a recovery or summary.
+        subject.pending = None;
+        subject.open = true;
+        let message = format!(
+            "{} is flapping: {} in {}; further alerts held until it is stable",
+            subject_name(key),
+            problems(key, count),
+            human_duration(window)
+        );
+        alerts.push(alert(AlertKind::Flapping, key, subject, message, at));
+        return;
+    }
+    if !subject.open && subject.pending.is_none() {
+        subject.pending = Some(at);
+    }
+}
+
+/// Brings one subject up to `now`: raises the problem whose grace period has passed, ends a
+/// flapping episode that has been quiet for a window, forgets problem entries out of the window.
+fn advance(
+    policy: &AlertPolicy,
+    key: &SubjectKey,
+    subject: &mut Subject,
+    now: u64,
+    alerts: &mut Vec<Alert>,
+) {
+    let window = millis(policy.flap_window);
+    prune_entries(&mut subject.entries, window, now);
+
+    if let Some(since) = subject.pending {
+        if since.saturating_add(millis(policy.grace)) <= now {
+            subject.pending = None;
+            // Only if still unwell: a subject that went to a neutral state (stopped by the
+            // operator, say) within the grace period raises nothing.
+            if subject.health == Health::Problem {
+                let message = format!(
+                    "{} {}",
+                    subject_name(key),
+                    state_phrase(&subject.state, subject.exit)
+                );
+                alerts.push(alert(AlertKind::Problem, key, subject, message, since));
+                subject.open = true;
+            }
+        }
+    }
+
+    let quiet_until = subject.last_change_ms.saturating_add(window);
+    if subject.flap.is_some() && quiet_until <= now {
+        if let Some(flap) = subject.flap.take() {
+            let message = format!(
+                "{} stopped flapping after {} between {}; now {}",
+                subject_name(key),
+                problems(key, flap.count),
+                utc_span(flap.first_ms, flap.last_ms),
+                now_phrase(subject)
+            );
+            alerts.push(alert(AlertKind::FlapEnded, key, subject, message, quiet_until));
+            subject.entries.clear();
+            // Ending healthy, the summary is the recovery message. Otherwise the operator was
+            // told of a problem and not of its end: the alert stays open for a recovery.
+            subject.open = subject.health != Health::Ok;
+        }
+    }
+}
+
+/// Drops entries that are no longer within the window ending at `now`.
+fn prune_entries(entries: &mut VecDeque<u64>, window: u64, now: u64) {
+    while entries
+        .front()
+        .is_some_and(|&t| t.saturating_add(window) <= now)
+    {
+        entries.pop_front();
+    }
+}
+
+fn alert(
+    kind: AlertKind,
+    key: &SubjectKey,
+    subject: &Subject,
+    message: String,
+    at_ms: u64,
+) -> Alert {
+    Alert {
+        kind,
+        host: key.0.clone(),
+        app: key.1.clone(),
+        state: subject.state.clone(),
+        exit: subject.exit,
+        message,
+        at_ms,
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `web on vm-1` for an app, `vm-1` for a host.
+fn subject_name((host, app): &SubjectKey) -> String {
+    match app {
+        Some(app) => format!("{app} on {host}"),
+        None => host.clone(),
+    }
+}
+
+/// `3 failures` for an app, `3 outages` for a host.
+fn problems((_, app): &SubjectKey, count: u32) -> String {
+    let noun = match (app.is_some(), count == 1) {
+        (true, true) => "failure",
+        (true, false) => "failures",
+        (false, true) => "outage",
+        (false, false) => "outages",
+    };
+    format!("{count} {noun}")
+}
+
+/// `failed (exit code 3)`, `is crash-looping (killed by SIGKILL)`, `is down: 2 polls missed`.
+fn state_phrase(state: &str, exit: Option<Exit>) -> String {
+    let mut phrase = if state == "failed" {
+        state.to_owned()
+    } else {
+        format!("is {state}")
+    };
+    if let Some(exit) = exit {
+        phrase.push_str(&format!(" ({})", exit_text(exit)));
+    }
+    phrase
+}
+
+/// The current state for a flap summary, with the exit when it is still unwell.
+fn now_phrase(subject: &Subject) -> String {
+    match (subject.health, subject.exit) {
+        (Health::Problem, Some(exit)) => format!("{} ({})", subject.state, exit_text(exit)),
+        _ => subject.state.clone(),
+    }
+}
+
+fn exit_text(exit: Exit) -> String {
+    match exit {
+        Exit::Code(code) => format!("exit code {code}"),
+        Exit::Signal(signal) => match signal_name(signal) {
+            Some(name) => format!("killed by {name}"),
+            None => format!("killed by signal {signal}"),
+        },
+    }
+}
+
+/// The Linux names of the signals that commonly end a service.
+fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        _ => return None,
+    })
+}
+
+/// The two most significant units: `4m 12s`, `1h 30m`, `2d 3h`, `45s`, `0s`.
+fn human_duration(ms: u64) -> String {
+    let secs = ms / 1000;
+    let units = [
+        (secs / 86_400, "d"),
+        (secs / 3600 % 24, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+    ];
+    let parts: Vec<String> = units
+        .iter()
+        .skip_while(|(n, _)| *n == 0)
+        .take(2)
+        .filter(|(n, _)| *n != 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if parts.is_empty() {
+        "0s".to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// `12:01 and 12:19 UTC`, with dates when the two are on different UTC days.
+fn utc_span(first_ms: u64, last_ms: u64) -> String {
+    let (first_day, first_hm) = utc_day_and_time(first_ms);
+    let (last_day, last_hm) = utc_day_and_time(last_ms);
+    if first_day == last_day {
+        format!("{first_hm} and {last_hm} UTC")
+    } else {
+        format!(
+            "{} {first_hm} and {} {last_hm} UTC",
+            civil_date(first_day),
+            civil_date(last_day)
+        )
+    }
+}
+
+/// Days since the Unix epoch and `HH:MM` within that UTC day.
+fn utc_day_and_time(ms: u64) -> (u64, String) {
+    let secs = ms / 1000;
+    let day = secs / 86_400;
+    let in_day = secs % 86_400;
+    (day, format!("{:02}:{:02}", in_day / 3600, in_day / 60 % 60))
+}
+
+/// `YYYY-MM-DD` of a day counted from 1970-01-01 (the proleptic Gregorian calendar, after
+/// Howard Hinnant's `civil_from_days`; Unix time has no leap seconds, so days are exact).
+fn civil_date(days: u64) -> String {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1000;
+    /// 2024-05-01 12:00:00 UTC, so summaries show readable clock times.
+    const T0: u64 = 1_714_564_800_000;
+
+    fn policy(grace_s: u64, window_s: u64, threshold: u32) -> AlertPolicy {
+        AlertPolicy {
+            grace: Duration::from_secs(grace_s),
+            flap_window: Duration::from_secs(window_s),
+            flap_threshold: threshold,
+        }
+    }
+
+    /// Runs a script and answers each alert as `kind@seconds message`.
+    ///
+    /// Steps: `"<s> <subject> <state>"` observes a transition `<s>` seconds after T0, where the
+    /// subject `host` is vm-1 itself and any other name is an app on vm-1, and a state
+    /// `failed=3` carries exit code 3 (`failed!9`: killed by signal 9); `"<s> tick"` ticks.
+    fn run(policy: AlertPolicy, steps: &[&str]) -> Vec<String> {
+        let mut rules = Rules::new(policy);
+        let mut out = Vec::new();
+        for step in steps {
+            let words: Vec<&str> = step.split(' ').collect();
+            let at = T0 + words[0].parse::<u64>().expect("seconds") * S;
+            let alerts = if words[1] == "tick" {
+                rules.tick(at)
+            } else {
+                rules.observe(&transition(words[1], &words[2..].join(" "), at))
+            };
+            out.extend(alerts.into_iter().map(|a| {
+                let secs = (a.at_ms - T0) / S;
+                format!("{}@{secs} {}", a.kind, a.message)
+            }));
+        }
+        out
+    }
+
+    fn transition(subject: &str, state: &str, at_ms: u64) -> Transition {
+        let (state, exit) = if let Some((s, code)) = state.split_once('=') {
+            (s, Some(Exit::Code(code.parse().expect("exit code"))))
+        } else if let Some((s, sig)) = state.split_once('!') {
+            (s, Some(Exit::Signal(sig.parse().expect("signal"))))
+        } else {
+            (state, None)
+        };
+        let health = match state.split([' ', ':']).next() {
+            Some("failed" | "crash-looping" | "down") => Health::Problem,
+            Some("running" | "up") => Health::Ok,
+            _ => Health::Other,
+        };
+        Transition {
+            host: "vm-1".into(),
+            app: (subject != "host").then(|| subject.to_owned()),
+            state: state.to_owned(),
+            health,
+            exit,
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn scripts() {
+        let cases: &[(&str, AlertPolicy, &[&str], &[&str])] = &[
+            (
+                "recovered within grace: nothing, not even a recovery",
+                policy(30, 600, 3),
+                &["0 web failed=3", "10 web running", "40 tick", "100 tick"],
+                &[],
+            ),
+            (
+                "grace passes: exactly one problem, dated when it failed",
+                policy(30, 600, 3),
+                &["0 web failed=3", "29 tick", "30 tick", "31 tick", "60 tick"],
+                &["problem@0 web on vm-1 failed (exit code 3)"],
+            ),
+            (
+                "problem then recovery, with the outage's length",
+                policy(30, 600, 3),
+                &["0 web failed=3", "30 tick", "252 web running", "300 tick"],
+                &[
+                    "problem@0 web on vm-1 failed (exit code 3)",
+                    "recovery@252 web on vm-1 recovered after 4m 12s",
+                ],
+            ),
+            (
+                "a late tick still dates the problem at its start",
+                policy(30, 600, 3),
+                &["0 web failed!9", "500 tick"],
+                &["problem@0 web on vm-1 failed (killed by SIGKILL)"],
+            ),
+            (
+                "no tick before the recovery: observe raises the due problem first",
+                policy(30, 600, 3),
+                &["0 web failed=1", "45 web running"],
+                &[
+                    "problem@0 web on vm-1 failed (exit code 1)",
+                    "recovery@45 web on vm-1 recovered after 45s",
+                ],
+            ),
+            (
+                "failed then crash-looping is one problem, reported in its latest state",
+                policy(30, 600, 3),
+                &["0 web failed=3", "5 web crash-looping=3", "30 tick", "40 web failed=3", "90 tick"],
+                &["problem@0 web on vm-1 is crash-looping (exit code 3)"],
+            ),
+            (
+                "grace 0 alerts at once in observe",
+                policy(0, 600, 3),
+                &["0 web failed=3", "1 web running"],
+                &[
+                    "problem@0 web on vm-1 failed (exit code 3)",
+                    "recovery@1 web on vm-1 recovered after 1s",
+                ],
+            ),
+            (
+                "a host subject",
+                policy(30, 600, 3),
+                &["0 host down: 2 polls missed", "30 tick", "3720 host up"],
+                &[
+                    "problem@0 vm-1 is down: 2 polls missed",
+                    "recovery@3720 vm-1 recovered after 1h 2m",
+                ],
+            ),
+            (
+                "problem, neutral state, then healthy: the alert stays open until running",
+                policy(30, 600, 3),
+                &["0 web failed=3", "30 tick", "60 web stopped", "90 web starting", "120 web running"],
+                &[
+                    "problem@0 web on vm-1 failed (exit code 3)",
+                    "recovery@120 web on vm-1 recovered after 2m",
+                ],
+            ),
+            (
+                "an open alert is not repeated when the problem comes back without a recovery",
+                policy(30, 600, 3),
+                &["0 web failed=3", "30 tick", "60 web starting", "65 web failed=3", "200 tick"],
+                &["problem@0 web on vm-1 failed (exit code 3)"],
+            ),
+            (
+                "stopped within grace: no alert (the operator did it)",
+                policy(30, 600, 3),
+                &["0 web failed=3", "10 web stopped", "40 tick", "50 web running"],
+                &[],
+            ),
+            (
+                "stopped and failed again within grace: still one pending problem",
+                policy(30, 600, 5),
+                &["0 web failed=3", "10 web starting", "20 web failed=4", "30 tick", "60 tick"],
+                &["problem@0 web on vm-1 failed (exit code 4)"],
+            ),
+            (
+                "a repeated state (stream and poll both saw it) changes nothing",
+                policy(0, 600, 2),
+                &["0 web failed=3", "1 web failed=3", "2 web running", "3 web running"],
+                &[
+                    "problem@0 web on vm-1 failed (exit code 3)",
+                    "recovery@2 web on vm-1 recovered after 2s",
+                ],
+            ),
+            (
+                "subjects are independent",
+                policy(30, 600, 3),
+                &["0 web failed=3", "10 db failed=1", "15 web running", "40 tick", "50 db running"],
+                &[
+                    "problem@10 db on vm-1 failed (exit code 1)",
+                    "recovery@50 db on vm-1 recovered after 40s",
+                ],
+            ),
+            (
+                "three problems inside the window: one flapping alert, a summary once quiet",
+                policy(30, 600, 3),
+                &[
+                    "0 web failed=3", "10 web running",
+                    "60 web failed=3", "70 web running",
+                    "120 web failed=3", "130 web running",
+                    "180 web failed=3", "190 web running",
+                    "240 web failed=3", "250 web running",
+                    "300 tick", "849 tick", "850 tick", "900 tick",
+                ],
+                &[
+                    "flapping@120 web on vm-1 is flapping: 3 failures in 10m; further alerts held until it is stable",
+                    "flap-ended@850 web on vm-1 stopped flapping after 5 failures between 12:00 and 12:04 UTC; now running",
+                ],
+            ),
+            (
+                "flapping after a problem and its recovery",
+                policy(30, 600, 3),
+                &[
+                    "0 web failed=3", "40 tick",
+                    "60 web running", "70 web failed=3", "75 web running",
+                    "80 web failed=3", "90 web running",
+                    "700 tick", "1000 tick",
+                ],
+                &[
+                    "problem@0 web on vm-1 failed (exit code 3)",
+                    "recovery@60 web on vm-1 recovered after 1m",
+                    "flapping@80 web on vm-1 is flapping: 3 failures in 10m; further alerts held until it is stable",
+                    "flap-ended@690 web on vm-1 stopped flapping after 3 failures between 12:00 and 12:01 UTC; now running",
+                ],
+            ),
+            (
+                "flapping while the problem alert is open, ending healthy: no separate recovery",
+                policy(0, 600, 3),
+                &[
+                    "0 web failed=3", "5 web starting", "10 web failed=3",
+                    "15 web starting", "20 web failed=3", "25 web running",
+                    "700 tick",
+                ],
+                &[
+                    "problem@0 web on vm-1 failed (exit code 3)",
+                    "flapping@20 web on vm-1 is flapping: 3 failures in 10m; further alerts held until it is stable",
+                    "flap-ended@625 web on vm-1 stopped flapping after 3 failures between 12:00 and 12:00 UTC; now running",
+                ],
+            ),
+            (
+                "flapping that ends still failed: the alert stays open, recovery later",
+                policy(30, 600, 3),
+                &[
+                    "0 web failed=3", "10 web running", "20 web failed=3", "25 web running",
+                    "30 web crash-looping=2", "630 tick", "2000 web running",
+                ],
+                &[
+                    "flapping@30 web on vm-1 is flapping: 3 failures in 10m; further alerts held until it is stable",
+                    "flap-ended@630 web on vm-1 stopped flapping after 3 failures between 12:00 and 12:00 UTC; now crash-looping (exit code 2)",
+                    "recovery@2000 web on vm-1 recovered after 32m 50s",
+                ],
+            ),
+            (
+                "every transition while flapping postpones the end",
+                policy(30, 600, 3),
+                &[
+                    "0 web failed=3", "10 web running", "20 web failed=3", "25 web running",
+                    "30 web failed=3", "500 web running", "1099 tick", "1100 tick",
+                ],
+                &[
+                    "flapping@30 web on vm-1 is flapping: 3 failures in 10m; further alerts held until it is stable",
+                    "flap-ended@1100 web on vm-1 stopped flapping after 3 failures between 12:00 and 12:00 UTC; now running",
+                ],
+            ),
+            (
+                "problems spread wider than the window are not flapping",
+                policy(30, 600, 3),
+                &[
+                    "0 web failed=3", "10 web running",
+                    "400 web failed=3", "410 web running",
+                    "800 web failed=3", "810 web running",
+                    "1000 tick",
+                ],
+                &[],
+            ),
+            (
+                "a fresh episode after the summary starts over",
+                policy(0, 60, 2),
+                &[
+                    "0 web failed=3", "1 web running", "2 web failed=3", "3 web running",
+                    "63 tick", "100 web failed=3", "101 web running",
+                ],
+                &[
+                    "problem@0 web on vm-1 failed (exit code 3)",
+                    "recovery@1 web on vm-1 recovered after 1s",
+                    "flapping@2 web on vm-1 is flapping: 2 failures in 1m; further alerts held until it is stable",
+                    "flap-ended@63 web on vm-1 stopped flapping after 2 failures between 12:00 and 12:00 UTC; now running",
+                    "problem@100 web on vm-1 failed (exit code 3)",
+                    "recovery@101 web on vm-1 recovered after 1s",
+                ],
+            ),
+            (
+                "host flapping uses outages",
+                policy(0, 600, 2),
+                &["0 host down", "5 host up", "10 host down", "15 host up", "700 tick"],
+                &[
+                    "problem@0 vm-1 is down",
+                    "recovery@5 vm-1 recovered after 5s",
+                    "flapping@10 vm-1 is flapping: 2 outages in 10m; further alerts held until it is stable",
+                    "flap-ended@615 vm-1 stopped flapping after 2 outages between 12:00 and 12:00 UTC; now up",
+                ],
+            ),
+            (
+                "threshold below 2 turns flapping off",
+                policy(0, 600, 1),
+                &["0 web failed=3", "1 web running", "2 web failed=3", "3 web running"],
+                &[
+                    "problem@0 web on vm-1 failed (exit code 3)",
+                    "recovery@1 web on vm-1 recovered after 1s",
+                    "problem@2 web on vm-1 failed (exit code 3)",
+                    "recovery@3 web on vm-1 recovered after 1s",
+                ],
+            ),
+            (
+                "a transition dated before the previous one does not run time backwards",
+                policy(30, 600, 3),
+                &["100 web failed=3", "50 web running", "200 tick"],
+                &[],
+            ),
+        ];
+        for (name, policy, steps, expected) in cases {
+            let got = run(policy.clone(), steps);
+            assert_eq!(got, *expected, "case: {name}");
+        }
+    }
+
+    #[test]
+    fn next_deadline_follows_grace_and_quiet_window() {
+        let mut rules = Rules::new(policy(30, 600, 2));
+        assert_eq!(rules.next_deadline(), None);
+        rules.observe(&transition("web", "failed=3", T0));
+        assert_eq!(rules.next_deadline(), Some(T0 + 30 * S));
+        assert_eq!(rules.tick(T0 + 30 * S).len(), 1);
+        assert_eq!(rules.next_deadline(), None);
+        rules.observe(&transition("web", "running", T0 + 40 * S));
+        let flapping = rules.observe(&transition("web", "failed=3", T0 + 50 * S));
+        assert_eq!(flapping.len(), 1);
+        assert_eq!(rules.next_deadline(), Some(T0 + 650 * S));
+        rules.observe(&transition("web", "running", T0 + 60 * S));
+        assert_eq!(rules.next_deadline(), Some(T0 + 660 * S));
+        assert_eq!(rules.tick(T0 + 659 * S), Vec::new());
+        assert_eq!(rules.tick(T0 + 660 * S).len(), 1);
+        assert_eq!(rules.next_deadline(), None);
+    }
+
+    #[test]
+    fn healthy_subjects_are_forgotten() {
+        let mut rules = Rules::new(policy(0, 60, 3));
+        rules.observe(&transition("web", "running", T0));
+        assert!(rules.subjects.is_empty(), "{rules:?}");
+        rules.observe(&transition("web", "failed=3", T0));
+        rules.observe(&transition("web", "running", T0 + S));
+        // The problem entry is remembered for the flap window, then dropped.
+        assert_eq!(rules.subjects.len(), 1);
+        rules.tick(T0 + 61 * S);
+        assert!(rules.subjects.is_empty(), "{rules:?}");
+    }
+
+    #[test]
+    fn alert_fields_carry_the_subject_and_state() {
+        let mut rules = Rules::new(policy(0, 600, 3));
+        let alerts = rules.observe(&transition("web", "crash-looping=3", T0));
+        assert_eq!(
+            alerts,
+            vec![Alert {
+                kind: AlertKind::Problem,
+                host: "vm-1".into(),
+                app: Some("web".into()),
+                state: "crash-looping".into(),
+                exit: Some(Exit::Code(3)),
+                message: "web on vm-1 is crash-looping (exit code 3)".into(),
+                at_ms: T0,
+            }]
+        );
+    }
+
+    #[test]
+    fn health_of_app_states() {
+        assert_eq!(Health::from(AppState::Running), Health::Ok);
+        assert_eq!(Health::from(AppState::Failed), Health::Problem);
+        assert_eq!(Health::from(AppState::CrashLooping), Health::Problem);
+        for state in [
+            AppState::Starting,
+            AppState::Stopping,
+            AppState::Stopped,
+            AppState::Unknown,
+            AppState::NotFound,
+        ] {
+            assert_eq!(Health::from(state), Health::Other, "{state}");
+        }
+    }
+
+    #[test]
+    fn durations_read_like_a_person_wrote_them() {
+        for (ms, text) in [
+            (0, "0s"),
+            (999, "0s"),
+            (45_000, "45s"),
+            (252_000, "4m 12s"),
+            (600_000, "10m"),
+            (3_720_000, "1h 2m"),
+            (3_600_000 + 5_000, "1h"),
+            (86_400_000 * 2 + 3_600_000 * 3 + 59_000, "2d 3h"),
+        ] {
+            assert_eq!(human_duration(ms), text, "{ms} ms");
+        }
+    }
+
+    #[test]
+    fn spans_across_days_show_dates() {
+        assert_eq!(utc_span(T0, T0 + 19 * 60 * S), "12:00 and 12:19 UTC");
+        assert_eq!(
+            utc_span(T0 + 11 * 3600 * S + 50 * 60 * S, T0 + 12 * 3600 * S + 10 * 60 * S),
+            "2024-05-01 23:50 and 2024-05-02 00:10 UTC"
+        );
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(19_782), "2024-02-29");
+    }
+
+    #[test]
+    fn policy_reads_humane_durations() {
+        let policy: AlertPolicy =
+            serde_json::from_str(r#"{"grace": "45s", "flap_window": "15m"}"#).expect("policy");
+        assert_eq!(policy.grace, Duration::from_secs(45));
+        assert_eq!(policy.flap_window, Duration::from_secs(900));
+        assert_eq!(policy.flap_threshold, 3);
+        assert!(serde_json::from_str::<AlertPolicy>(r#"{"grac": "1s"}"#).is_err());
+    }
+}

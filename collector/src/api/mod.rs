@@ -1,0 +1,239 @@
+//! The collector's HTTP API: routing, API-key auth with roles, the one error shape and the OpenAPI
+//! document. Handlers are adapters over [`crate::store`] and the agents' clients; one file per
+//! resource: [`fleet`] (fleet, hosts, metrics, uptime), [`events`], [`proxy`] (logs, `.env`,
+//! actions, passed to the agent) and [`admin`] (keys, audit).
+
+mod admin;
+mod events;
+mod fleet;
+mod proxy;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use fleetdeck_proto::{ErrorBody, Role};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::poll::Agent;
+use crate::store::keys::{self, Caller};
+use crate::store::{now_ms, Store, StoreError};
+
+/// What every handler gets.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub agents: Arc<HashMap<String, Arc<Agent>>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, agents: &[Arc<Agent>]) -> Self {
+        Self {
+            store,
+            agents: Arc::new(agents.iter().map(|a| (a.name.clone(), a.clone())).collect()),
+        }
+    }
+
+    fn agent(&self, host: &str) -> Result<&Arc<Agent>, ApiError> {
+        self.agents
+            .get(host)
+            .ok_or_else(|| ApiError::HostNotFound(host.to_owned()))
+    }
+}
+
+/// Every error the API answers with, mapped to a status code in exactly one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("this needs the {needed} role; your key {key:?} is {has}")]
+    Forbidden {
+        key: String,
+        has: &'static str,
+        needed: &'static str,
+    },
+    #[error("no host named {0:?}; GET /v1/fleet lists them")]
+    HostNotFound(String),
+    #[error("host {host:?} has no app named {app:?}; GET /v1/hosts/{host} lists them")]
+    AppNotFound { host: String, app: String },
+    #[error("no key named {0:?}")]
+    KeyNotFound(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the agent of {host:?} did not answer: {error}")]
+    AgentUnreachable { host: String, error: String },
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::HostNotFound(_) => (StatusCode::NOT_FOUND, "host_not_found"),
+            Self::AppNotFound { .. } => (StatusCode::NOT_FOUND, "app_not_found"),
+            Self::KeyNotFound(_) => (StatusCode::NOT_FOUND, "key_not_found"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::AgentUnreachable { .. } => (StatusCode::BAD_GATEWAY, "agent_unreachable"),
+            Self::Store(StoreError::Invalid(_)) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "database_failed"),
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut response = (status, Json(ErrorBody::new(code, self.to_string()))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// The caller must hold at least `role`.
+fn require(caller: &Caller, role: Role) -> Result<(), ApiError> {
+    if caller.role >= role {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden {
+            key: caller.name.clone(),
+            has: caller.role.as_str(),
+            needed: role.as_str(),
+        })
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Fleetdeck collector", description = "The API of fleetdeck-collector: the fleet, history, uptime, events, and logs, .env and actions proxied to agents."),
+    paths(
+        healthz,
+        openapi_json,
+        fleet::fleet,
+        fleet::host,
+        fleet::metrics,
+        fleet::uptime,
+        events::list,
+        events::stream,
+        proxy::logs,
+        proxy::logs_stream,
+        proxy::env_get,
+        proxy::env_put,
+        proxy::action,
+        admin::audit,
+        admin::keys,
+        admin::create_key,
+        admin::delete_key,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let authed = Router::new()
+        .route("/v1/openapi.json", get(openapi_json))
+        .route("/v1/fleet", get(fleet::fleet))
+        .route("/v1/hosts/{host}", get(fleet::host))
+        .route("/v1/hosts/{host}/metrics", get(fleet::metrics))
+        .route("/v1/hosts/{host}/apps/{app}/uptime", get(fleet::uptime))
+        .route("/v1/hosts/{host}/apps/{app}/logs", get(proxy::logs))
+        .route("/v1/hosts/{host}/apps/{app}/logs/stream", get(proxy::logs_stream))
+        .route(
+            "/v1/hosts/{host}/apps/{app}/env",
+            get(proxy::env_get).put(proxy::env_put),
+        )
+        .route(
+            "/v1/hosts/{host}/apps/{app}/actions/{action}",
+            post(proxy::action),
+        )
+        .route("/v1/events", get(events::list))
+        .route("/v1/events/stream", get(events::stream))
+        .route("/v1/audit", get(admin::audit))
+        .route("/v1/keys", get(admin::keys).post(admin::create_key))
+        .route("/v1/keys/{name}", axum::routing::delete(admin::delete_key))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(authed)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Finds the key of `Authorization: Bearer KEY` (by its digest) and hands the caller to the handler.
+async fn require_key(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    let Some(key) = presented else {
+        return ApiError::Unauthorized.into_response();
+    };
+    let found = state
+        .store
+        .with_conn(move |conn| keys::lookup(conn, &key, now_ms()))
+        .await;
+    match found {
+        Ok(Some(caller)) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Ok(None) => ApiError::Unauthorized.into_response(),
+        Err(e) => ApiError::Store(e).into_response(),
+    }
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorBody::new(
+            "not_found",
+            "no such route; GET /v1/openapi.json lists them",
+        )),
+    )
+        .into_response()
+}
+
+/// Liveness: `ok`, without a key.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "the collector runs", body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    responses((status = 200, description = "the OpenAPI document"), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

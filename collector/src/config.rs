@@ -1,0 +1,419 @@
+//! The collector's one typed configuration, `collector.toml`: loaded once at start (defaults, then
+//! the file; agents' tokens from their files) and passed down. Unknown keys are refused.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fleetdeck_daemon::listen::ListenSpec;
+use fleetdeck_daemon::secret::{read_token, Token};
+use serde::Deserialize;
+
+use crate::alerting::notify::{RetryPolicy, Webhook, WebhookFormat};
+use crate::alerting::rules::AlertPolicy;
+
+/// The collector's port when a `listen` entry names none (`"tailscale"`).
+pub const DEFAULT_PORT: u16 = 7080;
+
+/// Why the collector cannot start with this configuration; each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {error}; pass an existing file with --config")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("token file {path} (agent {agent:?} in {config}): {message}")]
+    Token {
+        path: PathBuf,
+        agent: String,
+        config: PathBuf,
+        message: String,
+    },
+}
+
+/// One agent to poll and subscribe to.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The host's name in the collector's API: 1–64 of `[A-Za-z0-9._-]`.
+    pub name: String,
+    /// The agent's base URL, without a trailing slash (`http://100.101.1.2:7070`).
+    pub url: String,
+    pub token: Token,
+}
+
+/// How long each kind of data is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub raw: Duration,
+    pub minute: Duration,
+    pub hour: Duration,
+    /// Events, alerts, audit entries and closed status intervals.
+    pub events: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 3600;
+        Self {
+            raw: Duration::from_secs(2 * DAY),
+            minute: Duration::from_secs(30 * DAY),
+            hour: Duration::from_secs(365 * DAY),
+            events: Duration::from_secs(365 * DAY),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<ListenSpec>,
+    pub database: PathBuf,
+    pub poll_interval: Duration,
+    pub poll_timeout: Duration,
+    /// At most this many agents are asked at once.
+    pub poll_concurrency: usize,
+    /// A host is down after this many missed polls in a row.
+    pub down_after: u32,
+    pub agents: Vec<AgentConfig>,
+    pub webhooks: Vec<Webhook>,
+    pub alerts: AlertPolicy,
+    pub retry: RetryPolicy,
+    pub retention: Retention,
+}
+
+impl Config {
+    /// Loads and checks `path`, reading each agent's token from its file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        // Relative paths are relative to the config file, as an operator reading it expects.
+        let resolve = |p: &Path| if p.is_relative() { dir.join(p) } else { p.to_owned() };
+        let mut tokens = Vec::with_capacity(raw.agents.len());
+        for agent in &raw.agents {
+            let file = resolve(&agent.token_file);
+            let token = read_token(&file).map_err(|message| ConfigError::Token {
+                path: file.clone(),
+                agent: agent.name.clone(),
+                config: path.to_owned(),
+                message,
+            })?;
+            tokens.push(token);
+        }
+        let mut config = raw.validate(tokens).map_err(invalid)?;
+        config.database = resolve(&config.database);
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text whose agents' tokens are given (tests, the demo).
+    pub fn parse(text: &str, tokens: Vec<Token>) -> Result<Self, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        raw.validate(tokens)
+    }
+
+    pub fn agent(&self, name: &str) -> Option<&AgentConfig> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Vec<String>>,
+    database: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde::option")]
+    poll_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    poll_timeout: Option<Duration>,
+    poll_concurrency: Option<usize>,
+    down_after: Option<u32>,
+    #[serde(default)]
+    agents: Vec<RawAgent>,
+    #[serde(default)]
+    webhooks: Vec<RawWebhook>,
+    #[serde(default)]
+    alerts: RawAlerts,
+    #[serde(default)]
+    retention: RawRetention,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    name: String,
+    url: String,
+    token_file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    #[serde(default = "default_format")]
+    format: WebhookFormat,
+}
+
+fn default_format() -> WebhookFormat {
+    WebhookFormat::Json
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    #[serde(default, with = "humantime_serde::option")]
+    grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    flap_window: Option<Duration>,
+    flap_threshold: Option<u32>,
+    retry_attempts: Option<u32>,
+    #[serde(default, with = "humantime_serde::option")]
+    retry_first_delay: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    #[serde(default, with = "humantime_serde::option")]
+    raw: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    minute: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    hour: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    events: Option<Duration>,
+}
+
+/// A host name for the API: safe in a URL path segment.
+pub fn valid_name(s: &str) -> bool {
+    s.len() <= 64
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+impl RawConfig {
+    fn validate(self, tokens: Vec<Token>) -> Result<Config, String> {
+        let listen_raw = self
+            .listen
+            .unwrap_or_else(|| vec![format!("127.0.0.1:{DEFAULT_PORT}")]);
+        if listen_raw.is_empty() {
+            return Err(format!(
+                "`listen` is empty: give at least one address, e.g. listen = [\"127.0.0.1:{DEFAULT_PORT}\"]"
+            ));
+        }
+        let listen = listen_raw
+            .iter()
+            .map(|s| ListenSpec::parse(s, DEFAULT_PORT).map_err(|e| format!("`listen`: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let database = self.database.ok_or(
+            "`database` is missing: add database = \"/var/lib/fleetdeck/collector.db\" (an SQLite file the collector creates)",
+        )?;
+        let poll_interval = self.poll_interval.unwrap_or(Duration::from_secs(30));
+        if poll_interval < Duration::from_secs(1) {
+            return Err(format!(
+                "`poll_interval` = {poll_interval:?} is too short: use at least \"1s\" (default \"30s\")"
+            ));
+        }
+        let poll_timeout = self
+            .poll_timeout
+            .unwrap_or_else(|| (poll_interval / 2).min(Duration::from_secs(10)));
+        if poll_timeout.is_zero() || poll_timeout > poll_interval {
+            return Err(format!(
+                "`poll_timeout` = {poll_timeout:?} must be above zero and at most poll_interval ({poll_interval:?})"
+            ));
+        }
+        let poll_concurrency = self.poll_concurrency.unwrap_or(256);
+        if poll_concurrency == 0 {
+            return Err("`poll_concurrency` must be at least 1 (default 256)".into());
+        }
+        let down_after = self.down_after.unwrap_or(2);
+        if down_after == 0 {
+            return Err("`down_after` (missed polls before a host is down) must be at least 1 (default 2)".into());
+        }
+        if tokens.len() != self.agents.len() {
+            return Err("internal: one token per agent is needed".into());
+        }
+        let mut agents: Vec<AgentConfig> = Vec::with_capacity(self.agents.len());
+        for (i, (agent, token)) in self.agents.into_iter().zip(tokens).enumerate() {
+            let at = format!("[[agents]] #{} (name = {:?})", i + 1, agent.name);
+            if !valid_name(&agent.name) {
+                return Err(format!(
+                    "{at}: invalid name: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+                ));
+            }
+            if agents.iter().any(|a| a.name == agent.name) {
+                return Err(format!("{at}: duplicate agent name: each agent needs its own name"));
+            }
+            let url = reqwest::Url::parse(&agent.url).map_err(|e| {
+                format!("{at}: url = {:?} is not a URL ({e}); use e.g. \"http://100.101.1.2:7070\"", agent.url)
+            })?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(format!(
+                    "{at}: url = {:?} must be http:// or https:// with a host, e.g. \"http://100.101.1.2:7070\"",
+                    agent.url
+                ));
+            }
+            agents.push(AgentConfig {
+                name: agent.name,
+                url: agent.url.trim_end_matches('/').to_owned(),
+                token,
+            });
+        }
+        let mut webhooks = Vec::with_capacity(self.webhooks.len());
+        for (i, hook) in self.webhooks.into_iter().enumerate() {
+            let url = reqwest::Url::parse(&hook.url).map_err(|e| {
+                format!("[[webhooks]] #{}: url is not a URL ({e}); use the full https://... address", i + 1)
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!(
+                    "[[webhooks]] #{}: url must be http:// or https://",
+                    i + 1
+                ));
+            }
+            webhooks.push(Webhook {
+                url: hook.url,
+                format: hook.format,
+            });
+        }
+        let default_policy = AlertPolicy::default();
+        let alerts = AlertPolicy {
+            grace: self.alerts.grace.unwrap_or(default_policy.grace),
+            flap_window: self.alerts.flap_window.unwrap_or(default_policy.flap_window),
+            flap_threshold: self
+                .alerts
+                .flap_threshold
+                .unwrap_or(default_policy.flap_threshold),
+        };
+        if alerts.flap_threshold < 2 {
+            return Err("[alerts] flap_threshold must be at least 2 (default 3)".into());
+        }
+        let default_retry = RetryPolicy::default();
+        let retry = RetryPolicy {
+            attempts: self.alerts.retry_attempts.unwrap_or(default_retry.attempts).max(1),
+            first_delay: self
+                .alerts
+                .retry_first_delay
+                .unwrap_or(default_retry.first_delay),
+            ..default_retry
+        };
+        let d = Retention::default();
+        let retention = Retention {
+            raw: self.retention.raw.unwrap_or(d.raw),
+            minute: self.retention.minute.unwrap_or(d.minute),
+            hour: self.retention.hour.unwrap_or(d.hour),
+            events: self.retention.events.unwrap_or(d.events),
+        };
+        if retention.raw < Duration::from_secs(3600) {
+            return Err("[retention] raw must be at least \"1h\" (default \"48h\")".into());
+        }
+        Ok(Config {
+            listen,
+            database,
+            poll_interval,
+            poll_timeout,
+            poll_concurrency,
+            down_after,
+            agents,
+            webhooks,
+            alerts,
+            retry,
+            retention,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, agents: usize) -> Result<Config, String> {
+        Config::parse(text, vec![Token::new("t".repeat(20)); agents])
+    }
+
+    const BASE: &str = "database = \"c.db\"\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(BASE, 0).expect("valid");
+        assert_eq!(c.poll_interval, Duration::from_secs(30));
+        assert_eq!(c.poll_timeout, Duration::from_secs(10));
+        assert_eq!(c.down_after, 2);
+        assert_eq!(c.retention, Retention::default());
+        assert_eq!(
+            c.listen,
+            vec![ListenSpec::parse("127.0.0.1:7080", DEFAULT_PORT).expect("valid")]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_fix() {
+        for (text, agents, want) in [
+            ("", 0, "`database` is missing"),
+            ("database = \"x\"\nbogus = 1\n", 0, "unknown field `bogus`"),
+            ("database = \"x\"\npoll_interval = \"10ms\"\n", 0, "at least \"1s\""),
+            ("database = \"x\"\ndown_after = 0\n", 0, "`down_after`"),
+            ("database = \"x\"\nlisten = [\"localhost\"]\n", 0, "IP:PORT"),
+            (
+                "database = \"x\"\n[[agents]]\nname = \"a b\"\nurl = \"http://x:1\"\ntoken_file = \"t\"\n",
+                1,
+                "invalid name",
+            ),
+            (
+                "database = \"x\"\n[[agents]]\nname = \"a\"\nurl = \"ftp://x\"\ntoken_file = \"t\"\n",
+                1,
+                "must be http://",
+            ),
+            (
+                "database = \"x\"\n[[agents]]\nname = \"a\"\nurl = \"http://x:1\"\ntoken_file = \"t\"\n[[agents]]\nname = \"a\"\nurl = \"http://y:1\"\ntoken_file = \"t\"\n",
+                2,
+                "duplicate agent name",
+            ),
+            (
+                "database = \"x\"\n[[webhooks]]\nurl = \"https://h\"\nformat = \"teams\"\n",
+                0,
+                "unknown variant `teams`",
+            ),
+        ] {
+            let err = parse(text, agents).expect_err(text);
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn full_config() {
+        let text = r#"
+listen = ["127.0.0.1:7080", "tailscale"]
+database = "/var/lib/fleetdeck/collector.db"
+poll_interval = "5s"
+[[agents]]
+name = "vm-1"
+url = "http://100.101.1.2:7070/"
+token_file = "/etc/fleetdeck/agents/vm-1.token"
+[[webhooks]]
+url = "https://hooks.example/x"
+format = "slack"
+[alerts]
+grace = "0s"
+[retention]
+raw = "2h"
+"#;
+        let c = parse(text, 1).expect("valid");
+        assert_eq!(c.agents[0].url, "http://100.101.1.2:7070");
+        assert_eq!(c.poll_timeout, Duration::from_millis(2500));
+        assert_eq!(c.webhooks[0].format, WebhookFormat::Slack);
+        assert_eq!(c.alerts.grace, Duration::ZERO);
+        assert_eq!(c.retention.raw, Duration::from_secs(7200));
+        assert_eq!(
+            c.listen[1],
+            ListenSpec::Tailscale { port: DEFAULT_PORT }
+        );
+    }
+}

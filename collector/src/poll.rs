@@ -1,0 +1,237 @@
+//! Polling: every agent each interval, at most `poll_concurrency` at once, each with a timeout and
+//! a small random delay so a large fleet is not asked in one burst. A poll reads the snapshot, then
+//! backfills the agent's samples after the last one stored for that agent instance (a new instance
+//! starts afresh), so a collector restart or a partition shorter than the agent's buffer leaves no
+//! gap. A failed poll counts towards the host being down.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::task::JoinSet;
+
+use crate::agent_client::{AgentClient, AgentError};
+use crate::store::ingest::{self, HostCursor, Polled, SampleCursor};
+use crate::store::{now_ms, Store, StoreError};
+
+/// At most this many pages of samples per poll; the rest comes with the next poll.
+const MAX_PAGES: usize = 50;
+
+/// One agent as the poller, the subscriber and the API's proxy use it.
+#[derive(Debug)]
+pub struct Agent {
+    pub name: String,
+    pub host_id: i64,
+    pub client: AgentClient,
+    cursor: Mutex<Option<SampleCursor>>,
+    /// The newest event id applied from the agent's stream.
+    pub last_event_id: Mutex<Option<String>>,
+    busy: AtomicBool,
+}
+
+impl Agent {
+    pub fn new(client: AgentClient, host: HostCursor) -> Self {
+        let cursor = host.instance_id.map(|instance_id| SampleCursor {
+            instance_id,
+            last_seq: host.last_seq,
+        });
+        Self {
+            name: host.name,
+            host_id: host.id,
+            client,
+            cursor: Mutex::new(cursor),
+            last_event_id: Mutex::new(host.last_event_id),
+            busy: AtomicBool::new(false),
+        }
+    }
+
+    fn cursor(&self) -> Option<SampleCursor> {
+        self.cursor.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("cannot store the poll: {0}")]
+    Store(#[from] StoreError),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// What one cycle over the fleet did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    pub ok: usize,
+    pub failed: usize,
+    /// Agents whose previous poll was still running.
+    pub skipped: usize,
+    pub samples: usize,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Poller {
+    pub agents: Arc<Vec<Arc<Agent>>>,
+    pub store: Store,
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub down_after: u32,
+    /// Each agent's poll starts after a random delay up to this.
+    pub jitter: Duration,
+}
+
+enum Outcome {
+    Ok(usize),
+    Failed,
+    Skipped,
+}
+
+impl Poller {
+    /// Polls every agent once and waits for all of them.
+    pub async fn poll_all(&self) -> CycleReport {
+        let started = Instant::now();
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
+        let mut tasks = JoinSet::new();
+        for agent in self.agents.iter() {
+            let agent = agent.clone();
+            let poller = self.clone();
+            let permits = permits.clone();
+            let delay = if self.jitter.is_zero() {
+                Duration::ZERO
+            } else {
+                rand::rng().random_range(Duration::ZERO..self.jitter)
+            };
+            tasks.spawn(async move {
+                if agent.busy.swap(true, Ordering::AcqRel) {
+                    return Outcome::Skipped;
+                }
+                tokio::time::sleep(delay).await;
+                let outcome = match permits.acquire().await {
+                    Ok(_permit) => poller.poll_agent(&agent).await,
+                    Err(_) => Outcome::Failed,
+                };
+                agent.busy.store(false, Ordering::Release);
+                outcome
+            });
+        }
+        let mut report = CycleReport::default();
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Outcome::Ok(samples)) => {
+                    report.ok += 1;
+                    report.samples += samples;
+                }
+                Ok(Outcome::Skipped) => report.skipped += 1,
+                Ok(Outcome::Failed) | Err(_) => report.failed += 1,
+            }
+        }
+        report.elapsed = started.elapsed();
+        report
+    }
+
+    async fn poll_agent(&self, agent: &Agent) -> Outcome {
+        // Backfill pages have their own timeouts; the whole poll is bounded too.
+        let limit = self.timeout * 3;
+        let result = match tokio::time::timeout(limit, self.fetch_and_store(agent)).await {
+            Ok(r) => r,
+            Err(_) => Err(PollError::Timeout(limit)),
+        };
+        match result {
+            Ok(samples) => Outcome::Ok(samples),
+            Err(PollError::Store(e)) => {
+                // The agent answered; the database did not take it. The cursor did not move, so
+                // the next poll brings the same samples again.
+                tracing::error!(host = %agent.name, error = %e, "cannot store a poll");
+                Outcome::Failed
+            }
+            Err(e) => {
+                tracing::debug!(host = %agent.name, error = %e, "poll failed");
+                let (host_id, name, error, down_after) = (
+                    agent.host_id,
+                    agent.name.clone(),
+                    e.to_string(),
+                    self.down_after,
+                );
+                let stored = self
+                    .store
+                    .write(move |ctx| {
+                        ingest::apply_poll_failure(ctx, host_id, &name, &error, down_after, now_ms())
+                    })
+                    .await;
+                if let Err(e) = stored {
+                    tracing::error!(host = %agent.name, error = %e, "cannot record a failed poll");
+                }
+                Outcome::Failed
+            }
+        }
+    }
+
+    /// Reads the snapshot and the samples after the stored cursor, then writes them in one go.
+    async fn fetch_and_store(&self, agent: &Agent) -> Result<usize, PollError> {
+        let snapshot = agent.client.snapshot().await?;
+        let (mut after, instance) = match agent.cursor() {
+            Some(c) if c.instance_id == snapshot.instance_id => (c.last_seq, c.instance_id),
+            _ => (0, snapshot.instance_id.clone()),
+        };
+        let mut samples = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let page = agent.client.samples(after).await?;
+            if page.instance_id != instance {
+                break; // The agent restarted between the two calls: the next poll starts afresh.
+            }
+            if let Some(oldest) = page.oldest_seq {
+                if after > 0 && oldest > after + 1 {
+                    tracing::warn!(
+                        host = %agent.name,
+                        lost = oldest - after - 1,
+                        "samples were dropped from the agent's buffer before the collector fetched them"
+                    );
+                }
+            }
+            after = page.samples.last().map_or(after, |s| s.seq);
+            samples.extend(page.samples);
+            if !page.more {
+                break;
+            }
+        }
+        let count = samples.len();
+        let (host_id, name) = (agent.host_id, agent.name.clone());
+        let polled = Polled {
+            snapshot,
+            samples_instance: instance,
+            samples,
+        };
+        let cursor = self
+            .store
+            .write(move |ctx| ingest::apply_poll(ctx, host_id, &name, polled, now_ms()))
+            .await?;
+        *agent.cursor.lock().unwrap_or_else(|e| e.into_inner()) = Some(cursor);
+        Ok(count)
+    }
+
+    /// Polls every `interval` until `shutdown` resolves. A cycle that takes longer than the
+    /// interval delays the next one rather than overlapping it.
+    pub async fn run(self, interval: Duration, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut shutdown = shutdown;
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let report = self.poll_all().await;
+            tracing::debug!(?report, "poll cycle");
+            if report.elapsed > interval {
+                tracing::warn!(
+                    elapsed = ?report.elapsed,
+                    agents = self.agents.len(),
+                    "a poll cycle took longer than poll_interval: raise poll_concurrency or poll_interval"
+                );
+            }
+        }
+    }
+}

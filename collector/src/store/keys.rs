@@ -1,0 +1,148 @@
+//! API keys: `fdk_` and 48 random hex digits, shown once at creation; only their SHA-256 is stored.
+
+use fleetdeck_proto::{KeyCreated, KeyInfo, Role};
+use rand::RngCore;
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+use crate::config::valid_name;
+
+/// Who a request's key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+fn digest(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+/// Creates a key named `name` with `role`; the answer holds the key itself, the only time it exists.
+pub fn create(
+    conn: &Connection,
+    name: &str,
+    role: Role,
+    now_ms: u64,
+) -> Result<KeyCreated, StoreError> {
+    if !valid_name(name) {
+        return Err(StoreError::Invalid(format!(
+            "key name {name:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )));
+    }
+    let mut secret = [0u8; 24];
+    rand::rng().fill_bytes(&mut secret);
+    let key = format!(
+        "fdk_{}",
+        secret.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let inserted = conn.execute(
+        "INSERT INTO api_keys (name, role, hash, created_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name) DO NOTHING",
+        params![name, role.as_str(), digest(&key), now_ms as i64],
+    )?;
+    if inserted == 0 {
+        return Err(StoreError::Invalid(format!(
+            "a key named {name:?} exists already: choose another name, or delete it first"
+        )));
+    }
+    Ok(KeyCreated {
+        name: name.to_owned(),
+        role,
+        key,
+    })
+}
+
+/// The caller a presented key belongs to, if any. The lookup is by the key's digest, so no
+/// comparison ever runs over the key itself.
+pub fn lookup(conn: &Connection, key: &str, now_ms: u64) -> Result<Option<Caller>, StoreError> {
+    let hash = digest(key);
+    let found: Option<(i64, String, String, Option<i64>)> = conn
+        .query_row(
+            "SELECT id, name, role, last_used_ms FROM api_keys WHERE hash = ?1",
+            [&hash],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((id, name, role, last_used)) = found else {
+        return Ok(None);
+    };
+    // Last use is kept to the minute, so most requests do not write.
+    if last_used.is_none_or(|t| now_ms as i64 - t > 60_000) {
+        conn.execute(
+            "UPDATE api_keys SET last_used_ms = ?2 WHERE id = ?1",
+            params![id, now_ms as i64],
+        )?;
+    }
+    Ok(Role::parse(&role).map(|role| Caller { name, role }))
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<KeyInfo>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT name, role, created_ms, last_used_ms FROM api_keys ORDER BY name")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, role, created, used) = row?;
+        if let Some(role) = Role::parse(&role) {
+            out.push(KeyInfo {
+                name,
+                role,
+                created_unix_ms: created as u64,
+                last_used_unix_ms: used.map(|u| u as u64),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes a key; whether it existed.
+pub fn delete(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(conn.execute("DELETE FROM api_keys WHERE name = ?1", [name])? > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("open");
+        super::super::migrate::apply(&mut conn).expect("migrate");
+        conn
+    }
+
+    #[test]
+    fn created_keys_are_found_by_their_key_only() {
+        let conn = db();
+        let k = create(&conn, "ops", Role::Operator, 1).expect("create");
+        assert!(k.key.starts_with("fdk_") && k.key.len() == 52, "{}", k.key);
+        let caller = lookup(&conn, &k.key, 2).expect("lookup");
+        assert_eq!(
+            caller,
+            Some(Caller {
+                name: "ops".into(),
+                role: Role::Operator
+            })
+        );
+        assert_eq!(lookup(&conn, "fdk_wrong", 2).expect("lookup"), None);
+        // Only the digest is stored.
+        let stored: Vec<u8> = conn
+            .query_row("SELECT hash FROM api_keys", [], |r| r.get(0))
+            .expect("hash");
+        assert_ne!(stored, k.key.as_bytes());
+        assert_eq!(stored.len(), 32);
+        let dup = create(&conn, "ops", Role::Admin, 3).expect_err("duplicate");
+        assert!(dup.to_string().contains("exists already"), "{dup}");
+        assert!(create(&conn, "no spaces", Role::Admin, 3).is_err());
+        assert!(delete(&conn, "ops").expect("delete"));
+        assert_eq!(lookup(&conn, &k.key, 4).expect("lookup"), None);
+    }
+}

@@ -1,0 +1,91 @@
+//! The schema: the SQL files of the top-level `migrations/`, embedded at build time and applied in
+//! order at start. rusqlite_migration records the version in SQLite's `user_version`, so applying
+//! them again is a no-op and a database from a newer collector is refused.
+
+use rusqlite::Connection;
+use rusqlite_migration::{Migrations, M};
+
+use super::StoreError;
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!(
+        "../../../migrations/0001_collector.sql"
+    ))])
+}
+
+/// Brings the database to the newest schema.
+pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
+    migrations()
+        .to_latest(conn)
+        .map_err(|e| StoreError::Migrate(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .expect("prepare");
+        stmt.query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().expect("valid migrations");
+    }
+
+    #[test]
+    fn from_empty_and_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.db");
+        let mut conn = Connection::open(&path).expect("open");
+        apply(&mut conn).expect("first");
+        let first = tables(&conn);
+        for t in [
+            "hosts",
+            "apps",
+            "samples_raw",
+            "samples_1m",
+            "samples_1h",
+            "status_history",
+            "events",
+            "alerts",
+            "api_keys",
+            "audit",
+        ] {
+            assert!(first.iter().any(|n| n == t), "{t} missing in {first:?}");
+        }
+        conn.execute(
+            "INSERT INTO hosts (name, url) VALUES ('vm-1', 'http://x')",
+            [],
+        )
+        .expect("insert");
+        drop(conn);
+        // A second start applies nothing and keeps the data.
+        let mut conn = Connection::open(&path).expect("reopen");
+        apply(&mut conn).expect("again");
+        assert_eq!(tables(&conn), first);
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM hosts", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(n, 1);
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, 1);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        apply(&mut conn).expect("apply");
+        conn.pragma_update(None, "user_version", 99).expect("bump");
+        let err = apply(&mut conn).expect_err("newer schema");
+        assert!(err.to_string().contains("migration"), "{err}");
+    }
+}

@@ -1,0 +1,275 @@
+//! The collector's SQLite store (WAL). [`migrate`] applies the schema of `migrations/`; [`ingest`]
+//! turns polls and agent events into rows on one batching writer thread (old status read before
+//! the new one is written, so each transition is recorded once); [`rollup`] keeps the rollups and
+//! retention; [`query`] answers the API; [`keys`] and [`audit`] hold API keys and the audit log.
+
+pub mod audit;
+pub mod ingest;
+pub mod keys;
+pub mod migrate;
+pub mod query;
+pub mod rollup;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fleetdeck_proto::FleetEvent;
+use rusqlite::Connection;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::alerting::rules::Transition;
+
+/// At most this many queued writes go into one transaction.
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {error}")]
+    Open {
+        path: PathBuf,
+        error: rusqlite::Error,
+    },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(String),
+    #[error("the database writer has stopped")]
+    WriterGone,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// What a write produced for the rest of the collector, handed out after its commit.
+#[derive(Debug)]
+pub enum Notice {
+    Event(FleetEvent),
+    Transition(Transition),
+}
+
+/// The open transaction a queued write runs in, and what it produced.
+#[derive(Debug)]
+pub struct WriteCtx<'a> {
+    pub conn: &'a Connection,
+    notices: Vec<Notice>,
+}
+
+impl WriteCtx<'_> {
+    pub fn notify(&mut self, notice: Notice) {
+        self.notices.push(notice);
+    }
+}
+
+type Completion = Box<dyn FnOnce(bool) + Send>;
+type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> Completion + Send>;
+
+/// The database: one writer thread that batches queued writes into transactions, and a small pool
+/// of connections for reads and rare writes (keys, audit, alerts, rollups).
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    jobs: mpsc::UnboundedSender<Job>,
+    pool: Mutex<Vec<Connection>>,
+    events: broadcast::Sender<FleetEvent>,
+    transitions: Mutex<Option<mpsc::UnboundedReceiver<Transition>>>,
+}
+
+fn open_conn(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|error| StoreError::Open {
+        path: path.to_owned(),
+        error,
+    })?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // WAL: readers never block the writer; NORMAL sync is durable at each checkpoint and never
+    // corrupts the file on a crash (a crash can lose at most the last transactions, which the
+    // next backfill brings again).
+    conn.pragma_update(None, "journal_mode", "wal")?;
+    conn.pragma_update(None, "synchronous", "normal")?;
+    conn.pragma_update(None, "foreign_keys", "on")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database, and starts the writer thread.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = open_conn(path)?;
+        migrate::apply(&mut conn)?;
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(4096);
+        let (transitions_tx, transitions_rx) = mpsc::unbounded_channel();
+        let writer_events = events.clone();
+        std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || writer(conn, rx, writer_events, transitions_tx))
+            .map_err(|e| StoreError::Invalid(format!("cannot start the database writer: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                jobs,
+                pool: Mutex::new(Vec::new()),
+                events,
+                transitions: Mutex::new(Some(transitions_rx)),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Live fleet events, after their commit.
+    pub fn subscribe(&self) -> broadcast::Receiver<FleetEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The transitions for the alerter (taken once).
+    pub fn take_transitions(&self) -> Option<mpsc::UnboundedReceiver<Transition>> {
+        self.inner
+            .transitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Queues `f` for the writer thread; it runs inside a batch transaction (in a savepoint of its
+    /// own, so its failure does not undo the others) and the answer comes after the commit.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |ctx| {
+            let result = run_in_savepoint(ctx, f);
+            Box::new(move |committed| {
+                let answer = if committed {
+                    result
+                } else {
+                    Err(StoreError::Invalid("the batch transaction failed to commit".into()))
+                };
+                let _ = tx.send(answer);
+            })
+        });
+        self.inner
+            .jobs
+            .send(job)
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Runs `f` on a pooled connection on the blocking pool (reads and rare writes).
+    pub async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.with_conn_blocking(f))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("database task failed: {e}")))?
+    }
+
+    /// The same, on the calling thread.
+    pub fn with_conn_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self
+            .inner
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => open_conn(&self.inner.path)?,
+        };
+        let result = f(&mut conn);
+        let mut pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+fn run_in_savepoint<T>(
+    ctx: &mut WriteCtx<'_>,
+    f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    ctx.conn.execute_batch("SAVEPOINT job")?;
+    let notices_before = ctx.notices.len();
+    match f(ctx) {
+        Ok(v) => {
+            ctx.conn.execute_batch("RELEASE job")?;
+            Ok(v)
+        }
+        Err(e) => {
+            ctx.notices.truncate(notices_before);
+            ctx.conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+/// The writer thread: takes a job, then every job already queued (up to [`MAX_BATCH`]), runs them in
+/// one transaction, commits, then answers them and hands out what they produced.
+fn writer(
+    conn: Connection,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    events: broadcast::Sender<FleetEvent>,
+    transitions: mpsc::UnboundedSender<Transition>,
+) {
+    while let Some(first) = jobs.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut ctx = WriteCtx {
+            conn: &conn,
+            notices: Vec::new(),
+        };
+        let began = conn.execute_batch("BEGIN IMMEDIATE");
+        let completions: Vec<Completion> = match &began {
+            Ok(()) => batch.into_iter().map(|job| job(&mut ctx)).collect(),
+            Err(_) => Vec::new(),
+        };
+        let committed = began.is_ok() && conn.execute_batch("COMMIT").is_ok();
+        if !committed {
+            tracing::error!("a database write batch failed to commit; its writes are retried by their callers");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        let notices = std::mem::take(&mut ctx.notices);
+        for done in completions {
+            done(committed);
+        }
+        if committed {
+            for notice in notices {
+                match notice {
+                    Notice::Event(e) => {
+                        let _ = events.send(e);
+                    }
+                    Notice::Transition(t) => {
+                        let _ = transitions.send(t);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! Reads for the API: the fleet, one host, metric history, status intervals, events.
+
+use std::collections::HashMap;
+
+use fleetdeck_proto::{
+    AppState, AppStatus, AppView, EventsPage, Exit, Fleet, FleetEvent, FleetEventKind,
+    FleetHealth, FleetSummary, HostMetrics, HostStatus, HostView, MetricPoint, Severity,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::StoreError;
+use crate::uptime::{self, Interval};
+
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+fn host_status(s: &str) -> HostStatus {
+    match s {
+        "up" => HostStatus::Up,
+        "down" => HostStatus::Down,
+        _ => HostStatus::Unknown,
+    }
+}
+
+fn app_state(s: &str) -> AppState {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).unwrap_or(AppState::Unknown)
+}
+
+struct HostRecord {
+    id: i64,
+    view: HostView,
+}
+
+fn host_from_row(r: &Row<'_>, full: bool) -> rusqlite::Result<HostRecord> {
+    let metrics_json: Option<String> = r.get(8)?;
+    let metrics: Option<HostMetrics> = metrics_json.and_then(|j| serde_json::from_str(&j).ok());
+    let view = HostView {
+        name: r.get(1)?,
+        status: host_status(&r.get::<_, String>(2)?),
+        status_since_unix_ms: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+        last_seen_unix_ms: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+        error: r.get(5)?,
+        hostname: r.get(6)?,
+        agent_instance_id: r.get(7)?,
+        cpu_percent: metrics.as_ref().and_then(|m| m.cpu.total_percent),
+        memory_used_bytes: metrics.as_ref().map(|m| m.memory.used_bytes),
+        memory_total_bytes: metrics.as_ref().map(|m| m.memory.total_bytes),
+        apps: Vec::new(),
+        metrics: if full { metrics } else { None },
+    };
+    Ok(HostRecord {
+        id: r.get(0)?,
+        view,
+    })
+}
+
+const HOST_COLUMNS: &str = "id, name, status, status_since_ms, last_seen_ms, last_error, hostname, instance_id, metrics_json";
+
+/// Every app's intervals overlapping `[from, now]`, by (host id, app).
+fn intervals_since(
+    conn: &Connection,
+    host: Option<i64>,
+    from_ms: u64,
+) -> Result<HashMap<(i64, String), Vec<Interval>>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT host_id, app, state, start_ms, end_ms FROM status_history
+         WHERE app != '' AND (end_ms IS NULL OR end_ms > ?1) AND (?2 IS NULL OR host_id = ?2)",
+    )?;
+    let mut out: HashMap<(i64, String), Vec<Interval>> = HashMap::new();
+    let rows = stmt.query_map(params![from_ms as i64, host], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, Option<i64>>(4)?,
+        ))
+    })?;
+    for row in rows {
+        let (host_id, app, state, start, end) = row?;
+        out.entry((host_id, app)).or_default().push(Interval {
+            state: app_state(&state),
+            start_ms: start as u64,
+            end_ms: end.map(|e| e as u64),
+        });
+    }
+    Ok(out)
+}
+
+fn apps_of(
+    conn: &Connection,
+    host: &mut HostRecord,
+    intervals: &HashMap<(i64, String), Vec<Interval>>,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, state_since_ms, status_json FROM apps WHERE host_id = ?1 ORDER BY name",
+    )?;
+    let rows = stmt.query_map([host.id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let (from, to) = uptime::window(30, now_ms);
+    for row in rows {
+        let (name, since, json) = row?;
+        let Ok(status) = serde_json::from_str::<AppStatus>(&json) else {
+            continue;
+        };
+        let uptime_30d = intervals
+            .get(&(host.id, name))
+            .and_then(|iv| uptime::compute(iv, from, to, now_ms).ratio);
+        host.view.apps.push(AppView {
+            status,
+            state_since_unix_ms: since as u64,
+            uptime_30d,
+        });
+    }
+    Ok(())
+}
+
+/// `GET /v1/fleet`: every configured host with its apps, and the summary counts.
+pub fn fleet(conn: &Connection, now_ms: u64) -> Result<Fleet, StoreError> {
+    let intervals = intervals_since(conn, None, now_ms.saturating_sub(31 * DAY_MS))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {HOST_COLUMNS} FROM hosts WHERE active = 1 ORDER BY name"
+    ))?;
+    let mut hosts = stmt
+        .query_map([], |r| host_from_row(r, false))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for host in &mut hosts {
+        apps_of(conn, host, &intervals, now_ms)?;
+    }
+    let hosts: Vec<HostView> = hosts.into_iter().map(|h| h.view).collect();
+    Ok(Fleet {
+        summary: summarize(&hosts),
+        hosts,
+    })
+}
+
+/// The counts a tray needs.
+pub fn summarize(hosts: &[HostView]) -> FleetSummary {
+    let mut s = FleetSummary {
+        health: FleetHealth::Ok,
+        hosts: hosts.len() as u32,
+        hosts_up: 0,
+        hosts_down: 0,
+        apps: 0,
+        apps_running: 0,
+        apps_down: 0,
+        apps_degraded: 0,
+        apps_stopped: 0,
+    };
+    for h in hosts {
+        match h.status {
+            HostStatus::Up => s.hosts_up += 1,
+            HostStatus::Down => s.hosts_down += 1,
+            HostStatus::Unknown => {}
+        }
+        for a in &h.apps {
+            s.apps += 1;
+            match a.status.state {
+                AppState::Running => s.apps_running += 1,
+                AppState::Failed | AppState::CrashLooping => s.apps_down += 1,
+                AppState::Stopped => s.apps_stopped += 1,
+                _ => s.apps_degraded += 1,
+            }
+        }
+    }
+    let unknown_hosts = s.hosts - s.hosts_up - s.hosts_down;
+    s.health = if s.hosts_down > 0 || s.apps_down > 0 {
+        FleetHealth::Down
+    } else if s.apps_degraded > 0 || unknown_hosts > 0 {
+        FleetHealth::Degraded
+    } else {
+        FleetHealth::Ok
+    };
+    s
+}
+
+/// `GET /v1/hosts/{host}`, with the latest metrics in full.
+pub fn host(conn: &Connection, name: &str, now_ms: u64) -> Result<Option<HostView>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {HOST_COLUMNS} FROM hosts WHERE name = ?1 AND active = 1"
+    ))?;
+    let Some(mut host) = stmt.query_row([name], |r| host_from_row(r, true)).optional()? else {
+        return Ok(None);
+    };
+    let intervals = intervals_since(conn, Some(host.id), now_ms.saturating_sub(31 * DAY_MS))?;
+    apps_of(conn, &mut host, &intervals, now_ms)?;
+    Ok(Some(host.view))
+}
+
+/// The id of an active host.
+pub fn host_id(conn: &Connection, name: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM hosts WHERE name = ?1 AND active = 1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Whether the host has an app of that name.
+pub fn has_app(conn: &Connection, host_id: i64, app: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM apps WHERE host_id = ?1 AND name = ?2",
+            params![host_id, app],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// A subject's intervals overlapping `[from, to]`; app `""` is the host.
+pub fn intervals(
+    conn: &Connection,
+    host_id: i64,
+    app: &str,
+    from_ms: u64,
+    to_ms: u64,
+) -> Result<Vec<Interval>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT state, start_ms, end_ms FROM status_history
+         WHERE host_id = ?1 AND app = ?2 AND start_ms < ?4 AND (end_ms IS NULL OR end_ms > ?3)
+         ORDER BY start_ms",
+    )?;
+    let rows = stmt.query_map(
+        params![host_id, app, from_ms as i64, to_ms as i64],
+        |r| {
+            Ok(Interval {
+                state: app_state(&r.get::<_, String>(0)?),
+                start_ms: r.get::<_, i64>(1)? as u64,
+                end_ms: r.get::<_, Option<i64>>(2)?.map(|e| e as u64),
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Which table answers a metrics query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    Raw,
+    Minute,
+    Hour,
+}
+
+impl Resolution {
+    /// Raw samples when the step is at most the sample interval, 1-minute rollups below an hour,
+    /// 1-hour rollups from there.
+    pub fn for_step(step_ms: u64, sample_interval_ms: u64) -> Self {
+        if step_ms <= sample_interval_ms {
+            Self::Raw
+        } else if step_ms < 3_600_000 {
+            Self::Minute
+        } else {
+            Self::Hour
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Minute => "1m",
+            Self::Hour => "1h",
+        }
+    }
+}
+
+/// Metric points of a host in `[from, to)`: raw samples as taken, or rollup buckets grouped into
+/// `step`-wide points (averages weighted by sample count; maxima for cpu_max and disk).
+pub fn metrics(
+    conn: &Connection,
+    host_id: i64,
+    from_ms: u64,
+    to_ms: u64,
+    step_ms: u64,
+    resolution: Resolution,
+) -> Result<Vec<MetricPoint>, StoreError> {
+    let sql = match resolution {
+        Resolution::Raw => {
+            "SELECT ts_ms, 1, cpu, cpu, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx
+             FROM samples_raw WHERE host_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 ORDER BY ts_ms"
+        }
+        Resolution::Minute | Resolution::Hour => {
+            if resolution == Resolution::Minute {
+                ROLLUP_SQL_1M
+            } else {
+                ROLLUP_SQL_1H
+            }
+        }
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let map = |r: &Row<'_>| -> rusqlite::Result<MetricPoint> {
+        let ts = r.get::<_, i64>(0)? as u64;
+        Ok(MetricPoint {
+            ts: humantime::format_rfc3339_millis(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ts),
+            )
+            .to_string(),
+            ts_unix_ms: ts,
+            samples: r.get::<_, i64>(1)? as u32,
+            cpu_percent: r.get(2)?,
+            cpu_percent_max: r.get(3)?,
+            memory_used_bytes: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+            memory_total_bytes: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+            swap_used_bytes: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+            load1: r.get(7)?,
+            disk_used_bytes: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
+            disk_total_bytes: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+            net_rx_bytes_per_sec: r.get(10)?,
+            net_tx_bytes_per_sec: r.get(11)?,
+        })
+    };
+    let rows = if resolution == Resolution::Raw {
+        stmt.query_map(params![host_id, from_ms as i64, to_ms as i64], map)?
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        stmt.query_map(
+            params![host_id, from_ms as i64, to_ms as i64, step_ms as i64],
+            map,
+        )?
+        .collect::<Result<Vec<_>, _>>()?
+    };
+    Ok(rows)
+}
+
+/// The rollup query for one table, grouping buckets into `?4`-wide points.
+macro_rules! concat_rollup {
+    ($table:literal) => {
+        concat!(
+            "SELECT bucket_ms / ?4 * ?4 AS b, sum(n),
+    sum(cpu * n) / nullif(sum(CASE WHEN cpu IS NULL THEN 0 ELSE n END), 0), max(cpu_max),
+    CAST(sum(mem_used * n) / sum(n) AS INTEGER), max(mem_total), CAST(sum(swap_used * n) / sum(n) AS INTEGER),
+    sum(load1 * n) / sum(n), max(disk_used), max(disk_total),
+    sum(net_rx * n) / nullif(sum(CASE WHEN net_rx IS NULL THEN 0 ELSE n END), 0),
+    sum(net_tx * n) / nullif(sum(CASE WHEN net_tx IS NULL THEN 0 ELSE n END), 0) FROM ",
+            $table,
+            " WHERE host_id = ?1 AND bucket_ms >= ?2 AND bucket_ms < ?3 GROUP BY b ORDER BY b"
+        )
+    };
+}
+
+const ROLLUP_SQL_1M: &str = concat_rollup!("samples_1m");
+const ROLLUP_SQL_1H: &str = concat_rollup!("samples_1h");
+
+/// Filters of `GET /v1/events`.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub host: Option<String>,
+    pub app: Option<String>,
+    pub severity: Option<Severity>,
+    pub kind: Option<FleetEventKind>,
+    pub since_ms: Option<u64>,
+    pub until_ms: Option<u64>,
+    /// Only events with a smaller id (paging back).
+    pub before: Option<i64>,
+    /// Only events with a larger id (stream replay).
+    pub after: Option<i64>,
+    pub limit: usize,
+}
+
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<FleetEvent> {
+    let severity = match r.get::<_, String>(2)?.as_str() {
+        "critical" => Severity::Critical,
+        "warning" => Severity::Warning,
+        _ => Severity::Info,
+    };
+    let kind = match r.get::<_, String>(4)?.as_str() {
+        "restarted" => FleetEventKind::Restarted,
+        "host-down" => FleetEventKind::HostDown,
+        "host-up" => FleetEventKind::HostUp,
+        _ => FleetEventKind::Transition,
+    };
+    let exit: Option<String> = r.get(9)?;
+    Ok(FleetEvent {
+        id: r.get(0)?,
+        at_unix_ms: r.get::<_, i64>(1)? as u64,
+        severity,
+        source: r.get(3)?,
+        kind,
+        host: r.get(5)?,
+        app: r.get(6)?,
+        from: r.get(7)?,
+        to: r.get(8)?,
+        exit: exit.and_then(|e| serde_json::from_str::<Exit>(&e).ok()),
+        message: r.get(10)?,
+    })
+}
+
+/// Events matching `filter`: newest first when paging back, oldest first after `after`.
+pub fn events(conn: &Connection, filter: &EventFilter) -> Result<EventsPage, StoreError> {
+    let ascending = filter.after.is_some();
+    let sql = format!(
+        "SELECT id, ts_ms, severity, source, kind, host, app, from_state, to_state, exit_json, message
+         FROM events
+         WHERE (?1 IS NULL OR host = ?1) AND (?2 IS NULL OR app = ?2) AND (?3 IS NULL OR severity = ?3)
+           AND (?4 IS NULL OR kind = ?4) AND (?5 IS NULL OR ts_ms >= ?5) AND (?6 IS NULL OR ts_ms < ?6)
+           AND (?7 IS NULL OR id < ?7) AND (?8 IS NULL OR id > ?8)
+         ORDER BY id {} LIMIT ?9",
+        if ascending { "ASC" } else { "DESC" }
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let limit = filter.limit.max(1);
+    let events = stmt
+        .query_map(
+            params![
+                filter.host,
+                filter.app,
+                filter.severity.map(Severity::as_str),
+                filter.kind.map(FleetEventKind::as_str),
+                filter.since_ms.map(|v| v as i64),
+                filter.until_ms.map(|v| v as i64),
+                filter.before,
+                filter.after,
+                (limit + 1) as i64
+            ],
+            event_from_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = events.len() > limit;
+    let events: Vec<FleetEvent> = events.into_iter().take(limit).collect();
+    let next_before = if more && !ascending {
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(EventsPage {
+        events,
+        next_before,
+    })
+}
+
+/// The host's sample interval, from its two newest raw samples.
+pub fn sample_interval_ms(conn: &Connection, host_id: i64) -> Result<Option<u64>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT ts_ms FROM samples_raw WHERE host_id = ?1 ORDER BY ts_ms DESC LIMIT 2",
+    )?;
+    let ts: Vec<i64> = stmt
+        .query_map([host_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(match ts.as_slice() {
+        [a, b] if a > b => Some((a - b) as u64),
+        _ => None,
+    })
+}

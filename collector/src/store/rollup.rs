@@ -1,0 +1,207 @@
+//! Rollups and retention, run on a schedule so the file stays bounded: raw samples become
+//! 1-minute buckets, those become 1-hour buckets, and each table keeps only its retention.
+//! A backfill can bring samples older than what is already rolled up: the writer marks the oldest
+//! such time ([`mark_late`]) and the next run recomputes the buckets from there.
+
+use rusqlite::{params, Connection};
+
+use super::StoreError;
+use crate::config::Retention;
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+
+/// Records that raw samples from `ts_ms` on arrived after their minute may have been rolled up.
+pub fn mark_late(conn: &Connection, ts_ms: u64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE rollup_state SET dirty_from = min(coalesce(dirty_from, ?1), ?1)
+         WHERE name = '1m' AND done_until > ?1",
+        [ts_ms as i64],
+    )?;
+    Ok(())
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RollupReport {
+    pub minute_buckets: usize,
+    pub hour_buckets: usize,
+    pub deleted: usize,
+}
+
+fn state(conn: &Connection, name: &str) -> Result<(i64, Option<i64>), StoreError> {
+    Ok(conn.query_row(
+        "SELECT done_until, dirty_from FROM rollup_state WHERE name = ?1",
+        [name],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
+/// Rolls up every complete minute and hour before `now_ms`, then deletes what is past retention.
+/// One transaction (taken before reading the state, so a late sample cannot slip between).
+pub fn run(
+    conn: &mut Connection,
+    now_ms: u64,
+    retention: &Retention,
+) -> Result<RollupReport, StoreError> {
+    let now = now_ms as i64;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut report = RollupReport::default();
+
+    // Minutes: the last complete one ends at the start of the current minute.
+    let (done, dirty) = state(&tx, "1m")?;
+    let target = now / MINUTE * MINUTE;
+    let from = dirty.map_or(done, |d| d.min(done)) / MINUTE * MINUTE;
+    if target > from {
+        report.minute_buckets = tx.execute(
+            "INSERT OR REPLACE INTO samples_1m
+             (host_id, bucket_ms, n, cpu, cpu_max, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx)
+             SELECT host_id, ts_ms / 60000 * 60000, count(*), avg(cpu), max(cpu), CAST(avg(mem_used) AS INTEGER),
+                    max(mem_total), CAST(avg(swap_used) AS INTEGER), avg(load1), max(disk_used), max(disk_total),
+                    avg(net_rx), avg(net_tx)
+             FROM samples_raw WHERE ts_ms >= ?1 AND ts_ms < ?2
+             GROUP BY host_id, ts_ms / 60000",
+            params![from, target],
+        )?;
+        tx.execute(
+            "UPDATE rollup_state SET done_until = ?1, dirty_from = NULL WHERE name = '1m'",
+            [target],
+        )?;
+        // Hours that include a recomputed minute are recomputed too.
+        tx.execute(
+            "UPDATE rollup_state SET dirty_from = min(coalesce(dirty_from, ?1), ?1)
+             WHERE name = '1h' AND done_until > ?1",
+            [from],
+        )?;
+    }
+
+    // Hours, from the minutes (averages weighted by each minute's sample count).
+    let (done, dirty) = state(&tx, "1h")?;
+    let target = now / HOUR * HOUR;
+    let from = dirty.map_or(done, |d| d.min(done)) / HOUR * HOUR;
+    if target > from {
+        report.hour_buckets = tx.execute(
+            "INSERT OR REPLACE INTO samples_1h
+             (host_id, bucket_ms, n, cpu, cpu_max, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx)
+             SELECT host_id, bucket_ms / 3600000 * 3600000, sum(n), sum(cpu * n) / sum(CASE WHEN cpu IS NULL THEN 0 ELSE n END),
+                    max(cpu_max), CAST(sum(mem_used * n) / sum(n) AS INTEGER), max(mem_total),
+                    CAST(sum(swap_used * n) / sum(n) AS INTEGER), sum(load1 * n) / sum(n), max(disk_used), max(disk_total),
+                    sum(net_rx * n) / sum(CASE WHEN net_rx IS NULL THEN 0 ELSE n END),
+                    sum(net_tx * n) / sum(CASE WHEN net_tx IS NULL THEN 0 ELSE n END)
+             FROM samples_1m WHERE bucket_ms >= ?1 AND bucket_ms < ?2
+             GROUP BY host_id, bucket_ms / 3600000",
+            params![from, target],
+        )?;
+        tx.execute(
+            "UPDATE rollup_state SET done_until = ?1, dirty_from = NULL WHERE name = '1h'",
+            [target],
+        )?;
+    }
+
+    let before = |d: std::time::Duration| now - d.as_millis() as i64;
+    for (sql, cutoff) in [
+        ("DELETE FROM samples_raw WHERE ts_ms < ?1", before(retention.raw)),
+        ("DELETE FROM samples_1m WHERE bucket_ms < ?1", before(retention.minute)),
+        ("DELETE FROM samples_1h WHERE bucket_ms < ?1", before(retention.hour)),
+        ("DELETE FROM events WHERE ts_ms < ?1", before(retention.events)),
+        (
+            "DELETE FROM alert_deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE ts_ms < ?1)",
+            before(retention.events),
+        ),
+        ("DELETE FROM alerts WHERE ts_ms < ?1", before(retention.events)),
+        ("DELETE FROM audit WHERE ts_ms < ?1", before(retention.events)),
+        (
+            "DELETE FROM status_history WHERE end_ms IS NOT NULL AND end_ms < ?1",
+            before(retention.events),
+        ),
+    ] {
+        report.deleted += tx.execute(sql, [cutoff])?;
+    }
+    tx.commit()?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("open");
+        super::super::migrate::apply(&mut conn).expect("migrate");
+        conn
+    }
+
+    fn raw(conn: &Connection, ts: i64, cpu: f64) {
+        conn.execute(
+            "INSERT INTO samples_raw (host_id, ts_ms, instance, seq, cpu, mem_used, mem_total, swap_used, load1)
+             VALUES (1, ?1, 1, ?1, ?2, 100, 200, 0, 1.0)",
+            params![ts, cpu],
+        )
+        .expect("insert");
+    }
+
+    fn minute(conn: &Connection, bucket: i64) -> Option<(i64, f64, f64)> {
+        conn.query_row(
+            "SELECT n, cpu, cpu_max FROM samples_1m WHERE host_id = 1 AND bucket_ms = ?1",
+            [bucket],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .ok()
+    }
+
+    #[test]
+    fn minutes_and_hours_from_raw() {
+        let mut conn = db();
+        let t0 = 10 * HOUR;
+        for i in 0..120 {
+            raw(&conn, t0 + i * 10_000, (i % 6) as f64 * 10.0); // 20 minutes, 6 a minute
+        }
+        let report = run(&mut conn, (t0 + HOUR + 1) as u64, &Retention::default()).expect("run");
+        assert_eq!(report.minute_buckets, 20);
+        assert_eq!(minute(&conn, t0), Some((6, 25.0, 50.0)));
+        let (n, cpu): (i64, f64) = conn
+            .query_row(
+                "SELECT n, cpu FROM samples_1h WHERE bucket_ms = ?1",
+                [t0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("hour");
+        assert_eq!((n, cpu), (120, 25.0));
+        // The current, incomplete minute is left for later.
+        raw(&conn, t0 + HOUR + 500, 99.0);
+        run(&mut conn, (t0 + HOUR + 1_000) as u64, &Retention::default()).expect("again");
+        assert_eq!(minute(&conn, t0 + HOUR), None);
+    }
+
+    #[test]
+    fn late_samples_are_rolled_up_again() {
+        let mut conn = db();
+        let t0 = 10 * HOUR;
+        raw(&conn, t0, 10.0);
+        run(&mut conn, (t0 + 5 * MINUTE) as u64, &Retention::default()).expect("run");
+        assert_eq!(minute(&conn, t0), Some((1, 10.0, 10.0)));
+        // A backfill brings an older sample of that minute.
+        raw(&conn, t0 + 30_000, 30.0);
+        mark_late(&conn, (t0 + 30_000) as u64).expect("mark");
+        run(&mut conn, (t0 + 6 * MINUTE) as u64, &Retention::default()).expect("again");
+        assert_eq!(minute(&conn, t0), Some((2, 20.0, 30.0)));
+    }
+
+    #[test]
+    fn retention_deletes_old_rows() {
+        let mut conn = db();
+        let now = 100 * 24 * HOUR;
+        raw(&conn, now - 3 * 24 * HOUR, 1.0); // older than 48 h
+        raw(&conn, now - HOUR, 1.0);
+        run(&mut conn, now as u64, &Retention::default()).expect("run");
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM samples_raw", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(n, 1);
+        // Its minute survives (30 days).
+        let m: i64 = conn
+            .query_row("SELECT count(*) FROM samples_1m", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(m, 2);
+    }
+}

@@ -1,0 +1,276 @@
+//! The collector's API types (`/v1/fleet`, history, events, keys, audit): what the desktop reads.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AppStatus, Exit, HostMetrics};
+
+/// What an API key may do. Each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads status, metrics, events and logs; never `.env` values.
+    Viewer,
+    /// Also reads and writes `.env` files and starts, stops and restarts apps.
+    Operator,
+    /// Also manages API keys and reads the audit log.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "viewer" => Some(Self::Viewer),
+            "operator" => Some(Self::Operator),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the collector reaches a host's agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum HostStatus {
+    Up,
+    /// Missed `down_after` polls in a row.
+    Down,
+    /// Not polled successfully yet.
+    Unknown,
+}
+
+impl HostStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// `GET /v1/fleet`: every host and its apps, and the counts a tray needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Fleet {
+    pub summary: FleetSummary,
+    pub hosts: Vec<HostView>,
+}
+
+/// Fleet health at a glance: `down` when a host is down or an app failed or crash-loops,
+/// `degraded` when an app is starting, stopping, unknown or missing, else `ok`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FleetSummary {
+    pub health: FleetHealth,
+    pub hosts: u32,
+    pub hosts_up: u32,
+    pub hosts_down: u32,
+    pub apps: u32,
+    pub apps_running: u32,
+    /// Failed or crash-looping.
+    pub apps_down: u32,
+    /// Starting, stopping, unknown or not found.
+    pub apps_degraded: u32,
+    pub apps_stopped: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum FleetHealth {
+    Ok,
+    Degraded,
+    Down,
+}
+
+/// One host as the collector knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostView {
+    /// The name from the collector's config.
+    pub name: String,
+    pub status: HostStatus,
+    pub status_since_unix_ms: Option<u64>,
+    pub last_seen_unix_ms: Option<u64>,
+    /// Why the last poll failed, while it fails.
+    pub error: Option<String>,
+    /// What the agent reports as its hostname.
+    pub hostname: Option<String>,
+    pub agent_instance_id: Option<String>,
+    pub cpu_percent: Option<f64>,
+    pub memory_used_bytes: Option<u64>,
+    pub memory_total_bytes: Option<u64>,
+    pub apps: Vec<AppView>,
+    /// The latest host metrics in full (`GET /v1/hosts/{host}` only).
+    pub metrics: Option<HostMetrics>,
+}
+
+/// One app: the agent's latest status, when the collector saw it enter its state, and uptime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AppView {
+    pub status: AppStatus,
+    pub state_since_unix_ms: u64,
+    /// Time running over time known in the last 30 days, 0–1.
+    pub uptime_30d: Option<f64>,
+}
+
+/// `GET /v1/hosts/{host}/metrics`: points oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Metrics {
+    pub host: String,
+    pub from: String,
+    pub to: String,
+    pub step_ms: u64,
+    /// `raw`, `1m` or `1h`: which table the points come from.
+    pub resolution: String,
+    pub points: Vec<MetricPoint>,
+}
+
+/// Host figures at `ts` (raw), or averaged over the bucket starting at `ts` (rollups; disk and
+/// the maxima are the bucket's highest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MetricPoint {
+    /// RFC 3339.
+    pub ts: String,
+    pub ts_unix_ms: u64,
+    pub samples: u32,
+    pub cpu_percent: Option<f64>,
+    pub cpu_percent_max: Option<f64>,
+    pub memory_used_bytes: Option<u64>,
+    pub memory_total_bytes: Option<u64>,
+    pub swap_used_bytes: Option<u64>,
+    pub load1: Option<f64>,
+    pub disk_used_bytes: Option<u64>,
+    pub disk_total_bytes: Option<u64>,
+    pub net_rx_bytes_per_sec: Option<f64>,
+    pub net_tx_bytes_per_sec: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum FleetEventKind {
+    /// An app changed state.
+    Transition,
+    /// An app got a new process in the same state.
+    Restarted,
+    HostDown,
+    HostUp,
+}
+
+impl FleetEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transition => "transition",
+            Self::Restarted => "restarted",
+            Self::HostDown => "host-down",
+            Self::HostUp => "host-up",
+        }
+    }
+}
+
+/// One entry of the collector's event log; `GET /v1/events/stream` sends them live (SSE event
+/// `fleet`, id = `id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FleetEvent {
+    pub id: i64,
+    pub at_unix_ms: u64,
+    pub severity: Severity,
+    /// What revealed it: `agent-stream`, `poll` or `collector` (missed polls).
+    pub source: String,
+    pub kind: FleetEventKind,
+    pub host: String,
+    pub app: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub exit: Option<Exit>,
+    pub message: String,
+}
+
+/// `GET /v1/events`: newest first; pass `next_before` as `before` for the next page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventsPage {
+    pub events: Vec<FleetEvent>,
+    pub next_before: Option<i64>,
+}
+
+/// One audited mutation: who, what, on what, how it ended. Never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at_unix_ms: u64,
+    pub key_name: String,
+    pub action: String,
+    pub target: String,
+    pub result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    pub next_before: Option<i64>,
+}
+
+/// An API key as listed: never the key itself (only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyInfo {
+    pub name: String,
+    pub role: Role,
+    pub created_unix_ms: u64,
+    pub last_used_unix_ms: Option<u64>,
+}
+
+/// `POST /v1/keys`: the new key, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyCreated {
+    pub name: String,
+    pub role: Role,
+    pub key: String,
+}
+
+/// `POST /v1/keys` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub name: String,
+    pub role: Role,
+}

@@ -1,0 +1,929 @@
+//! One virtual host: its fixed traits (drawn from the seed), the apps' current states, the buffer
+//! of transition events, and host figures and samples computed on demand for any instant.
+//!
+//! Nothing here runs in the background: a sample with seq `n` is the host as it was at
+//! `started_ms + n * interval`, computed from a hash when asked for.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use fleetdeck_proto::{
+    AppEvent, AppKind, AppSample, AppState, AppStatus, Cpu, DockerDetail, EventSource, Exit,
+    Filesystem, FsSample, HostMetrics, Info, Load, Memory, NetInterface, NetSample, Sample,
+    SamplesPage, Snapshot, SourceHealth, Sources, Swap, SystemdDetail, WIRE_VERSION,
+};
+use tokio::sync::{watch, Notify};
+
+use crate::logs::LogSource;
+use crate::noise::{hash, hash3, hex, smooth, unit, uuid};
+
+/// Events each host keeps for clients that resume with `Last-Event-ID`.
+pub(crate) const EVENT_BUFFER: usize = 1_024;
+/// How far back samples reach: a day, like the agent's default retention.
+pub(crate) const SAMPLE_RETENTION_MS: u64 = 24 * 3_600 * 1_000;
+/// Samples in a `/v1/samples` page unless `limit` says otherwise.
+pub(crate) const SAMPLES_DEFAULT_LIMIT: usize = 500;
+/// At most this many samples in one page.
+pub(crate) const SAMPLES_MAX_LIMIT: usize = 1_000;
+/// State changes remembered per app, so log lines of the recent past match the state then.
+const STATE_HISTORY: usize = 32;
+/// Logs reach this far back before the host's start, so a new demo has some to page through.
+const LOG_BACKLOG_MS: u64 = 6 * 3_600 * 1_000;
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+/// The apps a host may run; each host runs a rotation of this list, so the fleet looks varied.
+const APP_NAMES: [&str; 12] = [
+    "web",
+    "api",
+    "worker",
+    "postgres",
+    "redis",
+    "nginx",
+    "scheduler",
+    "mailer",
+    "billing",
+    "search",
+    "metrics",
+    "auth",
+];
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// What never changes about an app: its name, kind and the seeds of its figures and logs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AppSpec {
+    pub(crate) name: &'static str,
+    pub(crate) kind: AppKind,
+    seed: u64,
+    /// Mean resident memory while running.
+    mem_base: u64,
+    /// Mean CPU use while running, percent of one core.
+    cpu_base: f64,
+    /// Time between two log lines.
+    log_period_ms: u64,
+    /// Docker only: whether the container has a health check.
+    has_health: bool,
+    /// Docker only: the container's memory limit.
+    mem_limit: Option<u64>,
+}
+
+impl AppSpec {
+    fn new(name: &'static str, kind: AppKind, seed: u64) -> Self {
+        Self {
+            name,
+            kind,
+            seed,
+            mem_base: 40 * MIB + hash(seed, 1) % (700 * MIB),
+            cpu_base: 0.3 + unit(hash(seed, 2)) * 12.0,
+            log_period_ms: 800 + hash(seed, 3) % 1_400,
+            has_health: hash(seed, 4) % 2 == 0,
+            mem_limit: (hash(seed, 5) % 2 == 0).then_some(GIB),
+        }
+    }
+
+    /// The systemd unit or container name.
+    pub(crate) fn target(&self) -> String {
+        match self.kind {
+            AppKind::Systemd => format!("{}.service", self.name),
+            AppKind::Docker => self.name.to_owned(),
+        }
+    }
+
+    fn image(&self) -> String {
+        match self.name {
+            "nginx" => "nginx:1.27-alpine".to_owned(),
+            "redis" => "redis:7.2-alpine".to_owned(),
+            "postgres" => "postgres:16".to_owned(),
+            name => format!(
+                "ghcr.io/acme/{name}:1.{}.{}",
+                hash(self.seed, 6) % 20,
+                hash(self.seed, 7) % 10
+            ),
+        }
+    }
+
+    fn memory_at(&self, t: u64) -> u64 {
+        (self.mem_base as f64 * (0.85 + 0.3 * smooth(self.seed ^ 0x11, t, 300_000))) as u64
+    }
+
+    fn cpu_at(&self, t: u64) -> f64 {
+        round1(self.cpu_base * (0.4 + 1.2 * smooth(self.seed ^ 0x12, t, 30_000)))
+    }
+}
+
+/// What changes about an app: its state and the process it runs.
+#[derive(Debug, Clone)]
+struct AppLive {
+    state: AppState,
+    since_ms: u64,
+    last_exit: Option<Exit>,
+    restarts: u64,
+    /// Counts processes: a new one gets a new invocation id, PID and start time.
+    invocation: u64,
+    run_started_ms: u64,
+    /// `(since_ms, state)` of the last few states, oldest first.
+    history: VecDeque<(u64, AppState)>,
+}
+
+#[derive(Debug)]
+struct Live {
+    apps: Vec<AppLive>,
+    events: VecDeque<AppEvent>,
+    next_event_id: u64,
+}
+
+/// Whether a transition starts a new process of the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Process {
+    /// The same process (or none): a crash, a stop.
+    Same,
+    /// A new process; `counted` when the source counts it as a restart (after a failure).
+    New { counted: bool },
+}
+
+/// The figures of a host's hardware, drawn once from the seed.
+#[derive(Debug, Clone, Copy)]
+struct Hardware {
+    seed: u64,
+    cores: u32,
+    mem_total: u64,
+    swap_total: u64,
+    disk_total: u64,
+    cpu_base: f64,
+    mem_base: f64,
+    disk_base: f64,
+    net_base: f64,
+}
+
+impl Hardware {
+    fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            cores: [2, 2, 4, 4, 8][(hash(seed, 1) % 5) as usize],
+            mem_total: (4 + hash(seed, 2) % 13) * GIB,
+            swap_total: if hash(seed, 3) % 3 == 0 { 0 } else { 2 * GIB },
+            disk_total: (40 + hash(seed, 4) % 210) * GIB,
+            cpu_base: 4.0 + unit(hash(seed, 5)) * 30.0,
+            mem_base: 0.25 + unit(hash(seed, 6)) * 0.35,
+            disk_base: 0.2 + unit(hash(seed, 7)) * 0.5,
+            net_base: 20_000.0 + unit(hash(seed, 8)) * 500_000.0,
+        }
+    }
+}
+
+/// The host's figures at one instant.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    cpu: f64,
+    mem_used: u64,
+    swap_used: u64,
+    load: (f64, f64, f64),
+    disk_used: u64,
+    rx_rate: f64,
+    tx_rate: f64,
+    rx_total: u64,
+    tx_total: u64,
+}
+
+/// One virtual agent.
+#[derive(Debug)]
+pub(crate) struct Host {
+    pub(crate) name: String,
+    pub(crate) instance_id: String,
+    boot_id: String,
+    pub(crate) started_ms: u64,
+    boot_ms: u64,
+    pub(crate) interval_ms: u64,
+    capacity: u64,
+    hw: Hardware,
+    pub(crate) apps: Vec<AppSpec>,
+    live: Mutex<Live>,
+    /// Woken at each new event, for the `/v1/events` streams.
+    pub(crate) events_changed: Notify,
+    reachable: watch::Sender<bool>,
+    /// `env_dir/<host>`, where the apps' `.env` files live.
+    pub(crate) env_dir: Option<PathBuf>,
+    /// Serializes `.env` writes, so the etag check and the rename happen as one.
+    pub(crate) env_lock: Mutex<()>,
+}
+
+/// Everything [`Host::new`] needs.
+#[derive(Debug, Clone)]
+pub(crate) struct HostParams {
+    pub(crate) name: String,
+    pub(crate) seed: u64,
+    pub(crate) instance_id: String,
+    pub(crate) now_ms: u64,
+    pub(crate) interval_ms: u64,
+    pub(crate) apps: usize,
+    pub(crate) env_dir: Option<PathBuf>,
+}
+
+impl Host {
+    pub(crate) fn new(p: HostParams) -> Self {
+        let seed = p.seed;
+        let interval_ms = p.interval_ms.max(1);
+        // Hosts start a little apart, so their samples do not all fall on the same instant.
+        let started_ms = p.now_ms.saturating_sub(hash(seed, 20) % interval_ms);
+        let boot_ms = started_ms.saturating_sub(3_600_000 + hash(seed, 21) % (60 * 86_400_000));
+        let rotation = (hash(seed, 22) % APP_NAMES.len() as u64) as usize;
+        let apps: Vec<AppSpec> = (0..p.apps.clamp(1, APP_NAMES.len()))
+            .map(|i| {
+                let kind = if i % 2 == 0 {
+                    AppKind::Systemd
+                } else {
+                    AppKind::Docker
+                };
+                let name = APP_NAMES[(rotation + i) % APP_NAMES.len()];
+                AppSpec::new(name, kind, hash3(seed, 30, i as u64))
+            })
+            .collect();
+        let live = apps
+            .iter()
+            .map(|a| {
+                let since = started_ms.saturating_sub(hash(a.seed, 40) % (3 * 86_400_000));
+                let since = since.max(boot_ms);
+                AppLive {
+                    state: AppState::Running,
+                    since_ms: since,
+                    last_exit: None,
+                    restarts: hash(a.seed, 41) % 3,
+                    invocation: 0,
+                    run_started_ms: since,
+                    history: VecDeque::from([(0, AppState::Running)]),
+                }
+            })
+            .collect();
+        let (reachable, _) = watch::channel(true);
+        Self {
+            name: p.name,
+            instance_id: p.instance_id,
+            boot_id: uuid(hash(seed, 23)),
+            started_ms,
+            boot_ms,
+            interval_ms,
+            capacity: (SAMPLE_RETENTION_MS / interval_ms).max(1),
+            hw: Hardware::new(hash(seed, 24)),
+            apps,
+            live: Mutex::new(Live {
+                apps: live,
+                events: VecDeque::new(),
+                next_event_id: 1,
+            }),
+            events_changed: Notify::new(),
+            reachable,
+            env_dir: p.env_dir,
+            env_lock: Mutex::new(()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Live> {
+        // Every update under the lock is a few plain assignments: the data stays consistent even
+        // if a holder panicked.
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn app_index(&self, name: &str) -> Option<usize> {
+        self.apps.iter().position(|a| a.name == name)
+    }
+
+    pub(crate) fn is_reachable(&self) -> bool {
+        *self.reachable.borrow()
+    }
+
+    pub(crate) fn set_reachable(&self, reachable: bool) {
+        self.reachable.send_replace(reachable);
+    }
+
+    /// Follows reachability, so a stream can end when the host becomes unreachable.
+    pub(crate) fn watch_reachable(&self) -> watch::Receiver<bool> {
+        self.reachable.subscribe()
+    }
+
+    pub(crate) fn info(&self) -> Info {
+        Info {
+            agent_version: "sim".to_owned(),
+            wire_version: WIRE_VERSION,
+            hostname: self.name.clone(),
+            instance_id: self.instance_id.clone(),
+            boot_id: self.boot_id.clone(),
+            started_unix_ms: self.started_ms,
+            capabilities: vec!["sim".to_owned()],
+            sample_interval_ms: self.interval_ms,
+            samples_capacity: self.capacity,
+            samples_memory_bytes: 0,
+        }
+    }
+
+    // --- states and events ---
+
+    pub(crate) fn state(&self, app: usize) -> Option<AppState> {
+        self.lock().apps.get(app).map(|a| a.state)
+    }
+
+    /// The app's state at `t_ms`, as far as the remembered history tells (running before it).
+    pub(crate) fn state_at(&self, app: usize, t_ms: u64) -> AppState {
+        self.lock()
+            .apps
+            .get(app)
+            .map_or(AppState::Running, |a| state_in(&a.history, t_ms))
+    }
+
+    /// The app's recent states, `(since_ms, state)` oldest first.
+    pub(crate) fn history(&self, app: usize) -> Vec<(u64, AppState)> {
+        self.lock()
+            .apps
+            .get(app)
+            .map(|a| a.history.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Moves the app to `to`, recording how its process ended (`exit`) and whether a new one
+    /// starts. Returns the event, or `None` when nothing changed (same state, same process).
+    pub(crate) fn change(
+        &self,
+        app: usize,
+        to: AppState,
+        exit: Option<Exit>,
+        process: Process,
+    ) -> Option<AppEvent> {
+        let now = now_ms();
+        let spec = self.apps.get(app)?;
+        let mut live = self.lock();
+        let next_id = live.next_event_id;
+        let a = live.apps.get_mut(app)?;
+        let from = a.state;
+        let new_process = matches!(process, Process::New { .. });
+        if from == to && !new_process {
+            return None;
+        }
+        if let Process::New { counted } = process {
+            a.invocation += 1;
+            a.run_started_ms = now;
+            if counted {
+                a.restarts += 1;
+            }
+        }
+        if exit.is_some() {
+            a.last_exit = exit;
+        }
+        if from != to {
+            a.state = to;
+            a.since_ms = now;
+            if a.history.len() == STATE_HISTORY {
+                a.history.pop_front();
+            }
+            a.history.push_back((now, to));
+        }
+        let event = AppEvent {
+            id: next_id,
+            instance_id: self.instance_id.clone(),
+            app: spec.name.to_owned(),
+            kind: spec.kind,
+            from,
+            to,
+            restarted: from == to,
+            at_unix_ms: now,
+            exit,
+            restarts: Some(a.restarts),
+            source: match spec.kind {
+                AppKind::Systemd => EventSource::Systemd,
+                AppKind::Docker => EventSource::Docker,
+            },
+        };
+        live.next_event_id += 1;
+        if live.events.len() == EVENT_BUFFER {
+            live.events.pop_front();
+        }
+        live.events.push_back(event.clone());
+        drop(live);
+        self.events_changed.notify_waiters();
+        Some(event)
+    }
+
+    /// Where a new `/v1/events` stream stands: no `Last-Event-ID` starts live, after the newest
+    /// event; an id of this instance (`INSTANCE:ID`) replays the events after it; an id of another
+    /// instance, or one that does not parse, replays the whole buffer.
+    pub(crate) fn events_start(&self, last_event_id: Option<&str>) -> u64 {
+        match last_event_id {
+            None => self.lock().next_event_id - 1,
+            Some(id) => id
+                .rsplit_once(':')
+                .filter(|(instance, _)| *instance == self.instance_id)
+                .and_then(|(_, n)| n.parse::<u64>().ok())
+                .unwrap_or(0),
+        }
+    }
+
+    /// The buffered events with an id greater than `after`, oldest first.
+    pub(crate) fn events_after(&self, after: u64) -> Vec<AppEvent> {
+        self.lock()
+            .events
+            .iter()
+            .filter(|e| e.id > after)
+            .cloned()
+            .collect()
+    }
+
+    // --- statuses ---
+
+    pub(crate) fn statuses(&self) -> Vec<AppStatus> {
+        let now = now_ms();
+        let live = self.lock();
+        self.apps
+            .iter()
+            .zip(&live.apps)
+            .map(|(spec, a)| self.status_of(spec, a, now))
+            .collect()
+    }
+
+    pub(crate) fn status(&self, app: usize) -> Option<AppStatus> {
+        let now = now_ms();
+        let spec = self.apps.get(app)?;
+        let live = self.lock();
+        live.apps.get(app).map(|a| self.status_of(spec, a, now))
+    }
+
+    fn status_of(&self, spec: &AppSpec, a: &AppLive, now: u64) -> AppStatus {
+        let running = matches!(
+            a.state,
+            AppState::Running | AppState::Starting | AppState::Stopping
+        );
+        let memory = running.then(|| spec.memory_at(now));
+        let run_seed = hash(spec.seed, a.invocation);
+        let systemd = (spec.kind == AppKind::Systemd).then(|| {
+            let (active, sub) = match a.state {
+                AppState::Running => ("active", "running"),
+                AppState::Starting => ("activating", "start"),
+                AppState::Stopping => ("deactivating", "stop-sigterm"),
+                AppState::Stopped | AppState::NotFound => ("inactive", "dead"),
+                AppState::Failed => ("failed", "failed"),
+                AppState::CrashLooping => ("activating", "auto-restart"),
+                AppState::Unknown => ("unknown", "unknown"),
+            };
+            SystemdDetail {
+                load_state: if a.state == AppState::NotFound {
+                    "not-found"
+                } else {
+                    "loaded"
+                }
+                .to_owned(),
+                active_state: active.to_owned(),
+                sub_state: sub.to_owned(),
+                result: Some(
+                    match a.last_exit {
+                        None | Some(Exit::Code(0)) => "success",
+                        Some(Exit::Code(_)) => "exit-code",
+                        Some(Exit::Signal(_)) => "signal",
+                    }
+                    .to_owned(),
+                ),
+                n_restarts: Some(u32::try_from(a.restarts).unwrap_or(u32::MAX)),
+                exec_main_code: a.last_exit.map(|e| match e {
+                    Exit::Code(_) => 1,
+                    Exit::Signal(_) => 2,
+                }),
+                exec_main_status: a.last_exit.map(|e| match e {
+                    Exit::Code(c) | Exit::Signal(c) => c,
+                }),
+                main_pid: running.then(|| 1_000 + (run_seed % 60_000) as u32),
+                memory_current_bytes: memory,
+                state_change_unix_ms: Some(a.since_ms),
+                invocation_id: Some(hex(run_seed, 32)),
+            }
+        });
+        let docker = (spec.kind == AppKind::Docker).then(|| DockerDetail {
+            id: Some(hex(spec.seed, 64)),
+            image: Some(spec.image()),
+            state: match a.state {
+                AppState::Running | AppState::Stopping => "running",
+                AppState::Starting => "created",
+                AppState::Stopped | AppState::Failed => "exited",
+                AppState::CrashLooping => "restarting",
+                AppState::Unknown | AppState::NotFound => "dead",
+            }
+            .to_owned(),
+            health: if spec.has_health {
+                match a.state {
+                    AppState::Running => Some("healthy".to_owned()),
+                    AppState::CrashLooping => Some("unhealthy".to_owned()),
+                    AppState::Starting => Some("starting".to_owned()),
+                    _ => None,
+                }
+            } else {
+                None
+            },
+            restart_count: Some(a.restarts),
+            exit_code: a.last_exit.map(|e| match e {
+                Exit::Code(c) => i64::from(c),
+                Exit::Signal(s) => 128 + i64::from(s),
+            }),
+            oom_killed: false,
+            started_unix_ms: Some(a.run_started_ms),
+            finished_unix_ms: (!running).then_some(a.since_ms),
+            cpu_percent: running.then(|| spec.cpu_at(now)),
+            memory_bytes: memory,
+            memory_limit_bytes: spec.mem_limit,
+        });
+        AppStatus {
+            name: spec.name.to_owned(),
+            kind: spec.kind,
+            target: spec.target(),
+            state: a.state,
+            since_unix_ms: Some(a.since_ms),
+            last_exit: a.last_exit,
+            restarts: Some(a.restarts),
+            memory_bytes: memory,
+            error: None,
+            systemd,
+            docker,
+        }
+    }
+
+    fn sources(&self) -> Sources {
+        let health = |kind| {
+            if self.apps.iter().any(|a| a.kind == kind) {
+                SourceHealth::Up
+            } else {
+                SourceHealth::Unused
+            }
+        };
+        Sources {
+            systemd: health(AppKind::Systemd),
+            docker: health(AppKind::Docker),
+        }
+    }
+
+    // --- figures, snapshots and samples ---
+
+    fn figures(&self, t: u64) -> Figures {
+        let hw = &self.hw;
+        let s = hw.seed;
+        let cpu = hw.cpu_base * (0.5 + smooth(s ^ 10, t, 600_000))
+            + 25.0 * (smooth(s ^ 11, t, 45_000) - 0.5);
+        let cpu = round1(cpu.clamp(0.5, 99.5));
+        let mem_frac = hw.mem_base
+            + 0.15 * (smooth(s ^ 12, t, 1_800_000) - 0.5)
+            + 0.05 * (smooth(s ^ 13, t, 60_000) - 0.5);
+        let load = |salt: u64, period: u64| {
+            round2(
+                f64::from(hw.cores) * hw.cpu_base / 100.0
+                    * (0.6 + 0.8 * smooth(s ^ salt, t, period)),
+            )
+        };
+        let up_secs = t.saturating_sub(self.boot_ms) as f64 / 1_000.0;
+        let days = up_secs / 86_400.0;
+        let disk_frac = (hw.disk_base + days * 0.002).min(0.95);
+        let rx_rate = hw.net_base * (0.3 + 1.4 * smooth(s ^ 15, t, 120_000));
+        let tx_rate = rx_rate * (0.2 + 0.4 * smooth(s ^ 16, t, 90_000));
+        Figures {
+            cpu,
+            mem_used: (hw.mem_total as f64 * mem_frac.clamp(0.05, 0.97)) as u64,
+            swap_used: (hw.swap_total as f64 * 0.08 * smooth(s ^ 17, t, 3_600_000)) as u64,
+            load: (load(18, 30_000), load(19, 300_000), load(20, 900_000)),
+            disk_used: (hw.disk_total as f64 * disk_frac) as u64,
+            rx_rate,
+            tx_rate,
+            rx_total: (hw.net_base * up_secs) as u64,
+            tx_total: (hw.net_base * 0.4 * up_secs) as u64,
+        }
+    }
+
+    /// The seq of the newest sample at `now`: 0 while there is none.
+    pub(crate) fn latest_seq(&self, now: u64) -> u64 {
+        now.saturating_sub(self.started_ms) / self.interval_ms
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let now = now_ms();
+        let f = self.figures(now);
+        let hw = &self.hw;
+        let per_core = (0..hw.cores)
+            .map(|i| {
+                let v = f.cpu * (0.6 + 0.8 * smooth(hash(hw.seed, 100 + u64::from(i)), now, 20_000));
+                round1(v.clamp(0.0, 100.0))
+            })
+            .collect();
+        let host = HostMetrics {
+            hostname: self.name.clone(),
+            boot_id: self.boot_id.clone(),
+            uptime_secs: now.saturating_sub(self.boot_ms) as f64 / 1_000.0,
+            window_secs: Some(self.interval_ms as f64 / 1_000.0),
+            cpu: Cpu {
+                cores: hw.cores,
+                total_percent: Some(f.cpu),
+                per_core_percent: per_core,
+            },
+            memory: Memory {
+                total_bytes: hw.mem_total,
+                available_bytes: hw.mem_total - f.mem_used,
+                used_bytes: f.mem_used,
+            },
+            swap: Swap {
+                total_bytes: hw.swap_total,
+                free_bytes: hw.swap_total - f.swap_used,
+                used_bytes: f.swap_used,
+            },
+            load: Load {
+                one: f.load.0,
+                five: f.load.1,
+                fifteen: f.load.2,
+            },
+            filesystems: vec![Filesystem {
+                mount_point: "/".to_owned(),
+                device: "/dev/vda1".to_owned(),
+                fs_type: "ext4".to_owned(),
+                total_bytes: hw.disk_total,
+                used_bytes: f.disk_used,
+                // ext4 reserves 5% for root.
+                available_bytes: (hw.disk_total - f.disk_used).saturating_sub(hw.disk_total / 20),
+            }],
+            network: vec![NetInterface {
+                name: "eth0".to_owned(),
+                rx_bytes_total: f.rx_total,
+                tx_bytes_total: f.tx_total,
+                rx_bytes_per_sec: Some(f.rx_rate.round()),
+                tx_bytes_per_sec: Some(f.tx_rate.round()),
+            }],
+        };
+        Snapshot {
+            seq: self.latest_seq(now),
+            instance_id: self.instance_id.clone(),
+            taken_unix_ms: now,
+            host,
+            apps: self.statuses(),
+            sources: self.sources(),
+        }
+    }
+
+    /// `GET /v1/samples`: the samples after `after`, oldest first, at most `limit`.
+    pub(crate) fn samples_after(&self, after: u64, limit: usize) -> SamplesPage {
+        let plan = plan_page(self.latest_seq(now_ms()), self.capacity, after, limit);
+        let samples = match plan.range {
+            None => Vec::new(),
+            Some((first, last)) => {
+                // Apps are sampled in their current state: the simulator keeps no per-sample
+                // history of states.
+                let states: Vec<(AppState, u64)> = self
+                    .lock()
+                    .apps
+                    .iter()
+                    .map(|a| (a.state, a.restarts))
+                    .collect();
+                (first..=last).map(|seq| self.sample(seq, &states)).collect()
+            }
+        };
+        SamplesPage {
+            instance_id: self.instance_id.clone(),
+            oldest_seq: plan.oldest,
+            latest_seq: plan.latest,
+            samples,
+            more: plan.more,
+        }
+    }
+
+    fn sample(&self, seq: u64, states: &[(AppState, u64)]) -> Sample {
+        let t = self.started_ms + seq * self.interval_ms;
+        let f = self.figures(t);
+        Sample {
+            seq,
+            taken_unix_ms: t,
+            cpu_percent: Some(f.cpu as f32),
+            memory_used_bytes: f.mem_used,
+            memory_total_bytes: self.hw.mem_total,
+            swap_used_bytes: f.swap_used,
+            load1: f.load.0 as f32,
+            load5: f.load.1 as f32,
+            load15: f.load.2 as f32,
+            filesystems: vec![FsSample {
+                mount_point: "/".to_owned(),
+                used_bytes: f.disk_used,
+                total_bytes: self.hw.disk_total,
+            }],
+            network: vec![NetSample {
+                name: "eth0".to_owned(),
+                rx_bytes_per_sec: Some(f.rx_rate as u64),
+                tx_bytes_per_sec: Some(f.tx_rate as u64),
+            }],
+            apps: self
+                .apps
+                .iter()
+                .zip(states)
+                .map(|(spec, &(state, restarts))| {
+                    let running = state == AppState::Running;
+                    AppSample {
+                        name: spec.name.to_owned(),
+                        state,
+                        restarts: Some(restarts),
+                        memory_bytes: running.then(|| spec.memory_at(t)),
+                        cpu_percent: running.then(|| spec.cpu_at(t) as f32),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Where the app's log lines come from.
+    pub(crate) fn log_source(&self, app: usize) -> Option<LogSource> {
+        let spec = self.apps.get(app)?;
+        Some(LogSource {
+            name: spec.name,
+            kind: spec.kind,
+            seed: spec.seed,
+            origin_ms: self.started_ms.saturating_sub(LOG_BACKLOG_MS),
+            period_ms: spec.log_period_ms,
+        })
+    }
+}
+
+/// The state at `t_ms` in a history of `(since_ms, state)`, oldest first.
+pub(crate) fn state_in<'a>(
+    history: impl IntoIterator<Item = &'a (u64, AppState)>,
+    t_ms: u64,
+) -> AppState {
+    history
+        .into_iter()
+        .take_while(|(since, _)| *since <= t_ms)
+        .last()
+        .map_or(AppState::Running, |(_, s)| *s)
+}
+
+/// Which samples a page holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PagePlan {
+    pub(crate) oldest: Option<u64>,
+    pub(crate) latest: Option<u64>,
+    /// The first and last seq of the page, if it holds any.
+    pub(crate) range: Option<(u64, u64)>,
+    pub(crate) more: bool,
+}
+
+/// The page of seqs after `after` when the newest sample is `latest` (0: none yet) and at most
+/// `capacity` are kept: oldest first, at most `limit` (clamped to 1..=1000).
+pub(crate) fn plan_page(latest: u64, capacity: u64, after: u64, limit: usize) -> PagePlan {
+    if latest == 0 {
+        return PagePlan {
+            oldest: None,
+            latest: None,
+            range: None,
+            more: false,
+        };
+    }
+    let oldest = latest.saturating_sub(capacity.max(1)) + 1;
+    let limit = limit.clamp(1, SAMPLES_MAX_LIMIT) as u64;
+    let first = after.saturating_add(1).max(oldest);
+    let range = (first <= latest).then(|| (first, latest.min(first + limit - 1)));
+    PagePlan {
+        oldest: Some(oldest),
+        latest: Some(latest),
+        range,
+        more: range.is_some_and(|(_, last)| last < latest),
+    }
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(apps: usize) -> Host {
+        Host::new(HostParams {
+            name: "t-01".into(),
+            seed: 9,
+            instance_id: "inst".into(),
+            now_ms: 1_700_000_000_000,
+            interval_ms: 10_000,
+            apps,
+            env_dir: None,
+        })
+    }
+
+    #[test]
+    fn page_plans() {
+        let p = |latest, cap, after, limit| {
+            let plan = plan_page(latest, cap, after, limit);
+            (plan.oldest, plan.latest, plan.range, plan.more)
+        };
+        assert_eq!(p(0, 100, 0, 10), (None, None, None, false), "no sample yet");
+        assert_eq!(p(5, 100, 0, 10), (Some(1), Some(5), Some((1, 5)), false));
+        assert_eq!(p(25, 100, 0, 10), (Some(1), Some(25), Some((1, 10)), true));
+        assert_eq!(p(25, 100, 10, 10), (Some(1), Some(25), Some((11, 20)), true));
+        assert_eq!(p(25, 100, 20, 10), (Some(1), Some(25), Some((21, 25)), false));
+        assert_eq!(p(25, 100, 25, 10), (Some(1), Some(25), None, false), "up to date");
+        assert_eq!(p(25, 100, 90, 10), (Some(1), Some(25), None, false), "ahead");
+        // Only `capacity` are kept: an old `after` starts at the oldest held.
+        assert_eq!(p(1000, 100, 3, 10), (Some(901), Some(1000), Some((901, 910)), true));
+        assert_eq!(p(100, 100, 0, 5000), (Some(1), Some(100), Some((1, 100)), false));
+        assert_eq!(p(5000, 8640, 0, 5000).2, Some((1, 1000)), "limit is capped");
+        assert_eq!(p(3, 100, 0, 0).2, Some((1, 1)), "limit is at least 1");
+    }
+
+    #[test]
+    fn samples_are_deterministic_and_plausible() {
+        let h = host(4);
+        let states = vec![(AppState::Running, 0); 4];
+        let a = h.sample(42, &states);
+        assert_eq!(a, h.sample(42, &states));
+        assert_eq!(a.taken_unix_ms, h.started_ms + 42 * 10_000);
+        for seq in 1..2_000 {
+            let s = h.sample(seq, &states);
+            let cpu = s.cpu_percent.unwrap_or(-1.0);
+            assert!((0.0..=100.0).contains(&cpu), "{cpu}");
+            assert!(s.memory_used_bytes < s.memory_total_bytes);
+            assert!((4 * GIB..=16 * GIB).contains(&s.memory_total_bytes));
+            assert!(s.filesystems[0].used_bytes < s.filesystems[0].total_bytes);
+            assert_eq!(s.apps.len(), 4);
+        }
+    }
+
+    #[test]
+    fn changes_become_events() {
+        let h = host(3);
+        assert!(h.change(0, AppState::Running, None, Process::Same).is_none());
+        let e = h
+            .change(0, AppState::Failed, Some(Exit::Code(2)), Process::Same)
+            .expect("a transition");
+        assert_eq!((e.id, e.from, e.to, e.restarted), (1, AppState::Running, AppState::Failed, false));
+        assert_eq!(e.source, EventSource::Systemd);
+        let before = h.status(0).and_then(|s| s.restarts).unwrap_or(0);
+        let e = h
+            .change(0, AppState::Running, None, Process::New { counted: true })
+            .expect("recovery");
+        assert_eq!(e.restarts, Some(before + 1));
+        let e = h
+            .change(1, AppState::Running, None, Process::New { counted: false })
+            .expect("restart");
+        assert!(e.restarted);
+        assert_eq!(e.source, EventSource::Docker);
+        assert_eq!(h.events_after(0).len(), 3);
+        assert_eq!(h.events_after(2).len(), 1);
+        assert_eq!(h.events_start(None), 3);
+        assert_eq!(h.events_start(Some("inst:1")), 1);
+        assert_eq!(h.events_start(Some("other:2")), 0);
+        assert_eq!(h.events_start(Some("garbage")), 0);
+    }
+
+    #[test]
+    fn event_buffer_is_bounded() {
+        let h = host(1);
+        for i in 0..(EVENT_BUFFER + 10) {
+            let to = if i % 2 == 0 {
+                AppState::Failed
+            } else {
+                AppState::Running
+            };
+            h.change(0, to, None, Process::Same);
+        }
+        let all = h.events_after(0);
+        assert_eq!(all.len(), EVENT_BUFFER);
+        assert_eq!(all[0].id, 11);
+    }
+
+    #[test]
+    fn state_history_lookup() {
+        let hist = [
+            (0, AppState::Running),
+            (100, AppState::Failed),
+            (200, AppState::Running),
+        ];
+        assert_eq!(state_in(&hist, 50), AppState::Running);
+        assert_eq!(state_in(&hist, 100), AppState::Failed);
+        assert_eq!(state_in(&hist, 199), AppState::Failed);
+        assert_eq!(state_in(&hist, 500), AppState::Running);
+    }
+
+    #[test]
+    fn kinds_alternate_and_details_match() {
+        let h = host(4);
+        let apps = h.statuses();
+        let kinds: Vec<AppKind> = apps.iter().map(|a| a.kind).collect();
+        assert_eq!(
+            kinds,
+            [AppKind::Systemd, AppKind::Docker, AppKind::Systemd, AppKind::Docker]
+        );
+        assert!(apps[0].target.ends_with(".service"));
+        assert!(apps[0].systemd.is_some() && apps[0].docker.is_none());
+        assert!(apps[1].docker.is_some() && apps[1].systemd.is_none());
+        let snap = h.snapshot();
+        assert_eq!(snap.sources.systemd, SourceHealth::Up);
+        assert_eq!(snap.host.filesystems[0].mount_point, "/");
+        assert_eq!(snap.host.network[0].name, "eth0");
+    }
+}
