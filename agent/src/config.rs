@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::listen::ListenSpec;
-pub use fleetdeck_daemon::secret::Token;
 use fleetdeck_daemon::secret::read_token;
+pub use fleetdeck_daemon::secret::Token;
 
 /// The agent's port when a `listen` entry names none (`"tailscale"`).
 pub const DEFAULT_PORT: u16 = 7070;

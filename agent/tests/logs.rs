@@ -177,7 +177,9 @@ async fn unit_follow_resumes_after_a_cursor_without_loss_or_doubles() {
         },
     )
     .await;
-    let mut resumed = agent.sse("/v1/apps/web/logs/stream", Some(&last_cursor)).await;
+    let mut resumed = agent
+        .sse("/v1/apps/web/logs/stream", Some(&last_cursor))
+        .await;
     while seen.len() < 30 {
         let ev = resumed
             .next_within(Duration::from_secs(5))

@@ -96,7 +96,13 @@ impl Config {
         let raw: RawConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         // Relative paths are relative to the config file, as an operator reading it expects.
-        let resolve = |p: &Path| if p.is_relative() { dir.join(p) } else { p.to_owned() };
+        let resolve = |p: &Path| {
+            if p.is_relative() {
+                dir.join(p)
+            } else {
+                p.to_owned()
+            }
+        };
         let mut tokens = Vec::with_capacity(raw.agents.len());
         for agent in &raw.agents {
             let file = resolve(&agent.token_file);
@@ -236,7 +242,10 @@ impl RawConfig {
         }
         let down_after = self.down_after.unwrap_or(2);
         if down_after == 0 {
-            return Err("`down_after` (missed polls before a host is down) must be at least 1 (default 2)".into());
+            return Err(
+                "`down_after` (missed polls before a host is down) must be at least 1 (default 2)"
+                    .into(),
+            );
         }
         if tokens.len() != self.agents.len() {
             return Err("internal: one token per agent is needed".into());
@@ -250,10 +259,15 @@ impl RawConfig {
                 ));
             }
             if agents.iter().any(|a| a.name == agent.name) {
-                return Err(format!("{at}: duplicate agent name: each agent needs its own name"));
+                return Err(format!(
+                    "{at}: duplicate agent name: each agent needs its own name"
+                ));
             }
             let url = reqwest::Url::parse(&agent.url).map_err(|e| {
-                format!("{at}: url = {:?} is not a URL ({e}); use e.g. \"http://100.101.1.2:7070\"", agent.url)
+                format!(
+                    "{at}: url = {:?} is not a URL ({e}); use e.g. \"http://100.101.1.2:7070\"",
+                    agent.url
+                )
             })?;
             if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
                 return Err(format!(
@@ -270,7 +284,10 @@ impl RawConfig {
         let mut webhooks = Vec::with_capacity(self.webhooks.len());
         for (i, hook) in self.webhooks.into_iter().enumerate() {
             let url = reqwest::Url::parse(&hook.url).map_err(|e| {
-                format!("[[webhooks]] #{}: url is not a URL ({e}); use the full https://... address", i + 1)
+                format!(
+                    "[[webhooks]] #{}: url is not a URL ({e}); use the full https://... address",
+                    i + 1
+                )
             })?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(format!(
@@ -286,7 +303,10 @@ impl RawConfig {
         let default_policy = AlertPolicy::default();
         let alerts = AlertPolicy {
             grace: self.alerts.grace.unwrap_or(default_policy.grace),
-            flap_window: self.alerts.flap_window.unwrap_or(default_policy.flap_window),
+            flap_window: self
+                .alerts
+                .flap_window
+                .unwrap_or(default_policy.flap_window),
             flap_threshold: self
                 .alerts
                 .flap_threshold
@@ -297,7 +317,11 @@ impl RawConfig {
         }
         let default_retry = RetryPolicy::default();
         let retry = RetryPolicy {
-            attempts: self.alerts.retry_attempts.unwrap_or(default_retry.attempts).max(1),
+            attempts: self
+                .alerts
+                .retry_attempts
+                .unwrap_or(default_retry.attempts)
+                .max(1),
             first_delay: self
                 .alerts
                 .retry_first_delay
@@ -411,9 +435,6 @@ raw = "2h"
         assert_eq!(c.webhooks[0].format, WebhookFormat::Slack);
         assert_eq!(c.alerts.grace, Duration::ZERO);
         assert_eq!(c.retention.raw, Duration::from_secs(7200));
-        assert_eq!(
-            c.listen[1],
-            ListenSpec::Tailscale { port: DEFAULT_PORT }
-        );
+        assert_eq!(c.listen[1], ListenSpec::Tailscale { port: DEFAULT_PORT });
     }
 }

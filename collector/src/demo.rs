@@ -81,7 +81,8 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
         retention: Retention::default(),
     };
     let store = Store::open(&config.database)?;
-    let key = store.with_conn_blocking(|conn| keys::create(conn, "demo-operator", Role::Operator, now_ms()))?;
+    let key = store
+        .with_conn_blocking(|conn| keys::create(conn, "demo-operator", Role::Operator, now_ms()))?;
     let url = format!("http://{}", listener.local_addr()?);
     println!(
         "Fleetdeck demo collector: {DEMO_HOSTS} simulated hosts, database and .env files in {}\n\
@@ -93,5 +94,11 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
         key.key,
         key.key
     );
-    crate::run::serve_config(&config, store, vec![listener], crate::run::shutdown_signal()).await
+    crate::run::serve_config(
+        &config,
+        store,
+        vec![listener],
+        crate::run::shutdown_signal(),
+    )
+    .await
 }

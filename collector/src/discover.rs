@@ -459,8 +459,16 @@ mod tests {
     /// One line per case: a `Peer` map entry, and what it parses to.
     #[test]
     fn peer_entries() {
+        /// HostName, DNSName, TailscaleIPs, Online, OS.
+        type Want = (
+            &'static str,
+            &'static str,
+            &'static [&'static str],
+            bool,
+            &'static str,
+        );
         #[rustfmt::skip]
-        let cases: &[(&str, (&str, &str, &[&str], bool, &str))] = &[
+        let cases: &[(&str, Want)] = &[
             (r#"{"HostName":"vm-1","DNSName":"vm-1.ts.net.","TailscaleIPs":["100.64.0.1"],"Online":true,"OS":"linux"}"#, ("vm-1", "vm-1.ts.net", &["100.64.0.1"], true, "linux")),
             (r#"{"HostName":"vm-1","DNSName":"vm-1.ts.net","TailscaleIPs":["100.64.0.1"],"Online":false,"OS":"linux","Future":{"x":1}}"#, ("vm-1", "vm-1.ts.net", &["100.64.0.1"], false, "linux")),
             (r#"{"HostName":"v6","TailscaleIPs":["fd7a:115c:a1e0::1"]}"#, ("v6", "", &["fd7a:115c:a1e0::1"], false, "")),

@@ -9,7 +9,7 @@ use fleetdeck_proto::Role;
 #[command(version)]
 struct Args {
     /// Path to collector.toml.
-    #[arg(long, value_name = "PATH", required_unless_present_any = ["demo", "command"])]
+    #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
     /// Allow listening on addresses that are neither loopback nor Tailscale (exposes the collector).
     #[arg(long)]
@@ -94,5 +94,15 @@ async fn main() -> ExitCode {
             eprintln!("fleetdeck-collector: error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn arguments_are_consistent() {
+        super::Args::command().debug_assert();
     }
 }

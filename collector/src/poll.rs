@@ -47,7 +47,10 @@ impl Agent {
     }
 
     fn cursor(&self) -> Option<SampleCursor> {
-        self.cursor.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.cursor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -158,7 +161,14 @@ impl Poller {
                 let stored = self
                     .store
                     .write(move |ctx| {
-                        ingest::apply_poll_failure(ctx, host_id, &name, &error, down_after, now_ms())
+                        ingest::apply_poll_failure(
+                            ctx,
+                            host_id,
+                            &name,
+                            &error,
+                            down_after,
+                            now_ms(),
+                        )
                     })
                     .await;
                 if let Err(e) = stored {

@@ -77,7 +77,8 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
         .iter()
         .zip(cursors)
         .map(|(a, cursor)| {
-            let client = AgentClient::new(http.clone(), &a.url, a.token.clone(), config.poll_timeout);
+            let client =
+                AgentClient::new(http.clone(), &a.url, a.token.clone(), config.poll_timeout);
             Arc::new(Agent::new(client, cursor))
         })
         .collect();

@@ -70,7 +70,9 @@ pub async fn follow(agent: Arc<Agent>, store: Store, mut shutdown: watch::Receiv
                     }
                 }
             }
-            Err(e) => tracing::debug!(host = %agent.name, error = %e, "cannot open the event stream"),
+            Err(e) => {
+                tracing::debug!(host = %agent.name, error = %e, "cannot open the event stream")
+            }
         }
         let wait = backoff.mul_f64(rand::rng().random_range(0.5..1.0));
         tokio::select! {

@@ -143,8 +143,7 @@ async fn only_200_ok_counts_as_an_agent() {
 async fn silent_peers_time_out_concurrently() {
     // Accepts the request and never answers, like an agent behind a stuck proxy.
     let port =
-        serve(Router::new().route("/healthz", get(|| std::future::pending::<&'static str>())))
-            .await;
+        serve(Router::new().route("/healthz", get(std::future::pending::<&'static str>))).await;
     let peers: Vec<Peer> = (0..20)
         .map(|i| peer(&format!("stuck-{i:02}"), &["127.0.0.1"], true))
         .collect();

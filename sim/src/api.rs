@@ -71,7 +71,12 @@ impl IntoResponse for ApiError {
             Self::Env(EnvError::Invalid(_)) | Self::Unprocessable(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_env")
             }
-            Self::Env(EnvError::Io { .. }) => (StatusCode::INTERNAL_SERVER_ERROR, "env_write_failed"),
+            Self::Env(EnvError::Read { .. }) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "env_read_failed")
+            }
+            Self::Env(EnvError::Write { .. }) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "env_write_failed")
+            }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
@@ -180,7 +185,10 @@ async fn apps(Extension(host): HostExt) -> Json<Vec<AppStatus>> {
     Json(host.statuses())
 }
 
-async fn app(Extension(host): HostExt, Path(p): Path<AppPath>) -> Result<Json<AppStatus>, ApiError> {
+async fn app(
+    Extension(host): HostExt,
+    Path(p): Path<AppPath>,
+) -> Result<Json<AppStatus>, ApiError> {
     let i = app_index(&host, &p.app)?;
     host.status(i).map(Json).ok_or(ApiError::AppNotFound(p.app))
 }
@@ -218,30 +226,33 @@ async fn events(
     let after = host.events_start(last_event_id(&headers));
     let reachable = host.watch_reachable();
     let start = (host, reachable, after, VecDeque::<AppEvent>::new());
-    let stream = stream::unfold(start, |(host, mut reachable, mut last, mut queue)| async move {
-        loop {
-            if let Some(event) = queue.pop_front() {
-                last = event.id;
-                let sse = transition_event(&event);
-                return Some((Ok(sse), (host, reachable, last, queue)));
+    let stream = stream::unfold(
+        start,
+        |(host, mut reachable, mut last, mut queue)| async move {
+            loop {
+                if let Some(event) = queue.pop_front() {
+                    last = event.id;
+                    let sse = transition_event(&event);
+                    return Some((Ok(sse), (host, reachable, last, queue)));
+                }
+                if !*reachable.borrow() {
+                    return None;
+                }
+                // Listen before looking, so an event pushed in between still wakes this stream.
+                let notified = host.events_changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                queue.extend(host.events_after(last));
+                if !queue.is_empty() {
+                    continue;
+                }
+                tokio::select! {
+                    () = &mut notified => {}
+                    () = until_unreachable(&mut reachable) => return None,
+                }
             }
-            if !*reachable.borrow() {
-                return None;
-            }
-            // Listen before looking, so an event pushed in between still wakes this stream.
-            let notified = host.events_changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            queue.extend(host.events_after(last));
-            if !queue.is_empty() {
-                continue;
-            }
-            tokio::select! {
-                () = &mut notified => {}
-                () = until_unreachable(&mut reachable) => return None,
-            }
-        }
-    });
+        },
+    );
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
@@ -357,7 +368,10 @@ fn env_path(host: &Host, app: &str) -> Result<PathBuf, ApiError> {
         .ok_or(ApiError::Env(EnvError::NoFile))
 }
 
-async fn env_get(Extension(host): HostExt, Path(p): Path<AppPath>) -> Result<Json<EnvFile>, ApiError> {
+async fn env_get(
+    Extension(host): HostExt,
+    Path(p): Path<AppPath>,
+) -> Result<Json<EnvFile>, ApiError> {
     let path = env_path(&host, &p.app)?;
     let file = tokio::task::spawn_blocking(move || env::read(&path))
         .await

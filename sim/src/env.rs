@@ -24,15 +24,17 @@ pub(crate) enum EnvError {
     Stale { current: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("cannot read or write {path}: {error}")]
-    Io { path: String, error: std::io::Error },
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("cannot write {path}: {error}")]
+    Write { path: String, error: std::io::Error },
 }
 
 fn io_error(path: &Path, error: std::io::Error) -> EnvError {
     if error.kind() == std::io::ErrorKind::NotFound {
         EnvError::NoFile
     } else {
-        EnvError::Io {
+        EnvError::Read {
             path: path.display().to_string(),
             error,
         }
@@ -249,7 +251,11 @@ pub(crate) fn read(path: &Path) -> Result<EnvFile, EnvError> {
 
 /// Applies `update` if the file's etag is still `if_match`: writes a temporary file beside it
 /// (mode 0600) and renames it over the file, so a reader sees the old or the new text, whole.
-pub(crate) fn write(path: &Path, if_match: &str, update: &EnvUpdate) -> Result<EnvWritten, EnvError> {
+pub(crate) fn write(
+    path: &Path,
+    if_match: &str,
+    update: &EnvUpdate,
+) -> Result<EnvWritten, EnvError> {
     let bytes = fs::read(path).map_err(|e| io_error(path, e))?;
     let current = etag(&bytes);
     if current != if_match {
@@ -258,7 +264,7 @@ pub(crate) fn write(path: &Path, if_match: &str, update: &EnvUpdate) -> Result<E
     let text = String::from_utf8(bytes)
         .map_err(|_| EnvError::Invalid("the file is not UTF-8; edit it by hand".to_owned()))?;
     let new = apply(&text, update)?;
-    replace(path, new.as_bytes()).map_err(|error| EnvError::Io {
+    replace(path, new.as_bytes()).map_err(|error| EnvError::Write {
         path: path.display().to_string(),
         error,
     })?;
@@ -401,7 +407,17 @@ mod tests {
 
     #[test]
     fn quoted_values_read_back() {
-        for v in ["plain", "", "with space", "a#b", "q\"uote", "it's", "back\\slash", "multi\nline", " edge "] {
+        for v in [
+            "plain",
+            "",
+            "with space",
+            "a#b",
+            "q\"uote",
+            "it's",
+            "back\\slash",
+            "multi\nline",
+            " edge ",
+        ] {
             let text = format!("K={}\n", quote(v));
             assert_eq!(values(&text), [("K".to_owned(), v.to_owned())], "{text:?}");
         }
@@ -417,7 +433,9 @@ mod tests {
         assert_eq!(out, "# top\nA=1\nB=2 # two\n\nA=\"new value\"\nD=4\n");
         let e = entries(&out);
         assert_eq!(
-            e.iter().map(|e| (e.key.as_str(), e.line)).collect::<Vec<_>>(),
+            e.iter()
+                .map(|e| (e.key.as_str(), e.line))
+                .collect::<Vec<_>>(),
             [("B", 3), ("A", 5), ("D", 6)]
         );
     }
@@ -436,7 +454,9 @@ mod tests {
             raw: Some(r.to_owned()),
             ..EnvUpdate::default()
         };
-        assert!(matches!(apply("", &raw("A=1\nnot an assignment\n")), Err(EnvError::Invalid(m)) if m.contains("line 2")));
+        assert!(
+            matches!(apply("", &raw("A=1\nnot an assignment\n")), Err(EnvError::Invalid(m)) if m.contains("line 2"))
+        );
         assert_eq!(apply("A=1\n", &raw("B=2\n")).ok().as_deref(), Some("B=2\n"));
     }
 
@@ -461,6 +481,9 @@ mod tests {
             .map(|m| m.permissions().mode() & 0o777)
             .unwrap_or(0);
         assert_eq!(mode, 0o600);
-        assert!(matches!(read(&dir.path().join("none.env")), Err(EnvError::NoFile)));
+        assert!(matches!(
+            read(&dir.path().join("none.env")),
+            Err(EnvError::NoFile)
+        ));
     }
 }

@@ -86,8 +86,8 @@ impl AppSpec {
             mem_base: 40 * MIB + hash(seed, 1) % (700 * MIB),
             cpu_base: 0.3 + unit(hash(seed, 2)) * 12.0,
             log_period_ms: 800 + hash(seed, 3) % 1_400,
-            has_health: hash(seed, 4) % 2 == 0,
-            mem_limit: (hash(seed, 5) % 2 == 0).then_some(GIB),
+            has_health: hash(seed, 4) & 1 == 0,
+            mem_limit: (hash(seed, 5) & 1 == 0).then_some(GIB),
         }
     }
 
@@ -171,7 +171,11 @@ impl Hardware {
             seed,
             cores: [2, 2, 4, 4, 8][(hash(seed, 1) % 5) as usize],
             mem_total: (4 + hash(seed, 2) % 13) * GIB,
-            swap_total: if hash(seed, 3) % 3 == 0 { 0 } else { 2 * GIB },
+            swap_total: if hash(seed, 3) < u64::MAX / 3 {
+                0
+            } else {
+                2 * GIB
+            },
             disk_total: (40 + hash(seed, 4) % 210) * GIB,
             cpu_base: 4.0 + unit(hash(seed, 5)) * 30.0,
             mem_base: 0.25 + unit(hash(seed, 6)) * 0.35,
@@ -610,7 +614,8 @@ impl Host {
         let hw = &self.hw;
         let per_core = (0..hw.cores)
             .map(|i| {
-                let v = f.cpu * (0.6 + 0.8 * smooth(hash(hw.seed, 100 + u64::from(i)), now, 20_000));
+                let v =
+                    f.cpu * (0.6 + 0.8 * smooth(hash(hw.seed, 100 + u64::from(i)), now, 20_000));
                 round1(v.clamp(0.0, 100.0))
             })
             .collect();
@@ -680,7 +685,9 @@ impl Host {
                     .iter()
                     .map(|a| (a.state, a.restarts))
                     .collect();
-                (first..=last).map(|seq| self.sample(seq, &states)).collect()
+                (first..=last)
+                    .map(|seq| self.sample(seq, &states))
+                    .collect()
             }
         };
         SamplesPage {
@@ -824,13 +831,33 @@ mod tests {
         assert_eq!(p(0, 100, 0, 10), (None, None, None, false), "no sample yet");
         assert_eq!(p(5, 100, 0, 10), (Some(1), Some(5), Some((1, 5)), false));
         assert_eq!(p(25, 100, 0, 10), (Some(1), Some(25), Some((1, 10)), true));
-        assert_eq!(p(25, 100, 10, 10), (Some(1), Some(25), Some((11, 20)), true));
-        assert_eq!(p(25, 100, 20, 10), (Some(1), Some(25), Some((21, 25)), false));
-        assert_eq!(p(25, 100, 25, 10), (Some(1), Some(25), None, false), "up to date");
-        assert_eq!(p(25, 100, 90, 10), (Some(1), Some(25), None, false), "ahead");
+        assert_eq!(
+            p(25, 100, 10, 10),
+            (Some(1), Some(25), Some((11, 20)), true)
+        );
+        assert_eq!(
+            p(25, 100, 20, 10),
+            (Some(1), Some(25), Some((21, 25)), false)
+        );
+        assert_eq!(
+            p(25, 100, 25, 10),
+            (Some(1), Some(25), None, false),
+            "up to date"
+        );
+        assert_eq!(
+            p(25, 100, 90, 10),
+            (Some(1), Some(25), None, false),
+            "ahead"
+        );
         // Only `capacity` are kept: an old `after` starts at the oldest held.
-        assert_eq!(p(1000, 100, 3, 10), (Some(901), Some(1000), Some((901, 910)), true));
-        assert_eq!(p(100, 100, 0, 5000), (Some(1), Some(100), Some((1, 100)), false));
+        assert_eq!(
+            p(1000, 100, 3, 10),
+            (Some(901), Some(1000), Some((901, 910)), true)
+        );
+        assert_eq!(
+            p(100, 100, 0, 5000),
+            (Some(1), Some(100), Some((1, 100)), false)
+        );
         assert_eq!(p(5000, 8640, 0, 5000).2, Some((1, 1000)), "limit is capped");
         assert_eq!(p(3, 100, 0, 0).2, Some((1, 1)), "limit is at least 1");
     }
@@ -856,11 +883,16 @@ mod tests {
     #[test]
     fn changes_become_events() {
         let h = host(3);
-        assert!(h.change(0, AppState::Running, None, Process::Same).is_none());
+        assert!(h
+            .change(0, AppState::Running, None, Process::Same)
+            .is_none());
         let e = h
             .change(0, AppState::Failed, Some(Exit::Code(2)), Process::Same)
             .expect("a transition");
-        assert_eq!((e.id, e.from, e.to, e.restarted), (1, AppState::Running, AppState::Failed, false));
+        assert_eq!(
+            (e.id, e.from, e.to, e.restarted),
+            (1, AppState::Running, AppState::Failed, false)
+        );
         assert_eq!(e.source, EventSource::Systemd);
         let before = h.status(0).and_then(|s| s.restarts).unwrap_or(0);
         let e = h
@@ -916,7 +948,12 @@ mod tests {
         let kinds: Vec<AppKind> = apps.iter().map(|a| a.kind).collect();
         assert_eq!(
             kinds,
-            [AppKind::Systemd, AppKind::Docker, AppKind::Systemd, AppKind::Docker]
+            [
+                AppKind::Systemd,
+                AppKind::Docker,
+                AppKind::Systemd,
+                AppKind::Docker
+            ]
         );
         assert!(apps[0].target.ends_with(".service"));
         assert!(apps[0].systemd.is_some() && apps[0].docker.is_none());

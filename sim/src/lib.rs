@@ -238,10 +238,7 @@ impl Sim {
             return;
         };
         let process = if state == AppState::Running {
-            let counted = matches!(
-                h.state(i),
-                Some(AppState::Failed | AppState::CrashLooping)
-            );
+            let counted = matches!(h.state(i), Some(AppState::Failed | AppState::CrashLooping));
             Process::New { counted }
         } else {
             Process::Same

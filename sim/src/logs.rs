@@ -180,7 +180,10 @@ fn info_line(name: &str, h: u64, n: u64, ms: u64) -> String {
                     "/api/search?q=lamp",
                 ],
             );
-            let status = pick(h >> 16, &["200", "200", "200", "200", "201", "204", "304", "404"]);
+            let status = pick(
+                h >> 16,
+                &["200", "200", "200", "200", "201", "204", "304", "404"],
+            );
             format!("{method} {path} {status} {ms}ms")
         }
     }
@@ -191,8 +194,9 @@ fn failed_line(src: &LogSource, h: u64) -> (u8, String) {
         0 => "fatal: could not connect to postgres at db.internal:5432: connection refused"
             .to_owned(),
         1 => format!("{}: error: exiting with status 1", src.name),
-        _ => "health check failed: GET http://127.0.0.1:8080/healthz: connection refused"
-            .to_owned(),
+        _ => {
+            "health check failed: GET http://127.0.0.1:8080/healthz: connection refused".to_owned()
+        }
     };
     (3, text)
 }
@@ -343,7 +347,12 @@ mod tests {
 
     #[test]
     fn priorities() {
-        for (p, want) in [("0", Some(0)), ("7", Some(7)), ("err", Some(3)), ("WARNING", Some(4))] {
+        for (p, want) in [
+            ("0", Some(0)),
+            ("7", Some(7)),
+            ("err", Some(3)),
+            ("WARNING", Some(4)),
+        ] {
             assert_eq!(parse_priority(p).ok(), want, "{p}");
         }
         for bad in ["8", "-1", "loud", ""] {
@@ -372,7 +381,10 @@ mod tests {
         assert_eq!(ks(&last), [2, 1, 0]);
         assert!(page(&s, &hist, now, &query(10, Some(0))).entries.is_empty());
         // The same line reads the same each time.
-        assert_eq!(first.entries[5], page(&s, &hist, now, &query(300, None)).entries[5]);
+        assert_eq!(
+            first.entries[5],
+            page(&s, &hist, now, &query(300, None)).entries[5]
+        );
     }
 
     #[test]
@@ -391,7 +403,10 @@ mod tests {
             },
         );
         assert!(!warn.entries.is_empty());
-        assert!(warn.entries.iter().all(|e| e.priority.is_some_and(|p| p <= 4)));
+        assert!(warn
+            .entries
+            .iter()
+            .all(|e| e.priority.is_some_and(|p| p <= 4)));
         assert!(warn
             .entries
             .iter()

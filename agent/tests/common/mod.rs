@@ -220,4 +220,3 @@ pub fn refused(config: &Path, extra: &[&str]) -> String {
     );
     stderr
 }
-

@@ -404,7 +404,13 @@ fn advance(
                 utc_span(flap.first_ms, flap.last_ms),
                 now_phrase(subject)
             );
-            alerts.push(alert(AlertKind::FlapEnded, key, subject, message, quiet_until));
+            alerts.push(alert(
+                AlertKind::FlapEnded,
+                key,
+                subject,
+                message,
+                quiet_until,
+            ));
             subject.entries.clear();
             // Ending healthy, the summary is the recovery message. Otherwise the operator was
             // told of a problem and not of its end: the alert stays open for a recovery.
@@ -965,7 +971,10 @@ mod tests {
     fn spans_across_days_show_dates() {
         assert_eq!(utc_span(T0, T0 + 19 * 60 * S), "12:00 and 12:19 UTC");
         assert_eq!(
-            utc_span(T0 + 11 * 3600 * S + 50 * 60 * S, T0 + 12 * 3600 * S + 10 * 60 * S),
+            utc_span(
+                T0 + 11 * 3600 * S + 50 * 60 * S,
+                T0 + 12 * 3600 * S + 10 * 60 * S
+            ),
             "2024-05-01 23:50 and 2024-05-02 00:10 UTC"
         );
         assert_eq!(civil_date(0), "1970-01-01");

@@ -34,7 +34,11 @@ pub struct EventsParams {
     limit: Option<usize>,
 }
 
-fn parse_enum<T: serde::de::DeserializeOwned>(name: &str, v: &str, allowed: &str) -> Result<T, ApiError> {
+fn parse_enum<T: serde::de::DeserializeOwned>(
+    name: &str,
+    v: &str,
+    allowed: &str,
+) -> Result<T, ApiError> {
     serde_json::from_value(serde_json::Value::String(v.to_owned()))
         .map_err(|_| ApiError::BadRequest(format!("`{name}` = {v:?}: use one of {allowed}")))
 }
@@ -75,8 +79,16 @@ pub async fn list(
                 parse_enum::<FleetEventKind>("kind", s, "transition, restarted, host-down, host-up")
             })
             .transpose()?,
-        since_ms: p.since.as_deref().map(|s| parse_time("since", s)).transpose()?,
-        until_ms: p.until.as_deref().map(|s| parse_time("until", s)).transpose()?,
+        since_ms: p
+            .since
+            .as_deref()
+            .map(|s| parse_time("since", s))
+            .transpose()?,
+        until_ms: p
+            .until
+            .as_deref()
+            .map(|s| parse_time("until", s))
+            .transpose()?,
         before: p.before,
         after: None,
         limit: p.limit.unwrap_or(100).clamp(1, 1000),
@@ -116,9 +128,11 @@ pub async fn stream(
             let newest = state
                 .store
                 .with_conn(|conn| {
-                    Ok(conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| {
-                        r.get::<_, i64>(0)
-                    })?)
+                    Ok(
+                        conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| {
+                            r.get::<_, i64>(0)
+                        })?,
+                    )
                 })
                 .await?;
             (Vec::new(), newest)

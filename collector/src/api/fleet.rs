@@ -7,8 +7,8 @@ use fleetdeck_proto::{ErrorBody, Fleet, HostView, Metrics};
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
-use crate::store::query::{self, Resolution};
 use crate::store::now_ms;
+use crate::store::query::{self, Resolution};
 use crate::uptime::{self, Uptime};
 
 /// At most this many points in one metrics answer.
@@ -88,7 +88,11 @@ pub async fn metrics(
     params: Result<Query<MetricsParams>, QueryRejection>,
 ) -> Result<Json<Metrics>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let to = p.to.as_deref().map(|s| parse_time("to", s)).transpose()?.unwrap_or_else(now_ms);
+    let to =
+        p.to.as_deref()
+            .map(|s| parse_time("to", s))
+            .transpose()?
+            .unwrap_or_else(now_ms);
     let from = p
         .from
         .as_deref()
@@ -165,9 +169,7 @@ pub async fn uptime(
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let days = p.days.unwrap_or(30);
     if !(1..=366).contains(&days) {
-        return Err(ApiError::BadRequest(format!(
-            "days = {days}: use 1 to 366"
-        )));
+        return Err(ApiError::BadRequest(format!("days = {days}: use 1 to 366")));
     }
     let now = now_ms();
     let (from, to) = uptime::window(days, now);

@@ -163,7 +163,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/hosts/{host}/metrics", get(fleet::metrics))
         .route("/v1/hosts/{host}/apps/{app}/uptime", get(fleet::uptime))
         .route("/v1/hosts/{host}/apps/{app}/logs", get(proxy::logs))
-        .route("/v1/hosts/{host}/apps/{app}/logs/stream", get(proxy::logs_stream))
+        .route(
+            "/v1/hosts/{host}/apps/{app}/logs/stream",
+            get(proxy::logs_stream),
+        )
         .route(
             "/v1/hosts/{host}/apps/{app}/env",
             get(proxy::env_get).put(proxy::env_put),

@@ -45,7 +45,11 @@ pub fn page(conn: &Connection, before: Option<i64>, limit: usize) -> Result<Audi
     let more = entries.len() > limit;
     let entries: Vec<AuditEntry> = entries.into_iter().take(limit).collect();
     Ok(AuditPage {
-        next_before: if more { entries.last().map(|e| e.id) } else { None },
+        next_before: if more {
+            entries.last().map(|e| e.id)
+        } else {
+            None
+        },
         entries,
     })
 }
@@ -106,18 +110,17 @@ impl AlertLog for Store {
     }
 
     fn delivered(&self, alert_id: i64, webhook: &str, delivery: &Delivery) {
-        let (status, error) = match &delivery.result {
-            Ok(status) => (Some(*status), None),
-            Err(e) => (None, Some(e.clone())),
-        };
-        let result = self.with_conn_blocking(|conn| {
-            conn.execute(
+        let status = delivery.last_status;
+        let error = delivery.result.as_ref().err().cloned();
+        let result =
+            self.with_conn_blocking(|conn| {
+                conn.execute(
                 "INSERT INTO alert_deliveries (alert_id, webhook, attempts, status, error, ts_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![alert_id, webhook, delivery.attempts, status, error, now_ms() as i64],
             )?;
-            Ok(())
-        });
+                Ok(())
+            });
         if let Err(e) = result {
             tracing::error!(error = %e, alert_id, "cannot record an alert delivery");
         }

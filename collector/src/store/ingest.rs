@@ -129,7 +129,11 @@ fn record_event(
     exit: Option<Exit>,
     message: String,
 ) -> Result<(), StoreError> {
-    let exit_json = exit.map(|e| serde_json::to_string(&e)).transpose().ok().flatten();
+    let exit_json = exit
+        .map(|e| serde_json::to_string(&e))
+        .transpose()
+        .ok()
+        .flatten();
     ctx.conn.execute(
         "INSERT INTO events (ts_ms, severity, source, kind, host, app, from_state, to_state, exit_json, message)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -168,14 +172,6 @@ pub fn describe_exit(exit: Exit) -> String {
     match exit {
         Exit::Code(c) => format!("exit code {c}"),
         Exit::Signal(s) => format!("signal {s}"),
-    }
-}
-
-fn app_health(state: AppState) -> Health {
-    match state {
-        AppState::Running => Health::Ok,
-        AppState::Failed | AppState::CrashLooping => Health::Problem,
-        _ => Health::Other,
     }
 }
 
@@ -222,7 +218,14 @@ fn apply_app(
         ctx.conn.execute(
             "INSERT INTO apps (host_id, name, state, state_since_ms, observed_ms, status_json)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![host_id, status.name, new_state.as_str(), since as i64, observed_ms as i64, json],
+            params![
+                host_id,
+                status.name,
+                new_state.as_str(),
+                since as i64,
+                observed_ms as i64,
+                json
+            ],
         )?;
         next_interval(ctx, host_id, &status.name, new_state.as_str(), since)?;
         return Ok(());
@@ -262,13 +265,23 @@ fn apply_app(
     ctx.conn.execute(
         "UPDATE apps SET state = ?3, state_since_ms = ?4, observed_ms = ?5, status_json = ?6
          WHERE host_id = ?1 AND name = ?2",
-        params![host_id, status.name, new_state.as_str(), at as i64, observed_ms as i64, json],
+        params![
+            host_id,
+            status.name,
+            new_state.as_str(),
+            at as i64,
+            observed_ms as i64,
+            json
+        ],
     )?;
     next_interval(ctx, host_id, &status.name, new_state.as_str(), at)?;
     // `unknown` means the agent could not ask its source (or the host is unreachable): history
     // records it, the event log does not (as on the agent).
     if old_state != AppState::Unknown && new_state != AppState::Unknown {
-        let exit = if matches!(new_state, AppState::Failed | AppState::CrashLooping | AppState::Stopped) {
+        let exit = if matches!(
+            new_state,
+            AppState::Failed | AppState::CrashLooping | AppState::Stopped
+        ) {
             status.last_exit
         } else {
             None
@@ -295,7 +308,7 @@ fn apply_app(
         host: host.to_owned(),
         app: Some(status.name.clone()),
         state: new_state.as_str().to_owned(),
-        health: app_health(new_state),
+        health: Health::from(new_state),
         exit: status.last_exit,
         at_ms: at,
     }));
@@ -419,7 +432,15 @@ pub fn apply_poll(
         ],
     )?;
     for app in snapshot.apps {
-        apply_app(ctx, host_id, host, app, snapshot.taken_unix_ms, "poll", false)?;
+        apply_app(
+            ctx,
+            host_id,
+            host,
+            app,
+            snapshot.taken_unix_ms,
+            "poll",
+            false,
+        )?;
     }
     Ok(SampleCursor {
         instance_id: polled.samples_instance,
@@ -471,17 +492,22 @@ impl From<&Sample> for SampleRow {
             (!vals.is_empty()).then(|| vals.iter().sum::<u64>() as f64)
         };
         Self {
-            cpu: s.cpu_percent.map(f64::from),
+            cpu: s.cpu_percent.map(one_decimal),
             mem_used: s.memory_used_bytes as i64,
             mem_total: s.memory_total_bytes as i64,
             swap_used: s.swap_used_bytes as i64,
-            load1: f64::from(s.load1),
+            load1: one_decimal(s.load1),
             disk_used: disk.map(|d| d.used_bytes as i64),
             disk_total: disk.map(|d| d.total_bytes as i64),
             net_rx: sum(|n| n.rx_bytes_per_sec),
             net_tx: sum(|n| n.tx_bytes_per_sec),
         }
     }
+}
+
+/// The agent sends one-decimal figures as f32: keep them one-decimal as f64, not 15.8999996.
+fn one_decimal(v: f32) -> f64 {
+    (f64::from(v) * 10.0).round() / 10.0
 }
 
 /// Counts a missed poll; after `down_after` in a row the host is down: one event, one alert, and
@@ -531,9 +557,9 @@ pub fn apply_poll_failure(
         at_ms: now_ms,
     }));
     let apps: Vec<(String, String)> = {
-        let mut stmt = ctx
-            .conn
-            .prepare("SELECT name, status_json FROM apps WHERE host_id = ?1 AND state != 'unknown'")?;
+        let mut stmt = ctx.conn.prepare(
+            "SELECT name, status_json FROM apps WHERE host_id = ?1 AND state != 'unknown'",
+        )?;
         let rows = stmt.query_map([host_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<Result<_, _>>()?
     };

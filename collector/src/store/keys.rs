@@ -35,7 +35,10 @@ pub fn create(
     rand::rng().fill_bytes(&mut secret);
     let key = format!(
         "fdk_{}",
-        secret.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        secret
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     );
     let inserted = conn.execute(
         "INSERT INTO api_keys (name, role, hash, created_ms) VALUES (?1, ?2, ?3, ?4)

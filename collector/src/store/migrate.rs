@@ -13,11 +13,20 @@ fn migrations() -> Migrations<'static> {
     ))])
 }
 
-/// Brings the database to the newest schema.
+/// Brings the database to the newest schema. Two processes may start on a new file at once (the
+/// daemon and `keys create`): the one that loses the race sees the other's tables, its transaction
+/// rolls back, and a second look finds the schema current.
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
-    migrations()
-        .to_latest(conn)
-        .map_err(|e| StoreError::Migrate(e.to_string()))
+    let mut last = None;
+    for _ in 0..3 {
+        match migrations().to_latest(conn) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(StoreError::Migrate(
+        last.map(|e| e.to_string()).unwrap_or_default(),
+    ))
 }
 
 #[cfg(test)]

@@ -158,7 +158,9 @@ impl Store {
                 let answer = if committed {
                     result
                 } else {
-                    Err(StoreError::Invalid("the batch transaction failed to commit".into()))
+                    Err(StoreError::Invalid(
+                        "the batch transaction failed to commit".into(),
+                    ))
                 };
                 let _ = tx.send(answer);
             })
@@ -252,7 +254,9 @@ fn writer(
         };
         let committed = began.is_ok() && conn.execute_batch("COMMIT").is_ok();
         if !committed {
-            tracing::error!("a database write batch failed to commit; its writes are retried by their callers");
+            tracing::error!(
+                "a database write batch failed to commit; its writes are retried by their callers"
+            );
             let _ = conn.execute_batch("ROLLBACK");
         }
         let notices = std::mem::take(&mut ctx.notices);

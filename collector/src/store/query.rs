@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use fleetdeck_proto::{
-    AppState, AppStatus, AppView, EventsPage, Exit, Fleet, FleetEvent, FleetEventKind,
-    FleetHealth, FleetSummary, HostMetrics, HostStatus, HostView, MetricPoint, Severity,
+    AppState, AppStatus, AppView, EventsPage, Exit, Fleet, FleetEvent, FleetEventKind, FleetHealth,
+    FleetSummary, HostMetrics, HostStatus, HostView, MetricPoint, Severity,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -184,7 +184,10 @@ pub fn host(conn: &Connection, name: &str, now_ms: u64) -> Result<Option<HostVie
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {HOST_COLUMNS} FROM hosts WHERE name = ?1 AND active = 1"
     ))?;
-    let Some(mut host) = stmt.query_row([name], |r| host_from_row(r, true)).optional()? else {
+    let Some(mut host) = stmt
+        .query_row([name], |r| host_from_row(r, true))
+        .optional()?
+    else {
         return Ok(None);
     };
     let intervals = intervals_since(conn, Some(host.id), now_ms.saturating_sub(31 * DAY_MS))?;
@@ -228,16 +231,13 @@ pub fn intervals(
          WHERE host_id = ?1 AND app = ?2 AND start_ms < ?4 AND (end_ms IS NULL OR end_ms > ?3)
          ORDER BY start_ms",
     )?;
-    let rows = stmt.query_map(
-        params![host_id, app, from_ms as i64, to_ms as i64],
-        |r| {
-            Ok(Interval {
-                state: app_state(&r.get::<_, String>(0)?),
-                start_ms: r.get::<_, i64>(1)? as u64,
-                end_ms: r.get::<_, Option<i64>>(2)?.map(|e| e as u64),
-            })
-        },
-    )?;
+    let rows = stmt.query_map(params![host_id, app, from_ms as i64, to_ms as i64], |r| {
+        Ok(Interval {
+            state: app_state(&r.get::<_, String>(0)?),
+            start_ms: r.get::<_, i64>(1)? as u64,
+            end_ms: r.get::<_, Option<i64>>(2)?.map(|e| e as u64),
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

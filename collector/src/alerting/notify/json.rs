@@ -39,7 +39,10 @@ mod tests {
     #[test]
     fn times_are_utc_with_millis_and_clamped() {
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(1_714_564_800_123), "2024-05-01T12:00:00.123Z");
+        assert_eq!(
+            rfc3339_millis(1_714_564_800_123),
+            "2024-05-01T12:00:00.123Z"
+        );
         assert_eq!(rfc3339_millis(u64::MAX), "9999-12-31T23:59:59.999Z");
     }
 }

@@ -147,10 +147,7 @@ impl RetryPolicy {
     /// that collectors or alerts failing together do not retry in lockstep.
     pub fn backoff(&self, retry: u32) -> Duration {
         let factor = 2_u32.saturating_pow(retry.saturating_sub(1));
-        let base = self
-            .first_delay
-            .saturating_mul(factor)
-            .min(self.max_delay);
+        let base = self.first_delay.saturating_mul(factor).min(self.max_delay);
         let half = base / 2;
         let spread = u64::try_from(half.as_micros()).unwrap_or(u64::MAX);
         half + Duration::from_micros(rand::rng().random_range(0..=spread))
@@ -361,7 +358,10 @@ mod tests {
         ] {
             let a = alert(kind);
             let s = body_json(&render(WebhookFormat::Slack, &a));
-            assert_eq!(s, serde_json::json!({"text": format!("{slack}{}", a.message)}));
+            assert_eq!(
+                s,
+                serde_json::json!({"text": format!("{slack}{}", a.message)})
+            );
             let d = body_json(&render(WebhookFormat::Discord, &a));
             assert_eq!(d["content"], format!("{discord}{}", a.message));
             assert_eq!(d["username"], "Fleetdeck");
@@ -371,10 +371,30 @@ mod tests {
     #[test]
     fn ntfy_headers_by_kind() {
         for (kind, title, priority, tags) in [
-            (AlertKind::Problem, "web on vm-1 failed", "5", "rotating_light"),
-            (AlertKind::Recovery, "web on vm-1 recovered", "3", "white_check_mark"),
-            (AlertKind::Flapping, "web on vm-1 is flapping", "4", "warning"),
-            (AlertKind::FlapEnded, "web on vm-1 stopped flapping", "3", "information_source"),
+            (
+                AlertKind::Problem,
+                "web on vm-1 failed",
+                "5",
+                "rotating_light",
+            ),
+            (
+                AlertKind::Recovery,
+                "web on vm-1 recovered",
+                "3",
+                "white_check_mark",
+            ),
+            (
+                AlertKind::Flapping,
+                "web on vm-1 is flapping",
+                "4",
+                "warning",
+            ),
+            (
+                AlertKind::FlapEnded,
+                "web on vm-1 stopped flapping",
+                "3",
+                "information_source",
+            ),
         ] {
             let rendered = render(WebhookFormat::Ntfy, &alert(kind));
             assert_eq!(rendered.content_type, "text/plain; charset=utf-8");
@@ -405,7 +425,10 @@ mod tests {
         .expect("valid URL");
         assert_eq!(hook.redacted(), "https://hooks.slack.com/…");
         let debug = format!("{hook:?}");
-        assert!(!debug.contains("SECRET") && !debug.contains("abc"), "{debug}");
+        assert!(
+            !debug.contains("SECRET") && !debug.contains("abc"),
+            "{debug}"
+        );
         let with_port = Webhook::new("http://user:pw@10.0.0.5:8080/topic", WebhookFormat::Ntfy)
             .expect("valid URL");
         assert_eq!(with_port.redacted(), "http://10.0.0.5:8080/…");
@@ -450,7 +473,14 @@ mod tests {
             first_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(1000),
         };
-        for (n, base_ms) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (40, 1000)] {
+        for (n, base_ms) in [
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (40, 1000),
+        ] {
             for _ in 0..50 {
                 let wait = retry.backoff(n);
                 let base = Duration::from_millis(base_ms);

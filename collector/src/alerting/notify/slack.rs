@@ -29,6 +29,9 @@ mod tests {
 
     #[test]
     fn markup_is_escaped() {
-        assert_eq!(escape("a <!channel> & b>"), "a &lt;!channel&gt; &amp; b&gt;");
+        assert_eq!(
+            escape("a <!channel> & b>"),
+            "a &lt;!channel&gt; &amp; b&gt;"
+        );
     }
 }

@@ -1,0 +1,391 @@
+//! Helpers for the collector's integration tests: the real collector and agent binaries, the real
+//! test bed, a real webhook receiver, the collector's real SQLite file. Nothing is mocked.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+pub use fleetdeck_testkit::*;
+
+pub const AGENT_TOKEN: &str = "collector-test-agent-token-0123456789";
+
+/// The agent binary, built beside this test binary (`cargo test` at the workspace root builds it;
+/// a lone `cargo test -p fleetdeck-collector` builds it here first).
+pub fn agent_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_owned();
+    let bin = dir.join("fleetdeck-agent");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "fleetdeck-agent", "--bin", "fleetdeck-agent"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p fleetdeck-agent failed");
+    }
+    bin
+}
+
+pub fn collector_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_fleetdeck-collector")
+}
+
+/// A temporary directory for configs, tokens and databases.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `name` with mode 0600.
+    pub fn secret(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).expect("write secret");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        path
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+}
+
+/// A child process that logged `listening addr=...`; killed when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+    pub logged: Vec<String>,
+}
+
+impl Daemon {
+    pub fn spawn(mut cmd: Command, what: &str) -> Self {
+        let mut child = cmd
+            .env("RUST_LOG", "info,fleetdeck_collector=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    seen.push(line.clone());
+                    if line.contains("listening") {
+                        if let Some(addr) = line.split("addr=").nth(1) {
+                            let addr = addr.split_whitespace().next().unwrap_or_default();
+                            break addr.parse().expect("listening address");
+                        }
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "{what} did not log a listening address within 20 s:\n{}",
+                        seen.join("\n")
+                    );
+                }
+            }
+        };
+        Self {
+            child,
+            addr,
+            lines: rx,
+            logged: seen,
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn logs(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.logged.push(line);
+        }
+        &self.logged
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An agent config in `work` listening on `listen`, watching `apps` (TOML tables).
+pub fn agent_config(work: &Workdir, name: &str, listen: &str, apps: &str) -> PathBuf {
+    work.secret(&format!("{name}.token"), AGENT_TOKEN);
+    work.write(
+        &format!("{name}.toml"),
+        &format!(
+            "listen = [\"{listen}\"]\ntoken_file = \"{name}.token\"\nsystemd = \"user\"\nsample_interval = \"1s\"\n{apps}"
+        ),
+    )
+}
+
+/// The real agent on loopback.
+pub fn start_agent(config: &Path) -> Daemon {
+    let mut cmd = Command::new(agent_bin());
+    cmd.arg("--config").arg(config);
+    Daemon::spawn(cmd, "fleetdeck-agent")
+}
+
+/// The real agent inside the test bed's network namespace (a second host at 10.99.0.2).
+pub fn start_agent_in_netns(config: &Path) -> Daemon {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg("--net=/run/netns/tb-agent")
+        .arg(agent_bin())
+        .arg("--config")
+        .arg(config);
+    Daemon::spawn(cmd, "fleetdeck-agent in netns tb-agent")
+}
+
+/// The `[[agents]]` table of an agent at `addr`.
+pub fn agent_entry(name: &str, addr: SocketAddr) -> String {
+    format!(
+        "[[agents]]\nname = \"{name}\"\nurl = \"http://{addr}\"\ntoken_file = \"{name}.token\"\n"
+    )
+}
+
+/// Writes collector.toml: loopback, a database in `work`, 1 s polls, grace 0 s.
+pub fn collector_config(work: &Workdir, body: &str) -> PathBuf {
+    work.write(
+        "collector.toml",
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\ndatabase = \"collector.db\"\npoll_interval = \"1s\"\npoll_timeout = \"700ms\"\n{body}"
+        ),
+    )
+}
+
+pub fn start_collector(config: &Path) -> Daemon {
+    let mut cmd = Command::new(collector_bin());
+    cmd.arg("--config").arg(config);
+    Daemon::spawn(cmd, "fleetdeck-collector")
+}
+
+/// `keys create` through the binary; the key is the last line.
+pub fn create_key(config: &Path, name: &str, role: &str) -> String {
+    let out = Command::new(collector_bin())
+        .arg("--config")
+        .arg(config)
+        .args(["keys", "create", "--name", name, "--role", role])
+        .output()
+        .expect("run keys create");
+    assert!(
+        out.status.success(),
+        "keys create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .last()
+        .expect("a key on the last line")
+        .trim()
+        .to_owned()
+}
+
+/// A client of the collector's API with one key.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub base: String,
+    pub key: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(collector: &Daemon, key: &str) -> Self {
+        Self {
+            base: collector.url(""),
+            key: key.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        let resp = self.get(path).await;
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.json().await.expect("json")
+    }
+
+    pub async fn sse(&self, path: &str, last_event_id: Option<&str>) -> SseStream {
+        SseStream::open(
+            &self.http,
+            &format!("{}{path}", self.base),
+            &self.key,
+            last_event_id,
+        )
+        .await
+    }
+}
+
+/// A real local HTTP receiver for webhooks: records every body it is sent.
+#[derive(Clone, Default)]
+pub struct Receiver {
+    pub bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+    pub addr: Option<SocketAddr>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let bodies: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let store = bodies.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            post(move |_headers: HeaderMap, body: axum::body::Bytes| {
+                let store = store.clone();
+                async move {
+                    let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                    store.lock().expect("receiver lock").push(value);
+                    StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let addr = listener.local_addr().expect("receiver addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            bodies,
+            addr: Some(addr),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr.expect("started"))
+    }
+
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        self.bodies.lock().expect("receiver lock").clone()
+    }
+
+    /// The alerts of `kind` about `host` (and `app`, if given).
+    pub fn alerts(&self, kind: &str, host: &str, app: Option<&str>) -> usize {
+        self.received()
+            .iter()
+            .filter(|b| {
+                b["kind"] == kind
+                    && b["host"] == host
+                    && match app {
+                        Some(a) => b["app"] == a,
+                        None => b["app"].is_null(),
+                    }
+            })
+            .count()
+    }
+}
+
+/// The collector's database, opened read-only beside the running collector (WAL allows it).
+pub fn db(work: &Workdir) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(
+        work.path("collector.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the collector's database")
+}
+
+/// The seqs of the host's raw samples per agent instance, in order (none while the collector has
+/// not created its schema yet).
+pub fn stored_seqs(work: &Workdir, host: &str) -> Vec<(i64, Vec<i64>)> {
+    let Ok(conn) = rusqlite::Connection::open_with_flags(
+        work.path("collector.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) else {
+        return Vec::new();
+    };
+    let Ok(mut stmt) = conn.prepare(
+        "SELECT s.instance, s.seq FROM samples_raw s JOIN hosts h ON h.id = s.host_id
+         WHERE h.name = ?1 ORDER BY s.instance, s.seq",
+    ) else {
+        return Vec::new();
+    };
+    let rows = stmt
+        .query_map([host], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .expect("query");
+    let mut out: Vec<(i64, Vec<i64>)> = Vec::new();
+    for row in rows {
+        let (instance, seq) = row.expect("row");
+        match out.last_mut() {
+            Some((i, seqs)) if *i == instance => seqs.push(seq),
+            _ => out.push((instance, vec![seq])),
+        }
+    }
+    out
+}
+
+/// Asserts the seqs have no hole.
+pub fn assert_contiguous(seqs: &[i64], what: &str) {
+    for pair in seqs.windows(2) {
+        assert_eq!(
+            pair[1],
+            pair[0] + 1,
+            "{what}: a gap in the stored samples between seq {} and {}",
+            pair[0],
+            pair[1]
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! `fleetdeck-collector --demo`: a newcomer's fleet with no config, through the same API.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_a_simulated_fleet() {
+    let mut child = Command::new(collector_bin())
+        .args(["--demo", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the demo");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().expect("stdout");
+    let _guard = Kill(child);
+    let mut url = None;
+    let mut key = None;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Some(u) = line.trim().strip_prefix("URL:") {
+            url = Some(u.trim().to_owned());
+        }
+        if let Some(k) = line.trim().strip_prefix("operator key:") {
+            key = Some(k.trim().to_owned());
+            break;
+        }
+    }
+    let (base, key) = (
+        url.expect("the demo prints its URL"),
+        key.expect("and a key"),
+    );
+    let api = Api {
+        base,
+        key,
+        http: reqwest::Client::new(),
+    };
+    let fleet = wait_for("six hosts up", Duration::from_secs(30), || async {
+        let fleet = api.json("/v1/fleet").await;
+        (fleet["summary"]["hosts_up"] == 6).then_some(fleet)
+    })
+    .await;
+    assert!(
+        fleet["summary"]["apps"].as_u64().unwrap_or(0) >= 12,
+        "{fleet}"
+    );
+    let host = fleet["hosts"][0]["name"].as_str().expect("host").to_owned();
+    let app = fleet["hosts"][0]["apps"][0]["status"]["name"]
+        .as_str()
+        .expect("app")
+        .to_owned();
+    // Logs and .env are served for the simulated apps too.
+    let logs = api
+        .json(&format!("/v1/hosts/{host}/apps/{app}/logs?limit=5"))
+        .await;
+    assert!(!logs["entries"].as_array().expect("entries").is_empty());
+    let env = api.json(&format!("/v1/hosts/{host}/apps/{app}/env")).await;
+    assert!(env["etag"].is_string());
+    // Apps crash and recover by themselves: the event log fills.
+    wait_for(
+        "a crash in the event log",
+        Duration::from_secs(60),
+        || async {
+            let page: Value = api.json("/v1/events?severity=critical").await;
+            (!page["events"].as_array()?.is_empty()).then_some(())
+        },
+    )
+    .await;
+}
