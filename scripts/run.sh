@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs Fleetdeck on this machine: a demo fleet of one host (a systemd user manager with two apps,
-# one of which crash-loops, and a podman container, via the test bed) watched by fleetdeck-agent on
-# 127.0.0.1:7070. Prints the token and curl commands to try. Ctrl-C stops the agent; the demo apps
-# stay (scripts/run.sh --clean removes them). Run as root on Debian 12.
+# Runs Fleetdeck on this machine: a demo host (a systemd user manager with two apps, one of which
+# crash-loops, and a podman container, via the test bed) watched by fleetdeck-agent on
+# 127.0.0.1:7070, and fleetdeck-collector on 127.0.0.1:7080 polling it. Prints an operator key and
+# curl commands to try. Ctrl-C stops both; the demo apps stay (scripts/run.sh --clean removes them).
+# scripts/run.sh --demo runs the collector on a simulated fleet of six hosts instead.
+# Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -19,6 +21,10 @@ clean() {
     podman rm -f -t 0 fleetdeck-demo-cache >/dev/null 2>&1 || true
 }
 if [[ ${1:-} == --clean ]]; then clean; echo "demo apps removed"; exit 0; fi
+if [[ ${1:-} == --demo ]]; then
+    cargo build --release -p fleetdeck-collector
+    exec "${CARGO_TARGET_DIR:-$root/target}/release/fleetdeck-collector" --demo --port "${FLEETDECK_COLLECTOR_PORT:-7080}"
+fi
 
 clean
 # systemd expands ${NAME} in command lines: the demo scripts use $NAME only.
@@ -30,7 +36,7 @@ systemd-run --user --quiet --unit=fleetdeck-demo-worker.service \
 podman run -d --quiet --name fleetdeck-demo-cache "$TESTBED_IMAGE" \
     sh -c 'while true; do echo cache tick; sleep 5; done' >/dev/null
 
-cargo build --release -p fleetdeck-agent
+cargo build --release -p fleetdeck-agent -p fleetdeck-collector
 mkdir -p "$state"
 if [[ ! -s $state/agent.token ]]; then
     (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$state/agent.token")
@@ -61,21 +67,44 @@ docker_container = "fleetdeck-demo-cache"
 allow_actions = true
 TOML
 
-token=$(<"$state/agent.token")
+cport=${FLEETDECK_COLLECTOR_PORT:-7080}
+cat >"$state/collector.toml" <<TOML
+listen = ["127.0.0.1:$cport"]
+database = "collector.db"
+poll_interval = "10s"
+
+[[agents]]
+name = "demo-host"
+url = "http://127.0.0.1:$port"
+token_file = "agent.token"
+TOML
+bin=${CARGO_TARGET_DIR:-$root/target}/release
+if [[ ! -s $state/operator.key ]]; then
+    (umask 077 && "$bin/fleetdeck-collector" --config "$state/collector.toml" keys create --name demo-operator --role operator |
+        tail -n 1 >"$state/operator.key")
+fi
+key=$(<"$state/operator.key")
+c=http://127.0.0.1:$cport
+
+"$bin/fleetdeck-agent" --config "$state/agent.toml" &
+agent_pid=$!
+trap 'kill $agent_pid 2>/dev/null || true' EXIT
+
 cat <<MSG
 
-Fleetdeck agent demo: $state/agent.toml
-  token:  $token
-  try:    curl -s -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/apps | jq
-          curl -s -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/snapshot | jq .host
-          curl -s -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/openapi.json | jq '.paths | keys'
-  logs:   curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v1/apps/web/logs?limit=5" | jq
-          curl -sN -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/apps/web/logs/stream
-  events: curl -sN -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/events
-  .env:   curl -s -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/apps/web/env | jq
-  act:    curl -s -X POST -H "Authorization: Bearer $token" http://127.0.0.1:$port/v1/apps/web/actions/restart | jq .status.state
-  crash:  eval "\$(testbed/testbed.sh env)"; systemctl --user kill -s KILL fleetdeck-demo-web.service
-Ctrl-C stops the agent.
+Fleetdeck demo: agent on 127.0.0.1:$port, collector on $c ($state)
+  operator key: $key
+  fleet:   curl -s -H "Authorization: Bearer $key" $c/v1/fleet | jq .summary
+  host:    curl -s -H "Authorization: Bearer $key" $c/v1/hosts/demo-host | jq '.apps[].status | {name, state}'
+  metrics: curl -s -H "Authorization: Bearer $key" "$c/v1/hosts/demo-host/metrics?step=10s" | jq '.points[-1]'
+  uptime:  curl -s -H "Authorization: Bearer $key" $c/v1/hosts/demo-host/apps/web/uptime | jq .ratio
+  events:  curl -sN -H "Authorization: Bearer $key" $c/v1/events/stream
+  logs:    curl -sN -H "Authorization: Bearer $key" $c/v1/hosts/demo-host/apps/web/logs/stream
+  .env:    curl -s -H "Authorization: Bearer $key" $c/v1/hosts/demo-host/apps/web/env | jq .entries
+  act:     curl -s -X POST -H "Authorization: Bearer $key" $c/v1/hosts/demo-host/apps/web/actions/restart | jq .status.state
+  crash:   eval "\$(testbed/testbed.sh env)"; systemctl --user kill -s KILL fleetdeck-demo-web.service
+  (the agent itself: token in $state/agent.token, http://127.0.0.1:$port)
+Ctrl-C stops both.
 
 MSG
-exec "${CARGO_TARGET_DIR:-$root/target}/release/fleetdeck-agent" --config "$state/agent.toml"
+"$bin/fleetdeck-collector" --config "$state/collector.toml"

@@ -412,6 +412,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_valid() {
+        let c = parse(include_str!("../dist/collector.toml.example"), 1).expect("valid example");
+        assert_eq!(c.agents[0].name, "vm-1");
+        assert_eq!(c.webhooks[0].format, WebhookFormat::Slack);
+    }
+
+    #[test]
     fn full_config() {
         let text = r#"
 listen = ["127.0.0.1:7080", "tailscale"]
