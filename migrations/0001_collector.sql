@@ -47,6 +47,7 @@ CREATE TABLE samples_raw (
     net_tx      REAL,
     PRIMARY KEY (host_id, ts_ms, seq)
 ) WITHOUT ROWID;
+CREATE INDEX samples_raw_ts ON samples_raw (ts_ms);  -- rollups and retention
 
 CREATE TABLE agent_instances (
     id            INTEGER PRIMARY KEY,
@@ -73,6 +74,8 @@ CREATE TABLE samples_1m (
     net_tx      REAL,
     PRIMARY KEY (host_id, bucket_ms)
 ) WITHOUT ROWID;
+
+CREATE INDEX samples_1m_bucket ON samples_1m (bucket_ms);
 
 CREATE TABLE samples_1h (
     host_id     INTEGER NOT NULL,
@@ -110,6 +113,7 @@ CREATE TABLE status_history (
 );
 CREATE INDEX status_history_subject ON status_history (host_id, app, start_ms);
 CREATE UNIQUE INDEX status_history_open ON status_history (host_id, app) WHERE end_ms IS NULL;
+CREATE INDEX status_history_end ON status_history (end_ms);
 
 CREATE TABLE events (
     id        INTEGER PRIMARY KEY,
@@ -126,6 +130,7 @@ CREATE TABLE events (
 );
 CREATE INDEX events_ts ON events (ts_ms);
 CREATE INDEX events_host ON events (host, id);
+CREATE INDEX events_app ON events (host, app, id);
 
 CREATE TABLE alerts (
     id      INTEGER PRIMARY KEY,

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# The collector benchmarks of docs/benchmarks.md (no test bed needed: agents are simulated):
+# The collector benchmarks of docs/benchmarks.md (insert, bytes and poll simulate their agents;
+# crash runs a real agent on the test bed):
 #   insert  samples written per second through the batched ingest path
 #   bytes   database bytes per host-day, with raw samples and after rollups
 #   poll    agents polled per 30 s at one saturated core (BENCH_AGENTS, default 5000; ~2 minutes)
-#   all     all three (default). Run as root on Debian 12.
+#   crash   SIGKILL of a unit -> event on the collector's /v1/events/stream, 50 rounds (test bed)
+#   all     insert, bytes and poll (default). Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 case ${1:-all} in
+    crash)
+        testbed/testbed.sh up
+        eval "$(testbed/testbed.sh env)"
+        cargo build --locked --release -p fleetdeck-agent
+        cargo bench --locked -p fleetdeck-collector --bench crash_to_stream ;;
     insert|bytes|poll) cargo bench --locked -p fleetdeck-collector --bench collector -- "$1" ;;
     all) cargo bench --locked -p fleetdeck-collector --bench collector ;;
-    *) echo "usage: $0 [insert|bytes|poll|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [insert|bytes|poll|crash|all]" >&2; exit 2 ;;
 esac

@@ -147,14 +147,17 @@ impl Agent {
     }
 
     /// One poll of the host and every app, read now. `seq` is that of the latest sample in the
-    /// ring, so a collector knows where its backfill stands.
+    /// ring, so a collector knows where its backfill stands. `taken_unix_ms` is when the reads
+    /// began: every status in it is at least that new, so a collector can order it against the
+    /// events it already has (a status read before a crash must not look newer than the crash).
     pub async fn snapshot(&self) -> Result<Snapshot, HostError> {
+        let taken_unix_ms = unix_ms_now();
         let (host, (apps, sources)) =
             tokio::join!(self.host.read(), self.apps_with_sources(EventSource::Poll));
         Ok(Snapshot {
             seq: self.lock_ring().latest_seq().unwrap_or(0),
             instance_id: self.instance_id.clone(),
-            taken_unix_ms: unix_ms_now(),
+            taken_unix_ms,
             host: host?,
             apps,
             sources,

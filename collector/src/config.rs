@@ -93,7 +93,7 @@ impl Config {
             path: path.to_owned(),
             message,
         };
-        let raw: RawConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| invalid(toml_error(&text, &e)))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         // Relative paths are relative to the config file, as an operator reading it expects.
         let resolve = |p: &Path| {
@@ -121,7 +121,7 @@ impl Config {
 
     /// Parses and validates TOML text whose agents' tokens are given (tests, the demo).
     pub fn parse(text: &str, tokens: Vec<Token>) -> Result<Self, String> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         raw.validate(tokens)
     }
 
@@ -197,6 +197,18 @@ struct RawRetention {
     events: Option<Duration>,
 }
 
+/// A TOML error as "line N: message", without quoting the line: it may hold a webhook URL, which
+/// is a secret for Slack and Discord.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", e.message())
+        }
+        None => e.message().to_owned(),
+    }
+}
+
 /// A host name for the API: safe in a URL path segment.
 pub fn valid_name(s: &str) -> bool {
     s.len() <= 64
@@ -269,6 +281,15 @@ impl RawConfig {
                     agent.url
                 )
             })?;
+            if !url.username().is_empty()
+                || url.password().is_some()
+                || url.query().is_some()
+                || url.fragment().is_some()
+            {
+                return Err(format!(
+                    "{at}: url must be only scheme, host, port and path (no user, password, query or fragment), e.g. \"http://100.101.1.2:7070\""
+                ));
+            }
             if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
                 return Err(format!(
                     "{at}: url = {:?} must be http:// or https:// with a host, e.g. \"http://100.101.1.2:7070\"",
@@ -338,6 +359,9 @@ impl RawConfig {
         if retention.raw < Duration::from_secs(3600) {
             return Err("[retention] raw must be at least \"1h\" (default \"48h\")".into());
         }
+        if retention.events < Duration::from_secs(31 * 24 * 3600) {
+            return Err("[retention] events must be at least \"31d\": 30-day uptime is computed from the status history it also keeps (default \"365d\")".into());
+        }
         Ok(Config {
             listen,
             database,
@@ -381,7 +405,8 @@ mod tests {
     fn errors_name_the_key_and_the_fix() {
         for (text, agents, want) in [
             ("", 0, "`database` is missing"),
-            ("database = \"x\"\nbogus = 1\n", 0, "unknown field `bogus`"),
+            ("database = \"x\"\nbogus = 1\n", 0, "line 2: unknown field `bogus`"),
+            ("database = \"x\"\n[retention]\nevents = \"1d\"\n", 0, "at least \"31d\""),
             ("database = \"x\"\npoll_interval = \"10ms\"\n", 0, "at least \"1s\""),
             ("database = \"x\"\ndown_after = 0\n", 0, "`down_after`"),
             ("database = \"x\"\nlisten = [\"localhost\"]\n", 0, "IP:PORT"),
@@ -405,10 +430,23 @@ mod tests {
                 0,
                 "unknown variant `teams`",
             ),
+            (
+                "database = \"x\"\n[[agents]]\nname = \"a\"\nurl = \"http://u:p@x:1\"\ntoken_file = \"t\"\n",
+                1,
+                "no user, password",
+            ),
         ] {
             let err = parse(text, agents).expect_err(text);
             assert!(err.contains(want), "{text:?}: {err}");
         }
+        // A parse error names the line but never quotes it (a webhook URL is a secret).
+        let err = parse(
+            "database = \"x\"\n[[webhooks]]\nurl = \"https://hooks.slack.com/services/SECRET\"\nformt = \"slack\"\n",
+            0,
+        )
+        .expect_err("typo");
+        assert!(!err.contains("SECRET"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
     }
 
     #[test]

@@ -15,8 +15,19 @@ use crate::agent_client::{AgentClient, AgentError};
 use crate::store::ingest::{self, HostCursor, Polled, SampleCursor};
 use crate::store::{now_ms, Store, StoreError};
 
-/// At most this many pages of samples per poll; the rest comes with the next poll.
-const MAX_PAGES: usize = 50;
+/// Says so when the agent's buffer dropped samples before the collector fetched them (a
+/// partition longer than the agent's retention).
+fn warn_if_lost(agent: &Agent, after: u64, oldest: Option<u64>) {
+    if let Some(oldest) = oldest {
+        if after > 0 && oldest > after + 1 {
+            tracing::warn!(
+                host = %agent.name,
+                lost = oldest - after - 1,
+                "samples were dropped from the agent's buffer before the collector fetched them"
+            );
+        }
+    }
+}
 
 /// One agent as the poller, the subscriber and the API's proxy use it.
 #[derive(Debug)]
@@ -136,8 +147,8 @@ impl Poller {
     }
 
     async fn poll_agent(&self, agent: &Agent) -> Outcome {
-        // Backfill pages have their own timeouts; the whole poll is bounded too.
-        let limit = self.timeout * 3;
+        // Each request has its own timeout; the whole poll is bounded too (pages stop at 3×).
+        let limit = self.timeout * 5;
         let result = match tokio::time::timeout(limit, self.fetch_and_store(agent)).await {
             Ok(r) => r,
             Err(_) => Err(PollError::Timeout(limit)),
@@ -179,47 +190,66 @@ impl Poller {
         }
     }
 
-    /// Reads the snapshot and the samples after the stored cursor, then writes them in one go.
+    /// Reads the snapshot and the first page of samples after the stored cursor and writes them
+    /// together; further pages (a long backfill) are written as they come, each moving the cursor,
+    /// until the poll's time is up: the next poll goes on from there. Only a snapshot the agent
+    /// does not answer counts as a missed poll.
     async fn fetch_and_store(&self, agent: &Agent) -> Result<usize, PollError> {
+        let started = std::time::Instant::now();
         let snapshot = agent.client.snapshot().await?;
-        let (mut after, instance) = match agent.cursor() {
+        let (after, instance) = match agent.cursor() {
             Some(c) if c.instance_id == snapshot.instance_id => (c.last_seq, c.instance_id),
             _ => (0, snapshot.instance_id.clone()),
         };
-        let mut samples = Vec::new();
-        for _ in 0..MAX_PAGES {
-            let page = agent.client.samples(after).await?;
-            if page.instance_id != instance {
-                break; // The agent restarted between the two calls: the next poll starts afresh.
+        let page = match agent.client.samples(after).await {
+            Ok(page) if page.instance_id == instance => Some(page),
+            // The agent restarted between the two calls: the next poll starts afresh.
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(host = %agent.name, error = %e, "cannot read samples; the next poll retries");
+                None
             }
-            if let Some(oldest) = page.oldest_seq {
-                if after > 0 && oldest > after + 1 {
-                    tracing::warn!(
-                        host = %agent.name,
-                        lost = oldest - after - 1,
-                        "samples were dropped from the agent's buffer before the collector fetched them"
-                    );
-                }
-            }
-            after = page.samples.last().map_or(after, |s| s.seq);
-            samples.extend(page.samples);
-            if !page.more {
-                break;
-            }
+        };
+        if let Some(p) = &page {
+            warn_if_lost(agent, after, p.oldest_seq);
         }
-        let count = samples.len();
+        let mut more = page.as_ref().is_some_and(|p| p.more);
+        let first = page.map(|p| p.samples).unwrap_or_default();
+        let mut count = first.len();
         let (host_id, name) = (agent.host_id, agent.name.clone());
         let polled = Polled {
             snapshot,
-            samples_instance: instance,
-            samples,
+            samples_instance: instance.clone(),
+            samples: first,
         };
-        let cursor = self
+        let mut cursor = self
             .store
             .write(move |ctx| ingest::apply_poll(ctx, host_id, &name, polled, now_ms()))
             .await?;
-        *agent.cursor.lock().unwrap_or_else(|e| e.into_inner()) = Some(cursor);
+        self.set_cursor(agent, &cursor);
+        let budget = self.timeout * 3;
+        while more && started.elapsed() < budget {
+            let next = match agent.client.samples(cursor.last_seq).await {
+                Ok(next) if next.instance_id == instance && !next.samples.is_empty() => next,
+                _ => break,
+            };
+            count += next.samples.len();
+            more = next.more;
+            let samples = next.samples;
+            let instance = instance.clone();
+            cursor = self
+                .store
+                .write(move |ctx| {
+                    ingest::apply_samples(ctx, host_id, &instance, &samples, now_ms())
+                })
+                .await?;
+            self.set_cursor(agent, &cursor);
+        }
         Ok(count)
+    }
+
+    fn set_cursor(&self, agent: &Agent, cursor: &SampleCursor) {
+        *agent.cursor.lock().unwrap_or_else(|e| e.into_inner()) = Some(cursor.clone());
     }
 
     /// Polls every `interval` until `shutdown` resolves. A cycle that takes longer than the

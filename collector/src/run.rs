@@ -34,9 +34,11 @@ pub fn init_tracing() {
         .init();
 }
 
-/// The HTTP client for agents and webhooks: rustls, no proxy from the environment surprises.
+/// The HTTP client for agents and webhooks: rustls, and no proxy from the environment (agent
+/// tokens and `.env` values must go to the agent over the tailnet, not through a proxy).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
+        .no_proxy()
         .connect_timeout(Duration::from_secs(5))
         .tcp_keepalive(Duration::from_secs(30))
         .user_agent(concat!("fleetdeck-collector/", env!("CARGO_PKG_VERSION")))

@@ -50,7 +50,11 @@ pub async fn follow(agent: Arc<Agent>, store: Store, mut shutdown: watch::Receiv
                     tokio::select! {
                         next = events.next() => match next {
                             Some(Ok(event)) if event.event == "transition" => {
-                                apply(&agent, &store, &event.data).await;
+                                if !apply(&agent, &store, &event.data).await {
+                                    // Reconnect after the last stored event: the agent replays
+                                    // this one, so it is not lost.
+                                    break;
+                                }
                             }
                             Some(Ok(_)) => {}
                             Some(Err(e)) => {
@@ -83,12 +87,13 @@ pub async fn follow(agent: Arc<Agent>, store: Store, mut shutdown: watch::Receiv
     }
 }
 
-async fn apply(agent: &Arc<Agent>, store: &Store, data: &str) {
+/// Stores one event; false when the store did not take it.
+async fn apply(agent: &Arc<Agent>, store: &Store, data: &str) -> bool {
     let event: AppEvent = match serde_json::from_str(data) {
         Ok(e) => e,
         Err(e) => {
             tracing::warn!(host = %agent.name, error = %e, "the agent sent an event this collector cannot read");
-            return;
+            return true;
         }
     };
     let id = event.sse_id();
@@ -102,7 +107,11 @@ async fn apply(agent: &Arc<Agent>, store: &Store, data: &str) {
                 .last_event_id
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = Some(id);
+            true
         }
-        Err(e) => tracing::error!(host = %agent.name, error = %e, "cannot store an agent event"),
+        Err(e) => {
+            tracing::error!(host = %agent.name, error = %e, "cannot store an agent event; reconnecting to have it again");
+            false
+        }
     }
 }

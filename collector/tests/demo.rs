@@ -20,7 +20,10 @@ async fn the_demo_serves_a_simulated_fleet() {
     struct Kill(std::process::Child);
     impl Drop for Kill {
         fn drop(&mut self) {
-            let _ = self.0.kill();
+            // SIGTERM: the demo removes its temporary directory on a clean stop.
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
             let _ = self.0.wait();
         }
     }

@@ -100,6 +100,9 @@ pub async fn list(
     Ok(Json(page))
 }
 
+/// The most events a reconnecting stream replays.
+const MAX_REPLAY: i64 = 10_000;
+
 /// The event log live, as Server-Sent Events (`event: fleet`, id = the event's id, data a
 /// FleetEvent). `Last-Event-ID` first replays every event after it, none twice.
 #[utoipa::path(
@@ -122,21 +125,24 @@ pub async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
+    let newest = state
+        .store
+        .with_conn(|conn| {
+            Ok(
+                conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| {
+                    r.get::<_, i64>(0)
+                })?,
+            )
+        })
+        .await?;
     let (replay, last_sent) = match last {
-        Some(after) => (after_id(&state.store, after).await?, after),
-        None => {
-            let newest = state
-                .store
-                .with_conn(|conn| {
-                    Ok(
-                        conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| {
-                            r.get::<_, i64>(0)
-                        })?,
-                    )
-                })
-                .await?;
-            (Vec::new(), newest)
+        // An id above the newest is from another database (recreated): start live from here.
+        Some(after) if after <= newest => {
+            // Replay at most the newest MAX_REPLAY events; older ones are in GET /v1/events.
+            let after = after.max(newest - MAX_REPLAY);
+            (after_id(&state.store, after).await?, after)
         }
+        _ => (Vec::new(), newest),
     };
     let store = state.store.clone();
     let start = (VecDeque::from(replay), rx, last_sent);

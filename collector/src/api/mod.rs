@@ -70,6 +70,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("the agent of {host:?} did not answer: {error}")]
     AgentUnreachable { host: String, error: String },
+    #[error("the agent of {0:?} refused the collector's token: check that host's token_file in collector.toml")]
+    AgentAuth(String),
     #[error("database: {0}")]
     Store(#[from] StoreError),
 }
@@ -85,6 +87,7 @@ impl IntoResponse for ApiError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::AgentUnreachable { .. } => (StatusCode::BAD_GATEWAY, "agent_unreachable"),
+            Self::AgentAuth(_) => (StatusCode::BAD_GATEWAY, "agent_auth_failed"),
             Self::Store(StoreError::Invalid(_)) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "database_failed"),
         };

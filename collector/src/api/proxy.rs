@@ -11,6 +11,7 @@ use fleetdeck_proto::{
     ActionOutcome, EnvFile, EnvUpdate, EnvWritten, ErrorBody, LogEntry, LogPage, Role,
 };
 use reqwest::Method;
+use std::time::Duration;
 
 use super::{require, ApiError, AppState};
 use crate::agent_client::describe;
@@ -28,21 +29,44 @@ fn app_path(app: &str, rest: &str) -> Result<String, ApiError> {
     Ok(format!("/v1/apps/{app}{rest}"))
 }
 
+/// How long a proxied request may take: actions wait for systemd's job (up to 90 s on the agent).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const ACTION_TIMEOUT: Duration = Duration::from_secs(100);
+/// How long a stream may take to answer with its headers (then it runs as long as it lives).
+const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a proxied request is bounded.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Request(Duration),
+    Stream,
+}
+
 /// Sends a request to the host's agent and turns its answer into ours.
 async fn pass(
     state: &AppState,
     host: &str,
     request: impl FnOnce(&crate::agent_client::AgentClient) -> reqwest::RequestBuilder,
-    stream: bool,
+    kind: Kind,
 ) -> Result<Response, ApiError> {
     let agent = state.agent(host)?;
-    let resp = request(&agent.client)
-        .send()
-        .await
-        .map_err(|e| ApiError::AgentUnreachable {
-            host: host.to_owned(),
-            error: describe(&e),
-        })?;
+    let unreachable = |error: String| ApiError::AgentUnreachable {
+        host: host.to_owned(),
+        error,
+    };
+    let request = request(&agent.client);
+    let resp = match kind {
+        Kind::Request(limit) => request.timeout(limit).send().await,
+        Kind::Stream => tokio::time::timeout(STREAM_OPEN_TIMEOUT, request.send())
+            .await
+            .map_err(|_| unreachable("timed out".into()))?,
+    }
+    .map_err(|e| unreachable(describe(&e)))?;
+    if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+        // The collector's token for this agent is wrong: not the caller's key.
+        return Err(ApiError::AgentAuth(host.to_owned()));
+    }
+    let stream = matches!(kind, Kind::Stream);
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let content_type = resp
         .headers()
@@ -119,7 +143,13 @@ pub async fn logs(
         path.push('?');
         path.push_str(&q);
     }
-    pass(&state, &host, |c| c.request(Method::GET, &path), false).await
+    pass(
+        &state,
+        &host,
+        |c| c.request(Method::GET, &path),
+        Kind::Request(REQUEST_TIMEOUT),
+    )
+    .await
 }
 
 /// Follows the app's logs (SSE from the agent, passed through; `Last-Event-ID` resumes).
@@ -150,7 +180,7 @@ pub async fn logs_stream(
                 None => req,
             }
         },
-        true,
+        Kind::Stream,
     )
     .await
 }
@@ -170,7 +200,13 @@ pub async fn env_get(
 ) -> Result<Response, ApiError> {
     require(&caller, Role::Operator)?;
     let path = app_path(&app, "/env")?;
-    pass(&state, &host, |c| c.request(Method::GET, &path), false).await
+    pass(
+        &state,
+        &host,
+        |c| c.request(Method::GET, &path),
+        Kind::Request(REQUEST_TIMEOUT),
+    )
+    .await
 }
 
 /// Edits the app's `.env` through its agent; `If-Match` passes through (428 without, 412 stale).
@@ -230,7 +266,7 @@ pub async fn env_put(
                 None => req,
             }
         },
-        false,
+        Kind::Request(REQUEST_TIMEOUT),
     )
     .await;
     record(&state, &caller, what, target, outcome(&result)).await;
@@ -260,12 +296,19 @@ pub async fn action(
         return Err(e);
     }
     if !matches!(action.as_str(), "start" | "stop" | "restart") {
+        record(&state, &caller, what, target, "invalid action".into()).await;
         return Err(ApiError::BadRequest(format!(
             "no action {action:?}: use start, stop or restart"
         )));
     }
     let path = app_path(&app, &format!("/actions/{action}"))?;
-    let result = pass(&state, &host, |c| c.request(Method::POST, &path), false).await;
+    let result = pass(
+        &state,
+        &host,
+        |c| c.request(Method::POST, &path),
+        Kind::Request(ACTION_TIMEOUT),
+    )
+    .await;
     record(&state, &caller, what, target, outcome(&result)).await;
     result
 }

@@ -94,7 +94,9 @@ fn host_row(ctx: &WriteCtx<'_>, host_id: i64) -> Result<HostRow, StoreError> {
     )?)
 }
 
-/// Closes the subject's open interval at `at_ms` and opens one in `state` from there.
+/// Closes the subject's open interval and opens one in `state` from `at_ms`, or from the open
+/// interval's start if that is later (agent and collector clocks differ a little: history must
+/// stay ordered).
 fn next_interval(
     ctx: &WriteCtx<'_>,
     host_id: i64,
@@ -102,16 +104,36 @@ fn next_interval(
     state: &str,
     at_ms: u64,
 ) -> Result<(), StoreError> {
+    let open_start: Option<i64> = ctx
+        .conn
+        .query_row(
+            "SELECT start_ms FROM status_history WHERE host_id = ?1 AND app = ?2 AND end_ms IS NULL",
+            params![host_id, app],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let at = (at_ms as i64).max(open_start.unwrap_or(i64::MIN));
     ctx.conn.execute(
-        "UPDATE status_history SET end_ms = max(start_ms, ?3)
-         WHERE host_id = ?1 AND app = ?2 AND end_ms IS NULL",
-        params![host_id, app, at_ms as i64],
+        "UPDATE status_history SET end_ms = ?3 WHERE host_id = ?1 AND app = ?2 AND end_ms IS NULL",
+        params![host_id, app, at],
     )?;
     ctx.conn.execute(
         "INSERT INTO status_history (host_id, app, state, start_ms) VALUES (?1, ?2, ?3, ?4)",
-        params![host_id, app, state, at_ms as i64],
+        params![host_id, app, state, at],
     )?;
     Ok(())
+}
+
+/// The state of the subject's open interval.
+fn open_state(ctx: &WriteCtx<'_>, host_id: i64, app: &str) -> Result<Option<String>, StoreError> {
+    Ok(ctx
+        .conn
+        .query_row(
+            "SELECT state FROM status_history WHERE host_id = ?1 AND app = ?2 AND end_ms IS NULL",
+            params![host_id, app],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// Appends an event and hands it out after the commit.
@@ -234,11 +256,24 @@ fn apply_app(
         return Ok(()); // Older than what is recorded: a stale poll or a replayed event.
     }
     let old_state = parse_state(&old);
+    if old_state != new_state
+        && status
+            .since_unix_ms
+            .is_some_and(|since| (since as i64) < old_since)
+    {
+        // The source says the app entered this state before the recorded one began: the answer
+        // was read before a change the event stream has already brought.
+        return Ok(());
+    }
     if old_state == new_state {
         ctx.conn.execute(
             "UPDATE apps SET observed_ms = ?3, status_json = ?4 WHERE host_id = ?1 AND name = ?2",
             params![host_id, status.name, observed_ms as i64, json],
         )?;
+        // After an outage (history `unknown`) or a partial replay, history follows the app again.
+        if open_state(ctx, host_id, &status.name)?.as_deref() != Some(new_state.as_str()) {
+            next_interval(ctx, host_id, &status.name, new_state.as_str(), observed_ms)?;
+        }
         if restarted && (observed_ms as i64) > old_observed {
             let message = format!("{} on {host} restarted", status.name);
             record_event(
@@ -379,46 +414,14 @@ pub fn apply_poll(
     let snapshot = polled.snapshot;
     let metrics = serde_json::to_string(&snapshot.host)
         .map_err(|e| StoreError::Invalid(format!("cannot encode host metrics: {e}")))?;
-    let mut last_seq = if row.instance_id.as_deref() == Some(polled.samples_instance.as_str()) {
-        row.last_seq
-    } else {
-        0 // A new agent instance: its seqs start again.
-    };
-    let instance = instance_id(ctx, host_id, &polled.samples_instance, now_ms)?;
-    if !polled.samples.is_empty() {
-        let mut insert = ctx.conn.prepare_cached(
-            "INSERT OR IGNORE INTO samples_raw
-             (host_id, ts_ms, instance, seq, cpu, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?;
-        let mut oldest = u64::MAX;
-        for s in &polled.samples {
-            if (s.seq as i64) <= last_seq {
-                continue;
-            }
-            let row = SampleRow::from(s);
-            insert.execute(params![
-                host_id,
-                s.taken_unix_ms as i64,
-                instance,
-                s.seq as i64,
-                row.cpu,
-                row.mem_used,
-                row.mem_total,
-                row.swap_used,
-                row.load1,
-                row.disk_used,
-                row.disk_total,
-                row.net_rx,
-                row.net_tx
-            ])?;
-            oldest = oldest.min(s.taken_unix_ms);
-            last_seq = last_seq.max(s.seq as i64);
-        }
-        if oldest != u64::MAX {
-            super::rollup::mark_late(ctx.conn, oldest)?;
-        }
-    }
+    let last_seq = insert_samples(
+        ctx,
+        host_id,
+        &row,
+        &polled.samples_instance,
+        &polled.samples,
+        now_ms,
+    )?;
     ctx.conn.execute(
         "UPDATE hosts SET hostname = ?2, instance_id = ?3, last_seq = ?4, last_seen_ms = ?5,
          missed_polls = 0, last_error = NULL, metrics_json = ?6 WHERE id = ?1",
@@ -426,7 +429,7 @@ pub fn apply_poll(
             host_id,
             snapshot.host.hostname,
             polled.samples_instance,
-            last_seq,
+            last_seq as i64,
             now_ms as i64,
             metrics
         ],
@@ -444,11 +447,84 @@ pub fn apply_poll(
     }
     Ok(SampleCursor {
         instance_id: polled.samples_instance,
-        last_seq: last_seq as u64,
+        last_seq,
     })
 }
 
-fn instance_id(
+/// Stores samples of `instance` newer than the host's cursor; returns the new last seq.
+fn insert_samples(
+    ctx: &WriteCtx<'_>,
+    host_id: i64,
+    row: &HostRow,
+    instance_id: &str,
+    samples: &[Sample],
+    now_ms: u64,
+) -> Result<u64, StoreError> {
+    let mut last_seq = if row.instance_id.as_deref() == Some(instance_id) {
+        row.last_seq
+    } else {
+        0 // A new agent instance: its seqs start again.
+    };
+    let instance = instance_row(ctx, host_id, instance_id, now_ms)?;
+    if samples.is_empty() {
+        return Ok(last_seq as u64);
+    }
+    let mut insert = ctx.conn.prepare_cached(
+        "INSERT OR IGNORE INTO samples_raw
+         (host_id, ts_ms, instance, seq, cpu, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    let mut oldest = u64::MAX;
+    for s in samples {
+        if (s.seq as i64) <= last_seq {
+            continue;
+        }
+        let r = SampleRow::from(s);
+        insert.execute(params![
+            host_id,
+            s.taken_unix_ms as i64,
+            instance,
+            s.seq as i64,
+            r.cpu,
+            r.mem_used,
+            r.mem_total,
+            r.swap_used,
+            r.load1,
+            r.disk_used,
+            r.disk_total,
+            r.net_rx,
+            r.net_tx
+        ])?;
+        oldest = oldest.min(s.taken_unix_ms);
+        last_seq = last_seq.max(s.seq as i64);
+    }
+    if oldest != u64::MAX {
+        super::rollup::mark_late(ctx.conn, oldest)?;
+    }
+    Ok(last_seq as u64)
+}
+
+/// Stores a further page of backfilled samples and moves the host's cursor with it.
+pub fn apply_samples(
+    ctx: &mut WriteCtx<'_>,
+    host_id: i64,
+    instance_id: &str,
+    samples: &[Sample],
+    now_ms: u64,
+) -> Result<SampleCursor, StoreError> {
+    let row = host_row(ctx, host_id)?;
+    let last_seq = insert_samples(ctx, host_id, &row, instance_id, samples, now_ms)?;
+    ctx.conn.execute(
+        "UPDATE hosts SET instance_id = ?2, last_seq = ?3 WHERE id = ?1",
+        params![host_id, instance_id, last_seq as i64],
+    )?;
+    Ok(SampleCursor {
+        instance_id: instance_id.to_owned(),
+        last_seq,
+    })
+}
+
+fn instance_row(
     ctx: &WriteCtx<'_>,
     host_id: i64,
     instance: &str,
@@ -556,35 +632,18 @@ pub fn apply_poll_failure(
         exit: None,
         at_ms: now_ms,
     }));
-    let apps: Vec<(String, String)> = {
-        let mut stmt = ctx.conn.prepare(
-            "SELECT name, status_json FROM apps WHERE host_id = ?1 AND state != 'unknown'",
-        )?;
-        let rows = stmt.query_map([host_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    // The apps keep their last known state (the fleet shows them under a down host); their
+    // history records the outage as unknown, and the first answer after it is compared with the
+    // last known state, so a crash during the outage is still one event.
+    let apps: Vec<String> = {
+        let mut stmt = ctx
+            .conn
+            .prepare("SELECT name FROM apps WHERE host_id = ?1")?;
+        let rows = stmt.query_map([host_id], |r| r.get(0))?;
         rows.collect::<Result<_, _>>()?
     };
-    for (name, json) in apps {
-        let mut status: AppStatus = serde_json::from_str(&json)
-            .map_err(|e| StoreError::Invalid(format!("stored status of {name}: {e}")))?;
-        status.state = AppState::Unknown;
-        status.error = Some(format!("{host} is unreachable"));
-        let json = serde_json::to_string(&status)
-            .map_err(|e| StoreError::Invalid(format!("cannot encode an app status: {e}")))?;
-        // observed_ms stays: the agent's next answer, by its own clock, must win.
-        ctx.conn.execute(
-            "UPDATE apps SET state = 'unknown', state_since_ms = ?3, status_json = ?4
-             WHERE host_id = ?1 AND name = ?2",
-            params![host_id, name, now_ms as i64, json],
-        )?;
+    for name in apps {
         next_interval(ctx, host_id, &name, "unknown", now_ms)?;
-        ctx.notify(Notice::Transition(Transition {
-            host: host.to_owned(),
-            app: Some(name),
-            state: "unknown".into(),
-            health: Health::Other,
-            exit: None,
-            at_ms: now_ms,
-        }));
     }
     Ok(())
 }
@@ -600,17 +659,25 @@ pub fn apply_agent_event(
         "UPDATE hosts SET last_event_id = ?2 WHERE id = ?1",
         params![host_id, event.sse_id()],
     )?;
-    let stored: Option<String> = ctx
+    let stored: Option<(String, i64)> = ctx
         .conn
         .query_row(
-            "SELECT status_json FROM apps WHERE host_id = ?1 AND name = ?2",
+            "SELECT status_json, observed_ms FROM apps WHERE host_id = ?1 AND name = ?2",
             params![host_id, event.app],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    let mut status = match stored {
-        Some(json) => serde_json::from_str::<AppStatus>(&json)
-            .map_err(|e| StoreError::Invalid(format!("stored status of {}: {e}", event.app)))?,
+    if let Some((_, observed)) = &stored {
+        if (event.at_unix_ms as i64) < *observed {
+            // A poll has recorded a newer state already (e.g. the stream was away and replays
+            // what it missed): the transition belongs in the past.
+            return apply_past_event(ctx, host_id, host, event);
+        }
+    }
+    // A stored status that no longer reads (a format change) is replaced, not fatal.
+    let stored_status = stored.and_then(|(json, _)| serde_json::from_str::<AppStatus>(&json).ok());
+    let mut status = match stored_status {
+        Some(status) => status,
         None => AppStatus {
             name: event.app.clone(),
             kind: event.kind,
@@ -643,4 +710,344 @@ pub fn apply_agent_event(
         "agent-stream",
         event.restarted,
     )
+}
+
+/// Records a transition that happened before the state a poll already recorded: once, by splitting
+/// the history interval it falls into, if history still shows the app in the transition's `from`
+/// state at that time. The app's current state is left as the poll saw it.
+fn apply_past_event(
+    ctx: &mut WriteCtx<'_>,
+    host_id: i64,
+    host: &str,
+    event: &AppEvent,
+) -> Result<(), StoreError> {
+    if event.from == event.to {
+        return Ok(()); // A restart long past: nothing to split.
+    }
+    let at = event.at_unix_ms as i64;
+    // Already in history: a poll saw this transition (the source's timestamp and the agent's may
+    // differ by a moment).
+    let known: Option<i64> = ctx
+        .conn
+        .query_row(
+            "SELECT id FROM status_history WHERE host_id = ?1 AND app = ?2 AND state = ?3
+             AND start_ms BETWEEN ?4 - 2000 AND ?4 + 2000",
+            params![host_id, event.app, event.to.as_str(), at],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if known.is_some() {
+        return Ok(());
+    }
+    let containing: Option<(i64, String, Option<i64>)> = ctx
+        .conn
+        .query_row(
+            "SELECT id, state, end_ms FROM status_history WHERE host_id = ?1 AND app = ?2
+             AND start_ms <= ?3 AND (end_ms IS NULL OR end_ms > ?3) ORDER BY start_ms DESC LIMIT 1",
+            params![host_id, event.app, at],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((id, state, end)) = containing else {
+        return Ok(());
+    };
+    if state != event.from.as_str() {
+        return Ok(()); // History disagrees with the event's `from`: leave it as it is.
+    }
+    ctx.conn.execute(
+        "UPDATE status_history SET end_ms = ?2 WHERE id = ?1",
+        params![id, at],
+    )?;
+    ctx.conn.execute(
+        "INSERT INTO status_history (host_id, app, state, start_ms, end_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![host_id, event.app, event.to.as_str(), at, end],
+    )?;
+    if event.to != AppState::Unknown && event.from != AppState::Unknown {
+        let mut message = format!("{} on {host}: {} → {}", event.app, event.from, event.to);
+        if let Some(exit) = event.exit {
+            message.push_str(&format!(" ({})", describe_exit(exit)));
+        }
+        record_event(
+            ctx,
+            event.at_unix_ms,
+            severity_of(event.to),
+            "agent-stream",
+            FleetEventKind::Transition,
+            host,
+            Some(&event.app),
+            Some(event.from.as_str()),
+            Some(event.to.as_str()),
+            event.exit,
+            message,
+        )?;
+    }
+    ctx.notify(Notice::Transition(Transition {
+        host: host.to_owned(),
+        app: Some(event.app.clone()),
+        state: event.to.as_str().to_owned(),
+        health: Health::from(event.to),
+        exit: event.exit,
+        at_ms: event.at_unix_ms,
+    }));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use fleetdeck_proto::{
+        AppKind, Cpu, EventSource, HostMetrics, Load, Memory, SourceHealth, Sources, Swap,
+    };
+
+    use super::*;
+    use crate::store::Store;
+
+    /// Test times are in seconds (the dedupe of replayed events allows 2 s of clock difference).
+    const S: u64 = 1000;
+
+    fn status(state: AppState, since: u64) -> AppStatus {
+        AppStatus {
+            name: "web".into(),
+            kind: AppKind::Systemd,
+            target: "web.service".into(),
+            state,
+            since_unix_ms: Some(since * S),
+            last_exit: (state == AppState::Failed).then_some(Exit::Signal(9)),
+            restarts: Some(0),
+            memory_bytes: None,
+            error: None,
+            systemd: None,
+            docker: None,
+        }
+    }
+
+    fn polled(taken: u64, app: AppStatus) -> Polled {
+        Polled {
+            snapshot: Snapshot {
+                seq: 0,
+                instance_id: "i1".into(),
+                taken_unix_ms: taken * S,
+                host: HostMetrics {
+                    hostname: "vm".into(),
+                    boot_id: "b".into(),
+                    uptime_secs: 1.0,
+                    window_secs: None,
+                    cpu: Cpu::default(),
+                    memory: Memory::default(),
+                    swap: Swap::default(),
+                    load: Load::default(),
+                    filesystems: Vec::new(),
+                    network: Vec::new(),
+                },
+                apps: vec![app],
+                sources: Sources {
+                    systemd: SourceHealth::Up,
+                    docker: SourceHealth::Unused,
+                },
+            },
+            samples_instance: "i1".into(),
+            samples: Vec::new(),
+        }
+    }
+
+    fn event(id: u64, from: AppState, to: AppState, at: u64) -> AppEvent {
+        AppEvent {
+            id,
+            instance_id: "i1".into(),
+            app: "web".into(),
+            kind: AppKind::Systemd,
+            from,
+            to,
+            restarted: false,
+            at_unix_ms: at * S,
+            exit: (to == AppState::Failed).then_some(Exit::Signal(9)),
+            restarts: None,
+            source: EventSource::Systemd,
+        }
+    }
+
+    struct Bed {
+        _dir: tempfile::TempDir,
+        store: Store,
+        host: i64,
+    }
+
+    async fn bed() -> Bed {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("c.db")).expect("store");
+        let hosts = store
+            .write(|ctx| register_agents(ctx, &[("vm".into(), "http://vm:7070".into())]))
+            .await
+            .expect("register");
+        Bed {
+            _dir: dir,
+            store,
+            host: hosts[0].id,
+        }
+    }
+
+    impl Bed {
+        async fn poll(&self, taken: u64, app: AppStatus) {
+            let (id, p) = (self.host, polled(taken, app));
+            self.store
+                .write(move |ctx| apply_poll(ctx, id, "vm", p, taken * S))
+                .await
+                .expect("poll");
+        }
+
+        async fn fail(&self, now: u64) {
+            let id = self.host;
+            self.store
+                .write(move |ctx| apply_poll_failure(ctx, id, "vm", "timed out", 2, now * S))
+                .await
+                .expect("failure");
+        }
+
+        async fn event(&self, e: AppEvent) {
+            let id = self.host;
+            self.store
+                .write(move |ctx| apply_agent_event(ctx, id, "vm", &e))
+                .await
+                .expect("event");
+        }
+
+        async fn state(&self) -> String {
+            self.store
+                .with_conn(|c| Ok(c.query_row("SELECT state FROM apps", [], |r| r.get(0))?))
+                .await
+                .expect("state")
+        }
+
+        /// (kind, from, to) of every event, oldest first.
+        async fn events(&self) -> Vec<(String, Option<String>, Option<String>)> {
+            self.store
+                .with_conn(|c| {
+                    let mut stmt =
+                        c.prepare("SELECT kind, from_state, to_state FROM events ORDER BY id")?;
+                    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                })
+                .await
+                .expect("events")
+        }
+
+        async fn history(&self) -> Vec<(String, i64, Option<i64>)> {
+            self.store
+                .with_conn(|c| {
+                    let mut stmt = c.prepare(
+                        "SELECT state, start_ms / 1000, end_ms / 1000 FROM status_history WHERE app = 'web' ORDER BY start_ms, id",
+                    )?;
+                    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                })
+                .await
+                .expect("history")
+        }
+    }
+
+    fn tr(from: &str, to: &str) -> (String, Option<String>, Option<String>) {
+        ("transition".into(), Some(from.into()), Some(to.into()))
+    }
+
+    #[tokio::test]
+    async fn a_poll_read_before_a_crash_does_not_undo_it() {
+        let b = bed().await;
+        b.poll(100, status(AppState::Running, 50)).await;
+        b.event(event(1, AppState::Running, AppState::Failed, 105))
+            .await;
+        // Read at 100..110 (before the crash), stamped 110 after its slower reads.
+        b.poll(110, status(AppState::Running, 50)).await;
+        assert_eq!(b.state().await, "failed");
+        // The next poll sees the crash too: still one transition.
+        b.poll(140, status(AppState::Failed, 105)).await;
+        assert_eq!(b.events().await, vec![tr("running", "failed")]);
+        assert_eq!(
+            b.history().await,
+            vec![
+                ("running".into(), 50, Some(105)),
+                ("failed".into(), 105, None)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_crash_during_an_outage_is_one_event_after_it() {
+        let b = bed().await;
+        b.poll(100, status(AppState::Running, 50)).await;
+        b.fail(200).await;
+        b.fail(201).await; // down_after = 2: the host is down
+        assert_eq!(b.state().await, "running", "the last known state stays");
+        b.poll(300, status(AppState::Failed, 250)).await;
+        let events = b.events().await;
+        assert_eq!(
+            events,
+            vec![
+                ("host-down".into(), Some("up".into()), Some("down".into())),
+                ("host-up".into(), Some("down".into()), Some("up".into())),
+                tr("running", "failed"),
+            ]
+        );
+        assert_eq!(
+            b.history().await,
+            vec![
+                ("running".into(), 50, Some(201)),
+                ("unknown".into(), 201, Some(250)),
+                ("failed".into(), 250, None)
+            ]
+        );
+        // Back to running after another outage in which nothing changed: history follows.
+        b.poll(400, status(AppState::Running, 390)).await;
+        b.fail(500).await;
+        b.fail(501).await;
+        b.poll(600, status(AppState::Running, 390)).await;
+        let history = b.history().await;
+        assert_eq!(
+            history.last(),
+            Some(&("running".into(), 600, None)),
+            "{history:?}"
+        );
+        assert_eq!(b.events().await.len(), 6, "failed → running, down, up");
+    }
+
+    #[tokio::test]
+    async fn replayed_events_behind_a_poll_are_recorded_once() {
+        let b = bed().await;
+        b.poll(100, status(AppState::Running, 50)).await;
+        // Crash and restart while the stream was away; the poll sees only the restarted app.
+        b.poll(300, status(AppState::Running, 250)).await;
+        for _ in 0..2 {
+            b.event(event(1, AppState::Running, AppState::Failed, 200))
+                .await;
+            b.event(event(2, AppState::Failed, AppState::Running, 250))
+                .await;
+        }
+        assert_eq!(
+            b.events().await,
+            vec![tr("running", "failed"), tr("failed", "running")]
+        );
+        assert_eq!(
+            b.history().await,
+            vec![
+                ("running".into(), 50, Some(200)),
+                ("failed".into(), 200, Some(250)),
+                ("running".into(), 250, None)
+            ]
+        );
+        assert_eq!(b.state().await, "running");
+    }
+
+    #[tokio::test]
+    async fn a_transition_seen_by_the_stream_and_a_poll_counts_once() {
+        let b = bed().await;
+        b.poll(100, status(AppState::Running, 50)).await;
+        b.poll(200, status(AppState::Failed, 150)).await; // the poll first
+        b.event(event(1, AppState::Running, AppState::Failed, 151))
+            .await; // then the stream
+        b.event(event(2, AppState::Failed, AppState::Running, 260))
+            .await; // the stream first
+        b.poll(300, status(AppState::Running, 259)).await; // then the poll
+        assert_eq!(
+            b.events().await,
+            vec![tr("running", "failed"), tr("failed", "running")]
+        );
+    }
 }

@@ -105,9 +105,16 @@ fn apps_of(
     let (from, to) = uptime::window(30, now_ms);
     for row in rows {
         let (name, since, json) = row?;
-        let Ok(status) = serde_json::from_str::<AppStatus>(&json) else {
+        let Ok(mut status) = serde_json::from_str::<AppStatus>(&json) else {
             continue;
         };
+        if host.view.status == HostStatus::Down {
+            // The state shown is the last one known before the host stopped answering.
+            status.error = Some(format!(
+                "{} is unreachable: this is the last known state",
+                host.view.name
+            ));
+        }
         let uptime_30d = intervals
             .get(&(host.id, name))
             .and_then(|iv| uptime::compute(iv, from, to, now_ms).ratio);
@@ -160,6 +167,10 @@ pub fn summarize(hosts: &[HostView]) -> FleetSummary {
         }
         for a in &h.apps {
             s.apps += 1;
+            if h.status == HostStatus::Down {
+                s.apps_degraded += 1; // Unknown while its host is unreachable.
+                continue;
+            }
             match a.status.state {
                 AppState::Running => s.apps_running += 1,
                 AppState::Failed | AppState::CrashLooping => s.apps_down += 1,
@@ -392,35 +403,53 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<FleetEvent> {
     })
 }
 
-/// Events matching `filter`: newest first when paging back, oldest first after `after`.
+/// Events matching `filter`: newest first when paging back, oldest first after `after`. The SQL
+/// holds only the filters given, so SQLite can use the id and host indexes.
 pub fn events(conn: &Connection, filter: &EventFilter) -> Result<EventsPage, StoreError> {
+    use rusqlite::types::Value;
     let ascending = filter.after.is_some();
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let mut add = |clause: &'static str, value: Value| {
+        clauses.push(clause);
+        values.push(value);
+    };
+    if let Some(h) = &filter.host {
+        add("host = ?", Value::Text(h.clone()));
+    }
+    if let Some(a) = &filter.app {
+        add("app = ?", Value::Text(a.clone()));
+    }
+    if let Some(s) = filter.severity {
+        add("severity = ?", Value::Text(s.as_str().to_owned()));
+    }
+    if let Some(k) = filter.kind {
+        add("kind = ?", Value::Text(k.as_str().to_owned()));
+    }
+    if let Some(t) = filter.since_ms {
+        add("ts_ms >= ?", Value::Integer(t as i64));
+    }
+    if let Some(t) = filter.until_ms {
+        add("ts_ms < ?", Value::Integer(t as i64));
+    }
+    if let Some(id) = filter.before {
+        add("id < ?", Value::Integer(id));
+    }
+    if let Some(id) = filter.after {
+        add("id > ?", Value::Integer(id));
+    }
+    let limit = filter.limit.max(1);
     let sql = format!(
         "SELECT id, ts_ms, severity, source, kind, host, app, from_state, to_state, exit_json, message
-         FROM events
-         WHERE (?1 IS NULL OR host = ?1) AND (?2 IS NULL OR app = ?2) AND (?3 IS NULL OR severity = ?3)
-           AND (?4 IS NULL OR kind = ?4) AND (?5 IS NULL OR ts_ms >= ?5) AND (?6 IS NULL OR ts_ms < ?6)
-           AND (?7 IS NULL OR id < ?7) AND (?8 IS NULL OR id > ?8)
-         ORDER BY id {} LIMIT ?9",
-        if ascending { "ASC" } else { "DESC" }
+         FROM events {} {} ORDER BY id {} LIMIT {}",
+        if clauses.is_empty() { "" } else { "WHERE" },
+        clauses.join(" AND "),
+        if ascending { "ASC" } else { "DESC" },
+        limit + 1
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let limit = filter.limit.max(1);
     let events = stmt
-        .query_map(
-            params![
-                filter.host,
-                filter.app,
-                filter.severity.map(Severity::as_str),
-                filter.kind.map(FleetEventKind::as_str),
-                filter.since_ms.map(|v| v as i64),
-                filter.until_ms.map(|v| v as i64),
-                filter.before,
-                filter.after,
-                (limit + 1) as i64
-            ],
-            event_from_row,
-        )?
+        .query_map(rusqlite::params_from_iter(values), event_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     let more = events.len() > limit;
     let events: Vec<FleetEvent> = events.into_iter().take(limit).collect();

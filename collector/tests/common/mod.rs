@@ -199,13 +199,17 @@ pub fn agent_entry(name: &str, addr: SocketAddr) -> String {
     )
 }
 
-/// Writes collector.toml: loopback, a database in `work`, 1 s polls, grace 0 s.
+/// Writes collector.toml: loopback, a database in `work`, 1 s polls unless `body` sets
+/// `poll_interval`.
 pub fn collector_config(work: &Workdir, body: &str) -> PathBuf {
+    let polls = if body.contains("poll_interval") {
+        ""
+    } else {
+        "poll_interval = \"1s\"\npoll_timeout = \"700ms\"\n"
+    };
     work.write(
         "collector.toml",
-        &format!(
-            "listen = [\"127.0.0.1:0\"]\ndatabase = \"collector.db\"\npoll_interval = \"1s\"\npoll_timeout = \"700ms\"\n{body}"
-        ),
+        &format!("listen = [\"127.0.0.1:0\"]\ndatabase = \"collector.db\"\n{polls}{body}"),
     )
 }
 
