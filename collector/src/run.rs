@@ -150,7 +150,7 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
     });
 
     Ok(Background {
-        state: AppState::new(store, &agents),
+        state: AppState::new(store, &agents, config.retention),
         poller,
         stop,
         tasks,

@@ -176,6 +176,32 @@ async fn a_restarted_collector_backfills_without_a_gap() {
     assert_eq!(seqs.len(), 1, "the same agent instance");
     assert_contiguous(&seqs[0].1, "across a collector restart");
     assert!(seqs[0].1.contains(&(stopped_at + 1)));
+    // The history API serves the same samples, raw at a 1 s step, each with its time.
+    let api = Api::new(&f.collector, &create_key(&f.config, "viewer", "viewer"));
+    let from = humantime::format_rfc3339(std::time::SystemTime::now() - Duration::from_secs(600));
+    let metrics = api
+        .json(&format!("/v1/hosts/near/metrics?from={from}&step=1s"))
+        .await;
+    assert_eq!(metrics["resolution"], "raw", "{metrics}");
+    let points = metrics["points"].as_array().expect("points");
+    assert!(
+        points.len() >= seqs[0].1.len(),
+        "{} points for {} samples",
+        points.len(),
+        seqs[0].1.len()
+    );
+    assert!(points
+        .iter()
+        .all(|p| p["ts"].is_string() && p["memory_total_bytes"].as_u64() > Some(0)));
+    let bad = api.get("/v1/hosts/near/metrics?from=yesterday").await;
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.expect("error body");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("RFC 3339")),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

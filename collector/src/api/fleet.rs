@@ -74,7 +74,8 @@ fn parse_time(name: &str, s: &str) -> Result<u64, ApiError> {
 }
 
 /// The host's metric history: raw samples when `step` is at most the agent's sample interval,
-/// 1-minute rollups below an hour, 1-hour rollups from there. Each point carries `ts`.
+/// 1-minute rollups below an hour, 1-hour rollups from there (or the finest table whose retention
+/// still covers `from`). Each point carries `ts`.
 #[utoipa::path(
     get,
     path = "/v1/hosts/{host}/metrics",
@@ -120,6 +121,9 @@ pub async fn metrics(
         )));
     }
     let name = host.clone();
+    let now = now_ms();
+    let raw_from = now.saturating_sub(state.retention.raw.as_millis() as u64);
+    let minute_from = now.saturating_sub(state.retention.minute.as_millis() as u64);
     let (resolution, points) = state
         .store
         .with_conn(move |conn| {
@@ -127,7 +131,12 @@ pub async fn metrics(
                 return Ok(None);
             };
             let interval = query::sample_interval_ms(conn, id)?.unwrap_or(10_000);
-            let resolution = Resolution::for_step(step, interval);
+            // The finest table that still holds `from`.
+            let resolution = match Resolution::for_step(step, interval) {
+                Resolution::Raw if from < raw_from => Resolution::Minute,
+                Resolution::Minute if from < minute_from => Resolution::Hour,
+                r => r,
+            };
             let points = query::metrics(conn, id, from, to, step, resolution)?;
             Ok(Some((resolution, points)))
         })

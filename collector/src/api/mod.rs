@@ -21,6 +21,7 @@ use fleetdeck_proto::{ErrorBody, Role};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::config::Retention;
 use crate::poll::Agent;
 use crate::store::keys::{self, Caller};
 use crate::store::{now_ms, Store, StoreError};
@@ -30,13 +31,16 @@ use crate::store::{now_ms, Store, StoreError};
 pub struct AppState {
     pub store: Store,
     pub agents: Arc<HashMap<String, Arc<Agent>>>,
+    /// Which history tables still hold a time range.
+    pub retention: Retention,
 }
 
 impl AppState {
-    pub fn new(store: Store, agents: &[Arc<Agent>]) -> Self {
+    pub fn new(store: Store, agents: &[Arc<Agent>], retention: Retention) -> Self {
         Self {
             store,
             agents: Arc::new(agents.iter().map(|a| (a.name.clone(), a.clone())).collect()),
+            retention,
         }
     }
 
