@@ -40,34 +40,5 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = api::router(api::AppState::new(agent));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
-    let mut servers = tokio::task::JoinSet::new();
-    for listener in listeners {
-        let mut stop = stop_rx.clone();
-        let server = axum::serve(listener, app.clone()).with_graceful_shutdown(async move {
-            // Resolves when the sender sends or is dropped.
-            let _ = stop.changed().await;
-        });
-        servers.spawn(async move { server.await });
-    }
-    drop(stop_rx);
-    tokio::select! {
-        () = shutdown => {}
-        Some(result) = servers.join_next() => {
-            // A server ended on its own: an accept error. Stop the others and report it.
-            let _ = stop_tx.send(());
-            servers.join_all().await;
-            return result.unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        }
-    }
-    let _ = stop_tx.send(());
-    // Streams (events, log follows) never end by themselves: give ordinary requests a moment to
-    // finish, then stop regardless.
-    match tokio::time::timeout(SHUTDOWN_GRACE, servers.join_all()).await {
-        Ok(results) => results
-            .into_iter()
-            .collect::<std::io::Result<Vec<()>>>()
-            .map(|_| ()),
-        Err(_) => Ok(()),
-    }
+    fleetdeck_daemon::serve::serve(app, listeners, shutdown, SHUTDOWN_GRACE).await
 }

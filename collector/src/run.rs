@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use fleetdeck_daemon::listen;
 use fleetdeck_proto::Role;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -24,15 +23,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How often rollups and retention run.
 const ROLLUP_EVERY: Duration = Duration::from_secs(60);
 
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
+pub use fleetdeck_daemon::serve::{init_tracing, shutdown_signal};
 
 /// The HTTP client for agents and webhooks: rustls, and no proxy from the environment (agent
 /// tokens and `.env` values must go to the agent over the tailnet, not through a proxy).
@@ -157,32 +148,12 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
     })
 }
 
-/// Binds every listen address, enforcing the bind policy.
-pub async fn bind(config: &Config, allow_public_bind: bool) -> anyhow::Result<Vec<TcpListener>> {
-    let addrs = listen::resolve(&config.listen, allow_public_bind, listen::run_tailscale_ip)?;
-    let mut listeners = Vec::with_capacity(addrs.len());
-    for addr in addrs {
-        if !listen::is_private_to_operator(addr.ip()) {
-            tracing::warn!(
-                %addr,
-                "LISTENING ON A PUBLIC ADDRESS because --allow-public-bind was given: anyone who can \
-                 reach {addr} can try keys against this collector"
-            );
-        }
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}; is another process using it?"))?;
-        tracing::info!(addr = %listener.local_addr()?, "listening");
-        listeners.push(listener);
-    }
-    Ok(listeners)
-}
-
 /// Loads the config, opens the database, starts the background work and serves until SIGINT or
 /// SIGTERM.
 pub async fn run(config_path: &Path, allow_public_bind: bool) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
-    let listeners = bind(&config, allow_public_bind).await?;
+    let listeners =
+        fleetdeck_daemon::serve::bind(&config.listen, allow_public_bind, "collector").await?;
     let store = Store::open(&config.database)?;
     serve_config(&config, store, listeners, shutdown_signal()).await
 }
@@ -213,33 +184,7 @@ pub async fn serve(
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = api::router(state);
-    let (stop_tx, stop_rx) = watch::channel(());
-    let mut servers = tokio::task::JoinSet::new();
-    for listener in listeners {
-        let mut stop = stop_rx.clone();
-        let server = axum::serve(listener, app.clone()).with_graceful_shutdown(async move {
-            let _ = stop.changed().await;
-        });
-        servers.spawn(async move { server.await });
-    }
-    drop(stop_rx);
-    tokio::select! {
-        () = shutdown => {}
-        Some(result) = servers.join_next() => {
-            let _ = stop_tx.send(());
-            servers.join_all().await;
-            return result.unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        }
-    }
-    let _ = stop_tx.send(());
-    match tokio::time::timeout(SHUTDOWN_GRACE, servers.join_all()).await {
-        Ok(results) => results
-            .into_iter()
-            .collect::<std::io::Result<Vec<()>>>()
-            .map(|_| ()),
-        Err(_) => Ok(()),
-    }
+    fleetdeck_daemon::serve::serve(api::router(state), listeners, shutdown, SHUTDOWN_GRACE).await
 }
 
 /// `keys create`: prints what was made, the key itself alone on the last line.
@@ -253,19 +198,4 @@ pub fn create_key(config_path: &Path, name: &str, role: Role) -> anyhow::Result<
         created.role.as_str(),
         created.key
     ))
-}
-
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGTERM; stop the collector with SIGINT");
-            return std::future::pending().await;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

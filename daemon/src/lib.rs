@@ -1,7 +1,9 @@
 //! What the agent and the collector share at their edge: [`listen`], the bind policy (loopback and
-//! Tailscale only unless told otherwise), and [`secret`], tokens read from files of mode 0600.
+//! Tailscale only unless told otherwise), [`secret`], tokens read from files of mode 0600, and
+//! [`serve`], tracing, binding, serving a router and stopping on a signal.
 
 #![forbid(unsafe_code)]
 
 pub mod listen;
 pub mod secret;
+pub mod serve;
