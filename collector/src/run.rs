@@ -79,15 +79,26 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
 
-    let alerter = alerting::spawn(
+    // Problems a previous run alerted are not alerted again (their recovery is); open problems
+    // it had not alerted yet go through the rules as if just seen.
+    let open = store
+        .with_conn(|conn| crate::store::query::open_problems(conn))
+        .await
+        .context("cannot read the open problems from the database")?;
+    let (already, pending): (Vec<_>, Vec<_>) = open.into_iter().partition(|(_, sent)| *sent);
+    let alerter = alerting::spawn_resuming(
         AlertConfig {
             policy: config.alerts.clone(),
             webhooks: config.webhooks.clone(),
             retry: config.retry.clone(),
         },
+        already.into_iter().map(|(t, _)| t).collect(),
         Arc::new(store.clone()) as Arc<dyn AlertLog>,
         http.clone(),
     );
+    for (t, _) in pending {
+        alerter.observe(t);
+    }
     if let Some(mut transitions) = store.take_transitions() {
         let mut stop_rx = stop_rx.clone();
         tasks.spawn(async move {

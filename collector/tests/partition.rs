@@ -1,6 +1,7 @@
 //! A real agent on a second "host" (the test bed's network namespace) is partitioned from the
-//! collector and healed: exactly one down alert and one recovery reach a real webhook receiver,
-//! and the stored samples have no gap (the agent's ring buffer is backfilled).
+//! collector and healed, with a collector restart in between: exactly one down alert and one
+//! recovery reach a real webhook receiver, and the stored samples have no gap (the agent's ring
+//! buffer is backfilled).
 
 mod common;
 
@@ -59,8 +60,8 @@ async fn partition_and_heal_alert_once_each_and_leave_no_gap() {
         ),
     );
     let admin = create_key(&config, "admin", "admin");
-    let collector = start_collector(&config);
-    let api = Api::new(&collector, &admin);
+    let mut collector = start_collector(&config);
+    let mut api = Api::new(&collector, &admin);
 
     wait_for(
         "the host up with samples stored",
@@ -80,6 +81,13 @@ async fn partition_and_heal_alert_once_each_and_leave_no_gap() {
         (receiver.alerts("problem", "far", None) >= 1).then_some(())
     })
     .await;
+    let host = api.json("/v1/hosts/far").await;
+    assert_eq!(host["status"], "down", "{host}");
+    // The collector restarts during the partition: it remembers the host is down and that this
+    // was alerted, so it neither alerts again nor forgets to send the recovery.
+    collector.stop();
+    collector = start_collector(&config);
+    api = Api::new(&collector, &admin);
     let host = api.json("/v1/hosts/far").await;
     assert_eq!(host["status"], "down", "{host}");
     // The agent samples on while the collector cannot see it: ask it from inside its namespace.

@@ -75,6 +75,17 @@ pub fn spawn(
     log: Arc<dyn AlertLog>,
     client: reqwest::Client,
 ) -> AlerterHandle {
+    spawn_resuming(config, Vec::new(), log, client)
+}
+
+/// Starts the alerting task knowing the problems a previous run already alerted (hosts still
+/// down, apps still failed): they are not alerted again, and their recovery is.
+pub fn spawn_resuming(
+    config: AlertConfig,
+    already_alerted: Vec<Transition>,
+    log: Arc<dyn AlertLog>,
+    client: reqwest::Client,
+) -> AlerterHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let sinks = config
         .webhooks
@@ -87,8 +98,14 @@ pub fn spawn(
             })
         })
         .collect();
+    let mut rules = Rules::new(config.policy);
+    for t in &already_alerted {
+        // What these raise was sent before the restart.
+        let _ = rules.observe(t);
+    }
+    let _ = rules.tick(now_ms());
     let task = AlertTask {
-        rules: Rules::new(config.policy),
+        rules,
         sinks,
         retry: Arc::new(config.retry),
         log,

@@ -477,3 +477,77 @@ pub fn sample_interval_ms(conn: &Connection, host_id: i64) -> Result<Option<u64>
         _ => None,
     })
 }
+
+/// Problems still open (hosts down, apps failed or crash-looping on reachable hosts), each with
+/// whether an alert about it was sent and not yet followed by a recovery: what the alerter needs
+/// to resume after a restart.
+pub fn open_problems(
+    conn: &Connection,
+) -> Result<Vec<(crate::alerting::Transition, bool)>, StoreError> {
+    use crate::alerting::{Health, Transition};
+    let last_alert = |host: &str, app: Option<&str>| -> Result<Option<String>, StoreError> {
+        Ok(conn
+            .query_row(
+                "SELECT kind FROM alerts WHERE host = ?1 AND app IS ?2 ORDER BY id DESC LIMIT 1",
+                params![host, app],
+                |r| r.get(0),
+            )
+            .optional()?)
+    };
+    let alerted = |kind: Option<String>| matches!(kind.as_deref(), Some("problem" | "flapping"));
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT name, coalesce(status_since_ms, 0) FROM hosts WHERE active = 1 AND status = 'down'",
+    )?;
+    let hosts = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (host, since) in hosts {
+        let sent = alerted(last_alert(&host, None)?);
+        out.push((
+            Transition {
+                host,
+                app: None,
+                state: "down".into(),
+                health: Health::Problem,
+                exit: None,
+                at_ms: since as u64,
+            },
+            sent,
+        ));
+    }
+    let mut stmt = conn.prepare(
+        "SELECT h.name, a.name, a.state, a.state_since_ms, a.status_json FROM apps a
+         JOIN hosts h ON h.id = a.host_id
+         WHERE h.active = 1 AND h.status = 'up' AND a.state IN ('failed', 'crash-looping')",
+    )?;
+    let apps = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (host, app, state, since, json) in apps {
+        let exit = serde_json::from_str::<AppStatus>(&json)
+            .ok()
+            .and_then(|s| s.last_exit);
+        let sent = alerted(last_alert(&host, Some(&app))?);
+        out.push((
+            Transition {
+                host,
+                app: Some(app),
+                state,
+                health: Health::Problem,
+                exit,
+                at_ms: since as u64,
+            },
+            sent,
+        ));
+    }
+    Ok(out)
+}
