@@ -107,12 +107,22 @@ async fn poll_bench() {
         .unwrap_or(4);
     let interval = Duration::from_secs(30);
     let exe = std::env::current_exe().expect("exe");
-    let mut child = std::process::Command::new(exe)
-        .env(SIM_ENV, agents.to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn the simulator");
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    /// The simulator child, killed when dropped (also when the bench fails half-way).
+    struct Simulator(std::process::Child);
+    impl Drop for Simulator {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Simulator(
+        std::process::Command::new(exe)
+            .env(SIM_ENV, agents.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn the simulator"),
+    );
+    let mut out = std::io::BufReader::new(child.0.stdout.take().expect("stdout"));
     let mut line = String::new();
     std::io::BufRead::read_line(&mut out, &mut line).expect("port line");
     let port: u16 = line
@@ -182,8 +192,7 @@ async fn poll_bench() {
             tokio::time::sleep(interval.saturating_sub(started.elapsed())).await;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     if steady.is_empty() {
         return;
     }

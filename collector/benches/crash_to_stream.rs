@@ -36,8 +36,18 @@ fn agent_bin() -> PathBuf {
     bin
 }
 
+/// A child process killed when dropped, also when the bench fails half-way.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts a daemon and returns it with the address it logged.
-fn spawn(cmd: &mut Command) -> (Child, String) {
+fn spawn(cmd: &mut Command) -> (Daemon, String) {
     let mut child = cmd
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -58,7 +68,7 @@ fn spawn(cmd: &mut Command) -> (Child, String) {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    (Daemon(child), addr)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -86,7 +96,7 @@ async fn main() {
         ),
     )
     .expect("agent config");
-    let (mut agent, agent_addr) = spawn(
+    let (_agent, agent_addr) = spawn(
         Command::new(agent_bin())
             .arg("--config")
             .arg(path("agent.toml")),
@@ -111,7 +121,7 @@ async fn main() {
         .expect("key")
         .trim()
         .to_owned();
-    let (mut collector, collector_addr) = spawn(
+    let (_collector, collector_addr) = spawn(
         Command::new(collector_bin)
             .arg("--config")
             .arg(path("collector.toml")),
@@ -163,8 +173,6 @@ async fn main() {
             })
             .await;
     }
-    let _ = collector.kill();
-    let _ = agent.kill();
     ms.sort_by(f64::total_cmp);
     let p99 = percentile(&ms, 0.99);
     println!("{ROUNDS} SIGKILLs of a unit's main process; time from the kill to the event on the collector's /v1/events/stream (polls every 60 s: the agent's stream carried it)\n");
