@@ -202,7 +202,19 @@ pub async fn serve(
 pub fn create_key(config_path: &Path, name: &str, role: Role) -> anyhow::Result<String> {
     let config = Config::load(config_path)?;
     let store = Store::open(&config.database)?;
-    let created = store.with_conn_blocking(|conn| keys::create(conn, name, role, now_ms()))?;
+    let created = store.with_conn_blocking(|conn| {
+        let created = keys::create(conn, name, role, now_ms())?;
+        // Made at the command line, not through the API: audited under that name.
+        crate::store::audit::record(
+            conn,
+            "(command line)",
+            "key.create",
+            &format!("key {name}"),
+            &format!("ok (role {})", role.as_str()),
+            now_ms(),
+        )?;
+        Ok(created)
+    })?;
     Ok(format!(
         "created API key {:?} with role {}; it is shown only now, store it safely:\n{}",
         created.name,

@@ -287,9 +287,16 @@ async fn every_route_enforces_its_role() {
         .await
         .expect("healthz");
     assert_eq!(health.status(), 200);
-    // Refused mutations are audited as denied, with the key's name.
+    // Refused mutations are audited as denied, with the key's name; keys made at the command line
+    // are audited too.
     let audit = admin.json("/v1/audit?limit=1000").await;
     let entries = audit["entries"].as_array().expect("entries");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["key_name"] == "(command line)" && e["target"] == "key operator"),
+        "{audit}"
+    );
     assert!(
         entries.iter().any(|e| e["key_name"] == "viewer"
             && e["action"] == "app.restart"

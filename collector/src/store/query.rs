@@ -464,7 +464,8 @@ pub fn events(conn: &Connection, filter: &EventFilter) -> Result<EventsPage, Sto
     })
 }
 
-/// The host's sample interval, from its two newest raw samples.
+/// The host's sample interval, from its two newest raw samples, to the nearest second (agents
+/// sample every whole number of seconds; timers make the gap a few ms more or less).
 pub fn sample_interval_ms(conn: &Connection, host_id: i64) -> Result<Option<u64>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT ts_ms FROM samples_raw WHERE host_id = ?1 ORDER BY ts_ms DESC LIMIT 2",
@@ -473,7 +474,7 @@ pub fn sample_interval_ms(conn: &Connection, host_id: i64) -> Result<Option<u64>
         .query_map([host_id], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     Ok(match ts.as_slice() {
-        [a, b] if a > b => Some((a - b) as u64),
+        [a, b] if a > b => Some((((a - b) as u64 + 500) / 1000).max(1) * 1000),
         _ => None,
     })
 }
