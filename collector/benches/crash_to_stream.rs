@@ -4,13 +4,12 @@
 //! process and times the `failed` event's arrival, then starts the unit again.
 //! Run by `scripts/bench-collector.sh crash` (it brings up the test bed).
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fleetdeck_testkit::{require_testbed, run, SseStream, TransientUnit};
+use fleetdeck_testkit::{require_testbed, run, Daemon, SseStream, TransientUnit};
 
 const ROUNDS: usize = 50;
 const TOKEN: &str = "bench-agent-token-0123456789abcdef";
@@ -34,41 +33,6 @@ fn agent_bin() -> PathBuf {
         assert!(ok.success(), "cannot build the agent");
     }
     bin
-}
-
-/// A child process killed when dropped, also when the bench fails half-way.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a daemon and returns it with the address it logged.
-fn spawn(cmd: &mut Command) -> (Daemon, String) {
-    let mut child = cmd
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the daemon logs its address")
-            .expect("line");
-        if line.contains("listening") {
-            if let Some(a) = line.split("addr=").nth(1) {
-                break a.split_whitespace().next().unwrap_or_default().to_owned();
-            }
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Daemon(child), addr)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -96,11 +60,14 @@ async fn main() {
         ),
     )
     .expect("agent config");
-    let (_agent, agent_addr) = spawn(
+    let agent = Daemon::spawn(
         Command::new(agent_bin())
             .arg("--config")
             .arg(path("agent.toml")),
+        "fleetdeck-agent",
+        "info",
     );
+    let agent_addr = agent.addr;
     std::fs::write(
         path("collector.toml"),
         format!(
@@ -121,11 +88,14 @@ async fn main() {
         .expect("key")
         .trim()
         .to_owned();
-    let (_collector, collector_addr) = spawn(
+    let collector = Daemon::spawn(
         Command::new(collector_bin)
             .arg("--config")
             .arg(path("collector.toml")),
+        "fleetdeck-collector",
+        "info",
     );
+    let collector_addr = collector.addr;
     let http = reqwest::Client::new();
     let url = format!("http://{collector_addr}/v1/events/stream");
     // The first poll records the app; from then on only transitions are events.

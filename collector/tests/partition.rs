@@ -41,14 +41,7 @@ async fn partition_and_heal_alert_once_each_and_leave_no_gap() {
             unit.name
         ),
     );
-    let mut agent_cmd = std::process::Command::new("nsenter");
-    agent_cmd
-        .arg("--net=/run/netns/tb-agent")
-        .arg(agent_bin())
-        .arg("--config")
-        .arg(&agent_config)
-        .arg("--allow-public-bind"); // 10.99.0.2 is the test host's private address
-    let agent = Daemon::spawn(agent_cmd, "fleetdeck-agent in netns tb-agent");
+    let agent = start_agent_in_netns(&agent_config);
 
     let receiver = Receiver::start().await;
     let config = collector_config(

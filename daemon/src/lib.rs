@@ -1,9 +1,11 @@
 //! What the agent and the collector share at their edge: [`listen`], the bind policy (loopback and
 //! Tailscale only unless told otherwise), [`secret`], tokens read from files of mode 0600, and
-//! [`serve`], tracing, binding, serving a router and stopping on a signal.
+//! [`serve`], tracing, binding, serving a router and stopping on a signal; [`http`], the API pieces
+//! both answer alike.
 
 #![forbid(unsafe_code)]
 
+pub mod http;
 pub mod listen;
 pub mod secret;
 pub mod serve;

@@ -3,9 +3,118 @@
 //! is mocked.
 
 use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// A daemon under test (agent or collector): started, its stderr read line by line, ready once it
+/// logs `listening addr=...`; killed when dropped.
+#[derive(Debug)]
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+    logged: Vec<String>,
+}
+
+impl Daemon {
+    /// Spawns `cmd` with `RUST_LOG=rust_log` and waits up to 20 s for its listening address.
+    pub fn spawn(cmd: &mut Command, what: &str, rust_log: &str) -> Self {
+        let mut child = cmd
+            .env("RUST_LOG", rust_log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    seen.push(line.clone());
+                    if line.contains("listening") {
+                        if let Some(addr) = line.split("addr=").nth(1) {
+                            let addr = addr.split_whitespace().next().unwrap_or_default();
+                            break addr.parse().expect("listening address");
+                        }
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "{what} did not log a listening address within 20 s; it logged:\n{}",
+                        seen.join("\n")
+                    );
+                }
+            }
+        };
+        Self {
+            child,
+            addr,
+            lines: rx,
+            logged: seen,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Everything logged so far.
+    pub fn logs(&mut self) -> &[String] {
+        self.logged.extend(self.lines.try_iter());
+        &self.logged
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `limit` for the process to exit; its status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then waits for the exit (killed after 10 s).
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        if self.wait_exit(Duration::from_secs(10)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// Panics with how to start the bed if the test bed's environment is missing: a test that needs
 /// the real systemd or Docker must fail, not pass vacuously, when they are absent.

@@ -18,11 +18,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use fleetdeck_daemon::http::{not_found, BearerAuth};
 use fleetdeck_proto::ErrorBody;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 
 use crate::agent::Agent;
 
@@ -157,18 +157,6 @@ impl IntoResponse for ApiError {
 #[derive(Debug)]
 pub struct ApiDoc;
 
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
-
 pub fn router(state: AppState) -> Router {
     let authed = Router::new()
         .route("/v1/openapi.json", get(openapi_json))
@@ -205,17 +193,6 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         }
         _ => ApiError::Unauthorized.into_response(),
     }
-}
-
-async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(ErrorBody::new(
-            "not_found",
-            "no such route; GET /v1/openapi.json lists them",
-        )),
-    )
-        .into_response()
 }
 
 /// Liveness: `ok`, without auth.

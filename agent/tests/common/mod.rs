@@ -3,13 +3,11 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -60,11 +58,9 @@ impl Workdir {
 
 /// The real `fleetdeck-agent` binary, running until dropped.
 pub struct RunningAgent {
-    child: Child,
+    daemon: Daemon,
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    stderr: mpsc::Receiver<String>,
-    logged: Vec<String>,
 }
 
 pub fn agent_bin() -> &'static str {
@@ -83,50 +79,11 @@ impl RunningAgent {
     }
 
     pub fn start_with(cmd: &mut Command) -> Self {
-        let mut child = cmd
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn fleetdeck-agent");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut seen = Vec::new();
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    seen.push(line.clone());
-                    if let Some(addr) = line.split("addr=").nth(1) {
-                        if line.contains("listening") {
-                            let addr = addr.split_whitespace().next().unwrap_or_default();
-                            break addr.parse().expect("listening address");
-                        }
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "the agent did not log a listening address within 10 s; it logged:\n{}",
-                        seen.join("\n")
-                    );
-                }
-            }
-        };
+        let daemon = Daemon::spawn(cmd, "fleetdeck-agent", "info");
         Self {
-            child,
-            addr,
+            addr: daemon.addr,
+            daemon,
             client: reqwest::Client::new(),
-            stderr: rx,
-            logged: seen,
         }
     }
 
@@ -174,33 +131,16 @@ impl RunningAgent {
 
     /// Everything the agent has logged so far.
     pub fn logs(&mut self) -> &[String] {
-        self.logged.extend(self.stderr.try_iter());
-        &self.logged
+        self.daemon.logs()
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.daemon.pid()
     }
 
     /// Waits up to `limit` for the agent to exit; its status, or `None` if it still runs.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for RunningAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.daemon.wait_exit(limit)
     }
 }
 

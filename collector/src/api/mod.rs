@@ -17,9 +17,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use fleetdeck_daemon::http::{not_found, BearerAuth};
 use fleetdeck_proto::{ErrorBody, Role};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 
 use crate::config::Retention;
 use crate::poll::Agent;
@@ -150,18 +150,6 @@ fn require(caller: &Caller, role: Role) -> Result<(), ApiError> {
 #[derive(Debug)]
 pub struct ApiDoc;
 
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
-
 pub fn router(state: AppState) -> Router {
     let authed = Router::new()
         .route("/v1/openapi.json", get(openapi_json))
@@ -218,17 +206,6 @@ async fn require_key(State(state): State<AppState>, mut request: Request, next: 
         Ok(None) => ApiError::Unauthorized.into_response(),
         Err(e) => ApiError::Store(e).into_response(),
     }
-}
-
-async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(ErrorBody::new(
-            "not_found",
-            "no such route; GET /v1/openapi.json lists them",
-        )),
-    )
-        .into_response()
 }
 
 /// Liveness: `ok`, without a key.

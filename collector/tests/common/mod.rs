@@ -3,13 +3,11 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -72,97 +70,8 @@ impl Workdir {
     }
 }
 
-/// A child process that logged `listening addr=...`; killed when dropped.
-pub struct Daemon {
-    pub child: Child,
-    pub addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-    pub logged: Vec<String>,
-}
-
-impl Daemon {
-    pub fn spawn(mut cmd: Command, what: &str) -> Self {
-        let mut child = cmd
-            .env("RUST_LOG", "info,fleetdeck_collector=debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut seen = Vec::new();
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    seen.push(line.clone());
-                    if line.contains("listening") {
-                        if let Some(addr) = line.split("addr=").nth(1) {
-                            let addr = addr.split_whitespace().next().unwrap_or_default();
-                            break addr.parse().expect("listening address");
-                        }
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "{what} did not log a listening address within 20 s:\n{}",
-                        seen.join("\n")
-                    );
-                }
-            }
-        };
-        Self {
-            child,
-            addr,
-            lines: rx,
-            logged: seen,
-        }
-    }
-
-    /// Everything logged so far.
-    pub fn logs(&mut self) -> &[String] {
-        while let Ok(line) = self.lines.try_recv() {
-            self.logged.push(line);
-        }
-        &self.logged
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// SIGTERM, then wait for the exit.
-    pub fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// How the collector tests log: the collector's debug lines say when a stream opens.
+pub const RUST_LOG: &str = "info,fleetdeck_collector=debug";
 
 /// An agent config in `work` listening on `listen`, watching `apps` (TOML tables).
 pub fn agent_config(work: &Workdir, name: &str, listen: &str, apps: &str) -> PathBuf {
@@ -177,19 +86,25 @@ pub fn agent_config(work: &Workdir, name: &str, listen: &str, apps: &str) -> Pat
 
 /// The real agent on loopback.
 pub fn start_agent(config: &Path) -> Daemon {
-    let mut cmd = Command::new(agent_bin());
-    cmd.arg("--config").arg(config);
-    Daemon::spawn(cmd, "fleetdeck-agent")
+    Daemon::spawn(
+        Command::new(agent_bin()).arg("--config").arg(config),
+        "fleetdeck-agent",
+        RUST_LOG,
+    )
 }
 
 /// The real agent inside the test bed's network namespace (a second host at 10.99.0.2).
 pub fn start_agent_in_netns(config: &Path) -> Daemon {
-    let mut cmd = Command::new("nsenter");
-    cmd.arg("--net=/run/netns/tb-agent")
-        .arg(agent_bin())
-        .arg("--config")
-        .arg(config);
-    Daemon::spawn(cmd, "fleetdeck-agent in netns tb-agent")
+    Daemon::spawn(
+        Command::new("nsenter")
+            .arg("--net=/run/netns/tb-agent")
+            .arg(agent_bin())
+            .arg("--config")
+            .arg(config)
+            .arg("--allow-public-bind"), // 10.99.0.2 is the test host's private address
+        "fleetdeck-agent in netns tb-agent",
+        RUST_LOG,
+    )
 }
 
 /// The `[[agents]]` table of an agent at `addr`.
@@ -214,9 +129,11 @@ pub fn collector_config(work: &Workdir, body: &str) -> PathBuf {
 }
 
 pub fn start_collector(config: &Path) -> Daemon {
-    let mut cmd = Command::new(collector_bin());
-    cmd.arg("--config").arg(config);
-    Daemon::spawn(cmd, "fleetdeck-collector")
+    Daemon::spawn(
+        Command::new(collector_bin()).arg("--config").arg(config),
+        "fleetdeck-collector",
+        RUST_LOG,
+    )
 }
 
 /// `keys create` through the binary; the key is the last line.
