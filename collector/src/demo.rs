@@ -3,6 +3,7 @@
 //! through the very same collector, API and database, on loopback only. For a newcomer, and for UI
 //! work without agents.
 
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -84,7 +85,9 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
     let key = store
         .with_conn_blocking(|conn| keys::create(conn, "demo-operator", Role::Operator, now_ms()))?;
     let url = format!("http://{}", listener.local_addr()?);
-    println!(
+    // Whoever started the demo may stop reading its output: that must not stop the demo.
+    let _ = writeln!(
+        std::io::stdout(),
         "Fleetdeck demo collector: {DEMO_HOSTS} simulated hosts, database and .env files in {}\n\
          \x20 URL:          {url}\n\
          \x20 operator key: {}\n\

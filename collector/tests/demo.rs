@@ -31,7 +31,8 @@ async fn the_demo_serves_a_simulated_fleet() {
     let _guard = Kill(child);
     let mut url = None;
     let mut key = None;
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref().map_while(Result::ok) {
         if let Some(u) = line.trim().strip_prefix("URL:") {
             url = Some(u.trim().to_owned());
         }
@@ -40,6 +41,8 @@ async fn the_demo_serves_a_simulated_fleet() {
             break;
         }
     }
+    // Keep reading what it prints after, as a terminal would.
+    std::thread::spawn(move || lines.for_each(drop));
     let (base, key) = (
         url.expect("the demo prints its URL"),
         key.expect("and a key"),
