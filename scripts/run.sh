@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs Fleetdeck on this machine: a demo host (a systemd user manager with two apps, one of which
 # crash-loops, and a podman container, via the test bed) watched by fleetdeck-agent on
-# 127.0.0.1:7070, and fleetdeck-collector on 127.0.0.1:7080 polling it. Prints an operator key and
-# curl commands to try. Ctrl-C stops both; the demo apps stay (scripts/run.sh --clean removes them).
-# scripts/run.sh --demo runs the collector on a simulated fleet of six hosts instead.
+# 127.0.0.1:7070, fleetdeck-collector on 127.0.0.1:7080 polling it, and the desktop app connected
+# to that collector (its key put in the OS keyring). Prints an operator key and curl commands too.
+# Ctrl-C stops everything; the demo apps stay (scripts/run.sh --clean removes them).
+#   scripts/run.sh --demo         the desktop on a simulated fleet of six hosts instead
+#   scripts/run.sh --no-desktop   agent and collector only (as before the desktop existed)
+# Without a display (DISPLAY unset), the desktop opens on a virtual one (Xvfb) with its own D-Bus
+# session, keyring and notification daemon; the script says how to take a screenshot.
 # Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +25,48 @@ clean() {
     podman rm -f -t 0 fleetdeck-demo-cache >/dev/null 2>&1 || true
 }
 if [[ ${1:-} == --clean ]]; then clean; echo "demo apps removed"; exit 0; fi
-if [[ ${1:-} == --demo ]]; then
+mode=${1:-local}
+cport=${FLEETDECK_COLLECTOR_PORT:-7080}
+c=http://127.0.0.1:$cport
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+
+# Builds the desktop (UI bundle with trunk, app with the UI embedded) and opens it on the
+# collector at $c with key $1, under name $2.
+desktop() {
+    local key=$1 name=$2 tools=${FLEETDECK_TOOLS:-$HOME/.cache/fleetdeck-tools}
+    export PATH=$HOME/.cargo/bin:$tools/npm/node_modules/.bin:$PATH
+    (cd ui && trunk build --release)
+    cargo build -p fleetdeck --features custom-protocol
+    local app=${CARGO_TARGET_DIR:-$root/target}/debug/fleetdeck
+    for _ in $(seq 1 100); do curl -sf "$c/healthz" >/dev/null && break; sleep 0.1; done
+    if [[ -z ${DISPLAY:-} && -z ${WAYLAND_DISPLAY:-} ]]; then
+        export DISPLAY=:77 XDG_DATA_HOME=$state/desktop-data FLEETDECK_CONFIG_DIR=$state/desktop-config
+        mkdir -p "$XDG_DATA_HOME"
+        [[ -e /tmp/.X11-unix/X77 ]] || { Xvfb :77 -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 & pids+=($!); }
+        for _ in $(seq 1 50); do [[ -e /tmp/.X11-unix/X77 ]] && break; sleep 0.1; done
+        echo "No display: the desktop runs on the virtual display :77. Look at it with:"
+        echo "  DISPLAY=:77 import -window root /tmp/fleetdeck.png"
+        dbus-run-session -- bash -c '
+            printf fleetdeck | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+            dunst >/dev/null 2>&1 &
+            echo "$1" | "$2" --add-collector "$3" --url "$4" --key-stdin --add-only && exec "$2"
+        ' _ "$key" "$app" "$name" "$c"
+    else
+        echo "$key" | "$app" --add-collector "$name" --url "$c" --key-stdin --add-only
+        "$app"
+    fi
+}
+
+if [[ $mode == --demo ]]; then
     cargo build --release -p fleetdeck-collector
-    exec "${CARGO_TARGET_DIR:-$root/target}/release/fleetdeck-collector" --demo --port "${FLEETDECK_COLLECTOR_PORT:-7080}"
+    demo_log=$(mktemp)
+    "${CARGO_TARGET_DIR:-$root/target}/release/fleetdeck-collector" --demo --port "$cport" | tee "$demo_log" & pids+=($!)
+    for _ in $(seq 1 300); do grep -q 'operator key:' "$demo_log" && break; sleep 0.1; done
+    key=$(sed -n 's/^ *operator key: *//p' "$demo_log")
+    mkdir -p "$state"
+    desktop "$key" demo
+    exit 0
 fi
 
 clean
@@ -67,7 +110,6 @@ docker_container = "fleetdeck-demo-cache"
 allow_actions = true
 TOML
 
-cport=${FLEETDECK_COLLECTOR_PORT:-7080}
 cat >"$state/collector.toml" <<TOML
 listen = ["127.0.0.1:$cport"]
 database = "collector.db"
@@ -84,11 +126,8 @@ if [[ ! -s $state/operator.key ]]; then
         tail -n 1 >"$state/operator.key")
 fi
 key=$(<"$state/operator.key")
-c=http://127.0.0.1:$cport
 
-"$bin/fleetdeck-agent" --config "$state/agent.toml" &
-agent_pid=$!
-trap 'kill $agent_pid 2>/dev/null || true' EXIT
+"$bin/fleetdeck-agent" --config "$state/agent.toml" & pids+=($!)
 
 cat <<MSG
 
@@ -104,7 +143,12 @@ Fleetdeck demo: agent on 127.0.0.1:$port, collector on $c ($state)
   act:     curl -s -X POST -H "Authorization: Bearer $key" $c/v1/hosts/demo-host/apps/web/actions/restart | jq .status.state
   crash:   eval "\$(testbed/testbed.sh env)"; systemctl --user kill -s KILL fleetdeck-demo-web.service
   (the agent itself: token in $state/agent.token, http://127.0.0.1:$port)
-Ctrl-C stops both.
+Ctrl-C stops everything.
 
 MSG
-"$bin/fleetdeck-collector" --config "$state/collector.toml"
+if [[ $mode == --no-desktop ]]; then
+    "$bin/fleetdeck-collector" --config "$state/collector.toml"
+else
+    "$bin/fleetdeck-collector" --config "$state/collector.toml" & pids+=($!)
+    desktop "$key" local
+fi

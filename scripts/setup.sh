@@ -18,7 +18,10 @@ done
 # Debian packages: the test bed's own list is installed by testbed.sh up; these are the extras,
 # with the GTK/WebKit libraries the desktop app (Tauri 2) builds against.
 want=(curl jq file docker-compose pkg-config libssl-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev
-      librsvg2-dev libsoup-3.0-dev libgtk-3-dev libxdo-dev)
+      librsvg2-dev libsoup-3.0-dev libgtk-3-dev libxdo-dev
+      # the desktop's end-to-end test: a virtual display, WebDriver, a keyring, a notification daemon
+      xvfb xauth imagemagick webkit2gtk-driver gnome-keyring libsecret-tools dunst dbus-x11 dbus-bin
+      x11-utils fonts-dejavu-core)
 [[ ${1:-} == --bench ]] && want+=(prometheus-node-exporter)
 command -v npm >/dev/null || want+=(nodejs npm)
 command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || want+=(python3-venv)
@@ -49,4 +52,29 @@ if [[ ! -f $tools/node/node_modules/dotenv/package.json ]]; then
     log "installing Node dotenv into $tools/node"
     mkdir -p "$tools/node"
     (cd "$tools/node" && npm install --silent --no-audit --no-fund 'dotenv@18' >/dev/null)
+fi
+
+# The desktop's build and test tools, from crates.io, npm and PyPI (never downloaded by the build):
+# trunk (bundles the Yew UI; 0.21 is the last that builds on Rust 1.95), wasm-bindgen-cli (the
+# exact version of the wasm-bindgen crate in Cargo.lock), tauri-driver (WebDriver for Tauri 2),
+# the Tauri CLI (packaging) and Selenium (the end-to-end test's WebDriver client).
+installed=$(cargo install --list)
+cargo_tool() { # binary, crate, version, extra flags
+    if ! grep -q "^$2 v$3:" <<<"$installed" || [[ ! -x $HOME/.cargo/bin/$1 ]]; then
+        log "installing $2 $3"
+        cargo install -q "$2" --version "=$3" ${4:-}
+    fi
+}
+wbg=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' "$(dirname "$0")/../Cargo.lock")
+cargo_tool wasm-bindgen wasm-bindgen-cli "$wbg"
+cargo_tool tauri-driver tauri-driver 2.1.0 --locked
+cargo_tool trunk trunk 0.21.14 --locked
+if [[ ! -x $tools/npm/node_modules/.bin/tauri ]]; then
+    log "installing the Tauri CLI into $tools/npm"
+    mkdir -p "$tools/npm"
+    (cd "$tools/npm" && npm install --silent --no-audit --no-fund '@tauri-apps/cli@2' >/dev/null)
+fi
+if ! "$tools/venv/bin/python" -c 'import selenium' 2>/dev/null; then
+    log "installing selenium into $tools/venv"
+    "$tools/venv/bin/pip" install -q 'selenium==4.*'
 fi

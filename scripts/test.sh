@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every Fleetdeck check: formatting, clippy, unit and integration tests on the real test bed
 # (systemd user manager, journald, podman's Docker API, network namespaces), the wasm build of the
-# wire types, clippy on the desktop skeleton, and the static musl build of the agent with its size
-# and linkage checked.
+# wire types, the static musl build of the agent with its size and linkage checked, and the
+# desktop: clippy, its unit tests, the end-to-end test of the real app under Xvfb against a real
+# collector and agent, and its .deb package.
 # Installs what it needs (scripts/setup.sh, testbed/testbed.sh up). Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,7 @@ cargo clippy --all-targets --locked -- -D warnings
 step "wire types build for wasm32"
 cargo build --locked -p fleetdeck-proto --target wasm32-unknown-unknown
 
-step "desktop skeleton: clippy (Tauri app natively, Yew views for wasm32)"
+step "desktop: clippy (Tauri app natively, Yew views for wasm32)"
 cargo clippy --locked -p fleetdeck -p fleetdeck-desktop --all-targets -- -D warnings
 cargo clippy --locked -p fleetdeck-ui --target wasm32-unknown-unknown -- -D warnings
 
@@ -54,3 +55,12 @@ ldd "$bin" 2>&1 || true
 
 step "tests"
 cargo test --locked
+
+step "desktop: unit tests (Tauri adapters, UI reducer natively)"
+cargo test --locked -p fleetdeck -p fleetdeck-desktop -p fleetdeck-ui
+
+step "desktop: end to end (real app under Xvfb, real collector, agent, systemd, keyring, dunst)"
+scripts/e2e-desktop.sh
+
+step "desktop: .deb package (Tauri CLI)"
+scripts/package-deb.sh --debug

@@ -17,8 +17,8 @@ use tokio::net::TcpListener;
 use crate::config::{AgentConfig, Config, Retention};
 use crate::store::{keys, now_ms, Store};
 
-/// How many simulated hosts, and apps on each.
-pub const DEMO_HOSTS: usize = 6;
+/// How many simulated hosts by default, and apps on each.
+pub const DEMO_HOSTS: u16 = 6;
 pub const DEMO_APPS: usize = 4;
 
 fn random_hex(bytes: usize) -> String {
@@ -28,14 +28,14 @@ fn random_hex(bytes: usize) -> String {
 }
 
 /// Runs the demo until SIGINT or SIGTERM.
-pub async fn run(port: u16) -> anyhow::Result<()> {
+pub async fn run(port: u16, hosts: usize) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("fleetdeck-demo-")
         .tempdir()
         .context("cannot create the demo's temporary directory")?;
     let token = random_hex(24);
     let sim = Sim::new(SimConfig {
-        hosts: DEMO_HOSTS,
+        hosts,
         apps_per_host: DEMO_APPS,
         sample_interval: Duration::from_secs(5),
         token: token.clone(),
@@ -88,7 +88,7 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
     // Whoever started the demo may stop reading its output: that must not stop the demo.
     let _ = writeln!(
         std::io::stdout(),
-        "Fleetdeck demo collector: {DEMO_HOSTS} simulated hosts, database and .env files in {}\n\
+        "Fleetdeck demo collector: {hosts} simulated hosts, database and .env files in {}\n\
          \x20 URL:          {url}\n\
          \x20 operator key: {}\n\
          \x20 try:          curl -s -H \"Authorization: Bearer {}\" {url}/v1/fleet | jq .summary\n\

@@ -20,6 +20,10 @@ struct Args {
     /// The demo's port on 127.0.0.1.
     #[arg(long, default_value_t = 7080, requires = "demo")]
     port: u16,
+    /// How many simulated hosts the demo serves (4 apps each).
+    #[arg(long, default_value_t = fleetdeck_collector::demo::DEMO_HOSTS, requires = "demo",
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    hosts: u16,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -84,7 +88,7 @@ async fn main() -> ExitCode {
         (Some(Command::Discover { port, timeout }), _) => {
             fleetdeck_collector::discover::run(port, *timeout).await.map(|out| print!("{out}"))
         }
-        (None, _) if args.demo => fleetdeck_collector::demo::run(args.port).await,
+        (None, _) if args.demo => fleetdeck_collector::demo::run(args.port, usize::from(args.hosts)).await,
         (None, Some(config)) => fleetdeck_collector::run::run(&config, args.allow_public_bind).await,
         (None, None) => Err(anyhow::anyhow!("pass --config PATH or --demo")),
     };

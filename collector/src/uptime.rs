@@ -15,8 +15,9 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+pub use fleetdeck_proto::{DayUptime, Uptime};
+
 use fleetdeck_proto::AppState;
-use serde::Serialize;
 
 /// Milliseconds in a UTC day (Unix time has no leap seconds, so every UTC day is this long).
 pub const DAY_MS: u64 = 86_400_000;
@@ -28,33 +29,6 @@ pub struct Interval {
     pub start_ms: u64,
     /// `None` while the interval is still open: it then ends at `now`.
     pub end_ms: Option<u64>,
-}
-
-/// Uptime over a window `[from_ms, to_ms)`, with one entry per UTC day it touches.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Uptime {
-    pub from_ms: u64,
-    pub to_ms: u64,
-    /// Time in `running`.
-    pub up_ms: u64,
-    /// Time in any state but `unknown` (gaps between intervals are unknown).
-    pub known_ms: u64,
-    /// `up_ms / known_ms`; `None` when nothing is known, so "no data" never reads as 0 % or 100 %.
-    pub ratio: Option<f64>,
-    /// One entry per UTC day overlapping the window, oldest first; partial first and last days
-    /// count only the part inside the window.
-    pub days: Vec<DayUptime>,
-}
-
-/// One UTC day of an [`Uptime`].
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct DayUptime {
-    /// UTC midnight starting this day (even when the window starts later in the day).
-    pub day_start_ms: u64,
-    pub up_ms: u64,
-    pub known_ms: u64,
-    /// `up_ms / known_ms`; `None` when nothing is known that day.
-    pub ratio: Option<f64>,
 }
 
 /// The window of the last `days` UTC days: from UTC midnight of `today - days + 1` to `now_ms`,

@@ -274,3 +274,32 @@ pub struct NewKey {
     pub name: String,
     pub role: Role,
 }
+
+/// `GET /v1/hosts/{host}/apps/{app}/uptime`: uptime over a window `[from_ms, to_ms)`, with one entry per UTC day it touches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Uptime {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    /// Time in `running`.
+    pub up_ms: u64,
+    /// Time in any state but `unknown` (gaps between intervals are unknown).
+    pub known_ms: u64,
+    /// `up_ms / known_ms`; `None` when nothing is known, so "no data" never reads as 0 % or 100 %.
+    pub ratio: Option<f64>,
+    /// One entry per UTC day overlapping the window, oldest first; partial first and last days
+    /// count only the part inside the window.
+    pub days: Vec<DayUptime>,
+}
+
+/// One UTC day of an [`Uptime`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DayUptime {
+    /// UTC midnight starting this day (even when the window starts later in the day).
+    pub day_start_ms: u64,
+    pub up_ms: u64,
+    pub known_ms: u64,
+    /// `up_ms / known_ms`; `None` when nothing is known that day.
+    pub ratio: Option<f64>,
+}

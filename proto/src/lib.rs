@@ -7,6 +7,7 @@
 
 mod app;
 mod collector;
+pub mod desktop;
 mod env;
 mod error;
 mod event;
@@ -20,9 +21,9 @@ pub use app::{
     Sources, SystemdDetail,
 };
 pub use collector::{
-    AppView, AuditEntry, AuditPage, EventsPage, Fleet, FleetEvent, FleetEventKind, FleetHealth,
-    FleetSummary, HostStatus, HostView, KeyCreated, KeyInfo, MetricPoint, Metrics, NewKey, Role,
-    Severity,
+    AppView, AuditEntry, AuditPage, DayUptime, EventsPage, Fleet, FleetEvent, FleetEventKind,
+    FleetHealth, FleetSummary, HostStatus, HostView, KeyCreated, KeyInfo, MetricPoint, Metrics,
+    NewKey, Role, Severity, Uptime,
 };
 pub use env::{EnvEntry, EnvFile, EnvUpdate, EnvWritten};
 pub use error::{ErrorBody, ErrorDetail};

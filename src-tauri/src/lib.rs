@@ -1,9 +1,94 @@
-//! The Fleetdeck desktop app. A skeleton window for now; the collector client, tray and
-//! notifications arrive with the desktop issue.
+//! The Fleetdeck desktop app: a Tauri 2 shell over `fleetdeck-desktop-core`.
+//!
+//! Everything that decides something (collector client, event stream, notification and tray
+//! state, settings, keys) lives in the core crate and is tested natively; this crate only adapts
+//! it to Tauri: [`commands`] for the webview, [`hub`] turning watcher updates into webview events,
+//! tray changes and notifications, [`tray`] and [`notify`] drawing them.
 
-/// Opens the main window.
-pub fn run() {
-    tauri::Builder::default()
-        .run(tauri::generate_context!("../tauri.conf.json"))
-        .expect("the desktop app failed to start; is a display available?");
+mod backend;
+mod cli;
+mod commands;
+mod hub;
+mod notify;
+mod tray;
+mod window;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use tauri::Manager;
+
+use crate::backend::Backend;
+
+/// Parses the command line, opens the window, and runs until Quit.
+pub fn run() -> ExitCode {
+    let started = Instant::now();
+    let args = cli::Args::parse_args();
+    init_tracing();
+
+    let backend = match Backend::load(started) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("fleetdeck: {}", e.message);
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(add) = args.add_collector() {
+        let add = match add {
+            Ok(add) => add,
+            Err(message) => {
+                eprintln!("fleetdeck: {message}");
+                return ExitCode::from(2);
+            }
+        };
+        let runtime = tauri::async_runtime::handle();
+        if let Err(e) = runtime.block_on(backend.add_collector(add, true)) {
+            eprintln!("fleetdeck: cannot add the collector: {}", e.message);
+            return ExitCode::from(2);
+        }
+        if args.add_only {
+            return ExitCode::SUCCESS;
+        }
+    }
+
+    let (updates_tx, updates_rx) = tokio::sync::mpsc::unbounded_channel();
+    let result = tauri::Builder::default()
+        .invoke_handler(commands::handler())
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            tray::create(&handle)?;
+            {
+                let _guard = tauri::async_runtime::handle().inner().enter();
+                backend.start_watchers(updates_tx);
+            }
+            app.manage(backend);
+            hub::spawn(handle, updates_rx);
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Closing the window keeps the app in the tray; Quit is in the tray's menu.
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                api.prevent_close();
+                if let Err(e) = window.hide() {
+                    tracing::warn!(error = %e, "cannot hide the window");
+                }
+            }
+        })
+        .run(tauri::generate_context!("../tauri.conf.json"));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fleetdeck: the window could not open: {e}. Is a graphical session (DISPLAY or WAYLAND_DISPLAY) available?");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -1,4 +1,4 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
-fn main() {
+fn main() -> std::process::ExitCode {
     fleetdeck_desktop::run()
 }

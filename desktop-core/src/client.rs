@@ -1,0 +1,903 @@
+//! One collector's HTTP API, as the desktop uses it: typed calls, the two SSE streams (an app's
+//! logs, the fleet's events), and every failure turned into a [`CommandError`] that says what was
+//! wrong and what to do. The API key only ever goes into the `Authorization` header.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use eventsource_stream::{EventStreamError, Eventsource};
+use fleetdeck_proto::desktop::{CommandError, EventFilter, LogQuery, MetricsRange};
+use fleetdeck_proto::{
+    ActionOutcome, AppAction, EnvFile, EnvUpdate, EnvWritten, ErrorBody, EventsPage, Fleet,
+    FleetEvent, HostView, LogEntry, LogPage, Metrics, Uptime,
+};
+use futures_util::stream::{self, Stream, StreamExt};
+use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, IF_MATCH, LOCATION};
+use reqwest::{Method, RequestBuilder, Response, Url};
+use serde::de::DeserializeOwned;
+
+/// How long connecting to the collector may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a plain request may take, answer included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// An action waits for the host's systemd job, which the agent allows up to 90 s (the collector
+/// allows 100 s): a shorter limit would report a restart that is still running as failed.
+const ACTION_TIMEOUT: Duration = Duration::from_secs(110);
+/// How long a stream may take to answer with its headers (then it runs as long as it lives).
+const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// The collector (and the agent, for logs) sends an SSE keep-alive every 15 s: a stream silent
+/// for three of them is dead, e.g. a network that drops packets without a reset.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(45);
+
+/// A collector's API key (`fdk_...`). Its `Debug` hides it, and no message or log carries it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: String) -> Self {
+        Self(key)
+    }
+
+    /// The key itself, for the `Authorization` header and the keyring only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(****)")
+    }
+}
+
+/// A client for one collector. Cloning it is cheap (the connection pool and key are shared).
+#[derive(Clone)]
+pub struct CollectorClient {
+    http: reqwest::Client,
+    /// The validated base URL, without a trailing slash.
+    url: Arc<str>,
+    base: Url,
+    key: Arc<ApiKey>,
+    /// A stream silent this long is broken.
+    silence_limit: Duration,
+}
+
+impl std::fmt::Debug for CollectorClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CollectorClient")
+            .field("url", &self.url)
+            .field("key", &*self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks a collector URL as typed by a person and returns it normalized (no trailing slash).
+/// It must be `http` or `https`, name a host, and carry no query, fragment or credentials.
+pub fn parse_collector_url(input: &str) -> Result<Url, CommandError> {
+    let input = input.trim();
+    let invalid = |why: &str| {
+        CommandError::new(
+            "invalid_url",
+            format!(
+                "\"{input}\" is not a collector URL: {why}. Use the form http://100.64.0.5:7080 \
+                 (http or https, the collector's address and port)."
+            ),
+        )
+    };
+    if input.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if !input.contains("://") {
+        return Err(invalid(&format!(
+            "it has no scheme; did you mean http://{input}?"
+        )));
+    }
+    let url = Url::parse(input).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(&format!(
+            "the scheme is {}, not http or https",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("it names no host"));
+    }
+    if url.query().is_some() {
+        return Err(invalid("it has a query (?...)"));
+    }
+    if url.fragment().is_some() {
+        return Err(invalid("it has a fragment (#...)"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "it carries a user name or password; put the API key in the key field instead",
+        ));
+    }
+    // `Url` always shows an empty path as `/`; a path prefix (a reverse proxy) keeps no trailing
+    // slash, so endpoints append cleanly.
+    let trimmed = url.as_str().trim_end_matches('/').to_owned();
+    Url::parse(&trimmed).map_err(|e| invalid(&e.to_string()))
+}
+
+/// The URL as people read it: no trailing slash.
+fn display_url(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+/// Turns a collector's non-2xx answer into the desktop's error: `url` is the collector's, `body`
+/// what it sent (Fleetdeck's `{"error": {"code", "message"}}` from a collector).
+pub fn error_from_response(url: &str, status: u16, body: &[u8]) -> CommandError {
+    // These two mean the same whoever answered, so their body is not needed.
+    match status {
+        401 => {
+            return CommandError::new(
+                "unauthorized",
+                format!("The collector at {url} refused the API key. Check the key in Settings."),
+            )
+        }
+        412 => {
+            return CommandError::new(
+                "conflict",
+                "The .env file changed on the host since it was read. Reload it, then make your \
+                 change again.",
+            )
+        }
+        _ => {}
+    }
+    let reason = reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map_or_else(
+            || format!("HTTP {status}"),
+            |r| format!("HTTP {status} {r}"),
+        );
+    let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body) else {
+        let what = if (500..600).contains(&status) {
+            format!(
+                "{reason} without Fleetdeck's error JSON; a proxy in front of it may have \
+                 answered, so also check that the collector is running"
+            )
+        } else {
+            format!("{reason} without Fleetdeck's error JSON")
+        };
+        return protocol(url, &what);
+    };
+    let message = error.message;
+    match status {
+        403 => CommandError::new(
+            "forbidden",
+            format!(
+                "The collector at {url} does not allow this with your key's role: {message}. Ask \
+                 its admin for a key with that role."
+            ),
+        ),
+        404 => CommandError::new("not_found", format!("Not found: {message}.")),
+        400 | 422 | 428 => CommandError::new("invalid_input", message),
+        409 => CommandError::new("conflict", message),
+        502 if matches!(
+            error.code.as_str(),
+            "agent_unreachable" | "agent_auth_failed"
+        ) =>
+        {
+            CommandError::new(error.code, message)
+        }
+        _ => CommandError::new(
+            "server",
+            format!(
+                "The collector at {url} answered {reason} ({}): {message}",
+                error.code
+            ),
+        ),
+    }
+}
+
+fn protocol(url: &str, what: &str) -> CommandError {
+    CommandError::new(
+        "protocol",
+        format!("{url} did not answer like a Fleetdeck collector ({what}); check the URL."),
+    )
+}
+
+/// reqwest's error with its root cause (connection refused, DNS...), which its `Display` omits,
+/// and without the request's URL (the caller names the collector once).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "cannot connect".to_owned()
+    } else {
+        e.to_string()
+    };
+    let mut source = std::error::Error::source(&e);
+    let mut last = String::new();
+    while let Some(s) = source {
+        last = s.to_string();
+        source = s.source();
+    }
+    if !last.is_empty() && !text.contains(&last) {
+        text.push_str(": ");
+        text.push_str(&last);
+    }
+    text
+}
+
+fn unreachable(url: &str, reason: &str) -> CommandError {
+    CommandError::new(
+        "unreachable",
+        format!(
+            "Could not reach the collector at {url}: {reason}. Check the URL and that the \
+             collector is running."
+        ),
+    )
+}
+
+/// A host or app name as a path segment: `.` and `..` would be dropped from the path (and so
+/// reach another endpoint), and an empty one names nothing.
+fn segment<'a>(what: &str, name: &'a str) -> Result<&'a str, CommandError> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(CommandError::new(
+            "invalid_input",
+            format!("\"{name}\" is not a {what} name."),
+        ));
+    }
+    Ok(name)
+}
+
+/// Why a stream's body stopped.
+#[derive(Debug)]
+enum BodyError {
+    Http(String),
+    Silent(Duration),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Http(e) => f.write_str(e),
+            Self::Silent(limit) => write!(
+                f,
+                "it sent nothing for {}, not even a keep-alive",
+                humantime::format_duration(*limit)
+            ),
+        }
+    }
+}
+
+impl CollectorClient {
+    /// A client for the collector at `url` (checked with [`parse_collector_url`]) using `key`.
+    pub fn new(url: &str, key: ApiKey) -> Result<Self, CommandError> {
+        let base = parse_collector_url(url)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            // The collector is addressed directly (loopback, LAN or tailnet): an HTTP(S)_PROXY
+            // meant for the web must not capture it.
+            .no_proxy()
+            .use_rustls_tls()
+            // A redirect is reported, not followed: the operator should store the final URL, and
+            // the key must not travel to wherever a redirect points.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("fleetdeck-desktop/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                CommandError::new(
+                    "server",
+                    format!("Cannot set up the HTTP client: {}", describe(e)),
+                )
+            })?;
+        Ok(Self {
+            http,
+            url: display_url(&base).into(),
+            base,
+            key: Arc::new(key),
+            silence_limit: SILENCE_LIMIT,
+        })
+    }
+
+    /// The same client with streams counted as broken after `limit` without a byte (instead of
+    /// [`SILENCE_LIMIT`]); for tests, and for a collector behind a proxy with other keep-alives.
+    pub fn with_silence_limit(mut self, limit: Duration) -> Self {
+        self.silence_limit = limit;
+        self
+    }
+
+    /// The collector's URL, normalized (no trailing slash).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The endpoint under the base URL made of `segments`, each percent-encoded.
+    fn endpoint(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            // `parse_collector_url` only admits http(s) URLs with a host, which always have a path.
+            .expect("an http(s) URL with a host has path segments")
+            .pop_if_empty()
+            .extend(segments);
+        url
+    }
+
+    fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.http
+            .request(method, url)
+            .bearer_auth(self.key.expose())
+    }
+
+    async fn call<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, CommandError> {
+        let resp = request
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.url, &describe(e)))?;
+        let status = resp.status();
+        let path = resp.url().path().to_owned();
+        if status.is_redirection() {
+            return Err(self.redirected(&resp));
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| unreachable(&self.url, &describe(e)))?;
+        if !status.is_success() {
+            let error = error_from_response(&self.url, status.as_u16(), &body);
+            tracing::debug!(collector = %self.url, %path, status = status.as_u16(), code = %error.code, "request refused");
+            return Err(error);
+        }
+        serde_json::from_slice(&body).map_err(|e| {
+            protocol(
+                &self.url,
+                &format!("the answer to {path} is not what a collector sends: {e}"),
+            )
+        })
+    }
+
+    fn redirected(&self, resp: &Response) -> CommandError {
+        let to = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("somewhere else");
+        protocol(
+            &self.url,
+            &format!(
+                "it answered HTTP {} redirecting to {to}; if that is the collector, use its \
+                 address in Settings",
+                resp.status().as_u16()
+            ),
+        )
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<T, CommandError> {
+        let mut url = self.endpoint(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        self.call(self.request(Method::GET, url).timeout(REQUEST_TIMEOUT))
+            .await
+    }
+
+    /// Every host and its apps, with the summary counts (`GET /v1/fleet`).
+    pub async fn fleet(&self) -> Result<Fleet, CommandError> {
+        self.get(&["v1", "fleet"], &[]).await
+    }
+
+    /// One host, its apps and its latest metrics in full.
+    pub async fn host(&self, host: &str) -> Result<HostView, CommandError> {
+        self.get(&["v1", "hosts", segment("host", host)?], &[])
+            .await
+    }
+
+    /// The host's metric history over `range`, up to now.
+    pub async fn metrics(&self, host: &str, range: MetricsRange) -> Result<Metrics, CommandError> {
+        let to = SystemTime::now();
+        let from = to
+            .checked_sub(Duration::from_millis(range.span_ms()))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let query = [
+            ("from", humantime::format_rfc3339_seconds(from).to_string()),
+            ("to", humantime::format_rfc3339_seconds(to).to_string()),
+            ("step", range.step().to_owned()),
+        ];
+        self.get(&["v1", "hosts", segment("host", host)?, "metrics"], &query)
+            .await
+    }
+
+    /// The app's uptime over the last `days` days (today included).
+    pub async fn uptime(&self, host: &str, app: &str, days: u32) -> Result<Uptime, CommandError> {
+        let path = [
+            "v1",
+            "hosts",
+            segment("host", host)?,
+            "apps",
+            segment("app", app)?,
+            "uptime",
+        ];
+        self.get(&path, &[("days", days.to_string())]).await
+    }
+
+    /// A page of the event log, newest first.
+    pub async fn events(&self, filter: &EventFilter) -> Result<EventsPage, CommandError> {
+        let mut query = Vec::new();
+        if let Some(host) = &filter.host {
+            query.push(("host", host.clone()));
+        }
+        if let Some(app) = &filter.app {
+            query.push(("app", app.clone()));
+        }
+        if let Some(severity) = filter.severity {
+            query.push(("severity", severity.as_str().to_owned()));
+        }
+        if let Some(kind) = filter.kind {
+            query.push(("kind", kind.as_str().to_owned()));
+        }
+        if let Some(before) = filter.before {
+            query.push(("before", before.to_string()));
+        }
+        if let Some(limit) = filter.limit {
+            query.push(("limit", limit.to_string()));
+        }
+        self.get(&["v1", "events"], &query).await
+    }
+
+    fn app_path<'a>(
+        host: &'a str,
+        app: &'a str,
+        rest: &[&'a str],
+    ) -> Result<Vec<&'a str>, CommandError> {
+        let mut path = vec![
+            "v1",
+            "hosts",
+            segment("host", host)?,
+            "apps",
+            segment("app", app)?,
+        ];
+        path.extend_from_slice(rest);
+        Ok(path)
+    }
+
+    /// A page of the app's log lines, newest first.
+    pub async fn logs_page(
+        &self,
+        host: &str,
+        app: &str,
+        query: &LogQuery,
+    ) -> Result<LogPage, CommandError> {
+        let mut params = Vec::new();
+        if let Some(before) = &query.before {
+            params.push(("before", before.clone()));
+        }
+        if let Some(limit) = query.limit {
+            params.push(("limit", limit.to_string()));
+        }
+        if let Some(grep) = query.grep.as_ref().filter(|g| !g.is_empty()) {
+            params.push(("grep", grep.clone()));
+        }
+        if let Some(priority) = query.priority.as_ref().filter(|p| !p.is_empty()) {
+            params.push(("priority", priority.clone()));
+        }
+        self.get(&Self::app_path(host, app, &["logs"])?, &params)
+            .await
+    }
+
+    /// Follows the app's logs: every line written after the one whose cursor is `after` (after
+    /// the newest line when `None`), in order. The stream ends after its first error.
+    pub async fn logs_follow(
+        &self,
+        host: &str,
+        app: &str,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<LogEntry, CommandError>> + Send + 'static, CommandError>
+    {
+        let url = self.endpoint(&Self::app_path(host, app, &["logs", "stream"])?);
+        let resp = self.open_stream(url, after.as_deref()).await?;
+        Ok(sse_items::<LogEntry>(
+            self.url.clone(),
+            resp,
+            "log",
+            self.silence_limit,
+        ))
+    }
+
+    /// Follows the collector's event log: every event after `last_id` (from now on when `None`),
+    /// oldest first. The stream ends after its first error.
+    pub async fn events_stream(
+        &self,
+        last_id: Option<i64>,
+    ) -> Result<impl Stream<Item = Result<FleetEvent, CommandError>> + Send + 'static, CommandError>
+    {
+        let url = self.endpoint(&["v1", "events", "stream"]);
+        let last = last_id.map(|id| id.to_string());
+        let resp = self.open_stream(url, last.as_deref()).await?;
+        Ok(sse_items::<FleetEvent>(
+            self.url.clone(),
+            resp,
+            "fleet",
+            self.silence_limit,
+        ))
+    }
+
+    /// Opens an SSE endpoint; the answer must be a 200 event stream.
+    async fn open_stream(
+        &self,
+        url: Url,
+        last_event_id: Option<&str>,
+    ) -> Result<Response, CommandError> {
+        let mut request = self
+            .request(Method::GET, url)
+            .header(ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            let value = HeaderValue::from_str(id).map_err(|_| {
+                CommandError::new(
+                    "invalid_input",
+                    format!("\"{id}\" is not a position to resume a stream from."),
+                )
+            })?;
+            request = request.header("last-event-id", value);
+        }
+        let resp = tokio::time::timeout(STREAM_OPEN_TIMEOUT, request.send())
+            .await
+            .map_err(|_| unreachable(&self.url, "timed out"))?
+            .map_err(|e| unreachable(&self.url, &describe(e)))?;
+        let status = resp.status();
+        if status.is_redirection() {
+            return Err(self.redirected(&resp));
+        }
+        if !status.is_success() {
+            let body = tokio::time::timeout(REQUEST_TIMEOUT, resp.bytes())
+                .await
+                .map_err(|_| unreachable(&self.url, "timed out"))?
+                .map_err(|e| unreachable(&self.url, &describe(e)))?;
+            return Err(error_from_response(&self.url, status.as_u16(), &body));
+        }
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !content_type.starts_with("text/event-stream") {
+            return Err(protocol(
+                &self.url,
+                &format!(
+                    "{} answered {content_type:?} instead of an event stream",
+                    resp.url().path()
+                ),
+            ));
+        }
+        Ok(resp)
+    }
+
+    /// Reads the app's `.env` (operator or admin keys only).
+    pub async fn env_get(&self, host: &str, app: &str) -> Result<EnvFile, CommandError> {
+        self.get(&Self::app_path(host, app, &["env"])?, &[]).await
+    }
+
+    /// Edits the app's `.env` if it is still as read (`etag` from [`Self::env_get`]): a
+    /// `conflict` error when it changed meanwhile, and then nothing is written.
+    pub async fn env_put(
+        &self,
+        host: &str,
+        app: &str,
+        etag: &str,
+        update: &EnvUpdate,
+    ) -> Result<EnvWritten, CommandError> {
+        // An entity tag is quoted in HTTP; the agent accepts it quoted or bare, and the collector
+        // passes it through as it is.
+        let bare = etag.trim().trim_start_matches("W/").trim_matches('"');
+        let if_match = HeaderValue::from_str(&format!("\"{bare}\""))
+            .ok()
+            .filter(|_| !bare.is_empty())
+            .ok_or_else(|| {
+                CommandError::new(
+                    "invalid_input",
+                    "The .env file's version (etag) is missing or malformed: reload the file, then make your change again.",
+                )
+            })?;
+        let url = self.endpoint(&Self::app_path(host, app, &["env"])?);
+        let request = self
+            .request(Method::PUT, url)
+            .timeout(REQUEST_TIMEOUT)
+            .header(IF_MATCH, if_match)
+            .json(update);
+        self.call(request).await
+    }
+
+    /// Starts, stops or restarts the app, waiting for the host's answer.
+    pub async fn action(
+        &self,
+        host: &str,
+        app: &str,
+        action: AppAction,
+    ) -> Result<ActionOutcome, CommandError> {
+        let url = self.endpoint(&Self::app_path(host, app, &["actions", action.as_str()])?);
+        self.call(self.request(Method::POST, url).timeout(ACTION_TIMEOUT))
+            .await
+    }
+}
+
+/// The response's body, ending with [`BodyError::Silent`] when nothing (not even a keep-alive)
+/// arrives for `limit`.
+fn watched_body(
+    resp: Response,
+    limit: Duration,
+) -> impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
+    let body = Box::pin(resp.bytes_stream());
+    stream::unfold(Some(body), move |state| async move {
+        let mut body = state?;
+        match tokio::time::timeout(limit, body.next()).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+            Ok(Some(Err(e))) => Some((Err(BodyError::Http(describe(e))), None)),
+            Ok(None) => None,
+            Err(_) => Some((Err(BodyError::Silent(limit)), None)),
+        }
+    })
+}
+
+/// The `data` of each SSE event named `name`, decoded; an event that does not decode is skipped
+/// (with a warning), and the stream ends after its first error.
+fn sse_items<T: DeserializeOwned + Send + 'static>(
+    url: Arc<str>,
+    resp: Response,
+    name: &'static str,
+    silence_limit: Duration,
+) -> impl Stream<Item = Result<T, CommandError>> + Send + 'static {
+    let events = Box::pin(watched_body(resp, silence_limit).eventsource());
+    stream::unfold(Some(events), move |state| {
+        let url = url.clone();
+        async move {
+            let mut events = state?;
+            loop {
+                match events.next().await {
+                    Some(Ok(event)) if event.event == name => {
+                        match serde_json::from_str::<T>(&event.data) {
+                            Ok(item) => return Some((Ok(item), Some(events))),
+                            Err(e) => tracing::warn!(
+                                collector = %url, event = name, id = %event.id, error = %e,
+                                "the collector sent an event this desktop cannot read; skipped"
+                            ),
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        let reason = match e {
+                            EventStreamError::Transport(e) => e.to_string(),
+                            other => format!("it sent a malformed event stream ({other})"),
+                        };
+                        let error = CommandError::new(
+                            "unreachable",
+                            format!(
+                                "The stream from the collector at {url} broke: {reason}. \
+                                 Check that the collector is running."
+                            ),
+                        );
+                        return Some((Err(error), None));
+                    }
+                    None => return None,
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_normalized() {
+        for (input, want) in [
+            ("http://100.64.0.5:7080", "http://100.64.0.5:7080"),
+            ("http://100.64.0.5:7080/", "http://100.64.0.5:7080"),
+            (
+                "  https://collector.tail1234.ts.net  ",
+                "https://collector.tail1234.ts.net",
+            ),
+            ("http://[fd7a:115c::5]:7080/", "http://[fd7a:115c::5]:7080"),
+            (
+                "https://example.com/fleetdeck/",
+                "https://example.com/fleetdeck",
+            ),
+            ("HTTP://Host:7080", "http://host:7080"),
+        ] {
+            let url = parse_collector_url(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(display_url(&url), want, "{input}");
+        }
+        for input in [
+            "",
+            "100.64.0.5:7080",
+            "collector",
+            "ftp://host",
+            "file:///etc/passwd",
+            "http://",
+            "http://host:7080/?x=1",
+            "http://host:7080/#top",
+            "http://user:pass@host:7080",
+            "http://host:99999",
+            "ws://host:7080",
+        ] {
+            let e = parse_collector_url(input).expect_err(input);
+            assert_eq!(e.code, "invalid_url", "{input}");
+            assert!(
+                e.message.contains("http://100.64.0.5:7080"),
+                "{}",
+                e.message
+            );
+            assert!(e.message.contains(input.trim()), "{}", e.message);
+        }
+        let e = parse_collector_url("100.64.0.5:7080").expect_err("no scheme");
+        assert!(
+            e.message.contains("did you mean http://100.64.0.5:7080"),
+            "{}",
+            e.message
+        );
+        let e = CollectorClient::new("nope", ApiKey::new("fdk_secret".into())).expect_err("bad");
+        assert_eq!(e.code, "invalid_url");
+    }
+
+    #[test]
+    fn endpoints_percent_encode_segments() {
+        let client =
+            CollectorClient::new("http://h:1/prefix/", ApiKey::new("k".into())).expect("client");
+        assert_eq!(client.url(), "http://h:1/prefix");
+        let path = CollectorClient::app_path("web 1", "a/b?c#d%", &["env"]).expect("path");
+        assert_eq!(
+            client.endpoint(&path).as_str(),
+            "http://h:1/prefix/v1/hosts/web%201/apps/a%2Fb%3Fc%23d%25/env"
+        );
+        let root = CollectorClient::new("http://h:1", ApiKey::new("k".into())).expect("client");
+        assert_eq!(
+            root.endpoint(&["v1", "fleet"]).as_str(),
+            "http://h:1/v1/fleet"
+        );
+        for bad in ["", ".", ".."] {
+            let e = CollectorClient::app_path(bad, "api", &[]).expect_err(bad);
+            assert_eq!(e.code, "invalid_input");
+            let e = CollectorClient::app_path("web", bad, &[]).expect_err(bad);
+            assert_eq!(e.code, "invalid_input");
+        }
+    }
+
+    fn body(code: &str, message: &str) -> Vec<u8> {
+        serde_json::to_vec(&ErrorBody::new(code, message)).expect("json")
+    }
+
+    #[test]
+    fn errors_map_from_status_and_body() {
+        let url = "http://100.64.0.5:7080";
+        let cases: &[(u16, Vec<u8>, &str, &[&str])] = &[
+            (
+                401,
+                body("unauthorized", "missing or invalid API key"),
+                "unauthorized",
+                &[url, "Check the key in Settings"],
+            ),
+            (401, b"".to_vec(), "unauthorized", &[url]),
+            (
+                403,
+                body(
+                    "forbidden",
+                    "this needs the operator role; your key \"ro\" is viewer",
+                ),
+                "forbidden",
+                &["operator role", "role"],
+            ),
+            (
+                404,
+                body("host_not_found", "no host named \"x\""),
+                "not_found",
+                &["no host named \"x\""],
+            ),
+            (
+                412,
+                body("stale_etag", "the file changed"),
+                "conflict",
+                &["changed on the host", "Reload"],
+            ),
+            (412, b"<html>".to_vec(), "conflict", &["Reload"]),
+            (
+                400,
+                body("bad_request", "`kind` = \"x\": use one of"),
+                "invalid_input",
+                &["`kind`"],
+            ),
+            (
+                422,
+                body("unprocessable", "bad key name"),
+                "invalid_input",
+                &["bad key name"],
+            ),
+            (
+                428,
+                body("if_match_required", "If-Match is required"),
+                "invalid_input",
+                &["If-Match"],
+            ),
+            (
+                409,
+                body("conflict", "a key named a exists"),
+                "conflict",
+                &["a key named a exists"],
+            ),
+            (
+                502,
+                body(
+                    "agent_unreachable",
+                    "the agent of \"web-1\" did not answer: timed out",
+                ),
+                "agent_unreachable",
+                &["web-1", "timed out"],
+            ),
+            (
+                502,
+                body(
+                    "agent_auth_failed",
+                    "the agent of \"web-1\" refused the collector's token",
+                ),
+                "agent_auth_failed",
+                &["refused the collector's token"],
+            ),
+            (
+                502,
+                body("bad_gateway", "upstream"),
+                "server",
+                &["502", "upstream"],
+            ),
+            (
+                500,
+                body("database_failed", "database: disk full"),
+                "server",
+                &["500", "disk full", url],
+            ),
+            (
+                404,
+                b"<html><body>Not Found</body></html>".to_vec(),
+                "protocol",
+                &[
+                    url,
+                    "did not answer like a Fleetdeck collector",
+                    "404",
+                    "check the URL",
+                ],
+            ),
+            (
+                502,
+                b"<html>Bad Gateway</html>".to_vec(),
+                "protocol",
+                &[url, "502", "collector is running"],
+            ),
+            (
+                403,
+                b"{\"detail\": \"nope\"}".to_vec(),
+                "protocol",
+                &[url, "403"],
+            ),
+        ];
+        for (status, body, code, contains) in cases {
+            let e = error_from_response(url, *status, body);
+            assert_eq!(e.code, *code, "{status} {}", String::from_utf8_lossy(body));
+            for part in *contains {
+                assert!(
+                    e.message.contains(part),
+                    "{status}: {:?} lacks {part:?}",
+                    e.message
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_key_is_never_shown() {
+        let key = ApiKey::new("fdk_supersecret".into());
+        assert_eq!(format!("{key:?}"), "ApiKey(****)");
+        assert_eq!(format!("{:?}", Some(key.clone())), "Some(ApiKey(****))");
+        let client = CollectorClient::new("http://h:7080", key).expect("client");
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("supersecret"), "{shown}");
+        assert!(shown.contains("http://h:7080"), "{shown}");
+    }
+}

@@ -1,0 +1,276 @@
+"""End-to-end test of the Fleetdeck desktop app: the real app (WebKit under Xvfb, driven through
+tauri-driver + WebKitWebDriver), a real collector and agent, a real systemd unit, gnome-keyring and
+dunst. Run by scripts/e2e-desktop.sh, which starts all of those and passes their coordinates in the
+environment. Every wait is for a condition with a deadline; every step asserts what the operator
+would see (or what landed on disk, in the keyring, on D-Bus)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, NoSuchElementException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.common.options import ArgOptions
+
+APP = os.environ["E2E_APP"]
+COLLECTOR = os.environ["E2E_COLLECTOR_URL"]
+KEY = os.environ["E2E_KEY"]
+HOST = os.environ["E2E_HOST"]
+APP_NAME = os.environ["E2E_APP_NAME"]
+UNIT = os.environ["E2E_UNIT"]
+ENV_FILE = pathlib.Path(os.environ["E2E_ENV_FILE"])
+SAY_FILE = pathlib.Path(os.environ["E2E_SAY_FILE"])
+NOTIFY_LOG = pathlib.Path(os.environ["E2E_NOTIFY_LOG"])
+SHOTS = pathlib.Path(os.environ["E2E_SHOTS"])
+CONFIG_DIR = pathlib.Path(os.environ["FLEETDECK_CONFIG_DIR"])
+APP_LOG = pathlib.Path(os.environ["E2E_APP_LOG"])
+DEAD_URL = os.environ["E2E_DEAD_URL"]
+
+SHOTS.mkdir(parents=True, exist_ok=True)
+
+
+def step(msg):
+    print(f"[e2e] {msg}", flush=True)
+
+
+def wait_for(what, check, timeout=30.0, interval=0.2):
+    """Polls `check` until it returns something truthy; fails naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except (StaleElementReferenceException, NoSuchElementException) as e:
+            last_error = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}" + (f" ({last_error})" if last_error else ""))
+
+
+def collector_get(path):
+    req = urllib.request.Request(COLLECTOR + path, headers={"Authorization": f"Bearer {KEY}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
+def app_status():
+    host = collector_get(f"/v1/hosts/{HOST}")
+    return next(a["status"] for a in host["apps"] if a["status"]["name"] == APP_NAME)
+
+
+class TauriOptions(ArgOptions):
+    def to_capabilities(self):
+        caps = super().to_capabilities()
+        caps["browserName"] = "wry"
+        caps["tauri:options"] = {"application": APP}
+        return caps
+
+
+def main():
+    driver = webdriver.Remote(command_executor="http://127.0.0.1:4444", options=TauriOptions())
+    try:
+        run(driver)
+    except Exception:
+        try:
+            driver.save_screenshot(str(SHOTS / "failure.png"))
+            step(f"failure screenshot: {SHOTS / 'failure.png'}")
+        except Exception:
+            pass
+        raise
+    finally:
+        driver.quit()
+
+
+def el(driver, css):
+    return driver.find_element(By.CSS_SELECTOR, css)
+
+
+def text_of(driver, css):
+    els = driver.find_elements(By.CSS_SELECTOR, css)
+    return els[0].text.strip() if els else None
+
+
+def visible(driver, css):
+    els = driver.find_elements(By.CSS_SELECTOR, css)
+    return els[0] if els and els[0].is_displayed() else None
+
+
+def shot(driver, name):
+    path = SHOTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    step(f"screenshot {path}")
+
+
+def invoke(driver, cmd, args=None):
+    """Calls a Tauri command from the page, as the UI does, and returns its result."""
+    return driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "window.__TAURI__.core.invoke(arguments[0], arguments[1] || {})"
+        ".then(v => done({ok: v}), e => done({err: e}));",
+        cmd,
+        args or {},
+    )
+
+
+def add_collector(driver, name, url, key):
+    for css, value in (("#add-name", name), ("#add-url", url), ("#add-key", key)):
+        field = el(driver, css)
+        field.clear()
+        field.send_keys(value)
+    el(driver, "#add-submit").click()
+
+
+def run(driver):
+    driver.set_script_timeout(30)
+
+    step("a fresh app opens on Settings with no collector")
+    wait_for("the settings form", lambda: visible(driver, "#add-name"))
+    shot(driver, "settings-empty")
+
+    step("a refused key shows a clear message and stores nothing")
+    add_collector(driver, "e2e", COLLECTOR, "fdk_" + "0" * 48)
+    msg = wait_for("the add error", lambda: visible(driver, "#add-error") and text_of(driver, "#add-error"))
+    assert "refused" in msg.lower() and "key" in msg.lower(), msg
+    assert not driver.find_elements(By.CSS_SELECTOR, ".collector-row"), "a refused collector was listed"
+
+    step("an unreachable collector shows a clear message")
+    add_collector(driver, "e2e", DEAD_URL, KEY)
+    msg = wait_for("the unreachable error", lambda: (t := text_of(driver, "#add-error")) and "reach" in t.lower() and t)
+    assert DEAD_URL.split("//")[1] in msg, msg
+
+    step("a wrong URL shows a clear message")
+    add_collector(driver, "e2e", "not a url", KEY)
+    wait_for("the URL error", lambda: (t := text_of(driver, "#add-error")) and "not a url" in t.lower())
+
+    step("add the collector: the key lands in the keyring and nowhere else")
+    add_collector(driver, "e2e", COLLECTOR, KEY)
+    wait_for("the collector row", lambda: driver.find_elements(By.CSS_SELECTOR, '.collector-row[data-name="e2e"]'))
+    stored = subprocess.run(
+        ["secret-tool", "lookup", "service", "dev.fleetdeck.desktop", "username", "e2e"],
+        capture_output=True, text=True, timeout=10,
+    ).stdout.strip()
+    assert stored == KEY, "the key is not in the OS keyring under service dev.fleetdeck.desktop"
+    for f in CONFIG_DIR.rglob("*"):
+        if f.is_file():
+            assert KEY not in f.read_text(errors="replace"), f"the key is in {f}"
+    assert KEY not in driver.page_source, "the key reached the webview's page"
+    shot(driver, "settings")
+
+    step("see the fleet")
+    el(driver, "#nav-fleet").click()
+    row = f'.app-row[data-host="{HOST}"][data-app="{APP_NAME}"]'
+    wait_for("the app running in the fleet view", lambda: text_of(driver, f"{row} .app-state") == "running")
+    wait_for("the connection pill", lambda: "connected" in (text_of(driver, "#conn-status") or "").lower())
+    shot(driver, "fleet")
+
+    step("open the host: its charts")
+    el(driver, f'.host-card[data-host="{HOST}"] .host-link').click()
+    wait_for("the host view", lambda: visible(driver, "#host-view"))
+    wait_for("four charts", lambda: len(driver.find_elements(By.CSS_SELECTOR, ".chart")) >= 4)
+    el(driver, "#range-24h").click()
+    wait_for("the charts after a range change", lambda: len(driver.find_elements(By.CSS_SELECTOR, ".chart")) >= 4)
+    shot(driver, "host")
+
+    step("open the app from the fleet")
+    el(driver, "#nav-fleet").click()
+    wait_for("the app row", lambda: visible(driver, row)).click()
+    wait_for("the app view", lambda: visible(driver, "#app-view"))
+    assert text_of(driver, "#app-state") == "running"
+
+    step("a freshly written log line arrives")
+    el(driver, "#tab-logs").click()
+    marker = f"e2e-marker-{time.time_ns()}"
+    SAY_FILE.write_text(marker + "\n")
+    wait_for("the fresh log line in the view", lambda: any(marker in e.text for e in driver.find_elements(By.CSS_SELECTOR, ".log-line")))
+    shot(driver, "app-logs")
+
+    step("change a .env value and find it in the file on disk")
+    el(driver, "#tab-env").click()
+    env_row = '.env-row[data-key="GREETING"]'
+    wait_for("the .env table", lambda: visible(driver, env_row))
+    masked = text_of(driver, f"{env_row} .env-value")
+    assert masked and "hello" not in masked, f"the value is not masked: {masked!r}"
+    shot(driver, "app-env")
+    el(driver, f"{env_row} .env-edit").click()
+    field = wait_for("the value input", lambda: visible(driver, f"{env_row} .env-input"))
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(Keys.DELETE)
+    field.send_keys("bonjour-e2e")
+    el(driver, "#env-review").click()
+    diff = wait_for("the diff preview", lambda: visible(driver, "#env-diff"))
+    assert "GREETING" in diff.text, diff.text
+    shot(driver, "app-env-diff")
+    el(driver, "#env-save").click()
+    wait_for("the saved message", lambda: "saved" in (text_of(driver, "#env-message") or "").lower())
+    content = ENV_FILE.read_text()
+    assert "GREETING=bonjour-e2e" in content, content
+    assert "PORT=8080" in content, "another line was lost: " + content
+
+    step("a stale save is refused with a clear conflict message, and the file is untouched")
+    el(driver, f"{env_row} .env-edit").click()
+    field = wait_for("the value input", lambda: visible(driver, f"{env_row} .env-input"))
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(Keys.DELETE)
+    field.send_keys("stale-write")
+    ENV_FILE.write_text(content + "CHANGED_ELSEWHERE=1\n")
+    el(driver, "#env-review").click()
+    wait_for("the diff preview", lambda: visible(driver, "#env-diff"))
+    el(driver, "#env-save").click()
+    wait_for("the conflict message", lambda: "changed" in (text_of(driver, "#env-message") or "").lower())
+    assert "stale-write" not in ENV_FILE.read_text()
+    shot(driver, "app-env-conflict")
+
+    step("restart the app and see its status change")
+    before = app_status()
+    pid_before = before["systemd"]["main_pid"]
+    el(driver, "#action-restart").click()
+    wait_for("the confirmation", lambda: visible(driver, "#confirm-dialog"))
+    el(driver, "#confirm-yes").click()
+    wait_for("the action result", lambda: text_of(driver, "#action-result"))
+    after = wait_for("a new main PID", lambda: (s := app_status())["systemd"]["main_pid"] not in (None, pid_before) and s)
+    assert after["state"] == "running"
+    wait_for("the app running again in the view", lambda: text_of(driver, "#app-state") == "running")
+
+    step("kill the unit: a native notification (Notify on D-Bus), the view and the tray turn red")
+    notify_before = NOTIFY_LOG.read_text(errors="replace").count('member=Notify')
+    tray = invoke(driver, "tray_state")["ok"]
+    assert tray["health"] in ("ok", "degraded"), tray
+    systemd_env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=os.environ["E2E_SYSTEMD_BUS"])
+    subprocess.run(["systemctl", "--user", "kill", "-s", "KILL", UNIT], check=True, timeout=10, env=systemd_env)
+    wait_for("the app failed in the view", lambda: text_of(driver, "#app-state") == "failed", timeout=20)
+
+    def notified():
+        log = NOTIFY_LOG.read_text(errors="replace")
+        calls = log.split("method call")[1:]
+        return [c for c in calls if "member=Notify" in c and APP_NAME in c and HOST in c and "crash" in c.lower()]
+    calls = wait_for("a Notify call naming the host and app", notified, timeout=15)
+    assert len(calls) == 1, f"{len(calls)} crash notifications for one crash"
+    assert NOTIFY_LOG.read_text(errors="replace").count('member=Notify') > notify_before
+    tray = wait_for("the tray turning red", lambda: (t := invoke(driver, "tray_state")["ok"])["health"] == "down" and t)
+    assert any(d["target"]["app"] == APP_NAME for d in tray["down"]), tray
+    shot(driver, "app-failed")
+
+    step("the event log lists the crash")
+    el(driver, "#nav-events").click()
+    wait_for("event rows", lambda: driver.find_elements(By.CSS_SELECTOR, ".event-row"))
+    shot(driver, "events")
+
+    step("the fleet view counts it as down")
+    el(driver, "#nav-fleet").click()
+    wait_for("the down count", lambda: (text_of(driver, "#count-down") or "0") != "0")
+    shot(driver, "fleet-down")
+
+    step("no key in the app's log")
+    assert KEY not in APP_LOG.read_text(errors="replace"), "the key reached the app's log"
+    step("PASS")
+
+
+if __name__ == "__main__":
+    main()

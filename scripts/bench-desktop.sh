@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Desktop benchmarks (docs/benchmarks.md): cold start to first paint of the fleet and resident
+# memory of the app with its WebKit processes, on a 50-host demo fleet, on a virtual display.
+# Release builds. Usage: scripts/bench-desktop.sh [hosts (50)] [runs (5)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+target=${CARGO_TARGET_DIR:-$root/target}
+tools=${FLEETDECK_TOOLS:-$HOME/.cache/fleetdeck-tools}
+export PATH=$HOME/.cargo/bin:$tools/npm/node_modules/.bin:$PATH
+hosts=${1:-50}
+export BENCH_RUNS=${2:-5}
+
+scripts/setup.sh
+(cd ui && trunk build --release)
+cargo build --locked --release -p fleetdeck --features custom-protocol
+cargo build --locked --release -p fleetdeck-collector
+
+work=$(mktemp -d /tmp/fleetdeck-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$target/release/fleetdeck-collector" --demo --port "$port" --hosts "$hosts" >"$work/demo.log" 2>&1 & pids+=($!)
+for _ in $(seq 1 300); do grep -q 'operator key:' "$work/demo.log" && break; sleep 0.1; done
+key=$(sed -n 's/^ *operator key: *//p' "$work/demo.log")
+[[ -n $key ]] || { cat "$work/demo.log"; exit 1; }
+
+display=:$((90 + RANDOM % 100))
+Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 & pids+=($!)
+for _ in $(seq 1 50); do [[ -e /tmp/.X11-unix/X${display#:} ]] && break; sleep 0.1; done
+export DISPLAY=$display FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data BENCH_APP=$target/release/fleetdeck
+mkdir -p "$work/data"
+echo "fleet: $hosts hosts x 4 apps (fleetdeck-collector --demo), $(nproc) cores, $(date -u +%F)"
+dbus-run-session -- bash -c '
+    printf bench | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+    # store the demo collector (key into the keyring) without opening a window
+    echo "$1" | "$BENCH_APP" --add-collector demo --url "$2" --key-stdin --add-only
+    python3 e2e/bench_startup.py
+' _ "$key" "http://127.0.0.1:$port"

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The desktop's end-to-end test: builds the UI (trunk) and the app (with its UI embedded), starts a
+# real agent watching a real systemd unit of the test bed and a real collector polling it, then,
+# on a virtual display (Xvfb) inside a fresh D-Bus session with gnome-keyring and dunst, drives
+# the real app through tauri-driver + WebKitWebDriver (e2e/desktop.py). Screenshots of each view go
+# to $E2E_SHOTS (default: the target dir's e2e-shots/).
+# Needs the test bed up and its environment (scripts/test.sh does both) and scripts/setup.sh run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+target=${CARGO_TARGET_DIR:-$root/target}
+tools=${FLEETDECK_TOOLS:-$HOME/.cache/fleetdeck-tools}
+export PATH=$HOME/.cargo/bin:$tools/npm/node_modules/.bin:$PATH
+: "${TESTBED_DIR:?run eval \"\$(testbed/testbed.sh env)\" first}"
+
+log() { printf '[e2e] %s\n' "$*" >&2; }
+
+log "building the UI and the app"
+(cd ui && trunk build --release)
+cargo build --locked -p fleetdeck --features custom-protocol
+cargo build --locked -p fleetdeck-agent -p fleetdeck-collector
+app=$target/debug/fleetdeck
+
+work=$(mktemp -d /tmp/fleetdeck-e2e.XXXXXX)
+shots=${E2E_SHOTS:-$target/e2e-shots}
+rm -rf "$shots"; mkdir -p "$shots"
+unit=fleetdeck-e2e-web-$$.service
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    systemctl --user stop "$unit" 2>/dev/null || true
+    systemctl --user reset-failed "$unit" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_listening() { # log file, what
+    for _ in $(seq 1 150); do grep -q 'listening addr=' "$1" 2>/dev/null && return 0; sleep 0.2; done
+    log "$2 did not start:"; cat "$1" >&2; return 1
+}
+
+# The app under test: prints a line each second and whatever the test writes to its say-file.
+say=$work/say
+printf 'PORT=8080\nGREETING=hello\nAPI_TOKEN=s3cr3t-e2e\n' >"$work/web.env"
+chmod 600 "$work/web.env"
+systemd-run --user --quiet --unit="$unit" busybox sh -c \
+    "i=0; while true; do i=\$((i+1)); if [ -f $say ]; then cat $say; rm -f $say; fi; echo \"tick \$i\"; sleep 0.5; done"
+
+aport=$(free_port); cport=$(free_port); dead=$(free_port)
+(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$work/agent.token")
+cat >"$work/agent.toml" <<TOML
+listen = ["127.0.0.1:$aport"]
+token_file = "agent.token"
+systemd = "user"
+sample_interval = "2s"
+
+[[apps]]
+name = "web"
+systemd_unit = "$unit"
+env_file = "$work/web.env"
+allow_actions = true
+TOML
+cat >"$work/collector.toml" <<TOML
+listen = ["127.0.0.1:$cport"]
+database = "collector.db"
+poll_interval = "2s"
+
+[[agents]]
+name = "e2e-host"
+url = "http://127.0.0.1:$aport"
+token_file = "agent.token"
+TOML
+key=$("$target/debug/fleetdeck-collector" --config "$work/collector.toml" keys create --name e2e --role operator | tail -n 1)
+"$target/debug/fleetdeck-agent" --config "$work/agent.toml" >"$work/agent.log" 2>&1 & pids+=($!)
+wait_listening "$work/agent.log" agent
+"$target/debug/fleetdeck-collector" --config "$work/collector.toml" >"$work/collector.log" 2>&1 & pids+=($!)
+wait_listening "$work/collector.log" collector
+
+display=:$((90 + RANDOM % 100))
+Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >"$work/xvfb.log" 2>&1 & pids+=($!)
+for _ in $(seq 1 50); do [[ -e /tmp/.X11-unix/X${display#:} ]] && break; sleep 0.1; done
+
+export E2E_APP=$app E2E_COLLECTOR_URL=http://127.0.0.1:$cport E2E_KEY=$key E2E_HOST=e2e-host \
+    E2E_APP_NAME=web E2E_UNIT=$unit E2E_ENV_FILE=$work/web.env E2E_SAY_FILE=$say \
+    E2E_NOTIFY_LOG=$work/notify.log E2E_SHOTS=$shots E2E_APP_LOG=$work/driver.log \
+    E2E_DEAD_URL=http://127.0.0.1:$dead E2E_SYSTEMD_BUS=$DBUS_SESSION_BUS_ADDRESS \
+    FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data DISPLAY=$display
+mkdir -p "$work/data"
+
+rc=0
+dbus-run-session -- bash -c '
+    set -e
+    printf e2e | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+    dunst >"$0/dunst.log" 2>&1 & dunst=$!
+    dbus-monitor --session "type=method_call,interface=org.freedesktop.Notifications,member=Notify" >"$E2E_NOTIFY_LOG" 2>&1 & mon=$!
+    tauri-driver --port 4444 --native-port 4445 >"$E2E_APP_LOG" 2>&1 & td=$!
+    for _ in $(seq 1 100); do curl -sf http://127.0.0.1:4444/status >/dev/null && break; sleep 0.1; done
+    rc=0; "$1" e2e/desktop.py || rc=$?
+    kill $td $mon $dunst 2>/dev/null || true
+    exit $rc
+' "$work" "$tools/venv/bin/python" || rc=$?
+if ((rc)); then
+    log "FAILED; app/driver log:"; tail -n 60 "$work/driver.log" >&2 || true
+    log "collector log:"; tail -n 20 "$work/collector.log" >&2 || true
+    exit "$rc"
+fi
+log "screenshots in $shots"

@@ -1,0 +1,331 @@
+//! The app's state behind the commands: the settings file, the keyring, and one connection (a
+//! client and a watcher) per collector. Everything it decides is delegated to the core crate.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fleetdeck_desktop_core::keys::{KeyStore, KeyringStore};
+use fleetdeck_desktop_core::notice::Notifier;
+use fleetdeck_desktop_core::settings::{self, SavedCollector, Settings};
+use fleetdeck_desktop_core::tray::{tray_state, CollectorView};
+use fleetdeck_desktop_core::watch::{WatchUpdate, Watcher};
+use fleetdeck_desktop_core::{ApiKey, CollectorClient};
+use fleetdeck_proto::desktop::{
+    CollectorInfo, CommandError, ConnState, ConnStatus, DesktopSettings, NewCollector, TrayState,
+};
+use fleetdeck_proto::Fleet;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// The OS keyring's service name for API keys (the account is the collector's name).
+pub const KEYRING_SERVICE: &str = "dev.fleetdeck.desktop";
+/// How often each collector's fleet is read besides the reads its events trigger.
+const POLL_EVERY: Duration = Duration::from_secs(5);
+
+pub struct Backend {
+    settings_path: PathBuf,
+    settings: Mutex<Settings>,
+    keys: Arc<dyn KeyStore>,
+    conns: Mutex<BTreeMap<String, Conn>>,
+    updates: Mutex<Option<UnboundedSender<WatchUpdate>>>,
+    pub notifier: Mutex<Notifier>,
+    tray: Mutex<Option<TrayState>>,
+    pub follows: Mutex<HashMap<u64, tauri::async_runtime::JoinHandle<()>>>,
+    next_follow: AtomicU64,
+    pub started: Instant,
+    first_paint: AtomicBool,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("settings_path", &self.settings_path)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Conn {
+    client: Option<CollectorClient>,
+    info: CollectorInfo,
+    fleet: Option<Fleet>,
+    watcher: Option<Watcher>,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn status(state: ConnState, message: Option<String>) -> ConnStatus {
+    ConnStatus {
+        state,
+        message,
+        since_unix_ms: now_ms(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take the app down with poisoned locks: the data stays usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Backend {
+    /// Reads the settings file and the keys of the collectors it lists.
+    pub fn load(started: Instant) -> Result<Self, CommandError> {
+        let settings_path = settings::default_path();
+        let settings = Settings::load(&settings_path)?;
+        let keys: Arc<dyn KeyStore> = Arc::new(KeyringStore::new(KEYRING_SERVICE));
+        let notifier = Notifier::new(settings.dnd);
+        let backend = Self {
+            settings_path,
+            settings: Mutex::new(settings.clone()),
+            keys,
+            conns: Mutex::new(BTreeMap::new()),
+            updates: Mutex::new(None),
+            notifier: Mutex::new(notifier),
+            tray: Mutex::new(None),
+            follows: Mutex::new(HashMap::new()),
+            next_follow: AtomicU64::new(1),
+            started,
+            first_paint: AtomicBool::new(false),
+        };
+        for saved in &settings.collectors {
+            let conn = backend.connect_saved(saved);
+            lock(&backend.conns).insert(saved.name.clone(), conn);
+        }
+        Ok(backend)
+    }
+
+    fn connect_saved(&self, saved: &SavedCollector) -> Conn {
+        let failing = |message: String| Conn {
+            client: None,
+            info: CollectorInfo {
+                name: saved.name.clone(),
+                url: saved.url.clone(),
+                status: status(ConnState::Failing, Some(message)),
+            },
+            fleet: None,
+            watcher: None,
+        };
+        let key = match self.keys.get(&saved.name) {
+            Ok(Some(key)) => key,
+            Ok(None) => {
+                return failing(format!(
+                    "No API key for \"{}\" in the OS keyring. Remove this collector in Settings and add it again with its key.",
+                    saved.name
+                ))
+            }
+            Err(e) => return failing(e.message),
+        };
+        match CollectorClient::new(&saved.url, key) {
+            Ok(client) => Conn {
+                client: Some(client),
+                info: CollectorInfo {
+                    name: saved.name.clone(),
+                    url: saved.url.clone(),
+                    status: status(ConnState::Connecting, None),
+                },
+                fleet: None,
+                watcher: None,
+            },
+            Err(e) => failing(e.message),
+        }
+    }
+
+    /// Starts a watcher per collector; from now on collectors added get one too. Needs a tokio
+    /// runtime context.
+    pub fn start_watchers(&self, updates: UnboundedSender<WatchUpdate>) {
+        let mut conns = lock(&self.conns);
+        for (name, conn) in conns.iter_mut() {
+            if let Some(client) = &conn.client {
+                conn.watcher = Some(Watcher::spawn(
+                    name.clone(),
+                    client.clone(),
+                    None,
+                    POLL_EVERY,
+                    updates.clone(),
+                ));
+            }
+        }
+        *lock(&self.updates) = Some(updates);
+    }
+
+    pub fn client(&self, collector: &str) -> Result<CollectorClient, CommandError> {
+        let conns = lock(&self.conns);
+        let conn = conns.get(collector).ok_or_else(|| {
+            CommandError::new(
+                "unknown_collector",
+                format!("No collector named \"{collector}\": add it in Settings."),
+            )
+        })?;
+        conn.client.clone().ok_or_else(|| {
+            CommandError::new(
+                "keyring",
+                conn.info
+                    .status
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "This collector has no usable key.".into()),
+            )
+        })
+    }
+
+    pub fn collectors(&self) -> Vec<CollectorInfo> {
+        lock(&self.conns).values().map(|c| c.info.clone()).collect()
+    }
+
+    /// Checks that the collector answers with this key, then keeps the key in the keyring and
+    /// the rest in the settings file. With `replace`, a collector of that name is replaced.
+    pub async fn add_collector(
+        &self,
+        new: NewCollector,
+        replace: bool,
+    ) -> Result<CollectorInfo, CommandError> {
+        let name = new.name.trim().to_owned();
+        let url = new.url.trim().to_owned();
+        {
+            let settings = lock(&self.settings);
+            let others: Vec<SavedCollector> = settings
+                .collectors
+                .iter()
+                .filter(|c| !(replace && c.name == name))
+                .cloned()
+                .collect();
+            settings::validate_name(&name, &others)?;
+        }
+        let key = new.key.trim().to_owned();
+        if key.is_empty() {
+            return Err(CommandError::new(
+                "invalid_input",
+                "The API key is empty: paste the key the collector's admin gave you (it starts with fdk_).",
+            ));
+        }
+        let client = CollectorClient::new(&url, ApiKey::new(key.clone()))?;
+        let fleet = client.fleet().await?;
+
+        let keys = Arc::clone(&self.keys);
+        let (key_name, key_value) = (name.clone(), ApiKey::new(key));
+        tauri::async_runtime::spawn_blocking(move || keys.set(&key_name, &key_value))
+            .await
+            .map_err(|e| CommandError::new("keyring", format!("the keyring call failed: {e}")))??;
+
+        let saved = SavedCollector {
+            name: name.clone(),
+            url: client.url().to_owned(),
+        };
+        {
+            let mut settings = lock(&self.settings);
+            let mut next = settings.clone();
+            next.collectors.retain(|c| c.name != name);
+            next.collectors.push(saved.clone());
+            next.save(&self.settings_path)?;
+            *settings = next;
+        }
+        let info = CollectorInfo {
+            name: name.clone(),
+            url: saved.url.clone(),
+            status: status(ConnState::Connected, None),
+        };
+        let watcher = lock(&self.updates)
+            .as_ref()
+            .map(|tx| Watcher::spawn(name.clone(), client.clone(), None, POLL_EVERY, tx.clone()));
+        lock(&self.conns).insert(
+            name.clone(),
+            Conn {
+                client: Some(client),
+                info: info.clone(),
+                fleet: Some(fleet),
+                watcher,
+            },
+        );
+        tracing::info!(collector = %name, url = %saved.url, "collector added");
+        Ok(info)
+    }
+
+    pub async fn remove_collector(&self, name: &str) -> Result<(), CommandError> {
+        {
+            let mut settings = lock(&self.settings);
+            let mut next = settings.clone();
+            next.collectors.retain(|c| c.name != name);
+            next.save(&self.settings_path)?;
+            *settings = next;
+        }
+        lock(&self.conns).remove(name);
+        let keys = Arc::clone(&self.keys);
+        let key_name = name.to_owned();
+        tauri::async_runtime::spawn_blocking(move || keys.delete(&key_name))
+            .await
+            .map_err(|e| CommandError::new("keyring", format!("the keyring call failed: {e}")))??;
+        tracing::info!(collector = %name, "collector removed");
+        Ok(())
+    }
+
+    pub fn settings(&self) -> DesktopSettings {
+        DesktopSettings {
+            dnd: lock(&self.settings).dnd,
+        }
+    }
+
+    pub fn set_dnd(&self, dnd: bool) -> Result<DesktopSettings, CommandError> {
+        let mut settings = lock(&self.settings);
+        let mut next = settings.clone();
+        next.dnd = dnd;
+        next.save(&self.settings_path)?;
+        *settings = next;
+        lock(&self.notifier).set_dnd(dnd);
+        Ok(DesktopSettings { dnd })
+    }
+
+    /// Records a collector's fleet; `None` when the collector was removed meanwhile.
+    pub fn set_fleet(&self, collector: &str, fleet: Fleet) -> bool {
+        match lock(&self.conns).get_mut(collector) {
+            Some(conn) => {
+                conn.fleet = Some(fleet);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records a collector's connection status; the updated info, if the collector still exists.
+    pub fn set_status(&self, collector: &str, status: ConnStatus) -> Option<CollectorInfo> {
+        let mut conns = lock(&self.conns);
+        let conn = conns.get_mut(collector)?;
+        conn.info.status = status;
+        Some(conn.info.clone())
+    }
+
+    /// The tray's state now, and whether it changed since the last call.
+    pub fn tray_update(&self) -> (TrayState, bool) {
+        let state = self.tray_state();
+        let mut last = lock(&self.tray);
+        let changed = last.as_ref() != Some(&state);
+        *last = Some(state.clone());
+        (state, changed)
+    }
+
+    pub fn tray_state(&self) -> TrayState {
+        let conns = lock(&self.conns);
+        let views: Vec<CollectorView<'_>> = conns
+            .values()
+            .map(|c| CollectorView {
+                name: &c.info.name,
+                status: &c.info.status,
+                fleet: c.fleet.as_ref(),
+            })
+            .collect();
+        tray_state(&views)
+    }
+
+    pub fn next_follow_id(&self) -> u64 {
+        self.next_follow.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// True the first time only.
+    pub fn first_paint(&self) -> bool {
+        !self.first_paint.swap(true, Ordering::Relaxed)
+    }
+}

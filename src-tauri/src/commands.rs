@@ -1,0 +1,320 @@
+//! The typed commands the webview calls. Each is a thin adapter: it finds the collector's client
+//! and calls the core crate; errors reach the UI as `CommandError { code, message }`.
+
+use std::time::Duration;
+
+use fleetdeck_desktop_core::CollectorClient;
+use fleetdeck_proto::desktop::{
+    CollectorInfo, CommandError, DesktopSettings, EnvSave, EnvSaved, EventFilter, FirstPaint,
+    LogFeed, LogQuery, MetricsRange, NewCollector, TrayState,
+};
+use fleetdeck_proto::{
+    ActionOutcome, AppAction, EnvFile, EnvUpdate, EventsPage, Fleet, HostView, LogEntry, LogPage,
+    Metrics, Uptime,
+};
+use futures_util::{FutureExt, StreamExt};
+use tauri::ipc::Channel;
+use tauri::{AppHandle, State};
+
+use crate::backend::Backend;
+use crate::hub;
+
+type Result<T> = std::result::Result<T, CommandError>;
+
+pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static {
+    tauri::generate_handler![
+        list_collectors,
+        add_collector,
+        remove_collector,
+        fleet,
+        host,
+        metrics,
+        uptime,
+        events,
+        logs_page,
+        logs_follow,
+        logs_stop,
+        env_get,
+        env_save,
+        action,
+        settings,
+        set_dnd,
+        tray_state,
+        first_paint,
+    ]
+}
+
+#[tauri::command(rename_all = "snake_case")]
+fn list_collectors(backend: State<'_, Backend>) -> Vec<CollectorInfo> {
+    backend.collectors()
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn add_collector(
+    app: AppHandle,
+    backend: State<'_, Backend>,
+    new: NewCollector,
+) -> Result<CollectorInfo> {
+    let info = backend.add_collector(new, false).await?;
+    hub::collectors_changed(&app, &backend, &info);
+    Ok(info)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn remove_collector(app: AppHandle, backend: State<'_, Backend>, name: String) -> Result<()> {
+    backend.remove_collector(&name).await?;
+    hub::refresh_tray(&app, &backend);
+    Ok(())
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn fleet(backend: State<'_, Backend>, collector: String) -> Result<Fleet> {
+    backend.client(&collector)?.fleet().await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn host(backend: State<'_, Backend>, collector: String, host: String) -> Result<HostView> {
+    backend.client(&collector)?.host(&host).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn metrics(
+    backend: State<'_, Backend>,
+    collector: String,
+    host: String,
+    range: MetricsRange,
+) -> Result<Metrics> {
+    backend.client(&collector)?.metrics(&host, range).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn uptime(
+    backend: State<'_, Backend>,
+    collector: String,
+    host: String,
+    app: String,
+    days: u32,
+) -> Result<Uptime> {
+    backend.client(&collector)?.uptime(&host, &app, days).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn events(
+    backend: State<'_, Backend>,
+    collector: String,
+    filter: EventFilter,
+) -> Result<EventsPage> {
+    backend.client(&collector)?.events(&filter).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn logs_page(
+    backend: State<'_, Backend>,
+    collector: String,
+    host: String,
+    app: String,
+    query: LogQuery,
+) -> Result<LogPage> {
+    backend
+        .client(&collector)?
+        .logs_page(&host, &app, &query)
+        .await
+}
+
+/// Most lines sent to the webview in one message; lines waiting are sent together so a busy app
+/// costs a few messages a second, not one per line.
+const MAX_BATCH: usize = 1_000;
+
+/// Follows an app's logs into `on_feed` until `logs_stop` or the webview goes away. `after` is
+/// the cursor of the newest line the view already has, so none is missed or shown twice.
+#[tauri::command(rename_all = "snake_case")]
+fn logs_follow(
+    backend: State<'_, Backend>,
+    collector: String,
+    host: String,
+    app: String,
+    after: Option<String>,
+    on_feed: Channel<LogFeed>,
+) -> Result<u64> {
+    let client = backend.client(&collector)?;
+    let id = backend.next_follow_id();
+    let task = tauri::async_runtime::spawn(follow_logs(client, host, app, after, on_feed));
+    backend
+        .follows
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, task);
+    Ok(id)
+}
+
+async fn follow_logs(
+    client: CollectorClient,
+    host: String,
+    app: String,
+    mut after: Option<String>,
+    feed: Channel<LogFeed>,
+) {
+    let mut backoff = Duration::from_millis(500);
+    let mut interrupted = false;
+    loop {
+        match client.logs_follow(&host, &app, after.clone()).await {
+            Ok(stream) => {
+                if interrupted && feed.send(LogFeed::Resumed).is_err() {
+                    return;
+                }
+                backoff = Duration::from_millis(500);
+                let mut stream = std::pin::pin!(stream);
+                let error = loop {
+                    let Some(first) = stream.next().await else {
+                        break CommandError::new("unreachable", "the log stream ended");
+                    };
+                    let mut batch: Vec<LogEntry> = Vec::new();
+                    let mut failed = None;
+                    let mut item = Some(first);
+                    while let Some(next) = item.take() {
+                        match next {
+                            Ok(entry) => batch.push(entry),
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                        if batch.len() >= MAX_BATCH {
+                            break;
+                        }
+                        item = stream.next().now_or_never().flatten();
+                    }
+                    if let Some(last) = batch.last() {
+                        after = Some(last.cursor.clone());
+                    }
+                    if !batch.is_empty() && feed.send(LogFeed::Lines { entries: batch }).is_err() {
+                        return;
+                    }
+                    if let Some(e) = failed {
+                        break e;
+                    }
+                };
+                if feed
+                    .send(LogFeed::Interrupted {
+                        message: error.message,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+                interrupted = true;
+            }
+            Err(e) => {
+                if matches!(e.code.as_str(), "not_found" | "forbidden" | "unauthorized") {
+                    let _ = feed.send(LogFeed::Interrupted { message: e.message });
+                    return;
+                }
+                if !interrupted {
+                    interrupted = true;
+                    if feed
+                        .send(LogFeed::Interrupted { message: e.message })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(15));
+    }
+}
+
+#[tauri::command(rename_all = "snake_case")]
+fn logs_stop(backend: State<'_, Backend>, id: u64) {
+    if let Some(task) = backend
+        .follows
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id)
+    {
+        task.abort();
+    }
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn env_get(
+    backend: State<'_, Backend>,
+    collector: String,
+    host: String,
+    app: String,
+) -> Result<EnvFile> {
+    backend.client(&collector)?.env_get(&host, &app).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn env_save(
+    backend: State<'_, Backend>,
+    collector: String,
+    host: String,
+    app: String,
+    save: EnvSave,
+) -> Result<EnvSaved> {
+    let client = backend.client(&collector)?;
+    let update = EnvUpdate {
+        set: save.set,
+        unset: save.unset,
+        raw: None,
+    };
+    let written = client.env_put(&host, &app, &save.etag, &update).await?;
+    let (restart, restart_error) = if save.restart {
+        match client.action(&host, &app, AppAction::Restart).await {
+            Ok(outcome) => (Some(outcome), None),
+            Err(e) => (None, Some(e.message)),
+        }
+    } else {
+        (None, None)
+    };
+    Ok(EnvSaved {
+        written,
+        restart,
+        restart_error,
+    })
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn action(
+    backend: State<'_, Backend>,
+    collector: String,
+    host: String,
+    app: String,
+    action: AppAction,
+) -> Result<ActionOutcome> {
+    backend
+        .client(&collector)?
+        .action(&host, &app, action)
+        .await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+fn settings(backend: State<'_, Backend>) -> DesktopSettings {
+    backend.settings()
+}
+
+#[tauri::command(rename_all = "snake_case")]
+fn set_dnd(backend: State<'_, Backend>, dnd: bool) -> Result<DesktopSettings> {
+    backend.set_dnd(dnd)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+fn tray_state(backend: State<'_, Backend>) -> TrayState {
+    backend.tray_state()
+}
+
+/// The UI painted its first fleet: with `FLEETDECK_BENCH_STARTUP` set, print how long the start
+/// took and the memory in use (scripts/bench-desktop.sh reads it).
+#[tauri::command(rename_all = "snake_case")]
+fn first_paint(backend: State<'_, Backend>, paint: FirstPaint) {
+    if backend.first_paint() && std::env::var_os("FLEETDECK_BENCH_STARTUP").is_some() {
+        use std::io::Write;
+        let ms = backend.started.elapsed().as_secs_f64() * 1000.0;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "first-paint ms={ms:.1} hosts={}", paint.hosts);
+        let _ = out.flush();
+    }
+}

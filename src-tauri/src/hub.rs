@@ -1,0 +1,72 @@
+//! Turns the watchers' updates into what the operator sees: webview events, the tray, and
+//! notifications.
+
+use fleetdeck_desktop_core::watch::{WatchKind, WatchUpdate};
+use fleetdeck_proto::desktop::{
+    CollectorInfo, FleetEventFrom, FleetUpdate, EVENT_COLLECTOR, EVENT_FLEET, EVENT_FLEET_EVENT,
+    EVENT_TRAY,
+};
+use tauri::{AppHandle, Emitter, Manager};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::backend::Backend;
+use crate::{notify, tray};
+
+pub fn spawn(app: AppHandle, mut updates: UnboundedReceiver<WatchUpdate>) {
+    tauri::async_runtime::spawn(async move {
+        while let Some(update) = updates.recv().await {
+            let backend = app.state::<Backend>();
+            handle(&app, &backend, update);
+        }
+    });
+}
+
+fn emit<S: serde::Serialize + Clone>(app: &AppHandle, event: &str, payload: S) {
+    if let Err(e) = app.emit(event, payload) {
+        tracing::warn!(event, error = %e, "cannot reach the webview");
+    }
+}
+
+fn handle(app: &AppHandle, backend: &Backend, update: WatchUpdate) {
+    let collector = update.collector;
+    match update.kind {
+        WatchKind::Fleet(fleet) => {
+            if backend.set_fleet(&collector, fleet.clone()) {
+                emit(app, EVENT_FLEET, FleetUpdate { collector, fleet });
+                refresh_tray(app, backend);
+            }
+        }
+        WatchKind::Status(status) => {
+            if let Some(info) = backend.set_status(&collector, status) {
+                emit(app, EVENT_COLLECTOR, info);
+                refresh_tray(app, backend);
+            }
+        }
+        WatchKind::Event(event) => {
+            let notice = backend
+                .notifier
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .on_event(&collector, &event);
+            if let Some(notice) = notice {
+                notify::show(app.clone(), notice);
+            }
+            emit(app, EVENT_FLEET_EVENT, FleetEventFrom { collector, event });
+        }
+    }
+}
+
+/// Redraws the tray when its state changed, and tells the webview.
+pub fn refresh_tray(app: &AppHandle, backend: &Backend) {
+    let (state, changed) = backend.tray_update();
+    if changed {
+        tray::apply(app, &state);
+        emit(app, EVENT_TRAY, state);
+    }
+}
+
+/// A collector was added: tell the webview and redraw the tray.
+pub fn collectors_changed(app: &AppHandle, backend: &Backend, info: &CollectorInfo) {
+    emit(app, EVENT_COLLECTOR, info.clone());
+    refresh_tray(app, backend);
+}
