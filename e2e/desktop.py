@@ -188,7 +188,9 @@ def run(driver):
     el(driver, "#tab-logs").click()
     marker = f"e2e-marker-{time.time_ns()}"
     SAY_FILE.write_text(marker + "\n")
-    wait_for("the fresh log line in the view", lambda: any(marker in e.text for e in driver.find_elements(By.CSS_SELECTOR, ".log-line")))
+    # textContent, not .text: lines scrolled out of the log pane are there but not "visible"
+    wait_for("the fresh log line in the view", lambda: marker in driver.execute_script(
+        "return Array.from(document.querySelectorAll('#log-lines .log-line')).map(e => e.textContent).join('\\n')"))
     shot(driver, "app-logs")
 
     step("change a .env value and find it in the file on disk")

@@ -41,12 +41,14 @@ wait_listening() { # log file, what
     log "$2 did not start:"; cat "$1" >&2; return 1
 }
 
-# The app under test: prints a line each second and whatever the test writes to its say-file.
+# The app under test: prints a line each half second and whatever the test writes to its say-file
+# (with the shell's own echo: journald cannot tell which unit a line of a process that already
+# exited came from, so `cat` would lose the line's unit).
 say=$work/say
 printf 'PORT=8080\nGREETING=hello\nAPI_TOKEN=s3cr3t-e2e\n' >"$work/web.env"
 chmod 600 "$work/web.env"
 systemd-run --user --quiet --unit="$unit" busybox sh -c \
-    "i=0; while true; do i=\$((i+1)); if [ -f $say ]; then cat $say; rm -f $say; fi; echo \"tick \$i\"; sleep 0.5; done"
+    "i=0; while true; do i=\$((i+1)); if [ -f $say ]; then read -r said <$say; rm -f $say; echo \"\$said\"; fi; echo \"tick \$i\"; sleep 0.5; done"
 
 aport=$(free_port); cport=$(free_port); dead=$(free_port)
 (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$work/agent.token")

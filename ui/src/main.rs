@@ -1,18 +1,5 @@
-//! The Fleetdeck desktop views. A skeleton for now: the fleet, host, app and event views arrive
-//! with the desktop issue.
-
-use yew::prelude::*;
-
-#[function_component(App)]
-fn app() -> Html {
-    html! {
-        <main>
-            <h1>{ "Fleetdeck" }</h1>
-            <p>{ format!("Speaks agent wire v{}.", fleetdeck_proto::WIRE_VERSION) }</p>
-        </main>
-    }
-}
+//! The webview's entry point: mounts the Yew app (built by trunk for wasm32).
 
 fn main() {
-    yew::Renderer::<App>::new().render();
+    fleetdeck_ui::run();
 }

@@ -1,0 +1,287 @@
+//! The window: the top bar, banners and the current view; it subscribes to the backend's events
+//! and keeps the selected collector's fleet fresh.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use fleetdeck_proto::desktop::{
+    AppRef, CollectorInfo, CommandError, ConnState, FleetEventFrom, FleetUpdate, TrayState,
+    EVENT_COLLECTOR, EVENT_FLEET, EVENT_FLEET_EVENT, EVENT_OPEN_APP, EVENT_TRAY,
+};
+use gloo_timers::callback::{Interval, Timeout};
+use wasm_bindgen_futures::spawn_local;
+use yew::prelude::*;
+
+use crate::api;
+use crate::components::status::{conn_class, conn_text};
+use crate::state::{Action, BannerKind, Route, UiState};
+use crate::views::Reform;
+use crate::views::{
+    self, app::AppPage, events::EventsView, fleet::FleetView, host::HostPage,
+    settings::SettingsView, Dispatch, Store,
+};
+
+/// How often the shown fleet is read again, besides the live `fleet-updated` events.
+const FLEET_REFRESH_MS: u32 = 15_000;
+
+/// Reads a collector's fleet into the state; `what` names the failure for a banner, or `None`
+/// for background refreshes (the connection pill already says when a collector fails).
+pub fn refresh_fleet(dispatch: Dispatch, collector: String, report: bool) {
+    spawn_local(async move {
+        match api::fleet(&collector).await {
+            Ok(fleet) => dispatch.dispatch(Action::FleetLoaded { collector, fleet }),
+            Err(e) if report => {
+                views::fail(&dispatch, format!("Loading the fleet of {collector}"), e)
+            }
+            Err(_) => {}
+        }
+    });
+}
+
+async fn subscribe(dispatch: Dispatch) -> Vec<api::Listener> {
+    let mut listeners = Vec::new();
+    let bad_payload = |dispatch: &Dispatch, event: &str, e: CommandError| {
+        views::fail(dispatch, format!("Reading a {event} event"), e)
+    };
+    macro_rules! sub {
+        ($name:expr, $ty:ty, $handle:expr) => {{
+            let d = dispatch.clone();
+            let handle = $handle;
+            match api::listen::<$ty>($name, move |r| match r {
+                Ok(payload) => handle(&d, payload),
+                Err(e) => bad_payload(&d, $name, e),
+            })
+            .await
+            {
+                Ok(l) => listeners.push(l),
+                Err(e) => views::fail(&dispatch, format!("Subscribing to {}", $name), e),
+            }
+        }};
+    }
+    sub!(EVENT_FLEET, FleetUpdate, |d: &Dispatch, u: FleetUpdate| {
+        d.dispatch(Action::FleetLoaded {
+            collector: u.collector,
+            fleet: u.fleet,
+        })
+    });
+    sub!(
+        EVENT_FLEET_EVENT,
+        FleetEventFrom,
+        |d: &Dispatch, e: FleetEventFrom| {
+            // An event means a status changed: read the fleet now rather than at the next update.
+            refresh_fleet(d.clone(), e.collector.clone(), false);
+            d.dispatch(Action::LiveEvent(e));
+        }
+    );
+    sub!(
+        EVENT_COLLECTOR,
+        CollectorInfo,
+        |d: &Dispatch, c: CollectorInfo| { d.dispatch(Action::CollectorStatus(c)) }
+    );
+    sub!(EVENT_OPEN_APP, AppRef, |d: &Dispatch, r: AppRef| {
+        d.dispatch(Action::OpenApp(r))
+    });
+    sub!(EVENT_TRAY, TrayState, |d: &Dispatch, t: TrayState| {
+        d.dispatch(Action::Tray(t))
+    });
+    listeners
+}
+
+#[function_component(Root)]
+pub fn root() -> Html {
+    let store = use_reducer(UiState::default);
+    let listeners = use_mut_ref(Vec::<api::Listener>::new);
+
+    {
+        let dispatch = store.dispatcher();
+        use_effect_with((), move |_| {
+            spawn_local(async move {
+                // Subscribe first, so nothing that happens while the lists load is missed.
+                *listeners.borrow_mut() = subscribe(dispatch.clone()).await;
+                match api::list_collectors().await {
+                    Ok(list) => dispatch.dispatch(Action::CollectorsLoaded(list)),
+                    Err(e) => {
+                        views::fail(&dispatch, "Listing the collectors", e);
+                        dispatch.dispatch(Action::CollectorsLoaded(Vec::new()));
+                    }
+                }
+                match api::settings().await {
+                    Ok(s) => dispatch.dispatch(Action::Settings(s)),
+                    Err(e) => views::fail(&dispatch, "Reading the settings", e),
+                }
+                if let Ok(t) = api::tray_state().await {
+                    dispatch.dispatch(Action::Tray(t));
+                }
+            });
+        });
+    }
+
+    {
+        // The selected collector's fleet: at once, then every FLEET_REFRESH_MS.
+        let dispatch = store.dispatcher();
+        let timer: Rc<RefCell<Option<Interval>>> = use_mut_ref(|| None);
+        use_effect_with(store.selected.clone(), move |selected| {
+            if let Some(collector) = selected.clone() {
+                refresh_fleet(dispatch.clone(), collector.clone(), true);
+                *timer.borrow_mut() = Some(Interval::new(FLEET_REFRESH_MS, move || {
+                    refresh_fleet(dispatch.clone(), collector.clone(), false)
+                }));
+            }
+            move || drop(timer.borrow_mut().take())
+        });
+    }
+
+    let view = match (&store.route, &store.selected, store.collectors_loaded) {
+        (Route::Settings, ..) => html! { <SettingsView /> },
+        (_, None, false) => html! { <div class="empty-state">{ "Loading…" }</div> },
+        (_, None, true) => html! {
+            <div class="empty-state">
+                <p>{ "No collector is configured yet." }</p>
+                <button class="btn primary" onclick={store.dispatcher().reform(|_| Action::Navigate(Route::Settings))}>
+                    { "Add one in Settings" }
+                </button>
+            </div>
+        },
+        (Route::Fleet, Some(_), _) => html! { <FleetView /> },
+        (Route::Host(host), Some(_), _) => {
+            html! { <HostPage key={host.clone()} host={host.clone()} /> }
+        }
+        (Route::App(host, app), Some(_), _) => html! {
+            <AppPage key={format!("{host}/{app}")} host={host.clone()} app={app.clone()} />
+        },
+        (Route::Events, Some(_), _) => html! { <EventsView /> },
+    };
+
+    html! {
+        <ContextProvider<Store> context={store.clone()}>
+            <div class="shell">
+                <TopBar />
+                <Banners />
+                <main class="content">{ view }</main>
+            </div>
+        </ContextProvider<Store>>
+    }
+}
+
+#[function_component(TopBar)]
+fn top_bar() -> Html {
+    let store = views::use_store();
+    let dispatch = store.dispatcher();
+    let nav = |id: &'static str, label: &'static str, route: Route| {
+        let current = match (&store.route, &route) {
+            (Route::Host(_) | Route::App(..), Route::Fleet) => true,
+            (a, b) => a == b,
+        };
+        let onclick = dispatch.reform(move |_: MouseEvent| Action::Navigate(route.clone()));
+        html! {
+            <button {id} class={classes!("nav", current.then_some("current"))}
+                aria-current={current.then_some("page")} {onclick}>{ label }</button>
+        }
+    };
+    let on_select = dispatch.reform(|e: Event| Action::SelectCollector(views::input_value(&e)));
+    let many = store.collectors.len() > 1;
+    let pill = match store.selected_info() {
+        Some(info) => {
+            let tone = conn_class(info.status.state);
+            let text = conn_text(info.status.state);
+            let title = info
+                .status
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("{}: {text}", info.url));
+            html! {
+                <span id="conn-status" class={classes!("pill", tone)} title={title} role="status">
+                    <span class="dot" aria-hidden="true"></span>{ text }
+                </span>
+            }
+        }
+        None => html! {
+            <span id="conn-status" class="pill off" role="status">
+                <span class="dot" aria-hidden="true"></span>{ "no collector" }
+            </span>
+        },
+    };
+    html! {
+        <header class="topbar">
+            <div class="brand">{ "Fleetdeck" }</div>
+            <nav class="navs" aria-label="Views">
+                { nav("nav-fleet", "Fleet", Route::Fleet) }
+                { nav("nav-events", "Events", Route::Events) }
+                { nav("nav-settings", "Settings", Route::Settings) }
+            </nav>
+            <div class="spacer"></div>
+            <label class={classes!("collector-pick", (!many).then_some("hidden"))}>
+                <span class="sr-only">{ "Collector" }</span>
+                <select id="collector-select" onchange={on_select} aria-label="Collector">
+                    { for store.collectors.iter().map(|c| html! {
+                        <option value={c.name.clone()} selected={store.selected.as_ref() == Some(&c.name)}>
+                            { c.name.clone() }
+                        </option>
+                    }) }
+                </select>
+            </label>
+            { pill }
+        </header>
+    }
+}
+
+/// How long an information banner stays (errors stay until dismissed).
+const INFO_BANNER_MS: u32 = 6_000;
+
+#[function_component(Banners)]
+fn banners() -> Html {
+    let store = views::use_store();
+    let dispatch = store.dispatcher();
+    {
+        let info: Vec<u64> = store
+            .banners
+            .iter()
+            .filter(|b| b.kind == BannerKind::Info)
+            .map(|b| b.id)
+            .collect();
+        let dispatch = dispatch.clone();
+        use_effect_with(info, move |ids| {
+            let timers: Vec<Timeout> = ids
+                .iter()
+                .map(|&id| {
+                    let dispatch = dispatch.clone();
+                    Timeout::new(INFO_BANNER_MS, move || {
+                        dispatch.dispatch(Action::Dismiss(id))
+                    })
+                })
+                .collect();
+            move || drop(timers)
+        });
+    }
+    let failing = store
+        .selected_info()
+        .filter(|c| c.status.state == ConnState::Failing)
+        .map(|c| {
+            let why = c
+                .status
+                .message
+                .clone()
+                .unwrap_or_else(|| "no answer".into());
+            html! {
+                <div class="banner error" role="alert">
+                    <span>{ format!("Collector {} is failing: {why}", c.name) }</span>
+                </div>
+            }
+        });
+    html! {
+        <div class="banners">
+            { for failing }
+            { for store.banners.iter().map(|b| {
+                let id = b.id;
+                let kind = match b.kind { BannerKind::Error => "error", BannerKind::Info => "info" };
+                html! {
+                    <div class={classes!("banner", kind)} role={if kind == "error" { "alert" } else { "status" }}>
+                        <span>{ b.text.clone() }</span>
+                        <button class="btn ghost small" aria-label="Dismiss"
+                            onclick={dispatch.reform(move |_: MouseEvent| Action::Dismiss(id))}>{ "✕" }</button>
+                    </div>
+                }
+            }) }
+        </div>
+    }
+}

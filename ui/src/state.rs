@@ -1,0 +1,908 @@
+//! The UI's state as one reducer: collectors, fleets, the route, the event log, the log buffer,
+//! banners and settings. Pure Rust (no web-sys), so every transition is unit-tested natively.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use fleetdeck_proto::desktop::{
+    AppRef, CollectorInfo, DesktopSettings, EventFilter, FleetEventFrom, TrayState,
+};
+use fleetdeck_proto::{AppView, EventsPage, Fleet, FleetEvent, HostView, LogEntry};
+use yew::Reducible;
+
+use crate::logbuf::{LevelFilter, LogBuffer, LogKey};
+
+/// Events kept in the event view (live ones push the oldest out).
+pub const EVENTS_CAP: usize = 2_000;
+/// Banners shown at once; older ones go first.
+pub const BANNERS_CAP: usize = 5;
+
+/// Where the window is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Fleet,
+    Host(String),
+    App(String, String),
+    Events,
+    Settings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BannerKind {
+    Error,
+    Info,
+}
+
+/// A dismissible message over the view: what failed and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Banner {
+    pub id: u64,
+    pub kind: BannerKind,
+    pub text: String,
+}
+
+/// The event view's list: newest first, for one collector and one filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventsState {
+    pub collector: Option<String>,
+    /// The filter without paging (`before` is always `None` here).
+    pub filter: EventFilter,
+    /// Shared so that a reducer step (which copies the state) does not copy every event.
+    pub events: Rc<Vec<FleetEvent>>,
+    pub next_before: Option<i64>,
+    pub loading: bool,
+    /// At least one page arrived for this collector and filter.
+    pub loaded: bool,
+}
+
+impl EventsState {
+    /// Whether a live event belongs in the list under the current filter (the collector filters
+    /// the same way: exact host and app, equal severity and kind).
+    pub fn admits(&self, event: &FleetEvent) -> bool {
+        let f = &self.filter;
+        f.host.as_ref().is_none_or(|h| *h == event.host)
+            && f.app.as_ref().is_none_or(|a| event.app.as_ref() == Some(a))
+            && f.severity.is_none_or(|s| s == event.severity)
+            && f.kind.is_none_or(|k| k == event.kind)
+    }
+
+    /// Adds events, keeping each id once and the list newest first.
+    fn merge(&mut self, events: Vec<FleetEvent>) {
+        let list = Rc::make_mut(&mut self.events);
+        for e in events {
+            if !list.iter().any(|x| x.id == e.id) {
+                list.push(e);
+            }
+        }
+        list.sort_by_key(|e| std::cmp::Reverse(e.id));
+        list.truncate(EVENTS_CAP);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UiState {
+    pub collectors: Vec<CollectorInfo>,
+    /// `list_collectors` answered (before that the app does not know whether to welcome).
+    pub collectors_loaded: bool,
+    pub selected: Option<String>,
+    pub fleets: BTreeMap<String, Rc<Fleet>>,
+    pub route: Route,
+    pub events: EventsState,
+    pub logs: LogBuffer,
+    pub banners: Vec<Banner>,
+    next_banner: u64,
+    pub dnd: bool,
+    pub tray: Option<TrayState>,
+    /// `first_paint` was reported (it is reported once per start).
+    pub first_paint_sent: bool,
+}
+
+impl Default for UiState {
+    fn default() -> Self {
+        Self {
+            collectors: Vec::new(),
+            collectors_loaded: false,
+            selected: None,
+            fleets: BTreeMap::new(),
+            route: Route::Fleet,
+            events: EventsState::default(),
+            logs: LogBuffer::default(),
+            banners: Vec::new(),
+            next_banner: 1,
+            dnd: false,
+            tray: None,
+            first_paint_sent: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    CollectorsLoaded(Vec<CollectorInfo>),
+    CollectorAdded(CollectorInfo),
+    CollectorRemoved(String),
+    /// A `collector-status` event.
+    CollectorStatus(CollectorInfo),
+    SelectCollector(String),
+    /// A `fleet` answer or a `fleet-updated` event: replaces that collector's fleet.
+    FleetLoaded {
+        collector: String,
+        fleet: Fleet,
+    },
+    Navigate(Route),
+    /// An `open-app` event (tray or notification).
+    OpenApp(AppRef),
+    /// New event filters: the list empties and a first page is awaited.
+    EventsFilter(EventFilter),
+    /// The event view asked for a page (first or older).
+    EventsRequested,
+    EventsLoaded {
+        collector: String,
+        filter: EventFilter,
+        page: EventsPage,
+    },
+    EventsFailed,
+    /// A `fleet-event` event.
+    LiveEvent(FleetEventFrom),
+    /// The app view opened this app's log: the buffer empties for it.
+    LogsOpen(LogKey),
+    LogsInitial {
+        key: LogKey,
+        newest_first: Vec<LogEntry>,
+        asked: u32,
+    },
+    LogsLines {
+        key: LogKey,
+        entries: Vec<LogEntry>,
+    },
+    LogsOlderRequested,
+    LogsOlder {
+        key: LogKey,
+        newest_first: Vec<LogEntry>,
+        asked: u32,
+    },
+    LogsOlderFailed,
+    /// The follow broke (`Some(reason)`) or resumed (`None`).
+    LogsInterrupted {
+        key: LogKey,
+        message: Option<String>,
+    },
+    LogsToggleFollow,
+    LogsSearch(String),
+    LogsLevel(LevelFilter),
+    /// A command failed: `what` names it for a person ("Loading the fleet of prod").
+    Failed {
+        what: String,
+        message: String,
+    },
+    Notice(String),
+    Dismiss(u64),
+    Settings(DesktopSettings),
+    Tray(TrayState),
+    FirstPaintSent,
+}
+
+impl UiState {
+    pub fn selected_fleet(&self) -> Option<&Rc<Fleet>> {
+        self.selected.as_ref().and_then(|c| self.fleets.get(c))
+    }
+
+    pub fn selected_info(&self) -> Option<&CollectorInfo> {
+        let name = self.selected.as_ref()?;
+        self.collectors.iter().find(|c| &c.name == name)
+    }
+
+    pub fn host(&self, host: &str) -> Option<&HostView> {
+        self.selected_fleet()?.hosts.iter().find(|h| h.name == host)
+    }
+
+    pub fn app(&self, host: &str, app: &str) -> Option<&AppView> {
+        self.host(host)?.apps.iter().find(|a| a.status.name == app)
+    }
+
+    fn push_banner(&mut self, kind: BannerKind, text: String) {
+        // The same failure repeating (a poll failing every few seconds) stays one banner.
+        if self.banners.iter().any(|b| b.text == text) {
+            return;
+        }
+        let id = self.next_banner;
+        self.next_banner += 1;
+        self.banners.push(Banner { id, kind, text });
+        let over = self.banners.len().saturating_sub(BANNERS_CAP);
+        self.banners.drain(..over);
+    }
+
+    /// Selects a collector; another one's events and logs do not carry over.
+    fn select(&mut self, name: String) {
+        if self.selected.as_ref() != Some(&name) {
+            self.selected = Some(name);
+            self.events = EventsState::default();
+            self.logs = LogBuffer::default();
+        }
+    }
+
+    fn logs_for(&mut self, key: &LogKey) -> Option<&mut LogBuffer> {
+        (self.logs.key.as_ref() == Some(key)).then_some(&mut self.logs)
+    }
+
+    pub fn apply(&mut self, action: Action) {
+        match action {
+            Action::CollectorsLoaded(list) => {
+                self.collectors = list;
+                self.collectors_loaded = true;
+                self.fleets
+                    .retain(|name, _| self.collectors.iter().any(|c| &c.name == name));
+                let keep = self
+                    .selected
+                    .as_ref()
+                    .is_some_and(|s| self.collectors.iter().any(|c| &c.name == s));
+                if !keep {
+                    self.selected = None;
+                    if let Some(first) = self.collectors.first().map(|c| c.name.clone()) {
+                        self.select(first);
+                    }
+                }
+                if self.collectors.is_empty() {
+                    self.route = Route::Settings;
+                }
+            }
+            Action::CollectorAdded(info) => {
+                let name = info.name.clone();
+                match self.collectors.iter_mut().find(|c| c.name == info.name) {
+                    Some(c) => *c = info,
+                    None => self.collectors.push(info),
+                }
+                if self.selected.is_none() {
+                    self.select(name);
+                }
+            }
+            Action::CollectorRemoved(name) => {
+                self.collectors.retain(|c| c.name != name);
+                self.fleets.remove(&name);
+                if self.selected.as_ref() == Some(&name) {
+                    self.selected = None;
+                    self.events = EventsState::default();
+                    self.logs = LogBuffer::default();
+                    if let Some(first) = self.collectors.first().map(|c| c.name.clone()) {
+                        self.select(first);
+                    }
+                }
+                if self.collectors.is_empty() {
+                    self.route = Route::Settings;
+                }
+            }
+            Action::CollectorStatus(info) => {
+                // A late status of a removed collector must not bring it back.
+                if let Some(c) = self.collectors.iter_mut().find(|c| c.name == info.name) {
+                    *c = info;
+                }
+            }
+            Action::SelectCollector(name) => {
+                if self.collectors.iter().any(|c| c.name == name) {
+                    self.select(name);
+                    // Host and app names belong to the previous collector.
+                    if matches!(self.route, Route::Host(_) | Route::App(..)) {
+                        self.route = Route::Fleet;
+                    }
+                }
+            }
+            Action::FleetLoaded { collector, fleet } => {
+                if self.collectors.iter().any(|c| c.name == collector) {
+                    self.fleets.insert(collector, Rc::new(fleet));
+                }
+            }
+            Action::Navigate(route) => self.route = route,
+            Action::OpenApp(target) => {
+                if self.collectors.iter().any(|c| c.name == target.collector) {
+                    self.select(target.collector);
+                    self.route = match target.app {
+                        Some(app) => Route::App(target.host, app),
+                        None => Route::Host(target.host),
+                    };
+                } else {
+                    self.push_banner(
+                        BannerKind::Error,
+                        format!(
+                            "Cannot open {}: collector {} is not configured here.",
+                            target.host, target.collector
+                        ),
+                    );
+                }
+            }
+            Action::EventsFilter(mut filter) => {
+                filter.before = None;
+                self.events = EventsState {
+                    collector: self.selected.clone(),
+                    filter,
+                    ..EventsState::default()
+                };
+            }
+            Action::EventsRequested => self.events.loading = true,
+            Action::EventsLoaded {
+                collector,
+                mut filter,
+                page,
+            } => {
+                filter.before = None;
+                // An answer for a collector or filter no longer shown is stale.
+                if self.selected.as_ref() != Some(&collector) || filter != self.events.filter {
+                    return;
+                }
+                if self.events.collector.as_ref() != Some(&collector) {
+                    self.events.collector = Some(collector);
+                    self.events.events = Rc::default();
+                }
+                self.events.loading = false;
+                self.events.loaded = true;
+                self.events.next_before = page.next_before;
+                self.events.merge(page.events);
+            }
+            Action::EventsFailed => self.events.loading = false,
+            Action::LiveEvent(from) => {
+                if self.selected.as_ref() == Some(&from.collector)
+                    && self.events.collector.as_ref() == Some(&from.collector)
+                    && self.events.admits(&from.event)
+                {
+                    self.events.merge(vec![from.event]);
+                }
+            }
+            Action::LogsOpen(key) => self.logs.reset(key),
+            Action::LogsInitial {
+                key,
+                newest_first,
+                asked,
+            } => {
+                if let Some(logs) = self.logs_for(&key) {
+                    logs.load_initial(newest_first, asked);
+                }
+            }
+            Action::LogsLines { key, entries } => {
+                if let Some(logs) = self.logs_for(&key) {
+                    logs.append(entries);
+                }
+            }
+            Action::LogsOlderRequested => self.logs.loading_older = true,
+            Action::LogsOlder {
+                key,
+                newest_first,
+                asked,
+            } => {
+                if let Some(logs) = self.logs_for(&key) {
+                    logs.prepend_older(newest_first, asked);
+                }
+            }
+            Action::LogsOlderFailed => self.logs.loading_older = false,
+            Action::LogsInterrupted { key, message } => {
+                if let Some(logs) = self.logs_for(&key) {
+                    logs.interrupted = message;
+                }
+            }
+            Action::LogsToggleFollow => self.logs.toggle_follow(),
+            Action::LogsSearch(text) => self.logs.set_search(text),
+            Action::LogsLevel(level) => self.logs.set_level(level),
+            Action::Failed { what, message } => {
+                self.push_banner(BannerKind::Error, format!("{what} failed: {message}"));
+            }
+            Action::Notice(text) => self.push_banner(BannerKind::Info, text),
+            Action::Dismiss(id) => self.banners.retain(|b| b.id != id),
+            Action::Settings(settings) => self.dnd = settings.dnd,
+            Action::Tray(tray) => self.tray = Some(tray),
+            Action::FirstPaintSent => self.first_paint_sent = true,
+        }
+    }
+}
+
+impl Reducible for UiState {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut next = Rc::unwrap_or_clone(self);
+        next.apply(action);
+        Rc::new(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fleetdeck_proto::desktop::{ConnState, ConnStatus};
+    use fleetdeck_proto::{
+        AppKind, AppState, AppStatus, FleetEventKind, FleetHealth, FleetSummary, HostStatus,
+        Severity,
+    };
+
+    use super::*;
+
+    fn collector(name: &str, state: ConnState) -> CollectorInfo {
+        CollectorInfo {
+            name: name.into(),
+            url: format!("http://{name}:7070"),
+            status: ConnStatus {
+                state,
+                message: None,
+                since_unix_ms: 0,
+            },
+        }
+    }
+
+    fn app(name: &str, state: AppState) -> AppView {
+        AppView {
+            status: AppStatus {
+                name: name.into(),
+                kind: AppKind::Systemd,
+                target: format!("{name}.service"),
+                state,
+                since_unix_ms: None,
+                last_exit: None,
+                restarts: None,
+                memory_bytes: None,
+                error: None,
+                systemd: None,
+                docker: None,
+            },
+            state_since_unix_ms: 0,
+            uptime_30d: None,
+        }
+    }
+
+    fn fleet(hosts: &[(&str, Vec<AppView>)]) -> Fleet {
+        Fleet {
+            summary: FleetSummary {
+                health: FleetHealth::Ok,
+                hosts: hosts.len() as u32,
+                hosts_up: hosts.len() as u32,
+                hosts_down: 0,
+                apps: 0,
+                apps_running: 0,
+                apps_down: 0,
+                apps_degraded: 0,
+                apps_stopped: 0,
+            },
+            hosts: hosts
+                .iter()
+                .map(|(name, apps)| HostView {
+                    name: (*name).into(),
+                    status: HostStatus::Up,
+                    status_since_unix_ms: None,
+                    last_seen_unix_ms: None,
+                    error: None,
+                    hostname: None,
+                    agent_instance_id: None,
+                    cpu_percent: None,
+                    memory_used_bytes: None,
+                    memory_total_bytes: None,
+                    apps: apps.clone(),
+                    metrics: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn event(id: i64, host: &str, severity: Severity) -> FleetEvent {
+        FleetEvent {
+            id,
+            at_unix_ms: id as u64 * 1000,
+            severity,
+            source: "poll".into(),
+            kind: FleetEventKind::Transition,
+            host: host.into(),
+            app: Some("api".into()),
+            from: Some("running".into()),
+            to: Some("failed".into()),
+            exit: None,
+            message: format!("event {id}"),
+        }
+    }
+
+    fn ids(s: &UiState) -> Vec<i64> {
+        s.events.events.iter().map(|e| e.id).collect()
+    }
+
+    fn key(app: &str) -> LogKey {
+        LogKey {
+            collector: "prod".into(),
+            host: "web-1".into(),
+            app: app.into(),
+        }
+    }
+
+    fn line(n: u32) -> LogEntry {
+        LogEntry {
+            cursor: format!("c{n}"),
+            unix_us: u64::from(n),
+            priority: Some(6),
+            stream: None,
+            message: format!("line {n}"),
+            truncated: false,
+        }
+    }
+
+    fn with_collectors(names: &[&str]) -> UiState {
+        let mut s = UiState::default();
+        s.apply(Action::CollectorsLoaded(
+            names
+                .iter()
+                .map(|n| collector(n, ConnState::Connected))
+                .collect(),
+        ));
+        s
+    }
+
+    fn dispatch(s: UiState, action: Action) -> UiState {
+        Rc::unwrap_or_clone(Rc::new(s).reduce(action))
+    }
+
+    #[test]
+    fn no_collector_at_start_opens_settings() {
+        let s = with_collectors(&[]);
+        assert!(s.collectors_loaded);
+        assert_eq!(s.route, Route::Settings);
+        assert_eq!(s.selected, None);
+    }
+
+    #[test]
+    fn first_collector_is_selected() {
+        let s = with_collectors(&["prod", "staging"]);
+        assert_eq!(s.selected.as_deref(), Some("prod"));
+        assert_eq!(s.route, Route::Fleet);
+    }
+
+    #[test]
+    fn adding_the_first_collector_selects_it_and_stays_on_settings() {
+        let mut s = with_collectors(&[]);
+        s.apply(Action::CollectorAdded(collector(
+            "prod",
+            ConnState::Connecting,
+        )));
+        assert_eq!(s.selected.as_deref(), Some("prod"));
+        assert_eq!(s.route, Route::Settings);
+        s.apply(Action::CollectorAdded(collector(
+            "prod",
+            ConnState::Connected,
+        )));
+        assert_eq!(s.collectors.len(), 1, "adding the same name replaces it");
+    }
+
+    #[test]
+    fn removing_the_selected_collector_selects_another_or_welcomes() {
+        let mut s = with_collectors(&["prod", "staging"]);
+        s.apply(Action::FleetLoaded {
+            collector: "prod".into(),
+            fleet: fleet(&[]),
+        });
+        s.apply(Action::CollectorRemoved("prod".into()));
+        assert_eq!(s.selected.as_deref(), Some("staging"));
+        assert!(!s.fleets.contains_key("prod"));
+        s.apply(Action::CollectorRemoved("staging".into()));
+        assert_eq!(s.selected, None);
+        assert_eq!(s.route, Route::Settings);
+    }
+
+    #[test]
+    fn status_updates_only_known_collectors() {
+        let mut s = with_collectors(&["prod"]);
+        let mut failing = collector("prod", ConnState::Failing);
+        failing.status.message = Some("connection refused".into());
+        s.apply(Action::CollectorStatus(failing.clone()));
+        assert_eq!(s.selected_info(), Some(&failing));
+        s.apply(Action::CollectorStatus(collector(
+            "gone",
+            ConnState::Failing,
+        )));
+        assert_eq!(s.collectors.len(), 1);
+    }
+
+    #[test]
+    fn fleet_update_replaces_the_collectors_fleet() {
+        let mut s = with_collectors(&["prod", "staging"]);
+        s.apply(Action::FleetLoaded {
+            collector: "prod".into(),
+            fleet: fleet(&[("web-1", vec![app("api", AppState::Running)])]),
+        });
+        assert_eq!(
+            s.app("web-1", "api").map(|a| a.status.state),
+            Some(AppState::Running)
+        );
+        s.apply(Action::FleetLoaded {
+            collector: "prod".into(),
+            fleet: fleet(&[("web-2", vec![app("api", AppState::Failed)])]),
+        });
+        assert!(s.host("web-1").is_none(), "the update replaces, not merges");
+        assert_eq!(
+            s.app("web-2", "api").map(|a| a.status.state),
+            Some(AppState::Failed)
+        );
+        s.apply(Action::FleetLoaded {
+            collector: "staging".into(),
+            fleet: fleet(&[]),
+        });
+        assert!(
+            s.host("web-2").is_some(),
+            "another collector's fleet is kept apart"
+        );
+        s.apply(Action::FleetLoaded {
+            collector: "unknown".into(),
+            fleet: fleet(&[]),
+        });
+        assert!(!s.fleets.contains_key("unknown"));
+    }
+
+    #[test]
+    fn navigation_and_collector_switch() {
+        let mut s = with_collectors(&["prod", "staging"]);
+        s.apply(Action::Navigate(Route::App("web-1".into(), "api".into())));
+        assert_eq!(s.route, Route::App("web-1".into(), "api".into()));
+        s.apply(Action::Navigate(Route::Events));
+        assert_eq!(s.route, Route::Events);
+        s.apply(Action::Navigate(Route::Host("web-1".into())));
+        s.apply(Action::SelectCollector("staging".into()));
+        assert_eq!(s.selected.as_deref(), Some("staging"));
+        assert_eq!(s.route, Route::Fleet, "a host of prod is not on staging");
+        s.apply(Action::Navigate(Route::Events));
+        s.apply(Action::SelectCollector("prod".into()));
+        assert_eq!(s.route, Route::Events, "the events view stays");
+        s.apply(Action::SelectCollector("nope".into()));
+        assert_eq!(s.selected.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn open_app_routes_to_the_app_or_the_host() {
+        let mut s = with_collectors(&["prod", "staging"]);
+        s.apply(Action::Navigate(Route::Settings));
+        s.apply(Action::OpenApp(AppRef {
+            collector: "staging".into(),
+            host: "db-1".into(),
+            app: Some("postgres".into()),
+        }));
+        assert_eq!(s.selected.as_deref(), Some("staging"));
+        assert_eq!(s.route, Route::App("db-1".into(), "postgres".into()));
+        s.apply(Action::OpenApp(AppRef {
+            collector: "prod".into(),
+            host: "web-1".into(),
+            app: None,
+        }));
+        assert_eq!(s.selected.as_deref(), Some("prod"));
+        assert_eq!(s.route, Route::Host("web-1".into()));
+        s.apply(Action::OpenApp(AppRef {
+            collector: "elsewhere".into(),
+            host: "x".into(),
+            app: None,
+        }));
+        assert_eq!(s.route, Route::Host("web-1".into()));
+        assert_eq!(s.banners.len(), 1);
+    }
+
+    #[test]
+    fn events_pages_merge_newest_first_and_dedupe() {
+        let mut s = with_collectors(&["prod"]);
+        s.apply(Action::EventsFilter(EventFilter::default()));
+        s.apply(Action::EventsRequested);
+        assert!(s.events.loading);
+        s.apply(Action::EventsLoaded {
+            collector: "prod".into(),
+            filter: EventFilter::default(),
+            page: EventsPage {
+                events: vec![
+                    event(10, "web-1", Severity::Critical),
+                    event(9, "web-1", Severity::Info),
+                ],
+                next_before: Some(9),
+            },
+        });
+        assert!(!s.events.loading);
+        assert_eq!(s.events.next_before, Some(9));
+        // The older page overlaps by one.
+        s.apply(Action::EventsLoaded {
+            collector: "prod".into(),
+            filter: EventFilter {
+                before: Some(9),
+                ..EventFilter::default()
+            },
+            page: EventsPage {
+                events: vec![
+                    event(9, "web-1", Severity::Info),
+                    event(7, "web-2", Severity::Info),
+                ],
+                next_before: None,
+            },
+        });
+        assert_eq!(ids(&s), [10, 9, 7]);
+        assert_eq!(s.events.next_before, None);
+    }
+
+    #[test]
+    fn live_events_are_prepended_once_when_they_match() {
+        let mut s = with_collectors(&["prod", "staging"]);
+        s.apply(Action::EventsFilter(EventFilter {
+            severity: Some(Severity::Critical),
+            ..EventFilter::default()
+        }));
+        s.apply(Action::EventsLoaded {
+            collector: "prod".into(),
+            filter: EventFilter {
+                severity: Some(Severity::Critical),
+                ..EventFilter::default()
+            },
+            page: EventsPage {
+                events: vec![event(5, "web-1", Severity::Critical)],
+                next_before: None,
+            },
+        });
+        let live = |collector: &str, e: FleetEvent| {
+            Action::LiveEvent(FleetEventFrom {
+                collector: collector.into(),
+                event: e,
+            })
+        };
+        s.apply(live("prod", event(6, "web-1", Severity::Critical)));
+        s.apply(live("prod", event(6, "web-1", Severity::Critical)));
+        s.apply(live("prod", event(7, "web-1", Severity::Info)));
+        s.apply(live("staging", event(8, "web-1", Severity::Critical)));
+        assert_eq!(ids(&s), [6, 5]);
+    }
+
+    #[test]
+    fn event_filter_matches_like_the_collector() {
+        let f = EventsState {
+            filter: EventFilter {
+                host: Some("web-1".into()),
+                app: Some("api".into()),
+                kind: Some(FleetEventKind::Transition),
+                ..EventFilter::default()
+            },
+            ..EventsState::default()
+        };
+        assert!(f.admits(&event(1, "web-1", Severity::Info)));
+        assert!(!f.admits(&event(1, "web-10", Severity::Info)));
+        let mut other_app = event(1, "web-1", Severity::Info);
+        other_app.app = None;
+        assert!(!f.admits(&other_app));
+        let mut restarted = event(1, "web-1", Severity::Info);
+        restarted.kind = FleetEventKind::Restarted;
+        assert!(!f.admits(&restarted));
+    }
+
+    #[test]
+    fn stale_event_pages_are_ignored() {
+        let mut s = with_collectors(&["prod"]);
+        s.apply(Action::EventsFilter(EventFilter::default()));
+        s.apply(Action::EventsFilter(EventFilter {
+            host: Some("web-1".into()),
+            ..EventFilter::default()
+        }));
+        s.apply(Action::EventsLoaded {
+            collector: "prod".into(),
+            filter: EventFilter::default(),
+            page: EventsPage {
+                events: vec![event(1, "web-2", Severity::Info)],
+                next_before: None,
+            },
+        });
+        assert!(s.events.events.is_empty());
+        assert!(!s.events.loaded);
+    }
+
+    #[test]
+    fn events_list_is_bounded() {
+        let mut s = with_collectors(&["prod"]);
+        s.apply(Action::EventsFilter(EventFilter::default()));
+        s.apply(Action::EventsLoaded {
+            collector: "prod".into(),
+            filter: EventFilter::default(),
+            page: EventsPage {
+                events: (0..EVENTS_CAP as i64 + 10)
+                    .map(|i| event(i, "h", Severity::Info))
+                    .collect(),
+                next_before: None,
+            },
+        });
+        assert_eq!(s.events.events.len(), EVENTS_CAP);
+        assert_eq!(s.events.events[0].id, EVENTS_CAP as i64 + 9);
+    }
+
+    #[test]
+    fn log_lines_for_another_app_are_dropped() {
+        let mut s = with_collectors(&["prod"]);
+        s.apply(Action::LogsOpen(key("api")));
+        s.apply(Action::LogsInitial {
+            key: key("api"),
+            newest_first: vec![line(2), line(1)],
+            asked: 200,
+        });
+        s.apply(Action::LogsLines {
+            key: key("worker"),
+            entries: vec![line(99)],
+        });
+        s.apply(Action::LogsLines {
+            key: key("api"),
+            entries: vec![line(3)],
+        });
+        assert_eq!(s.logs.len(), 3);
+        s.apply(Action::LogsOpen(key("worker")));
+        assert!(s.logs.is_empty());
+        s.apply(Action::LogsLines {
+            key: key("api"),
+            entries: vec![line(4)],
+        });
+        assert!(
+            s.logs.is_empty(),
+            "a late line of the previous app is stale"
+        );
+    }
+
+    #[test]
+    fn log_controls_go_through_the_reducer() {
+        let mut s = with_collectors(&["prod"]);
+        s.apply(Action::LogsOpen(key("api")));
+        s.apply(Action::LogsLines {
+            key: key("api"),
+            entries: vec![line(1)],
+        });
+        s.apply(Action::LogsToggleFollow);
+        s.apply(Action::LogsLines {
+            key: key("api"),
+            entries: vec![line(2), line(3)],
+        });
+        assert_eq!(s.logs.new_since_pause(), 2);
+        s.apply(Action::LogsSearch("LINE 3".into()));
+        s.apply(Action::LogsToggleFollow);
+        assert_eq!(s.logs.window(500).len(), 1);
+        s.apply(Action::LogsLevel(LevelFilter::Errors));
+        assert!(s.logs.window(500).is_empty());
+        s.apply(Action::LogsOlderRequested);
+        assert!(s.logs.loading_older);
+        s.apply(Action::LogsOlder {
+            key: key("api"),
+            newest_first: vec![line(0)],
+            asked: 200,
+        });
+        assert!(!s.logs.loading_older);
+        assert!(s.logs.at_start);
+        s.apply(Action::LogsInterrupted {
+            key: key("api"),
+            message: Some("agent unreachable".into()),
+        });
+        assert_eq!(s.logs.interrupted.as_deref(), Some("agent unreachable"));
+    }
+
+    #[test]
+    fn banners_are_deduped_bounded_and_dismissible() {
+        let mut s = UiState::default();
+        let fail = |n: u32| Action::Failed {
+            what: format!("Loading fleet {n}"),
+            message: "unreachable".into(),
+        };
+        s.apply(fail(1));
+        s.apply(fail(1));
+        assert_eq!(s.banners.len(), 1);
+        assert_eq!(s.banners[0].text, "Loading fleet 1 failed: unreachable");
+        for n in 2..10 {
+            s.apply(fail(n));
+        }
+        assert_eq!(s.banners.len(), BANNERS_CAP);
+        assert_eq!(s.banners[0].text, "Loading fleet 5 failed: unreachable");
+        let id = s.banners[0].id;
+        s.apply(Action::Dismiss(id));
+        assert!(s.banners.iter().all(|b| b.id != id));
+    }
+
+    #[test]
+    fn settings_tray_and_first_paint() {
+        let s = dispatch(
+            UiState::default(),
+            Action::Settings(DesktopSettings { dnd: true }),
+        );
+        assert!(s.dnd);
+        let s = dispatch(s, Action::FirstPaintSent);
+        assert!(s.first_paint_sent);
+    }
+
+    #[test]
+    fn switching_collector_resets_events_and_logs() {
+        let mut s = with_collectors(&["prod", "staging"]);
+        s.apply(Action::EventsFilter(EventFilter::default()));
+        s.apply(Action::LogsOpen(key("api")));
+        s.apply(Action::SelectCollector("staging".into()));
+        assert_eq!(s.events, EventsState::default());
+        assert_eq!(s.logs.key, None);
+    }
+}
