@@ -5,6 +5,8 @@
 # the real app through tauri-driver + WebKitWebDriver (e2e/desktop.py). Screenshots of each view go
 # to $E2E_SHOTS (default: the target dir's e2e-shots/).
 # Needs the test bed up and its environment (scripts/test.sh does both) and scripts/setup.sh run.
+# Usage: scripts/e2e-desktop.sh [--release] [script.py]   (default e2e/desktop.py; the log view
+# benchmark, e2e/bench_logs.py, runs on the same harness)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -14,23 +16,27 @@ export PATH=$HOME/.cargo/bin:$tools/npm/node_modules/.bin:$PATH
 : "${TESTBED_DIR:?run eval \"\$(testbed/testbed.sh env)\" first}"
 
 log() { printf '[e2e] %s\n' "$*" >&2; }
+profile=debug; release=()
+if [[ ${1:-} == --release ]]; then profile=release; release=(--release); shift; fi
+script=${1:-e2e/desktop.py}
 
 log "building the UI and the app"
 (cd ui && trunk build --release)
-cargo build --locked -p fleetdeck --features custom-protocol
+cargo build --locked "${release[@]}" -p fleetdeck --features custom-protocol
 cargo build --locked -p fleetdeck-agent -p fleetdeck-collector
-app=$target/debug/fleetdeck
+app=$target/$profile/fleetdeck
 
 work=$(mktemp -d /tmp/fleetdeck-e2e.XXXXXX)
 shots=${E2E_SHOTS:-$target/e2e-shots}
 rm -rf "$shots"; mkdir -p "$shots"
 unit=fleetdeck-e2e-web-$$.service
+burst=fleetdeck-e2e-burst-$$.service
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    systemctl --user stop "$unit" 2>/dev/null || true
-    systemctl --user reset-failed "$unit" 2>/dev/null || true
+    systemctl --user stop "$unit" "$burst" 2>/dev/null || true
+    systemctl --user reset-failed "$unit" "$burst" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -50,6 +56,12 @@ chmod 600 "$work/web.env"
 systemd-run --user --quiet --unit="$unit" busybox sh -c \
     "i=0; while true; do i=\$((i+1)); if [ -f $say ]; then read -r said <$say; rm -f $say; echo \"\$said\"; fi; echo \"tick \$i\"; sleep 0.5; done"
 
+# A second app for the log view benchmark: every 10 ms it writes as many lines as $work/rate says
+# (0 at first), numbered, and the last number to $work/burst.seq. Journald's rate limit is off for it.
+echo 0 >"$work/rate"
+systemd-run --user --quiet --unit="$burst" -p LogRateLimitIntervalSec=0 busybox sh -c \
+    "n=0; while true; do read -r r <$work/rate; j=0; while [ \$j -lt \$r ]; do n=\$((n+1)); echo \"burst \$n\"; j=\$((j+1)); done; echo \$n >$work/burst.seq; sleep 0.01; done"
+
 aport=$(free_port); cport=$(free_port); dead=$(free_port)
 (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$work/agent.token")
 cat >"$work/agent.toml" <<TOML
@@ -63,6 +75,10 @@ name = "web"
 systemd_unit = "$unit"
 env_file = "$work/web.env"
 allow_actions = true
+
+[[apps]]
+name = "burst"
+systemd_unit = "$burst"
 TOML
 cat >"$work/collector.toml" <<TOML
 listen = ["127.0.0.1:$cport"]
@@ -88,7 +104,11 @@ export E2E_APP=$app E2E_COLLECTOR_URL=http://127.0.0.1:$cport E2E_KEY=$key E2E_H
     E2E_APP_NAME=web E2E_UNIT=$unit E2E_ENV_FILE=$work/web.env E2E_SAY_FILE=$say \
     E2E_NOTIFY_LOG=$work/notify.log E2E_SHOTS=$shots E2E_APP_LOG=$work/driver.log \
     E2E_DEAD_URL=http://127.0.0.1:$dead E2E_SYSTEMD_BUS=$DBUS_SESSION_BUS_ADDRESS \
-    FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data DISPLAY=$display
+    E2E_BURST_RATE=$work/rate E2E_BURST_SEQ=$work/burst.seq \
+    FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data DISPLAY=$display \
+    FLEETDECK_WEBKIT_COMPOSITING=1
+# (WebKitWebDriver's screenshots hang without WebKit's compositing mode, which the app turns off
+# by default to save memory: the test keeps it on; the DOM and everything under test is the same.)
 mkdir -p "$work/data"
 
 rc=0
@@ -99,10 +119,10 @@ dbus-run-session -- bash -c '
     dbus-monitor --session "type=method_call,interface=org.freedesktop.Notifications,member=Notify" >"$E2E_NOTIFY_LOG" 2>&1 & mon=$!
     tauri-driver --port 4444 --native-port 4445 >"$E2E_APP_LOG" 2>&1 & td=$!
     for _ in $(seq 1 100); do curl -sf http://127.0.0.1:4444/status >/dev/null && break; sleep 0.1; done
-    rc=0; "$1" e2e/desktop.py || rc=$?
+    rc=0; "$1" "$2" || rc=$?
     kill $td $mon $dunst 2>/dev/null || true
     exit $rc
-' "$work" "$tools/venv/bin/python" || rc=$?
+' "$work" "$tools/venv/bin/python" "$script" || rc=$?
 if ((rc)); then
     log "FAILED; app/driver log:"; tail -n 60 "$work/driver.log" >&2 || true
     log "collector log:"; tail -n 20 "$work/collector.log" >&2 || true

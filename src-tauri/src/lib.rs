@@ -23,6 +23,12 @@ use crate::backend::Backend;
 /// Parses the command line, opens the window, and runs until Quit.
 pub fn run() -> ExitCode {
     let started = Instant::now();
+    // WebKitGTK's accelerated compositing costs the web process ~80 MiB (and renders blank windows
+    // on some GPU drivers); a dashboard does not need it. FLEETDECK_WEBKIT_COMPOSITING=1 keeps it.
+    // Set before any thread starts.
+    if std::env::var_os("FLEETDECK_WEBKIT_COMPOSITING").is_none() {
+        std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
+    }
     let args = cli::Args::parse_args();
     init_tracing();
 
