@@ -11,7 +11,7 @@ import re
 import pathlib
 import time
 
-from desktop import TauriOptions, el, invoke, step, visible, wait_for, text_of, HOST, COLLECTOR, KEY
+from desktop import add_collector, TauriOptions, el, invoke, step, visible, wait_for, text_of, HOST, COLLECTOR, KEY
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
@@ -55,8 +55,8 @@ def main():
     driver.set_script_timeout(30)
     try:
         wait_for("the app", lambda: visible(driver, "#add-name"))
-        added = invoke(driver, "add_collector", {"new": {"name": "bench", "url": COLLECTOR, "key": KEY}})
-        assert "ok" in added, added
+        add_collector(driver, "bench", COLLECTOR, KEY)
+        wait_for("the collector added", lambda: driver.find_elements(By.CSS_SELECTOR, '.collector-row[data-name="bench"]'))
         results = []
         for per_tick in TICKS:
             RATE_FILE.write_text("0\n")

@@ -12,9 +12,11 @@ hosts=${1:-50}
 export BENCH_RUNS=${2:-5}
 
 scripts/setup.sh
-(cd ui && trunk build --release)
-cargo build --locked --release -p fleetdeck --features custom-protocol
-cargo build --locked --release -p fleetdeck-collector
+if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then # BENCH_NO_BUILD=1: measure the binaries as built
+    (cd ui && trunk build --release)
+    cargo build --locked --release -p fleetdeck --features custom-protocol
+    cargo build --locked --release -p fleetdeck-collector
+fi
 
 work=$(mktemp -d /tmp/fleetdeck-bench.XXXXXX)
 pids=()

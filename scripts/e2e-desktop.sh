@@ -20,10 +20,12 @@ profile=debug; release=()
 if [[ ${1:-} == --release ]]; then profile=release; release=(--release); shift; fi
 script=${1:-e2e/desktop.py}
 
-log "building the UI and the app"
-(cd ui && trunk build --release)
-cargo build --locked "${release[@]}" -p fleetdeck --features custom-protocol
-cargo build --locked -p fleetdeck-agent -p fleetdeck-collector
+if [[ ${E2E_NO_BUILD:-0} != 1 ]]; then # E2E_NO_BUILD=1: use the binaries as built (benchmarks)
+    log "building the UI and the app"
+    (cd ui && trunk build --release)
+    cargo build --locked "${release[@]}" -p fleetdeck --features custom-protocol
+    cargo build --locked -p fleetdeck-agent -p fleetdeck-collector
+fi
 app=$target/$profile/fleetdeck
 
 work=$(mktemp -d /tmp/fleetdeck-e2e.XXXXXX)
@@ -31,12 +33,13 @@ shots=${E2E_SHOTS:-$target/e2e-shots}
 rm -rf "$shots"; mkdir -p "$shots"
 unit=fleetdeck-e2e-web-$$.service
 burst=fleetdeck-e2e-burst-$$.service
+echo_unit=fleetdeck-e2e-echo-$$.service
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    systemctl --user stop "$unit" "$burst" 2>/dev/null || true
-    systemctl --user reset-failed "$unit" "$burst" 2>/dev/null || true
+    systemctl --user stop "$unit" "$burst" "$echo_unit" 2>/dev/null || true
+    systemctl --user reset-failed "$unit" "$burst" "$echo_unit" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -62,6 +65,11 @@ echo 0 >"$work/rate"
 systemd-run --user --quiet --unit="$burst" -p LogRateLimitIntervalSec=0 busybox sh -c \
     "n=0; while true; do read -r r <$work/rate; j=0; while [ \$j -lt \$r ]; do n=\$((n+1)); echo \"burst \$n\"; j=\$((j+1)); done; echo \$n >$work/burst.seq; sleep 0.01; done"
 
+# A third, for the log latency benchmark: it echoes each line written to its FIFO at once.
+mkfifo "$work/echo.fifo"
+systemd-run --user --quiet --unit="$echo_unit" busybox sh -c \
+    "while true; do while read -r line; do echo \"\$line\"; done <$work/echo.fifo; done"
+
 aport=$(free_port); cport=$(free_port); dead=$(free_port)
 (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$work/agent.token")
 cat >"$work/agent.toml" <<TOML
@@ -79,6 +87,10 @@ allow_actions = true
 [[apps]]
 name = "burst"
 systemd_unit = "$burst"
+
+[[apps]]
+name = "echo"
+systemd_unit = "$echo_unit"
 TOML
 cat >"$work/collector.toml" <<TOML
 listen = ["127.0.0.1:$cport"]
@@ -104,7 +116,7 @@ export E2E_APP=$app E2E_COLLECTOR_URL=http://127.0.0.1:$cport E2E_KEY=$key E2E_H
     E2E_APP_NAME=web E2E_UNIT=$unit E2E_ENV_FILE=$work/web.env E2E_SAY_FILE=$say \
     E2E_NOTIFY_LOG=$work/notify.log E2E_SHOTS=$shots E2E_APP_LOG=$work/driver.log \
     E2E_DEAD_URL=http://127.0.0.1:$dead E2E_SYSTEMD_BUS=$DBUS_SESSION_BUS_ADDRESS \
-    E2E_BURST_RATE=$work/rate E2E_BURST_SEQ=$work/burst.seq \
+    E2E_BURST_RATE=$work/rate E2E_BURST_SEQ=$work/burst.seq E2E_ECHO_FIFO=$work/echo.fifo \
     FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data DISPLAY=$display \
     FLEETDECK_WEBKIT_COMPOSITING=1
 # (WebKitWebDriver's screenshots hang without WebKit's compositing mode, which the app turns off

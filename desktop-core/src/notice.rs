@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use fleetdeck_proto::desktop::AppRef;
+use fleetdeck_proto::desktop::{AppRef, ConnState, ConnStatus};
 use fleetdeck_proto::{Exit, FleetEvent, FleetEventKind};
 
 /// A notification to show.
@@ -156,13 +156,27 @@ pub struct Notifier {
     dnd: bool,
     /// The highest event id seen per collector.
     seen: HashMap<String, i64>,
+    /// Collectors failing to answer: since when, and whether the operator was told.
+    failing: HashMap<String, Outage>,
 }
+
+#[derive(Debug, Clone, Copy)]
+struct Outage {
+    since_unix_ms: u64,
+    told: bool,
+}
+
+/// How long a collector may fail to answer before the desktop says so (one notice, and one when
+/// it answers again): the watcher retries every few seconds, and a restart of the collector
+/// should not raise anything.
+pub const UNREACHABLE_GRACE_MS: u64 = 30_000;
 
 impl Notifier {
     pub fn new(dnd: bool) -> Self {
         Self {
             dnd,
             seen: HashMap::new(),
+            failing: HashMap::new(),
         }
     }
 
@@ -189,6 +203,77 @@ impl Notifier {
             return None;
         }
         notice_for(collector, event)
+    }
+
+    /// Follows a collector's connection: a notice when it answers again after an outage the
+    /// operator was told about (see [`Notifier::due`]).
+    pub fn on_status(&mut self, collector: &str, status: &ConnStatus) -> Option<Notice> {
+        match status.state {
+            ConnState::Failing => {
+                self.failing.entry(collector.to_owned()).or_insert(Outage {
+                    since_unix_ms: status.since_unix_ms,
+                    told: false,
+                });
+                None
+            }
+            ConnState::Connected => {
+                let outage = self.failing.remove(collector)?;
+                (outage.told && !self.dnd).then(|| Notice {
+                    summary: format!("Collector {collector} is reachable again"),
+                    body: format!(
+                        "The fleet behind {collector} is shown live again (it was unreachable for {}).",
+                        humantime::format_duration(std::time::Duration::from_secs(
+                            status.since_unix_ms.saturating_sub(outage.since_unix_ms) / 1000
+                        ))
+                    ),
+                    critical: false,
+                    target: collector_ref(collector),
+                })
+            }
+            ConnState::Connecting => None,
+        }
+    }
+
+    /// Notices for collectors that have failed to answer for [`UNREACHABLE_GRACE_MS`] by `now`,
+    /// once per outage. Call it every few seconds.
+    pub fn due(&mut self, now_unix_ms: u64, reasons: &HashMap<String, String>) -> Vec<Notice> {
+        let dnd = self.dnd;
+        let mut out: Vec<Notice> = self
+            .failing
+            .iter_mut()
+            .filter(|(_, o)| !o.told && now_unix_ms.saturating_sub(o.since_unix_ms) >= UNREACHABLE_GRACE_MS)
+            .filter_map(|(name, o)| {
+                o.told = true;
+                let reason = reasons.get(name).map_or("", String::as_str);
+                (!dnd).then(|| Notice {
+                    summary: format!("Collector {name} is unreachable"),
+                    body: format!(
+                        "Fleetdeck cannot see the fleet behind {name}: crashes there are not shown until it answers. {reason}"
+                    )
+                    .trim_end()
+                    .to_owned(),
+                    critical: true,
+                    target: collector_ref(name),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.summary.cmp(&b.summary));
+        out
+    }
+
+    /// A collector was removed: nothing more about it.
+    pub fn forget(&mut self, collector: &str) {
+        self.seen.remove(collector);
+        self.failing.remove(collector);
+    }
+}
+
+/// What a notice about a whole collector opens: the window (no host).
+fn collector_ref(collector: &str) -> AppRef {
+    AppRef {
+        collector: collector.to_owned(),
+        host: String::new(),
+        app: None,
     }
 }
 
@@ -438,5 +523,73 @@ mod tests {
         assert!(n.on_event("home", &crash(2)).is_some());
         n.set_dnd(true);
         assert!(n.on_event("home", &crash(3)).is_none());
+    }
+
+    fn conn(state: ConnState, since: u64) -> ConnStatus {
+        ConnStatus {
+            state,
+            message: None,
+            since_unix_ms: since,
+        }
+    }
+
+    #[test]
+    fn an_unreachable_collector_is_told_once_after_the_grace_and_once_when_back() {
+        let mut n = Notifier::new(false);
+        let reasons = HashMap::from([("prod".to_owned(), "Could not reach it.".to_owned())]);
+        assert_eq!(n.on_status("prod", &conn(ConnState::Failing, 1_000)), None);
+        // a later Failing (another message) does not move the outage's start
+        assert_eq!(n.on_status("prod", &conn(ConnState::Failing, 9_000)), None);
+        assert!(n.due(1_000 + UNREACHABLE_GRACE_MS - 1, &reasons).is_empty());
+        let told = n.due(1_000 + UNREACHABLE_GRACE_MS, &reasons);
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].summary, "Collector prod is unreachable");
+        assert!(
+            told[0].body.ends_with("Could not reach it."),
+            "{}",
+            told[0].body
+        );
+        assert!(told[0].critical);
+        assert!(
+            n.due(1_000 + 10 * UNREACHABLE_GRACE_MS, &reasons)
+                .is_empty(),
+            "told twice"
+        );
+        let back = n
+            .on_status("prod", &conn(ConnState::Connected, 91_000))
+            .expect("a notice when it is back");
+        assert_eq!(back.summary, "Collector prod is reachable again");
+        assert!(back.body.contains("1m 30s"), "{}", back.body);
+        assert_eq!(
+            n.on_status("prod", &conn(ConnState::Connected, 95_000)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_short_outage_raises_nothing() {
+        let mut n = Notifier::new(false);
+        n.on_status("prod", &conn(ConnState::Failing, 1_000));
+        assert!(n.due(20_000, &HashMap::new()).is_empty());
+        assert_eq!(
+            n.on_status("prod", &conn(ConnState::Connected, 20_000)),
+            None
+        );
+        assert!(n.due(1_000_000, &HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn do_not_disturb_silences_outages_and_forget_drops_them() {
+        let mut n = Notifier::new(true);
+        n.on_status("prod", &conn(ConnState::Failing, 0));
+        assert!(n.due(UNREACHABLE_GRACE_MS, &HashMap::new()).is_empty());
+        assert_eq!(
+            n.on_status("prod", &conn(ConnState::Connected, 60_000)),
+            None
+        );
+        let mut n = Notifier::new(false);
+        n.on_status("gone", &conn(ConnState::Failing, 0));
+        n.forget("gone");
+        assert!(n.due(UNREACHABLE_GRACE_MS, &HashMap::new()).is_empty());
     }
 }

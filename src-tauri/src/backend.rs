@@ -173,6 +173,15 @@ impl Backend {
         })
     }
 
+    /// Why each failing collector fails, for the outage notice.
+    pub fn failing_reasons(&self) -> std::collections::HashMap<String, String> {
+        lock(&self.conns)
+            .iter()
+            .filter(|(_, c)| c.info.status.state == ConnState::Failing)
+            .filter_map(|(name, c)| Some((name.clone(), c.info.status.message.clone()?)))
+            .collect()
+    }
+
     pub fn collectors(&self) -> Vec<CollectorInfo> {
         lock(&self.conns).values().map(|c| c.info.clone()).collect()
     }
@@ -254,6 +263,7 @@ impl Backend {
             *settings = next;
         }
         lock(&self.conns).remove(name);
+        lock(&self.notifier).forget(name);
         let keys = Arc::clone(&self.keys);
         let key_name = name.to_owned();
         tauri::async_runtime::spawn_blocking(move || keys.delete(&key_name))

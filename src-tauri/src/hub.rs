@@ -12,11 +12,32 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::backend::Backend;
 use crate::{notify, tray};
 
+/// How often collectors failing past their grace are looked for.
+const OUTAGE_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub fn spawn(app: AppHandle, mut updates: UnboundedReceiver<WatchUpdate>) {
     tauri::async_runtime::spawn(async move {
-        while let Some(update) = updates.recv().await {
-            let backend = app.state::<Backend>();
-            handle(&app, &backend, update);
+        let mut tick = tokio::time::interval(OUTAGE_CHECK);
+        loop {
+            tokio::select! {
+                update = updates.recv() => {
+                    let Some(update) = update else { break };
+                    let backend = app.state::<Backend>();
+                    handle(&app, &backend, update);
+                }
+                _ = tick.tick() => {
+                    let backend = app.state::<Backend>();
+                    let reasons = backend.failing_reasons();
+                    let due = backend
+                        .notifier
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .due(crate::backend::now_ms(), &reasons);
+                    for notice in due {
+                        notify::show(app.clone(), notice);
+                    }
+                }
+            }
         }
     });
 }
@@ -37,6 +58,14 @@ fn handle(app: &AppHandle, backend: &Backend, update: WatchUpdate) {
             }
         }
         WatchKind::Status(status) => {
+            let notice = backend
+                .notifier
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .on_status(&collector, &status);
+            if let Some(notice) = notice {
+                notify::show(app.clone(), notice);
+            }
             if let Some(info) = backend.set_status(&collector, status) {
                 emit(app, EVENT_COLLECTOR, info);
                 refresh_tray(app, backend);

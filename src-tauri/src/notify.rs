@@ -27,7 +27,11 @@ pub fn show(app: AppHandle, notice: Notice) {
             match n.show() {
                 Ok(handle) => handle.wait_for_action(|action| {
                     if action == "default" {
-                        window::open(&app, &notice.target);
+                        if notice.target.host.is_empty() {
+                            window::show(&app); // about a whole collector
+                        } else {
+                            window::open(&app, &notice.target);
+                        }
                     }
                 }),
                 Err(e) => tracing::warn!(

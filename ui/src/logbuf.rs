@@ -20,7 +20,7 @@ use fleetdeck_proto::{LogEntry, LogStream};
 /// Lines held per app view.
 pub const LOG_CAP: usize = 10_000;
 /// Matching lines rendered at most.
-pub const LOG_WINDOW: usize = 500;
+pub const LOG_WINDOW: usize = 300;
 /// Lines asked for when the view opens and per "load older".
 pub const LOG_PAGE: u32 = 200;
 /// How far back a live line is looked for among the newest lines, to drop repeats.
@@ -398,9 +398,9 @@ mod tests {
         let mut buf = LogBuffer::default();
         buf.append(range(0, 1000));
         let w = buf.window(LOG_WINDOW);
-        assert_eq!(w.len(), 500);
-        assert_eq!(w[0].entry.message, "line 500");
-        assert_eq!(w[499].entry.message, "line 999");
+        assert_eq!(w.len(), LOG_WINDOW);
+        assert_eq!(w[0].entry.message, format!("line {}", 1000 - LOG_WINDOW));
+        assert_eq!(w[LOG_WINDOW - 1].entry.message, "line 999");
     }
 
     #[test]
@@ -528,9 +528,9 @@ mod tests {
         );
         buf.set_level(LevelFilter::Errors);
         let w = buf.window(LOG_WINDOW);
-        assert_eq!(w.len(), 500);
+        assert_eq!(w.len(), LOG_WINDOW);
         assert!(w.iter().all(|l| l.is_error()));
-        assert_eq!(w[499].entry.cursor, "c1998");
+        assert_eq!(w[LOG_WINDOW - 1].entry.cursor, "c1998");
     }
 
     #[test]

@@ -147,7 +147,7 @@ pub fn events_view() -> Html {
                             <td><Badge tone={severity_class(e.severity)} text={e.severity.as_str()} /></td>
                             <td>{ e.kind.as_str() }</td>
                             <td class="nowrap">{ e.host.clone() }{ e.app.as_ref().map(|a| format!(" / {a}")).unwrap_or_default() }</td>
-                            <td>{ e.message.clone() }{ e.exit.map(|x| format!(" ({})", format::exit(Some(x)))).unwrap_or_default() }</td>
+                            <td title={e.exit.map(|x| format::exit(Some(x))).unwrap_or_default()}>{ e.message.clone() }</td>
                         </tr>
                     }
                 }) }

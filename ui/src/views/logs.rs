@@ -20,7 +20,7 @@ use crate::views::Reform;
 use crate::views::{self, input_value};
 
 /// How often lines that arrived on the channel are handed to the view.
-const FLUSH_MS: u32 = 150;
+const FLUSH_MS: u32 = 50;
 
 #[derive(Properties, PartialEq, Debug)]
 pub struct LogsProps {
