@@ -56,7 +56,8 @@ wait_listening() { # log file, what
 say=$work/say
 printf 'PORT=8080\nGREETING=hello\nAPI_TOKEN=s3cr3t-e2e\n' >"$work/web.env"
 chmod 600 "$work/web.env"
-systemd-run --user --quiet --unit="$unit" busybox sh -c \
+# (no start limit: the crash benchmark kills and starts it many times in a row)
+systemd-run --user --quiet --unit="$unit" -p StartLimitIntervalSec=0 busybox sh -c \
     "i=0; while true; do i=\$((i+1)); if [ -f $say ]; then read -r said <$say; rm -f $say; echo \"\$said\"; fi; echo \"tick \$i\"; sleep 0.5; done"
 
 # A second app for the log view benchmark: every 10 ms it writes as many lines as $work/rate says
