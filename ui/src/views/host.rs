@@ -201,7 +201,7 @@ fn host_facts(h: &HostView, now: u64) -> String {
     }
     if let Some(since) = h.status_since_unix_ms {
         facts.push(format!(
-            "{} for {}",
+            "{} to the collector for {}",
             h.status.as_str(),
             format::ago(now, since).trim_end_matches(" ago")
         ));
@@ -212,7 +212,7 @@ fn host_facts(h: &HostView, now: u64) -> String {
     if let Some(m) = &h.metrics {
         facts.push(format!("{} cores", m.cpu.cores));
         facts.push(format!(
-            "up {}",
+            "booted {} ago",
             format::duration_secs(m.uptime_secs as u64)
         ));
         facts.push(format!("load {:.2}", m.load.one));
