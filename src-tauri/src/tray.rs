@@ -1,11 +1,13 @@
 //! The tray icon: its colour is the fleet's health, its menu lists what is down (a click opens
 //! it), then Show/Hide and Quit. What to show is decided by the core crate's `tray_state`.
 
-use fleetdeck_proto::desktop::{AppRef, TrayHealth, TrayState};
+use std::sync::Mutex;
+
+use fleetdeck_proto::desktop::{AppRef, DownItem, TrayHealth, TrayState};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
-use tauri::AppHandle;
+use tauri::{AppHandle, Manager, Wry};
 
 use crate::window;
 
@@ -13,19 +15,33 @@ const TRAY_ID: &str = "fleet";
 const OPEN_PREFIX: &str = "open\u{1f}";
 const SIZE: u32 = 32;
 
+/// What the tray shows now. The menu is rebuilt only when the list of what is down changes (a
+/// rebuilt menu closes one the operator has open); the summary line is updated in place.
+struct Shown {
+    health: TrayHealth,
+    down: Vec<DownItem>,
+    summary: MenuItem<Wry>,
+}
+
 pub fn create(app: &AppHandle) -> tauri::Result<()> {
     let initial = TrayState {
         health: TrayHealth::Disconnected,
         tooltip: "Fleetdeck: connecting".into(),
         down: Vec::new(),
     };
+    let (menu, summary) = menu(app, &initial)?;
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon(initial.health))
         .tooltip(&initial.tooltip)
-        .menu(&menu(app, &initial)?)
+        .menu(&menu)
         .show_menu_on_left_click(true)
         .on_menu_event(on_menu)
         .build(app)?;
+    app.manage(Mutex::new(Shown {
+        health: initial.health,
+        down: initial.down,
+        summary,
+    }));
     Ok(())
 }
 
@@ -33,10 +49,22 @@ pub fn apply(app: &AppHandle, state: &TrayState) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;
     };
+    let shown = app.state::<Mutex<Shown>>();
+    let mut shown = shown.lock().unwrap_or_else(|p| p.into_inner());
     let result = (|| -> tauri::Result<()> {
-        tray.set_icon(Some(icon(state.health)))?;
+        if shown.health != state.health {
+            tray.set_icon(Some(icon(state.health)))?;
+            shown.health = state.health;
+        }
         tray.set_tooltip(Some(&state.tooltip))?;
-        tray.set_menu(Some(menu(app, state)?))?;
+        if shown.down == state.down {
+            shown.summary.set_text(&state.tooltip)?;
+        } else {
+            let (menu, summary) = menu(app, state)?;
+            tray.set_menu(Some(menu))?;
+            shown.down = state.down.clone();
+            shown.summary = summary;
+        }
         Ok(())
     })();
     if let Err(e) = result {
@@ -44,15 +72,10 @@ pub fn apply(app: &AppHandle, state: &TrayState) {
     }
 }
 
-fn menu(app: &AppHandle, state: &TrayState) -> tauri::Result<Menu<tauri::Wry>> {
+fn menu(app: &AppHandle, state: &TrayState) -> tauri::Result<(Menu<Wry>, MenuItem<Wry>)> {
     let menu = Menu::new(app)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        "summary",
-        &state.tooltip,
-        false,
-        None::<&str>,
-    )?)?;
+    let summary = MenuItem::with_id(app, "summary", &state.tooltip, false, None::<&str>)?;
+    menu.append(&summary)?;
     if !state.down.is_empty() {
         menu.append(&PredefinedMenuItem::separator(app)?)?;
         for item in &state.down {
@@ -75,7 +98,7 @@ fn menu(app: &AppHandle, state: &TrayState) -> tauri::Result<Menu<tauri::Wry>> {
         None::<&str>,
     )?)?;
     menu.append(&MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?)?;
-    Ok(menu)
+    Ok((menu, summary))
 }
 
 fn on_menu(app: &AppHandle, event: MenuEvent) {
