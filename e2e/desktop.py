@@ -292,6 +292,28 @@ def run(driver):
     assert NOTIFY_LOG.read_text(errors="replace").count("member=Notify") == notifies, "notified while do not disturb was on"
 
 
+    step("the collector stops: the tray turns grey, one notification; it returns: one more")
+    before = NOTIFY_LOG.read_text(errors="replace").count("member=Notify")
+    invoke(driver, "set_dnd", {"dnd": False})
+    collector_pid = int(os.environ["E2E_COLLECTOR_PID"])
+    os.kill(collector_pid, 15)
+    wait_for("the tray turning grey", lambda: invoke(driver, "tray_state")["ok"]["health"] == "disconnected", timeout=30)
+    wait_for("the failing status in the window", lambda: "failing" in (text_of(driver, "#conn-status") or "").lower())
+
+    def told(what):
+        log = NOTIFY_LOG.read_text(errors="replace")
+        return [c for c in log.split("method call")[1:] if "member=Notify" in c and what in c]
+    wait_for("the unreachable notification", lambda: told("is unreachable"), timeout=30)
+    shot(driver, "collector-down")
+    restarted = subprocess.Popen(os.environ["E2E_COLLECTOR_CMD"].split(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for("the reachable-again notification", lambda: told("reachable again"), timeout=30)
+        wait_for("the tray back from grey", lambda: invoke(driver, "tray_state")["ok"]["health"] != "disconnected")
+        assert len(told("is unreachable")) == 1, "told twice about one outage"
+    finally:
+        restarted.terminate()
+        restarted.wait(10)
+
     step("no key in the app's log")
     assert KEY not in APP_LOG.read_text(errors="replace"), "the key reached the app's log"
     step("PASS")

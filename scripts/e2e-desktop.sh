@@ -107,6 +107,7 @@ key=$("$target/debug/fleetdeck-collector" --config "$work/collector.toml" keys c
 "$target/debug/fleetdeck-agent" --config "$work/agent.toml" >"$work/agent.log" 2>&1 & pids+=($!)
 wait_listening "$work/agent.log" agent
 "$target/debug/fleetdeck-collector" --config "$work/collector.toml" >"$work/collector.log" 2>&1 & pids+=($!)
+collector_pid=$!
 wait_listening "$work/collector.log" collector
 
 display=:$((90 + RANDOM % 100))
@@ -117,6 +118,8 @@ export E2E_APP=$app E2E_COLLECTOR_URL=http://127.0.0.1:$cport E2E_KEY=$key E2E_H
     E2E_APP_NAME=web E2E_UNIT=$unit E2E_ENV_FILE=$work/web.env E2E_SAY_FILE=$say \
     E2E_NOTIFY_LOG=$work/notify.log E2E_SHOTS=$shots E2E_APP_LOG=$work/driver.log \
     E2E_DEAD_URL=http://127.0.0.1:$dead E2E_SYSTEMD_BUS=$DBUS_SESSION_BUS_ADDRESS \
+    E2E_COLLECTOR_PID=$collector_pid E2E_COLLECTOR_CMD="$target/debug/fleetdeck-collector --config $work/collector.toml" \
+    FLEETDECK_UNREACHABLE_GRACE_SECS=3 \
     E2E_BURST_RATE=$work/rate E2E_BURST_SEQ=$work/burst.seq E2E_ECHO_FIFO=$work/echo.fifo \
     FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data DISPLAY=$display \
     FLEETDECK_WEBKIT_COMPOSITING=1

@@ -158,6 +158,7 @@ pub struct Notifier {
     seen: HashMap<String, i64>,
     /// Collectors failing to answer: since when, and whether the operator was told.
     failing: HashMap<String, Outage>,
+    grace_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -177,7 +178,14 @@ impl Notifier {
             dnd,
             seen: HashMap::new(),
             failing: HashMap::new(),
+            grace_ms: UNREACHABLE_GRACE_MS,
         }
+    }
+
+    /// How long a collector may fail before [`Notifier::due`] tells (default
+    /// [`UNREACHABLE_GRACE_MS`]).
+    pub fn set_unreachable_grace(&mut self, grace: std::time::Duration) {
+        self.grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
     }
 
     pub fn set_dnd(&mut self, dnd: bool) {
@@ -234,14 +242,14 @@ impl Notifier {
         }
     }
 
-    /// Notices for collectors that have failed to answer for [`UNREACHABLE_GRACE_MS`] by `now`,
-    /// once per outage. Call it every few seconds.
+    /// Notices for collectors that have failed to answer for the grace (by default
+    /// [`UNREACHABLE_GRACE_MS`]) by `now`, once per outage. Call it every few seconds.
     pub fn due(&mut self, now_unix_ms: u64, reasons: &HashMap<String, String>) -> Vec<Notice> {
-        let dnd = self.dnd;
+        let (dnd, grace_ms) = (self.dnd, self.grace_ms);
         let mut out: Vec<Notice> = self
             .failing
             .iter_mut()
-            .filter(|(_, o)| !o.told && now_unix_ms.saturating_sub(o.since_unix_ms) >= UNREACHABLE_GRACE_MS)
+            .filter(|(_, o)| !o.told && now_unix_ms.saturating_sub(o.since_unix_ms) >= grace_ms)
             .filter_map(|(name, o)| {
                 o.told = true;
                 let reason = reasons.get(name).map_or("", String::as_str);
@@ -591,5 +599,14 @@ mod tests {
         n.on_status("gone", &conn(ConnState::Failing, 0));
         n.forget("gone");
         assert!(n.due(UNREACHABLE_GRACE_MS, &HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn the_grace_can_be_shortened() {
+        let mut n = Notifier::new(false);
+        n.set_unreachable_grace(std::time::Duration::from_secs(3));
+        n.on_status("prod", &conn(ConnState::Failing, 0));
+        assert!(n.due(2_999, &HashMap::new()).is_empty());
+        assert_eq!(n.due(3_000, &HashMap::new()).len(), 1);
     }
 }

@@ -78,7 +78,15 @@ impl Backend {
         let settings_path = settings::default_path();
         let settings = Settings::load(&settings_path)?;
         let keys: Arc<dyn KeyStore> = Arc::new(KeyringStore::new(KEYRING_SERVICE));
-        let notifier = Notifier::new(settings.dnd);
+        let mut notifier = Notifier::new(settings.dnd);
+        // How long a collector may stay unreachable before the operator is told (default 30 s);
+        // the end-to-end test shortens it.
+        if let Some(secs) = std::env::var("FLEETDECK_UNREACHABLE_GRACE_SECS")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            notifier.set_unreachable_grace(Duration::from_secs(secs));
+        }
         let backend = Self {
             settings_path,
             settings: Mutex::new(settings.clone()),

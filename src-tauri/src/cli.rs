@@ -9,7 +9,7 @@ use fleetdeck_proto::desktop::NewCollector;
 
 /// Fleetdeck: your fleet of Linux VMs in a window, the tray and notifications.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "fleetdeck", version)]
 pub struct Args {
     /// Add (or replace) a collector by this name before opening; needs --url and --key-stdin.
     #[arg(long, value_name = "NAME", requires_all = ["url", "key_stdin"])]
