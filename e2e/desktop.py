@@ -303,13 +303,13 @@ def run(driver):
     def told(what):
         log = NOTIFY_LOG.read_text(errors="replace")
         return [c for c in log.split("method call")[1:] if "member=Notify" in c and what in c]
-    wait_for("the unreachable notification", lambda: told("is unreachable"), timeout=30)
+    wait_for("the unreachable notification", lambda: told("Lost contact"), timeout=30)
     shot(driver, "collector-down")
     restarted = subprocess.Popen(os.environ["E2E_COLLECTOR_CMD"].split(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for("the reachable-again notification", lambda: told("reachable again"), timeout=30)
+        wait_for("the reachable-again notification", lambda: told("Back in contact"), timeout=30)
         wait_for("the tray back from grey", lambda: invoke(driver, "tray_state")["ok"]["health"] != "disconnected")
-        assert len(told("is unreachable")) == 1, "told twice about one outage"
+        assert len(told("Lost contact")) == 1, "told twice about one outage"
     finally:
         restarted.terminate()
         restarted.wait(10)

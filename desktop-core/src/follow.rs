@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use fleetdeck_proto::desktop::CommandError;
+use fleetdeck_proto::desktop::{CommandError, EventFilter};
 use fleetdeck_proto::FleetEvent;
 use futures_util::StreamExt;
 use rand::Rng;
@@ -30,8 +30,9 @@ pub enum StreamUpdate {
     Disconnected(CommandError),
 }
 
-/// Follows the collector's events after `last_id` (from now on when `None`) into `tx`, until
-/// `tx` is closed. A silent stream (no keep-alive for [`crate::client::SILENCE_LIMIT`]) counts as
+/// Follows the collector's events after `last_id` into `tx`, until `tx` is closed. With `None`,
+/// it starts after the newest event the collector has when it first answers (so nothing older is
+/// replayed, and a reconnect before the first new event still gets what happened meanwhile). A silent stream (no keep-alive for [`crate::client::SILENCE_LIMIT`]) counts as
 /// broken. Events with an id at most the last one delivered are skipped.
 pub async fn follow_events(
     client: CollectorClient,
@@ -41,7 +42,7 @@ pub async fn follow_events(
     let mut backoff = FIRST_BACKOFF;
     loop {
         let opened = tokio::select! {
-            opened = client.events_stream(last_id) => opened,
+            opened = open(&client, &mut last_id) => opened,
             () = tx.closed() => return,
         };
         let error = match opened {
@@ -98,4 +99,24 @@ pub async fn follow_events(
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// Opens the stream after `last_id`, first reading the newest event's id when there is none yet.
+async fn open(
+    client: &CollectorClient,
+    last_id: &mut Option<i64>,
+) -> Result<
+    impl futures_util::Stream<Item = Result<FleetEvent, CommandError>> + Send + 'static,
+    CommandError,
+> {
+    if last_id.is_none() {
+        let newest = client
+            .events(&EventFilter {
+                limit: Some(1),
+                ..EventFilter::default()
+            })
+            .await?;
+        *last_id = Some(newest.events.first().map_or(0, |e| e.id));
+    }
+    client.events_stream(*last_id).await
 }

@@ -227,9 +227,9 @@ impl Notifier {
             ConnState::Connected => {
                 let outage = self.failing.remove(collector)?;
                 (outage.told && !self.dnd).then(|| Notice {
-                    summary: format!("Collector {collector} is reachable again"),
+                    summary: format!("Back in contact with collector {collector}"),
                     body: format!(
-                        "The fleet behind {collector} is shown live again (it was unreachable for {}).",
+                        "The fleet behind {collector} is shown live again (contact was lost for {}).",
                         humantime::format_duration(std::time::Duration::from_secs(
                             status.since_unix_ms.saturating_sub(outage.since_unix_ms) / 1000
                         ))
@@ -254,9 +254,9 @@ impl Notifier {
                 o.told = true;
                 let reason = reasons.get(name).map_or("", String::as_str);
                 (!dnd).then(|| Notice {
-                    summary: format!("Collector {name} is unreachable"),
+                    summary: format!("Lost contact with collector {name}"),
                     body: format!(
-                        "Fleetdeck cannot see the fleet behind {name}: crashes there are not shown until it answers. {reason}"
+                        "Fleetdeck cannot see the fleet behind {name}: crashes there are not shown until contact is back. {reason}"
                     )
                     .trim_end()
                     .to_owned(),
@@ -551,7 +551,7 @@ mod tests {
         assert!(n.due(1_000 + UNREACHABLE_GRACE_MS - 1, &reasons).is_empty());
         let told = n.due(1_000 + UNREACHABLE_GRACE_MS, &reasons);
         assert_eq!(told.len(), 1);
-        assert_eq!(told[0].summary, "Collector prod is unreachable");
+        assert_eq!(told[0].summary, "Lost contact with collector prod");
         assert!(
             told[0].body.ends_with("Could not reach it."),
             "{}",
@@ -566,7 +566,7 @@ mod tests {
         let back = n
             .on_status("prod", &conn(ConnState::Connected, 91_000))
             .expect("a notice when it is back");
-        assert_eq!(back.summary, "Collector prod is reachable again");
+        assert_eq!(back.summary, "Back in contact with collector prod");
         assert!(back.body.contains("1m 30s"), "{}", back.body);
         assert_eq!(
             n.on_status("prod", &conn(ConnState::Connected, 95_000)),

@@ -157,7 +157,7 @@ pub fn tray_state(collectors: &[CollectorView<'_>]) -> TrayState {
     }
     if failing > 0 {
         trouble.push(format!(
-            "{} not answering",
+            "{} out of contact",
             plural(failing, "collector", "collectors")
         ));
     }
@@ -360,7 +360,7 @@ mod tests {
         assert_eq!(state.health, TrayHealth::Degraded);
         assert_eq!(
             state.tooltip,
-            "Fleetdeck: 1 host, 2/2 apps running — 1 collector not answering"
+            "Fleetdeck: 1 host, 2/2 apps running — 1 collector out of contact"
         );
         assert!(state.down.is_empty());
     }

@@ -184,6 +184,10 @@ pub enum LogFeed {
         message: String,
     },
     Resumed,
+    /// The follow ended for good (the app is gone, or the key may no longer read it).
+    Stopped {
+        message: String,
+    },
 }
 
 /// `env_save`: edits to an app's `.env`, checked against the etag read.

@@ -190,6 +190,10 @@ impl Backend {
             .collect()
     }
 
+    pub fn has(&self, collector: &str) -> bool {
+        lock(&self.conns).contains_key(collector)
+    }
+
     pub fn collectors(&self) -> Vec<CollectorInfo> {
         lock(&self.conns).values().map(|c| c.info.clone()).collect()
     }
@@ -274,9 +278,17 @@ impl Backend {
         lock(&self.notifier).forget(name);
         let keys = Arc::clone(&self.keys);
         let key_name = name.to_owned();
-        tauri::async_runtime::spawn_blocking(move || keys.delete(&key_name))
-            .await
-            .map_err(|e| CommandError::new("keyring", format!("the keyring call failed: {e}")))??;
+        // The collector is gone either way; a key the keyring would not delete is only logged
+        // (the error names no secret).
+        match tauri::async_runtime::spawn_blocking(move || keys.delete(&key_name)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(collector = %name, error = %e.message, "the key stays in the OS keyring")
+            }
+            Err(e) => {
+                tracing::warn!(collector = %name, error = %e, "the key stays in the OS keyring")
+            }
+        }
         tracing::info!(collector = %name, "collector removed");
         Ok(())
     }
@@ -336,6 +348,13 @@ impl Backend {
             })
             .collect();
         tray_state(&views)
+    }
+
+    /// Stops every log follow (the page that asked for them is gone).
+    pub fn stop_follows(&self) {
+        for (_, task) in lock(&self.follows).drain() {
+            task.abort();
+        }
     }
 
     pub fn next_follow_id(&self) -> u64 {

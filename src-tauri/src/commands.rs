@@ -14,7 +14,7 @@ use fleetdeck_proto::{
 };
 use futures_util::{FutureExt, StreamExt};
 use tauri::ipc::Channel;
-use tauri::{AppHandle, State};
+use tauri::{AppHandle, Manager, State};
 
 use crate::backend::Backend;
 use crate::hub;
@@ -129,6 +129,7 @@ const MAX_BATCH: usize = 1_000;
 /// the cursor of the newest line the view already has, so none is missed or shown twice.
 #[tauri::command(rename_all = "snake_case")]
 fn logs_follow(
+    handle: AppHandle,
     backend: State<'_, Backend>,
     collector: String,
     host: String,
@@ -138,7 +139,17 @@ fn logs_follow(
 ) -> Result<u64> {
     let client = backend.client(&collector)?;
     let id = backend.next_follow_id();
-    let task = tauri::async_runtime::spawn(follow_logs(client, host, app, after, on_feed));
+    let task = tauri::async_runtime::spawn(async move {
+        follow_logs(client, host, app, after, on_feed).await;
+        // Ended by itself (the view went away or the follow stopped): forget its handle.
+        if let Some(backend) = handle.try_state::<Backend>() {
+            backend
+                .follows
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        }
+    });
     backend
         .follows
         .lock()
@@ -182,7 +193,16 @@ async fn follow_logs(
                         if batch.len() >= MAX_BATCH {
                             break;
                         }
-                        item = stream.next().now_or_never().flatten();
+                        // Whatever else is ready joins the batch; an ended stream must not be
+                        // polled again (it would panic), so its end is an error like any other.
+                        match stream.next().now_or_never() {
+                            Some(Some(next)) => item = Some(next),
+                            Some(None) => {
+                                failed =
+                                    Some(CommandError::new("unreachable", "the log stream ended"));
+                            }
+                            None => {}
+                        }
                     }
                     if let Some(last) = batch.last() {
                         after = Some(last.cursor.clone());
@@ -206,7 +226,7 @@ async fn follow_logs(
             }
             Err(e) => {
                 if matches!(e.code.as_str(), "not_found" | "forbidden" | "unauthorized") {
-                    let _ = feed.send(LogFeed::Interrupted { message: e.message });
+                    let _ = feed.send(LogFeed::Stopped { message: e.message });
                     return;
                 }
                 if !interrupted {

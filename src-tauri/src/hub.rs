@@ -58,20 +58,24 @@ fn handle(app: &AppHandle, backend: &Backend, update: WatchUpdate) {
             }
         }
         WatchKind::Status(status) => {
-            let notice = backend
-                .notifier
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .on_status(&collector, &status);
-            if let Some(notice) = notice {
-                notify::show(app.clone(), notice);
-            }
-            if let Some(info) = backend.set_status(&collector, status) {
+            // A late update of a collector removed meanwhile changes nothing.
+            if let Some(info) = backend.set_status(&collector, status.clone()) {
+                let notice = backend
+                    .notifier
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .on_status(&collector, &status);
+                if let Some(notice) = notice {
+                    notify::show(app.clone(), notice);
+                }
                 emit(app, EVENT_COLLECTOR, info);
                 refresh_tray(app, backend);
             }
         }
         WatchKind::Event(event) => {
+            if !backend.has(&collector) {
+                return;
+            }
             let notice = backend
                 .notifier
                 .lock()

@@ -71,6 +71,14 @@ pub fn run() -> ExitCode {
             hub::spawn(handle, updates_rx);
             Ok(())
         })
+        .on_page_load(|webview, payload| {
+            // A reloaded page has lost its log views: stop their follows.
+            if payload.event() == tauri::webview::PageLoadEvent::Started {
+                if let Some(backend) = webview.try_state::<Backend>() {
+                    backend.stop_follows();
+                }
+            }
+        })
         .on_window_event(|window, event| {
             // Closing the window keeps the app in the tray; Quit is in the tray's menu.
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {

@@ -146,6 +146,8 @@ pub struct LogBuffer {
     pub loading_older: bool,
     /// The follow is interrupted and being retried, with the reason.
     pub interrupted: Option<String>,
+    /// The follow ended for good, with the reason.
+    pub stopped: Option<String>,
 }
 
 impl Default for LogBuffer {
@@ -170,6 +172,7 @@ impl LogBuffer {
             full: false,
             loading_older: false,
             interrupted: None,
+            stopped: None,
         }
     }
 

@@ -76,7 +76,17 @@ async fn subscribe(dispatch: Dispatch) -> Vec<api::Listener> {
     sub!(
         EVENT_COLLECTOR,
         CollectorInfo,
-        |d: &Dispatch, c: CollectorInfo| { d.dispatch(Action::CollectorStatus(c)) }
+        |d: &Dispatch, c: CollectorInfo| {
+            d.dispatch(Action::CollectorStatus(c));
+            // A collector may have been added elsewhere (`fleetdeck --add-collector`): the
+            // backend's list is the truth, and statuses change rarely.
+            let d = d.clone();
+            spawn_local(async move {
+                if let Ok(list) = api::list_collectors().await {
+                    d.dispatch(Action::CollectorsLoaded(list));
+                }
+            });
+        }
     );
     sub!(EVENT_OPEN_APP, AppRef, |d: &Dispatch, r: AppRef| {
         d.dispatch(Action::OpenApp(r))
@@ -143,11 +153,13 @@ pub fn root() -> Html {
             </div>
         },
         (Route::Fleet, Some(_), _) => html! { <FleetView /> },
-        (Route::Host(host), Some(_), _) => {
-            html! { <HostPage key={host.clone()} host={host.clone()} /> }
+        // Keyed by collector too: the same host and app names on another collector are another
+        // app (an open .env editor must not be saved to the other one).
+        (Route::Host(host), Some(collector), _) => {
+            html! { <HostPage key={format!("{collector}\u{1f}{host}")} host={host.clone()} /> }
         }
-        (Route::App(host, app), Some(_), _) => html! {
-            <AppPage key={format!("{host}/{app}")} host={host.clone()} app={app.clone()} />
+        (Route::App(host, app), Some(collector), _) => html! {
+            <AppPage key={format!("{collector}\u{1f}{host}\u{1f}{app}")} host={host.clone()} app={app.clone()} />
         },
         (Route::Events, Some(_), _) => html! { <EventsView /> },
     };

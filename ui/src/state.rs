@@ -167,6 +167,11 @@ pub enum Action {
         key: LogKey,
         message: Option<String>,
     },
+    /// The follow ended for good.
+    LogsStopped {
+        key: LogKey,
+        message: String,
+    },
     LogsToggleFollow,
     LogsSearch(String),
     LogsLevel(LevelFilter),
@@ -375,6 +380,12 @@ impl UiState {
             Action::LogsInterrupted { key, message } => {
                 if let Some(logs) = self.logs_for(&key) {
                     logs.interrupted = message;
+                }
+            }
+            Action::LogsStopped { key, message } => {
+                if let Some(logs) = self.logs_for(&key) {
+                    logs.interrupted = None;
+                    logs.stopped = Some(message);
                 }
             }
             Action::LogsToggleFollow => self.logs.toggle_follow(),
@@ -862,6 +873,12 @@ mod tests {
             message: Some("agent unreachable".into()),
         });
         assert_eq!(s.logs.interrupted.as_deref(), Some("agent unreachable"));
+        s.apply(Action::LogsStopped {
+            key: key("api"),
+            message: "app not found".into(),
+        });
+        assert_eq!(s.logs.interrupted, None);
+        assert_eq!(s.logs.stopped.as_deref(), Some("app not found"));
     }
 
     #[test]

@@ -92,6 +92,12 @@ pub fn logs_panel(props: &LogsProps) -> Html {
                                 key: key.clone(),
                                 message: None,
                             }),
+                            Ok(LogFeed::Stopped { message }) => {
+                                dispatch.dispatch(Action::LogsStopped {
+                                    key: key.clone(),
+                                    message,
+                                })
+                            }
                             Err(e) => views::fail(&dispatch, what.clone(), e),
                         }
                     };
@@ -250,6 +256,9 @@ pub fn logs_panel(props: &LogsProps) -> Html {
             </div>
             if let Some(reason) = logs.interrupted.clone().filter(|_| in_sync) {
                 <p class="notice warn" role="status">{ format!("The follow is interrupted ({reason}); retrying without losing lines…") }</p>
+            }
+            if let Some(reason) = logs.stopped.clone().filter(|_| in_sync) {
+                <p class="notice warn" role="status">{ format!("The follow stopped: {reason} Open the app again to retry.") }</p>
             }
             <div id="log-lines" class="log-lines" ref={lines_ref} role="log" tabindex="0" aria-label="Log lines">
                 if in_sync && logs.loaded && window.is_empty() {
