@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use fleetdeck_proto::desktop::{AppRef, ConnState, ConnStatus};
+pub use fleetdeck_proto::signal_name;
 use fleetdeck_proto::{Exit, FleetEvent, FleetEventKind};
 
 /// A notification to show.
@@ -22,31 +23,6 @@ pub struct Notice {
 /// States in which an app is down.
 fn is_down(state: Option<&str>) -> bool {
     matches!(state, Some("failed" | "crash-looping"))
-}
-
-/// The usual name of a Linux signal.
-pub fn signal_name(signal: i32) -> Option<&'static str> {
-    Some(match signal {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        5 => "SIGTRAP",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        10 => "SIGUSR1",
-        11 => "SIGSEGV",
-        12 => "SIGUSR2",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        24 => "SIGXCPU",
-        25 => "SIGXFSZ",
-        31 => "SIGSYS",
-        _ => return None,
-    })
 }
 
 /// How a process ended, for a person: `exit code 1`, `killed by signal 9 (SIGKILL)`.

@@ -17,8 +17,8 @@ mod log;
 mod sample;
 
 pub use app::{
-    ActionOutcome, AppAction, AppKind, AppState, AppStatus, DockerDetail, Exit, SourceHealth,
-    Sources, SystemdDetail,
+    signal_name, ActionOutcome, AppAction, AppKind, AppState, AppStatus, DockerDetail, Exit,
+    SourceHealth, Sources, SystemdDetail,
 };
 pub use collector::{
     AppView, AuditEntry, AuditPage, DayUptime, EventsPage, Fleet, FleetEvent, FleetEventKind,

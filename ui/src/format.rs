@@ -1,5 +1,6 @@
 //! How figures read on screen: durations, bytes, percentages, exits, log times. Pure functions.
 
+use fleetdeck_proto::signal_name;
 use fleetdeck_proto::Exit;
 
 /// "12 s ago", "3 min ago", "5 h ago", "2 d ago"; "just now" under a second, and "in the future"
@@ -98,24 +99,6 @@ pub fn ratio_class(r: Option<f64>) -> &'static str {
         Some(r) if r >= 0.9 => "poor",
         Some(_) => "bad",
     }
-}
-
-fn signal_name(sig: i32) -> Option<&'static str> {
-    Some(match sig {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        _ => return None,
-    })
 }
 
 /// "exit code 1", "signal 9 (SIGKILL)", or "–" when the process has not ended.

@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use fleetdeck_proto::signal_name;
 use fleetdeck_proto::{AppState, Exit};
 use serde::{Deserialize, Serialize};
 
@@ -499,25 +500,6 @@ fn exit_text(exit: Exit) -> String {
             None => format!("killed by signal {signal}"),
         },
     }
-}
-
-/// The Linux names of the signals that commonly end a service.
-fn signal_name(signal: i32) -> Option<&'static str> {
-    Some(match signal {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        _ => return None,
-    })
 }
 
 /// The two most significant units: `4m 12s`, `1h 30m`, `2d 3h`, `45s`, `0s`.
