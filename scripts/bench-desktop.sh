@@ -11,6 +11,7 @@ export PATH=$HOME/.cargo/bin:$tools/npm/node_modules/.bin:$PATH
 hosts=${1:-50}
 export BENCH_RUNS=${2:-5}
 
+source scripts/lib/desktop.sh
 scripts/setup.sh
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then # BENCH_NO_BUILD=1: measure the binaries as built
     (cd ui && trunk build --release)
@@ -23,21 +24,18 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$target/release/fleetdeck-collector" --demo --port "$port" --hosts "$hosts" >"$work/demo.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 300); do grep -q 'operator key:' "$work/demo.log" && break; sleep 0.1; done
 key=$(sed -n 's/^ *operator key: *//p' "$work/demo.log")
 [[ -n $key ]] || { cat "$work/demo.log"; exit 1; }
 
-display=:$((90 + RANDOM % 100))
-Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 & pids+=($!)
-for _ in $(seq 1 50); do [[ -e /tmp/.X11-unix/X${display#:} ]] && break; sleep 0.1; done
-export DISPLAY=$display FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data BENCH_APP=$target/release/fleetdeck
+virtual_display $((90 + RANDOM % 100))
+export FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data BENCH_APP=$target/release/fleetdeck
 mkdir -p "$work/data"
 echo "fleet: $hosts hosts x 4 apps (fleetdeck-collector --demo), $(nproc) cores, $(date -u +%F)"
-dbus-run-session -- bash -c '
-    printf bench | gnome-keyring-daemon --unlock --components=secrets >/dev/null
-    # store the demo collector (key into the keyring) without opening a window
+# store the demo collector (key into the keyring) without opening a window, then measure
+desktop_session bash -c '
     echo "$1" | "$BENCH_APP" --add-collector demo --url "$2" --key-stdin --add-only
     python3 e2e/bench_startup.py
 ' _ "$key" "http://127.0.0.1:$port"

@@ -16,6 +16,7 @@ export PATH=$HOME/.cargo/bin:$tools/npm/node_modules/.bin:$PATH
 : "${TESTBED_DIR:?run eval \"\$(testbed/testbed.sh env)\" first}"
 
 log() { printf '[e2e] %s\n' "$*" >&2; }
+source scripts/lib/desktop.sh
 profile=debug; release=()
 if [[ ${1:-} == --release ]]; then profile=release; release=(--release); shift; fi
 script=${1:-e2e/desktop.py}
@@ -44,7 +45,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_listening() { # log file, what
     for _ in $(seq 1 150); do grep -q 'listening addr=' "$1" 2>/dev/null && return 0; sleep 0.2; done
     log "$2 did not start:"; cat "$1" >&2; return 1
@@ -110,9 +110,7 @@ wait_listening "$work/agent.log" agent
 collector_pid=$!
 wait_listening "$work/collector.log" collector
 
-display=:$((90 + RANDOM % 100))
-Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >"$work/xvfb.log" 2>&1 & pids+=($!)
-for _ in $(seq 1 50); do [[ -e /tmp/.X11-unix/X${display#:} ]] && break; sleep 0.1; done
+virtual_display $((90 + RANDOM % 100))
 
 export E2E_APP=$app E2E_COLLECTOR_URL=http://127.0.0.1:$cport E2E_KEY=$key E2E_HOST=e2e-host \
     E2E_APP_NAME=web E2E_UNIT=$unit E2E_ENV_FILE=$work/web.env E2E_SAY_FILE=$say \
@@ -121,24 +119,21 @@ export E2E_APP=$app E2E_COLLECTOR_URL=http://127.0.0.1:$cport E2E_KEY=$key E2E_H
     E2E_COLLECTOR_PID=$collector_pid E2E_COLLECTOR_CMD="$target/debug/fleetdeck-collector --config $work/collector.toml" \
     FLEETDECK_UNREACHABLE_GRACE_SECS=3 \
     E2E_BURST_RATE=$work/rate E2E_BURST_SEQ=$work/burst.seq E2E_ECHO_FIFO=$work/echo.fifo \
-    FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data DISPLAY=$display \
+    FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data DUNST_LOG=$work/dunst.log \
     FLEETDECK_WEBKIT_COMPOSITING=1
 # (WebKitWebDriver's screenshots hang without WebKit's compositing mode, which the app turns off
 # by default to save memory: the test keeps it on; the DOM and everything under test is the same.)
 mkdir -p "$work/data"
 
 rc=0
-dbus-run-session -- bash -c '
-    set -e
-    printf e2e | gnome-keyring-daemon --unlock --components=secrets >/dev/null
-    dunst >"$0/dunst.log" 2>&1 & dunst=$!
+desktop_session bash -c '
     dbus-monitor --session "type=method_call,interface=org.freedesktop.Notifications,member=Notify" >"$E2E_NOTIFY_LOG" 2>&1 & mon=$!
     tauri-driver --port 4444 --native-port 4445 >"$E2E_APP_LOG" 2>&1 & td=$!
     for _ in $(seq 1 100); do curl -sf http://127.0.0.1:4444/status >/dev/null && break; sleep 0.1; done
     rc=0; "$1" "$2" || rc=$?
-    kill $td $mon $dunst 2>/dev/null || true
+    kill $td $mon 2>/dev/null || true
     exit $rc
-' "$work" "$tools/venv/bin/python" "$script" || rc=$?
+' _ "$tools/venv/bin/python" "$script" || rc=$?
 if ((rc)); then
     log "FAILED; app/driver log:"; tail -n 60 "$work/driver.log" >&2 || true
     log "collector log:"; tail -n 20 "$work/collector.log" >&2 || true

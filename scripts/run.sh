@@ -15,6 +15,7 @@ root=$PWD
 state=${FLEETDECK_DEMO_DIR:-/tmp/fleetdeck-demo}
 port=${FLEETDECK_DEMO_PORT:-7070}
 
+source scripts/lib/desktop.sh
 scripts/setup.sh
 testbed/testbed.sh up
 eval "$(testbed/testbed.sh env)"
@@ -41,17 +42,13 @@ desktop() {
     local app=${CARGO_TARGET_DIR:-$root/target}/debug/fleetdeck
     for _ in $(seq 1 100); do curl -sf "$c/healthz" >/dev/null && break; sleep 0.1; done
     if [[ -z ${DISPLAY:-} && -z ${WAYLAND_DISPLAY:-} ]]; then
-        export DISPLAY=:77 XDG_DATA_HOME=$state/desktop-data FLEETDECK_CONFIG_DIR=$state/desktop-config
+        export XDG_DATA_HOME=$state/desktop-data FLEETDECK_CONFIG_DIR=$state/desktop-config
         mkdir -p "$XDG_DATA_HOME"
-        [[ -e /tmp/.X11-unix/X77 ]] || { Xvfb :77 -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 & pids+=($!); }
-        for _ in $(seq 1 50); do [[ -e /tmp/.X11-unix/X77 ]] && break; sleep 0.1; done
+        virtual_display 77
         echo "No display: the desktop runs on the virtual display :77. Look at it with:"
         echo "  DISPLAY=:77 import -window root /tmp/fleetdeck.png"
-        dbus-run-session -- bash -c '
-            printf fleetdeck | gnome-keyring-daemon --unlock --components=secrets >/dev/null
-            dunst >/dev/null 2>&1 &
-            echo "$1" | "$2" --add-collector "$3" --url "$4" --key-stdin --add-only && exec "$2"
-        ' _ "$key" "$app" "$name" "$c"
+        desktop_session bash -c 'echo "$1" | "$2" --add-collector "$3" --url "$4" --key-stdin --add-only && exec "$2"' \
+            _ "$key" "$app" "$name" "$c"
     else
         echo "$key" | "$app" --add-collector "$name" --url "$c" --key-stdin --add-only
         "$app"
