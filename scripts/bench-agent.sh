@@ -2,7 +2,8 @@
 # The agent benchmarks of docs/benchmarks.md, on the test bed with the static musl agent:
 #   snapshot  RSS and CPU per snapshot vs Debian's prometheus-node-exporter, 1,000 requests each
 #   crash     SIGKILL -> /v1/events latency, 100 kills of a unit and of a container
-#   soak      10 minutes of polling, log follow and events subscription: the RSS curve
+#   soak      SOAK_SECS (600) of polling with journald and container log follows and the events
+#             stream open at once: the RSS curve and stream health (exits 1 on a lost line)
 #   all       snapshot and crash (default). Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."

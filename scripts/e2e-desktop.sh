@@ -39,11 +39,29 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    keep_logs_for_the_secrets_check
     systemctl --user stop "$unit" "$burst" "$echo_unit" 2>/dev/null || true
     systemctl --user reset-failed "$unit" "$burst" "$echo_unit" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+# With FLEETDECK_TEST_LOGS set (scripts/test.sh), the daemons' logs and every secret this run used go
+# there for scripts/check-secrets.sh. (The driver's log is left out: it holds what the test typed.)
+keep_logs_for_the_secrets_check() {
+    local dir=${FLEETDECK_TEST_LOGS:-}
+    [[ -n $dir ]] || return 0
+    mkdir -p "$dir"
+    for f in agent collector; do
+        [[ -f $work/$f.log ]] && cp "$work/$f.log" "$dir/e2e-desktop-$f-$$.log"
+    done
+    (
+        umask 077
+        [[ -s $work/agent.token ]] && cat "$work/agent.token" && echo
+        [[ -n ${key:-} ]] && echo "$key"
+        printf '%s\n' s3cr3t-e2e bonjour-e2e stale-write
+    ) >>"$dir/secrets.txt"
+}
 
 wait_listening() { # log file, what
     for _ in $(seq 1 150); do grep -q 'listening addr=' "$1" 2>/dev/null && return 0; sleep 0.2; done

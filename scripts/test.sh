@@ -54,6 +54,11 @@ fi
 ldd "$bin" 2>&1 || true
 
 step "tests"
+# Every daemon a test starts logs into $FLEETDECK_TEST_LOGS, and every token, key and .env value a
+# test uses is listed there (secrets.txt), for the check at the end.
+export FLEETDECK_TEST_LOGS=${FLEETDECK_TEST_LOGS:-${CARGO_TARGET_DIR:-$root/target}/test-logs}
+rm -rf "$FLEETDECK_TEST_LOGS"
+scripts/check-secrets.sh --self-test
 cargo test --locked
 
 step "desktop: unit tests (Tauri adapters, UI reducer natively)"
@@ -61,6 +66,12 @@ cargo test --locked -p fleetdeck -p fleetdeck-desktop -p fleetdeck-ui
 
 step "desktop: end to end (real app under Xvfb, real collector, agent, systemd, keyring, dunst)"
 scripts/e2e-desktop.sh
+
+step "API fuzzing: schemathesis against the agent's and the collector's own OpenAPI documents"
+scripts/api-fuzz.sh
+
+step "no token, key or .env value in any log of the tests above"
+scripts/check-secrets.sh "$FLEETDECK_TEST_LOGS"
 
 step "desktop: .deb package (Tauri CLI)"
 scripts/package-deb.sh --debug

@@ -336,11 +336,13 @@ impl Agent {
             return Err(ActionError::NotAllowed(name.to_owned()));
         }
         let result = match &app.source {
-            AppSource::SystemdUnit(unit) => self
-                .systemd
-                .act(unit, action)
-                .await
-                .map_err(|e| ActionError::Source(e.to_string()))?,
+            AppSource::SystemdUnit(unit) => self.systemd.act(unit, action).await.map_err(|e| {
+                if e.is_no_such_unit() {
+                    ActionError::TargetMissing(format!("unit {unit:?}"))
+                } else {
+                    ActionError::Source(e.to_string())
+                }
+            })?,
             AppSource::DockerContainer(c) => match self.docker.act(c, action).await {
                 Ok(true) => "done".to_owned(),
                 Ok(false) => return Err(ActionError::TargetMissing(format!("container {c:?}"))),

@@ -132,8 +132,40 @@ impl Config {
 
     /// Parses and validates the TOML text; the token is left empty (see [`Config::load`]).
     pub fn parse(text: &str, docker_host_env: Option<&str>) -> Result<Self, ParseError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ParseError::Toml(e.to_string()))?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ParseError::Toml(toml_error(text, &e)))?;
         raw.validate(docker_host_env).map_err(ParseError::Invalid)
+    }
+}
+
+/// A TOML error as "line N: message" (with the key of that line when it has one), on one line
+/// and without the excerpt of the file that toml's `Display` adds (found by fuzzing: every syntax
+/// error quoted the offending line), as the collector reports its own.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end().replace('\n', "; ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let start = span.start.min(text.len());
+    let before = &text.as_bytes()[..start];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    // Only a bare key ahead of the error is named, never any value.
+    let key = text[line_start..]
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| line_start + k.len() < start)
+        .filter(|k| {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        });
+    match key {
+        Some(key) => format!("line {line}, `{key}`: {message}"),
+        None => format!("line {line}: {message}"),
     }
 }
 
@@ -428,6 +460,29 @@ docker_container = "weather"
                     "config {text:?}\n  error {e:?}\n  lacks {want:?}"
                 );
             }
+        }
+    }
+
+    // Found by fuzzing (fuzz/, config): toml's error display quoted the offending line.
+    #[test]
+    fn errors_are_one_line_without_the_file() {
+        assert_eq!(
+            err("token_file = \"/t\"\nsample_interval = \"soon\""),
+            "line 2, `sample_interval`: invalid value: string \"soon\", expected a duration"
+        );
+        for text in [
+            "token_file = \"/t\"\n100.101.1.2\n",
+            "token_file = \"/t\"\nlisten = [\"127.0.0.1:1\"\nsecret_looking = 1",
+            "token_file = \"/t\"\nsample_interval = 5\n",
+            "token_file = \"/t\"\n\u{e9}t\u{e9} = \"x\"",
+        ] {
+            let e = err(text);
+            assert!(e.starts_with("line "), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+            assert!(
+                !e.contains("100.101.1.2") && !e.contains("secret_looking"),
+                "{e}"
+            );
         }
     }
 

@@ -57,6 +57,31 @@ async fn actions_need_allow_actions() {
     assert_eq!(unauthenticated.status(), 401);
 }
 
+/// A unit that does not exist (no unit file, or a transient unit gone once stopped) is a missing
+/// target, 404, as a missing container is; not a failing systemd (502). Found by
+/// scripts/api-fuzz.sh.
+#[tokio::test]
+async fn actions_on_a_unit_that_does_not_exist_are_404() {
+    require_testbed();
+    let unit = format!("{}.service", unique("missing"));
+    let work = Workdir::new();
+    let agent = RunningAgent::start(&work.config(&format!(
+        "[[apps]]\nname = \"web\"\nsystemd_unit = \"{unit}\"\nallow_actions = true\n"
+    )));
+    for action in ["start", "stop", "restart"] {
+        let resp = post(&agent, &format!("/v1/apps/web/actions/{action}")).await;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.expect("json");
+        assert_eq!(status, 404, "{action}: {body}");
+        assert_eq!(
+            body["error"]["code"], "target_not_found",
+            "{action}: {body}"
+        );
+        let message = body["error"]["message"].as_str().expect("message");
+        assert!(message.contains(&unit), "{action}: {message}");
+    }
+}
+
 #[tokio::test]
 async fn systemd_unit_stop_start_restart() {
     require_testbed();

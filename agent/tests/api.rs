@@ -3,16 +3,46 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+
 use common::*;
 use serde_json::Value;
 
-const AUTHED_ROUTES: &[&str] = &[
-    "/v1/info",
-    "/v1/snapshot",
-    "/v1/apps",
-    "/v1/apps/web",
-    "/v1/openapi.json",
-    "/v1/samples",
+/// Every route of the agent, as (method, path as the OpenAPI document writes it, a concrete path,
+/// whether it needs the token, the status the token gets). It must list exactly the document's
+/// routes (checked below), so a new route cannot skip the auth check.
+const ROUTES: &[(&str, &str, &str, bool, u16)] = &[
+    ("GET", "/healthz", "/healthz", false, 200),
+    ("GET", "/v1/openapi.json", "/v1/openapi.json", true, 200),
+    ("GET", "/v1/info", "/v1/info", true, 200),
+    ("GET", "/v1/snapshot", "/v1/snapshot", true, 200),
+    ("GET", "/v1/apps", "/v1/apps", true, 200),
+    ("GET", "/v1/apps/{app}", "/v1/apps/web", true, 200),
+    ("GET", "/v1/samples", "/v1/samples", true, 200),
+    ("GET", "/v1/events", "/v1/events", true, 200),
+    (
+        "POST",
+        "/v1/apps/{app}/actions/{action}",
+        "/v1/apps/web/actions/restart",
+        true,
+        403, // the app does not allow actions: the token passed, the app's policy refused
+    ),
+    (
+        "GET",
+        "/v1/apps/{app}/logs",
+        "/v1/apps/web/logs?limit=1",
+        true,
+        200,
+    ),
+    (
+        "GET",
+        "/v1/apps/{app}/logs/stream",
+        "/v1/apps/web/logs/stream",
+        true,
+        200,
+    ),
+    ("GET", "/v1/apps/{app}/env", "/v1/apps/web/env", true, 200),
+    ("PUT", "/v1/apps/{app}/env", "/v1/apps/web/env", true, 428), // no If-Match
 ];
 
 fn agent() -> (Workdir, RunningAgent) {
@@ -40,85 +70,129 @@ async fn assert_unauthorized(resp: reqwest::Response, what: &str) {
     );
 }
 
+/// An agent whose app has an `.env` file, so every route has something to answer.
+fn matrix_agent() -> (Workdir, RunningAgent) {
+    let work = Workdir::new();
+    let env = work.path("web.env");
+    let text = "PORT=8080\nAPI_KEY=matrix-env-secret-0123\n";
+    secret_env(text);
+    std::fs::write(&env, text).expect("env file");
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let agent = RunningAgent::start(&work.config(&format!(
+        "[[apps]]\nname = \"web\"\nsystemd_unit = \"web.service\"\nenv_file = \"{}\"\n",
+        env.display()
+    )));
+    (work, agent)
+}
+
+/// Whether `path` (its query dropped) is an instance of the document's `template`.
+fn instance_of(path: &str, template: &str) -> bool {
+    let path = path.split('?').next().unwrap_or(path);
+    let (p, t): (Vec<&str>, Vec<&str>) = (path.split('/').collect(), template.split('/').collect());
+    p.len() == t.len()
+        && p.iter()
+            .zip(&t)
+            .all(|(p, t)| p == t || (t.starts_with('{') && t.ends_with('}') && !p.is_empty()))
+}
+
 #[tokio::test]
-async fn every_route_but_healthz_needs_the_token() {
-    let (_work, agent) = agent();
+async fn the_auth_matrix_covers_every_documented_route() {
+    require_testbed();
+    let (_work, agent) = matrix_agent();
+    let doc = agent.get_json("/v1/openapi.json").await;
+    let mut documented = std::collections::BTreeMap::new();
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in ops.as_object().expect("operations") {
+            documented.insert(
+                (method.to_uppercase(), path.clone()),
+                op["security"].is_array(),
+            );
+        }
+    }
+    let matrix: std::collections::BTreeMap<(String, String), bool> = ROUTES
+        .iter()
+        .map(|(m, t, _, auth, _)| ((m.to_string(), t.to_string()), *auth))
+        .collect();
+    let missing: Vec<_> = documented
+        .keys()
+        .filter(|k| !matrix.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "documented routes missing from ROUTES: {missing:?}"
+    );
+    let extra: Vec<_> = matrix
+        .keys()
+        .filter(|k| !documented.contains_key(*k))
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "ROUTES has routes the document lacks: {extra:?}"
+    );
+    assert_eq!(
+        documented, matrix,
+        "the document's security and the matrix disagree on which routes need the token"
+    );
+    for (method, template, path, _, _) in ROUTES {
+        assert!(
+            instance_of(path, template),
+            "{method} {path} is not an instance of {template}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_only_the_token() {
+    require_testbed();
+    let (_work, agent) = matrix_agent();
+    let request = |method: &str, path: &str, auth: Option<String>| {
+        let mut req = agent
+            .client
+            .request(method.parse().expect("method"), agent.url(path));
+        if method == "PUT" {
+            req = req.json(&serde_json::json!({"set": {"PORT": "8081"}}));
+        }
+        if let Some(auth) = auth {
+            req = req.header("Authorization", auth);
+        }
+        req
+    };
+    for (method, _, path, needs_token, with_token) in ROUTES {
+        let wrong: [(&str, Option<String>); 4] = [
+            ("no token", None),
+            (
+                "a wrong token",
+                Some("Bearer wrong-token-0123456789abcdef".into()),
+            ),
+            (
+                "a prefix of the token",
+                Some(format!("Bearer {}", &TOKEN[..TOKEN.len() - 1])),
+            ),
+            ("the wrong scheme", Some(format!("Basic {TOKEN}"))),
+        ];
+        for (what, auth) in wrong {
+            // Streams answer their headers at once; their bodies are dropped unread.
+            let resp = request(method, path, auth).send().await.expect("request");
+            let what = format!("{method} {path} with {what}");
+            if *needs_token {
+                assert_unauthorized(resp, &what).await;
+            } else {
+                assert_eq!(resp.status(), 200, "{what}");
+            }
+        }
+        let resp = request(method, path, Some(format!("Bearer {TOKEN}")))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), *with_token, "{method} {path} with the token");
+    }
     let health = agent
         .client
         .get(agent.url("/healthz"))
         .send()
         .await
         .expect("healthz");
-    assert_eq!(health.status(), 200);
     assert_eq!(health.text().await.expect("body"), "ok");
-
-    for route in AUTHED_ROUTES {
-        let url = agent.url(route);
-        assert_unauthorized(
-            agent.client.get(&url).send().await.expect("req"),
-            &format!("{route} without token"),
-        )
-        .await;
-        assert_unauthorized(
-            agent
-                .client
-                .get(&url)
-                .bearer_auth("wrong-token-0123456789abcdef")
-                .send()
-                .await
-                .expect("req"),
-            &format!("{route} wrong token"),
-        )
-        .await;
-        assert_unauthorized(
-            agent
-                .client
-                .get(&url)
-                .bearer_auth(&TOKEN[..TOKEN.len() - 1])
-                .send()
-                .await
-                .expect("req"),
-            &format!("{route} token prefix"),
-        )
-        .await;
-        assert_unauthorized(
-            agent
-                .client
-                .get(&url)
-                .header("Authorization", format!("Basic {TOKEN}"))
-                .send()
-                .await
-                .expect("req"),
-            &format!("{route} wrong scheme"),
-        )
-        .await;
-        assert_eq!(
-            agent.get(route).await.status(),
-            200,
-            "{route} with the token"
-        );
-    }
-}
-
-#[tokio::test]
-async fn streams_and_mutations_need_the_token_too() {
-    let (_work, agent) = agent();
-    for (method, path) in [
-        (reqwest::Method::GET, "/v1/events"),
-        (reqwest::Method::GET, "/v1/apps/web/logs"),
-        (reqwest::Method::GET, "/v1/apps/web/logs/stream"),
-        (reqwest::Method::GET, "/v1/apps/web/env"),
-        (reqwest::Method::PUT, "/v1/apps/web/env"),
-        (reqwest::Method::POST, "/v1/apps/web/actions/restart"),
-    ] {
-        let resp = agent
-            .client
-            .request(method.clone(), agent.url(path))
-            .send()
-            .await
-            .expect("request");
-        assert_unauthorized(resp, &format!("{method} {path} without token")).await;
-    }
 }
 
 #[tokio::test]
@@ -214,5 +288,33 @@ async fn openapi_document_describes_the_routes() {
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
+    );
+    // A stream's schema describes each event, its `data` holding the JSON of the payload (found
+    // by scripts/api-fuzz.sh: the document said each event was the payload itself).
+    for (route, payload) in [
+        ("/v1/events", "AppEvent"),
+        ("/v1/apps/{app}/logs/stream", "LogEntry"),
+    ] {
+        let event = &doc["paths"][route]["get"]["responses"]["200"]["content"]["text/event-stream"]
+            ["schema"];
+        assert_eq!(
+            event["required"],
+            serde_json::json!(["event", "id", "data"]),
+            "{route}: {event}"
+        );
+        assert_eq!(
+            event["properties"]["data"]["contentMediaType"],
+            "application/json"
+        );
+        assert_eq!(
+            event["properties"]["data"]["contentSchema"]["$ref"],
+            format!("#/components/schemas/{payload}"),
+            "{route}: {event}"
+        );
+        assert!(schemas.contains_key(payload), "{payload} schema missing");
+    }
+    assert!(
+        doc["paths"]["/v1/apps/{app}/logs/stream"]["get"]["responses"]["502"].is_object(),
+        "a failing journald or Docker (502) is documented"
     );
 }

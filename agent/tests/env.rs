@@ -37,6 +37,7 @@ struct EnvAgent {
 fn agent_with_env(initial: &str) -> EnvAgent {
     let work = Workdir::new();
     let env = work.path("app.env");
+    secret_env(initial);
     std::fs::write(&env, initial).expect("env file");
     std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let agent = RunningAgent::start(&work.config(&format!(
@@ -60,6 +61,15 @@ async fn put_env(
     etag: Option<&str>,
     body: serde_json::Value,
 ) -> reqwest::Response {
+    // What is written is a secret: the secrets check proves no log holds it.
+    for value in body["set"]
+        .as_object()
+        .into_iter()
+        .flat_map(|set| set.values())
+    {
+        secret(value.as_str().unwrap_or_default());
+    }
+    secret_env(body["raw"].as_str().unwrap_or_default());
     let mut req = agent
         .client
         .put(agent.url("/v1/apps/web/env"))

@@ -118,6 +118,7 @@ fn tailscale_listen_without_tailscale_fails_clearly() {
         .env("PATH", work.path("empty-bin"))
         .output()
         .expect("run agent");
+    save_log("fleetdeck-agent-refused", Some(&out.stdout), &out.stderr);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(

@@ -222,8 +222,11 @@ async fn every_route_enforces_its_role() {
     ];
     let admin = Api::new(&f.collector, keys[4].1.as_deref().expect("admin key"));
     wait_app_state(&admin, "running").await;
-    // (method, path, the least role that may use it, the status it answers that role)
+    // (method, path, the least role that may use it, the status it answers that role); "public"
+    // needs no key. It must cover exactly the routes of the OpenAPI document (checked below), so a
+    // new route cannot skip its role.
     let routes: &[(&str, &str, &str, u16)] = &[
+        ("GET", "/healthz", "public", 200),
         ("GET", "/v1/openapi.json", "viewer", 200),
         ("GET", "/v1/fleet", "viewer", 200),
         ("GET", "/v1/hosts/near", "viewer", 200),
@@ -247,6 +250,28 @@ async fn every_route_enforces_its_role() {
         ("POST", "/v1/keys", "admin", 201),
         ("DELETE", "/v1/keys/nobody", "admin", 404),
     ];
+    let doc = admin.json("/v1/openapi.json").await;
+    assert_matrix_matches_the_document(&doc, routes);
+    // What scripts/api-fuzz.sh found undocumented: the 400 of a bad app name or action on the
+    // proxied routes, and the shape of a streamed event (its `data` holds the JSON payload).
+    for (method, route) in [
+        ("get", "/v1/hosts/{host}/apps/{app}/logs"),
+        ("get", "/v1/hosts/{host}/apps/{app}/logs/stream"),
+        ("get", "/v1/hosts/{host}/apps/{app}/env"),
+        ("put", "/v1/hosts/{host}/apps/{app}/env"),
+        ("post", "/v1/hosts/{host}/apps/{app}/actions/{action}"),
+    ] {
+        assert!(
+            doc["paths"][route][method]["responses"]["400"].is_object(),
+            "{method} {route}: its 400 is not documented"
+        );
+    }
+    let event = &doc["paths"]["/v1/events/stream"]["get"]["responses"]["200"]["content"]
+        ["text/event-stream"]["schema"];
+    assert_eq!(
+        event["properties"]["data"]["contentSchema"]["$ref"], "#/components/schemas/FleetEvent",
+        "{event}"
+    );
     let rank = |r: &str| ["viewer", "operator", "admin"].iter().position(|x| *x == r);
     let http = reqwest::Client::new();
     let mut n = 0;
@@ -270,7 +295,9 @@ async fn every_route_enforces_its_role() {
                 (Some(has), Some(needs)) => has >= needs,
                 _ => false,
             };
-            let want = if key.is_none() || *who == "bad key" {
+            let want = if *least == "public" {
+                *ok_status
+            } else if key.is_none() || *who == "bad key" {
                 401
             } else if expected_ok {
                 *ok_status
@@ -280,13 +307,6 @@ async fn every_route_enforces_its_role() {
             assert_eq!(status, want, "{who} {method} {path}");
         }
     }
-    // /healthz needs no key.
-    let health = http
-        .get(f.collector.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
-    assert_eq!(health.status(), 200);
     // Refused mutations are audited as denied, with the key's name; keys made at the command line
     // are audited too.
     let audit = admin.json("/v1/audit?limit=1000").await;
@@ -308,6 +328,67 @@ async fn every_route_enforces_its_role() {
             && e["action"] == "app.restart"
             && e["result"].as_str().is_some_and(|r| r.starts_with("ok"))),
         "{audit}"
+    );
+}
+
+/// Fails unless every (method, path) of the collector's OpenAPI document has exactly one row in
+/// `routes` and every row is a documented route, with the document's security where a key is needed.
+fn assert_matrix_matches_the_document(doc: &Value, routes: &[(&str, &str, &str, u16)]) {
+    let instance_of = |path: &str, template: &str| {
+        let path = path.split('?').next().unwrap_or(path);
+        let (p, t): (Vec<&str>, Vec<&str>) =
+            (path.split('/').collect(), template.split('/').collect());
+        p.len() == t.len()
+            && p.iter()
+                .zip(&t)
+                .all(|(p, t)| p == t || (t.starts_with('{') && t.ends_with('}') && !p.is_empty()))
+    };
+    let mut documented = Vec::new();
+    for (template, ops) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in ops.as_object().expect("operations") {
+            documented.push((
+                method.to_uppercase(),
+                template.clone(),
+                op["security"].is_array(),
+            ));
+        }
+    }
+    assert!(
+        documented.len() >= 2,
+        "an OpenAPI document without routes: {doc}"
+    );
+    let mut missing = Vec::new();
+    for (method, template, secured) in &documented {
+        let rows: Vec<_> = routes
+            .iter()
+            .filter(|(m, p, _, _)| m == method && instance_of(p, template))
+            .collect();
+        match rows.as_slice() {
+            [] => missing.push(format!("{method} {template}")),
+            [(_, path, least, _)] => assert_eq!(
+                *secured,
+                *least != "public",
+                "{method} {path}: the document's security and the matrix disagree"
+            ),
+            more => panic!("{method} {template} has several rows: {more:?}"),
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "documented routes missing from the role matrix: {missing:?}"
+    );
+    let undocumented: Vec<_> = routes
+        .iter()
+        .filter(|(m, p, _, _)| {
+            !documented
+                .iter()
+                .any(|(dm, t, _)| dm == m && instance_of(p, t))
+        })
+        .map(|(m, p, _, _)| format!("{m} {p}"))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "the role matrix has routes the OpenAPI document lacks: {undocumented:?}"
     );
 }
 
@@ -335,6 +416,8 @@ async fn env_logs_and_actions_go_through_the_agent() {
                 .expect("put")
         }
     };
+    secret("new secret #1");
+    secret("never written");
     let written = put(etag.clone(), "new secret #1").await;
     assert_eq!(written.status(), 200);
     let text = std::fs::read_to_string(&f.env_file).expect("env file");

@@ -14,7 +14,7 @@ async fn the_demo_serves_a_simulated_fleet() {
     let mut child = Command::new(collector_bin())
         .args(["--demo", "--port", "0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(log_file("fleetdeck-collector-demo").1))
         .spawn()
         .expect("spawn the demo");
     struct Kill(std::process::Child);
@@ -47,6 +47,8 @@ async fn the_demo_serves_a_simulated_fleet() {
         url.expect("the demo prints its URL"),
         key.expect("and a key"),
     );
+    // Printed on stdout on purpose; its log (stderr) must not hold it.
+    secret(&key);
     let api = Api {
         base,
         key,

@@ -1,14 +1,151 @@
 //! Test helpers shared by the agent's and the collector's integration tests: the real test bed
 //! (systemd user manager, journald, podman's Docker API), real processes and sockets. Nothing here
 //! is mocked.
+//!
+//! Every daemon a test starts logs into the run's log directory ([`log_dir`]), and every secret a
+//! test uses is recorded there ([`secret`], [`secret_env`]), so `scripts/check-secrets.sh` can
+//! prove that no secret reached a log.
 
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
 use std::future::Future;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Where this run's daemon logs and `secrets.txt` go: `$FLEETDECK_TEST_LOGS`, else
+/// `$CARGO_TARGET_DIR/test-logs` (if absolute), else `test-logs` in the target directory holding
+/// this test binary (`target/test-logs`). Created on first use.
+pub fn log_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .filter(|t| t.is_absolute());
+    let dir = if let Some(dir) = std::env::var_os("FLEETDECK_TEST_LOGS") {
+        PathBuf::from(dir)
+    } else if let Some(target) = target {
+        target.join("test-logs")
+    } else {
+        // A test binary is TARGET/debug/deps/NAME-HASH.
+        let exe = std::env::current_exe().expect("the test binary's path");
+        exe.ancestors()
+            .nth(3)
+            .map(|target| target.join("test-logs"))
+            .unwrap_or_else(|| PathBuf::from("target/test-logs"))
+    };
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
+        panic!(
+            "cannot create the test log directory {}: {e}",
+            dir.display()
+        )
+    });
+    dir
+}
+
+/// A new log file for one process, `WHAT-TESTPID-N.log` in [`log_dir`]: give it to the process as
+/// its stdout or stderr (`Stdio::from(file)`), or write its lines into it.
+pub fn log_file(what: &str) -> (PathBuf, File) {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name: String = what
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = log_dir().join(format!("{name}-{}-{n}.log", std::process::id()));
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot create log file {}: {e}", path.display()));
+    (path, file)
+}
+
+/// Saves what a finished process printed (`Command::output`) as its log. Pass its stdout only if
+/// it is a log: `keys create` and `--demo` print a key there on purpose.
+pub fn save_log(what: &str, stdout: Option<&[u8]>, stderr: &[u8]) {
+    let (path, mut file) = log_file(what);
+    let written = stdout
+        .map_or(Ok(()), |out| file.write_all(out))
+        .and_then(|()| file.write_all(stderr));
+    if let Err(e) = written {
+        panic!("cannot write log file {}: {e}", path.display());
+    }
+}
+
+/// Records `value` as a secret this test uses (a token, an API key, an `.env` value, a webhook URL
+/// with a token), so the secrets check can prove no log holds it. Each line of at least 6
+/// characters is recorded; shorter ones would match by chance.
+pub fn secret(value: &str) {
+    record_secrets(value.lines().map(|l| l.trim_end_matches('\r')));
+}
+
+/// Records the values of an `.env` text's `KEY=VALUE` lines as secrets (see [`secret`]); quotes
+/// around a value are dropped, comments and keys are not secrets.
+pub fn secret_env(text: &str) {
+    record_secrets(env_values(text).into_iter());
+}
+
+fn env_values(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            if line.starts_with('#') {
+                return None;
+            }
+            let (_, value) = line.split_once('=')?;
+            let value = value.trim();
+            Some(
+                value
+                    .strip_prefix('\'')
+                    .and_then(|v| v.strip_suffix('\''))
+                    .or_else(|| value.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+                    .unwrap_or(value),
+            )
+        })
+        .collect()
+}
+
+fn record_secrets<'a>(values: impl Iterator<Item = &'a str>) {
+    static SEEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut new = String::new();
+    for value in values {
+        if value.chars().count() >= 6 && seen.insert(value.to_owned()) {
+            new.push_str(value);
+            new.push('\n');
+        }
+    }
+    if new.is_empty() {
+        return;
+    }
+    let path = log_dir().join("secrets.txt");
+    // One append of all the lines: tests in other processes append to the same file.
+    let written = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(new.as_bytes()));
+    if let Err(e) = written {
+        panic!("cannot record a secret in {}: {e}", path.display());
+    }
+}
+
+/// A line-by-line copy of a child's output into its log file.
+fn tee_line(log: &mut File, line: &str) {
+    // A log that cannot be written fails the secrets check (the file is missing or short), not
+    // the test that happened to run the daemon.
+    let _ = writeln!(log, "{line}");
+}
 
 /// A daemon under test (agent or collector): started, its stderr read line by line, ready once it
 /// logs `listening addr=...`; killed when dropped.
@@ -21,11 +158,19 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Spawns `cmd` with `RUST_LOG=rust_log` and waits up to 20 s for its listening address.
+    /// Spawns `cmd` with `RUST_LOG=rust_log` (or `$FLEETDECK_TEST_RUST_LOG`, to run the suite at
+    /// another level, e.g. `debug` for the secrets check) and waits up to 20 s for its listening
+    /// address. Its stdout and stderr go to its own file in [`log_dir`] too.
     pub fn spawn(cmd: &mut Command, what: &str, rust_log: &str) -> Self {
+        let rust_log = std::env::var("FLEETDECK_TEST_RUST_LOG").unwrap_or_else(|_| rust_log.into());
+        let (_, mut log) = log_file(what);
+        let stdout = log
+            .try_clone()
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null());
         let mut child = cmd
-            .env("RUST_LOG", rust_log)
-            .stdout(Stdio::null())
+            .env("RUST_LOG", &rust_log)
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
@@ -33,9 +178,9 @@ impl Daemon {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                tee_line(&mut log, &line);
+                // The test may have dropped the daemon: keep copying to the log until EOF.
+                let _ = tx.send(line);
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -179,6 +324,7 @@ pub fn run(cmd: &str, args: &[&str]) -> String {
 #[derive(Debug)]
 pub struct TransientUnit {
     pub name: String,
+    script_path: PathBuf,
 }
 
 impl TransientUnit {
@@ -191,9 +337,17 @@ impl TransientUnit {
             args.push("-p");
             args.push(p);
         }
-        args.extend(["busybox", "sh", "-c", script]);
+        // The script runs from a file: systemd 252 writes `;` in a transient unit's command line
+        // as `\;` and reads it back so after any `daemon-reload` (another test's), which broke the
+        // next restart of such a unit.
+        let dir = std::env::temp_dir().join("fleetdeck-testkit-units");
+        std::fs::create_dir_all(&dir).expect("unit script dir");
+        let script_path = dir.join(format!("{name}.sh"));
+        std::fs::write(&script_path, script).expect("unit script");
+        let script_arg = script_path.to_str().expect("utf-8 temp dir").to_owned();
+        args.extend(["busybox", "sh", script_arg.as_str()]);
         run("systemd-run", &args);
-        Self { name }
+        Self { name, script_path }
     }
 
     pub fn main_pid(&self) -> u32 {
@@ -213,6 +367,7 @@ impl Drop for TransientUnit {
         let _ = Command::new("systemctl")
             .args(["--user", "reset-failed", &self.name])
             .output();
+        let _ = std::fs::remove_file(&self.script_path);
     }
 }
 
@@ -382,5 +537,20 @@ impl Drop for UnitFile {
         let _ = Command::new("systemctl")
             .args(["--user", "daemon-reload"])
             .output();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env_values;
+
+    #[test]
+    fn env_values_are_the_values_unquoted() {
+        assert_eq!(
+            env_values(
+                "# a comment=x\nPORT=8080\n\nA='single q'\n B = \"double\" \nnot a pair\nE=\n"
+            ),
+            vec!["8080", "single q", "double", ""]
+        );
     }
 }

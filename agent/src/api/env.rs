@@ -36,7 +36,8 @@ pub async fn get(
         (status = 404, body = ErrorBody),
         (status = 412, description = "the file changed since it was read", body = ErrorBody),
         (status = 422, description = "invalid key, or the result would not parse or read back", body = ErrorBody),
-        (status = 428, description = "If-Match is missing", body = ErrorBody)
+        (status = 428, description = "If-Match is missing", body = ErrorBody),
+        (status = 507, description = "the disk holding the file is full: nothing was changed; free space and retry", body = ErrorBody)
     ),
     security(("bearer" = []))
 )]

@@ -91,7 +91,8 @@ pub async fn page(
         (status = 200, description = "an SSE stream of log entries", content_type = "text/event-stream", body = LogEntry),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)
+        (status = 404, body = ErrorBody),
+        (status = 502, description = "journald or Docker failed", body = ErrorBody)
     ),
     security(("bearer" = []))
 )]

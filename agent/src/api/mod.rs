@@ -18,7 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use fleetdeck_daemon::http::{not_found, BearerAuth};
+use fleetdeck_daemon::http::{not_found, BearerAuth, SseEvents};
 use fleetdeck_proto::ErrorBody;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -113,6 +113,7 @@ impl IntoResponse for ApiError {
                     E::File(F::Write { .. }) => {
                         (StatusCode::INTERNAL_SERVER_ERROR, "env_write_failed")
                     }
+                    E::File(F::DiskFull { .. }) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
                 }
             }
             Self::PreconditionRequired => (StatusCode::PRECONDITION_REQUIRED, "if_match_required"),
@@ -152,7 +153,7 @@ impl IntoResponse for ApiError {
         env::put,
     ),
     components(schemas(fleetdeck_proto::ErrorBody)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &SseEvents)
 )]
 #[derive(Debug)]
 pub struct ApiDoc;

@@ -125,7 +125,8 @@ pub fn parse_rfc3339_ns(ts: &str) -> Option<u64> {
             digits[3..].parse::<u64>().unwrap_or(0)
         })
         .unwrap_or(0);
-    Some(ms * 1_000_000 + sub_ms)
+    // Past the year 2554 nanoseconds do not fit in a u64: no time rather than a wrong one.
+    ms.checked_mul(1_000_000)?.checked_add(sub_ms)
 }
 
 fn build_grep(query: &LogQuery) -> Result<Option<regex_lite::Regex>, DockerError> {
@@ -307,5 +308,9 @@ mod tests {
             parse_rfc3339_ns("2024-05-01T12:00:00.000000001+02:00"),
             Some(1_714_557_600_000_000_001)
         );
+        // Past 2554 the nanoseconds overflow a u64: no time (it panicked in debug builds, and
+        // wrapped to a wrong one in release).
+        assert!(crate::docker::parse_docker_time("2600-01-01T00:00:00Z").is_some());
+        assert_eq!(parse_rfc3339_ns("2600-01-01T00:00:00Z"), None);
     }
 }

@@ -26,10 +26,38 @@ pub enum DockerError {
         socket: String,
         source: bollard::errors::Error,
     },
+    #[error("cannot reach the Docker API at {socket} ({cause}); is Docker (or podman's API service) running there? The agent uses docker_socket from its config, else DOCKER_HOST")]
+    Unreachable { socket: String, cause: String },
     #[error("Docker API call failed: {0}")]
     Call(bollard::errors::Error),
     #[error("invalid query: {0}")]
     Query(String),
+}
+
+/// A failed call as the agent reports it: [`DockerError::Unreachable`] with the OS's reason (which
+/// bollard's own message leaves out) when the engine could not be connected to at all.
+pub(crate) fn call_failed(socket: &str, e: bollard::errors::Error) -> DockerError {
+    use std::io::ErrorKind;
+    let unreachable = match &e {
+        bollard::errors::Error::HyperLegacyError { err } => err.is_connect(),
+        bollard::errors::Error::IOError { err } => matches!(
+            err.kind(),
+            ErrorKind::NotFound | ErrorKind::ConnectionRefused | ErrorKind::PermissionDenied
+        ),
+        _ => false,
+    };
+    if !unreachable {
+        return DockerError::Call(e);
+    }
+    // The innermost cause says why, e.g. "No such file or directory (os error 2)".
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    DockerError::Unreachable {
+        socket: socket.to_owned(),
+        cause: cause.to_string(),
+    }
 }
 
 /// CPU counters of the previous stats call, to turn the next one into a percentage.
@@ -108,7 +136,7 @@ impl DockerSource {
                 self.cpu.lock().await.remove(name);
                 return Ok(None);
             }
-            Err(e) => return Err(DockerError::Call(e)),
+            Err(e) => return Err(call_failed(&self.socket, e)),
         };
         let mut facts = ContainerFacts::from_inspect(&inspect);
         facts.stopped_on_purpose = self.stopped_on_purpose(name, facts.started_unix_ms).await;
@@ -189,7 +217,7 @@ impl DockerSource {
             }) => Ok(false),
             Err(e) => {
                 self.reset().await;
-                Err(DockerError::Call(e))
+                Err(call_failed(&self.socket, e))
             }
         }
     }

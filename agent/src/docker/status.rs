@@ -150,8 +150,8 @@ pub fn parse_docker_time(s: &str) -> Option<u64> {
     }
     let (base, offset_secs) = split_offset(s)?;
     let t = humantime::parse_rfc3339_weak(base).ok()?;
-    let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
-    u64::try_from(ms - offset_secs * 1000).ok()
+    let ms = i64::try_from(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis()).ok()?;
+    u64::try_from(ms.checked_sub(offset_secs.checked_mul(1000)?)?).ok()
 }
 
 /// Splits `...Z` or `...+HH:MM` / `...-HH:MM` into the local part and its offset from UTC.
@@ -164,7 +164,12 @@ fn split_offset(s: &str) -> Option<(&str, i64)> {
     let (base, off) = s.split_at(pos);
     let sign = if off.starts_with('-') { -1 } else { 1 };
     let (h, m) = off[1..].split_once(':')?;
-    let secs = h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60;
+    // Checked: an absurd offset is no time, not an overflow (found by fuzzing).
+    let secs = h
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(3600)?
+        .checked_add(m.parse::<i64>().ok()?.checked_mul(60)?)?;
     Some((base, sign * secs))
 }
 
@@ -212,6 +217,14 @@ mod tests {
     fn docker_times() {
         assert_eq!(parse_docker_time("0001-01-01T00:00:00Z"), None);
         assert_eq!(parse_docker_time(""), None);
+        // Found by fuzzing (fuzz/, log_cursors): offsets too large for i64 arithmetic panicked.
+        for absurd in [
+            "2024-05-01T10:00:00+9999999999999999:00",
+            "2024-05-01T10:00:00-00:9999999999999999999",
+            "2024-05-01T10:00:00+3000000000000000:00",
+        ] {
+            assert_eq!(parse_docker_time(absurd), None, "{absurd}");
+        }
         assert_eq!(
             parse_docker_time("2024-05-01T10:00:00Z"),
             Some(1_714_557_600_000)

@@ -14,6 +14,8 @@ use futures_util::StreamExt;
 use super::DockerError;
 
 /// Watches `containers` on the API at `socket` until the process ends, reconnecting with backoff.
+/// The backoff starts again from its shortest once the engine answers, so an engine restarted
+/// often (a Docker or podman upgrade) is not watched with the longest delay.
 pub async fn watch_containers<F, Fut>(
     socket: String,
     containers: Vec<String>,
@@ -23,30 +25,33 @@ pub async fn watch_containers<F, Fut>(
     F: Fn(String, String, u64) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let mut backoff = Duration::from_millis(500);
+    const FIRST: Duration = Duration::from_millis(500);
+    let mut backoff = FIRST;
     let mut since = since_unix_ms;
+    let mut failed = false;
     loop {
-        match watch_once(&socket, &containers, &mut since, &on_change).await {
-            Ok(()) => backoff = Duration::from_millis(500),
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "Docker event watch failed; container changes are seen by polling until it is back");
+        let result = match connect(&socket).await {
+            Ok(docker) => {
+                if failed {
+                    tracing::info!("Docker event watch is back");
+                }
+                failed = false;
+                backoff = FIRST;
+                watch_once(&docker, &containers, &mut since, &on_change).await
             }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            failed = true;
+            tracing::warn!(error = %e, retry_in = ?backoff, "Docker event watch failed; container changes are seen by polling until it is back");
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
-async fn watch_once<F, Fut>(
-    socket: &str,
-    containers: &[String],
-    since: &mut u64,
-    on_change: &F,
-) -> Result<(), DockerError>
-where
-    F: Fn(String, String, u64) -> Fut,
-    Fut: Future<Output = ()>,
-{
+/// A client of the API at `socket` that has answered a ping.
+async fn connect(socket: &str) -> Result<Docker, DockerError> {
     // The event stream stays open for as long as the agent runs: no request timeout on it.
     let forever = super::FOREVER.as_secs();
     let docker = if socket.starts_with("unix://") {
@@ -58,6 +63,30 @@ where
         socket: socket.to_owned(),
         source,
     })?;
+    // Bounded, unlike the stream: an engine that accepts but does not answer is retried.
+    tokio::time::timeout(
+        Duration::from_secs(super::REQUEST_TIMEOUT_SECS),
+        docker.ping(),
+    )
+    .await
+    .map_err(|_| DockerError::Connect {
+        socket: socket.to_owned(),
+        source: bollard::errors::Error::RequestTimeoutError,
+    })?
+    .map_err(|e| super::call_failed(socket, e))?;
+    Ok(docker)
+}
+
+async fn watch_once<F, Fut>(
+    docker: &Docker,
+    containers: &[String],
+    since: &mut u64,
+    on_change: &F,
+) -> Result<(), DockerError>
+where
+    F: Fn(String, String, u64) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let filters = HashMap::from([
         ("type".to_owned(), vec!["container".to_owned()]),
         ("container".to_owned(), containers.to_vec()),

@@ -38,6 +38,13 @@ pub enum EnvError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// The filesystem (or the owner's quota) has no room for the new file: nothing was replaced,
+    /// and the same edit succeeds once space is freed.
+    #[error("cannot write {path}: the filesystem holding it is full ({error}); the file is unchanged. Free space on that filesystem (or raise the quota), then send the same edit again")]
+    DiskFull {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("the file changed since it was read (etag {current} is current, not {given}); read it again and redo the edit")]
     Stale { current: String, given: String },
     #[error("{0}")]
@@ -145,6 +152,9 @@ pub fn apply(text: &str, update: &EnvUpdate) -> Result<String, EnvError> {
     if let Some(k) = update.unset.iter().find(|k| update.set.contains_key(*k)) {
         return Err(EnvError::Invalid(format!("{k:?} is both set and unset")));
     }
+    // A key listed twice is unset once: its statements must be removed once each (found by
+    // fuzzing: removing a range twice panicked).
+    let unset: std::collections::BTreeSet<&String> = update.unset.iter().collect();
     let current = parse(text).map_err(|e| {
         EnvError::Invalid(format!("the file does not parse ({e}), so an edit could not be checked; fix it with a raw write"))
     })?;
@@ -159,15 +169,24 @@ pub fn apply(text: &str, update: &EnvUpdate) -> Result<String, EnvError> {
             ))
         })?;
         match current.iter().rev().find(|a| &a.key == key) {
+            // A comment may follow a quoted value without a blank (`A="x"# note`); after an
+            // unquoted one it would become part of the value, so a blank goes between them
+            // (found by fuzzing: such an edit was refused as not reading back).
+            Some(a)
+                if text[a.value_span.end..].starts_with('#')
+                    && !quoted.starts_with(['\'', '"']) =>
+            {
+                edits.push((a.value_span.clone(), format!("{quoted} ")))
+            }
             Some(a) => edits.push((a.value_span.clone(), quoted)),
             None => appended.push(format!("{key}={quoted}")),
         }
     }
-    for key in &update.unset {
+    for key in &unset {
         edits.extend(
             current
                 .iter()
-                .filter(|a| &a.key == key)
+                .filter(|a| &a.key == *key)
                 .map(|a| (a.statement.clone(), String::new())),
         );
     }
@@ -188,8 +207,8 @@ pub fn apply(text: &str, update: &EnvUpdate) -> Result<String, EnvError> {
     }
     // The new file must read back: every untouched key as before, set keys as set, unset gone.
     let mut want = values(&current);
-    for key in &update.unset {
-        want.remove(key);
+    for key in &unset {
+        want.remove(*key);
     }
     want.extend(update.set.iter().map(|(k, v)| (k.clone(), v.clone())));
     let got = parse(&new).map(|a| values(&a)).map_err(|e| {
@@ -232,11 +251,28 @@ pub fn write(path: &Path, if_match: &str, update: &EnvUpdate) -> Result<String, 
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| EnvError::Invalid("the file is not UTF-8 text; fix it on the host".into()))?;
     let new = apply(text, update)?;
-    replace(&target, new.as_bytes()).map_err(|error| EnvError::Write {
-        path: target.clone(),
-        error,
+    replace(&target, new.as_bytes()).map_err(|error| {
+        if is_disk_full(&error) {
+            EnvError::DiskFull {
+                path: target.clone(),
+                error,
+            }
+        } else {
+            EnvError::Write {
+                path: target.clone(),
+                error,
+            }
+        }
     })?;
     Ok(etag(new.as_bytes()))
+}
+
+/// ENOSPC or EDQUOT: no room for the new file, which freeing space fixes.
+fn is_disk_full(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// The atomic replacement of `target` by `content` (see the module docs).
@@ -279,7 +315,10 @@ fn replace(target: &Path, content: &[u8]) -> std::io::Result<()> {
         return Err(e);
     }
     drop(file);
-    rotate_backups(dir, &name, target)?;
+    if let Err(e) = rotate_backups(dir, &name, target) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
     if let Err(e) = std::fs::rename(&temp, target) {
         let _ = std::fs::remove_file(&temp);
         return Err(e);
@@ -363,6 +402,32 @@ mod tests {
         assert_eq!(apply(text, &update(&[], &["A"])).expect("ok"), "B=3\n");
     }
 
+    // Found by fuzzing (fuzz/, env_roundtrip): a key unset twice removed its line twice and
+    // panicked on a range past the end of the text.
+    #[test]
+    fn a_key_unset_twice_is_unset_once() {
+        let text = "m=\nA=1\nm=2\n";
+        assert_eq!(
+            apply(text, &update(&[], &["m", "m", "A", "m"])).expect("ok"),
+            ""
+        );
+    }
+
+    // Found by fuzzing (fuzz/, env_parse): `A="x"# c` is a valid line whose comment has no blank
+    // before it; written unquoted, the new value swallowed the comment and the edit was refused.
+    #[test]
+    fn an_unquoted_value_before_a_comment_keeps_the_comment() {
+        let text = "A=\"old\"# c\nB='x'#d\r\nC=\"y\" # e\n";
+        let new = apply(
+            text,
+            &update(&[("A", "new"), ("B", "it's"), ("C", "z")], &[]),
+        )
+        .expect("applies");
+        assert_eq!(new, "A=new # c\nB=it's #d\r\nC=z # e\n");
+        let new = apply(text, &update(&[("A", "two words#")], &[])).expect("applies");
+        assert_eq!(new, "A='two words#'# c\nB='x'#d\r\nC=\"y\" # e\n");
+    }
+
     #[test]
     fn refusals() {
         for (text, upd, needle) in [
@@ -416,6 +481,27 @@ mod tests {
         let e = read(&big).expect_err("too big").to_string();
         assert!(e.contains("larger than"), "{e}");
         assert!(read(Path::new("/dev/zero")).is_err());
+    }
+
+    #[test]
+    fn a_failed_backup_rotation_leaves_the_file_and_no_temp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = dir.path().join("x.env");
+        std::fs::write(&env, "A=1\n").expect("write");
+        // Backup 2 cannot rotate onto backup 3, a non-empty directory.
+        std::fs::write(backup_path(dir.path(), "x.env", 2), "A=0\n").expect("backup 2");
+        let three = backup_path(dir.path(), "x.env", 3);
+        std::fs::create_dir(&three).expect("dir");
+        std::fs::write(three.join("keep"), "").expect("file in dir");
+        let e = write(&env, &etag(b"A=1\n"), &update(&[("A", "2")], &[])).expect_err("refused");
+        assert!(matches!(e, EnvError::Write { .. }), "{e}");
+        assert_eq!(std::fs::read_to_string(&env).expect("read"), "A=1\n");
+        let temps: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+            .collect();
+        assert!(temps.is_empty(), "{temps:?}");
     }
 
     #[test]

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use fleetdeck_proto::{Cpu, Filesystem, HostMetrics, Load, Memory, NetInterface, Swap};
 use procfs::prelude::*;
-use procfs::{CpuTime, KernelStats, LoadAverage, Meminfo, Uptime};
+use procfs::{CpuTime, KernelStats, LoadAverage, Uptime};
 
-pub use parse::{busy_fraction, real_mounts, storage_filesystems, RealMount};
+pub use parse::{busy_fraction, meminfo, real_mounts, storage_filesystems, MemInfo, RealMount};
 
 /// A rate baseline is replaced only once it is this old, so that two clients polling a moment
 /// apart still see rates over a meaningful window.
@@ -121,8 +121,11 @@ impl HostReader {
             }
             rates
         };
-        let meminfo = Meminfo::from_read(read_bytes("/proc/meminfo")?.as_slice())
-            .map_err(|e| parse_err("/proc/meminfo", e))?;
+        let meminfo =
+            meminfo(&read_text("/proc/meminfo")?).map_err(|message| HostError::Parse {
+                path: "/proc/meminfo",
+                message,
+            })?;
         let load = LoadAverage::from_read(read_bytes("/proc/loadavg")?.as_slice())
             .map_err(|e| parse_err("/proc/loadavg", e))?;
         let uptime = Uptime::from_read(read_bytes("/proc/uptime")?.as_slice())

@@ -20,12 +20,20 @@ const IMAGE_FILESYSTEMS: &[&str] = &["squashfs", "erofs", "iso9660"];
 /// The filesystem types that hold real storage: those `/proc/filesystems` lists without `nodev`
 /// (ext4, xfs, btrfs, ...), less read-only images, plus the `nodev` ones that are real storage
 /// (zfs, nfs, ...). Types the kernel does not list there at all (nsfs) are not real either.
+/// Each line is a type, after `nodev` and a tab if it has no block device; a line of any other
+/// shape names no type (found by fuzzing: `\tnodev\tx` was taken for a type `nodev\tx`).
 pub fn storage_filesystems(proc_filesystems: &str) -> Vec<String> {
     proc_filesystems
         .lines()
-        .filter_map(|l| match l.strip_prefix("nodev") {
-            Some(t) => Some(t.trim()).filter(|t| NODEV_BUT_REAL.contains(t)),
-            None => Some(l.trim()).filter(|t| !t.is_empty() && !IMAGE_FILESYSTEMS.contains(t)),
+        .filter_map(|l| {
+            let mut fields = l.split_whitespace();
+            match (fields.next(), fields.next(), fields.next()) {
+                (Some("nodev"), Some(t), None) => Some(t).filter(|t| NODEV_BUT_REAL.contains(t)),
+                (Some(t), None, None) if t != "nodev" => {
+                    Some(t).filter(|t| !IMAGE_FILESYSTEMS.contains(t))
+                }
+                _ => None,
+            }
         })
         .map(str::to_owned)
         .collect()
@@ -71,7 +79,8 @@ pub fn real_mounts(mountinfo: &str, storage: &[String]) -> Vec<RealMount> {
     out.into_iter().map(|(_, m)| m).collect()
 }
 
-/// mountinfo escapes space, tab, newline and backslash as `\040`-style octal.
+/// mountinfo escapes space, tab, newline and backslash as `\040`-style octal. An escape above
+/// `\377` is no byte, so it stays as written (found by fuzzing: `\777` overflowed a u8).
 fn unescape_octal(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -79,7 +88,8 @@ fn unescape_octal(s: &str) -> String {
     while i < b.len() {
         if b[i] == b'\\'
             && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+            && (b'0'..=b'3').contains(&b[i + 1])
+            && b[i + 2..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
@@ -91,21 +101,76 @@ fn unescape_octal(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The figures of `/proc/meminfo` the agent reports, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemInfo {
+    pub mem_total: u64,
+    pub mem_free: u64,
+    /// Since Linux 3.14.
+    pub mem_available: Option<u64>,
+    pub swap_total: u64,
+    pub swap_free: u64,
+}
+
+/// Reads `/proc/meminfo` (`Name:   123 kB` lines). Not procfs's `Meminfo`: that one panics on a
+/// field name ending in a multi-byte character and overflows on sizes past a u64 (found by
+/// fuzzing, procfs 0.18); here a line that is not a size is skipped and an absurd size refused.
+pub fn meminfo(text: &str) -> Result<MemInfo, String> {
+    let mut fields = std::collections::HashMap::new();
+    for line in text.lines() {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let (Some(Ok(value)), unit, None) = (
+            words.next().map(str::parse::<u64>),
+            words.next(),
+            words.next(),
+        ) else {
+            continue;
+        };
+        let bytes = match unit {
+            None => Some(value),
+            Some("kB") => value.checked_mul(1024),
+            Some(_) => continue,
+        };
+        let bytes = bytes.ok_or_else(|| format!("{name} is larger than 16 EiB"))?;
+        fields.insert(name.trim(), bytes);
+    }
+    let need = |name: &str| {
+        fields
+            .get(name)
+            .copied()
+            .ok_or_else(|| format!("no {name} line"))
+    };
+    Ok(MemInfo {
+        mem_total: need("MemTotal")?,
+        mem_free: need("MemFree")?,
+        mem_available: fields.get("MemAvailable").copied(),
+        swap_total: need("SwapTotal")?,
+        swap_free: need("SwapFree")?,
+    })
+}
+
 /// The fraction of time not idle between two readings, or `None` if no time passed.
 /// Guest time is already inside user time, so it is not added again.
 pub fn busy_fraction(old: &CpuTime, new: &CpuTime) -> Option<f64> {
+    // Checked: counters that do not fit in a u64 together are garbage, not a reading.
     let total = |c: &CpuTime| {
-        c.user
-            + c.nice
-            + c.system
-            + c.idle
-            + c.iowait.unwrap_or(0)
-            + c.irq.unwrap_or(0)
-            + c.softirq.unwrap_or(0)
-            + c.steal.unwrap_or(0)
+        [
+            c.nice,
+            c.system,
+            c.idle,
+            c.iowait.unwrap_or(0),
+            c.irq.unwrap_or(0),
+            c.softirq.unwrap_or(0),
+            c.steal.unwrap_or(0),
+        ]
+        .into_iter()
+        .try_fold(c.user, u64::checked_add)
     };
-    let idle = |c: &CpuTime| c.idle + c.iowait.unwrap_or(0);
-    let dt = total(new).checked_sub(total(old))?;
+    let idle = |c: &CpuTime| c.idle.saturating_add(c.iowait.unwrap_or(0));
+    let dt = total(new)?.checked_sub(total(old)?)?;
     if dt == 0 {
         return None;
     }
@@ -127,6 +192,11 @@ mod tests {
         assert_eq!(
             storage_filesystems(FILESYSTEMS),
             ["ext4", "xfs", "zfs", "nfs4", "btrfs"]
+        );
+        // Found by fuzzing (fuzz/, proc_parsers): a line of another shape is no type at all.
+        assert_eq!(
+            storage_filesystems("\tnodev\tmqueue\nnodev\nnodev zfs extra\n ext4 \n\n"),
+            ["ext4"]
         );
     }
 
@@ -167,6 +237,42 @@ bad line without separator
         assert_eq!(got, want);
     }
 
+    #[test]
+    fn octal_escapes_above_a_byte_stay_as_written() {
+        // Found by fuzzing (fuzz/, proc_parsers): `\777` overflowed a u8 and panicked.
+        assert_eq!(unescape_octal("/a\\040b\\134c"), "/a b\\c");
+        assert_eq!(unescape_octal("/x\\777\\400\\0"), "/x\\777\\400\\0");
+    }
+
+    #[test]
+    fn meminfo_in_bytes() {
+        let text = "MemTotal:       24684084 kB\nMemFree:        11930320 kB\n\
+            MemAvailable:   22303120 kB\nHugePages_Total:       0\nSwapTotal:       1048572 kB\n\
+            SwapFree:        1048572 kB\nnot a line\nOdd: x kB\n";
+        assert_eq!(
+            meminfo(text),
+            Ok(MemInfo {
+                mem_total: 24684084 * 1024,
+                mem_free: 11930320 * 1024,
+                mem_available: Some(22303120 * 1024),
+                swap_total: 1048572 * 1024,
+                swap_free: 1048572 * 1024,
+            })
+        );
+        // Found by fuzzing (fuzz/, proc_parsers): procfs's parser panicked on both of these.
+        let odd_name = text.replace("Odd:", "Odd\u{fa}:");
+        assert!(meminfo(&odd_name).is_ok());
+        let huge = text.replace("24684084", &u64::MAX.to_string());
+        assert_eq!(
+            meminfo(&huge),
+            Err("MemTotal is larger than 16 EiB".to_owned())
+        );
+        assert_eq!(
+            meminfo("MemTotal: 1 kB\n"),
+            Err("no MemFree line".to_owned())
+        );
+    }
+
     fn stat(text: &str) -> KernelStats {
         let si = ExplicitSystemInfo {
             boot_time_secs: 0,
@@ -188,5 +294,8 @@ bad line without separator
         assert_eq!(busy_fraction(&a.total, &a.total), None);
         // counters that went backwards (a different boot) give no figure
         assert_eq!(busy_fraction(&b.total, &a.total), None);
+        // nor do counters whose sum overflows a u64 (it panicked in debug builds)
+        let huge = stat(&format!("cpu  {m} {m} 0 0 0 0 0 0 0 0\ncpu0 {m} {m} 0 0 0 0 0 0 0 0\nctxt 1\nbtime 1\nprocesses 1\n", m = u64::MAX));
+        assert_eq!(busy_fraction(&a.total, &huge.total), None);
     }
 }

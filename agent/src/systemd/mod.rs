@@ -71,6 +71,14 @@ pub enum SystemdError {
     },
 }
 
+impl SystemdError {
+    /// systemd answered that the unit does not exist (no unit file, or a transient unit that is
+    /// gone): the host lacks the target, systemd itself did not fail.
+    pub fn is_no_such_unit(&self) -> bool {
+        matches!(self, Self::Call(zbus::Error::MethodError(name, _, _)) if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit")
+    }
+}
+
 /// How long a start, stop or restart job may take before the agent stops waiting for it.
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 

@@ -30,6 +30,7 @@ pub struct Workdir {
 
 impl Workdir {
     pub fn new() -> Self {
+        secret(TOKEN);
         let dir = tempfile::tempdir().expect("temp dir");
         let token = dir.path().join("agent.token");
         std::fs::write(&token, format!("{TOKEN}\n")).expect("write token");
@@ -152,6 +153,7 @@ pub fn refused(config: &Path, extra: &[&str]) -> String {
         .args(extra)
         .output()
         .expect("run fleetdeck-agent");
+    save_log("fleetdeck-agent-refused", Some(&out.stdout), &out.stderr);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(
         out.status.code(),

@@ -17,7 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use fleetdeck_daemon::http::{not_found, BearerAuth};
+use fleetdeck_daemon::http::{not_found, BearerAuth, SseEvents};
 use fleetdeck_proto::{ErrorBody, Role};
 use utoipa::OpenApi;
 
@@ -145,7 +145,7 @@ fn require(caller: &Caller, role: Role) -> Result<(), ApiError> {
         admin::delete_key,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &SseEvents)
 )]
 #[derive(Debug)]
 pub struct ApiDoc;

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use fleetdeck_proto::{
-    ActionOutcome, EnvFile, EnvUpdate, EnvWritten, ErrorBody, LogEntry, LogPage, Role,
+    ActionOutcome, AppAction, EnvFile, EnvUpdate, EnvWritten, ErrorBody, LogEntry, LogPage, Role,
 };
 use reqwest::Method;
 use std::time::Duration;
@@ -130,7 +130,11 @@ fn outcome(result: &Result<Response, ApiError>) -> String {
         ("limit" = Option<usize>, Query), ("before" = Option<String>, Query),
         ("grep" = Option<String>, Query), ("priority" = Option<String>, Query)
     ),
-    responses((status = 200, body = LogPage), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)),
+    responses(
+        (status = 200, body = LogPage),
+        (status = 400, description = "not an app name, or a parameter the agent refuses", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)
+    ),
     security(("bearer" = []))
 )]
 pub async fn logs(
@@ -159,6 +163,7 @@ pub async fn logs(
     params(("host" = String, Path), ("app" = String, Path), ("Last-Event-ID" = Option<String>, Header)),
     responses(
         (status = 200, description = "an SSE stream of log entries", content_type = "text/event-stream", body = LogEntry),
+        (status = 400, description = "not an app name", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)
     ),
     security(("bearer" = []))
@@ -190,7 +195,11 @@ pub async fn logs_stream(
     get,
     path = "/v1/hosts/{host}/apps/{app}/env",
     params(("host" = String, Path), ("app" = String, Path)),
-    responses((status = 200, body = EnvFile), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)),
+    responses(
+        (status = 200, body = EnvFile), (status = 400, description = "not an app name", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 502, body = ErrorBody)
+    ),
     security(("bearer" = []))
 )]
 pub async fn env_get(
@@ -216,7 +225,9 @@ pub async fn env_get(
     params(("host" = String, Path), ("app" = String, Path), ("If-Match" = String, Header)),
     request_body = EnvUpdate,
     responses(
-        (status = 200, body = EnvWritten), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 200, body = EnvWritten),
+        (status = 400, description = "not an app name, or an update over 2 MiB", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 428, body = ErrorBody), (status = 502, body = ErrorBody)
     ),
@@ -277,9 +288,11 @@ pub async fn env_put(
 #[utoipa::path(
     post,
     path = "/v1/hosts/{host}/apps/{app}/actions/{action}",
-    params(("host" = String, Path), ("app" = String, Path), ("action" = String, Path, description = "start, stop or restart")),
+    params(("host" = String, Path), ("app" = String, Path), ("action" = AppAction, Path, description = "start, stop or restart")),
     responses(
-        (status = 200, body = ActionOutcome), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 200, body = ActionOutcome),
+        (status = 400, description = "not an app name, or not start, stop or restart", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)
     ),
     security(("bearer" = []))

@@ -55,8 +55,14 @@ impl Workdir {
         self.dir.path().join(name)
     }
 
-    /// Writes `name` with mode 0600.
+    /// Writes `name` with mode 0600, and records its content as secrets for the secrets check:
+    /// the values of an `.env` file (`*.env`), or each line of anything else (a token).
     pub fn secret(&self, name: &str, text: &str) -> PathBuf {
+        if name.ends_with(".env") {
+            secret_env(text);
+        } else {
+            secret(text);
+        }
         let path = self.path(name);
         std::fs::write(&path, text).expect("write secret");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
@@ -75,6 +81,7 @@ pub const RUST_LOG: &str = "info,fleetdeck_collector=debug";
 
 /// An agent config in `work` listening on `listen`, watching `apps` (TOML tables).
 pub fn agent_config(work: &Workdir, name: &str, listen: &str, apps: &str) -> PathBuf {
+    // Workdir::secret records the token for the secrets check.
     work.secret(&format!("{name}.token"), AGENT_TOKEN);
     work.write(
         &format!("{name}.toml"),
@@ -114,18 +121,21 @@ pub fn agent_entry(name: &str, addr: SocketAddr) -> String {
     )
 }
 
-/// Writes collector.toml: loopback, a database in `work`, 1 s polls unless `body` sets
-/// `poll_interval`.
+/// Writes collector.toml (mode 0600: webhook URLs are secrets, so the collector refuses a config
+/// that holds any and is readable by others): loopback, a database in `work`, 1 s polls unless
+/// `body` sets `poll_interval`.
 pub fn collector_config(work: &Workdir, body: &str) -> PathBuf {
     let polls = if body.contains("poll_interval") {
         ""
     } else {
         "poll_interval = \"1s\"\npoll_timeout = \"700ms\"\n"
     };
-    work.write(
+    let path = work.write(
         "collector.toml",
         &format!("listen = [\"127.0.0.1:0\"]\ndatabase = \"collector.db\"\n{polls}{body}"),
-    )
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    path
 }
 
 pub fn start_collector(config: &Path) -> Daemon {
@@ -144,18 +154,22 @@ pub fn create_key(config: &Path, name: &str, role: &str) -> String {
         .args(["keys", "create", "--name", name, "--role", role])
         .output()
         .expect("run keys create");
+    // Its stdout is the key, printed on purpose; its stderr is a log.
+    save_log("fleetdeck-collector-keys", None, &out.stderr);
     assert!(
         out.status.success(),
         "keys create failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
+    let key = stdout
         .lines()
         .last()
         .expect("a key on the last line")
         .trim()
-        .to_owned()
+        .to_owned();
+    secret(&key);
+    key
 }
 
 /// A client of the collector's API with one key.
