@@ -34,12 +34,17 @@ out=$runs/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/fleetdeck-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 
 # The lock file is committed: refuse to build if it is stale rather than silently re-resolve.
-cargo +nightly metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null
+cargo +nightly metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null || {
+    echo "fuzz/Cargo.lock is out of date with the crates it fuzzes (a dependency changed): run" >&2
+    echo "  cargo update --manifest-path fuzz/Cargo.toml --workspace   and commit fuzz/Cargo.lock" >&2
+    exit 1
+}
 # No sanitizer: every crate of ours forbids unsafe code, so what the targets look for is panics,
 # overflows (checked: cargo fuzz builds with debug assertions) and broken properties; without ASan the build is
 # lighter and each target runs about twice the executions.

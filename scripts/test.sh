@@ -30,6 +30,9 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
+step "fuzz: every parser target for 20 s (cargo fuzz on nightly; the long run is in docs/reliability.md)"
+scripts/fuzz.sh 20
+
 step "wire types build for wasm32"
 cargo build --locked -p fleetdeck-proto --target wasm32-unknown-unknown
 
