@@ -21,7 +21,9 @@ want=(curl jq file docker-compose pkg-config libssl-dev libwebkit2gtk-4.1-dev li
       librsvg2-dev libsoup-3.0-dev libgtk-3-dev libxdo-dev
       # the desktop's end-to-end test: a virtual display, WebDriver, a keyring, a notification daemon
       xvfb xauth imagemagick webkit2gtk-driver gnome-keyring libsecret-tools dunst dbus-x11 dbus-bin
-      x11-utils fonts-dejavu-core)
+      x11-utils fonts-dejavu-core
+      # cargo fuzz builds libFuzzer (C++)
+      g++)
 [[ ${1:-} == --bench ]] && want+=(prometheus-node-exporter)
 command -v npm >/dev/null || want+=(nodejs npm)
 command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || want+=(python3-venv)
