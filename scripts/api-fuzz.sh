@@ -50,6 +50,9 @@ testbed/testbed.sh up
 eval "$(testbed/testbed.sh env)"
 
 work=$(mktemp -d /tmp/fleetdeck-api-fuzz.XXXXXX)
+# No curl of this script may hang CI: each gets 10 s unless it says otherwise (the stream checks).
+export CURL_HOME=$work
+echo 'max-time = 10' >"$work/.curlrc"
 unit=fleetdeck-fuzz-$$-web.service
 container=fleetdeck-fuzz-$$-cache
 pids=()

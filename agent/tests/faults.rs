@@ -472,7 +472,8 @@ async fn the_agent_resubscribes_by_itself_after_the_podman_api_restarts() {
         let answered = Instant::now();
         wait_for(
             &format!("the agent to log that its Docker event watch is back ({cycle} times)"),
-            Duration::from_secs(3),
+            // The watch retries with backoff (up to 30 s), reset only after a stream that lasted.
+            Duration::from_secs(35),
             || {
                 let n = agent
                     .logs()

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bollard::query_parameters::EventsOptions;
 use bollard::Docker;
@@ -14,8 +14,9 @@ use futures_util::StreamExt;
 use super::DockerError;
 
 /// Watches `containers` on the API at `socket` until the process ends, reconnecting with backoff.
-/// The backoff starts again from its shortest once the engine answers, so an engine restarted
-/// often (a Docker or podman upgrade) is not watched with the longest delay.
+/// The backoff starts again from its shortest once a stream has stayed open a while (`STABLE`), so
+/// an engine restarted now and then (a Docker or podman upgrade) is not watched with the longest
+/// delay, while one that answers pings but refuses events (a socket proxy) is not hammered.
 pub async fn watch_containers<F, Fut>(
     socket: String,
     containers: Vec<String>,
@@ -26,6 +27,7 @@ pub async fn watch_containers<F, Fut>(
     Fut: Future<Output = ()>,
 {
     const FIRST: Duration = Duration::from_millis(500);
+    const STABLE: Duration = Duration::from_secs(10);
     let mut backoff = FIRST;
     let mut since = since_unix_ms;
     let mut failed = false;
@@ -36,8 +38,12 @@ pub async fn watch_containers<F, Fut>(
                     tracing::info!("Docker event watch is back");
                 }
                 failed = false;
-                backoff = FIRST;
-                watch_once(&docker, &containers, &mut since, &on_change).await
+                let opened = Instant::now();
+                let watched = watch_once(&docker, &containers, &mut since, &on_change).await;
+                if opened.elapsed() >= STABLE {
+                    backoff = FIRST;
+                }
+                watched
             }
             Err(e) => Err(e),
         };

@@ -229,7 +229,8 @@ pub async fn env_get(
         (status = 400, description = "not an app name, or an update over 2 MiB", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 428, body = ErrorBody), (status = 502, body = ErrorBody)
+        (status = 428, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 507, description = "the agent's disk is full; the file is unchanged", body = ErrorBody)
     ),
     security(("bearer" = []))
 )]
