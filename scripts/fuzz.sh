@@ -37,7 +37,9 @@ trap 'rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
-command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+CARGO_FUZZ_VERSION=0.13.2
+[[ $(cargo fuzz --version 2>/dev/null) == "cargo-fuzz $CARGO_FUZZ_VERSION" ]] ||
+    cargo install --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
 
 # The lock file is committed: refuse to build if it is stale rather than silently re-resolve.
 cargo +nightly metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null || {
@@ -46,11 +48,11 @@ cargo +nightly metadata --locked --format-version 1 --manifest-path fuzz/Cargo.t
     exit 1
 }
 # No sanitizer: every crate of ours forbids unsafe code, so what the targets look for is panics,
-# overflows (checked: cargo fuzz builds with debug assertions) and broken properties; without ASan the build is
-# lighter and each target runs about twice the executions.
+# overflows (checked: cargo fuzz builds with debug assertions) and broken properties; without ASan
+# the build is lighter and each target runs about twice the executions.
 echo "==> building fuzz targets (nightly, target dir $target_dir)"
 cargo +nightly fuzz build --fuzz-dir fuzz --sanitizer none --target-dir "$target_dir"
-bin_dir=$target_dir/x86_64-unknown-linux-gnu/release
+bin_dir=$target_dir/$(rustc +nightly -vV | sed -n "s/^host: //p")/release
 
 failed=()
 rows=()
