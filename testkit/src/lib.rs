@@ -219,8 +219,20 @@ impl Daemon {
     }
 
     /// Everything logged so far.
+    /// Every line the daemon wrote to stderr so far; once it has exited, every line up to the end
+    /// (waiting up to 2 s for the reader to reach it), so last words are not missed.
     pub fn logs(&mut self) -> &[String] {
-        self.logged.extend(self.lines.try_iter());
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                match self.lines.recv_timeout(left) {
+                    Ok(line) => self.logged.push(line),
+                    Err(_) => break,
+                }
+            }
+        } else {
+            self.logged.extend(self.lines.try_iter());
+        }
         &self.logged
     }
 
