@@ -34,9 +34,12 @@ async fn unit_kill_and_restart_reach_the_event_stream_from_systemd() {
             transition(ev).filter(|e| e.to == AppState::Failed)
         })
         .await;
-    assert_eq!(
-        (e.app.as_str(), e.from, e.source),
-        ("web", AppState::Running, EventSource::Systemd)
+    // From running, or from stopping when the agent read the unit while systemd was still
+    // ending the rest of its processes (the loop's `sleep`): both are what systemd went through.
+    assert_eq!((e.app.as_str(), e.source), ("web", EventSource::Systemd));
+    assert!(
+        matches!(e.from, AppState::Running | AppState::Stopping),
+        "{e:?}"
     );
     assert_eq!(e.exit, Some(Exit::Signal(9)));
     let first_id = e.sse_id();
