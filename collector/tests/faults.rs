@@ -263,23 +263,6 @@ async fn sigkill_during_backfill_leaves_a_clean_database_without_gaps() {
 
 // --- 2. Partitions during event and log streams ---
 
-fn testbed_net(verb: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../testbed/testbed.sh");
-    run(script, &["net", verb]);
-}
-
-/// Heals the partition even when the test fails half-way.
-struct HealOnDrop;
-
-impl Drop for HealOnDrop {
-    fn drop(&mut self) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../testbed/testbed.sh");
-        let _ = std::process::Command::new(script)
-            .args(["net", "heal"])
-            .output();
-    }
-}
-
 /// How long the test's clients wait for a byte (the agent's keep-alives come every 15 s) before
 /// they treat a stream as broken (the desktop waits 45 s).
 const CLIENT_SILENCE: Duration = Duration::from_secs(20);

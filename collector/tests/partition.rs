@@ -9,23 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn testbed_net(verb: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../testbed/testbed.sh");
-    run(script, &["net", verb]);
-}
-
-/// Heals the partition even when the test fails half-way.
-struct HealOnDrop;
-
-impl Drop for HealOnDrop {
-    fn drop(&mut self) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../testbed/testbed.sh");
-        let _ = std::process::Command::new(script)
-            .args(["net", "heal"])
-            .output();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_and_heal_alert_once_each_and_leave_no_gap() {
     require_testbed();

@@ -324,3 +324,19 @@ pub fn assert_contiguous(seqs: &[i64], what: &str) {
         );
     }
 }
+
+/// `testbed.sh net VERB` on the test bed's namespace host tb-agent (up, cut, drop, heal, down).
+pub fn testbed_net(verb: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../testbed/testbed.sh");
+    run(script, &["net", verb]);
+}
+
+/// Heals tb-agent's partition even when the test fails half-way.
+pub struct HealOnDrop;
+
+impl Drop for HealOnDrop {
+    fn drop(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../testbed/testbed.sh");
+        let _ = Command::new(script).args(["net", "heal"]).output();
+    }
+}
