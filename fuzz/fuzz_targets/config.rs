@@ -60,6 +60,12 @@ fn one_line(which: &str, text: &str, error: &str) {
     );
 }
 
+/// Example URLs the collector's config errors give as advice, whatever the input.
+const ADVICE: &[&str] = &[
+    "http://100.101.1.2:7070",
+    "use the full https://... address",
+];
+
 /// The webhook URLs of the document that appear nowhere else in it (as another value or a key):
 /// an error may name another field's value, which is fine unless it is also a secret.
 fn webhook_urls(doc: Option<&toml::Table>) -> Vec<String> {
@@ -72,8 +78,9 @@ fn webhook_urls(doc: Option<&toml::Table>) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter_map(|h| h.get("url")?.as_str().map(str::to_owned))
-        // Long enough not to be part of the error's own advice ("use the full https://...").
-        .filter(|u| u.len() >= 12)
+        // Not part of the errors' own advice ("use the full https://...", an example agent URL):
+        // a webhook URL of "http://100.101.1.2:70" is in `use e.g. "http://100.101.1.2:7070"`.
+        .filter(|u| u.len() >= 12 && !ADVICE.iter().any(|a| a.contains(u.as_str())))
         .collect();
     let mut others = Vec::new();
     collect_others(&toml::Value::Table(doc.clone()), false, &mut others);
