@@ -60,9 +60,10 @@ fn one_line(which: &str, text: &str, error: &str) {
     );
 }
 
-/// Example URLs the collector's config errors give as advice, whatever the input.
+/// The fixed text of the collector's config errors that holds "://" (advice and an example agent
+/// URL), whatever the input.
 const ADVICE: &[&str] = &[
-    "http://100.101.1.2:7070",
+    "must be http:// or https:// with a host, e.g. \"http://100.101.1.2:7070\"",
     "use the full https://... address",
 ];
 
@@ -78,9 +79,10 @@ fn webhook_urls(doc: Option<&toml::Table>) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter_map(|h| h.get("url")?.as_str().map(str::to_owned))
-        // Not part of the errors' own advice ("use the full https://...", an example agent URL):
-        // a webhook URL of "http://100.101.1.2:70" is in `use e.g. "http://100.101.1.2:7070"`.
-        .filter(|u| u.len() >= 12 && !ADVICE.iter().any(|a| a.contains(u.as_str())))
+        // What could be a URL ("://") and is not part of the errors' own fixed text: a webhook
+        // URL of "http://100.101.1.2:70" is in the advice `e.g. "http://100.101.1.2:7070"`, and
+        // one of "e 12: missing field `token_fi" in a TOML error about another line.
+        .filter(|u| u.contains("://") && !ADVICE.iter().any(|a| a.contains(u.as_str())))
         .collect();
     let mut others = Vec::new();
     collect_others(&toml::Value::Table(doc.clone()), false, &mut others);
