@@ -154,16 +154,9 @@ async fn a_restarted_collector_backfills_without_a_gap() {
         "the agent to sample on",
         Duration::from_secs(20),
         || async {
-            let page: Value = http
-                .get(f.agent.url("/v1/samples?after=0&limit=1"))
-                .bearer_auth(AGENT_TOKEN)
-                .send()
+            agent_latest_seq(&http, &f.agent.url(""))
                 .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            page["latest_seq"].as_i64().filter(|l| *l >= stopped_at + 3)
+                .filter(|l| *l >= stopped_at + 3)
         },
     )
     .await;

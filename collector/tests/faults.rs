@@ -135,20 +135,6 @@ fn backfill_moved(work: &Workdir, host: &str, target: i64, limit: Duration) -> i
     }
 }
 
-/// The simulated agent's newest seq.
-async fn sim_latest(http: &reqwest::Client, base: &str) -> Option<i64> {
-    let page: Value = http
-        .get(format!("{base}/v1/samples?after=0&limit=1"))
-        .bearer_auth(AGENT_TOKEN)
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    page["latest_seq"].as_i64()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_backfill_leaves_a_clean_database_without_gaps() {
     let _serial = SERIAL.lock().await;
@@ -177,7 +163,11 @@ async fn sigkill_during_backfill_leaves_a_clean_database_without_gaps() {
     wait_for(
         "the simulated agent's backlog",
         Duration::from_secs(60),
-        || async { sim_latest(&http, &base).await.filter(|l| *l >= BACKLOG) },
+        || async {
+            agent_latest_seq(&http, &base)
+                .await
+                .filter(|l| *l >= BACKLOG)
+        },
     )
     .await;
 
@@ -214,7 +204,9 @@ async fn sigkill_during_backfill_leaves_a_clean_database_without_gaps() {
         collector.child.kill().expect("SIGKILL the collector");
         let status = collector.child.wait().expect("the killed collector");
         assert_eq!(status.signal(), Some(9), "run {kill}: {status}");
-        let latest = sim_latest(&http, &base).await.expect("agent's latest");
+        let latest = agent_latest_seq(&http, &base)
+            .await
+            .expect("agent's latest");
         let wal = std::fs::metadata(work.path("collector.db-wal")).map_or(0, |m| m.len());
         let stored = check_db(&work, "sim", &format!("after SIGKILL {kill}"));
         assert!(
@@ -236,7 +228,9 @@ async fn sigkill_during_backfill_leaves_a_clean_database_without_gaps() {
     }
     // The last run catches up with the agent's newest seq as it was when the run started.
     let mut collector = start_collector(&config);
-    let target = sim_latest(&http, &base).await.expect("agent's latest");
+    let target = agent_latest_seq(&http, &base)
+        .await
+        .expect("agent's latest");
     let caught_up = Instant::now();
     wait_for("the catch-up", Duration::from_secs(120), || async {
         (cursor(&work, "sim") >= target).then_some(())

@@ -340,3 +340,18 @@ impl Drop for HealOnDrop {
         let _ = Command::new(script).args(["net", "heal"]).output();
     }
 }
+
+/// The agent's newest sample seq (`latest_seq` of its /v1/samples) at `base` (the agent's URL, or a
+/// simulated agent's), or None while it does not answer.
+pub async fn agent_latest_seq(http: &reqwest::Client, base: &str) -> Option<i64> {
+    let page: serde_json::Value = http
+        .get(format!("{base}/v1/samples?after=0&limit=1"))
+        .bearer_auth(AGENT_TOKEN)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    page["latest_seq"].as_i64()
+}
