@@ -19,6 +19,7 @@ use crate::events::EventLog;
 use crate::host::{process_rss_bytes, HostError, HostReader};
 use crate::journal::{valid_cursor, Journal, JournalError, LogQuery};
 use crate::ring::Ring;
+use crate::search::{SearchError, Searches};
 use crate::systemd::{app_state, Systemd};
 
 #[derive(Debug)]
@@ -35,6 +36,8 @@ pub struct Agent {
     /// Serializes `.env` writes; the guard moves into the blocking write itself, so a client
     /// that goes away mid-write cannot let a second write start beside it.
     env_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Slots for log searches (pages with `grep`), in journald or the agent.
+    searches: Searches,
 }
 
 /// Why an action was not carried out.
@@ -59,6 +62,8 @@ pub enum LogError {
     BadCursor(String),
     #[error("{0}")]
     BadQuery(String),
+    #[error(transparent)]
+    Search(#[from] SearchError),
     #[error("{0}")]
     Source(String),
 }
@@ -95,6 +100,7 @@ impl Agent {
         Ok(Self {
             events: EventLog::new(instance_id.clone()),
             env_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            searches: Searches::default(),
             ring: Mutex::new(Ring::new(capacity as usize)),
             instance_id,
             started_unix_ms: unix_ms_now(),
@@ -216,6 +222,12 @@ impl Agent {
             .config
             .app(name)
             .ok_or_else(|| LogError::NotFound(name.to_owned()))?;
+        // Held until the page is done; a search past the deadline is stopped, not left running.
+        let _slot = query
+            .grep
+            .is_some()
+            .then(|| self.searches.begin())
+            .transpose()?;
         let entries = match &app.source {
             AppSource::SystemdUnit(unit) => {
                 if let Some(c) = query.before.as_deref().filter(|c| !valid_cursor(c)) {
@@ -223,6 +235,9 @@ impl Agent {
                 }
                 self.journal.page(unit, query).await.map_err(|e| match e {
                     JournalError::Query(m) => LogError::BadQuery(m),
+                    JournalError::Timeout(_) if query.grep.is_some() => {
+                        LogError::Search(SearchError::Deadline)
+                    }
                     e => LogError::Source(e.to_string()),
                 })?
             }
@@ -235,7 +250,7 @@ impl Agent {
                     return Err(LogError::BadCursor(b.to_owned()));
                 }
                 self.docker.log_page(c, query).await.map_err(|e| match e {
-                    DockerError::Query(m) => LogError::BadQuery(m),
+                    DockerError::Search(e) => LogError::Search(e),
                     e => LogError::Source(e.to_string()),
                 })?
             }

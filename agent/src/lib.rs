@@ -16,6 +16,7 @@ pub mod host;
 pub mod journal;
 pub mod ring;
 pub mod run;
+pub mod search;
 pub mod systemd;
 pub mod watch;
 

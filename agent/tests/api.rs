@@ -4,6 +4,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -317,4 +318,89 @@ async fn openapi_document_describes_the_routes() {
         doc["paths"]["/v1/apps/{app}/logs/stream"]["get"]["responses"]["502"].is_object(),
         "a failing journald or Docker (502) is documented"
     );
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_before_it_is_read_whole() {
+    let (work, agent) = matrix_agent();
+    let before = std::fs::read(work.path("web.env")).expect("env file");
+    let etag = agent.get_json("/v1/apps/web/env").await["etag"]
+        .as_str()
+        .expect("etag")
+        .to_owned();
+    // Over the 4 MiB limit: with a Content-Length and chunked, refused once the limit is passed.
+    let over = 4 * 1024 * 1024 + 1;
+    let head = |framing: &str| {
+        format!(
+            "PUT /v1/apps/web/env HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\n\
+             if-match: {etag}\r\ncontent-type: application/json\r\n{framing}\r\n\r\n"
+        )
+    };
+    // Each sends just past the limit and waits: the agent answers without the rest.
+    let mut announced = head("content-length: 8388608").into_bytes();
+    announced.extend(std::iter::repeat_n(b'A', over));
+    let mut chunked = head("transfer-encoding: chunked").into_bytes();
+    chunked.extend_from_slice(format!("{over:x}\r\n").as_bytes());
+    chunked.extend(std::iter::repeat_n(b'A', over));
+    chunked.extend_from_slice(b"\r\n");
+    for (what, request) in [("content-length", announced), ("chunked", chunked)] {
+        let (status, body) = raw_exchange(agent.addr, &request).await;
+        assert_eq!(status, 413, "{what}: {body}");
+        let body: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(body["error"]["code"], "body_too_large", "{what}: {body}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("4096 KiB")));
+    }
+    assert_eq!(
+        std::fs::read(work.path("web.env")).expect("env file"),
+        before,
+        "nothing written"
+    );
+    assert_eq!(agent.get("/healthz").await.status(), 200);
+}
+
+/// Sends `request` as it is and reads the answer: its status and body.
+async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    conn.write_all(request).await.expect("send");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 8192];
+    let read = async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(str::to_owned)
+                    })
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+                if length.is_some_and(|n| body.len() >= n) {
+                    break;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("an answer within 10 s");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
 }

@@ -35,6 +35,7 @@ pub async fn get(
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 412, description = "the file changed since it was read", body = ErrorBody),
+        (status = 413, description = "the body is over the agent's limit (4 MiB)", body = ErrorBody),
         (status = 422, description = "invalid key, or the result would not parse or read back", body = ErrorBody),
         (status = 428, description = "If-Match is missing", body = ErrorBody),
         (status = 507, description = "the disk holding the file is full: nothing was changed; free space and retry", body = ErrorBody)
@@ -59,6 +60,9 @@ pub async fn put(
         .filter(|v| !v.is_empty())
         .ok_or(ApiError::PreconditionRequired)?;
     let Json(update) = body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::TooLarge;
+        }
         ApiError::Unprocessable(format!(
             "{}; send {{\"set\": {{...}}, \"unset\": [...]}} or {{\"raw\": \"...\"}}",
             e.body_text()

@@ -10,7 +10,9 @@ use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
+use crate::agent::LogError;
 use crate::journal::LogQuery;
+use crate::search::Pattern;
 
 /// At most this many entries in one page (a page is held in memory whole).
 pub const MAX_LIMIT: usize = 1_000;
@@ -22,7 +24,9 @@ pub struct LogsParams {
     limit: Option<usize>,
     /// Only entries older than this cursor.
     before: Option<String>,
-    /// Only messages matching this regular expression (case-insensitive unless it has capitals).
+    /// Only messages matching this regular expression (case-insensitive unless it has capitals;
+    /// at most 512 bytes, and refused when its automaton is too large). Two searches run at once
+    /// on an agent; a third is refused with 429, and a search stops after 5 s.
     grep: Option<String>,
     /// Only entries at least this important: 0–7 or emerg, alert, crit, err, warning, notice, info, debug.
     priority: Option<String>,
@@ -56,9 +60,10 @@ fn parse_priority(p: &str) -> Result<u8, ApiError> {
     params(("app" = String, Path, description = "the app's name"), LogsParams),
     responses(
         (status = 200, body = LogPage),
-        (status = 400, body = ErrorBody),
+        (status = 400, description = "a bad cursor, priority or grep; a grep too long or too complex, or a search that ran past its deadline", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 429, description = "the agent's search slots are all taken; retry after Retry-After seconds", body = ErrorBody),
         (status = 502, body = ErrorBody)
     ),
     security(("bearer" = []))
@@ -72,7 +77,12 @@ pub async fn page(
     let query = LogQuery {
         limit: p.limit.unwrap_or(200).clamp(1, MAX_LIMIT),
         before: p.before,
-        grep: p.grep.filter(|g| !g.is_empty()),
+        grep: p
+            .grep
+            .filter(|g| !g.is_empty())
+            .map(|g| Pattern::new(&g))
+            .transpose()
+            .map_err(LogError::from)?,
         priority: p.priority.as_deref().map(parse_priority).transpose()?,
     };
     Ok(Json(state.agent.log_page(&app, &query).await?))

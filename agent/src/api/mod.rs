@@ -12,7 +12,7 @@ mod snapshot;
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +25,10 @@ use subtle::ConstantTimeEq;
 use utoipa::OpenApi;
 
 use crate::agent::Agent;
+
+/// The largest request body read: an `.env` edit (the file itself is at most 1 MiB) with room
+/// for JSON escaping. Larger bodies are refused with 413 before they are read whole.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// What every handler gets: the agent, and the digest of the token to check requests against.
 #[derive(Debug, Clone)]
@@ -64,6 +68,8 @@ pub enum ApiError {
     PreconditionRequired,
     #[error("{0}")]
     Unprocessable(String),
+    #[error("the request body is over the agent's limit of {} KiB", MAX_BODY_BYTES / 1024)]
+    TooLarge,
     #[error("cannot read host metrics: {0}")]
     Host(#[from] crate::host::HostError),
 }
@@ -96,6 +102,15 @@ impl IntoResponse for ApiError {
             Self::Logs(crate::agent::LogError::BadQuery(_)) => {
                 (StatusCode::BAD_REQUEST, "bad_request")
             }
+            Self::Logs(crate::agent::LogError::Search(e)) => {
+                use crate::search::SearchError as S;
+                match e {
+                    S::Invalid { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
+                    S::TooLong(_) | S::TooComplex => (StatusCode::BAD_REQUEST, "grep_too_costly"),
+                    S::Deadline => (StatusCode::BAD_REQUEST, "search_too_costly"),
+                    S::Busy => (StatusCode::TOO_MANY_REQUESTS, "too_many_searches"),
+                }
+            }
             Self::Logs(crate::agent::LogError::Source(_)) => {
                 (StatusCode::BAD_GATEWAY, "source_failed")
             }
@@ -118,6 +133,7 @@ impl IntoResponse for ApiError {
             }
             Self::PreconditionRequired => (StatusCode::PRECONDITION_REQUIRED, "if_match_required"),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_env"),
+            Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::Host(_) => (StatusCode::INTERNAL_SERVER_ERROR, "host_metrics_failed"),
         };
         if status.is_server_error() {
@@ -129,6 +145,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
         }
         response
     }
@@ -171,7 +192,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/apps/{app}/env", get(env::get).put(env::put))
         .route("/v1/apps/{app}/logs", get(logs::page))
         .route("/v1/apps/{app}/logs/stream", get(logs::stream))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     Router::new()
         .route("/healthz", get(healthz))
         .merge(authed)

@@ -5,18 +5,23 @@
 //! by every reader: pages read the newest lines and go back, follows resume from the cursor's second
 //! and skip up to the cursor.
 
+use std::time::Instant;
+
 use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
 use fleetdeck_proto::{LogEntry, LogStream};
 use futures_util::{Stream, StreamExt};
 
 use super::{DockerError, DockerSource};
-use crate::journal::{cut, LogQuery};
+use crate::journal::{cut, LogQuery, MAX_MESSAGE};
+use crate::search::{filter_blocking, SEARCH_DEADLINE};
 
-/// A page starts by reading this many of the newest lines, and doubles until it has enough.
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// The first page starts at the second of the newest this many lines (or `2 × limit`).
 const FIRST_WINDOW: usize = 1_000;
-/// A page never reads more than this many lines back (grep over a long history stops here),
-/// nor more than [`MAX_WINDOW_BYTES`] of them.
+/// One read of a range keeps at most this many lines, and [`MAX_WINDOW_BYTES`] of them (the
+/// newest); a page goes on before them with the next read.
 pub const MAX_WINDOW: usize = 16_000;
 pub const MAX_WINDOW_BYTES: usize = 16 * 1024 * 1024;
 
@@ -51,34 +56,78 @@ fn priority(stream: LogStream) -> u8 {
 }
 
 /// A line before it has its ordinal.
+#[derive(Debug)]
 struct Line {
     ns: u64,
     stream: LogStream,
     text: Vec<u8>,
 }
 
-/// Splits one chunk of output (`<RFC 3339> <text>` per line) into lines.
-fn lines_of(output: LogOutput) -> Vec<Line> {
-    let (stream, bytes) = match output {
-        LogOutput::StdOut { message } | LogOutput::Console { message } => {
-            (LogStream::Stdout, message)
+/// Puts lines back together from the engine's frames (`<RFC 3339> <text>` each). A frame that
+/// does not end in a newline holds part of a line: podman cuts lines where conmon's reads end
+/// (a burst of output is cut every few KiB), Docker every 16 KiB. The pieces that follow carry
+/// timestamps of their own; the line keeps its first one, and is whole at the next newline.
+#[derive(Debug, Default)]
+struct Lines {
+    /// The unfinished line of stdout and of stderr.
+    pending: [Option<Line>; 2],
+}
+
+impl Lines {
+    /// The lines `output` completes.
+    fn push(&mut self, output: LogOutput) -> Vec<Line> {
+        let (stream, bytes) = match output {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                (LogStream::Stdout, message)
+            }
+            LogOutput::StdErr { message } => (LogStream::Stderr, message),
+            LogOutput::StdIn { .. } => return Vec::new(),
+        };
+        let slot = &mut self.pending[usize::from(stream == LogStream::Stderr)];
+        let mut done = Vec::new();
+        for piece in bytes.split_inclusive(|b| *b == b'\n') {
+            let (piece, complete) = match piece.strip_suffix(b"\n") {
+                Some(p) => (p, true),
+                None => (piece, false),
+            };
+            let Some((ns, text)) = split_timestamp(piece) else {
+                continue;
+            };
+            let line = match slot.take() {
+                Some(mut line) => {
+                    // Past what an entry keeps, the rest is dropped (the entry says truncated).
+                    let room = (MAX_MESSAGE + 1).saturating_sub(line.text.len());
+                    line.text.extend_from_slice(&text[..text.len().min(room)]);
+                    line
+                }
+                None => Line {
+                    ns,
+                    stream,
+                    text: text.to_vec(),
+                },
+            };
+            if complete {
+                done.push(line);
+            } else {
+                *slot = Some(line);
+            }
         }
-        LogOutput::StdErr { message } => (LogStream::Stderr, message),
-        LogOutput::StdIn { .. } => return Vec::new(),
-    };
-    bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .filter_map(|line| {
-            let space = line.iter().position(|b| *b == b' ')?;
-            let ns = parse_rfc3339_ns(std::str::from_utf8(&line[..space]).ok()?)?;
-            Some(Line {
-                ns,
-                stream,
-                text: line[space + 1..].to_vec(),
-            })
-        })
-        .collect()
+        done
+    }
+
+    /// At the end of a read: the lines still unfinished (their output had no newline yet).
+    fn finish(self) -> impl Iterator<Item = Line> {
+        let mut rest: Vec<Line> = self.pending.into_iter().flatten().collect();
+        rest.sort_by_key(|l| l.ns);
+        rest.into_iter()
+    }
+}
+
+/// `<RFC 3339> <text>`: the time in nanoseconds and the text.
+fn split_timestamp(piece: &[u8]) -> Option<(u64, &[u8])> {
+    let space = piece.iter().position(|b| *b == b' ')?;
+    let ns = parse_rfc3339_ns(std::str::from_utf8(&piece[..space]).ok()?)?;
+    Some((ns, &piece[space + 1..]))
 }
 
 /// Numbers lines in arrival order within each timestamp. `Numbering` carries the count across
@@ -89,26 +138,27 @@ struct Numbering {
 }
 
 impl Numbering {
-    fn entry(&mut self, line: Line) -> (Position, LogEntry) {
+    fn number(&mut self, ns: u64) -> Position {
         let ordinal = match self.last {
-            Some(p) if p.ns == line.ns => p.ordinal + 1,
+            Some(p) if p.ns == ns => p.ordinal + 1,
             _ => 0,
         };
-        let pos = Position {
-            ns: line.ns,
-            ordinal,
-        };
+        let pos = Position { ns, ordinal };
         self.last = Some(pos);
-        let (message, truncated) = cut(String::from_utf8_lossy(&line.text).into_owned());
-        let entry = LogEntry {
-            cursor: pos.cursor(),
-            unix_us: line.ns / 1_000,
-            priority: Some(priority(line.stream)),
-            stream: Some(line.stream),
-            message,
-            truncated,
-        };
-        (pos, entry)
+        pos
+    }
+}
+
+/// A numbered line as the wire carries it.
+fn entry(pos: Position, line: Line) -> LogEntry {
+    let (message, truncated) = cut(String::from_utf8_lossy(&line.text).into_owned());
+    LogEntry {
+        cursor: pos.cursor(),
+        unix_us: line.ns / 1_000,
+        priority: Some(priority(line.stream)),
+        stream: Some(line.stream),
+        message,
+        truncated,
     }
 }
 
@@ -129,25 +179,24 @@ pub fn parse_rfc3339_ns(ts: &str) -> Option<u64> {
     ms.checked_mul(1_000_000)?.checked_add(sub_ms)
 }
 
-fn build_grep(query: &LogQuery) -> Result<Option<regex_lite::Regex>, DockerError> {
-    let Some(g) = &query.grep else {
-        return Ok(None);
-    };
-    regex_lite::RegexBuilder::new(g)
-        .case_insensitive(!g.chars().any(char::is_uppercase))
-        .build()
-        .map(Some)
-        .map_err(|e| DockerError::Query(format!("grep {g:?}: {e}")))
+/// A read of whole seconds `[since, until)`: its lines numbered exactly (the read starts at a
+/// whole second), only those before `upper` kept, and of those only the newest that fit
+/// [`MAX_WINDOW`] lines and [`MAX_WINDOW_BYTES`].
+struct RangeRead {
+    lines: std::collections::VecDeque<(Position, Line)>,
+    /// Lines before `upper` were dropped from the front to stay under the caps.
+    dropped: bool,
 }
 
+/// One page's bounds on the engine's work: lines read back in all, and the total time.
+const MAX_SCANNED: usize = 64_000;
+/// How many lines one read of a range aims at when it chooses how far back to go.
+const RANGE_TARGET: u64 = 2_000;
+
 impl DockerSource {
-    /// The newest `tail` lines, and whether older ones were dropped to stay under
-    /// [`MAX_WINDOW_BYTES`].
-    async fn read_tail(
-        &self,
-        container: &str,
-        tail: usize,
-    ) -> Result<(Vec<Line>, bool), DockerError> {
+    /// The second the oldest of the newest `tail` lines was written in, or `None` when there are
+    /// fewer lines than that (the whole log fits).
+    async fn tail_start(&self, container: &str, tail: usize) -> Result<Option<u64>, DockerError> {
         let options = LogsOptions {
             follow: false,
             stdout: true,
@@ -159,69 +208,176 @@ impl DockerSource {
         };
         let docker = self.client().await?;
         let mut chunks = docker.logs(container, Some(options));
-        let mut lines = Vec::new();
-        let mut bytes = 0;
-        let mut dropped = false;
+        // Frames, not lines, are counted: `tail` counts the engine's log records, and a line
+        // cut in pieces is several (see [`Lines`]).
+        let (mut first, mut count) = (None, 0);
         while let Some(chunk) = chunks.next().await {
-            let new = lines_of(chunk.map_err(DockerError::Call)?);
-            bytes += new.iter().map(|l| l.text.len() + 32).sum::<usize>();
-            lines.extend(new);
-            if bytes > MAX_WINDOW_BYTES {
-                // Keep the newest lines: drop from the front until under the cap.
-                let mut excess = bytes - MAX_WINDOW_BYTES;
-                let cut = lines.iter().take_while(|l| {
-                    let take = excess > 0;
-                    excess = excess.saturating_sub(l.text.len() + 32);
-                    take
-                });
-                let n = cut.count();
-                bytes -= lines[..n].iter().map(|l| l.text.len() + 32).sum::<usize>();
-                lines.drain(..n);
-                dropped = true;
+            let (LogOutput::StdOut { message }
+            | LogOutput::StdErr { message }
+            | LogOutput::Console { message }
+            | LogOutput::StdIn { message }) = chunk.map_err(DockerError::Call)?;
+            count += 1;
+            if first.is_none() {
+                first = split_timestamp(&message).map(|(ns, _)| ns);
             }
         }
-        Ok((lines, dropped))
+        Ok((count >= tail).then(|| first.map_or(0, |ns| ns / NS_PER_SEC)))
+    }
+
+    /// Reads whole seconds from `since` up to `upper`'s second (inclusive) and keeps the lines
+    /// before `upper` (see [`RangeRead`]).
+    async fn read_range(
+        &self,
+        container: &str,
+        since: u64,
+        upper: Option<Position>,
+    ) -> Result<RangeRead, DockerError> {
+        let options = LogsOptions {
+            follow: false,
+            stdout: true,
+            stderr: true,
+            since: i32::try_from(since).unwrap_or(i32::MAX),
+            // The engines keep lines up to and including `until` (to the nanosecond): one second
+            // past upper's, and positions sort out the rest.
+            until: upper.map_or(0, |u| {
+                i32::try_from(u.ns / NS_PER_SEC + 1).unwrap_or(i32::MAX)
+            }),
+            timestamps: true,
+            tail: "all".to_owned(),
+        };
+        let docker = self.client().await?;
+        let mut chunks = docker.logs(container, Some(options));
+        let mut numbering = Numbering::default();
+        let mut read = RangeRead {
+            lines: std::collections::VecDeque::new(),
+            dropped: false,
+        };
+        let mut bytes = 0;
+        let mut lines = Lines::default();
+        let mut keep = |line: Line| {
+            let pos = numbering.number(line.ns);
+            if upper.is_some_and(|u| pos >= u) {
+                return;
+            }
+            bytes += line.text.len() + 32;
+            read.lines.push_back((pos, line));
+            while read.lines.len() > MAX_WINDOW || bytes > MAX_WINDOW_BYTES {
+                let Some((_, old)) = read.lines.pop_front() else {
+                    break;
+                };
+                bytes -= old.text.len() + 32;
+                read.dropped = true;
+            }
+        };
+        while let Some(chunk) = chunks.next().await {
+            lines
+                .push(chunk.map_err(DockerError::Call)?)
+                .into_iter()
+                .for_each(&mut keep);
+        }
+        lines.finish().for_each(keep);
+        Ok(read)
+    }
+
+    /// When `container` was created, in whole seconds: no log line is older.
+    async fn created_sec(&self, container: &str) -> Result<u64, DockerError> {
+        let docker = self.client().await?;
+        let inspect = docker
+            .inspect_container(container, None)
+            .await
+            .map_err(|e| super::call_failed(&self.socket, e))?;
+        Ok(inspect
+            .created
+            .as_deref()
+            .and_then(super::parse_docker_time)
+            .map_or(0, |ms| ms / 1_000))
     }
 
     /// The newest lines of `container` matching `query` (older than `query.before`), newest first.
+    ///
+    /// The log is read back in ranges of whole seconds, each read from the first line of its
+    /// first second, so every line gets the ordinal any other reader gives it, however many lines
+    /// share a timestamp (a burst of 20,000 in one second pages like any other lines). Matching
+    /// runs on a blocking thread against the search deadline.
     pub async fn log_page(
         &self,
         container: &str,
         query: &LogQuery,
     ) -> Result<Vec<LogEntry>, DockerError> {
-        let grep = build_grep(query)?;
-        let before = query.before.as_deref().and_then(parse_cursor);
-        let mut window = FIRST_WINDOW.max(query.limit * 2);
+        let deadline = Instant::now() + SEARCH_DEADLINE;
+        let mut upper = query.before.as_deref().and_then(parse_cursor);
+        let created = self.created_sec(container).await?;
+        // The first page starts where the newest window of lines does; later ones go back by a
+        // number of seconds that adapts to how many lines a second holds.
+        let mut since = match upper {
+            None => self
+                .tail_start(container, FIRST_WINDOW.max(query.limit * 2))
+                .await?
+                .unwrap_or(0),
+            Some(u) => u.ns / NS_PER_SEC,
+        };
+        let mut width = 1;
+        let mut found: Vec<LogEntry> = Vec::new();
+        let mut scanned = 0;
         loop {
-            let (lines, dropped) = self.read_tail(container, window).await?;
-            let complete = !dropped && lines.len() < window;
-            // The oldest timestamp of a full window may be cut: its ordinals would be wrong.
-            let cut_ns = if complete {
-                None
-            } else {
-                lines.first().map(|l| l.ns)
-            };
-            let mut numbering = Numbering::default();
-            let mut entries: Vec<LogEntry> = lines
-                .into_iter()
-                .filter(|l| Some(l.ns) != cut_ns)
-                .map(|l| numbering.entry(l))
-                .filter(|(pos, _)| before.is_none_or(|b| *pos < b))
-                .map(|(_, e)| e)
-                .filter(|e| {
-                    query
-                        .priority
-                        .is_none_or(|p| e.priority.is_none_or(|ep| ep <= p))
-                })
-                .filter(|e| grep.as_ref().is_none_or(|re| re.is_match(&e.message)))
-                .collect();
-            if entries.len() >= query.limit || complete || dropped || window >= MAX_WINDOW {
-                entries.reverse();
-                entries.truncate(query.limit);
-                return Ok(entries);
+            let read = self.read_range(container, since, upper).await?;
+            scanned += read.lines.len();
+            let (oldest, dropped, count) = (
+                read.lines.front().map(|(p, _)| *p),
+                read.dropped,
+                read.lines.len() as u64,
+            );
+            let matched = self.matching(read, query, deadline).await?;
+            found.extend(matched.into_iter().rev());
+            if found.len() >= query.limit
+                || (!dropped && since <= created)
+                || scanned >= MAX_SCANNED
+                || Instant::now() >= deadline
+            {
+                break;
             }
-            window = (window * 4).min(MAX_WINDOW);
+            if dropped {
+                // The range held more than one read keeps: go on before its oldest kept line.
+                upper = oldest;
+                continue;
+            }
+            upper = Some(Position {
+                ns: since * NS_PER_SEC,
+                ordinal: 0,
+            });
+            // Aim the next read at RANGE_TARGET lines, widening at most 8-fold (to the start).
+            width = (width * RANGE_TARGET)
+                .checked_div(count)
+                .map_or(width * 8, |w| w.clamp(1, width * 8));
+            since = since.saturating_sub(width).max(created);
         }
+        found.truncate(query.limit);
+        Ok(found)
+    }
+
+    /// The entries of `read` that `query`'s priority and grep accept, oldest first.
+    async fn matching(
+        &self,
+        read: RangeRead,
+        query: &LogQuery,
+        deadline: Instant,
+    ) -> Result<Vec<LogEntry>, DockerError> {
+        let entries: Vec<LogEntry> = read
+            .lines
+            .into_iter()
+            .map(|(pos, line)| entry(pos, line))
+            .filter(|e| {
+                query
+                    .priority
+                    .is_none_or(|p| e.priority.is_none_or(|ep| ep <= p))
+            })
+            .collect();
+        let Some(grep) = query.grep.clone() else {
+            return Ok(entries);
+        };
+        filter_blocking(entries, deadline, move |e| grep.is_match(&e.message))
+            .await
+            .map_err(DockerError::Search)
     }
 
     /// Follows `container`'s output after `after` or, without it, from the start of the current
@@ -245,13 +401,15 @@ impl DockerSource {
         // A follow lasts as long as the client listens: no request timeout on it.
         let docker = self.client().await?.with_timeout(super::FOREVER);
         let chunks = docker.logs(container, Some(options));
-        let mut numbering = Numbering::default();
+        let (mut numbering, mut lines) = (Numbering::default(), Lines::default());
         Ok(chunks
             .take_while(|r| std::future::ready(r.is_ok()))
-            .flat_map(|r| futures_util::stream::iter(r.map(lines_of).unwrap_or_default()))
+            .flat_map(move |r| {
+                futures_util::stream::iter(r.map(|o| lines.push(o)).unwrap_or_default())
+            })
             .filter_map(move |line| {
-                let (pos, entry) = numbering.entry(line);
-                std::future::ready(after.is_none_or(|a| pos > a).then_some(entry))
+                let pos = numbering.number(line.ns);
+                std::future::ready(after.is_none_or(|a| pos > a).then(|| entry(pos, line)))
             }))
     }
 }
@@ -267,7 +425,14 @@ mod tests {
             message: Bytes::from_static(b"2024-05-01T10:00:00Z boom\n2024-05-01T10:00:00Z bin\xff\n2024-05-01T10:00:01.5Z x\n"),
         };
         let mut n = Numbering::default();
-        let e: Vec<(Position, LogEntry)> = lines_of(out).into_iter().map(|l| n.entry(l)).collect();
+        let e: Vec<(Position, LogEntry)> = Lines::default()
+            .push(out)
+            .into_iter()
+            .map(|l| {
+                let pos = n.number(l.ns);
+                (pos, entry(pos, l))
+            })
+            .collect();
         assert_eq!(e.len(), 3);
         assert_eq!(e[0].1.cursor, "d1714557600000000000-0");
         assert_eq!(
@@ -282,10 +447,47 @@ mod tests {
         );
         assert_eq!(e[1].1.message, "bin\u{fffd}");
         assert!(e[0].0 < e[1].0 && e[1].0 < e[2].0);
-        assert!(lines_of(LogOutput::StdIn {
-            message: Bytes::from_static(b"x")
-        })
-        .is_empty());
+        assert!(Lines::default()
+            .push(LogOutput::StdIn {
+                message: Bytes::from_static(b"x")
+            })
+            .is_empty());
+    }
+
+    #[test]
+    fn lines_cut_in_frames_are_put_back_together() {
+        let frame = |s: &'static [u8]| LogOutput::StdOut {
+            message: Bytes::from_static(s),
+        };
+        let mut lines = Lines::default();
+        // podman: "1860\n" cut after "1860"; the newline comes in a frame of its own.
+        assert!(lines.push(frame(b"2024-05-01T10:00:00Z 18")).is_empty());
+        assert!(lines.push(frame(b"2024-05-01T10:00:01Z 60")).is_empty());
+        let err = lines.push(LogOutput::StdErr {
+            message: Bytes::from_static(b"2024-05-01T10:00:01Z oops\n"),
+        });
+        assert_eq!(err.len(), 1, "stderr is a line of its own");
+        let done = lines.push(frame(b"2024-05-01T10:00:01Z \n2024-05-01T10:00:01Z next\n"));
+        let texts: Vec<&[u8]> = done.iter().map(|l| l.text.as_slice()).collect();
+        assert_eq!(texts, [&b"1860"[..], b"next"]);
+        assert_eq!(
+            done[0].ns, 1_714_557_600_000_000_000,
+            "the first piece's time"
+        );
+        // An unfinished line at the end of a read is still a line; one that never ends is cut.
+        let mut lines = Lines::default();
+        lines.push(frame(b"2024-05-01T10:00:00Z start"));
+        let big = Bytes::from(
+            [
+                b"2024-05-01T10:00:00Z ".to_vec(),
+                vec![b'x'; MAX_MESSAGE * 2],
+            ]
+            .concat(),
+        );
+        lines.push(LogOutput::StdOut { message: big });
+        let rest: Vec<Line> = lines.finish().collect();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].text.len(), MAX_MESSAGE + 1, "bounded");
     }
 
     #[test]

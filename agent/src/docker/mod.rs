@@ -30,8 +30,8 @@ pub enum DockerError {
     Unreachable { socket: String, cause: String },
     #[error("Docker API call failed: {0}")]
     Call(bollard::errors::Error),
-    #[error("invalid query: {0}")]
-    Query(String),
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
 }
 
 /// A failed call as the agent reports it: [`DockerError::Unreachable`] with the OS's reason (which

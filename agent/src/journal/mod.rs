@@ -14,6 +14,7 @@ use tokio::process::{Child, ChildStdout, Command};
 pub use parse::{cut, parse_entry, valid_cursor, MAX_MESSAGE};
 
 use crate::config::SystemdScope;
+use crate::search::{Pattern, SEARCH_DEADLINE};
 
 const PAGE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -34,8 +35,8 @@ pub struct LogQuery {
     /// Entries older than this cursor (a validated journald cursor).
     pub before: Option<String>,
     /// A regular expression the message must match (journalctl `--grep`, case-insensitive
-    /// unless it has capitals).
-    pub grep: Option<String>,
+    /// unless it has capitals), bounded by [`Pattern`].
+    pub grep: Option<Pattern>,
     /// The least important priority to include, 0–7.
     pub priority: Option<u8>,
 }
@@ -77,17 +78,24 @@ impl Journal {
             cmd.arg(format!("--after-cursor={before}"));
         }
         if let Some(grep) = &query.grep {
-            cmd.arg(format!("--grep={grep}"));
+            cmd.arg(format!("--grep={}", grep.as_str()));
         }
         if let Some(p) = query.priority {
             cmd.arg(format!("--priority=0..{p}"));
         }
+        // A search is journalctl matching every entry of the unit: it gets the search deadline,
+        // and is killed when it passes (kill_on_drop).
+        let limit = if query.grep.is_some() {
+            SEARCH_DEADLINE
+        } else {
+            PAGE_TIMEOUT
+        };
         let out = tokio::time::timeout(
-            PAGE_TIMEOUT,
+            limit,
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).output(),
         )
         .await
-        .map_err(|_| JournalError::Timeout(PAGE_TIMEOUT))?
+        .map_err(|_| JournalError::Timeout(limit))?
         .map_err(JournalError::Spawn)?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
