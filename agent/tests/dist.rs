@@ -102,6 +102,74 @@ async fn install_script_places_binary_config_and_private_token() {
 }
 
 #[test]
+fn install_script_refuses_a_directory_others_can_change() {
+    // The files copied where someone else can change them (as into a predictable /tmp path):
+    // install.sh, run as root, could be swapped while it runs. It refuses; from a private
+    // directory (mktemp -d) it installs.
+    let staged = tempfile::tempdir().expect("tempdir");
+    let dir = staged.path();
+    for f in [
+        "install.sh",
+        "agent.toml.example",
+        "fleetdeck-agent.service",
+    ] {
+        std::fs::copy(format!("{DIST}/{f}"), dir.join(f)).expect("copy dist file");
+    }
+    std::fs::copy(agent_bin(), dir.join("fleetdeck-agent")).expect("copy binary");
+    let root = tempfile::tempdir().expect("root");
+    let install = || {
+        Command::new(dir.join("install.sh"))
+            .env("FLEETDECK_ROOT", root.path())
+            .output()
+            .expect("run install.sh")
+    };
+    for (path, loose) in [(dir.to_owned(), 0o777), (dir.join("install.sh"), 0o775)] {
+        let before = mode(&path);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(loose)).expect("chmod");
+        let out = install();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && stderr.contains(&format!(
+                    "{} is writable by group or others",
+                    path.display()
+                ))
+                && stderr.contains("mktemp -d"),
+            "{}: {stderr}",
+            path.display()
+        );
+        assert!(
+            !root.path().join("usr/local/bin/fleetdeck-agent").exists(),
+            "nothing installed"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(before)).expect("chmod");
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let out = install();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(root.path().join("usr/local/bin/fleetdeck-agent").exists());
+}
+
+#[test]
+fn the_documented_install_uses_a_private_directory() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README");
+    let section = readme
+        .split("## Installing the agent on a VM")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the README's install section");
+    assert!(
+        section.contains("mktemp -d") && !section.contains("/tmp/"),
+        "{section}"
+    );
+}
+
+#[test]
 fn unit_file_is_valid_for_systemd() {
     // systemd-analyze verify checks every directive; it wants ExecStart's binary to exist, so
     // verify a copy that runs /bin/true. It warns on stderr (exit 0) for unknown keys.
