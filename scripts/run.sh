@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-state=${FLEETDECK_DEMO_DIR:-/tmp/fleetdeck-demo}
+# Kept between runs (token, keys), and private: not a predictable /tmp path a root script writes.
+state=${FLEETDECK_DEMO_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/fleetdeck-demo}
 port=${FLEETDECK_DEMO_PORT:-7070}
 
 source scripts/lib/desktop.sh
@@ -46,7 +47,7 @@ desktop() {
         mkdir -p "$XDG_DATA_HOME"
         virtual_display 77
         echo "No display: the desktop runs on the virtual display :77. Look at it with:"
-        echo "  DISPLAY=:77 import -window root /tmp/fleetdeck.png"
+        echo "  DISPLAY=:77 import -window root $state/screenshot.png"
         desktop_session bash -c 'echo "$1" | "$2" --add-collector "$3" --url "$4" --key-stdin --add-only && exec "$2"' \
             _ "$key" "$app" "$name" "$c"
     else
@@ -61,7 +62,7 @@ if [[ $mode == --demo ]]; then
     "${CARGO_TARGET_DIR:-$root/target}/release/fleetdeck-collector" --demo --port "$cport" | tee "$demo_log" & pids+=($!)
     for _ in $(seq 1 300); do grep -q 'operator key:' "$demo_log" && break; sleep 0.1; done
     key=$(sed -n 's/^ *operator key: *//p' "$demo_log")
-    mkdir -p "$state"
+    mkdir -p -m 0700 "$state"
     desktop "$key" demo
     exit 0
 fi
@@ -77,7 +78,7 @@ podman run -d --quiet --name fleetdeck-demo-cache "$TESTBED_IMAGE" \
     sh -c 'while true; do echo cache tick; sleep 5; done' >/dev/null
 
 cargo build --release -p fleetdeck-agent -p fleetdeck-collector
-mkdir -p "$state"
+mkdir -p -m 0700 "$state"
 if [[ ! -s $state/agent.token ]]; then
     (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$state/agent.token")
 fi

@@ -62,7 +62,23 @@ step "tests"
 export FLEETDECK_TEST_LOGS=${FLEETDECK_TEST_LOGS:-${CARGO_TARGET_DIR:-$root/target}/test-logs}
 rm -rf "$FLEETDECK_TEST_LOGS"
 scripts/check-secrets.sh --self-test
-cargo test --locked
+# --no-fail-fast: one failing test binary must not hide what the others would say.
+cargo test --locked --no-fail-fast
+
+step "agent dist tests from a copy of the tree under /tmp, built into its own default target/"
+# The dist tests run the agent under the shipped hardened unit, whose PrivateTmp= hides /tmp: a
+# checkout under /tmp with the default target directory once failed there (203/EXEC). This runs
+# them from such a checkout (the tracked and untracked files of this tree, so local edits are
+# tested too), cold: about 2.5 minutes on 2 cores, where a cold build and run of every test
+# binary would take most of CI's budget (see docs/reliability.md).
+tmp_tree=$(mktemp -d /tmp/fleetdeck-tree.XXXXXX)
+(
+    trap 'rm -rf "$tmp_tree"' EXIT
+    git ls-files -z --cached --others --exclude-standard |
+        tar --null --ignore-failed-read -T - -cf - | tar -xf - -C "$tmp_tree"
+    cd "$tmp_tree"
+    env -u CARGO_TARGET_DIR cargo test --locked -p fleetdeck-agent --test dist
+)
 
 step "desktop: unit tests (Tauri adapters, UI reducer natively)"
 cargo test --locked -p fleetdeck -p fleetdeck-desktop -p fleetdeck-ui

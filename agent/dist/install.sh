@@ -19,6 +19,23 @@ if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then
     die "run as root (sudo $0), or set FLEETDECK_ROOT to install under a directory"
 fi
 
+# Run as root from a directory someone else can change, this script's files or the binary could
+# be swapped while it runs (the way a predictable /tmp path is attacked): refuse, and say how to
+# copy them into a private directory instead.
+if [ "$(id -u)" = 0 ]; then
+    for p in "$here" "$here/install.sh" "$here/agent.toml.example" "$here/fleetdeck-agent.service" \
+        "$(dirname "$bin")" "$bin"; do
+        [ -e "$p" ] || continue
+        owner=$(stat -c %u "$p")
+        if [ "$owner" != 0 ] && [ "$owner" != "${SUDO_UID:-0}" ]; then
+            die "$p belongs to uid $owner, neither root nor you: copy the files into a private directory (dir=\$(mktemp -d)) and run install.sh from there"
+        fi
+        if [ -n "$(find "$p" -maxdepth 0 -perm /022)" ]; then
+            die "$p is writable by group or others: copy the files into a private directory (dir=\$(mktemp -d)) and run install.sh from there"
+        fi
+    done
+fi
+
 etc=$root/etc/fleetdeck
 install -d -m 0755 "$root/usr/local/bin" "$etc" "$root/etc/systemd/system"
 install -m 0755 "$bin" "$root/usr/local/bin/fleetdeck-agent.new"

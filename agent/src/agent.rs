@@ -295,20 +295,26 @@ impl Agent {
         }
     }
 
-    fn env_path(&self, name: &str) -> Result<std::path::PathBuf, EnvAccessError> {
+    /// App `name`'s env file and the links it may be reached through.
+    fn env_path(
+        &self,
+        name: &str,
+    ) -> Result<(std::path::PathBuf, env_file::Links), EnvAccessError> {
         let app = self
             .config
             .app(name)
             .ok_or_else(|| EnvAccessError::NotFound(name.to_owned()))?;
-        app.env_file
+        let path = app
+            .env_file
             .clone()
-            .ok_or_else(|| EnvAccessError::NoEnvFile(name.to_owned()))
+            .ok_or_else(|| EnvAccessError::NoEnvFile(name.to_owned()))?;
+        Ok((path, app.env_links.clone()))
     }
 
     /// App `name`'s `.env` as written and as read.
     pub async fn env_read(&self, name: &str) -> Result<EnvFile, EnvAccessError> {
-        let path = self.env_path(name)?;
-        let file = tokio::task::spawn_blocking(move || env_file::read(&path))
+        let (path, links) = self.env_path(name)?;
+        let file = tokio::task::spawn_blocking(move || env_file::read(&path, &links))
             .await
             .map_err(|e| env_file::EnvError::Invalid(format!("the read was interrupted: {e}")))??;
         Ok(file)
@@ -322,14 +328,14 @@ impl Agent {
         if_match: &str,
         update: EnvUpdate,
     ) -> Result<EnvWritten, EnvAccessError> {
-        let path = self.env_path(name)?;
+        let (path, links) = self.env_path(name)?;
         let serial = self.env_lock.clone().lock_owned().await;
         let keys = update.set.len() + update.unset.len();
         let p = path.clone();
         let if_match = if_match.to_owned();
         let etag = tokio::task::spawn_blocking(move || {
             let _serial = serial;
-            env_file::write(&p, &if_match, &update)
+            env_file::write(&p, &links, &if_match, &update)
         })
         .await
         .map_err(|e| env_file::EnvError::Invalid(format!("the write was interrupted: {e}")))??;

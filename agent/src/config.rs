@@ -88,6 +88,8 @@ pub struct AppConfig {
     pub name: AppName,
     pub source: AppSource,
     pub env_file: Option<PathBuf>,
+    /// Which symlinks `env_file` may be reached through (`env_follow_symlink_within`).
+    pub env_links: crate::env_file::Links,
     pub allow_actions: bool,
 }
 
@@ -220,6 +222,7 @@ struct RawApp {
     systemd_unit: Option<String>,
     docker_container: Option<String>,
     env_file: Option<PathBuf>,
+    env_follow_symlink_within: Option<PathBuf>,
     #[serde(default)]
     allow_actions: bool,
 }
@@ -317,14 +320,33 @@ impl RawConfig {
                 }
             };
             if let Some(env) = &app.env_file {
-                if !env.is_absolute() {
-                    return Err(format!("{at}: env_file = {env:?} must be an absolute path"));
+                if !is_plain_absolute(env) {
+                    return Err(format!(
+                        "{at}: env_file = {env:?} must be an absolute path without '.' or '..'"
+                    ));
                 }
             }
+            let env_links = match (&app.env_file, app.env_follow_symlink_within) {
+                (_, None) => crate::env_file::Links::Refused,
+                (None, Some(_)) => {
+                    return Err(format!(
+                        "{at}: env_follow_symlink_within is set but env_file is not: add env_file, or remove env_follow_symlink_within"
+                    ))
+                }
+                (Some(_), Some(dir)) => {
+                    if !is_plain_absolute(&dir) || dir == Path::new("/") {
+                        return Err(format!(
+                            "{at}: env_follow_symlink_within = {dir:?} must be an absolute directory other than / and without '.' or '..'"
+                        ));
+                    }
+                    crate::env_file::Links::Within(dir)
+                }
+            };
             apps.push(AppConfig {
                 name,
                 source,
                 env_file: app.env_file,
+                env_links,
                 allow_actions: app.allow_actions,
             });
         }
@@ -342,7 +364,16 @@ impl RawConfig {
     }
 }
 
-/// Reads the token, refusing a file that group or others could read.
+/// An absolute path whose every component is a name: no `..`, which the agent's component by
+/// component walk of an env file's path does not take (a `.` is dropped by `components`).
+fn is_plain_absolute(path: &Path) -> bool {
+    use std::path::Component;
+    path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +414,7 @@ sample_interval = "5s"
 name = "myspendo"
 systemd_unit = "myspendo.service"
 env_file = "/srv/myspendo/.env"
+env_follow_symlink_within = "/srv/myspendo/shared"
 allow_actions = true
 [[apps]]
 name = "weather"
@@ -398,6 +430,10 @@ docker_container = "weather"
             AppSource::SystemdUnit("myspendo.service".into())
         );
         assert!(c.apps[0].allow_actions);
+        assert_eq!(
+            c.apps[0].env_links,
+            crate::env_file::Links::Within("/srv/myspendo/shared".into())
+        );
         assert_eq!(
             c.apps[1].source,
             AppSource::DockerContainer("weather".into())
@@ -450,6 +486,22 @@ docker_container = "weather"
             (
                 "token_file = \"/t\"\n[[apps]]\nname = \"a\"\nsystemd_unit = \"a.service\"\nenv_file = \"rel/.env\"",
                 &["must be an absolute path"],
+            ),
+            (
+                "token_file = \"/t\"\n[[apps]]\nname = \"a\"\nsystemd_unit = \"a.service\"\nenv_file = \"/srv/a/../b/.env\"",
+                &["without '.' or '..'"],
+            ),
+            (
+                "token_file = \"/t\"\n[[apps]]\nname = \"a\"\nsystemd_unit = \"a.service\"\nenv_follow_symlink_within = \"/srv/a\"",
+                &["env_follow_symlink_within is set but env_file is not"],
+            ),
+            (
+                "token_file = \"/t\"\n[[apps]]\nname = \"a\"\nsystemd_unit = \"a.service\"\nenv_file = \"/srv/a/.env\"\nenv_follow_symlink_within = \"shared\"",
+                &["env_follow_symlink_within = \"shared\" must be an absolute directory"],
+            ),
+            (
+                "token_file = \"/t\"\n[[apps]]\nname = \"a\"\nsystemd_unit = \"a.service\"\nenv_file = \"/srv/a/.env\"\nenv_follow_symlink_within = \"/\"",
+                &["other than /"],
             ),
         ];
         for (text, wants) in cases {

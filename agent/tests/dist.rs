@@ -102,6 +102,74 @@ async fn install_script_places_binary_config_and_private_token() {
 }
 
 #[test]
+fn install_script_refuses_a_directory_others_can_change() {
+    // The files copied where someone else can change them (as into a predictable /tmp path):
+    // install.sh, run as root, could be swapped while it runs. It refuses; from a private
+    // directory (mktemp -d) it installs.
+    let staged = tempfile::tempdir().expect("tempdir");
+    let dir = staged.path();
+    for f in [
+        "install.sh",
+        "agent.toml.example",
+        "fleetdeck-agent.service",
+    ] {
+        std::fs::copy(format!("{DIST}/{f}"), dir.join(f)).expect("copy dist file");
+    }
+    std::fs::copy(agent_bin(), dir.join("fleetdeck-agent")).expect("copy binary");
+    let root = tempfile::tempdir().expect("root");
+    let install = || {
+        Command::new(dir.join("install.sh"))
+            .env("FLEETDECK_ROOT", root.path())
+            .output()
+            .expect("run install.sh")
+    };
+    for (path, loose) in [(dir.to_owned(), 0o777), (dir.join("install.sh"), 0o775)] {
+        let before = mode(&path);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(loose)).expect("chmod");
+        let out = install();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && stderr.contains(&format!(
+                    "{} is writable by group or others",
+                    path.display()
+                ))
+                && stderr.contains("mktemp -d"),
+            "{}: {stderr}",
+            path.display()
+        );
+        assert!(
+            !root.path().join("usr/local/bin/fleetdeck-agent").exists(),
+            "nothing installed"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(before)).expect("chmod");
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let out = install();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(root.path().join("usr/local/bin/fleetdeck-agent").exists());
+}
+
+#[test]
+fn the_documented_install_uses_a_private_directory() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README");
+    let section = readme
+        .split("## Installing the agent on a VM")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the README's install section");
+    assert!(
+        section.contains("mktemp -d") && !section.contains("/tmp/"),
+        "{section}"
+    );
+}
+
+#[test]
 fn unit_file_is_valid_for_systemd() {
     // systemd-analyze verify checks every directive; it wants ExecStart's binary to exist, so
     // verify a copy that runs /bin/true. It warns on stderr (exit 0) for unknown keys.
@@ -128,83 +196,230 @@ fn unit_file_is_valid_for_systemd() {
     );
 }
 
-#[tokio::test]
-async fn agent_runs_under_the_hardened_unit() {
-    // The shipped unit, run by the test bed's systemd (user manager, as root) with only ExecStart
-    // and the bus address changed (the test bed's session bus lives under /tmp, which PrivateTmp
-    // hides, so it is bound in; a real VM's system bus is in /run). ProtectKernelTunables and ProtectKernelLogs are left out: this
-    // sandbox's /proc cannot be remounted for them (status 226/NAMESPACE); every other directive,
-    // the syscall filter and capability bounds included, applies.
-    require_testbed();
-    // Not under /tmp: the unit has PrivateTmp.
-    let work = std::path::PathBuf::from(format!("/var/lib/{}", unique("hardened")));
-    std::fs::create_dir_all(&work).expect("work dir outside PrivateTmp");
-    let token = work.join("agent.token");
-    std::fs::write(&token, TOKEN).expect("token");
-    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let unit_app = TransientUnit::start("hardened-app", &[], "while true; do sleep 1; done");
-    std::fs::write(
-        work.join("agent.toml"),
-        format!(
-            "listen = [\"127.0.0.1:{port}\"]\ntoken_file = \"agent.token\"\nsystemd = \"user\"\n\
-             [[apps]]\nname = \"app\"\nsystemd_unit = \"{}\"\n",
-            unit_app.name
-        ),
-    )
-    .expect("config");
-    let shipped = std::fs::read_to_string(format!("{DIST}/fleetdeck-agent.service")).expect("unit");
-    let bus = std::env::var("DBUS_SESSION_BUS_ADDRESS").expect("bus");
-    let unit_name = format!("{}.service", unique("fleetdeck-agent"));
-    let unit_text = shipped
-        .replace(
-            "ExecStart=/usr/local/bin/fleetdeck-agent --config /etc/fleetdeck/agent.toml",
-            &format!(
-                "Environment=DBUS_SESSION_BUS_ADDRESS={bus}\nBindPaths={}\nExecStart={} --config {}/agent.toml",
-                std::env::var("XDG_RUNTIME_DIR").expect("bus dir"),
-                agent_bin(),
-                work.display()
+/// The real agent run by the test bed's systemd (user manager, as root) under the shipped unit,
+/// with only ExecStart, the bus address and `ReadWritePaths=` changed (the test bed's session
+/// bus lives under /tmp, which PrivateTmp hides, so it is bound in; a real VM's system bus is in
+/// /run). ProtectKernelTunables and ProtectKernelLogs are left out: this sandbox's /proc cannot
+/// be remounted for them (status 226/NAMESPACE); every other directive, the syscall filter and
+/// capability bounds included, applies.
+///
+/// Everything the unit runs or reads lives in a directory of its own under /var/lib, the binary
+/// included: it is linked (or copied) there from the target directory, which may lie under /tmp
+/// (a clone under /tmp with the default target directory) where PrivateTmp would hide it
+/// (status 203/EXEC).
+struct HardenedAgent {
+    port: u16,
+    unit: LinkedUnit,
+}
+
+impl HardenedAgent {
+    /// The work directory for [`HardenedAgent::start`]: outside /tmp, removed with the unit.
+    fn work_dir() -> std::path::PathBuf {
+        let work = std::path::PathBuf::from(format!("/var/lib/{}", unique("hardened")));
+        std::fs::create_dir_all(&work).expect("work dir outside PrivateTmp");
+        std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        work
+    }
+
+    /// Starts the agent in `work` with `apps` (`[[apps]]` tables) in its config and
+    /// `ReadWritePaths=` set to `writable`; waits until it answers.
+    async fn start(work: &std::path::Path, apps: &str, writable: &[&std::path::Path]) -> Self {
+        require_testbed();
+        let token = work.join("agent.token");
+        std::fs::write(&token, TOKEN).expect("token");
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let bin = work.join("fleetdeck-agent");
+        if std::fs::hard_link(agent_bin(), &bin).is_err() {
+            std::fs::copy(agent_bin(), &bin).expect("copy the agent binary");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        std::fs::write(
+            work.join("agent.toml"),
+            format!(
+                "listen = [\"127.0.0.1:{port}\"]\ntoken_file = \"agent.token\"\nsystemd = \"user\"\n{apps}"
             ),
         )
-        .replace("ProtectKernelTunables=yes\n", "")
-        .replace("ProtectKernelLogs=yes\n", "");
-    assert!(
-        unit_text.contains("SystemCallFilter=@system-service") && unit_text.contains(agent_bin())
-    );
-    let unit_path = work.join(&unit_name);
-    std::fs::write(&unit_path, unit_text).expect("unit file");
-    run(
-        "systemctl",
-        &["--user", "link", unit_path.to_str().expect("utf-8 path")],
-    );
-    let _cleanup = LinkedUnit {
-        name: unit_name.clone(),
-        dir: work.clone(),
-    };
-    run("systemctl", &["--user", "start", &unit_name]);
+        .expect("config");
+        let shipped =
+            std::fs::read_to_string(format!("{DIST}/fleetdeck-agent.service")).expect("unit");
+        let bus = std::env::var("DBUS_SESSION_BUS_ADDRESS").expect("bus");
+        let unit_name = format!("{}.service", unique("fleetdeck-agent"));
+        let rw: Vec<String> = writable.iter().map(|p| p.display().to_string()).collect();
+        let unit_text = shipped
+            .replace(
+                "ExecStart=/usr/local/bin/fleetdeck-agent --config /etc/fleetdeck/agent.toml",
+                &format!(
+                    "Environment=DBUS_SESSION_BUS_ADDRESS={bus}\nBindPaths={}\nExecStart={} --config {}/agent.toml",
+                    std::env::var("XDG_RUNTIME_DIR").expect("bus dir"),
+                    bin.display(),
+                    work.display()
+                ),
+            )
+            .replace("\nReadWritePaths=\n", &format!("\nReadWritePaths={}\n", rw.join(" ")))
+            .replace("ProtectKernelTunables=yes\n", "")
+            .replace("ProtectKernelLogs=yes\n", "");
+        assert!(
+            unit_text.contains("SystemCallFilter=@system-service")
+                && unit_text.contains("PrivateTmp=yes")
+                && unit_text.contains(&format!("ExecStart={}", bin.display()))
+                && rw
+                    .iter()
+                    .all(|p| unit_text.contains(&format!("ReadWritePaths={p}"))),
+            "the shipped unit changed: {unit_text}"
+        );
+        let unit_path = work.join(&unit_name);
+        std::fs::write(&unit_path, unit_text).expect("unit file");
+        run(
+            "systemctl",
+            &["--user", "link", unit_path.to_str().expect("utf-8 path")],
+        );
+        let unit = LinkedUnit {
+            name: unit_name.clone(),
+            dir: work.to_owned(),
+        };
+        run("systemctl", &["--user", "start", &unit_name]);
+        let agent = Self { port, unit };
+        let client = reqwest::Client::new();
+        wait_for(
+            "the hardened agent to answer",
+            std::time::Duration::from_secs(10),
+            || async {
+                let resp = client.get(agent.url("/healthz")).send().await.ok()?;
+                resp.status().is_success().then_some(())
+            },
+        )
+        .await;
+        let active = run("systemctl", &["--user", "is-active", &unit_name]);
+        assert_eq!(active.trim(), "active");
+        agent
+    }
 
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/v1/apps/app");
-    let status: fleetdeck_proto::AppStatus = wait_for(
-        "the hardened agent to answer",
-        std::time::Duration::from_secs(10),
-        || async {
-            let resp = client.get(&url).bearer_auth(TOKEN).send().await.ok()?;
-            resp.json().await.ok()
-        },
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+#[tokio::test]
+async fn agent_runs_under_the_hardened_unit() {
+    let unit_app = TransientUnit::start("hardened-app", &[], "while true; do sleep 1; done");
+    let work = HardenedAgent::work_dir();
+    let agent = HardenedAgent::start(
+        &work,
+        &format!(
+            "[[apps]]\nname = \"app\"\nsystemd_unit = \"{}\"\n",
+            unit_app.name
+        ),
+        &[],
     )
     .await;
-    let active = run("systemctl", &["--user", "is-active", &unit_name]);
-    assert_eq!(active.trim(), "active");
+    let status: fleetdeck_proto::AppStatus = reqwest::Client::new()
+        .get(agent.url("/v1/apps/app"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("GET app")
+        .json()
+        .await
+        .expect("AppStatus");
     assert_eq!(
         status.state,
         fleetdeck_proto::AppState::Running,
         "{status:?}"
     );
+    drop(agent.unit);
+}
+
+#[tokio::test]
+async fn env_write_under_the_hardened_unit_keeps_owner_group_and_mode() {
+    use std::os::unix::fs::MetadataExt;
+    // A file of another user and group, mode 0640, in a root-owned directory: the agent writes a
+    // new file and renames it over, so it must give it that uid, gid and mode itself, which
+    // needs CAP_CHOWN and the chown system calls under the unit's filter.
+    let work = HardenedAgent::work_dir();
+    let app_dir = work.join("app");
+    std::fs::create_dir(&app_dir).expect("app dir");
+    std::fs::set_permissions(&app_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let env = app_dir.join(".env");
+    std::fs::write(&env, "A=1\n").expect("env");
+    let (uid, gid) = (4242, 4343);
+    std::os::unix::fs::chown(&env, Some(uid), Some(gid)).expect("chown");
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let agent = HardenedAgent::start(
+        &work,
+        &format!(
+            "[[apps]]\nname = \"web\"\nsystemd_unit = \"web.service\"\nenv_file = \"{}\"\n",
+            env.display()
+        ),
+        &[&app_dir],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let file: fleetdeck_proto::EnvFile = client
+        .get(agent.url("/v1/apps/web/env"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("GET env")
+        .json()
+        .await
+        .expect("EnvFile");
+    for round in 2..=3 {
+        let before = std::fs::metadata(&env).expect("meta").ino();
+        let resp = client
+            .put(agent.url("/v1/apps/web/env"))
+            .bearer_auth(TOKEN)
+            .header(
+                "If-Match",
+                format!(
+                    "\"{}\"",
+                    if round == 2 {
+                        file.etag.clone()
+                    } else {
+                        sha256_hex(b"A=2\n")
+                    }
+                ),
+            )
+            .json(&serde_json::json!({"set": {"A": round.to_string()}}))
+            .send()
+            .await
+            .expect("PUT env");
+        let status = resp.status();
+        let body = resp.text().await.expect("body");
+        assert_eq!(status, 200, "{body}");
+        let meta = std::fs::metadata(&env).expect("meta");
+        assert_ne!(
+            meta.ino(),
+            before,
+            "a new file was renamed over the old one"
+        );
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (uid, gid, 0o640),
+            "owner, group and mode kept"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&env).expect("env"),
+            format!("A={round}\n")
+        );
+    }
+    let backup = std::fs::metadata(app_dir.join("..env.fleetdeck-backup.1")).expect("backup");
+    assert_eq!(
+        (backup.uid(), backup.gid(), backup.mode() & 0o7777),
+        (uid, gid, 0o640)
+    );
+    drop(agent.unit);
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A unit linked into the user manager, stopped and unlinked (with its directory) when dropped.

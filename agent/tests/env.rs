@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -191,29 +191,280 @@ async fn read_edit_and_the_wire_rules() {
     );
 }
 
+/// A GET and a PUT (with the right etag for what is there, the strongest case) of app `app`'s
+/// `.env`: both must be refused with 409 and `code`; the refusal's message is returned.
+async fn both_refused(agent: &RunningAgent, app: &str, code: &str, etag: &str) -> String {
+    let resp = agent.get(&format!("/v1/apps/{app}/env")).await;
+    assert_eq!(resp.status(), 409, "GET {app}");
+    let body = resp.text().await.expect("body");
+    let error: serde_json::Value = serde_json::from_str(&body).expect("error json");
+    assert_eq!(error["error"]["code"], code, "{body}");
+    let resp = agent
+        .client
+        .put(agent.url(&format!("/v1/apps/{app}/env")))
+        .bearer_auth(TOKEN)
+        .header("If-Match", format!("\"{etag}\""))
+        .json(&json!({"set": {"A": "overwritten"}}))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(error_code(resp).await, (409, code.to_owned()), "PUT {app}");
+    error["error"]["message"]
+        .as_str()
+        .expect("message")
+        .to_owned()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut n: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    n.sort();
+    n
+}
+
+/// A root-only file a link swapped in at the configured path could expose: mode 0600, its one
+/// value recorded as a secret, so the secrets check also proves it reached no log.
+fn root_only_file(path: &Path) -> Vec<u8> {
+    let text = "ROOT_ONLY=the-root-only-secret-4711\n";
+    secret_env(text);
+    std::fs::write(path, text).expect("root-only file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    text.as_bytes().to_vec()
+}
+
 #[tokio::test]
-async fn symlinked_env_file_is_followed_and_kept_a_link() {
+async fn a_symlink_swapped_in_is_neither_read_nor_written() {
     let work = Workdir::new();
-    let real = work.path("real.env");
-    std::fs::write(&real, "A=1\n").expect("env");
-    let link = work.path(".env");
-    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    let app = work.path("app");
+    std::fs::create_dir(&app).expect("app dir");
+    std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let env = app.join(".env");
+    std::fs::write(&env, "A=1\n").expect("env");
+    let vault = work.path("vault");
+    std::fs::create_dir(&vault).expect("vault");
+    let secret_file = vault.join("key");
+    let secret_bytes = root_only_file(&secret_file);
     let agent = RunningAgent::start(&work.config(&format!(
         "[[apps]]\nname = \"web\"\nsystemd_unit = \"web.service\"\nenv_file = \"{}\"\n",
-        link.display()
+        env.display()
     )));
-    let file = get_env(&agent).await;
-    assert_eq!(
-        put_env(&agent, Some(&file.etag), json!({"set": {"A": "2"}}))
-            .await
-            .status(),
-        200
+    assert_eq!(get_env(&agent).await.raw, "A=1\n", "the real file is read");
+
+    // The app's directory is writable by its owner, who swaps the file for a link.
+    std::fs::remove_file(&env).expect("remove");
+    std::os::unix::fs::symlink(&secret_file, &env).expect("symlink");
+    let message = both_refused(
+        &agent,
+        "web",
+        "env_file_symlink",
+        &sha256_hex(&secret_bytes),
+    )
+    .await;
+    assert!(
+        message.contains(&format!("{} is a symbolic link", env.display()))
+            && message.contains("env_follow_symlink_within"),
+        "{message}"
     );
-    assert!(std::fs::symlink_metadata(&link)
+    assert!(!message.contains("the-root-only-secret"), "{message}");
+    assert_eq!(std::fs::read(&secret_file).expect("secret"), secret_bytes);
+    assert_eq!(
+        std::fs::metadata(&secret_file).expect("meta").mode() & 0o7777,
+        0o600
+    );
+    assert_eq!(
+        names(&vault),
+        ["key"],
+        "no temp file or backup beside the target"
+    );
+    assert!(std::fs::symlink_metadata(&env)
+        .expect("link")
+        .file_type()
+        .is_symlink());
+
+    // A directory on the way swapped for a link to a directory holding a file of that name.
+    std::fs::remove_file(&env).expect("remove link");
+    std::fs::rename(&secret_file, vault.join(".env")).expect("rename");
+    std::fs::remove_dir(&app).expect("remove app dir");
+    std::os::unix::fs::symlink(&vault, &app).expect("dir symlink");
+    let message = both_refused(
+        &agent,
+        "web",
+        "env_file_symlink",
+        &sha256_hex(&secret_bytes),
+    )
+    .await;
+    assert!(
+        message.contains(&format!(
+            "leads through a symbolic link at {}",
+            app.display()
+        )),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read(vault.join(".env")).expect("secret"),
+        secret_bytes
+    );
+    assert_eq!(names(&vault), [".env"]);
+}
+
+#[tokio::test]
+async fn a_directory_others_can_change_is_refused() {
+    let work = Workdir::new();
+    let app = work.path("app");
+    std::fs::create_dir(&app).expect("app dir");
+    let env = app.join(".env");
+    std::fs::write(&env, "A=1\n").expect("env");
+    let etag = sha256_hex(b"A=1\n");
+    let agent = RunningAgent::start(&work.config(&format!(
+        "[[apps]]\nname = \"web\"\nsystemd_unit = \"web.service\"\nenv_file = \"{}\"\n",
+        env.display()
+    )));
+    let set = |mode: u32| {
+        std::fs::set_permissions(&app, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    let chown = |path: &Path, uid: u32| {
+        std::os::unix::fs::chown(path, Some(uid), Some(uid)).expect("chown")
+    };
+
+    for (mode, who) in [
+        (0o775, "group 0"),
+        (0o757, "others"),
+        (0o2777, "group 0 and others"),
+    ] {
+        set(mode);
+        let message = both_refused(&agent, "web", "env_file_dir_writable", &etag).await;
+        assert!(
+            message.contains(&format!(
+                "directory {} (mode {mode:04o}) is writable by {who}",
+                app.display()
+            )) && message.contains("rule: only root and the file's owner")
+                && message.contains(&format!("chmod go-w {}", app.display())),
+            "{message}"
+        );
+    }
+    // Owned by a user who does not own the file: that user could swap it.
+    set(0o755);
+    chown(&app, 4242);
+    let message = both_refused(&agent, "web", "env_file_dir_writable", &etag).await;
+    assert!(
+        message.contains(
+            "is owned by uid 4242, who is neither root nor the owner of the env file (uid 0)"
+        ),
+        "{message}"
+    );
+    assert_eq!(std::fs::read_to_string(&env).expect("env"), "A=1\n");
+    assert_eq!(names(&app), [".env"], "nothing written beside it");
+
+    // The same directory is fine once the file belongs to that user too, and a sticky
+    // world-writable directory is fine when the file in it belongs to root or its owner.
+    chown(&env, 4242);
+    let file = get_env(&agent).await;
+    assert_eq!(file.raw, "A=1\n");
+    chown(&app, 0);
+    chown(&env, 0);
+    set(0o1777);
+    let file = get_env(&agent).await;
+    let resp = put_env(&agent, Some(&file.etag), json!({"set": {"A": "2"}})).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(std::fs::read_to_string(&env).expect("env"), "A=2\n");
+}
+
+#[tokio::test]
+async fn env_follow_symlink_within_allows_links_inside_only() {
+    let work = Workdir::new();
+    let shared = work.path("shared");
+    let app = work.path("app");
+    std::fs::create_dir(&shared).expect("shared");
+    std::fs::create_dir(&app).expect("app");
+    let real = shared.join("web.env");
+    std::fs::write(&real, "A=1\n").expect("env");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let secret_file = work.path("outside.env");
+    let secret_bytes = root_only_file(&secret_file);
+    // Inside (a relative link, and a link to a link that stays inside); escaping by `..` and
+    // by a second link.
+    let link = |name: &str, to: &str| {
+        std::os::unix::fs::symlink(to, app.join(name)).expect("symlink");
+        app.join(name)
+    };
+    let web = link("web.env", "../shared/web.env");
+    std::os::unix::fs::symlink("web.env", shared.join("hop-in")).expect("hop-in");
+    let twice = link("twice.env", &shared.join("hop-in").display().to_string());
+    let dotdot = link(
+        "dotdot.env",
+        &format!("{}/../outside.env", shared.display()),
+    );
+    std::os::unix::fs::symlink(&secret_file, shared.join("hop-out")).expect("hop-out");
+    let second = link("second.env", &shared.join("hop-out").display().to_string());
+    let apps: String = [
+        ("web", &web),
+        ("twice", &twice),
+        ("dotdot", &dotdot),
+        ("second", &second),
+    ]
+    .iter()
+    .map(|(name, path)| {
+        format!(
+            "[[apps]]\nname = \"{name}\"\nsystemd_unit = \"{name}.service\"\nenv_file = \"{}\"\n\
+                 env_follow_symlink_within = \"{}\"\n",
+            path.display(),
+            shared.display()
+        )
+    })
+    .collect();
+    let agent = RunningAgent::start(&work.config(&apps));
+
+    let file = get_env(&agent).await;
+    assert_eq!(file.raw, "A=1\n");
+    let resp = put_env(&agent, Some(&file.etag), json!({"set": {"A": "2"}})).await;
+    assert_eq!(resp.status(), 200);
+    assert!(std::fs::symlink_metadata(&web)
         .expect("link")
         .file_type()
         .is_symlink());
     assert_eq!(std::fs::read_to_string(&real).expect("real"), "A=2\n");
+    assert_eq!(
+        std::fs::metadata(&real).expect("meta").mode() & 0o7777,
+        0o640
+    );
+    assert!(
+        shared.join(".web.env.fleetdeck-backup.1").exists(),
+        "backup beside the target"
+    );
+    let twice_file: EnvFile =
+        serde_json::from_value(agent.get_json("/v1/apps/twice/env").await).expect("EnvFile");
+    assert_eq!(twice_file.raw, "A=2\n");
+
+    for app_name in ["dotdot", "second"] {
+        let message = both_refused(
+            &agent,
+            app_name,
+            "env_file_link_outside",
+            &sha256_hex(&secret_bytes),
+        )
+        .await;
+        assert!(
+            message.contains(&format!("resolves outside {}", shared.display())),
+            "{message}"
+        );
+        assert!(
+            !message.contains("outside.env"),
+            "the target is not named: {message}"
+        );
+    }
+    assert_eq!(std::fs::read(&secret_file).expect("secret"), secret_bytes);
+    assert!(!work.path(".outside.env.fleetdeck-backup.1").exists());
 }
 
 /// Values a config really holds, and values chosen to break quoting.

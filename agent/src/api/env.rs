@@ -6,12 +6,20 @@ use fleetdeck_proto::{EnvFile, EnvUpdate, EnvWritten, ErrorBody};
 
 use super::{ApiError, AppState};
 
+/// What a 409 of the `.env` routes means (in the OpenAPI document).
+const CONFLICT: &str = "where the file lies breaks a rule, named by the code: env_file_symlink (a symbolic link on its path, not allowed by the app's config), env_file_link_outside (an allowed link resolving outside env_follow_symlink_within), env_file_dir_writable (a directory on its path that someone other than root and the file's owner can change); nothing was read or written";
+
 /// The app's `.env`: etag, path, entries and raw text.
 #[utoipa::path(
     get,
     path = "/v1/apps/{app}/env",
     params(("app" = String, Path, description = "the app's name")),
-    responses((status = 200, body = EnvFile), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = EnvFile),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = CONFLICT, body = ErrorBody)
+    ),
     security(("bearer" = []))
 )]
 pub async fn get(
@@ -34,6 +42,7 @@ pub async fn get(
         (status = 200, body = EnvWritten),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, description = CONFLICT, body = ErrorBody),
         (status = 412, description = "the file changed since it was read", body = ErrorBody),
         (status = 413, description = "the body is over the agent's limit (4 MiB)", body = ErrorBody),
         (status = 422, description = "invalid key, or the result would not parse or read back", body = ErrorBody),

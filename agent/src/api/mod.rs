@@ -129,6 +129,7 @@ impl IntoResponse for ApiError {
                         (StatusCode::INTERNAL_SERVER_ERROR, "env_write_failed")
                     }
                     E::File(F::DiskFull { .. }) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
+                    E::File(F::Unsafe { rule, .. }) => (StatusCode::CONFLICT, rule.code()),
                 }
             }
             Self::PreconditionRequired => (StatusCode::PRECONDITION_REQUIRED, "if_match_required"),

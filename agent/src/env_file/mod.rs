@@ -1,24 +1,34 @@
 //! An app's `.env` file: read it, and edit it atomically. Only the path from the agent's config
-//! is ever opened (never one from a request). A write is: read and hash the current bytes (etag
-//! check), build the new text (only edited values change; new keys are appended), check it reads
-//! back as intended, write it to a temp file in the same directory with the original's mode and
-//! owner, fsync, hard-link the old file as backup `.NAME.fleetdeck-backup.1` (older ones rotate,
-//! [`BACKUPS`] kept), rename over the original, fsync the directory. A crash at any point leaves
-//! the old file or the new one, whole. A symlinked env file is followed: its target is replaced
-//! and the link stays. Values never reach a log.
+//! is ever opened (never one from a request), and only as [`open`] allows: no symlink on the way
+//! unless the app's config allows links into one directory, and no directory on the way that
+//! anyone but root and the file's owner can change. A write is: read and hash the current bytes
+//! (etag check), build the new text (only edited values change; new keys are appended), check it
+//! reads back as intended, write it to a temp file created (`O_EXCL | O_NOFOLLOW`) in the same
+//! directory, given the original's owner, group and mode, fsync, hard-link the old file as
+//! backup `.NAME.fleetdeck-backup.1` (older ones rotate, [`BACKUPS`] kept), rename over the
+//! original, fsync the directory; every one of these steps goes through the directory's
+//! descriptor from the checked walk, never through a path. A crash at any point leaves the old
+//! file or the new one, whole. An allowed symlink stays: its target is replaced. Values never
+//! reach a log.
 
+pub mod open;
 pub mod parse;
 pub mod quote;
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, Stat};
 
 use fleetdeck_proto::{EnvEntry, EnvFile, EnvUpdate};
 use sha2::{Digest, Sha256};
 
+pub use open::{Links, Rule};
 use parse::{parse, parse_lenient, valid_key, Assignment};
 use quote::quote;
 
@@ -49,32 +59,44 @@ pub enum EnvError {
     Stale { current: String, given: String },
     #[error("{0}")]
     Invalid(String),
+    /// Where the file lies breaks a rule of [`open`]: nothing was read or written.
+    #[error("{message}")]
+    Unsafe { rule: Rule, message: String },
 }
 
 /// An env file larger than this is refused rather than read.
 pub const MAX_SIZE: u64 = 1024 * 1024;
 
-/// Reads `path` if it is a regular file of at most [`MAX_SIZE`]: opened without blocking (a FIFO
-/// put in its place cannot hang the agent) and checked through the same handle that is read.
-fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+/// Opens `path` under the rules of [`open`]; `path` names the file in a read error.
+fn open_checked(path: &Path, links: &Links) -> Result<open::Opened, EnvError> {
+    open::open(path, links).map_err(|e| match e {
+        open::OpenError::Unsafe(rule, message) => EnvError::Unsafe { rule, message },
+        open::OpenError::Io(error) => EnvError::Read {
+            path: path.to_owned(),
+            error,
+        },
+    })
+}
+
+/// The opened file's bytes if it is at most [`MAX_SIZE`], read through the handle that was
+/// checked.
+fn read_bounded(opened: &mut open::Opened) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("it is not a regular file"));
-    }
-    if meta.len() > MAX_SIZE {
+    let len = opened.stat.st_size.max(0) as u64;
+    if len > MAX_SIZE {
         return Err(std::io::Error::other(format!(
             "it is larger than {MAX_SIZE} bytes"
         )));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    Read::by_ref(&mut file)
+    let mut bytes = Vec::with_capacity(len as usize);
+    Read::by_ref(&mut opened.file)
         .take(MAX_SIZE + 1)
         .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SIZE {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {MAX_SIZE} bytes"
+        )));
+    }
     Ok(bytes)
 }
 
@@ -85,9 +107,10 @@ pub fn etag(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The file as a client sees it.
-pub fn read(path: &Path) -> Result<EnvFile, EnvError> {
-    let bytes = read_regular(path).map_err(|error| EnvError::Read {
+/// The file at `path` (reached as `links` allows) as a client sees it.
+pub fn read(path: &Path, links: &Links) -> Result<EnvFile, EnvError> {
+    let mut opened = open_checked(path, links)?;
+    let bytes = read_bounded(&mut opened).map_err(|error| EnvError::Read {
         path: path.to_owned(),
         error,
     })?;
@@ -229,15 +252,17 @@ pub fn apply(text: &str, update: &EnvUpdate) -> Result<String, EnvError> {
     Ok(new)
 }
 
-/// Replaces the file at `path` (following a symlink) with `update` applied, if its etag is still
-/// `if_match`. Returns the new etag.
-pub fn write(path: &Path, if_match: &str, update: &EnvUpdate) -> Result<String, EnvError> {
-    // A symlinked env file: replace what it points to, keep the link.
-    let target = std::fs::canonicalize(path).map_err(|error| EnvError::Read {
-        path: path.to_owned(),
-        error,
-    })?;
-    let bytes = read_regular(&target).map_err(|error| EnvError::Read {
+/// Replaces the file at `path` (reached as `links` allows; an allowed link stays and its target
+/// is replaced) with `update` applied, if its etag is still `if_match`. Returns the new etag.
+pub fn write(
+    path: &Path,
+    links: &Links,
+    if_match: &str,
+    update: &EnvUpdate,
+) -> Result<String, EnvError> {
+    let mut opened = open_checked(path, links)?;
+    let target = opened.real.clone();
+    let bytes = read_bounded(&mut opened).map_err(|error| EnvError::Read {
         path: target.clone(),
         error,
     })?;
@@ -251,7 +276,7 @@ pub fn write(path: &Path, if_match: &str, update: &EnvUpdate) -> Result<String, 
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| EnvError::Invalid("the file is not UTF-8 text; fix it on the host".into()))?;
     let new = apply(text, update)?;
-    replace(&target, new.as_bytes()).map_err(|error| {
+    replace(&opened, new.as_bytes()).map_err(|error| {
         if is_disk_full(&error) {
             EnvError::DiskFull {
                 path: target.clone(),
@@ -275,85 +300,106 @@ fn is_disk_full(error: &std::io::Error) -> bool {
     )
 }
 
-/// The atomic replacement of `target` by `content` (see the module docs).
-fn replace(target: &Path, content: &[u8]) -> std::io::Result<()> {
-    let dir = target
-        .parent()
-        .ok_or_else(|| std::io::Error::other("the file has no directory"))?;
-    let name = target
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("the file has no name"))?
-        .to_string_lossy();
-    let meta = std::fs::metadata(target)?;
-    remove_stale_temps(dir, &name);
+/// The atomic replacement of the opened file by `content` (see the module docs), all of it
+/// relative to the directory's descriptor.
+fn replace(opened: &open::Opened, content: &[u8]) -> std::io::Result<()> {
+    let dir = &opened.dir;
+    let name = opened.name.as_os_str();
+    remove_stale_temps(dir, name);
 
-    // Unique per write, so no write can ever open another's temp file.
+    // Unique per write, so no write can ever open another's temp file; O_EXCL | O_NOFOLLOW, so
+    // a name someone put there (a link above all) fails the write instead of redirecting it.
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let temp = dir.join(format!("{TEMP_PREFIX}{}.{n}-{name}", std::process::id()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(meta.mode() & 0o7777)
-        .open(&temp)?;
+    let mut temp = format!("{TEMP_PREFIX}{}.{n}-", std::process::id()).into_bytes();
+    temp.extend_from_slice(name.as_bytes());
+    let temp = OsStr::from_bytes(&temp);
+    let fd = rfs::openat(
+        dir,
+        temp,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    let mut file = File::from(fd);
     let written = (|| {
-        // Same owner as the original (a no-op when the agent already owns it).
-        if std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid())).is_err()
-            && meta.uid() != rustix::process::geteuid().as_raw()
-        {
-            return Err(std::io::Error::other(format!(
-                "cannot give the new file the owner uid {} of the old one",
-                meta.uid()
-            )));
-        }
-        file.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        // Owner and group first: a chown clears set-id bits, which the mode then restores.
+        keep_owner(&file, &opened.stat)?;
+        rfs::fchmod(&file, Mode::from_raw_mode(opened.stat.st_mode & 0o7777))?;
         file.write_all(content)?;
         file.sync_all()
     })();
+    let remove_temp = || {
+        let _ = rfs::unlinkat(dir, temp, AtFlags::empty());
+    };
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
+        remove_temp();
         return Err(e);
     }
     drop(file);
-    if let Err(e) = rotate_backups(dir, &name, target) {
-        let _ = std::fs::remove_file(&temp);
+    if let Err(e) = rotate_backups(dir, name) {
+        remove_temp();
         return Err(e);
     }
-    if let Err(e) = std::fs::rename(&temp, target) {
-        let _ = std::fs::remove_file(&temp);
-        return Err(e);
+    if let Err(e) = rfs::renameat(dir, temp, dir, name) {
+        remove_temp();
+        return Err(e.into());
     }
-    File::open(dir)?.sync_all()
+    Ok(rfs::fsync(dir)?)
 }
 
-fn backup_path(dir: &Path, name: &str, n: usize) -> PathBuf {
-    dir.join(format!(".{name}.fleetdeck-backup.{n}"))
+/// Gives the temp file the uid and gid of the file it replaces. If `fchown` fails (an agent
+/// without CAP_CHOWN, or a syscall filter refusing it), the write goes on only when the temp
+/// file already has both.
+fn keep_owner(file: &File, want: &Stat) -> std::io::Result<()> {
+    let (uid, gid) = (want.st_uid, want.st_gid);
+    if let Err(e) = rfs::fchown(
+        file,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    ) {
+        let got = rfs::fstat(file)?;
+        if (got.st_uid, got.st_gid) != (uid, gid) {
+            return Err(std::io::Error::other(format!(
+                "cannot give the new file the owner {uid}:{gid} of the old one ({e}); the agent \
+                 needs CAP_CHOWN and the chown system calls (the shipped unit allows both)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn backup_name(name: &OsStr, n: usize) -> std::ffi::OsString {
+    let mut b = std::ffi::OsString::from(".");
+    b.push(name);
+    b.push(format!(".fleetdeck-backup.{n}"));
+    b
 }
 
 /// `.NAME.fleetdeck-backup.1` becomes `.2` and so on; the current file is hard-linked as `.1`
-/// (no copy, and the original is never absent).
-fn rotate_backups(dir: &Path, name: &str, target: &Path) -> std::io::Result<()> {
+/// (no copy, and the original is never absent). Renames and links never follow a symlink.
+fn rotate_backups(dir: &OwnedFd, name: &OsStr) -> std::io::Result<()> {
     for n in (1..BACKUPS).rev() {
-        let from = backup_path(dir, name, n);
-        if from.exists() {
-            std::fs::rename(&from, backup_path(dir, name, n + 1))?;
+        match rfs::renameat(dir, backup_name(name, n), dir, backup_name(name, n + 1)) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    let first = backup_path(dir, name, 1);
-    let _ = std::fs::remove_file(&first);
-    std::fs::hard_link(target, &first)
+    let first = backup_name(name, 1);
+    let _ = rfs::unlinkat(dir, &first, AtFlags::empty());
+    Ok(rfs::linkat(dir, name, dir, &first, AtFlags::empty())?)
 }
 
 /// Temp files a killed agent left behind (writes are serialized per file, so none is live).
-fn remove_stale_temps(dir: &Path, name: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+fn remove_stale_temps(dir: &OwnedFd, name: &OsStr) {
+    let Ok(entries) = rfs::Dir::read_from(dir) else {
         return;
     };
+    let mut suffix = b"-".to_vec();
+    suffix.extend_from_slice(name.as_bytes());
     for e in entries.flatten() {
-        let file_name = e.file_name();
-        let f = file_name.to_string_lossy();
-        if f.starts_with(TEMP_PREFIX) && f.ends_with(&format!("-{name}")) {
-            let _ = std::fs::remove_file(e.path());
+        let f = e.file_name().to_bytes();
+        if f.starts_with(TEMP_PREFIX.as_bytes()) && f.ends_with(&suffix) {
+            let _ = rfs::unlinkat(dir, e.file_name(), AtFlags::empty());
         }
     }
 }
@@ -361,6 +407,11 @@ fn remove_stale_temps(dir: &Path, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn backup_path(dir: &Path, name: &str, n: usize) -> PathBuf {
+        dir.join(backup_name(OsStr::new(name), n))
+    }
 
     fn update(set: &[(&str, &str)], unset: &[&str]) -> EnvUpdate {
         EnvUpdate {
@@ -474,13 +525,17 @@ mod tests {
             .expect("mkfifo")
             .success());
         // Opened without blocking and refused: a FIFO in place of the file cannot hang the agent.
-        let e = read(&fifo).expect_err("a FIFO").to_string();
+        let e = read(&fifo, &Links::Refused)
+            .expect_err("a FIFO")
+            .to_string();
         assert!(e.contains("not a regular file"), "{e}");
         let big = dir.path().join("big.env");
         std::fs::write(&big, vec![b'x'; MAX_SIZE as usize + 1]).expect("write");
-        let e = read(&big).expect_err("too big").to_string();
+        let e = read(&big, &Links::Refused)
+            .expect_err("too big")
+            .to_string();
         assert!(e.contains("larger than"), "{e}");
-        assert!(read(Path::new("/dev/zero")).is_err());
+        assert!(read(Path::new("/dev/zero"), &Links::Refused).is_err());
     }
 
     #[test]
@@ -493,7 +548,13 @@ mod tests {
         let three = backup_path(dir.path(), "x.env", 3);
         std::fs::create_dir(&three).expect("dir");
         std::fs::write(three.join("keep"), "").expect("file in dir");
-        let e = write(&env, &etag(b"A=1\n"), &update(&[("A", "2")], &[])).expect_err("refused");
+        let e = write(
+            &env,
+            &Links::Refused,
+            &etag(b"A=1\n"),
+            &update(&[("A", "2")], &[]),
+        )
+        .expect_err("refused");
         assert!(matches!(e, EnvError::Write { .. }), "{e}");
         assert_eq!(std::fs::read_to_string(&env).expect("read"), "A=1\n");
         let temps: Vec<_> = std::fs::read_dir(dir.path())
@@ -505,15 +566,27 @@ mod tests {
     }
 
     #[test]
-    fn atomic_write_keeps_mode_backs_up_and_follows_symlinks() {
+    fn atomic_write_keeps_mode_backs_up_and_follows_allowed_symlinks() {
         let dir = tempfile::tempdir().expect("tempdir");
         let real = dir.path().join("real.env");
         std::fs::write(&real, "A=1\n").expect("write");
         std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).expect("chmod");
         let link = dir.path().join(".env");
         std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let e = read(&link, &Links::Refused).expect_err("a link is not followed unless allowed");
+        assert!(
+            matches!(
+                e,
+                EnvError::Unsafe {
+                    rule: Rule::Symlink,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let links = Links::Within(dir.path().to_owned());
 
-        let first = read(&link).expect("read");
+        let first = read(&link, &links).expect("read");
         assert_eq!(
             first.entries,
             vec![EnvEntry {
@@ -522,7 +595,7 @@ mod tests {
                 line: 1
             }]
         );
-        let tag = write(&link, &first.etag, &update(&[("A", "2")], &[])).expect("write");
+        let tag = write(&link, &links, &first.etag, &update(&[("A", "2")], &[])).expect("write");
         assert!(
             std::fs::symlink_metadata(&link)
                 .expect("link")
@@ -537,7 +610,8 @@ mod tests {
         );
         assert_eq!(tag, etag(b"A=2\n"));
 
-        let stale = write(&link, &first.etag, &update(&[("A", "3")], &[])).expect_err("stale");
+        let stale =
+            write(&link, &links, &first.etag, &update(&[("A", "3")], &[])).expect_err("stale");
         assert!(matches!(stale, EnvError::Stale { .. }));
         assert_eq!(
             std::fs::read_to_string(&real).expect("read"),
@@ -547,7 +621,8 @@ mod tests {
 
         let mut tag = tag;
         for v in 3..=6 {
-            tag = write(&link, &tag, &update(&[("A", &v.to_string())], &[])).expect("write");
+            tag =
+                write(&link, &links, &tag, &update(&[("A", &v.to_string())], &[])).expect("write");
         }
         let backup =
             |n: usize| std::fs::read_to_string(backup_path(dir.path(), "real.env", n)).ok();

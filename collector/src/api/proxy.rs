@@ -190,6 +190,9 @@ pub async fn logs_stream(
     .await
 }
 
+/// The agent's 409 on its `.env` routes, passed through.
+const AGENT_ENV_CONFLICT: &str = "the agent refused: where the file lies breaks a rule named by the code (env_file_symlink, env_file_link_outside, env_file_dir_writable); nothing was read or written";
+
 /// The app's `.env` (operator or admin: a viewer never reads values).
 #[utoipa::path(
     get,
@@ -198,6 +201,7 @@ pub async fn logs_stream(
     responses(
         (status = 200, body = EnvFile), (status = 400, description = "not an app name", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = AGENT_ENV_CONFLICT, body = ErrorBody),
         (status = 502, body = ErrorBody)
     ),
     security(("bearer" = []))
@@ -226,6 +230,7 @@ pub async fn env_get(
     request_body = EnvUpdate,
     responses(
         (status = 200, body = EnvWritten),
+        (status = 409, description = AGENT_ENV_CONFLICT, body = ErrorBody),
         (status = 400, description = "not an app name, or an update over 2 MiB", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody),
