@@ -31,6 +31,12 @@ use tokio::net::TcpListener;
 pub use agent::Agent;
 pub use config::Config;
 
+/// The connections the agent serves: its clients are a collector or two and a person's curl.
+const LIMITS: fleetdeck_daemon::serve::Limits = fleetdeck_daemon::serve::Limits {
+    max_connections: 256,
+    header_timeout: std::time::Duration::from_secs(10),
+};
+
 /// How long a shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -41,5 +47,5 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = api::router(api::AppState::new(agent));
-    fleetdeck_daemon::serve::serve(app, listeners, shutdown, SHUTDOWN_GRACE).await
+    fleetdeck_daemon::serve::serve(app, listeners, shutdown, SHUTDOWN_GRACE, LIMITS).await
 }

@@ -25,6 +25,13 @@ const ROLLUP_EVERY: Duration = Duration::from_secs(60);
 
 pub use fleetdeck_daemon::serve::{init_tracing, shutdown_signal};
 
+/// The connections the collector serves (desktops and scripts; agents are dialled out). The
+/// shipped unit raises the descriptor limit well above this.
+const LIMITS: fleetdeck_daemon::serve::Limits = fleetdeck_daemon::serve::Limits {
+    max_connections: 4096,
+    header_timeout: std::time::Duration::from_secs(10),
+};
+
 /// The HTTP client for agents and webhooks: rustls, and no proxy from the environment (agent
 /// tokens and `.env` values must go to the agent over the tailnet, not through a proxy).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
@@ -195,7 +202,14 @@ pub async fn serve(
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    fleetdeck_daemon::serve::serve(api::router(state), listeners, shutdown, SHUTDOWN_GRACE).await
+    fleetdeck_daemon::serve::serve(
+        api::router(state),
+        listeners,
+        shutdown,
+        SHUTDOWN_GRACE,
+        LIMITS,
+    )
+    .await
 }
 
 /// `keys create`: prints what was made, the key itself alone on the last line.

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod caps;
 pub mod http;
 pub mod listen;
 pub mod secret;

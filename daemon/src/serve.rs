@@ -1,12 +1,20 @@
 //! Running a daemon's HTTP API: tracing to stderr, binding the listen addresses under the bind
-//! policy, serving a router on every listener until a shutdown signal, then a short grace for
-//! requests in flight (streams never end by themselves, so the grace is bounded).
+//! policy, serving a router on every listener (connections capped, headers on a deadline) until
+//! a shutdown signal, then a short grace for requests in flight (streams never end by
+//! themselves, so the grace is bounded).
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::ServiceExt;
 
 use crate::listen::{self, ListenSpec};
 
@@ -47,23 +55,38 @@ pub async fn bind(
     Ok(listeners)
 }
 
+/// Bounds on the connections a daemon serves: a client that opens many, or sends its request
+/// slowly (or never), cannot take the daemon's file descriptors or memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once; one more is answered 503 with `Retry-After` and closed.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, and to start the next request on a
+    /// kept-alive connection; past it the connection is closed.
+    pub header_timeout: Duration,
+}
+
 /// Serves `app` on every listener until `shutdown` completes (or a listener fails), then gives
-/// requests in flight up to `grace` to finish.
+/// requests in flight up to `grace` to finish. Handlers can read the client's address with
+/// `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     app: axum::Router,
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
+    limits: Limits,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut servers = tokio::task::JoinSet::new();
     for listener in listeners {
-        let mut stop = stop_rx.clone();
-        let server = axum::serve(listener, app.clone()).with_graceful_shutdown(async move {
-            // Resolves when the sender sends or is dropped.
-            let _ = stop.changed().await;
-        });
-        servers.spawn(async move { server.await });
+        servers.spawn(accept_loop(
+            listener,
+            app.clone(),
+            slots.clone(),
+            limits,
+            stop_rx.clone(),
+        ));
     }
     drop(stop_rx);
     tokio::select! {
@@ -83,6 +106,102 @@ pub async fn serve(
             .map(|_| ()),
         Err(_) => Ok(()),
     }
+}
+
+/// Accepts connections on `listener` until `stop` changes, each served while it holds one of
+/// `slots`; then waits for the connections (the caller bounds the wait).
+async fn accept_loop(
+    listener: TcpListener,
+    app: axum::Router,
+    slots: Arc<Semaphore>,
+    limits: Limits,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) -> std::io::Result<()> {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => break,
+            // Reap finished connections as we go.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (stream, remote) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors or memory for a moment (EMFILE, ENFILE, ENOBUFS): the
+                // listener is fine; try again shortly rather than spinning or giving up.
+                tracing::warn!(error = %e, "cannot accept a connection; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tokio::spawn(refuse_busy(stream, limits.max_connections));
+            continue;
+        };
+        connections.spawn(serve_connection(
+            stream,
+            remote,
+            app.clone(),
+            limits,
+            slot,
+            stop.clone(),
+        ));
+    }
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    app: axum::Router,
+    limits: Limits,
+    _slot: OwnedSemaphorePermit,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = app.map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(remote));
+        request.map(axum::body::Body::new)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let connection =
+        builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%remote, error = %e, "connection ended");
+            }
+            return;
+        }
+        _ = stop.changed() => connection.as_mut().graceful_shutdown(),
+    }
+    let _ = connection.await;
+}
+
+/// Answers a connection over the cap with 503 and `Retry-After`, then closes it.
+async fn refuse_busy(mut stream: tokio::net::TcpStream, max: usize) {
+    use tokio::io::AsyncWriteExt;
+    let body = serde_json::to_string(&fleetdeck_proto::ErrorBody::new(
+        "too_many_connections",
+        format!("this daemon serves at most {max} connections at once; retry shortly"),
+    ))
+    .unwrap_or_default();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: 5\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
 }
 
 /// Resolves at SIGINT or SIGTERM.

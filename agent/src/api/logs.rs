@@ -1,7 +1,9 @@
 use std::convert::Infallible;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
@@ -9,7 +11,7 @@ use fleetdeck_proto::{ErrorBody, LogEntry, LogPage};
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 
-use super::{ApiError, AppState};
+use super::{client_key, ApiError, AppState};
 use crate::agent::LogError;
 use crate::journal::LogQuery;
 use crate::search::Pattern;
@@ -102,21 +104,27 @@ pub async fn page(
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 502, description = "journald or Docker failed", body = ErrorBody)
+        (status = 429, description = "this client holds as many log follows as one may (16); Retry-After says when to retry", body = ErrorBody),
+        (status = 502, description = "journald or Docker failed", body = ErrorBody),
+        (status = 503, description = "the agent holds as many log follows as it serves (32); Retry-After says when to retry", body = ErrorBody)
     ),
     security(("bearer" = []))
 )]
 pub async fn stream(
     State(state): State<AppState>,
     Path(app): Path<String>,
+    peer: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let slot = state.follows.take(&client_key(&peer))?;
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let entries = state.agent.log_follow(&app, after).await?;
-    let events = entries.map(|entry| {
+    let events = entries.map(move |entry| {
+        // The slot lives as long as the stream.
+        let _slot = &slot;
         let data = serde_json::to_string(&entry).unwrap_or_else(|_| String::from("{}"));
         Ok(Event::default().event("log").id(entry.cursor).data(data))
     });

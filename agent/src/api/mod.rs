@@ -10,14 +10,16 @@ mod logs;
 mod samples;
 mod snapshot;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use fleetdeck_daemon::caps::{CapError, StreamCaps};
 use fleetdeck_daemon::http::{not_found, BearerAuth, SseEvents};
 use fleetdeck_proto::ErrorBody;
 use sha2::{Digest, Sha256};
@@ -35,7 +37,19 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub struct AppState {
     pub agent: Arc<Agent>,
     token_digest: [u8; 32],
+    /// Log follows (each a journalctl process or a Docker stream) held open.
+    follows: StreamCaps,
+    /// Event streams held open.
+    event_streams: StreamCaps,
 }
+
+/// Log follows open at once, in all and per client address: each is a journalctl process or
+/// a Docker stream, and the shipped unit's TasksMax (64) must keep room for the agent's own.
+pub const MAX_FOLLOWS: usize = 32;
+pub const MAX_FOLLOWS_PER_CLIENT: usize = 16;
+/// Event streams open at once, in all and per client address (a collector needs one).
+pub const MAX_EVENT_STREAMS: usize = 16;
+pub const MAX_EVENT_STREAMS_PER_CLIENT: usize = 4;
 
 impl AppState {
     pub fn new(agent: Arc<Agent>) -> Self {
@@ -43,6 +57,12 @@ impl AppState {
         Self {
             agent,
             token_digest,
+            follows: StreamCaps::new("log follows", MAX_FOLLOWS, MAX_FOLLOWS_PER_CLIENT),
+            event_streams: StreamCaps::new(
+                "event streams",
+                MAX_EVENT_STREAMS,
+                MAX_EVENT_STREAMS_PER_CLIENT,
+            ),
         }
     }
 }
@@ -70,6 +90,8 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("the request body is over the agent's limit of {} KiB", MAX_BODY_BYTES / 1024)]
     TooLarge,
+    #[error(transparent)]
+    Busy(#[from] CapError),
     #[error("cannot read host metrics: {0}")]
     Host(#[from] crate::host::HostError),
 }
@@ -135,6 +157,12 @@ impl IntoResponse for ApiError {
             Self::PreconditionRequired => (StatusCode::PRECONDITION_REQUIRED, "if_match_required"),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_env"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::Busy(CapError::Client { .. }) => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_streams")
+            }
+            Self::Busy(CapError::Global { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "too_many_streams")
+            }
             Self::Host(_) => (StatusCode::INTERNAL_SERVER_ERROR, "host_metrics_failed"),
         };
         if status.is_server_error() {
@@ -147,10 +175,17 @@ impl IntoResponse for ApiError {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
-        if status == StatusCode::TOO_MANY_REQUESTS {
+        let retry_after = match &self {
+            Self::Busy(_) => Some("5"),
+            Self::Logs(crate::agent::LogError::Search(crate::search::SearchError::Busy)) => {
+                Some("2")
+            }
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static(secs));
         }
         response
     }
@@ -217,6 +252,11 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         }
         _ => ApiError::Unauthorized.into_response(),
     }
+}
+
+/// The key a client's streams are counted under: its address.
+fn client_key(peer: &ConnectInfo<SocketAddr>) -> String {
+    peer.0.ip().to_string()
 }
 
 /// Liveness: `ok`, without auth.

@@ -188,8 +188,10 @@ struct RangeRead {
     dropped: bool,
 }
 
-/// One page's bounds on the engine's work: lines read back in all, and the total time.
+/// One page's bounds on the engine's work: lines read back in all, and the time spent reading
+/// back (a page that reaches either has what it found so far).
 const MAX_SCANNED: usize = 64_000;
+const PAGE_BUDGET: std::time::Duration = std::time::Duration::from_secs(15);
 /// How many lines one read of a range aims at when it chooses how far back to go.
 const RANGE_TARGET: u64 = 2_000;
 
@@ -298,13 +300,15 @@ impl DockerSource {
     /// The log is read back in ranges of whole seconds, each read from the first line of its
     /// first second, so every line gets the ordinal any other reader gives it, however many lines
     /// share a timestamp (a burst of 20,000 in one second pages like any other lines). Matching
-    /// runs on a blocking thread against the search deadline.
+    /// runs on a blocking thread, all of a page's matching within the search deadline; reading
+    /// back stops after [`PAGE_BUDGET`] with what was found.
     pub async fn log_page(
         &self,
         container: &str,
         query: &LogQuery,
     ) -> Result<Vec<LogEntry>, DockerError> {
-        let deadline = Instant::now() + SEARCH_DEADLINE;
+        let started = Instant::now();
+        let mut matching_left = SEARCH_DEADLINE;
         let mut upper = query.before.as_deref().and_then(parse_cursor);
         let created = self.created_sec(container).await?;
         // The first page starts where the newest window of lines does; later ones go back by a
@@ -327,12 +331,12 @@ impl DockerSource {
                 read.dropped,
                 read.lines.len() as u64,
             );
-            let matched = self.matching(read, query, deadline).await?;
+            let matched = self.matching(read, query, &mut matching_left).await?;
             found.extend(matched.into_iter().rev());
             if found.len() >= query.limit
                 || (!dropped && since <= created)
                 || scanned >= MAX_SCANNED
-                || Instant::now() >= deadline
+                || started.elapsed() >= PAGE_BUDGET
             {
                 break;
             }
@@ -360,7 +364,7 @@ impl DockerSource {
         &self,
         read: RangeRead,
         query: &LogQuery,
-        deadline: Instant,
+        matching_left: &mut std::time::Duration,
     ) -> Result<Vec<LogEntry>, DockerError> {
         let entries: Vec<LogEntry> = read
             .lines
@@ -375,9 +379,14 @@ impl DockerSource {
         let Some(grep) = query.grep.clone() else {
             return Ok(entries);
         };
-        filter_blocking(entries, deadline, move |e| grep.is_match(&e.message))
-            .await
-            .map_err(DockerError::Search)
+        let began = Instant::now();
+        let kept = filter_blocking(entries, began + *matching_left, move |e| {
+            grep.is_match(&e.message)
+        })
+        .await
+        .map_err(DockerError::Search);
+        *matching_left = matching_left.saturating_sub(began.elapsed());
+        kept
     }
 
     /// Follows `container`'s output after `after` or, without it, from the start of the current
