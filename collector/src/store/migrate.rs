@@ -8,9 +8,10 @@ use rusqlite_migration::{Migrations, M};
 use super::StoreError;
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../../../migrations/0001_collector.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../../migrations/0001_collector.sql")),
+        M::up(include_str!("../../../migrations/0002_key_ids.sql")),
+    ])
 }
 
 /// Brings the database to the newest schema. Two processes may start on a new file at once (the
@@ -86,7 +87,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .expect("version");
-        assert_eq!(version, 1);
+        assert_eq!(version, 2);
     }
 
     #[test]
