@@ -188,8 +188,8 @@ mod tests {
     #[test]
     fn events_are_measured_between_blank_lines() {
         let cases: &[(&str, usize, bool)] = &[
-            ("data: 12345\n\n", 11, true),
-            ("data: 123456\n\n", 11, false),
+            ("data: 12345\n\n", 12, true),
+            ("data: 123456\n\n", 12, false),
             // Two events, each within the limit, however long the stream.
             ("data: 1234\n\ndata: 1234\n\n", 11, true),
             // One event of many lines counts its lines together.

@@ -216,7 +216,8 @@ mod tests {
             ("short", 10, "short"),
             ("exactly10!", 10, "exactly10!"),
             ("eleven char", 10, "eleven …"),
-            ("ééééé", 6, "éé…"),
+            ("ééééé", 6, "é…"),
+            ("ééééé", 7, "éé…"),
         ];
         for (input, max, want) in cases {
             let got = bounded(input, *max);
