@@ -43,10 +43,7 @@ pub fn human(bytes: usize) -> String {
 /// reading; a body that grows past it is dropped as soon as it does (the connection with it).
 /// Deadlines are the request's (reqwest's timeout covers the body).
 pub async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Bytes, BodyError> {
-    if resp
-        .content_length()
-        .is_some_and(|n| n > limit as u64)
-    {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }
     let expected = resp.content_length().unwrap_or(0) as usize;
@@ -206,7 +203,11 @@ mod tests {
         ];
         for (text, limit, within) in cases {
             let mut meter = EventMeter::new();
-            assert_eq!(meter.feed(text.as_bytes(), *limit), *within, "{text:?} / {limit}");
+            assert_eq!(
+                meter.feed(text.as_bytes(), *limit),
+                *within,
+                "{text:?} / {limit}"
+            );
         }
     }
 

@@ -52,7 +52,9 @@ struct Hostile {
 
 /// A body that never ends, as fast as it is read.
 fn endless(chunk: &'static [u8]) -> Body {
-    Body::from_stream(stream::repeat(Ok::<_, Infallible>(Bytes::from_static(chunk))))
+    Body::from_stream(stream::repeat(Ok::<_, Infallible>(Bytes::from_static(
+        chunk,
+    ))))
 }
 
 static SPACES: [u8; 64 * 1024] = [b' '; 64 * 1024];
@@ -425,7 +427,9 @@ async fn a_hostile_agent_costs_bounded_memory_and_never_affects_another_host() {
         worst_page <= Duration::from_secs(2),
         "a healthy page took {worst_page:?}"
     );
-    let health = reqwest::get(collector.url("/healthz")).await.expect("healthz");
+    let health = reqwest::get(collector.url("/healthz"))
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200);
     collector.stop();
 }

@@ -3,9 +3,9 @@ use std::convert::Infallible;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::Extension;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
 use axum::Json;
 use fleetdeck_proto::{ErrorBody, EventsPage, FleetEvent, FleetEventKind, Severity};
 use futures_util::stream::{self, Stream};

@@ -51,7 +51,9 @@ const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 enum Kind {
     Request(Duration),
     /// A follow: it runs as long as the client and the caller's key live.
-    Stream { key_id: i64 },
+    Stream {
+        key_id: i64,
+    },
 }
 
 /// Sends a request to the host's agent and turns its answer into ours.
@@ -107,13 +109,13 @@ async fn pass(
     let body = match kind {
         // The agent's stream lives inside ours: a client that leaves drops it, and the agent
         // frees its follower at once. One event over the cap, or the key's deletion, ends it.
-        Kind::Stream { key_id } if status.is_success() => Body::from_stream(
-            state.revocations.until_revoked(
+        Kind::Stream { key_id } if status.is_success() => {
+            Body::from_stream(state.revocations.until_revoked(
                 BoundedEvents::new(resp.bytes_stream(), MAX_SSE_EVENT),
                 state.store.clone(),
                 key_id,
-            ),
-        ),
+            ))
+        }
         // A stream's error answer has no deadline of its own: it gets one.
         Kind::Stream { .. } => Body::from(
             tokio::time::timeout(REQUEST_TIMEOUT, read_body(resp, MAX_ERROR_BODY))

@@ -84,8 +84,8 @@ pub fn lookup(conn: &Connection, key: &str, now_ms: u64) -> Result<Option<Caller
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<KeyInfo>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT id, name, role, created_ms, last_used_ms FROM api_keys ORDER BY name")?;
+    let mut stmt = conn
+        .prepare("SELECT id, name, role, created_ms, last_used_ms FROM api_keys ORDER BY name")?;
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, i64>(0)?,
@@ -140,10 +140,7 @@ mod tests {
         let k = create(&conn, "ops", Role::Operator, 1).expect("create");
         assert!(k.key.starts_with("fdk_") && k.key.len() == 52, "{}", k.key);
         let caller = lookup(&conn, &k.key, 2).expect("lookup").expect("found");
-        assert_eq!(
-            (caller.name.as_str(), caller.role),
-            ("ops", Role::Operator)
-        );
+        assert_eq!((caller.name.as_str(), caller.role), ("ops", Role::Operator));
         assert!(exists(&conn, caller.id).expect("exists"));
         assert_eq!(lookup(&conn, "fdk_wrong", 2).expect("lookup"), None);
         // Only the digest is stored.
@@ -161,7 +158,9 @@ mod tests {
         // The name can be taken again; the id cannot (AUTOINCREMENT), so the audit and the
         // revocation of streams tell the two keys apart.
         let again = create(&conn, "ops", Role::Operator, 5).expect("create again");
-        let second = lookup(&conn, &again.key, 6).expect("lookup").expect("found");
+        let second = lookup(&conn, &again.key, 6)
+            .expect("lookup")
+            .expect("found");
         assert!(second.id > caller.id, "{} reused {}", second.id, caller.id);
     }
 }
