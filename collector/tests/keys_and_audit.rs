@@ -311,13 +311,10 @@ async fn roles_come_before_the_audit_and_what_it_keeps_is_bounded() {
         .collect();
     for want in [
         ("env.write", format!("sim/{}", b.app)),
-        ("app.(not an action)".into(), format!("sim/{}", b.app)),
-        (
-            "app.restart".into(),
-            "(not a valid host or app name)".into(),
-        ),
-        ("key.delete".into(), "key (not a valid name)".into()),
-        ("key.create".into(), "key".into()),
+        ("app.(not an action)", format!("sim/{}", b.app)),
+        ("app.restart", "(not a valid host or app name)".into()),
+        ("key.delete", "key (not a valid name)".into()),
+        ("key.create", "key".into()),
     ] {
         assert!(
             actions.contains(&(want.0, want.1.as_str())),
