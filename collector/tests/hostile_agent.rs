@@ -271,6 +271,12 @@ async fn a_hostile_agent_costs_bounded_memory_and_never_affects_another_host() {
     );
     let mut collector = start_collector(&config);
     let pid = collector.pid();
+    // A collector that reads without bounds must fail this test, not exhaust the machine running
+    // it: its address space is capped far above the target (allocations past it abort it).
+    run(
+        "prlimit",
+        &["--pid", &pid.to_string(), &format!("--as={}", 4u64 << 30)],
+    );
     let viewer = Api::new(&collector, &create_key(&config, "viewer", "viewer"));
     let operator = Api::new(&collector, &create_key(&config, "ops", "operator"));
 
