@@ -435,3 +435,55 @@ pub async fn action(
     record(&state, &caller, what, target, outcome(&result)).await;
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_env_update_is_audited_by_bounded_valid_key_names() {
+        let many: serde_json::Map<String, serde_json::Value> = (0..20)
+            .map(|i| (format!("K{i:02}"), serde_json::Value::from("v")))
+            .collect();
+        let many = serde_json::json!({ "set": many }).to_string();
+        let long = "A".repeat(MAX_AUDITED_KEY_BYTES + 1);
+        let cases: Vec<(String, String)> = vec![
+            (
+                r#"{"set":{"PORT":"1"},"unset":["OLD"]}"#.into(),
+                "env.write (set PORT, unset OLD)".into(),
+            ),
+            (r#"{"raw":"A=1\n"}"#.into(), "env.write (whole file)".into()),
+            ("not json".into(), "env.write (unreadable body)".into()),
+            (
+                format!(r#"{{"set":{{"{long}":"1","a b":"2","ok.name":"3"}}}}"#),
+                "env.write (set ok.name, 2 invalid key names)".into(),
+            ),
+            (
+                many,
+                format!(
+                    "env.write ({}, 4 more keys)",
+                    (0..16)
+                        .map(|i| format!("set K{i:02}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(describe_env_update(body.as_bytes()), want, "{body:.80}");
+        }
+    }
+
+    #[test]
+    fn audit_targets_are_names_or_a_mark() {
+        assert_eq!(audit_target("vm-1", "web"), "vm-1/web");
+        assert_eq!(
+            audit_target(&"h".repeat(65), "web"),
+            "(not a valid host or app name)"
+        );
+        assert_eq!(
+            audit_target("vm-1", "../x"),
+            "(not a valid host or app name)"
+        );
+    }
+}
