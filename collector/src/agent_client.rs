@@ -1,5 +1,6 @@
 //! The collector's HTTP client for one agent (wire contract v1): typed calls for polling, and raw
-//! requests for what the API proxies (logs, `.env`, actions).
+//! requests for what the API proxies (logs, `.env`, actions). Every body is read with a byte cap
+//! ([`crate::bounded`]) and redirects are never followed ([`crate::run::http_client`]).
 
 use std::time::Duration;
 
@@ -7,6 +8,8 @@ use fleetdeck_daemon::secret::Token;
 use fleetdeck_proto::{ErrorBody, SamplesPage, Snapshot};
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
+
+use crate::bounded::{read_body, BodyError, MAX_ERROR_BODY, MAX_POLL_BODY};
 
 /// Samples asked for per page when backfilling (the agent's maximum).
 pub const SAMPLES_PAGE: usize = 1000;
@@ -19,6 +22,17 @@ pub enum AgentError {
     Status { status: u16, message: String },
     #[error("agent sent something unexpected: {0}")]
     Decode(String),
+    #[error("agent answered with a redirect to {0:?}, which the collector never follows")]
+    Redirect(String),
+}
+
+impl From<BodyError> for AgentError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge(_) => Self::Decode(e.to_string()),
+            BodyError::Transport(t) => Self::Unreachable(t),
+        }
+    }
 }
 
 /// One agent: its base URL and token.
@@ -59,9 +73,8 @@ impl AgentClient {
             .await
             .map_err(|e| AgentError::Unreachable(describe(&e)))?;
         let resp = check(resp).await?;
-        resp.json::<T>()
-            .await
-            .map_err(|e| AgentError::Decode(describe(&e)))
+        let body = read_body(resp, MAX_POLL_BODY).await?;
+        serde_json::from_slice(&body).map_err(|e| AgentError::Decode(e.to_string()))
     }
 
     pub async fn snapshot(&self) -> Result<Snapshot, AgentError> {
@@ -89,20 +102,37 @@ impl AgentClient {
     }
 }
 
-/// A non-2xx answer becomes an error carrying the agent's message.
+/// A non-2xx answer becomes an error carrying the agent's message (read up to
+/// [`MAX_ERROR_BODY`]); a redirect is an error too, its target named but never requested.
 async fn check(resp: Response) -> Result<Response, AgentError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
     }
-    let message = match resp.json::<ErrorBody>().await {
-        Ok(body) => body.error.message,
-        Err(_) => status.canonical_reason().unwrap_or("error").to_owned(),
+    if status.is_redirection() {
+        return Err(AgentError::Redirect(location(&resp)));
+    }
+    let message = match read_body(resp, MAX_ERROR_BODY).await {
+        Ok(body) => match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(body) => body.error.message,
+            Err(_) => status.canonical_reason().unwrap_or("error").to_owned(),
+        },
+        Err(e) => e.to_string(),
     };
     Err(AgentError::Status {
         status: status.as_u16(),
         message,
     })
+}
+
+/// Where a redirect pointed, cut to a readable length (it is the agent's text).
+pub fn location(resp: &Response) -> String {
+    let target = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    target.chars().take(200).collect()
 }
 
 /// reqwest's error with its causes (connection refused, timed out...), which its Display omits.

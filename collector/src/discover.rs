@@ -334,6 +334,7 @@ pub async fn run(port: u16, timeout: Duration) -> anyhow::Result<String> {
     // carry these requests (it could not reach 100.x addresses anyway).
     let client = reqwest::Client::builder()
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .context("cannot set up the HTTP client")?;
     let found = probe(&client, &peers, port, timeout).await;

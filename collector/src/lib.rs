@@ -2,7 +2,8 @@
 //! SQLite, alerts to webhooks and serves the desktop.
 //!
 //! [`config`] is `collector.toml`; [`store`] the database (schema in `migrations/`); [`poll`] and
-//! [`subscribe`] talk to agents through [`agent_client`]; [`alerting`] detects and delivers alerts;
+//! [`subscribe`] talk to agents through [`agent_client`], reading every answer with the caps of
+//! [`bounded`]; [`alerting`] detects and delivers alerts;
 //! [`uptime`] is the uptime arithmetic; [`api`] serves it all; [`demo`] runs a simulated fleet;
 //! [`discover`] finds agents on the tailnet; [`run`] is the binary's edge.
 
@@ -11,6 +12,7 @@
 pub mod agent_client;
 pub mod alerting;
 pub mod api;
+pub mod bounded;
 pub mod config;
 pub mod demo;
 pub mod discover;

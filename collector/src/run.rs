@@ -32,11 +32,14 @@ const LIMITS: fleetdeck_daemon::serve::Limits = fleetdeck_daemon::serve::Limits 
     header_timeout: std::time::Duration::from_secs(10),
 };
 
-/// The HTTP client for agents and webhooks: rustls, and no proxy from the environment (agent
-/// tokens and `.env` values must go to the agent over the tailnet, not through a proxy).
+/// The HTTP client for agents and webhooks: rustls, no proxy from the environment (agent tokens
+/// and `.env` values must go to the agent over the tailnet, not through a proxy), and redirects
+/// never followed: an agent or a webhook receiver that answers 3xx cannot turn a request (with
+/// its token, or a proxied page reaching the desktop) into one to another address.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .tcp_keepalive(Duration::from_secs(30))
         .user_agent(concat!("fleetdeck-collector/", env!("CARGO_PKG_VERSION")))
@@ -221,7 +224,7 @@ pub fn create_key(config_path: &Path, name: &str, role: Role) -> anyhow::Result<
         // Made at the command line, not through the API: audited under that name.
         crate::store::audit::record(
             conn,
-            "(command line)",
+            &crate::store::audit::Who::command_line(),
             "key.create",
             &format!("key {name}"),
             &format!("ok (role {})", role.as_str()),

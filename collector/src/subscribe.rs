@@ -1,7 +1,9 @@
 //! Each agent's `/v1/events` held open: transitions reach the store (and so the desktop's stream
 //! and the alerter) within milliseconds instead of at the next poll. A dropped or silent stream is
 //! reopened with backoff and `Last-Event-ID`, so the agent replays what was missed; what a poll has
-//! already recorded is not recorded again (see [`crate::store::ingest`]).
+//! already recorded is not recorded again (see [`crate::store::ingest`]). An event over
+//! [`MAX_SSE_EVENT`] ends the stream (then it is reopened with backoff), so an agent cannot make
+//! the collector hold an endless line.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use futures_util::StreamExt;
 use rand::Rng;
 use tokio::sync::watch;
 
+use crate::bounded::{BoundedEvents, MAX_SSE_EVENT};
 use crate::poll::Agent;
 use crate::store::{ingest, now_ms, Store};
 
@@ -41,16 +44,19 @@ pub async fn follow(agent: Arc<Agent>, store: Store, mut shutdown: watch::Receiv
                 backoff = FIRST_BACKOFF;
                 let heard = Arc::new(AtomicU64::new(now_ms()));
                 let heard_in = heard.clone();
-                let mut events = resp
+                let bytes = resp
                     .bytes_stream()
-                    .inspect(move |_| heard_in.store(now_ms(), Ordering::Relaxed))
-                    .eventsource();
+                    .inspect(move |_| heard_in.store(now_ms(), Ordering::Relaxed));
+                let mut events = BoundedEvents::new(bytes, MAX_SSE_EVENT).eventsource();
                 let mut check = tokio::time::interval(Duration::from_secs(5));
+                // Unreadable events are warned of once per connection: an agent sending
+                // thousands cannot flood the log.
+                let mut unreadable = 0u64;
                 loop {
                     tokio::select! {
                         next = events.next() => match next {
                             Some(Ok(event)) if event.event == "transition" => {
-                                if !apply(&agent, &store, &event.data).await {
+                                if !apply(&agent, &store, &event.data, &mut unreadable).await {
                                     // Reconnect after the last stored event: the agent replays
                                     // this one, so it is not lost.
                                     break;
@@ -87,12 +93,16 @@ pub async fn follow(agent: Arc<Agent>, store: Store, mut shutdown: watch::Receiv
     }
 }
 
-/// Stores one event; false when the store did not take it.
-async fn apply(agent: &Arc<Agent>, store: &Store, data: &str) -> bool {
+/// Stores one event; false when the store did not take it. An event that cannot be read is
+/// skipped and counted in `unreadable`.
+async fn apply(agent: &Arc<Agent>, store: &Store, data: &str, unreadable: &mut u64) -> bool {
     let event: AppEvent = match serde_json::from_str(data) {
         Ok(e) => e,
         Err(e) => {
-            tracing::warn!(host = %agent.name, error = %e, "the agent sent an event this collector cannot read");
+            *unreadable += 1;
+            if *unreadable == 1 {
+                tracing::warn!(host = %agent.name, error = %e, "the agent sent an event this collector cannot read (further ones on this connection are not logged)");
+            }
             return true;
         }
     };

@@ -259,6 +259,16 @@ async fn every_route_enforces_its_role() {
             "{method} {route}: its 400 is not documented"
         );
     }
+    // Bodies over the collector's limits answer 413 in the one error shape: documented.
+    for (method, route) in [
+        ("put", "/v1/hosts/{host}/apps/{app}/env"),
+        ("post", "/v1/keys"),
+    ] {
+        assert!(
+            doc["paths"][route][method]["responses"]["413"].is_object(),
+            "{method} {route}: its 413 is not documented"
+        );
+    }
     let event = &doc["paths"]["/v1/events/stream"]["get"]["responses"]["200"]["content"]
         ["text/event-stream"]["schema"];
     assert_eq!(

@@ -228,12 +228,17 @@ pub struct EventsPage {
     pub next_before: Option<i64>,
 }
 
-/// One audited mutation: who, what, on what, how it ended. Never a value.
+/// One audited request (a mutation, or a read of `.env` values): who, what, on what, how it
+/// ended. Never a value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: i64,
     pub at_unix_ms: u64,
+    /// The key's id (`KeyInfo::id`): names can be reused after a key is deleted, ids never are.
+    /// None for what was done at the command line, and for entries older than ids in the audit.
+    #[serde(default)]
+    pub key_id: Option<i64>,
     pub key_name: String,
     pub action: String,
     pub target: String,
@@ -251,6 +256,8 @@ pub struct AuditPage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyInfo {
+    /// Never reused, unlike the name; the audit names keys by both.
+    pub id: i64,
     pub name: String,
     pub role: Role,
     pub created_unix_ms: u64,

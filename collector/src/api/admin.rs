@@ -5,7 +5,9 @@ use axum::{Extension, Json};
 use fleetdeck_proto::{AuditPage, ErrorBody, KeyCreated, KeyInfo, NewKey, Role};
 use serde::Deserialize;
 
-use super::{require, ApiError, AppState};
+use super::{body_rejected, require, ApiError, AppState, MAX_BODY};
+use crate::config::valid_name;
+use crate::store::audit::Who;
 use crate::store::keys::{self, Caller};
 use crate::store::{audit as audit_log, now_ms};
 
@@ -14,11 +16,11 @@ use crate::store::{audit as audit_log, now_ms};
 pub struct AuditParams {
     /// Only entries older than this id (the previous page's `next_before`).
     before: Option<i64>,
-    /// Entries per page (default 100, at most 1000).
+    /// Entries per page (default 100, at most 1000); a page also stops at 256 KiB of entries.
     limit: Option<usize>,
 }
 
-/// The audit log, newest first (admin).
+/// The audit log, newest first (admin): each entry names the key by id and name.
 #[utoipa::path(
     get,
     path = "/v1/audit",
@@ -55,12 +57,17 @@ pub async fn keys(
     Ok(Json(state.store.with_conn(|conn| keys::list(conn)).await?))
 }
 
-/// Creates a key (admin); the answer holds it, the only time it is shown.
+/// Creates a key (admin); the answer holds it, the only time it is shown. The role is checked
+/// before the body is looked at: a refused request leaves only "denied" in the audit.
 #[utoipa::path(
     post,
     path = "/v1/keys",
     request_body = NewKey,
-    responses((status = 201, body = KeyCreated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses(
+        (status = 201, body = KeyCreated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 413, description = "the body is over 64 KiB", body = ErrorBody)
+    ),
     security(("bearer" = []))
 )]
 pub async fn create_key(
@@ -68,36 +75,37 @@ pub async fn create_key(
     Extension(caller): Extension<Caller>,
     body: Result<Json<NewKey>, JsonRejection>,
 ) -> Result<(StatusCode, Json<KeyCreated>), ApiError> {
+    let who = Who::from(&caller);
+    if let Err(e) = require(&caller, Role::Admin) {
+        denied(&state, who, "key.create", "key").await?;
+        return Err(e);
+    }
     let Json(new) = body.map_err(|e| {
-        ApiError::BadRequest(format!(
-            "{}; send {{\"name\": \"...\", \"role\": \"viewer|operator|admin\"}}",
-            e.body_text()
-        ))
+        body_rejected(
+            e.status(),
+            e.body_text(),
+            MAX_BODY,
+            "; send {\"name\": \"...\", \"role\": \"viewer|operator|admin\"}",
+        )
     })?;
-    let target = format!("key {}", new.name);
-    let by = caller.name.clone();
-    let allowed = require(&caller, Role::Admin);
+    let target = key_target(&new.name);
     let created = state
         .store
         .with_conn(move |conn| {
             let now = now_ms();
-            let result = match allowed {
-                Ok(()) => keys::create(conn, &new.name, new.role, now).map_err(ApiError::from),
-                Err(e) => Err(e),
-            };
+            let result = keys::create(conn, &new.name, new.role, now).map_err(ApiError::from);
             let outcome = match &result {
                 Ok(k) => format!("ok (role {})", k.role.as_str()),
-                Err(ApiError::Forbidden { .. }) => "denied".to_owned(),
                 Err(e) => format!("failed: {e}"),
             };
-            audit_log::record(conn, &by, "key.create", &target, &outcome, now)?;
+            audit_log::record(conn, &who, "key.create", &target, &outcome, now)?;
             Ok(result)
         })
         .await??;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// Deletes a key (admin).
+/// Deletes a key (admin); its open streams end at once.
 #[utoipa::path(
     delete,
     path = "/v1/keys/{name}",
@@ -110,25 +118,46 @@ pub async fn delete_key(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let by = caller.name.clone();
-    let allowed = require(&caller, Role::Admin);
-    let target = format!("key {name}");
+    let who = Who::from(&caller);
+    let target = key_target(&name);
+    if let Err(e) = require(&caller, Role::Admin) {
+        denied(&state, who, "key.delete", &target).await?;
+        return Err(e);
+    }
     state
         .store
         .with_conn(move |conn| {
             let now = now_ms();
-            let result = match allowed {
-                Ok(()) if keys::delete(conn, &name)? => Ok(StatusCode::NO_CONTENT),
-                Ok(()) => Err(ApiError::KeyNotFound(name)),
-                Err(e) => Err(e),
-            };
-            let outcome = match &result {
-                Ok(_) => "ok".to_owned(),
-                Err(ApiError::Forbidden { .. }) => "denied".to_owned(),
-                Err(e) => format!("failed: {e}"),
-            };
-            audit_log::record(conn, &by, "key.delete", &target, &outcome, now)?;
-            Ok(result)
+            let deleted = keys::delete(conn, &name)?;
+            let outcome = if deleted { "ok" } else { "failed: no such key" };
+            audit_log::record(conn, &who, "key.delete", &target, outcome, now)?;
+            Ok(deleted.then_some(()).ok_or(ApiError::KeyNotFound(name)))
         })
-        .await?
+        .await??;
+    state.revocations.key_deleted();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The audit target of a key name from a request: the name if it is one (bounded), else a mark.
+fn key_target(name: &str) -> String {
+    if valid_name(name) {
+        format!("key {name}")
+    } else {
+        "key (not a valid name)".to_owned()
+    }
+}
+
+/// Audits a refused request: who and what, nothing taken from the request but a validated target.
+async fn denied(
+    state: &AppState,
+    who: Who,
+    action: &'static str,
+    target: &str,
+) -> Result<(), ApiError> {
+    let target = target.to_owned();
+    state
+        .store
+        .with_conn(move |conn| audit_log::record(conn, &who, action, &target, "denied", now_ms()))
+        .await?;
+    Ok(())
 }

@@ -5,6 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
 use axum::Json;
 use fleetdeck_proto::{ErrorBody, EventsPage, FleetEvent, FleetEventKind, Severity};
 use futures_util::stream::{self, Stream};
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{ApiError, AppState};
+use crate::store::keys::Caller;
 use crate::store::query::{self, EventFilter};
 use crate::store::Store;
 
@@ -104,7 +106,8 @@ pub async fn list(
 const MAX_REPLAY: i64 = 10_000;
 
 /// The event log live, as Server-Sent Events (`event: fleet`, id = the event's id, data a
-/// FleetEvent). `Last-Event-ID` first replays every event after it, none twice.
+/// FleetEvent). `Last-Event-ID` first replays every event after it, none twice. The stream ends
+/// when its key is deleted.
 #[utoipa::path(
     get,
     path = "/v1/events/stream",
@@ -117,6 +120,7 @@ const MAX_REPLAY: i64 = 10_000;
 )]
 pub async fn stream(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     // Subscribe before reading the replay, so nothing committed in between is missed.
@@ -169,6 +173,9 @@ pub async fn stream(
             }
         }
     });
+    let events = state
+        .revocations
+        .until_revoked(events, state.store.clone(), caller.id);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 

@@ -1,17 +1,19 @@
 //! The collector's HTTP API: routing, API-key auth with roles, the one error shape and the OpenAPI
 //! document. Handlers are adapters over [`crate::store`] and the agents' clients; one file per
 //! resource: [`fleet`] (fleet, hosts, metrics, uptime), [`events`], [`proxy`] (logs, `.env`,
-//! actions, passed to the agent) and [`admin`] (keys, audit).
+//! actions, passed to the agent) and [`admin`] (keys, audit). [`revoke`] ends a deleted key's
+//! open streams.
 
 mod admin;
 mod events;
 mod fleet;
 mod proxy;
+pub mod revoke;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +23,7 @@ use fleetdeck_daemon::http::{not_found, BearerAuth, SseEvents};
 use fleetdeck_proto::{ErrorBody, Role};
 use utoipa::OpenApi;
 
+use crate::bounded::human;
 use crate::config::Retention;
 use crate::poll::Agent;
 use crate::store::keys::{self, Caller};
@@ -33,6 +36,8 @@ pub struct AppState {
     pub agents: Arc<HashMap<String, Arc<Agent>>>,
     /// Which history tables still hold a time range.
     pub retention: Retention,
+    /// Deleted keys: their open streams end.
+    pub revocations: revoke::Revocations,
 }
 
 impl AppState {
@@ -41,6 +46,7 @@ impl AppState {
             store,
             agents: Arc::new(agents.iter().map(|a| (a.name.clone(), a.clone())).collect()),
             retention,
+            revocations: revoke::Revocations::default(),
         }
     }
 
@@ -76,6 +82,10 @@ pub enum ApiError {
     AgentUnreachable { host: String, error: String },
     #[error("the agent of {0:?} refused the collector's token: check that host's token_file in collector.toml")]
     AgentAuth(String),
+    #[error("the agent of {host:?} sent an answer the collector refuses: {error}")]
+    AgentBadAnswer { host: String, error: String },
+    #[error("the request body is larger than {}, this route's limit: send less", human(*.0))]
+    BodyTooLarge(usize),
     #[error("database: {0}")]
     Store(#[from] StoreError),
 }
@@ -92,6 +102,8 @@ impl IntoResponse for ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::AgentUnreachable { .. } => (StatusCode::BAD_GATEWAY, "agent_unreachable"),
             Self::AgentAuth(_) => (StatusCode::BAD_GATEWAY, "agent_auth_failed"),
+            Self::AgentBadAnswer { .. } => (StatusCode::BAD_GATEWAY, "agent_bad_answer"),
+            Self::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Store(StoreError::Invalid(_)) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "database_failed"),
         };
@@ -106,6 +118,19 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// The most a request body may hold, but on `PUT .../env` ([`proxy::MAX_ENV_BODY`]).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// A body the handler could not take: too large (413, naming `limit`), or not what the route
+/// reads (400, with the extractor's reason and `hint`).
+fn body_rejected(status: StatusCode, text: String, limit: usize, hint: &str) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::BodyTooLarge(limit)
+    } else {
+        ApiError::BadRequest(format!("{text}{hint}"))
     }
 }
 
@@ -164,7 +189,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/hosts/{host}/apps/{app}/env",
-            get(proxy::env_get).put(proxy::env_put),
+            get(proxy::env_get)
+                .put(proxy::env_put)
+                .layer(DefaultBodyLimit::max(proxy::MAX_ENV_BODY)),
         )
         .route(
             "/v1/hosts/{host}/apps/{app}/actions/{action}",
@@ -175,7 +202,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit", get(admin::audit))
         .route("/v1/keys", get(admin::keys).post(admin::create_key))
         .route("/v1/keys/{name}", axum::routing::delete(admin::delete_key))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
+        .layer(DefaultBodyLimit::max(MAX_BODY));
     Router::new()
         .route("/healthz", get(healthz))
         .merge(authed)

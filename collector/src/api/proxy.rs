@@ -1,8 +1,11 @@
 //! Logs, `.env` and actions, passed through to the host's agent: the desktop only ever talks to
-//! the collector. The agent's answer (status, body, error shape) is returned as it is; a mutation
-//! is audited with the caller's key name, the target and the result, never a value.
+//! the collector. The agent's answer (status, body, error shape) is returned as it is, read with a
+//! byte cap and a deadline ([`crate::bounded`]); a redirect is refused, never followed. A mutation
+//! and a read of `.env` values are audited with the caller's key (id and name), a validated target
+//! and the result, never a value; the role is checked before anything from the request is kept.
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,13 +16,21 @@ use fleetdeck_proto::{
 use reqwest::Method;
 use std::time::Duration;
 
-use super::{require, ApiError, AppState};
-use crate::agent_client::describe;
+use super::{body_rejected, require, ApiError, AppState};
+use crate::agent_client::{describe, location};
+use crate::bounded::{
+    read_body, BodyError, BoundedEvents, MAX_ERROR_BODY, MAX_PROXIED_BODY, MAX_SSE_EVENT,
+};
+use crate::config::valid_name;
+use crate::store::audit::{self, Who};
 use crate::store::keys::Caller;
-use crate::store::{audit, now_ms};
+use crate::store::now_ms;
 
 /// The largest `.env` write passed on (the agent refuses files over 1 MiB).
-const MAX_ENV_BODY: usize = 2 * 1024 * 1024;
+pub const MAX_ENV_BODY: usize = 2 * 1024 * 1024;
+/// The most `.env` keys an audit entry names (the others are counted), and the longest name kept.
+const MAX_AUDITED_KEYS: usize = 16;
+const MAX_AUDITED_KEY_BYTES: usize = 128;
 
 fn app_path(app: &str, rest: &str) -> Result<String, ApiError> {
     // Host and app names reach the agent's URL: keep them to the names the agents allow.
@@ -39,7 +50,10 @@ const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Request(Duration),
-    Stream,
+    /// A follow: it runs as long as the client and the caller's key live.
+    Stream {
+        key_id: i64,
+    },
 }
 
 /// Sends a request to the host's agent and turns its answer into ours.
@@ -54,10 +68,15 @@ async fn pass(
         host: host.to_owned(),
         error,
     };
+    let bad_answer = |error: String| ApiError::AgentBadAnswer {
+        host: host.to_owned(),
+        error,
+    };
     let request = request(&agent.client);
     let resp = match kind {
+        // reqwest's timeout covers the body: an answer trickling in is cut at the deadline.
         Kind::Request(limit) => request.timeout(limit).send().await,
-        Kind::Stream => tokio::time::timeout(STREAM_OPEN_TIMEOUT, request.send())
+        Kind::Stream { .. } => tokio::time::timeout(STREAM_OPEN_TIMEOUT, request.send())
             .await
             .map_err(|_| unreachable("timed out".into()))?,
     }
@@ -66,7 +85,13 @@ async fn pass(
         // The collector's token for this agent is wrong: not the caller's key.
         return Err(ApiError::AgentAuth(host.to_owned()));
     }
-    let stream = matches!(kind, Kind::Stream);
+    if resp.status().is_redirection() {
+        return Err(bad_answer(format!(
+            "a redirect (HTTP {}) to {:?}, which the collector never follows",
+            resp.status().as_u16(),
+            location(&resp)
+        )));
+    }
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let content_type = resp
         .headers()
@@ -77,15 +102,28 @@ async fn pass(
         .headers()
         .get(reqwest::header::ETAG)
         .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
-    let body = if stream && status.is_success() {
-        // The agent's stream lives inside ours: a client that leaves drops it, and the agent frees
-        // its follower at once.
-        Body::from_stream(resp.bytes_stream())
-    } else {
-        Body::from(resp.bytes().await.map_err(|e| ApiError::AgentUnreachable {
-            host: host.to_owned(),
-            error: describe(&e),
-        })?)
+    let read = |e: BodyError| match e {
+        BodyError::TooLarge(_) => bad_answer(e.to_string()),
+        BodyError::Transport(t) => unreachable(t),
+    };
+    let body = match kind {
+        // The agent's stream lives inside ours: a client that leaves drops it, and the agent
+        // frees its follower at once. One event over the cap, or the key's deletion, ends it.
+        Kind::Stream { key_id } if status.is_success() => {
+            Body::from_stream(state.revocations.until_revoked(
+                BoundedEvents::new(resp.bytes_stream(), MAX_SSE_EVENT),
+                state.store.clone(),
+                key_id,
+            ))
+        }
+        // A stream's error answer has no deadline of its own: it gets one.
+        Kind::Stream { .. } => Body::from(
+            tokio::time::timeout(REQUEST_TIMEOUT, read_body(resp, MAX_ERROR_BODY))
+                .await
+                .map_err(|_| unreachable("timed out".into()))?
+                .map_err(read)?,
+        ),
+        Kind::Request(_) => Body::from(read_body(resp, MAX_PROXIED_BODY).await.map_err(read)?),
     };
     let mut response = (status, body).into_response();
     response
@@ -94,7 +132,7 @@ async fn pass(
     if let Some(etag) = etag {
         response.headers_mut().insert(header::ETAG, etag);
     }
-    if stream {
+    if matches!(kind, Kind::Stream { .. }) {
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -102,11 +140,63 @@ async fn pass(
     Ok(response)
 }
 
+/// The audit target of a request: `host/app` when both are names, else a mark (nothing unvalidated
+/// from a request is kept).
+fn audit_target(host: &str, app: &str) -> String {
+    if valid_name(host) && valid_name(app) {
+        format!("{host}/{app}")
+    } else {
+        "(not a valid host or app name)".to_owned()
+    }
+}
+
+/// What an `.env` update touches, for the audit: at most [`MAX_AUDITED_KEYS`] valid key names
+/// (each at most [`MAX_AUDITED_KEY_BYTES`]), the rest counted. Never a value.
+fn describe_env_update(body: &[u8]) -> String {
+    let update = match serde_json::from_slice::<EnvUpdate>(body) {
+        Ok(u) if u.raw.is_some() => return "env.write (whole file)".to_owned(),
+        Ok(u) => u,
+        Err(_) => return "env.write (unreadable body)".to_owned(),
+    };
+    let touched = update
+        .set
+        .keys()
+        .map(|k| ("set", k))
+        .chain(update.unset.iter().map(|k| ("unset", k)));
+    let (mut named, mut more, mut invalid) = (Vec::new(), 0usize, 0usize);
+    for (verb, key) in touched {
+        if !valid_env_key(key) {
+            invalid += 1;
+        } else if named.len() < MAX_AUDITED_KEYS {
+            named.push(format!("{verb} {key}"));
+        } else {
+            more += 1;
+        }
+    }
+    if more > 0 {
+        named.push(format!("{more} more keys"));
+    }
+    if invalid > 0 {
+        named.push(format!("{invalid} invalid key names"));
+    }
+    format!("env.write ({})", named.join(", "))
+}
+
+/// A key name as the agent accepts it (`[A-Za-z_][A-Za-z0-9_.]*`), short enough to audit.
+fn valid_env_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    key.len() <= MAX_AUDITED_KEY_BYTES
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
 async fn record(state: &AppState, caller: &Caller, action: String, target: String, result: String) {
-    let key = caller.name.clone();
+    let who = Who::from(caller);
     let stored = state
         .store
-        .with_conn(move |conn| audit::record(conn, &key, &action, &target, &result, now_ms()))
+        .with_conn(move |conn| audit::record(conn, &who, &action, &target, &result, now_ms()))
         .await;
     if let Err(e) = stored {
         tracing::error!(error = %e, "cannot write the audit log");
@@ -117,8 +207,12 @@ fn outcome(result: &Result<Response, ApiError>) -> String {
     match result {
         Ok(r) if r.status().is_success() => format!("ok ({})", r.status().as_u16()),
         Ok(r) => format!("refused by the agent ({})", r.status().as_u16()),
-        Err(e) => format!("failed: {e}"),
+        Err(e) => outcome_of(e),
     }
+}
+
+fn outcome_of(e: &ApiError) -> String {
+    format!("failed: {e}")
 }
 
 /// A page of the app's logs from its agent (same parameters as the agent's).
@@ -156,7 +250,8 @@ pub async fn logs(
     .await
 }
 
-/// Follows the app's logs (SSE from the agent, passed through; `Last-Event-ID` resumes).
+/// Follows the app's logs (SSE from the agent, passed through; `Last-Event-ID` resumes). It ends
+/// when an event is over 1 MiB or the key is deleted.
 #[utoipa::path(
     get,
     path = "/v1/hosts/{host}/apps/{app}/logs/stream",
@@ -170,6 +265,7 @@ pub async fn logs(
 )]
 pub async fn logs_stream(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((host, app)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -185,7 +281,7 @@ pub async fn logs_stream(
                 None => req,
             }
         },
-        Kind::Stream,
+        Kind::Stream { key_id: caller.id },
     )
     .await
 }
@@ -193,7 +289,8 @@ pub async fn logs_stream(
 /// The agent's 409 on its `.env` routes, passed through.
 const AGENT_ENV_CONFLICT: &str = "the agent refused: where the file lies breaks a rule named by the code (env_file_symlink, env_file_link_outside, env_file_dir_writable); nothing was read or written";
 
-/// The app's `.env` (operator or admin: a viewer never reads values).
+/// The app's `.env` (operator or admin: a viewer never reads values). Every read is audited
+/// (who, which host and app; never a value), refused ones too.
 #[utoipa::path(
     get,
     path = "/v1/hosts/{host}/apps/{app}/env",
@@ -211,15 +308,26 @@ pub async fn env_get(
     Extension(caller): Extension<Caller>,
     Path((host, app)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    require(&caller, Role::Operator)?;
-    let path = app_path(&app, "/env")?;
-    pass(
-        &state,
-        &host,
-        |c| c.request(Method::GET, &path),
-        Kind::Request(REQUEST_TIMEOUT),
-    )
-    .await
+    let target = audit_target(&host, &app);
+    let what = "env.read".to_owned();
+    if let Err(e) = require(&caller, Role::Operator) {
+        record(&state, &caller, what, target, "denied".into()).await;
+        return Err(e);
+    }
+    let result = match app_path(&app, "/env") {
+        Ok(path) => {
+            pass(
+                &state,
+                &host,
+                |c| c.request(Method::GET, &path),
+                Kind::Request(REQUEST_TIMEOUT),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    record(&state, &caller, what, target, outcome(&result)).await;
+    result
 }
 
 /// Edits the app's `.env` through its agent; `If-Match` passes through (428 without, 412 stale).
@@ -231,9 +339,10 @@ pub async fn env_get(
     responses(
         (status = 200, body = EnvWritten),
         (status = 409, description = AGENT_ENV_CONFLICT, body = ErrorBody),
-        (status = 400, description = "not an app name, or an update over 2 MiB", body = ErrorBody),
+        (status = 400, description = "not an app name", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 413, description = "the update is over 2 MiB", body = ErrorBody),
         (status = 428, body = ErrorBody), (status = 502, body = ErrorBody),
         (status = 507, description = "the agent's disk is full; the file is unchanged", body = ErrorBody)
     ),
@@ -244,30 +353,24 @@ pub async fn env_put(
     Extension(caller): Extension<Caller>,
     Path((host, app)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let target = format!("{host}/{app}");
-    // Which keys an edit touches is audited; their values never are.
-    let what = match serde_json::from_slice::<EnvUpdate>(&body) {
-        Ok(u) if u.raw.is_some() => "env.write (whole file)".to_owned(),
-        Ok(u) => {
-            let keys: Vec<String> = u
-                .set
-                .keys()
-                .map(|k| format!("set {k}"))
-                .chain(u.unset.iter().map(|k| format!("unset {k}")))
-                .collect();
-            format!("env.write ({})", keys.join(", "))
-        }
-        Err(_) => "env.write (unreadable body)".to_owned(),
-    };
+    let target = audit_target(&host, &app);
     if let Err(e) = require(&caller, Role::Operator) {
-        record(&state, &caller, what, target, "denied".into()).await;
+        // Refused: nothing of the body is looked at, let alone kept.
+        record(&state, &caller, "env.write".into(), target, "denied".into()).await;
         return Err(e);
     }
-    if body.len() > MAX_ENV_BODY {
-        return Err(ApiError::BadRequest("the .env update is over 2 MiB".into()));
-    }
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            let e = body_rejected(e.status(), e.body_text(), MAX_ENV_BODY, "");
+            record(&state, &caller, "env.write".into(), target, outcome_of(&e)).await;
+            return Err(e);
+        }
+    };
+    // Which keys an edit touches is audited (bounded); their values never are.
+    let what = describe_env_update(&body);
     let path = app_path(&app, "/env")?;
     let if_match = headers.get(header::IF_MATCH).cloned();
     let result = pass(
@@ -308,16 +411,22 @@ pub async fn action(
     Extension(caller): Extension<Caller>,
     Path((host, app, action)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let target = format!("{host}/{app}");
-    let what = format!("app.{action}");
+    let target = audit_target(&host, &app);
+    let known = matches!(action.as_str(), "start" | "stop" | "restart");
+    let what = if known {
+        format!("app.{action}")
+    } else {
+        "app.(not an action)".to_owned()
+    };
     if let Err(e) = require(&caller, Role::Operator) {
         record(&state, &caller, what, target, "denied".into()).await;
         return Err(e);
     }
-    if !matches!(action.as_str(), "start" | "stop" | "restart") {
+    if !known {
         record(&state, &caller, what, target, "invalid action".into()).await;
         return Err(ApiError::BadRequest(format!(
-            "no action {action:?}: use start, stop or restart"
+            "no action {:?}: use start, stop or restart",
+            audit::bounded(&action, 64)
         )));
     }
     let path = app_path(&app, &format!("/actions/{action}"))?;
@@ -330,4 +439,56 @@ pub async fn action(
     .await;
     record(&state, &caller, what, target, outcome(&result)).await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_env_update_is_audited_by_bounded_valid_key_names() {
+        let many: serde_json::Map<String, serde_json::Value> = (0..20)
+            .map(|i| (format!("K{i:02}"), serde_json::Value::from("v")))
+            .collect();
+        let many = serde_json::json!({ "set": many }).to_string();
+        let long = "A".repeat(MAX_AUDITED_KEY_BYTES + 1);
+        let cases: Vec<(String, String)> = vec![
+            (
+                r#"{"set":{"PORT":"1"},"unset":["OLD"]}"#.into(),
+                "env.write (set PORT, unset OLD)".into(),
+            ),
+            (r#"{"raw":"A=1\n"}"#.into(), "env.write (whole file)".into()),
+            ("not json".into(), "env.write (unreadable body)".into()),
+            (
+                format!(r#"{{"set":{{"{long}":"1","a b":"2","ok.name":"3"}}}}"#),
+                "env.write (set ok.name, 2 invalid key names)".into(),
+            ),
+            (
+                many,
+                format!(
+                    "env.write ({}, 4 more keys)",
+                    (0..16)
+                        .map(|i| format!("set K{i:02}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(describe_env_update(body.as_bytes()), want, "{body:.80}");
+        }
+    }
+
+    #[test]
+    fn audit_targets_are_names_or_a_mark() {
+        assert_eq!(audit_target("vm-1", "web"), "vm-1/web");
+        assert_eq!(
+            audit_target(&"h".repeat(65), "web"),
+            "(not a valid host or app name)"
+        );
+        assert_eq!(
+            audit_target("vm-1", "../x"),
+            "(not a valid host or app name)"
+        );
+    }
 }

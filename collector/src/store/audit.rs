@@ -1,49 +1,122 @@
-//! The audit log (who, what, on what, how it ended; never a value) and the alert history.
+//! The audit log (who, what, on what, how it ended; never a value; bounded in what it keeps and
+//! in what a page returns) and the alert history.
 
 use fleetdeck_proto::{AuditEntry, AuditPage};
 use rusqlite::{params, Connection};
 
+use super::keys::Caller;
 use super::{now_ms, Store, StoreError};
 use crate::alerting::notify::Delivery;
 use crate::alerting::rules::Alert;
 use crate::alerting::AlertLog;
 
+/// The most bytes of one audit field (action, target, result) kept: what a request names is
+/// validated and bounded before it gets here, this is the last guard.
+pub const MAX_FIELD: usize = 4096;
+/// The most bytes of entries one audit page holds, whatever `limit` asks.
+pub const MAX_PAGE_BYTES: usize = 256 * 1024;
+
+/// Who acted: the key's id (none at the command line) and its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    pub key_id: Option<i64>,
+    pub key_name: String,
+}
+
+impl Who {
+    pub fn command_line() -> Self {
+        Self {
+            key_id: None,
+            key_name: "(command line)".to_owned(),
+        }
+    }
+}
+
+impl From<&Caller> for Who {
+    fn from(caller: &Caller) -> Self {
+        Self {
+            key_id: Some(caller.id),
+            key_name: caller.name.clone(),
+        }
+    }
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, marked with `…` when cut.
+pub fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 pub fn record(
     conn: &Connection,
-    key_name: &str,
+    who: &Who,
     action: &str,
     target: &str,
     result: &str,
     now_ms: u64,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO audit (ts_ms, key_name, action, target, result) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![now_ms as i64, key_name, action, target, result],
+        "INSERT INTO audit (ts_ms, key_id, key_name, action, target, result)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            now_ms as i64,
+            who.key_id,
+            bounded(&who.key_name, MAX_FIELD),
+            bounded(action, MAX_FIELD),
+            bounded(target, MAX_FIELD),
+            bounded(result, MAX_FIELD)
+        ],
     )?;
     Ok(())
 }
 
-/// Newest first; `before` pages back.
+/// Newest first; `before` pages back. A page holds at most `limit` entries and stops early at
+/// [`MAX_PAGE_BYTES`] (`next_before` then goes on from there); fields are read cut to
+/// [`MAX_FIELD`] bytes, so entries stored before fields were bounded cost no more.
 pub fn page(conn: &Connection, before: Option<i64>, limit: usize) -> Result<AuditPage, StoreError> {
     let limit = limit.clamp(1, 1000);
+    // substr counts characters: 4096 of them are at most 16 KiB, and `bounded` cuts the rest.
     let mut stmt = conn.prepare_cached(
-        "SELECT id, ts_ms, key_name, action, target, result FROM audit
-         WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
+        "SELECT id, ts_ms, key_id, substr(key_name, 1, 4096), substr(action, 1, 4096),
+                substr(target, 1, 4096), substr(result, 1, 4096)
+         FROM audit WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
     )?;
-    let entries = stmt
-        .query_map(params![before, (limit + 1) as i64], |r| {
-            Ok(AuditEntry {
-                id: r.get(0)?,
-                at_unix_ms: r.get::<_, i64>(1)? as u64,
-                key_name: r.get(2)?,
-                action: r.get(3)?,
-                target: r.get(4)?,
-                result: r.get(5)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let more = entries.len() > limit;
-    let entries: Vec<AuditEntry> = entries.into_iter().take(limit).collect();
+    let mut rows = stmt.query(params![before, (limit + 1) as i64])?;
+    let mut entries: Vec<AuditEntry> = Vec::new();
+    let mut bytes = 0;
+    let mut more = false;
+    while let Some(r) = rows.next()? {
+        let field = |i: usize| -> rusqlite::Result<String> {
+            Ok(bounded(&r.get::<_, String>(i)?, MAX_FIELD))
+        };
+        let entry = AuditEntry {
+            id: r.get(0)?,
+            at_unix_ms: r.get::<_, i64>(1)? as u64,
+            key_id: r.get(2)?,
+            key_name: field(3)?,
+            action: field(4)?,
+            target: field(5)?,
+            result: field(6)?,
+        };
+        // The entry's JSON, roughly: its strings and the fixed part.
+        let size = entry.key_name.len()
+            + entry.action.len()
+            + entry.target.len()
+            + entry.result.len()
+            + 128;
+        if entries.len() == limit || (!entries.is_empty() && bytes + size > MAX_PAGE_BYTES) {
+            more = true;
+            break;
+        }
+        bytes += size;
+        entries.push(entry);
+    }
     Ok(AuditPage {
         next_before: if more {
             entries.last().map(|e| e.id)
@@ -124,5 +197,67 @@ impl AlertLog for Store {
         if let Err(e) = result {
             tracing::error!(error = %e, alert_id, "cannot record an alert delivery");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("open");
+        super::super::migrate::apply(&mut conn).expect("migrate");
+        conn
+    }
+
+    #[test]
+    fn fields_are_cut_at_a_character_boundary() {
+        let cases: &[(&str, usize, &str)] = &[
+            ("short", 10, "short"),
+            ("exactly10!", 10, "exactly10!"),
+            ("eleven char", 10, "eleven …"),
+            ("ééééé", 6, "é…"),
+            ("ééééé", 7, "éé…"),
+        ];
+        for (input, max, want) in cases {
+            let got = bounded(input, *max);
+            assert_eq!(got, *want, "{input:?} at {max}");
+            assert!(got.len() <= *max, "{got:?}");
+        }
+    }
+
+    #[test]
+    fn a_page_is_bounded_in_bytes_and_pages_on() {
+        let conn = db();
+        let who = Who::command_line();
+        // Rows as large as one before fields were bounded: written past `record`.
+        let huge = "k".repeat(1024 * 1024);
+        for i in 0..300 {
+            conn.execute(
+                "INSERT INTO audit (ts_ms, key_name, action, target, result) VALUES (?1, 'old', ?2, 't', 'r')",
+                params![i, huge],
+            )
+            .expect("insert");
+        }
+        record(&conn, &who, "app.restart", "vm/web", "ok", 1).expect("record");
+        let mut before = None;
+        let mut seen = 0;
+        loop {
+            let page = page(&conn, before, 1000).expect("page");
+            let bytes: usize = page
+                .entries
+                .iter()
+                .map(|e| e.key_name.len() + e.action.len() + e.target.len() + e.result.len())
+                .sum();
+            assert!(bytes <= MAX_PAGE_BYTES, "a page of {bytes} bytes");
+            assert!(!page.entries.is_empty());
+            assert!(page.entries.iter().all(|e| e.action.len() <= MAX_FIELD));
+            seen += page.entries.len();
+            match page.next_before {
+                Some(b) => before = Some(b),
+                None => break,
+            }
+        }
+        assert_eq!(seen, 301, "every entry on some page, once");
     }
 }

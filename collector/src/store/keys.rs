@@ -11,6 +11,8 @@ use crate::config::valid_name;
 /// Who a request's key belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    /// Never reused: a name can be, after its key was deleted.
+    pub id: i64,
     pub name: String,
     pub role: Role,
 }
@@ -78,25 +80,27 @@ pub fn lookup(conn: &Connection, key: &str, now_ms: u64) -> Result<Option<Caller
             params![id, now_ms as i64],
         )?;
     }
-    Ok(Role::parse(&role).map(|role| Caller { name, role }))
+    Ok(Role::parse(&role).map(|role| Caller { id, name, role }))
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<KeyInfo>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT name, role, created_ms, last_used_ms FROM api_keys ORDER BY name")?;
+    let mut stmt = conn
+        .prepare("SELECT id, name, role, created_ms, last_used_ms FROM api_keys ORDER BY name")?;
     let rows = stmt.query_map([], |r| {
         Ok((
-            r.get::<_, String>(0)?,
+            r.get::<_, i64>(0)?,
             r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, Option<i64>>(3)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, Option<i64>>(4)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (name, role, created, used) = row?;
+        let (id, name, role, created, used) = row?;
         if let Some(role) = Role::parse(&role) {
             out.push(KeyInfo {
+                id,
                 name,
                 role,
                 created_unix_ms: created as u64,
@@ -105,6 +109,14 @@ pub fn list(conn: &Connection) -> Result<Vec<KeyInfo>, StoreError> {
         }
     }
     Ok(out)
+}
+
+/// Whether the key `id` exists (it was not deleted).
+pub fn exists(conn: &Connection, id: i64) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row("SELECT 1 FROM api_keys WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Deletes a key; whether it existed.
@@ -127,14 +139,9 @@ mod tests {
         let conn = db();
         let k = create(&conn, "ops", Role::Operator, 1).expect("create");
         assert!(k.key.starts_with("fdk_") && k.key.len() == 52, "{}", k.key);
-        let caller = lookup(&conn, &k.key, 2).expect("lookup");
-        assert_eq!(
-            caller,
-            Some(Caller {
-                name: "ops".into(),
-                role: Role::Operator
-            })
-        );
+        let caller = lookup(&conn, &k.key, 2).expect("lookup").expect("found");
+        assert_eq!((caller.name.as_str(), caller.role), ("ops", Role::Operator));
+        assert!(exists(&conn, caller.id).expect("exists"));
         assert_eq!(lookup(&conn, "fdk_wrong", 2).expect("lookup"), None);
         // Only the digest is stored.
         let stored: Vec<u8> = conn
@@ -147,5 +154,13 @@ mod tests {
         assert!(create(&conn, "no spaces", Role::Admin, 3).is_err());
         assert!(delete(&conn, "ops").expect("delete"));
         assert_eq!(lookup(&conn, &k.key, 4).expect("lookup"), None);
+        assert!(!exists(&conn, caller.id).expect("exists"));
+        // The name can be taken again; the id cannot (AUTOINCREMENT), so the audit and the
+        // revocation of streams tell the two keys apart.
+        let again = create(&conn, "ops", Role::Operator, 5).expect("create again");
+        let second = lookup(&conn, &again.key, 6)
+            .expect("lookup")
+            .expect("found");
+        assert!(second.id > caller.id, "{} reused {}", second.id, caller.id);
     }
 }

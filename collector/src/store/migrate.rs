@@ -8,9 +8,10 @@ use rusqlite_migration::{Migrations, M};
 use super::StoreError;
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../../../migrations/0001_collector.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../../migrations/0001_collector.sql")),
+        M::up(include_str!("../../../migrations/0002_key_ids.sql")),
+    ])
 }
 
 /// Brings the database to the newest schema. Two processes may start on a new file at once (the
@@ -86,7 +87,49 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .expect("version");
-        assert_eq!(version, 1);
+        assert_eq!(version, 2);
+    }
+
+    #[test]
+    fn keys_of_a_first_schema_keep_their_ids_and_ids_are_never_reused() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrations()
+            .to_version(&mut conn, 1)
+            .expect("the first schema");
+        conn.execute(
+            "INSERT INTO api_keys (id, name, role, hash, created_ms) VALUES (5, 'ops', 'operator', x'01', 1)",
+            [],
+        )
+        .expect("a key");
+        conn.execute(
+            "INSERT INTO audit (ts_ms, key_name, action, target, result) VALUES (1, 'ops', 'app.restart', 'vm/web', 'ok')",
+            [],
+        )
+        .expect("an entry");
+        apply(&mut conn).expect("to the newest");
+        let kept: (i64, String) = conn
+            .query_row("SELECT id, name FROM api_keys", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("the key");
+        assert_eq!(kept, (5, "ops".to_owned()));
+        let old_entry: Option<i64> = conn
+            .query_row("SELECT key_id FROM audit", [], |r| r.get(0))
+            .expect("the entry");
+        assert_eq!(old_entry, None, "older entries have no key id");
+        // The newest key deleted, the next one does not take its id.
+        let insert = |name: &str| {
+            conn.execute(
+                "INSERT INTO api_keys (name, role, hash, created_ms) VALUES (?1, 'viewer', ?1, 1)",
+                [name],
+            )
+            .expect("insert");
+            conn.last_insert_rowid()
+        };
+        let six = insert("a");
+        conn.execute("DELETE FROM api_keys WHERE id = ?1", [six])
+            .expect("delete");
+        assert_eq!((six, insert("b")), (6, 7));
     }
 
     #[test]

@@ -270,8 +270,12 @@ async fn post(
         return Ok(status.as_u16());
     }
     // The receiver's own words help most ("invalid_token", "channel_not_found"); a body that
-    // cannot be read is no reason to hide the status.
-    let text = response.text().await.unwrap_or_default();
+    // cannot be read (or is over 64 KiB: a receiver is not trusted either) is no reason to hide
+    // the status. A redirect is a failure: it is never followed.
+    let text = crate::bounded::read_body(response, crate::bounded::MAX_ERROR_BODY)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let excerpt: String = text
         .split_whitespace()
         .collect::<Vec<_>>()
