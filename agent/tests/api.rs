@@ -347,7 +347,7 @@ async fn an_oversized_body_is_refused_before_it_is_read_whole() {
         let (status, body) = raw_exchange(agent.addr, &request).await;
         assert_eq!(status, 413, "{what}: {body}");
         let body: Value = serde_json::from_str(&body).expect("json");
-        assert_eq!(body["error"]["code"], "body_too_large", "{what}: {body}");
+        assert_eq!(body["error"]["code"], "payload_too_large", "{what}: {body}");
         assert!(body["error"]["message"]
             .as_str()
             .is_some_and(|m| m.contains("4096 KiB")));

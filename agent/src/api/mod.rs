@@ -156,7 +156,7 @@ impl IntoResponse for ApiError {
             }
             Self::PreconditionRequired => (StatusCode::PRECONDITION_REQUIRED, "if_match_required"),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_env"),
-            Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Busy(CapError::Client { .. }) => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_streams")
             }

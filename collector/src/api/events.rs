@@ -114,7 +114,9 @@ const MAX_REPLAY: i64 = 10_000;
     params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id")),
     responses(
         (status = 200, description = "an SSE stream of fleet events", content_type = "text/event-stream", body = FleetEvent),
-        (status = 401, body = ErrorBody)
+        (status = 401, body = ErrorBody),
+        (status = 429, description = "this key holds as many event streams as one key may (32); Retry-After says when to retry", body = ErrorBody),
+        (status = 503, description = "the collector serves as many event streams as it will (1024); Retry-After says when to retry", body = ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -123,6 +125,7 @@ pub async fn stream(
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let slot = state.event_streams.take(&caller.id.to_string())?;
     // Subscribe before reading the replay, so nothing committed in between is missed.
     let rx = state.store.subscribe();
     let last = headers
@@ -151,6 +154,8 @@ pub async fn stream(
     let store = state.store.clone();
     let start = (VecDeque::from(replay), rx, last_sent);
     let events = stream::unfold(start, move |(mut queue, mut rx, mut last_sent)| {
+        // The slot lives as long as the stream.
+        let _slot = &slot;
         let store = store.clone();
         async move {
             loop {

@@ -10,6 +10,7 @@ mod fleet;
 mod proxy;
 pub mod revoke;
 
+use fleetdeck_daemon::caps::{CapError, StreamCaps};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -38,7 +39,22 @@ pub struct AppState {
     pub retention: Retention,
     /// Deleted keys: their open streams end.
     pub revocations: revoke::Revocations,
+    /// Event streams held open, in all and per key.
+    event_streams: StreamCaps,
+    /// Proxied log follows held open, in all and per key.
+    follows: StreamCaps,
+    /// Proxied log follows held open per host: the agent's own cap for the collector (16) is
+    /// never the one a client meets.
+    host_follows: Arc<HashMap<String, StreamCaps>>,
 }
+
+/// Event streams open at once, in all and per API key (a desktop holds one per collector).
+pub const MAX_EVENT_STREAMS: usize = 1024;
+pub const MAX_EVENT_STREAMS_PER_KEY: usize = 32;
+/// Proxied log follows open at once: in all, per API key, and per host.
+pub const MAX_FOLLOWS: usize = 256;
+pub const MAX_FOLLOWS_PER_KEY: usize = 16;
+pub const MAX_FOLLOWS_PER_HOST: usize = 16;
 
 impl AppState {
     pub fn new(store: Store, agents: &[Arc<Agent>], retention: Retention) -> Self {
@@ -47,6 +63,25 @@ impl AppState {
             agents: Arc::new(agents.iter().map(|a| (a.name.clone(), a.clone())).collect()),
             retention,
             revocations: revoke::Revocations::default(),
+            event_streams: StreamCaps::new(
+                "event streams",
+                MAX_EVENT_STREAMS,
+                MAX_EVENT_STREAMS_PER_KEY,
+            ),
+            follows: StreamCaps::new("log follows", MAX_FOLLOWS, MAX_FOLLOWS_PER_KEY),
+            host_follows: Arc::new(
+                agents
+                    .iter()
+                    .map(|a| {
+                        let caps = StreamCaps::new(
+                            "log follows of this host",
+                            MAX_FOLLOWS_PER_HOST,
+                            usize::MAX,
+                        );
+                        (a.name.clone(), caps)
+                    })
+                    .collect(),
+            ),
         }
     }
 
@@ -88,6 +123,8 @@ pub enum ApiError {
     BodyTooLarge(usize),
     #[error("database: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Busy(#[from] CapError),
 }
 
 impl IntoResponse for ApiError {
@@ -106,6 +143,12 @@ impl IntoResponse for ApiError {
             Self::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Store(StoreError::Invalid(_)) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "database_failed"),
+            Self::Busy(CapError::Client { .. }) => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_streams")
+            }
+            Self::Busy(CapError::Global { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "too_many_streams")
+            }
         };
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
@@ -116,6 +159,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
+        }
+        if matches!(self, Self::Busy(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
         }
         response
     }

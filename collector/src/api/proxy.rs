@@ -259,7 +259,10 @@ pub async fn logs(
     responses(
         (status = 200, description = "an SSE stream of log entries", content_type = "text/event-stream", body = LogEntry),
         (status = 400, description = "not an app name", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "this key holds as many log follows as one key may (16); Retry-After says when to retry", body = ErrorBody),
+        (status = 502, body = ErrorBody),
+        (status = 503, description = "the collector serves as many log follows as it will, in all (256) or of this host (16); Retry-After says when to retry", body = ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -270,8 +273,18 @@ pub async fn logs_stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let path = app_path(&app, "/logs/stream")?;
+    state.agent(&host)?;
+    let slots = [
+        state.follows.take(&caller.id.to_string())?,
+        state
+            .host_follows
+            .get(&host)
+            .map(|caps| caps.take(""))
+            .transpose()?
+            .ok_or_else(|| ApiError::HostNotFound(host.clone()))?,
+    ];
     let last = headers.get("last-event-id").cloned();
-    pass(
+    let response = pass(
         &state,
         &host,
         |c| {
@@ -283,7 +296,17 @@ pub async fn logs_stream(
         },
         Kind::Stream { key_id: caller.id },
     )
-    .await
+    .await?;
+    // The slots live as long as the body that is passed on.
+    Ok(response.map(|body| {
+        Body::from_stream(futures_util::StreamExt::map(
+            body.into_data_stream(),
+            move |chunk| {
+                let _slots = &slots;
+                chunk
+            },
+        ))
+    }))
 }
 
 /// The agent's 409 on its `.env` routes, passed through.
