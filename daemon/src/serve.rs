@@ -1,12 +1,17 @@
 //! Running a daemon's HTTP API: tracing to stderr, binding the listen addresses under the bind
-//! policy, serving a router on every listener until a shutdown signal, then a short grace for
-//! requests in flight (streams never end by themselves, so the grace is bounded).
+//! policy, serving a router on every listener (plain HTTP, or HTTPS with rustls when the config
+//! names `tls_cert` and `tls_key`) until a shutdown signal, then a short grace for requests in
+//! flight (streams never end by themselves, so the grace is bounded).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::listen::{self, ListenSpec};
 
@@ -28,7 +33,12 @@ pub async fn bind(
     allow_public_bind: bool,
     daemon: &str,
 ) -> anyhow::Result<Vec<TcpListener>> {
-    let addrs = listen::resolve(specs, allow_public_bind, listen::run_tailscale_ip)?;
+    let addrs = listen::resolve(
+        specs,
+        allow_public_bind,
+        listen::run_tailscale_ip,
+        listen::interface_addrs,
+    )?;
     let mut listeners = Vec::with_capacity(addrs.len());
     for addr in addrs {
         if !listen::is_private_to_operator(addr.ip()) {
@@ -36,6 +46,17 @@ pub async fn bind(
                 %addr,
                 "LISTENING ON A PUBLIC ADDRESS because --allow-public-bind was given: anyone who can \
                  reach {addr} can try credentials against this {daemon}"
+            );
+        } else if allow_public_bind
+            && fleetdeck_transport::addr::is_tailscale(addr.ip())
+            && !listen::interface_addrs()
+                .is_ok_and(|on| listen::on_tailscale_interface(addr.ip(), &on))
+        {
+            tracing::warn!(
+                %addr,
+                "LISTENING ON A CARRIER-GRADE NAT ADDRESS NOT ON {} because --allow-public-bind \
+                 was given: others on the provider's network may reach this {daemon}",
+                listen::TAILSCALE_INTERFACE
             );
         }
         let listener = TcpListener::bind(addr)
@@ -83,6 +104,114 @@ pub async fn serve(
             .map(|_| ()),
         Err(_) => Ok(()),
     }
+}
+
+/// How long a client may take to finish the TLS handshake: one that connects and says nothing
+/// holds only its own task, and only this long.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Like [`serve`], over TLS with `tls` (see `fleetdeck_transport::server::load`): every listener
+/// accepts TCP, each connection shakes hands in its own task, then HTTP/1.1 is served on it.
+pub async fn serve_tls(
+    app: axum::Router,
+    listeners: Vec<TcpListener>,
+    tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let acceptor = TlsAcceptor::from(tls);
+    // Every connection's task holds a clone of `alive`: when all are gone, `recv` ends.
+    let (alive, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let mut accepting = tokio::task::JoinSet::new();
+    for listener in listeners {
+        accepting.spawn(accept_tls(
+            listener,
+            acceptor.clone(),
+            app.clone(),
+            alive.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    drop((stop_rx, alive));
+    let result = tokio::select! {
+        () = shutdown => Ok(()),
+        // An accept loop ended on its own: a listener failed. Stop the others and report it.
+        Some(result) = accepting.join_next() => {
+            result.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        }
+    };
+    let _ = stop_tx.send(());
+    accepting.join_all().await;
+    // Connections in flight finish their request (streams are cut when the grace is over).
+    let _ = tokio::time::timeout(grace, all_closed.recv()).await;
+    result
+}
+
+/// Accepts connections on `listener` until `stop` changes; each gets its own task.
+async fn accept_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: axum::Router,
+    alive: tokio::sync::mpsc::Sender<()>,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) -> std::io::Result<()> {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin, as
+                    // axum::serve does.
+                    tracing::error!(error = %e, "accept failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return Ok(()),
+        };
+        let (acceptor, app, alive, mut stop) =
+            (acceptor.clone(), app.clone(), alive.clone(), stop.clone());
+        tokio::spawn(async move {
+            let _alive = alive;
+            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                .await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = stop.changed() => {
+                    // Finish the request in flight, then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    )
 }
 
 /// Resolves at SIGINT or SIGTERM.
