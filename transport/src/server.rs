@@ -10,6 +10,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::pin::Fingerprint;
 
+/// rustls' server config, named here so the daemons need not depend on rustls themselves.
+pub use rustls::ServerConfig as RustlsServerConfig;
+
 /// Why the TLS files cannot be used; each message names the file and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsFilesError {
@@ -23,6 +26,47 @@ pub enum TlsFilesError {
         key: PathBuf,
         message: String,
     },
+}
+
+/// The PEM files a daemon's config names with `tls_cert` and `tls_key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Both keys or neither: one alone is a mistake, and the message says how to fix it.
+    pub fn from_config(cert: Option<PathBuf>, key: Option<PathBuf>) -> Result<Option<Self>, String> {
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(Some(Self { cert, key })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(
+                "`tls_cert` is set but `tls_key` is not: add tls_key = \"/etc/fleetdeck/tls.key\" \
+                 (the certificate's private key, PEM, mode 0600), or remove tls_cert to serve plain HTTP"
+                    .into(),
+            ),
+            (None, Some(_)) => Err(
+                "`tls_key` is set but `tls_cert` is not: add tls_cert = \"/etc/fleetdeck/tls.crt\" \
+                 (the certificate, PEM), or remove tls_key to serve plain HTTP"
+                    .into(),
+            ),
+        }
+    }
+
+    /// Both paths, relative ones taken from `dir` (the config file's directory).
+    pub fn relative_to(self, dir: &Path) -> Self {
+        let resolve = |p: PathBuf| if p.is_relative() { dir.join(p) } else { p };
+        Self {
+            cert: resolve(self.cert),
+            key: resolve(self.key),
+        }
+    }
+
+    /// Reads and checks both files (see [`load`]).
+    pub fn load(&self) -> Result<ServerTls, TlsFilesError> {
+        load(&self.cert, &self.key)
+    }
 }
 
 /// A server config and the fingerprint of its certificate (what clients pin).
