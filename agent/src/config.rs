@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use crate::listen::ListenSpec;
 use fleetdeck_daemon::secret::read_token;
-use fleetdeck_daemon::transport::server::TlsFiles;
 pub use fleetdeck_daemon::secret::Token;
+use fleetdeck_daemon::transport::server::TlsFiles;
 
 /// The agent's port when a `listen` entry names none (`"tailscale"`).
 pub const DEFAULT_PORT: u16 = 7070;
@@ -412,8 +412,10 @@ mod tests {
 
     #[test]
     fn tls_needs_both_files() {
-        let c = parse(&format!("{BASE}tls_cert = \"/etc/t.crt\"\ntls_key = \"/etc/t.key\"\n"))
-            .expect("valid");
+        let c = parse(&format!(
+            "{BASE}tls_cert = \"/etc/t.crt\"\ntls_key = \"/etc/t.key\"\n"
+        ))
+        .expect("valid");
         assert_eq!(
             c.tls,
             Some(TlsFiles {
@@ -422,7 +424,10 @@ mod tests {
             })
         );
         let e = err(&format!("{BASE}tls_cert = \"/etc/t.crt\"\n"));
-        assert!(e.contains("`tls_key` is not") && e.contains("add tls_key"), "{e}");
+        assert!(
+            e.contains("`tls_key` is not") && e.contains("add tls_key"),
+            "{e}"
+        );
         let e = err(&format!("{BASE}tls_key = \"/etc/t.key\"\n"));
         assert!(e.contains("`tls_cert` is not"), "{e}");
     }

@@ -514,7 +514,10 @@ mod tests {
         };
         let c = parse(&agent("https://10.0.0.2:7070", pin), 1).expect("valid");
         assert_eq!(
-            c.agents[0].tls_fingerprint.map(|f| f.to_string()).as_deref(),
+            c.agents[0]
+                .tls_fingerprint
+                .map(|f| f.to_string())
+                .as_deref(),
             Some(pin)
         );
         assert_eq!(
@@ -527,7 +530,10 @@ mod tests {
         let e = parse(&agent("http://10.0.0.2:7070", pin), 1).expect_err("http");
         assert!(e.contains("needs an https:// url"), "{e}");
         let e = parse(&agent("https://10.0.0.2:7070", "sha256:abc"), 1).expect_err("short");
-        assert!(e.contains("tls_fingerprint") && e.contains("64 hex digits"), "{e}");
+        assert!(
+            e.contains("tls_fingerprint") && e.contains("64 hex digits"),
+            "{e}"
+        );
         let e = parse(&format!("{BASE}tls_key = \"k.pem\"\n"), 0).expect_err("key alone");
         assert!(e.contains("`tls_cert` is not"), "{e}");
     }

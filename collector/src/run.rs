@@ -15,11 +15,11 @@ use crate::agent_client::AgentClient;
 use crate::alerting::{self, AlertConfig, AlertLog};
 use crate::api::{self, AppState};
 use crate::config::{AgentConfig, Config};
+use crate::poll::{Agent, Poller};
+use crate::store::{ingest, keys, now_ms, rollup, Store};
 use fleetdeck_daemon::transport::addr::is_plain_http_outside_tailnet;
 use fleetdeck_daemon::transport::pin::pinned_client_config;
 use fleetdeck_daemon::transport::server::ServerTls;
-use crate::poll::{Agent, Poller};
-use crate::store::{ingest, keys, now_ms, rollup, Store};
 
 /// How long a shutdown waits for requests in flight (streams never end by themselves).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -104,8 +104,12 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
         .iter()
         .zip(cursors)
         .map(|(a, cursor)| {
-            let client =
-                AgentClient::new(agent_http(&http, a)?, &a.url, a.token.clone(), config.poll_timeout);
+            let client = AgentClient::new(
+                agent_http(&http, a)?,
+                &a.url,
+                a.token.clone(),
+                config.poll_timeout,
+            );
             Ok(Arc::new(Agent::new(client, cursor)))
         })
         .collect::<anyhow::Result<_>>()?;

@@ -192,7 +192,11 @@ mod tests {
             if allowed {
                 assert_eq!(got, Ok(vec![self::addr(addr)]), "{addr}");
             } else {
-                assert_eq!(got, Err(ListenError::NotOnTailscale(self::addr(addr))), "{addr}");
+                assert_eq!(
+                    got,
+                    Err(ListenError::NotOnTailscale(self::addr(addr))),
+                    "{addr}"
+                );
                 // The flag forces it, as for any other address.
                 assert_eq!(resolve(&specs, true, no_ts, on), Ok(vec![self::addr(addr)]));
             }

@@ -23,9 +23,7 @@ pub fn is_private_to_operator(ip: IpAddr) -> bool {
 pub fn is_tailscale(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_tailscale_v4(v4),
-        IpAddr::V6(v6) => {
-            is_tailscale_v6(v6) || v6.to_ipv4_mapped().is_some_and(is_tailscale_v4)
-        }
+        IpAddr::V6(v6) => is_tailscale_v6(v6) || v6.to_ipv4_mapped().is_some_and(is_tailscale_v4),
     }
 }
 

@@ -37,7 +37,10 @@ pub struct TlsFiles {
 
 impl TlsFiles {
     /// Both keys or neither: one alone is a mistake, and the message says how to fix it.
-    pub fn from_config(cert: Option<PathBuf>, key: Option<PathBuf>) -> Result<Option<Self>, String> {
+    pub fn from_config(
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+    ) -> Result<Option<Self>, String> {
         match (cert, key) {
             (Some(cert), Some(key)) => Ok(Some(Self { cert, key })),
             (None, None) => Ok(None),
