@@ -175,7 +175,11 @@ async fn an_agent_serving_https_is_polled_through_its_pin() {
     )
     .expect("write agent config");
     let mut agent = start_agent(&config);
-    wait_log(&mut agent, &fingerprint.to_string(), Duration::from_secs(10));
+    wait_log(
+        &mut agent,
+        &fingerprint.to_string(),
+        Duration::from_secs(10),
+    );
     // Plain HTTP to an HTTPS port gets nothing useful.
     let plain = reqwest::get(agent.url("/healthz")).await;
     assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
