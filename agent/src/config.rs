@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::listen::ListenSpec;
 use fleetdeck_daemon::secret::read_token;
 pub use fleetdeck_daemon::secret::Token;
+use fleetdeck_daemon::transport::server::TlsFiles;
 
 /// The agent's port when a `listen` entry names none (`"tailscale"`).
 pub const DEFAULT_PORT: u16 = 7070;
@@ -96,6 +97,8 @@ pub struct AppConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<ListenSpec>,
+    /// Serve HTTPS with these PEM files (`tls_cert`, `tls_key`) instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
     pub token: Token,
     pub token_file: PathBuf,
     pub systemd: SystemdScope,
@@ -120,10 +123,11 @@ impl Config {
         let docker_host = std::env::var("DOCKER_HOST").ok().filter(|v| !v.is_empty());
         let mut config = Self::parse(&text, docker_host.as_deref()).map_err(|e| e.at(path))?;
         // A relative token_file is relative to the config file, as an operator reading it expects.
+        let dir = path.parent().unwrap_or(Path::new("."));
         if config.token_file.is_relative() {
-            let dir = path.parent().unwrap_or(Path::new("."));
             config.token_file = dir.join(&config.token_file);
         }
+        config.tls = config.tls.map(|tls| tls.relative_to(dir));
         config.token = read_token(&config.token_file).map_err(|message| ConfigError::Token {
             path: config.token_file.clone(),
             config: path.to_owned(),
@@ -203,6 +207,8 @@ impl ParseError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<Vec<String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     token_file: Option<PathBuf>,
     #[serde(default)]
     systemd: SystemdScope,
@@ -246,6 +252,7 @@ impl RawConfig {
             .iter()
             .map(|s| ListenSpec::parse(s, DEFAULT_PORT).map_err(|e| format!("`listen`: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
+        let tls = TlsFiles::from_config(self.tls_cert, self.tls_key)?;
         let token_file = self.token_file.ok_or(
             "`token_file` is missing: add token_file = \"/etc/fleetdeck/agent.token\" (a file of mode 0600 holding the token)",
         )?;
@@ -353,6 +360,7 @@ impl RawConfig {
 
         Ok(Config {
             listen,
+            tls,
             token: Token::new(String::new()),
             token_file,
             systemd: self.systemd,
@@ -399,6 +407,29 @@ mod tests {
         assert_eq!(c.docker_socket, DEFAULT_DOCKER_SOCKET);
         assert_eq!(c.sample_interval, Duration::from_secs(10));
         assert!(c.apps.is_empty());
+        assert_eq!(c.tls, None);
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let c = parse(&format!(
+            "{BASE}tls_cert = \"/etc/t.crt\"\ntls_key = \"/etc/t.key\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            c.tls,
+            Some(TlsFiles {
+                cert: "/etc/t.crt".into(),
+                key: "/etc/t.key".into()
+            })
+        );
+        let e = err(&format!("{BASE}tls_cert = \"/etc/t.crt\"\n"));
+        assert!(
+            e.contains("`tls_key` is not") && e.contains("add tls_key"),
+            "{e}"
+        );
+        let e = err(&format!("{BASE}tls_key = \"/etc/t.key\"\n"));
+        assert!(e.contains("`tls_cert` is not"), "{e}");
     }
 
     #[test]

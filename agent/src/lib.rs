@@ -49,3 +49,14 @@ pub async fn serve(
     let app = api::router(api::AppState::new(agent));
     fleetdeck_daemon::serve::serve(app, listeners, shutdown, SHUTDOWN_GRACE, LIMITS).await
 }
+
+/// Like [`serve`], over HTTPS with `tls` (from the config's `tls_cert` and `tls_key`).
+pub async fn serve_tls(
+    agent: Arc<Agent>,
+    listeners: Vec<TcpListener>,
+    tls: Arc<fleetdeck_daemon::transport::server::RustlsServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = api::router(api::AppState::new(agent));
+    fleetdeck_daemon::serve::serve_tls(app, listeners, tls, shutdown, SHUTDOWN_GRACE, LIMITS).await
+}

@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::{serve, Agent, Config};
+use crate::{serve, serve_tls, Agent, Config};
 
 pub use fleetdeck_daemon::serve::init_tracing;
 
 /// Loads the config, binds every listen address and serves until SIGINT or SIGTERM.
 pub async fn run(config_path: &Path, allow_public_bind: bool) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
+    // Read before binding, so a bad certificate or key stops the agent before it listens.
+    let tls = config.tls.as_ref().map(|files| files.load()).transpose()?;
     let listeners =
         fleetdeck_daemon::serve::bind(&config.listen, allow_public_bind, "agent").await?;
     let apps = config.apps.len();
@@ -19,7 +21,18 @@ pub async fn run(config_path: &Path, allow_public_bind: bool) -> anyhow::Result<
     tracing::info!(apps, instance_id = %agent.info().instance_id, "fleetdeck-agent started");
     let agent = Arc::new(agent);
     let _background = crate::watch::spawn(agent.clone());
-    serve(agent, listeners, fleetdeck_daemon::serve::shutdown_signal()).await?;
+    let shutdown = fleetdeck_daemon::serve::shutdown_signal();
+    match tls {
+        Some(tls) => {
+            tracing::info!(
+                fingerprint = %tls.fingerprint,
+                "serving HTTPS; a collector pins this certificate with tls_fingerprint = \"{}\"",
+                tls.fingerprint
+            );
+            serve_tls(agent, listeners, tls.config, shutdown).await?
+        }
+        None => serve(agent, listeners, shutdown).await?,
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use fleetdeck_daemon::listen::ListenSpec;
 use fleetdeck_daemon::secret::{read_token, Token};
+use fleetdeck_daemon::transport::pin::Fingerprint;
+use fleetdeck_daemon::transport::server::TlsFiles;
 use serde::Deserialize;
 
 use crate::alerting::notify::{RetryPolicy, Webhook, WebhookFormat};
@@ -41,6 +43,8 @@ pub struct AgentConfig {
     /// The agent's base URL, without a trailing slash (`http://100.101.1.2:7070`).
     pub url: String,
     pub token: Token,
+    /// Trust exactly the agent certificate of this SHA-256 (`tls_fingerprint`; `https://` only).
+    pub tls_fingerprint: Option<Fingerprint>,
 }
 
 /// How long each kind of data is kept.
@@ -68,6 +72,8 @@ impl Default for Retention {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<ListenSpec>,
+    /// Serve HTTPS with these PEM files (`tls_cert`, `tls_key`) instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
     pub database: PathBuf,
     pub poll_interval: Duration,
     pub poll_timeout: Duration,
@@ -119,6 +125,7 @@ impl Config {
         }
         let mut config = raw.validate(tokens).map_err(invalid)?;
         config.database = resolve(&config.database);
+        config.tls = config.tls.map(|tls| tls.relative_to(dir));
         Ok(config)
     }
 
@@ -137,6 +144,8 @@ impl Config {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<Vec<String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     database: Option<PathBuf>,
     #[serde(default, with = "humantime_serde::option")]
     poll_interval: Option<Duration>,
@@ -160,6 +169,7 @@ struct RawAgent {
     name: String,
     url: String,
     token_file: PathBuf,
+    tls_fingerprint: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,6 +266,7 @@ impl RawConfig {
             .iter()
             .map(|s| ListenSpec::parse(s, DEFAULT_PORT).map_err(|e| format!("`listen`: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
+        let tls = TlsFiles::from_config(self.tls_cert, self.tls_key)?;
         let database = self.database.ok_or(
             "`database` is missing: add database = \"/var/lib/fleetdeck/collector.db\" (an SQLite file the collector creates)",
         )?;
@@ -321,10 +332,23 @@ impl RawConfig {
                     agent.url
                 ));
             }
+            let tls_fingerprint = match agent.tls_fingerprint.as_deref() {
+                None => None,
+                Some(_) if url.scheme() != "https" => {
+                    return Err(format!(
+                        "{at}: tls_fingerprint pins a certificate, which needs an https:// url; \
+                         serve the agent with tls_cert and tls_key and use https://, or remove tls_fingerprint"
+                    ))
+                }
+                Some(text) => Some(
+                    Fingerprint::parse(text).map_err(|e| format!("{at}: tls_fingerprint: {e}"))?,
+                ),
+            };
             agents.push(AgentConfig {
                 name: agent.name,
                 url: agent.url.trim_end_matches('/').to_owned(),
                 token,
+                tls_fingerprint,
             });
         }
         let mut webhooks = Vec::with_capacity(self.webhooks.len());
@@ -389,6 +413,7 @@ impl RawConfig {
         }
         Ok(Config {
             listen,
+            tls,
             database,
             poll_interval,
             poll_timeout,
@@ -477,6 +502,40 @@ mod tests {
             parse("database = \"x\"\nlisten = [\"127.0.0.1:1\"\n", 0).expect_err("open array");
         assert!(err.ends_with("invalid array; expected `]`"), "{err}");
         assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn tls_settings() {
+        let pin = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let agent = |url: &str, fp: &str| {
+            format!(
+                "{BASE}tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n[[agents]]\nname = \"a\"\nurl = \"{url}\"\ntoken_file = \"t\"\ntls_fingerprint = \"{fp}\"\n"
+            )
+        };
+        let c = parse(&agent("https://10.0.0.2:7070", pin), 1).expect("valid");
+        assert_eq!(
+            c.agents[0]
+                .tls_fingerprint
+                .map(|f| f.to_string())
+                .as_deref(),
+            Some(pin)
+        );
+        assert_eq!(
+            c.tls,
+            Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        let e = parse(&agent("http://10.0.0.2:7070", pin), 1).expect_err("http");
+        assert!(e.contains("needs an https:// url"), "{e}");
+        let e = parse(&agent("https://10.0.0.2:7070", "sha256:abc"), 1).expect_err("short");
+        assert!(
+            e.contains("tls_fingerprint") && e.contains("64 hex digits"),
+            "{e}"
+        );
+        let e = parse(&format!("{BASE}tls_key = \"k.pem\"\n"), 0).expect_err("key alone");
+        assert!(e.contains("`tls_cert` is not"), "{e}");
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub async fn run(port: u16, hosts: usize) -> anyhow::Result<()> {
         })?;
     let config = Config {
         listen: Vec::new(),
+        tls: None,
         database: dir.path().join("collector.db"),
         poll_interval: Duration::from_secs(5),
         poll_timeout: Duration::from_secs(2),
@@ -74,6 +75,7 @@ pub async fn run(port: u16, hosts: usize) -> anyhow::Result<()> {
                 name,
                 url: format!("http://{sim_addr}{prefix}"),
                 token: Token::new(token.clone()),
+                tls_fingerprint: None,
             })
             .collect(),
         webhooks: Vec::new(),

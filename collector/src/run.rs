@@ -14,9 +14,12 @@ use tokio::sync::watch;
 use crate::agent_client::AgentClient;
 use crate::alerting::{self, AlertConfig, AlertLog};
 use crate::api::{self, AppState};
-use crate::config::Config;
+use crate::config::{AgentConfig, Config};
 use crate::poll::{Agent, Poller};
 use crate::store::{ingest, keys, now_ms, rollup, Store};
+use fleetdeck_daemon::transport::addr::is_plain_http_outside_tailnet;
+use fleetdeck_daemon::transport::pin::pinned_client_config;
+use fleetdeck_daemon::transport::server::ServerTls;
 
 /// How long a shutdown waits for requests in flight (streams never end by themselves).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -37,14 +40,45 @@ const LIMITS: fleetdeck_daemon::serve::Limits = fleetdeck_daemon::serve::Limits 
 /// never followed: an agent or a webhook receiver that answers 3xx cannot turn a request (with
 /// its token, or a proxied page reaching the desktop) into one to another address.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    http_client_builder()
+        .build()
+        .context("cannot build the HTTP client")
+}
+
+fn http_client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .tcp_keepalive(Duration::from_secs(30))
         .user_agent(concat!("fleetdeck-collector/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot build the HTTP client")
+}
+
+/// The client for one agent: the shared one, or for an agent with `tls_fingerprint` one that
+/// trusts exactly that certificate. An agent reached by plain HTTP outside loopback and the
+/// tailnet earns a warning, once (its token and `.env` values cross that network in clear).
+fn agent_http(shared: &reqwest::Client, agent: &AgentConfig) -> anyhow::Result<reqwest::Client> {
+    if let Ok(url) = reqwest::Url::parse(&agent.url) {
+        let host = url.host_str().unwrap_or_default();
+        if is_plain_http_outside_tailnet(url.scheme(), host) {
+            tracing::warn!(
+                agent = %agent.name,
+                url = %agent.url,
+                "PLAIN HTTP OUTSIDE LOOPBACK AND THE TAILNET: agent {:?} is reached at {} without \
+                 TLS, so its token and .env values cross that network in clear; serve the agent \
+                 with tls_cert/tls_key and pin it with tls_fingerprint, or reach it over Tailscale",
+                agent.name,
+                agent.url
+            );
+        }
+    }
+    match agent.tls_fingerprint {
+        None => Ok(shared.clone()),
+        Some(pin) => http_client_builder()
+            .use_preconfigured_tls(pinned_client_config(pin))
+            .build()
+            .with_context(|| format!("cannot build the HTTP client for agent {:?}", agent.name)),
+    }
 }
 
 /// The running collector's background work; dropping `stop` (or sending on it) ends it.
@@ -80,11 +114,15 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
         .iter()
         .zip(cursors)
         .map(|(a, cursor)| {
-            let client =
-                AgentClient::new(http.clone(), &a.url, a.token.clone(), config.poll_timeout);
-            Arc::new(Agent::new(client, cursor))
+            let client = AgentClient::new(
+                agent_http(&http, a)?,
+                &a.url,
+                a.token.clone(),
+                config.poll_timeout,
+            );
+            Ok(Arc::new(Agent::new(client, cursor)))
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
 
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -173,15 +211,33 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
 /// SIGTERM.
 pub async fn run(config_path: &Path, allow_public_bind: bool) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
+    // Read before binding, so a bad certificate or key stops the collector before it listens.
+    let tls = load_tls(&config)?;
     let listeners =
         fleetdeck_daemon::serve::bind(&config.listen, allow_public_bind, "collector").await?;
     let store = Store::open(&config.database)?;
-    serve_config(&config, store, listeners, shutdown_signal()).await
+    serve_with(&config, tls, store, listeners, shutdown_signal()).await
 }
 
-/// Runs a collector on an open store and bound listeners until `shutdown` completes.
+fn load_tls(config: &Config) -> anyhow::Result<Option<ServerTls>> {
+    Ok(config.tls.as_ref().map(|files| files.load()).transpose()?)
+}
+
+/// Runs a collector on an open store and bound listeners until `shutdown` completes (HTTPS when
+/// the config names `tls_cert` and `tls_key`).
 pub async fn serve_config(
     config: &Config,
+    store: Store,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let tls = load_tls(config)?;
+    serve_with(config, tls, store, listeners, shutdown).await
+}
+
+async fn serve_with(
+    config: &Config,
+    tls: Option<ServerTls>,
     store: Store,
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -193,7 +249,26 @@ pub async fn serve_config(
         interval = ?config.poll_interval,
         "fleetdeck-collector started"
     );
-    let served = serve(background.state.clone(), listeners, shutdown).await;
+    let served = match tls {
+        Some(tls) => {
+            tracing::info!(
+                fingerprint = %tls.fingerprint,
+                "serving HTTPS; the desktop pins this certificate with --tls-fingerprint {}",
+                tls.fingerprint
+            );
+            let app = api::router(background.state.clone());
+            fleetdeck_daemon::serve::serve_tls(
+                app,
+                listeners,
+                tls.config,
+                shutdown,
+                SHUTDOWN_GRACE,
+                LIMITS,
+            )
+            .await
+        }
+        None => serve(background.state.clone(), listeners, shutdown).await,
+    };
     background.stop().await;
     tracing::info!("stopped");
     served.map_err(Into::into)

@@ -10,3 +10,6 @@ pub mod http;
 pub mod listen;
 pub mod secret;
 pub mod serve;
+
+/// Addresses, certificate pins and TLS files, shared with the desktop.
+pub use fleetdeck_transport as transport;

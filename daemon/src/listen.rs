@@ -1,8 +1,9 @@
 //! Where a Fleetdeck daemon (agent or collector) may listen: loopback and Tailscale addresses only,
 //! unless the operator passes `--allow-public-bind`. `"tailscale"` resolves this node's tailnet
-//! addresses with `tailscale ip`.
+//! addresses with `tailscale ip`; an address given as such in Tailscale's ranges must be one of
+//! the `tailscale0` interface's (100.64.0.0/10 is also carrier-grade NAT space).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 /// One entry of `listen`: an address, or this node's tailnet addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,29 +30,12 @@ impl ListenSpec {
     }
 }
 
-/// Whether `ip` is loopback or in Tailscale's ranges (100.64.0.0/10, fd7a:115c:a1e0::/48).
-pub fn is_private_to_operator(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || is_tailscale_v4(v4),
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| v4.is_loopback() || is_tailscale_v4(v4))
-                || is_tailscale_v6(v6)
-        }
-    }
-}
+pub use fleetdeck_transport::addr::is_private_to_operator;
+use fleetdeck_transport::addr::is_tailscale;
 
-fn is_tailscale_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    a == 100 && (64..128).contains(&b)
-}
-
-fn is_tailscale_v6(ip: Ipv6Addr) -> bool {
-    let s = ip.segments();
-    s[0] == 0xfd7a && s[1] == 0x115c && s[2] == 0xa1e0
-}
+/// The interface Tailscale's addresses live on (Linux, kernel networking). An address in
+/// 100.64.0.0/10 elsewhere is carrier-grade NAT space, shared with strangers: not the tailnet.
+pub const TAILSCALE_INTERFACE: &str = "tailscale0";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ListenError {
@@ -60,23 +44,42 @@ pub enum ListenError {
          from the internet; listen on 127.0.0.1 or \"tailscale\", or pass --allow-public-bind if you really mean it"
     )]
     Public(SocketAddr),
+    #[error(
+        "refusing to listen on {0}: it is in Tailscale's range but is not an address of the \
+         {TAILSCALE_INTERFACE} interface, so it may be a carrier-grade NAT address that others on \
+         the provider's network can reach; listen on \"tailscale\" (this node's tailnet \
+         addresses), or pass --allow-public-bind if you really mean it"
+    )]
+    NotOnTailscale(SocketAddr),
+    #[error("cannot list this host's network interfaces to check that {0} is on {TAILSCALE_INTERFACE}: {1}")]
+    Interfaces(SocketAddr, String),
     #[error("listen = \"tailscale\" needs the tailscale CLI, which failed: {0}; install and log in to Tailscale, or list addresses instead")]
     Tailscale(String),
 }
 
 /// Turns the configured entries into socket addresses, enforcing the bind policy.
-/// `tailscale_ip` runs `tailscale ip` (injected so the policy is testable without Tailscale).
+/// `tailscale_ip` runs `tailscale ip` and `interfaces` lists the host's interface addresses
+/// (both injected so the policy is testable without Tailscale).
 pub fn resolve(
     specs: &[ListenSpec],
     allow_public_bind: bool,
     tailscale_ip: impl Fn() -> Result<String, String>,
+    interfaces: impl Fn() -> Result<Vec<(String, IpAddr)>, String>,
 ) -> Result<Vec<SocketAddr>, ListenError> {
     let mut out = Vec::new();
     for spec in specs {
         match spec {
             ListenSpec::Addr(addr) => {
-                if !allow_public_bind && !is_private_to_operator(addr.ip()) {
-                    return Err(ListenError::Public(*addr));
+                if !allow_public_bind {
+                    if !is_private_to_operator(addr.ip()) {
+                        return Err(ListenError::Public(*addr));
+                    }
+                    if is_tailscale(addr.ip()) {
+                        let on = interfaces().map_err(|e| ListenError::Interfaces(*addr, e))?;
+                        if !on_tailscale_interface(addr.ip(), &on) {
+                            return Err(ListenError::NotOnTailscale(*addr));
+                        }
+                    }
                 }
                 out.push(*addr);
             }
@@ -97,14 +100,38 @@ pub fn resolve(
     Ok(out)
 }
 
+/// Whether `ip` is one of the addresses of [`TAILSCALE_INTERFACE`] in `interfaces`.
+pub fn on_tailscale_interface(ip: IpAddr, interfaces: &[(String, IpAddr)]) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    interfaces
+        .iter()
+        .any(|(name, addr)| name == TAILSCALE_INTERFACE && *addr == ip)
+}
+
+/// This host's interface addresses, as (interface name, address).
+pub fn interface_addrs() -> Result<Vec<(String, IpAddr)>, String> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| format!("getifaddrs failed ({e})"))?;
+    Ok(addrs
+        .filter_map(|a| {
+            let storage = a.address?;
+            let ip = if let Some(v4) = storage.as_sockaddr_in() {
+                IpAddr::V4(v4.ip())
+            } else {
+                IpAddr::V6(storage.as_sockaddr_in6()?.ip())
+            };
+            Some((a.interface_name, ip))
+        })
+        .collect())
+}
+
 /// Parses `tailscale ip` output: one address a line; only addresses in Tailscale's ranges count.
 pub fn parse_tailscale_ip(text: &str) -> Vec<IpAddr> {
     text.lines()
         .filter_map(|l| l.trim().parse::<IpAddr>().ok())
-        .filter(|ip| match ip {
-            IpAddr::V4(v4) => is_tailscale_v4(*v4),
-            IpAddr::V6(v6) => is_tailscale_v6(*v6),
-        })
+        .filter(|ip| is_tailscale(*ip))
         .collect()
 }
 
@@ -132,30 +159,59 @@ mod tests {
         s.parse().expect("test address")
     }
 
+    fn no_interfaces() -> Result<Vec<(String, IpAddr)>, String> {
+        Ok(Vec::new())
+    }
+
+    fn iface(name: &str, ip: &str) -> (String, IpAddr) {
+        (name.to_owned(), ip.parse().expect("test ip"))
+    }
+
     #[test]
-    fn private_ranges() {
-        for (ip, want) in [
-            ("127.0.0.1", true),
-            ("127.8.9.1", true),
-            ("::1", true),
-            ("::ffff:127.0.0.1", true),
-            ("100.64.0.0", true),
-            ("100.101.1.2", true),
-            ("100.127.255.255", true),
-            ("100.63.255.255", false),
-            ("100.128.0.0", false),
-            ("fd7a:115c:a1e0::1", true),
-            ("fd7a:115c:a1e0:ab12::1", true),
-            ("fd7a:115c:a1e1::1", false),
-            ("0.0.0.0", false),
-            ("::", false),
-            ("10.0.0.1", false),
-            ("192.168.1.1", false),
-            ("8.8.8.8", false),
+    fn a_tailscale_range_address_must_be_on_tailscale0() {
+        let no_ts = || Err("not installed".to_owned());
+        let on = || {
+            Ok(vec![
+                iface("lo", "127.0.0.1"),
+                iface("eth0", "100.70.0.1"),
+                iface("tailscale0", "100.101.1.2"),
+                iface("tailscale0", "fd7a:115c:a1e0::5"),
+            ])
+        };
+        for (addr, allowed) in [
+            ("100.101.1.2:7070", true),
+            ("[fd7a:115c:a1e0::5]:7070", true),
+            ("[::ffff:100.101.1.2]:7070", true),
+            ("127.0.0.1:7070", true),
+            ("100.70.0.1:7070", false),
+            ("100.101.1.3:7070", false),
+            ("[fd7a:115c:a1e0::6]:7070", false),
         ] {
-            let ip: IpAddr = ip.parse().expect("test ip");
-            assert_eq!(is_private_to_operator(ip), want, "{ip}");
+            let specs = [ListenSpec::Addr(self::addr(addr))];
+            let got = resolve(&specs, false, no_ts, on);
+            if allowed {
+                assert_eq!(got, Ok(vec![self::addr(addr)]), "{addr}");
+            } else {
+                assert_eq!(
+                    got,
+                    Err(ListenError::NotOnTailscale(self::addr(addr))),
+                    "{addr}"
+                );
+                // The flag forces it, as for any other address.
+                assert_eq!(resolve(&specs, true, no_ts, on), Ok(vec![self::addr(addr)]));
+            }
         }
+        let msg = ListenError::NotOnTailscale(addr("100.70.0.1:7070")).to_string();
+        assert!(
+            msg.contains("tailscale0") && msg.contains("--allow-public-bind"),
+            "{msg}"
+        );
+        let specs = [ListenSpec::Addr(addr("100.101.1.2:7070"))];
+        let err = resolve(&specs, false, no_ts, || Err("no netlink".into())).expect_err("fails");
+        assert!(err.to_string().contains("no netlink"), "{err}");
+        // Loopback needs no interface list.
+        let specs = [ListenSpec::Addr(addr("127.0.0.1:7070"))];
+        assert!(resolve(&specs, false, no_ts, || Err("unused".into())).is_ok());
     }
 
     #[test]
@@ -184,10 +240,13 @@ mod tests {
         let specs = [ListenSpec::Addr(addr("0.0.0.0:7070"))];
         let no_ts = || Err("not installed".to_owned());
         assert_eq!(
-            resolve(&specs, false, no_ts),
+            resolve(&specs, false, no_ts, no_interfaces),
             Err(ListenError::Public(addr("0.0.0.0:7070")))
         );
-        assert_eq!(resolve(&specs, true, no_ts), Ok(vec![addr("0.0.0.0:7070")]));
+        assert_eq!(
+            resolve(&specs, true, no_ts, no_interfaces),
+            Ok(vec![addr("0.0.0.0:7070")])
+        );
         let msg = ListenError::Public(addr("0.0.0.0:7070")).to_string();
         assert!(msg.contains("--allow-public-bind"), "{msg}");
     }
@@ -198,9 +257,12 @@ mod tests {
             ListenSpec::Addr(addr("127.0.0.1:1")),
             ListenSpec::Tailscale { port: 7070 },
         ];
-        let got = resolve(&specs, false, || {
-            Ok("100.101.1.2\nfd7a:115c:a1e0::5\n".into())
-        });
+        let got = resolve(
+            &specs,
+            false,
+            || Ok("100.101.1.2\nfd7a:115c:a1e0::5\n".into()),
+            no_interfaces,
+        );
         assert_eq!(
             got,
             Ok(vec![
@@ -209,15 +271,19 @@ mod tests {
                 addr("[fd7a:115c:a1e0::5]:7070")
             ])
         );
-        let err = resolve(&specs, false, || {
-            Err("cannot run `tailscale ip` (No such file)".into())
-        })
+        let err = resolve(
+            &specs,
+            false,
+            || Err("cannot run `tailscale ip` (No such file)".into()),
+            no_interfaces,
+        )
         .expect_err("no tailscale");
         assert!(
             err.to_string().contains("install and log in to Tailscale"),
             "{err}"
         );
-        let err = resolve(&specs, false, || Ok("\n".into())).expect_err("no addresses");
+        let err =
+            resolve(&specs, false, || Ok("\n".into()), no_interfaces).expect_err("no addresses");
         assert!(err.to_string().contains("no tailnet address"), "{err}");
     }
 

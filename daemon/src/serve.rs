@@ -1,5 +1,6 @@
 //! Running a daemon's HTTP API: tracing to stderr, binding the listen addresses under the bind
-//! policy, serving a router on every listener (connections capped, headers on a deadline) until
+//! policy, serving a router on every listener (plain HTTP, or HTTPS with rustls when the config
+//! names `tls_cert` and `tls_key`; connections capped, handshakes and headers on a deadline) until
 //! a shutdown signal, then a short grace for requests in flight (streams never end by
 //! themselves, so the grace is bounded).
 
@@ -14,6 +15,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::listen::{self, ListenSpec};
@@ -36,7 +38,12 @@ pub async fn bind(
     allow_public_bind: bool,
     daemon: &str,
 ) -> anyhow::Result<Vec<TcpListener>> {
-    let addrs = listen::resolve(specs, allow_public_bind, listen::run_tailscale_ip)?;
+    let addrs = listen::resolve(
+        specs,
+        allow_public_bind,
+        listen::run_tailscale_ip,
+        listen::interface_addrs,
+    )?;
     let mut listeners = Vec::with_capacity(addrs.len());
     for addr in addrs {
         if !listen::is_private_to_operator(addr.ip()) {
@@ -44,6 +51,17 @@ pub async fn bind(
                 %addr,
                 "LISTENING ON A PUBLIC ADDRESS because --allow-public-bind was given: anyone who can \
                  reach {addr} can try credentials against this {daemon}"
+            );
+        } else if allow_public_bind
+            && fleetdeck_transport::addr::is_tailscale(addr.ip())
+            && !listen::interface_addrs()
+                .is_ok_and(|on| listen::on_tailscale_interface(addr.ip(), &on))
+        {
+            tracing::warn!(
+                %addr,
+                "LISTENING ON A CARRIER-GRADE NAT ADDRESS NOT ON {} because --allow-public-bind \
+                 was given: others on the provider's network may reach this {daemon}",
+                listen::TAILSCALE_INTERFACE
             );
         }
         let listener = TcpListener::bind(addr)
@@ -66,12 +84,46 @@ pub struct Limits {
     pub header_timeout: Duration,
 }
 
-/// Serves `app` on every listener until `shutdown` completes (or a listener fails), then gives
-/// requests in flight up to `grace` to finish. Handlers can read the client's address with
-/// `ConnectInfo<SocketAddr>`.
+/// Serves `app` over plain HTTP on every listener until `shutdown` completes (or a listener
+/// fails), then gives requests in flight up to `grace` to finish. Handlers can read the client's
+/// address with `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     app: axum::Router,
     listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    limits: Limits,
+) -> std::io::Result<()> {
+    serve_with(app, listeners, None, shutdown, grace, limits).await
+}
+
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`serve`], over HTTPS with `tls` (rustls).
+pub async fn serve_tls(
+    app: axum::Router,
+    listeners: Vec<TcpListener>,
+    tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    limits: Limits,
+) -> std::io::Result<()> {
+    serve_with(
+        app,
+        listeners,
+        Some(TlsAcceptor::from(tls)),
+        shutdown,
+        grace,
+        limits,
+    )
+    .await
+}
+
+async fn serve_with(
+    app: axum::Router,
+    listeners: Vec<TcpListener>,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
     limits: Limits,
@@ -83,6 +135,7 @@ pub async fn serve(
         servers.spawn(accept_loop(
             listener,
             app.clone(),
+            tls.clone(),
             slots.clone(),
             limits,
             stop_rx.clone(),
@@ -113,6 +166,7 @@ pub async fn serve(
 async fn accept_loop(
     listener: TcpListener,
     app: axum::Router,
+    tls: Option<TlsAcceptor>,
     slots: Arc<Semaphore>,
     limits: Limits,
     mut stop: tokio::sync::watch::Receiver<()>,
@@ -139,28 +193,33 @@ async fn accept_loop(
             tokio::spawn(refuse_busy(stream, limits.max_connections));
             continue;
         };
-        connections.spawn(serve_connection(
-            stream,
-            remote,
-            app.clone(),
-            limits,
-            slot,
-            stop.clone(),
-        ));
+        let (app, tls, stop) = (app.clone(), tls.clone(), stop.clone());
+        connections.spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let Some(tls) = tls else {
+                return serve_connection(stream, remote, app, limits, slot, stop).await;
+            };
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(stream, remote, app, limits, slot, stop).await,
+                Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+            }
+        });
     }
     while connections.join_next().await.is_some() {}
     Ok(())
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+async fn serve_connection<I>(
+    stream: I,
     remote: SocketAddr,
     app: axum::Router,
     limits: Limits,
     _slot: OwnedSemaphorePermit,
     mut stop: tokio::sync::watch::Receiver<()>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = app.map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
         request.extensions_mut().insert(ConnectInfo(remote));
         request.map(axum::body::Body::new)

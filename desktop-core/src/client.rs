@@ -12,6 +12,9 @@ use fleetdeck_proto::{
     ActionOutcome, AppAction, EnvFile, EnvUpdate, EnvWritten, ErrorBody, EventsPage, Fleet,
     FleetEvent, HostView, LogEntry, LogPage, Metrics, Uptime,
 };
+use fleetdeck_transport::addr::is_plain_http_outside_tailnet;
+use fleetdeck_transport::pin::pinned_client_config;
+pub use fleetdeck_transport::pin::Fingerprint;
 use futures_util::stream::{self, Stream, StreamExt};
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, IF_MATCH, LOCATION};
 use reqwest::{Method, RequestBuilder, Response, Url};
@@ -61,6 +64,8 @@ pub struct CollectorClient {
     key: Arc<ApiKey>,
     /// A stream silent this long is broken.
     silence_limit: Duration,
+    /// Why this connection is not private, when it is plain HTTP outside loopback and the tailnet.
+    transport_warning: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for CollectorClient {
@@ -265,11 +270,68 @@ impl std::fmt::Display for BodyError {
     }
 }
 
+/// Parses a collector's certificate pin as typed (`sha256:` and 64 hex digits).
+pub fn parse_fingerprint(text: &str) -> Result<Fingerprint, CommandError> {
+    Fingerprint::parse(text)
+        .map_err(|e| CommandError::new("invalid_input", format!("TLS fingerprint: {e}.")))
+}
+
+/// What to tell the operator when `url` sends the key in clear outside loopback and the tailnet.
+pub fn plain_http_warning(url: &Url) -> Option<String> {
+    let host = url.host_str().unwrap_or_default();
+    is_plain_http_outside_tailnet(url.scheme(), host).then(|| {
+        format!(
+            "The collector at {} is reached by plain HTTP outside loopback and the tailnet: its API \
+             key and your fleet's data cross that network in clear. Serve the collector with \
+             tls_cert/tls_key and add it with an https:// URL and its TLS fingerprint, or reach it \
+             over Tailscale.",
+            display_url(url)
+        )
+    })
+}
+
 impl CollectorClient {
-    /// A client for the collector at `url` (checked with [`parse_collector_url`]) using `key`.
+    /// A client for the collector at `url` (checked with [`parse_collector_url`]) using `key`;
+    /// HTTPS is verified against the system's web roots.
     pub fn new(url: &str, key: ApiKey) -> Result<Self, CommandError> {
+        Self::build(url, key, None)
+    }
+
+    /// A client that trusts exactly the collector certificate `pin` names (an `https://` URL).
+    pub fn new_pinned(url: &str, key: ApiKey, pin: Fingerprint) -> Result<Self, CommandError> {
+        Self::build(url, key, Some(pin))
+    }
+
+    /// The client for a saved collector: pinned when it has a fingerprint.
+    pub fn for_saved(
+        url: &str,
+        tls_fingerprint: Option<&str>,
+        key: ApiKey,
+    ) -> Result<Self, CommandError> {
+        match tls_fingerprint {
+            None => Self::new(url, key),
+            Some(pin) => Self::new_pinned(url, key, parse_fingerprint(pin)?),
+        }
+    }
+
+    fn build(url: &str, key: ApiKey, pin: Option<Fingerprint>) -> Result<Self, CommandError> {
         let base = parse_collector_url(url)?;
-        let http = reqwest::Client::builder()
+        if pin.is_some() && base.scheme() != "https" {
+            return Err(CommandError::new(
+                "invalid_input",
+                format!(
+                    "A TLS fingerprint pins the certificate of an https:// collector, but {} is \
+                     plain HTTP. Use https:// (the collector needs tls_cert and tls_key), or \
+                     leave the fingerprint empty.",
+                    display_url(&base)
+                ),
+            ));
+        }
+        let transport_warning = plain_http_warning(&base);
+        if let Some(warning) = &transport_warning {
+            tracing::warn!(collector = %display_url(&base), "{warning}");
+        }
+        let builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             // The collector is addressed directly (loopback, LAN or tailnet): an HTTP(S)_PROXY
             // meant for the web must not capture it.
@@ -278,21 +340,30 @@ impl CollectorClient {
             // A redirect is reported, not followed: the operator should store the final URL, and
             // the key must not travel to wherever a redirect points.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("fleetdeck-desktop/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                CommandError::new(
-                    "server",
-                    format!("Cannot set up the HTTP client: {}", describe(e)),
-                )
-            })?;
+            .user_agent(concat!("fleetdeck-desktop/", env!("CARGO_PKG_VERSION")));
+        let builder = match pin {
+            Some(pin) => builder.use_preconfigured_tls(pinned_client_config(pin)),
+            None => builder,
+        };
+        let http = builder.build().map_err(|e| {
+            CommandError::new(
+                "server",
+                format!("Cannot set up the HTTP client: {}", describe(e)),
+            )
+        })?;
         Ok(Self {
             http,
             url: display_url(&base).into(),
             base,
             key: Arc::new(key),
             silence_limit: SILENCE_LIMIT,
+            transport_warning: transport_warning.map(Into::into),
         })
+    }
+
+    /// Why this connection is not private (plain HTTP outside loopback and the tailnet), if so.
+    pub fn transport_warning(&self) -> Option<&str> {
+        self.transport_warning.as_deref()
     }
 
     /// The same client with streams counted as broken after `limit` without a byte (instead of

@@ -27,6 +27,9 @@ pub struct Settings {
 pub struct SavedCollector {
     pub name: String,
     pub url: String,
+    /// The collector's certificate pin (`sha256:...`), when it serves HTTPS with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint: Option<String>,
 }
 
 fn settings_error(message: String) -> CommandError {
@@ -193,6 +196,7 @@ mod tests {
         SavedCollector {
             name: name.into(),
             url: format!("http://{name}.example:7080"),
+            tls_fingerprint: None,
         }
     }
 
@@ -202,7 +206,8 @@ mod tests {
                 saved("home"),
                 SavedCollector {
                     name: "prod eu".into(),
-                    url: "https://100.64.0.5:7080".into(),
+                    url: "https://10.0.0.5:7080".into(),
+                    tls_fingerprint: Some(format!("sha256:{}", "ab".repeat(32))),
                 },
             ],
             dnd: true,

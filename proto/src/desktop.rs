@@ -52,6 +52,9 @@ pub struct NewCollector {
     pub name: String,
     pub url: String,
     pub key: String,
+    /// Trust exactly the collector certificate of this SHA-256 (`sha256:...`; `https://` only).
+    #[serde(default)]
+    pub tls_fingerprint: Option<String>,
 }
 
 /// A collector connection as the UI sees it: never its key.

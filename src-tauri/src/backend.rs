@@ -128,7 +128,7 @@ impl Backend {
             }
             Err(e) => return failing(e.message),
         };
-        match CollectorClient::new(&saved.url, key) {
+        match CollectorClient::for_saved(&saved.url, saved.tls_fingerprint.as_deref(), key) {
             Ok(client) => Conn {
                 client: Some(client),
                 info: CollectorInfo {
@@ -224,7 +224,15 @@ impl Backend {
                 "The API key is empty: paste the key the collector's admin gave you (it starts with fdk_).",
             ));
         }
-        let client = CollectorClient::new(&url, ApiKey::new(key.clone()))?;
+        let tls_fingerprint = new
+            .tls_fingerprint
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(|f| fleetdeck_desktop_core::client::parse_fingerprint(f).map(|f| f.to_string()))
+            .transpose()?;
+        let client =
+            CollectorClient::for_saved(&url, tls_fingerprint.as_deref(), ApiKey::new(key.clone()))?;
         let fleet = client.fleet().await?;
 
         let keys = Arc::clone(&self.keys);
@@ -236,6 +244,7 @@ impl Backend {
         let saved = SavedCollector {
             name: name.clone(),
             url: client.url().to_owned(),
+            tls_fingerprint,
         };
         {
             let mut settings = lock(&self.settings);

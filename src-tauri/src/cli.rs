@@ -17,6 +17,10 @@ pub struct Args {
     /// The collector's URL, e.g. http://100.64.0.5:7080.
     #[arg(long, requires = "add_collector")]
     url: Option<String>,
+    /// With --add-collector: trust exactly the collector certificate of this SHA-256
+    /// (`sha256:...`, printed by the collector at start); needs an https:// URL.
+    #[arg(long, value_name = "sha256:HEX", requires = "add_collector")]
+    tls_fingerprint: Option<String>,
     /// Read the collector's API key from the first line of standard input.
     #[arg(long, requires = "add_collector")]
     key_stdin: bool,
@@ -46,7 +50,12 @@ impl Args {
                 "--key-stdin: standard input held no API key; pipe it in, e.g. `echo \"$KEY\" | fleetdeck --add-collector demo --url URL --key-stdin`".into(),
             ));
         }
-        Some(Ok(NewCollector { name, url, key }))
+        Some(Ok(NewCollector {
+            name,
+            url,
+            key,
+            tls_fingerprint: self.tls_fingerprint.clone(),
+        }))
     }
 }
 
@@ -67,6 +76,19 @@ mod tests {
         ])
         .expect("complete arguments parse");
         assert_eq!(ok.add_collector.as_deref(), Some("demo"));
+        let pinned = Args::try_parse_from([
+            "fleetdeck",
+            "--add-collector",
+            "demo",
+            "--url",
+            "https://10.0.0.5:7080",
+            "--tls-fingerprint",
+            "sha256:00",
+            "--key-stdin",
+        ])
+        .expect("a fingerprint parses");
+        assert_eq!(pinned.tls_fingerprint.as_deref(), Some("sha256:00"));
+        assert!(Args::try_parse_from(["fleetdeck", "--tls-fingerprint", "sha256:00"]).is_err());
         assert!(Args::try_parse_from(["fleetdeck"])
             .expect("no arguments")
             .add_collector

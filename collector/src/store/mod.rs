@@ -87,6 +87,35 @@ struct Inner {
     transitions: Mutex<Option<mpsc::UnboundedReceiver<Transition>>>,
 }
 
+/// The database holds API key digests, the audit log and the fleet's history: its files (the
+/// database, `-wal` and `-shm`) are readable by the collector's user only. The database is made
+/// (or set to) mode 0600 before SQLite opens it; SQLite gives its `-wal` and `-shm` the
+/// database's mode whatever the umask, and any left from an older run are set to 0600 too.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |error: std::io::Error| {
+        StoreError::Invalid(format!(
+            "cannot make the database {} private (mode 0600): {error}; check the directory's owner and permissions",
+            path.display()
+        ))
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other.map_err(fail)?,
+        }
+    }
+    Ok(())
+}
+
 fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|error| StoreError::Open {
         path: path.to_owned(),
@@ -105,6 +134,7 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
 impl Store {
     /// Opens (creating if needed) and migrates the database, and starts the writer thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        make_private(path)?;
         let mut conn = open_conn(path)?;
         migrate::apply(&mut conn)?;
         let (jobs, rx) = mpsc::unbounded_channel();

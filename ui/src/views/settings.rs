@@ -40,6 +40,8 @@ pub fn settings_view() -> Html {
                 name: name.trim().to_owned(),
                 url: url.trim().to_owned(),
                 key: key.trim().to_owned(),
+                // A pinned collector is added with `fleetdeck --add-collector ... --tls-fingerprint`.
+                tls_fingerprint: None,
             };
             if new.name.is_empty() || new.url.is_empty() || new.key.is_empty() {
                 add_error.set(Some(
