@@ -103,7 +103,7 @@ async fn main() {
             .arg("--config")
             .arg(path("agent.toml")),
         "fleetdeck-agent",
-        "warn",
+        "info",
     );
     let sim = Sim::new(SimConfig {
         hosts: OTHER_HOSTS,
@@ -162,7 +162,7 @@ async fn main() {
             .arg("--config")
             .arg(path("collector.toml")),
         "fleetdeck-collector",
-        "warn",
+        "info",
     );
     let base = collector.url("");
     let http = reqwest::Client::new();
