@@ -312,7 +312,7 @@ mod tests {
                 Some(n)
             },
             move |_n: u32| {
-                let _ = close_rx.lock().unwrap().recv();
+                let _ = close_rx.lock().expect("not poisoned").recv();
             },
         )
         .expect("threads");
@@ -340,7 +340,7 @@ mod tests {
 
         // Closing the waited ones frees the waiters for the next notices.
         for _ in 0..WAITERS {
-            close_tx.send(()).unwrap();
+            close_tx.send(()).expect("the waiters listen");
         }
         wait_until("the waiters freed", Duration::from_secs(10), || {
             stats.waiting.load(Ordering::Relaxed) == 0
