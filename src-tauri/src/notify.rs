@@ -12,10 +12,10 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 
-use fleetdeck_desktop_core::notice::Notice;
+use fleetdeck_desktop_core::notice::{missed_notice, Notice};
 use notify_rust::{Notification, NotificationHandle, Timeout, Urgency};
 use tauri::AppHandle;
 
@@ -27,10 +27,11 @@ use crate::window;
 /// dismissed, others expire after 10 s), and then takes the next one shown.
 pub const WAITERS: usize = 4;
 
-/// How many notices at most wait to be shown. Showing takes a D-Bus round trip (milliseconds); the
-/// queue only fills when the notification daemon stops answering, and then a new notice is
-/// dropped with a warning rather than piling up.
-pub const QUEUE: usize = 64;
+/// How many notices at most wait to be shown. Showing takes a D-Bus round trip (about a
+/// millisecond with dunst), so a burst (200 crashes at once) waits here; past this many, notices
+/// are counted instead, and one notice saying how many were not shown follows once the queue has
+/// drained ([`missed_notice`]).
+pub const QUEUE: usize = 256;
 
 /// Escapes the five characters that are markup in a notification body: `&`, `<`, `>` and both
 /// quotes, so that the daemon shows the text as it was written.
@@ -58,8 +59,10 @@ pub struct PoolStats {
     pub unwaited: AtomicU64,
     /// Could not be shown (the daemon refused or was absent).
     pub failed: AtomicU64,
-    /// Dropped because the queue was full.
+    /// Dropped because the queue was full (in all).
     pub dropped: AtomicU64,
+    /// Dropped and not yet told about in an overflow notice.
+    missed: AtomicU64,
     /// Shown and waited on now (at most [`WAITERS`]).
     pub waiting: AtomicUsize,
 }
@@ -75,12 +78,14 @@ pub struct Pool<N> {
 impl<N: Send + 'static> Pool<N> {
     /// Starts the pool's threads (named `{name}-show` and `{name}-wait{i}`). `show` shows one
     /// notice and returns what to wait on (or `None` when it could not be shown); `wait` blocks
-    /// until that notification is clicked or closed.
-    pub fn start<W, S, F>(name: &str, show: S, wait: F) -> std::io::Result<Self>
+    /// until that notification is clicked or closed; `overflow` makes the notice that stands for
+    /// that many dropped ones.
+    pub fn start<W, S, F, O>(name: &str, show: S, wait: F, overflow: O) -> std::io::Result<Self>
     where
         W: Send + 'static,
         S: FnMut(N) -> Option<W> + Send + 'static,
         F: Fn(W) + Send + Sync + 'static,
+        O: Fn(u64) -> N + Send + 'static,
     {
         let stats = Arc::new(PoolStats::default());
         // At most WAITERS shown notifications are handed over at once (`stats.waiting` counts
@@ -100,7 +105,7 @@ impl<N: Send + 'static> Pool<N> {
         let shower_stats = Arc::clone(&stats);
         std::thread::Builder::new()
             .name(format!("{name}-show"))
-            .spawn(move || shower(notices, show, &handoff, &shower_stats))?;
+            .spawn(move || shower(&notices, show, overflow, &handoff, &shower_stats))?;
         Ok(Self { queue, stats })
     }
 
@@ -109,6 +114,7 @@ impl<N: Send + 'static> Pool<N> {
         match self.queue.try_send(notice) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                self.stats.missed.fetch_add(1, Ordering::AcqRel);
                 let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::warn!(
                     dropped,
@@ -128,12 +134,25 @@ impl<N: Send + 'static> Pool<N> {
 }
 
 fn shower<N, W>(
-    notices: Receiver<N>,
+    notices: &Receiver<N>,
     mut show: impl FnMut(N) -> Option<W>,
+    overflow: impl Fn(u64) -> N,
     handoff: &SyncSender<W>,
     stats: &PoolStats,
 ) {
-    for notice in notices {
+    loop {
+        let notice = match notices.try_recv() {
+            Ok(notice) => notice,
+            Err(TryRecvError::Disconnected) => return, // the pool is gone
+            Err(TryRecvError::Empty) => match stats.missed.swap(0, Ordering::AcqRel) {
+                // The queue has drained: say how many did not fit in it.
+                0 => match notices.recv() {
+                    Ok(notice) => notice,
+                    Err(_) => return,
+                },
+                missed => overflow(missed),
+            },
+        };
         let Some(shown) = show(notice) else {
             stats.failed.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -177,13 +196,18 @@ pub struct Notifications {
 
 impl Notifications {
     pub fn start(app: AppHandle) -> std::io::Result<Self> {
-        let pool = Pool::start("notify", show_one, move |(handle, target): Shown| {
-            handle.wait_for_action(|action| {
-                if action == "default" {
-                    open(&app, &target);
-                }
-            });
-        })?;
+        let pool = Pool::start(
+            "notify",
+            show_one,
+            move |(handle, target): Shown| {
+                handle.wait_for_action(|action| {
+                    if action == "default" {
+                        open(&app, &target);
+                    }
+                });
+            },
+            missed_notice,
+        )?;
         Ok(Self { pool })
     }
 
@@ -314,6 +338,7 @@ mod tests {
             move |_n: u32| {
                 let _ = close_rx.lock().expect("not poisoned").recv();
             },
+            |_missed| u32::MAX,
         )
         .expect("threads");
         let mut most = 0;
@@ -355,27 +380,41 @@ mod tests {
     }
 
     #[test]
-    fn a_stalled_daemon_drops_notices_past_the_queue() {
+    fn a_stalled_daemon_gets_what_fits_in_the_queue_then_one_notice_for_the_rest() {
         let (release_tx, release_rx) = mpsc::channel::<()>();
+        let shown = Arc::new(Mutex::new(Vec::new()));
+        let shown_in = Arc::clone(&shown);
         let pool = Pool::start(
             "stalled",
-            move |_n: u32| {
+            move |n: u32| {
                 // The daemon does not answer until released.
                 let _ = release_rx.recv();
-                None::<()>
+                shown_in.lock().expect("not poisoned").push(n);
+                Some(())
             },
             |()| {},
+            |missed| 1_000_000 + u32::try_from(missed).expect("small"),
         )
         .expect("threads");
-        for i in 0..(QUEUE as u32 + 100) {
+        let sent = QUEUE as u32 + 100;
+        for i in 0..sent {
             pool.submit(i);
         }
-        // The shower holds one; the queue holds QUEUE; the rest are dropped.
+        // The shower may hold one; the queue holds QUEUE; the rest are counted.
         let dropped = pool.stats().dropped.load(Ordering::Relaxed);
         assert!((99..=100).contains(&dropped), "{dropped} dropped");
         drop(release_tx);
+        let expected = sent as usize - dropped as usize + 1;
         wait_until("the queue drained", Duration::from_secs(10), || {
-            pool.stats().failed.load(Ordering::Relaxed) + dropped == QUEUE as u64 + 100
+            shown.lock().expect("not poisoned").len() == expected
         });
+        let shown = shown.lock().expect("not poisoned");
+        // In order, then the one that stands for the dropped ones.
+        let kept: Vec<u32> = (0..sent - u32::try_from(dropped).expect("small")).collect();
+        assert_eq!(shown[..expected - 1], kept[..]);
+        assert_eq!(
+            shown[expected - 1],
+            1_000_000 + u32::try_from(dropped).expect("small")
+        );
     }
 }
