@@ -4,8 +4,8 @@
 //! Two rules keep what a collector or an agent says from hurting the desktop:
 //! - The body is markup to daemons that announce `body-markup` (dunst renders `<b>` as bold and
 //!   decodes `&amp;`), and it carries host and app names: it is escaped ([`escape_markup`]). The
-//!   summary is plain text by the specification; dunst, GNOME Shell and Plasma show it as sent, so
-//!   escaping it would show `&lt;b&gt;` to the operator: it goes as it is.
+//!   summary is plain text by the specification and dunst shows it as sent (escaping it would
+//!   show `&lt;b&gt;` to the operator): it goes as it is.
 //! - Showing one blocks on D-Bus and waiting for its click holds a thread until it closes (a
 //!   crash's stays until dismissed): a fixed [`Pool`] does both, one thread showing from a
 //!   bounded queue and [`WAITERS`] threads waiting for clicks, however many are raised.
@@ -114,12 +114,15 @@ impl<N: Send + 'static> Pool<N> {
         match self.queue.try_send(notice) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                self.stats.missed.fetch_add(1, Ordering::AcqRel);
-                let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(
-                    dropped,
-                    "the notification daemon is not keeping up: a notification was dropped"
-                );
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                // Once per burst: the notice that follows it gives the count.
+                if self.stats.missed.fetch_add(1, Ordering::AcqRel) == 0 {
+                    tracing::warn!(
+                        queued = QUEUE,
+                        "the notification daemon is not keeping up: further notifications are \
+                         counted and summed up in one when it catches up"
+                    );
+                }
             }
             Err(TrySendError::Disconnected(_)) => {
                 tracing::warn!("the notification thread has stopped: a notification was dropped");
