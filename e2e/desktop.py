@@ -18,6 +18,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.common.options import ArgOptions
 
+from hostile_collector import HostileCollector
+
 APP = os.environ["E2E_APP"]
 COLLECTOR = os.environ["E2E_COLLECTOR_URL"]
 KEY = os.environ["E2E_KEY"]
@@ -119,6 +121,151 @@ def invoke(driver, cmd, args=None):
     )
 
 
+def check_csp(driver):
+    """The CSP of tauri.conf.json is in force in the real webview: no eval in any form, no script
+    added to the page runs (inline or from elsewhere), and the page cannot reach the network itself
+    (only the backend talks to collectors)."""
+    step("the CSP is in force: no eval, no injected script, no direct network access")
+    found = driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const out = {violations: []};
+        document.addEventListener("securitypolicyviolation",
+            e => out.violations.push(e.effectiveDirective || e.violatedDirective));
+        try { eval("1"); out.eval = "ran"; } catch (e) { out.eval = e.name; }
+        try { new Function("return 1")(); out.function = "ran"; } catch (e) { out.function = e.name; }
+        try { setTimeout("window.__fromTimeout = 1", 0); } catch (e) {}
+        window.__injected = [];
+        const inline = document.createElement("script");
+        inline.textContent = "window.__injected.push('inline')";
+        document.head.appendChild(inline);
+        const img = document.createElement("img");
+        img.setAttribute("onerror", "window.__injected.push('handler')");
+        img.src = "data:,not-an-image";
+        document.body.appendChild(img);
+        const remote = document.createElement("script");
+        remote.src = arguments[0] + "/x.js";
+        document.head.appendChild(remote);
+        fetch(arguments[0] + "/healthz").then(() => "fetched", e => e.name).then(fetched => {
+            out.fetch = fetched;
+            // let the page report what it blocked
+            setTimeout(() => {
+                img.remove(); inline.remove(); remote.remove();
+                out.injected = window.__injected;
+                out.timeout = window.__fromTimeout || 0;
+                done(out);
+            }, 300);
+        });
+    """, COLLECTOR)
+    step(f"CSP: {found}")
+    assert found["eval"] == "EvalError", found
+    assert found["function"] == "EvalError", found
+    assert found["injected"] == [] and found["timeout"] == 0, found
+    assert found["fetch"] == "TypeError", found
+    assert "script-src" in found["violations"] or "script-src-elem" in found["violations"], found
+    assert "connect-src" in found["violations"], found
+
+
+def check_acl(driver):
+    """The window may call the app's commands the UI uses and listen to events, nothing else of
+    Tauri: each of these is allowed by `core:default`, and refused here."""
+    step("commands outside the capability are refused")
+    for cmd, args in (
+        ("plugin:app|version", {}),
+        ("plugin:window|set_title", {"label": "main", "value": "pwned"}),
+        ("plugin:event|emit", {"event": "fleet", "payload": {}}),
+        ("plugin:webview|create_webview_window", {"options": {"label": "x", "url": "https://example.com"}}),
+        ("plugin:path|resolve_directory", {"directory": 1}),
+    ):
+        answer = invoke(driver, cmd, args)
+        assert "err" in answer and "not allowed" in str(answer["err"]), f"{cmd}: {answer}"
+    assert driver.title == "Fleetdeck"
+    assert "ok" in invoke(driver, "tray_state"), "a command the UI uses was refused"
+
+
+def app_pid():
+    """The PID of the app under test (WebKitWebDriver started it)."""
+    exe = os.path.realpath(APP)
+    for p in pathlib.Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if os.readlink(p / "exe") == exe:
+                    return int(p.name)
+            except OSError:
+                pass
+    raise AssertionError(f"no process runs {exe}")
+
+
+def threads_of(pid):
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads line")
+
+
+def notify_calls():
+    """The Notify calls dbus-monitor saw, as (summary, body)."""
+    calls = []
+    for call in NOTIFY_LOG.read_text(errors="replace").split("method call")[1:]:
+        if "member=Notify" not in call:
+            continue
+        strings = [line.strip()[len('string "'):-1] for line in call.splitlines()
+                   if line.strip().startswith('string "')]
+        if len(strings) >= 4:
+            calls.append((strings[2], strings[3]))  # app name, icon, summary, body
+    return calls
+
+
+def check_hostile_collector(driver):
+    """What a collector (or an agent through it) names cannot put markup in a notification, and a
+    flood of crashes costs the app a fixed number of threads."""
+    hostile = "<b>x</b>&amp;"
+    stub = HostileCollector()
+    try:
+        step("a collector whose app is named with markup: the notification's body is escaped")
+        el(driver, "#nav-settings").click()
+        wait_for("the settings form", lambda: visible(driver, "#add-name"))
+        add_collector(driver, "hostile", stub.url, "fdk_" + "7" * 48)
+        wait_for("the hostile collector's row",
+                 lambda: driver.find_elements(By.CSS_SELECTOR, '.collector-row[data-name="hostile"]'))
+        wait_for("the hostile collector connected", lambda: any(
+            c["name"] == "hostile" and c["status"]["state"] == "connected"
+            for c in invoke(driver, "list_collectors")["ok"]))
+        pid = app_pid()
+        before = threads_of(pid)
+        seen = len(notify_calls())
+        stub.crash(hostile)
+        crash = wait_for("the crash notification", lambda: [
+            c for c in notify_calls()[seen:] if c[0].endswith("crashed on stub-host")], timeout=15)[0]
+        summary, body = crash
+        step(f"notified: summary {summary!r}, body {body!r}")
+        assert summary == f"{hostile} crashed on stub-host", summary  # plain text by the spec
+        assert "&lt;b&gt;x&lt;/b&gt;&amp;amp; on stub-host is failed" in body, body
+        assert "<" not in body and ">" not in body, body
+        try:
+            subprocess.run(["import", "-window", "root", str(SHOTS / "notification-markup.png")],
+                           timeout=20, check=True)
+            step(f"screenshot {SHOTS / 'notification-markup.png'}")
+        except (OSError, subprocess.SubprocessError) as e:
+            step(f"no screen capture of the notification ({e})")
+
+        flood = 200
+        step(f"{flood} crashes: {flood} notifications, a bounded number of threads")
+        seen = len(notify_calls())
+        stub.crash(hostile, flood)
+        most = 0
+
+        def all_shown():
+            nonlocal most
+            most = max(most, threads_of(pid))
+            return len([c for c in notify_calls()[seen:] if c[0].endswith("crashed on stub-host")]) >= flood
+        wait_for(f"{flood} Notify calls", all_shown, timeout=90)
+        after = threads_of(pid)
+        step(f"app threads: {before} before, at most {most} during {flood} notifications, {after} after")
+        assert most <= before + 8, f"threads grew from {before} to {most} with {flood} notifications"
+    finally:
+        stub.stop()
+
+
 def add_collector(driver, name, url, key):
     for css, value in (("#add-name", name), ("#add-url", url), ("#add-key", key)):
         field = el(driver, css)
@@ -133,6 +280,9 @@ def run(driver):
     step("a fresh app opens on Settings with no collector")
     wait_for("the settings form", lambda: visible(driver, "#add-name"))
     shot(driver, "settings-empty")
+
+    check_csp(driver)
+    check_acl(driver)
 
     step("a refused key shows a clear message and stores nothing")
     add_collector(driver, "e2e", COLLECTOR, "fdk_" + "0" * 48)
@@ -313,6 +463,8 @@ def run(driver):
     finally:
         restarted.terminate()
         restarted.wait(10)
+
+    check_hostile_collector(driver)
 
     step("no key in the app's log")
     assert KEY not in APP_LOG.read_text(errors="replace"), "the key reached the app's log"

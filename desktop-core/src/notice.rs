@@ -124,6 +124,29 @@ pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
     }
 }
 
+/// The notice that stands for `missed` notices that could not be shown (the notification daemon
+/// fell behind a burst): clicking it opens the app, whose event log has them all.
+pub fn missed_notice(missed: u64) -> Notice {
+    let (what, were) = if missed == 1 {
+        ("notification", "was")
+    } else {
+        ("notifications", "were")
+    };
+    Notice {
+        summary: format!("{missed} more Fleetdeck {what}"),
+        body: format!(
+            "{missed} {what} {were} not shown: too many at once for the notification daemon. \
+             The event log in Fleetdeck lists every event."
+        ),
+        critical: false,
+        target: AppRef {
+            collector: String::new(),
+            host: String::new(),
+            app: None,
+        },
+    }
+}
+
 /// Decides notices for a stream of events from several collectors: each event at most once
 /// (events are identified by collector and id, and ids only grow), and none while do-not-disturb
 /// is on.
@@ -265,6 +288,21 @@ fn collector_ref(collector: &str) -> AppRef {
 mod tests {
     use super::*;
     use fleetdeck_proto::Severity;
+
+    #[test]
+    fn missed_notices_are_counted_in_one() {
+        let one = missed_notice(1);
+        assert_eq!(one.summary, "1 more Fleetdeck notification");
+        assert!(
+            one.body.starts_with("1 notification was not shown"),
+            "{}",
+            one.body
+        );
+        let many = missed_notice(135);
+        assert_eq!(many.summary, "135 more Fleetdeck notifications");
+        assert!(many.body.contains("event log"), "{}", many.body);
+        assert!(many.target.host.is_empty() && !many.critical);
+    }
 
     fn event(
         id: i64,

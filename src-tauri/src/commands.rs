@@ -338,3 +338,79 @@ fn first_paint(backend: State<'_, Backend>, paint: FirstPaint) {
         let _ = out.flush();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The quoted names that follow each `marker` in `text` (whitespace allowed between).
+    fn quoted_after(text: &str, marker: &str) -> BTreeSet<String> {
+        text.match_indices(marker)
+            .filter_map(|(i, _)| {
+                let rest = text[i + marker.len()..].trim_start().strip_prefix('"')?;
+                Some(rest[..rest.find('"')?].to_owned())
+            })
+            .collect()
+    }
+
+    /// The commands registered with Tauri, the ones build.rs declares (and so gives an
+    /// `allow-` permission), the ones the window's capability allows and the ones the UI calls
+    /// are the same set: the webview may call exactly what the UI uses, and nothing of Tauri's
+    /// core but listening to events.
+    #[test]
+    fn the_window_may_call_exactly_what_the_ui_calls() {
+        let source = include_str!("commands.rs");
+        let list = &source[source.find("generate_handler![").expect("the handler")..];
+        let list = &list["generate_handler![".len()..list.find(']').expect("its end")];
+        let registered: BTreeSet<String> = list
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+
+        let build = include_str!("../build.rs");
+        let build = &build[build.find("const COMMANDS").expect("COMMANDS")..];
+        let declared: BTreeSet<String> = build[..build.find("];").expect("its end")]
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+
+        let ui = quoted_after(include_str!("../../ui/src/api.rs"), "call(");
+
+        let capability: serde_json::Value =
+            serde_json::from_str(include_str!("../capabilities/default.json")).expect("JSON");
+        let permissions: BTreeSet<String> = capability["permissions"]
+            .as_array()
+            .expect("a list of permissions")
+            .iter()
+            .map(|p| p.as_str().expect("identifiers only").to_owned())
+            .collect();
+        let allowed: BTreeSet<String> = permissions
+            .iter()
+            .filter_map(|p| p.strip_prefix("allow-"))
+            .map(|c| c.replace('-', "_"))
+            .collect();
+        let core: BTreeSet<&str> = permissions
+            .iter()
+            .filter(|p| !p.starts_with("allow-"))
+            .map(String::as_str)
+            .collect();
+
+        assert_eq!(registered.len(), 18, "{registered:?}");
+        assert_eq!(declared, registered, "build.rs vs generate_handler!");
+        assert_eq!(
+            ui, registered,
+            "what ui/src/api.rs calls vs generate_handler!"
+        );
+        assert_eq!(
+            allowed, registered,
+            "capabilities/default.json vs generate_handler!"
+        );
+        assert_eq!(
+            core,
+            BTreeSet::from(["core:event:allow-listen", "core:event:allow-unlisten"])
+        );
+    }
+}

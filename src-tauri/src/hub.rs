@@ -10,12 +10,17 @@ use tauri::{AppHandle, Emitter, Manager};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::backend::Backend;
-use crate::{notify, tray};
+use crate::notify::Notifications;
+use crate::tray;
 
 /// How often collectors failing past their grace are looked for.
 const OUTAGE_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub fn spawn(app: AppHandle, mut updates: UnboundedReceiver<WatchUpdate>) {
+pub fn spawn(
+    app: AppHandle,
+    notifications: Notifications,
+    mut updates: UnboundedReceiver<WatchUpdate>,
+) {
     tauri::async_runtime::spawn(async move {
         let mut tick = tokio::time::interval(OUTAGE_CHECK);
         loop {
@@ -23,7 +28,7 @@ pub fn spawn(app: AppHandle, mut updates: UnboundedReceiver<WatchUpdate>) {
                 update = updates.recv() => {
                     let Some(update) = update else { break };
                     let backend = app.state::<Backend>();
-                    handle(&app, &backend, update);
+                    handle(&app, &backend, &notifications, update);
                 }
                 _ = tick.tick() => {
                     let backend = app.state::<Backend>();
@@ -34,7 +39,7 @@ pub fn spawn(app: AppHandle, mut updates: UnboundedReceiver<WatchUpdate>) {
                         .unwrap_or_else(|p| p.into_inner())
                         .due(crate::backend::now_ms(), &reasons);
                     for notice in due {
-                        notify::show(app.clone(), notice);
+                        notifications.show(notice);
                     }
                 }
             }
@@ -48,7 +53,7 @@ fn emit<S: serde::Serialize + Clone>(app: &AppHandle, event: &str, payload: S) {
     }
 }
 
-fn handle(app: &AppHandle, backend: &Backend, update: WatchUpdate) {
+fn handle(app: &AppHandle, backend: &Backend, notifications: &Notifications, update: WatchUpdate) {
     let collector = update.collector;
     match update.kind {
         WatchKind::Fleet(fleet) => {
@@ -66,7 +71,7 @@ fn handle(app: &AppHandle, backend: &Backend, update: WatchUpdate) {
                     .unwrap_or_else(|p| p.into_inner())
                     .on_status(&collector, &status);
                 if let Some(notice) = notice {
-                    notify::show(app.clone(), notice);
+                    notifications.show(notice);
                 }
                 emit(app, EVENT_COLLECTOR, info);
                 refresh_tray(app, backend);
@@ -82,7 +87,7 @@ fn handle(app: &AppHandle, backend: &Backend, update: WatchUpdate) {
                 .unwrap_or_else(|p| p.into_inner())
                 .on_event(&collector, &event);
             if let Some(notice) = notice {
-                notify::show(app.clone(), notice);
+                notifications.show(notice);
             }
             emit(app, EVENT_FLEET_EVENT, FleetEventFrom { collector, event });
         }

@@ -68,7 +68,8 @@ pub fn run() -> ExitCode {
                 backend.start_watchers(updates_tx);
             }
             app.manage(backend);
-            hub::spawn(handle, updates_rx);
+            let notifications = notify::Notifications::start(handle.clone())?;
+            hub::spawn(handle, notifications, updates_rx);
             Ok(())
         })
         .on_page_load(|webview, payload| {

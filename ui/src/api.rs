@@ -23,7 +23,9 @@ use wasm_bindgen::JsCast;
 
 #[wasm_bindgen]
 extern "C" {
-    // `window.__TAURI__` exists because tauri.conf.json sets `withGlobalTauri: true`.
+    // `window.__TAURI__` exists because tauri.conf.json sets `withGlobalTauri: true`. What the
+    // page may call through it is what capabilities/default.json allows, and the CSP keeps any
+    // script but the app's own from running (see docs/reliability.md).
     #[wasm_bindgen(js_namespace = ["window", "__TAURI__", "core"], js_name = invoke, catch)]
     async fn tauri_invoke(cmd: &str, args: JsValue) -> Result<JsValue, JsValue>;
 
@@ -185,7 +187,9 @@ impl fmt::Debug for LogFollow {
 
 impl Drop for LogFollow {
     fn drop(&mut self) {
-        let noop = js_sys::Function::new_no_args("");
+        // A no-op made from a Rust closure, not `new Function("")`: the CSP forbids eval. Handing
+        // it to JS leaves freeing it to the garbage collector once the channel lets go of it.
+        let noop = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {}).into_js_value();
         // Best effort: if this fails the closure is freed anyway and a late message only logs.
         let _ = js_sys::Reflect::set(&self.channel, &JsValue::from_str("onmessage"), &noop);
         let id = self.id;
