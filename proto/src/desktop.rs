@@ -63,6 +63,10 @@ pub struct CollectorInfo {
     pub name: String,
     pub url: String,
     pub status: ConnStatus,
+    /// Why this connection is not private (plain HTTP outside loopback and the tailnet), shown
+    /// beside the collector.
+    #[serde(default)]
+    pub warning: Option<String>,
 }
 
 /// How the app's link to one collector is doing.

@@ -114,6 +114,7 @@ impl Backend {
                 name: saved.name.clone(),
                 url: saved.url.clone(),
                 status: status(ConnState::Failing, Some(message)),
+                warning: None,
             },
             fleet: None,
             watcher: None,
@@ -130,12 +131,13 @@ impl Backend {
         };
         match CollectorClient::for_saved(&saved.url, saved.tls_fingerprint.as_deref(), key) {
             Ok(client) => Conn {
-                client: Some(client),
                 info: CollectorInfo {
                     name: saved.name.clone(),
                     url: saved.url.clone(),
                     status: status(ConnState::Connecting, None),
+                    warning: client.transport_warning().map(str::to_owned),
                 },
+                client: Some(client),
                 fleet: None,
                 watcher: None,
             },
@@ -258,6 +260,7 @@ impl Backend {
             name: name.clone(),
             url: saved.url.clone(),
             status: status(ConnState::Connected, None),
+            warning: client.transport_warning().map(str::to_owned),
         };
         let watcher = lock(&self.updates)
             .as_ref()

@@ -432,6 +432,7 @@ mod tests {
                 message: None,
                 since_unix_ms: 0,
             },
+            warning: None,
         }
     }
 

@@ -144,7 +144,12 @@ pub fn settings_view() -> Html {
                         html! {
                             <tr class="collector-row" data-name={c.name.clone()}>
                                 <td><b>{ c.name.clone() }</b></td>
-                                <td class="url">{ c.url.clone() }</td>
+                                <td class="url">
+                                    { c.url.clone() }
+                                    if let Some(w) = &c.warning {
+                                        <div class="transport-warning" role="note">{ format!("⚠ {w}") }</div>
+                                    }
+                                </td>
                                 <td><Badge tone={conn_class(c.status.state)} text={conn_text(c.status.state)}
                                     title={c.status.message.clone()} /></td>
                                 <td>
