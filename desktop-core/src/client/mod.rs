@@ -9,16 +9,23 @@ use bytes::Bytes;
 use eventsource_stream::{EventStreamError, Eventsource};
 use fleetdeck_proto::desktop::{CommandError, EventFilter, LogQuery, MetricsRange};
 use fleetdeck_proto::{
-    ActionOutcome, AppAction, EnvFile, EnvUpdate, EnvWritten, ErrorBody, EventsPage, Fleet,
-    FleetEvent, HostView, LogEntry, LogPage, Metrics, Uptime,
+    ActionOutcome, AppAction, EnvFile, EnvUpdate, EnvWritten, EventsPage, Fleet, FleetEvent,
+    HostView, LogEntry, LogPage, Metrics, Uptime,
 };
-use fleetdeck_transport::addr::is_plain_http_outside_tailnet;
 use fleetdeck_transport::pin::pinned_client_config;
 pub use fleetdeck_transport::pin::Fingerprint;
 use futures_util::stream::{self, Stream, StreamExt};
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, IF_MATCH, LOCATION};
 use reqwest::{Method, RequestBuilder, Response, Url};
 use serde::de::DeserializeOwned;
+
+mod address;
+mod errors;
+
+use address::{display_url, segment};
+pub use address::{parse_collector_url, parse_fingerprint, plain_http_warning};
+pub use errors::error_from_response;
+use errors::{describe, protocol, unreachable, BodyError};
 
 /// How long connecting to the collector may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,219 +82,6 @@ impl std::fmt::Debug for CollectorClient {
             .field("key", &*self.key)
             .finish_non_exhaustive()
     }
-}
-
-/// Checks a collector URL as typed by a person and returns it normalized (no trailing slash).
-/// It must be `http` or `https`, name a host, and carry no query, fragment or credentials.
-pub fn parse_collector_url(input: &str) -> Result<Url, CommandError> {
-    let input = input.trim();
-    let invalid = |why: &str| {
-        CommandError::new(
-            "invalid_url",
-            format!(
-                "\"{input}\" is not a collector URL: {why}. Use the form http://100.64.0.5:7080 \
-                 (http or https, the collector's address and port)."
-            ),
-        )
-    };
-    if input.is_empty() {
-        return Err(invalid("it is empty"));
-    }
-    if !input.contains("://") {
-        return Err(invalid(&format!(
-            "it has no scheme; did you mean http://{input}?"
-        )));
-    }
-    let url = Url::parse(input).map_err(|e| invalid(&e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(&format!(
-            "the scheme is {}, not http or https",
-            url.scheme()
-        )));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("it names no host"));
-    }
-    if url.query().is_some() {
-        return Err(invalid("it has a query (?...)"));
-    }
-    if url.fragment().is_some() {
-        return Err(invalid("it has a fragment (#...)"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            "it carries a user name or password; put the API key in the key field instead",
-        ));
-    }
-    // `Url` always shows an empty path as `/`; a path prefix (a reverse proxy) keeps no trailing
-    // slash, so endpoints append cleanly.
-    let trimmed = url.as_str().trim_end_matches('/').to_owned();
-    Url::parse(&trimmed).map_err(|e| invalid(&e.to_string()))
-}
-
-/// The URL as people read it: no trailing slash.
-fn display_url(url: &Url) -> String {
-    url.as_str().trim_end_matches('/').to_owned()
-}
-
-/// Turns a collector's non-2xx answer into the desktop's error: `url` is the collector's, `body`
-/// what it sent (Fleetdeck's `{"error": {"code", "message"}}` from a collector).
-pub fn error_from_response(url: &str, status: u16, body: &[u8]) -> CommandError {
-    // These two mean the same whoever answered, so their body is not needed.
-    match status {
-        401 => {
-            return CommandError::new(
-                "unauthorized",
-                format!("The collector at {url} refused the API key. Check the key in Settings."),
-            )
-        }
-        412 => {
-            return CommandError::new(
-                "conflict",
-                "The .env file changed on the host since it was read. Reload it, then make your \
-                 change again.",
-            )
-        }
-        _ => {}
-    }
-    let reason = reqwest::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .map_or_else(
-            || format!("HTTP {status}"),
-            |r| format!("HTTP {status} {r}"),
-        );
-    let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body) else {
-        let what = if (500..600).contains(&status) {
-            format!(
-                "{reason} without Fleetdeck's error JSON; a proxy in front of it may have \
-                 answered, so also check that the collector is running"
-            )
-        } else {
-            format!("{reason} without Fleetdeck's error JSON")
-        };
-        return protocol(url, &what);
-    };
-    let message = error.message;
-    match status {
-        403 => CommandError::new(
-            "forbidden",
-            format!(
-                "The collector at {url} does not allow this with your key's role: {message}. Ask \
-                 its admin for a key with that role."
-            ),
-        ),
-        404 => CommandError::new("not_found", format!("Not found: {message}.")),
-        400 | 422 | 428 => CommandError::new("invalid_input", message),
-        409 => CommandError::new("conflict", message),
-        502 if matches!(
-            error.code.as_str(),
-            "agent_unreachable" | "agent_auth_failed"
-        ) =>
-        {
-            CommandError::new(error.code, message)
-        }
-        _ => CommandError::new(
-            "server",
-            format!(
-                "The collector at {url} answered {reason} ({}): {message}",
-                error.code
-            ),
-        ),
-    }
-}
-
-fn protocol(url: &str, what: &str) -> CommandError {
-    CommandError::new(
-        "protocol",
-        format!("{url} did not answer like a Fleetdeck collector ({what}); check the URL."),
-    )
-}
-
-/// reqwest's error with its root cause (connection refused, DNS...), which its `Display` omits,
-/// and without the request's URL (the caller names the collector once).
-fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "cannot connect".to_owned()
-    } else {
-        e.to_string()
-    };
-    let mut source = std::error::Error::source(&e);
-    let mut last = String::new();
-    while let Some(s) = source {
-        last = s.to_string();
-        source = s.source();
-    }
-    if !last.is_empty() && !text.contains(&last) {
-        text.push_str(": ");
-        text.push_str(&last);
-    }
-    text
-}
-
-fn unreachable(url: &str, reason: &str) -> CommandError {
-    CommandError::new(
-        "unreachable",
-        format!(
-            "Could not reach the collector at {url}: {reason}. Check the URL and that the \
-             collector is running."
-        ),
-    )
-}
-
-/// A host or app name as a path segment: `.` and `..` would be dropped from the path (and so
-/// reach another endpoint), and an empty one names nothing.
-fn segment<'a>(what: &str, name: &'a str) -> Result<&'a str, CommandError> {
-    if name.is_empty() || name == "." || name == ".." {
-        return Err(CommandError::new(
-            "invalid_input",
-            format!("\"{name}\" is not a {what} name."),
-        ));
-    }
-    Ok(name)
-}
-
-/// Why a stream's body stopped.
-#[derive(Debug)]
-enum BodyError {
-    Http(String),
-    Silent(Duration),
-}
-
-impl std::fmt::Display for BodyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Http(e) => f.write_str(e),
-            Self::Silent(limit) => write!(
-                f,
-                "it sent nothing for {}, not even a keep-alive",
-                humantime::format_duration(*limit)
-            ),
-        }
-    }
-}
-
-/// Parses a collector's certificate pin as typed (`sha256:` and 64 hex digits).
-pub fn parse_fingerprint(text: &str) -> Result<Fingerprint, CommandError> {
-    Fingerprint::parse(text)
-        .map_err(|e| CommandError::new("invalid_input", format!("TLS fingerprint: {e}.")))
-}
-
-/// What to tell the operator when `url` sends the key in clear outside loopback and the tailnet.
-pub fn plain_http_warning(url: &Url) -> Option<String> {
-    let host = url.host_str().unwrap_or_default();
-    is_plain_http_outside_tailnet(url.scheme(), host).then(|| {
-        format!(
-            "The collector at {} is reached by plain HTTP outside loopback and the tailnet: its API \
-             key and your fleet's data cross that network in clear. Serve the collector with \
-             tls_cert/tls_key and add it with an https:// URL and its TLS fingerprint, or reach it \
-             over Tailscale.",
-            display_url(url)
-        )
-    })
 }
 
 impl CollectorClient {
@@ -758,6 +552,7 @@ fn sse_items<T: DeserializeOwned + Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fleetdeck_proto::ErrorBody;
 
     #[test]
     fn urls_are_checked_and_normalized() {
