@@ -23,7 +23,9 @@ want=(curl jq file docker-compose pkg-config libssl-dev libwebkit2gtk-4.1-dev li
       xvfb xauth imagemagick webkit2gtk-driver gnome-keyring libsecret-tools dunst dbus-x11 dbus-bin
       x11-utils fonts-dejavu-core
       # cargo fuzz builds libFuzzer (C++)
-      g++)
+      g++
+      # the static agent's rustls (ring) compiles C for musl
+      musl-tools)
 [[ ${1:-} == --bench ]] && want+=(prometheus-node-exporter)
 command -v npm >/dev/null || want+=(nodejs npm)
 command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || want+=(python3-venv)
