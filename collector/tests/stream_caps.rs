@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use fleetdeck_testkit::{require_testbed, TransientUnit};
+use fleetdeck_testkit::{require_testbed, Daemon, TransientUnit};
 
 async fn refused(resp: reqwest::Response, status: u16) -> String {
     assert_eq!(resp.status().as_u16(), status);
@@ -38,7 +38,16 @@ async fn follows_and_event_streams_are_capped_per_key_and_per_host() {
         ),
     ));
     let config = collector_config(&work, &agent_entry("web1", agent.addr));
-    let collector = start_collector(&config);
+    // Started as a shell without a unit would start it: 1,024 descriptors (soft).
+    let collector = Daemon::spawn(
+        std::process::Command::new("prlimit")
+            .arg("--nofile=1024:")
+            .arg(collector_bin())
+            .arg("--config")
+            .arg(&config),
+        "fleetdeck-collector",
+        "info",
+    );
     let alice = Api::new(&collector, &create_key(&config, "alice", "viewer"));
     let bob = Api::new(&collector, &create_key(&config, "bob", "viewer"));
     wait_for("web1 up", Duration::from_secs(20), || async {
@@ -83,4 +92,20 @@ async fn follows_and_event_streams_are_capped_per_key_and_per_host() {
     assert_eq!(bob.get("/v1/events/stream").await.status(), 200);
     // Pages and the fleet are not streams: they are served as ever.
     assert_eq!(alice.get("/v1/fleet").await.status(), 200);
+
+    // Its 4,096 connections fit in its descriptors: the soft limit was raised from 1,024.
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", collector.pid())).expect("limits");
+    let (soft, hard) = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| {
+            let mut n = l.split_whitespace().skip(3);
+            Some((
+                n.next()?.parse::<u64>().ok()?,
+                n.next()?.parse::<u64>().ok()?,
+            ))
+        })
+        .expect("Max open files");
+    assert!(soft >= hard.min(8_448), "soft {soft}, hard {hard}");
 }

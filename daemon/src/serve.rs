@@ -128,6 +128,7 @@ async fn serve_with(
     grace: Duration,
     limits: Limits,
 ) -> std::io::Result<()> {
+    raise_open_files(limits.max_connections as u64 * 2 + 256);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut servers = tokio::task::JoinSet::new();
@@ -158,6 +159,30 @@ async fn serve_with(
             .collect::<std::io::Result<Vec<()>>>()
             .map(|_| ()),
         Err(_) => Ok(()),
+    }
+}
+
+/// Raises the soft limit on open files towards `want` (each connection is a descriptor, a proxied
+/// stream two), up to the hard limit, so the connection cap, not the kernel's default of 1,024, is
+/// what a flood of clients meets. A unit that sets `LimitNOFILE=` high enough needs no call.
+fn raise_open_files(want: u64) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let now = getrlimit(Resource::Nofile);
+    let target = now.maximum.map_or(want, |max| max.min(want));
+    if now.current.is_none_or(|current| current >= target) {
+        return;
+    }
+    let raised = Rlimit {
+        current: Some(target),
+        maximum: now.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::debug!(open_files = target, "raised the open-file limit"),
+        Err(e) => tracing::warn!(
+            error = %e,
+            want = target,
+            "cannot raise the open-file limit; set LimitNOFILE= in the unit"
+        ),
     }
 }
 
