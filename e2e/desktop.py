@@ -266,6 +266,38 @@ def check_hostile_collector(driver):
         stub.stop()
 
 
+def lan_address():
+    """An IPv4 address of this machine outside loopback and the tailnet (a LAN's)."""
+    out = subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True, text=True, check=True)
+    for link in json.loads(out.stdout):
+        for a in link.get("addr_info", []):
+            ip = a.get("local", "")
+            first, second = (int(x) for x in ip.split(".")[:2])
+            if first != 127 and not (first == 100 and 64 <= second < 128):
+                return ip
+    raise AssertionError("no IPv4 address outside loopback and the tailnet to test plain HTTP with")
+
+
+def check_plain_http_warning(driver):
+    """A collector reached by plain HTTP on a LAN address is shown with a warning beside it, once;
+    one on loopback is not."""
+    stub = HostileCollector(bind=lan_address())
+    try:
+        step(f"a collector at {stub.url}: plain HTTP outside loopback and the tailnet is warned")
+        el(driver, "#nav-settings").click()
+        wait_for("the settings form", lambda: visible(driver, "#add-name"))
+        add_collector(driver, "lan", stub.url, "fdk_" + "5" * 48)
+        row = '.collector-row[data-name="lan"]'
+        note = wait_for("the warning beside the LAN collector", lambda: [
+            e.text for e in driver.find_elements(By.CSS_SELECTOR, f"{row} .transport-warning")])
+        assert len(note) == 1 and "plain HTTP" in note[0] and "tailnet" in note[0], note
+        warned = driver.find_elements(By.CSS_SELECTOR, ".transport-warning")
+        assert len(warned) == 1, f"{len(warned)} warnings: the loopback collectors must have none"
+        shot(driver, "settings-plain-http")
+    finally:
+        stub.stop()
+
+
 def add_collector(driver, name, url, key):
     for css, value in (("#add-name", name), ("#add-url", url), ("#add-key", key)):
         field = el(driver, css)
@@ -465,6 +497,7 @@ def run(driver):
         restarted.wait(10)
 
     check_hostile_collector(driver)
+    check_plain_http_warning(driver)
 
     step("no key in the app's log")
     assert KEY not in APP_LOG.read_text(errors="replace"), "the key reached the app's log"

@@ -21,7 +21,7 @@ EMPTY_FLEET = {
 
 
 class HostileCollector:
-    def __init__(self):
+    def __init__(self, bind="127.0.0.1"):
         self.events = []  # FleetEvent dicts, ids 1, 2, ...
         self.changed = threading.Condition()
         self.stopping = False
@@ -54,9 +54,9 @@ class HostileCollector:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((bind, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://{bind}:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stream(self, handler, last_id):

@@ -21,15 +21,6 @@ async fn page(agent: &RunningAgent, query: &str) -> Vec<LogEntry> {
     page.entries
 }
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn texts(entries: &[LogEntry]) -> Vec<String> {
     entries.iter().map(|e| e.message.clone()).collect()
 }
@@ -56,7 +47,7 @@ async fn burst(lines: usize) {
     for wanted in [last.clone(), "1".to_owned(), (lines / 2).to_string()] {
         let found = page(
             &agent,
-            &format!("limit=5&grep={}", enc(&format!("^{wanted}$"))),
+            &format!("limit=5&grep={}", urlencode(&format!("^{wanted}$"))),
         )
         .await;
         let cursors: Vec<&str> = found.iter().map(|e| e.cursor.as_str()).collect();
@@ -72,7 +63,7 @@ async fn burst(lines: usize) {
     loop {
         let query = match all.last() {
             None => "limit=1000".to_owned(),
-            Some(e) => format!("limit=1000&before={}", enc(&e.cursor)),
+            Some(e) => format!("limit=1000&before={}", urlencode(&e.cursor)),
         };
         let next = page(&agent, &query).await;
         if next.is_empty() {

@@ -28,32 +28,6 @@ async fn open(client: &reqwest::Client, agent: &RunningAgent, path: &str) -> req
         .expect("an answer")
 }
 
-async fn refused(resp: reqwest::Response, status: u16) -> String {
-    assert_eq!(resp.status().as_u16(), status);
-    assert_eq!(
-        resp.headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok()),
-        Some("5")
-    );
-    let body: serde_json::Value = resp.json().await.expect("json");
-    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
-    body["error"]["message"].as_str().unwrap_or("").to_owned()
-}
-
-/// journalctl processes the agent runs now.
-fn journalctls(agent_pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{agent_pid}/task"))
-        .expect("tasks")
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
-        .flat_map(|c| c.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim() == "journalctl")
-        })
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_and_event_streams_are_capped_per_client_and_in_all() {
     require_testbed();
@@ -73,16 +47,22 @@ async fn follows_and_event_streams_are_capped_per_client_and_in_all() {
         assert_eq!(resp.status(), 200);
         held.push(resp);
     }
-    let message = refused(open(&a, &agent, follow).await, 429).await;
+    let message =
+        assert_refused(open(&a, &agent, follow).await, 429, "5", "too_many_streams").await;
     assert!(message.contains("16 log follows"), "{message}");
     for _ in 0..16 {
         let resp = open(&b, &agent, follow).await;
         assert_eq!(resp.status(), 200, "another client has its own share");
         held.push(resp);
     }
-    let message = refused(open(&c, &agent, follow).await, 503).await;
+    let message =
+        assert_refused(open(&c, &agent, follow).await, 503, "5", "too_many_streams").await;
     assert!(message.contains("32 log follows"), "{message}");
-    assert_eq!(journalctls(agent.pid()), 32, "one journalctl per follow");
+    assert_eq!(
+        children_running(agent.pid(), "journalctl", None),
+        32,
+        "one journalctl per follow"
+    );
 
     // A client that leaves frees its slot at once: anyone may take it.
     drop(held.pop());
@@ -92,7 +72,7 @@ async fn follows_and_event_streams_are_capped_per_client_and_in_all() {
     })
     .await;
     held.push(again);
-    assert!(journalctls(agent.pid()) <= 32);
+    assert!(children_running(agent.pid(), "journalctl", None) <= 32);
 
     // Event streams: 4 per client.
     let mut streams = Vec::new();
@@ -101,7 +81,13 @@ async fn follows_and_event_streams_are_capped_per_client_and_in_all() {
         assert_eq!(resp.status(), 200);
         streams.push(resp);
     }
-    let message = refused(open(&a, &agent, "/v1/events").await, 429).await;
+    let message = assert_refused(
+        open(&a, &agent, "/v1/events").await,
+        429,
+        "5",
+        "too_many_streams",
+    )
+    .await;
     assert!(message.contains("4 event streams"), "{message}");
 
     // Nothing else waits on the caps.
@@ -110,7 +96,7 @@ async fn follows_and_event_streams_are_capped_per_client_and_in_all() {
     drop(held);
     drop(streams);
     wait_for("every journalctl gone", Duration::from_secs(5), || async {
-        (journalctls(agent.pid()) == 0).then_some(())
+        (children_running(agent.pid(), "journalctl", None) == 0).then_some(())
     })
     .await;
 }

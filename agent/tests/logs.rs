@@ -24,22 +24,6 @@ fn entry(ev: &SseEvent) -> Option<LogEntry> {
         .then(|| serde_json::from_str(&ev.data).expect("LogEntry JSON"))
 }
 
-/// The journalctl processes the agent runs now.
-fn journalctl_children(agent_pid: u32) -> usize {
-    let mut n = 0;
-    for task in std::fs::read_dir(format!("/proc/{agent_pid}/task")).expect("tasks") {
-        let children = std::fs::read_to_string(task.expect("task").path().join("children"))
-            .unwrap_or_default();
-        for pid in children.split_whitespace() {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() == "journalctl" {
-                n += 1;
-            }
-        }
-    }
-    n
-}
-
 #[tokio::test]
 async fn unit_log_pages_newest_first_with_before_grep_and_priority() {
     require_testbed();
@@ -114,18 +98,6 @@ async fn unit_log_pages_newest_first_with_before_grep_and_priority() {
         let body: serde_json::Value = resp.json().await.expect("json");
         assert_eq!(body["error"]["code"], code, "{query}: {body}");
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -250,7 +222,7 @@ async fn a_client_that_leaves_frees_its_journalctl_at_once() {
     let unit = TransientUnit::start("leave", &[], "while true; do echo hi; sleep 1; done");
     let work = Workdir::new();
     let agent = RunningAgent::start(&work.config(&unit_app("web", &unit.name)));
-    assert_eq!(journalctl_children(agent.pid()), 0);
+    assert_eq!(children_running(agent.pid(), "journalctl", None), 0);
     let mut streams = Vec::new();
     for _ in 0..3 {
         streams.push(agent.sse("/v1/apps/web/logs/stream", None).await);
@@ -258,17 +230,17 @@ async fn a_client_that_leaves_frees_its_journalctl_at_once() {
     wait_for(
         "three journalctl followers",
         Duration::from_secs(5),
-        || async { (journalctl_children(agent.pid()) == 3).then_some(()) },
+        || async { (children_running(agent.pid(), "journalctl", None) == 3).then_some(()) },
     )
     .await;
     streams.truncate(1);
     wait_for("two followers freed", Duration::from_secs(5), || async {
-        (journalctl_children(agent.pid()) == 1).then_some(())
+        (children_running(agent.pid(), "journalctl", None) == 1).then_some(())
     })
     .await;
     drop(streams);
     wait_for("all followers freed", Duration::from_secs(5), || async {
-        (journalctl_children(agent.pid()) == 0).then_some(())
+        (children_running(agent.pid(), "journalctl", None) == 0).then_some(())
     })
     .await;
 }

@@ -13,15 +13,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use fleetdeck_proto::LogPage;
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// What a task needs to search an agent (the agent itself stays with the test).
 #[derive(Clone)]
 struct Api {
@@ -42,7 +33,7 @@ impl Api {
             .get(format!(
                 "{}/v1/apps/{app}/logs?limit=200&grep={}",
                 self.base,
-                enc(grep)
+                urlencode(grep)
             ))
             .bearer_auth(TOKEN)
             .send()
@@ -79,22 +70,6 @@ fn watch_health(agent: &RunningAgent, stop: Arc<AtomicBool>) -> tokio::task::Joi
         }
         worst
     })
-}
-
-/// journalctl processes the agent runs now with `--grep`.
-fn grep_children(agent_pid: u32) -> usize {
-    let mut n = 0;
-    for task in std::fs::read_dir(format!("/proc/{agent_pid}/task")).expect("tasks") {
-        let children = std::fs::read_to_string(task.expect("task").path().join("children"))
-            .unwrap_or_default();
-        for pid in children.split_whitespace() {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains("--grep=") {
-                n += 1;
-            }
-        }
-    }
-    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -216,7 +191,7 @@ async fn journald_searches_are_bounded_in_number_and_time() {
     wait_for(
         "two journalctl searches running",
         Duration::from_secs(5),
-        || async { (grep_children(pid) == 2).then_some(()) },
+        || async { (children_running(pid, "journalctl", Some("--grep=")) == 2).then_some(()) },
     )
     .await;
 
@@ -245,7 +220,7 @@ async fn journald_searches_are_bounded_in_number_and_time() {
     wait_for(
         "the journalctl searches gone",
         Duration::from_secs(5),
-        || async { (grep_children(pid) == 0).then_some(()) },
+        || async { (children_running(pid, "journalctl", Some("--grep=")) == 0).then_some(()) },
     )
     .await;
     stop.store(true, Ordering::Relaxed);

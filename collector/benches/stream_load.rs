@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fleetdeck_sim::{Sim, SimConfig};
-use fleetdeck_testkit::{require_testbed, Daemon, TransientUnit};
+use fleetdeck_testkit::{children_running, require_testbed, Daemon, TransientUnit};
 use futures_util::StreamExt;
 
 const CLIENTS: usize = 500;
@@ -55,21 +55,6 @@ fn usage(pid: u32) -> (u64, u64, usize) {
     };
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
     (field("VmRSS:"), field("Threads:"), fds)
-}
-
-fn children_named(pid: u32, name: &str) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|tasks| {
-            tasks
-                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
-                .flat_map(|c| c.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
-                .filter(|p| {
-                    std::fs::read_to_string(format!("/proc/{p}/comm"))
-                        .is_ok_and(|c| c.trim() == name)
-                })
-                .count()
-        })
-        .unwrap_or(0)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -306,7 +291,7 @@ async fn main() {
             agent_peak.1.max(a.1),
             agent_peak.2.max(a.2),
         );
-        journalctl_peak = journalctl_peak.max(children_named(agent.pid(), "journalctl"));
+        journalctl_peak = journalctl_peak.max(children_running(agent.pid(), "journalctl", None));
     }
     running.store(false, Ordering::Relaxed);
     for c in clients {

@@ -8,20 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use fleetdeck_testkit::{require_testbed, Daemon, TransientUnit};
-
-async fn refused(resp: reqwest::Response, status: u16) -> String {
-    assert_eq!(resp.status().as_u16(), status);
-    assert_eq!(
-        resp.headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok()),
-        Some("5")
-    );
-    let body: serde_json::Value = resp.json().await.expect("json");
-    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
-    body["error"]["message"].as_str().unwrap_or("").to_owned()
-}
+use fleetdeck_testkit::{assert_refused, require_testbed, Daemon, TransientUnit};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_and_event_streams_are_capped_per_key_and_per_host() {
@@ -62,11 +49,11 @@ async fn follows_and_event_streams_are_capped_per_key_and_per_host() {
         assert_eq!(resp.status(), 200);
         held.push(resp);
     }
-    let message = refused(alice.get(follow).await, 429).await;
+    let message = assert_refused(alice.get(follow).await, 429, "5", "too_many_streams").await;
     assert!(message.contains("16 log follows"), "{message}");
     // The host's share is taken too: another key is told to retry, and the agent was never
     // asked (its own cap for the collector is not reached).
-    let message = refused(bob.get(follow).await, 503).await;
+    let message = assert_refused(bob.get(follow).await, 503, "5", "too_many_streams").await;
     assert!(message.contains("log follows of this host"), "{message}");
     let healthz = reqwest::get(format!("http://{}/healthz", agent.addr))
         .await
@@ -87,7 +74,13 @@ async fn follows_and_event_streams_are_capped_per_key_and_per_host() {
         assert_eq!(resp.status(), 200);
         streams.push(resp);
     }
-    let message = refused(alice.get("/v1/events/stream").await, 429).await;
+    let message = assert_refused(
+        alice.get("/v1/events/stream").await,
+        429,
+        "5",
+        "too_many_streams",
+    )
+    .await;
     assert!(message.contains("32 event streams"), "{message}");
     assert_eq!(bob.get("/v1/events/stream").await.status(), 200);
     // Pages and the fleet are not streams: they are served as ever.

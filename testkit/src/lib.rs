@@ -552,6 +552,73 @@ impl Drop for UnitFile {
     }
 }
 
+/// The processes `pid` started (from every thread's `children`), with their command lines.
+pub fn children(pid: u32) -> Vec<(u32, String)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .map(|child| {
+            let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            (child, String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        })
+        .collect()
+}
+
+/// How many of `pid`'s children run `program` (the first word of their command line, its file
+/// name) and carry `arg` among their arguments, if given.
+pub fn children_running(pid: u32, program: &str, arg: Option<&str>) -> usize {
+    children(pid)
+        .iter()
+        .filter(|(_, cmdline)| {
+            let mut words = cmdline.split_whitespace();
+            let runs = words
+                .next()
+                .is_some_and(|w| std::path::Path::new(w).file_name() == Some(program.as_ref()));
+            runs && arg.is_none_or(|a| words.any(|w| w.starts_with(a)))
+        })
+        .count()
+}
+
+/// `s` percent-encoded for a query string (unreserved characters kept).
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Asserts `resp` is a cap's refusal: `status` (429 or 503) with `Retry-After: retry_after` and
+/// the error code `code`; returns the error's message.
+pub async fn assert_refused(
+    resp: reqwest::Response,
+    status: u16,
+    retry_after: &str,
+    code: &str,
+) -> String {
+    assert_eq!(resp.status().as_u16(), status);
+    assert_eq!(
+        resp.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some(retry_after)
+    );
+    let body: serde_json::Value = resp.json().await.expect("a JSON error");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    body["error"]["message"].as_str().unwrap_or("").to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::env_values;
