@@ -5,35 +5,16 @@
 //! Run by `scripts/bench-collector.sh crash` (it brings up the test bed).
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use fleetdeck_testkit::{require_testbed, run, Daemon, SseStream, TransientUnit};
+use support::agent_bin;
 
 const ROUNDS: usize = 50;
 const TOKEN: &str = "bench-agent-token-0123456789abcdef";
-
-fn agent_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("FLEETDECK_AGENT_BIN") {
-        return bin.into();
-    }
-    let exe = std::env::current_exe().expect("exe");
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("fleetdeck-agent");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "--release", "-p", "fleetdeck-agent"])
-            .status()
-            .expect("cargo build");
-        assert!(ok.success(), "cannot build the agent");
-    }
-    bin
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]

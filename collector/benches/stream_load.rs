@@ -8,15 +8,17 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use fleetdeck_sim::{Sim, SimConfig};
 use fleetdeck_testkit::{children_running, require_testbed, Daemon, TransientUnit};
 use futures_util::StreamExt;
+use support::agent_bin;
 
 const CLIENTS: usize = 500;
 const KEYS: usize = 4;
@@ -30,17 +32,6 @@ fn secs() -> Duration {
             .and_then(|s| s.parse().ok())
             .unwrap_or(60),
     )
-}
-
-fn agent_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("FLEETDECK_AGENT_BIN") {
-        return bin.into();
-    }
-    let exe = std::env::current_exe().expect("exe");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("fleetdeck-agent")
 }
 
 /// (VmRSS KiB, threads, open descriptors) of `pid`.
