@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use fleetdeck_proto::{
     ActionOutcome, AppAction, AppKind, AppSample, AppState, AppStatus, EnvFile, EnvUpdate,
-    EnvWritten, EventSource, FsSample, HostMetrics, Info, LogPage, NetSample, Sample, SamplesPage,
-    Snapshot, SourceHealth, Sources,
+    EnvWritten, EventSource, Expect, FsSample, HostMetrics, Info, LogPage, NetSample, Sample,
+    SamplesPage, Snapshot, SourceHealth, Sources,
 };
 use futures_util::future::join_all;
 
@@ -477,6 +477,8 @@ fn sample_of(host: &HostMetrics, apps: &[AppStatus], taken_unix_ms: u64) -> Samp
                 mount_point: f.mount_point.clone(),
                 used_bytes: f.used_bytes,
                 total_bytes: f.total_bytes,
+                inodes_used: f.inodes_used,
+                inodes_total: f.inodes_total,
             })
             .collect(),
         network: host
@@ -500,8 +502,13 @@ fn sample_of(host: &HostMetrics, apps: &[AppStatus], taken_unix_ms: u64) -> Samp
                     .as_ref()
                     .and_then(|d| d.cpu_percent)
                     .map(|p| p as f32),
+                memory_limit_bytes: a.docker.as_ref().and_then(|d| d.memory_limit_bytes),
+                net_rx_bytes_per_sec: None,
+                net_tx_bytes_per_sec: None,
+                checks: Vec::new(),
             })
             .collect(),
+        disks: Vec::new(),
     }
 }
 
@@ -525,6 +532,10 @@ fn blank(app: &AppConfig, kind: AppKind, target: &str) -> AppStatus {
         error: None,
         systemd: None,
         docker: None,
+        expect: Expect::Running,
+        stopped_by_request: false,
+        checks: Vec::new(),
+        degraded: false,
     }
 }
 

@@ -125,6 +125,8 @@ impl EventLog {
             exit: status.last_exit,
             restarts: status.restarts,
             source,
+            requested: false,
+            crash: None,
         };
         inner.next_id += 1;
         if inner.buffer.len() == BUFFER {
@@ -197,6 +199,10 @@ mod tests {
                 ..SystemdDetail::default()
             }),
             docker: None,
+            expect: Default::default(),
+            stopped_by_request: false,
+            checks: Vec::new(),
+            degraded: false,
         }
     }
 

@@ -237,6 +237,7 @@ fn snapshot(host: &str, instance: &str, seq: u64, at: u64) -> Snapshot {
             },
             filesystems: Vec::new(),
             network: Vec::new(),
+            disks: Vec::new(),
         },
         apps: Vec::new(),
         sources: Sources {
@@ -261,6 +262,8 @@ fn sample(seq: u64, at: u64) -> Sample {
             mount_point: "/".into(),
             used_bytes: 40 << 30,
             total_bytes: 100 << 30,
+            inodes_used: 200_000,
+            inodes_total: 6_000_000,
         }],
         network: vec![NetSample {
             name: "eth0".into(),
@@ -268,6 +271,7 @@ fn sample(seq: u64, at: u64) -> Sample {
             tx_bytes_per_sec: Some(80_000),
         }],
         apps: Vec::new(),
+        disks: Vec::new(),
     }
 }
 

@@ -121,6 +121,15 @@ pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
                 ..target
             },
         }),
+        // Issue 14 brings notices for these; until then the event log shows them.
+        FleetEventKind::CheckFailed
+        | FleetEventKind::CheckPassed
+        | FleetEventKind::SourceDown
+        | FleetEventKind::SourceUp
+        | FleetEventKind::ThresholdFired
+        | FleetEventKind::ThresholdCleared
+        | FleetEventKind::ClockSkew
+        | FleetEventKind::ClockOk => None,
     }
 }
 
@@ -326,6 +335,9 @@ mod tests {
             to: to.map(str::to_owned),
             exit,
             message: "web-1 is down: 2 polls missed (cannot connect)".into(),
+            context: None,
+            check: None,
+            threshold: None,
         }
     }
 

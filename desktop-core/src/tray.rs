@@ -199,6 +199,10 @@ mod tests {
                 error: None,
                 systemd: None,
                 docker: None,
+                expect: Default::default(),
+                stopped_by_request: false,
+                checks: Vec::new(),
+                degraded: false,
             },
             state_since_unix_ms: 0,
             uptime_30d: None,
@@ -234,6 +238,8 @@ mod tests {
             apps_down: 0,
             apps_degraded: 0,
             apps_stopped: 0,
+            problems_warning: 0,
+            problems_critical: 0,
         };
         for h in &hosts {
             match h.status {
@@ -258,7 +264,11 @@ mod tests {
         } else {
             FleetHealth::Ok
         };
-        Fleet { summary: s, hosts }
+        Fleet {
+            summary: s,
+            hosts,
+            problems: Vec::new(),
+        }
     }
 
     fn healthy(prefix: &str, hosts: usize) -> Fleet {

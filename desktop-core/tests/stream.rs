@@ -28,6 +28,9 @@ fn event(id: i64) -> FleetEvent {
         to: Some("failed".into()),
         exit: None,
         message: format!("event {id}"),
+        context: None,
+        check: None,
+        threshold: None,
     }
 }
 

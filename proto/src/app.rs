@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::CheckResult;
+
 /// What an app is, whichever source runs it: one status for systemd units and Docker containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -78,6 +80,32 @@ pub struct AppStatus {
     pub error: Option<String>,
     pub systemd: Option<SystemdDetail>,
     pub docker: Option<DockerDetail>,
+    /// What the app is expected to do (`expect` in agent.toml): a `running` app that stops
+    /// without anyone asking through Fleetdeck is a problem.
+    #[serde(default)]
+    pub expect: Expect,
+    /// The app's last stop (or the state it is in) was asked for through Fleetdeck
+    /// (`POST .../actions/stop`), so a stopped app is no surprise. Cleared when it starts again.
+    #[serde(default)]
+    pub stopped_by_request: bool,
+    /// The last result of each endpoint check, in config order.
+    #[serde(default)]
+    pub checks: Vec<CheckResult>,
+    /// A check failed twice in a row or more: the app runs but does not serve. Never shown green.
+    #[serde(default)]
+    pub degraded: bool,
+}
+
+/// What an app is expected to do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    /// Always running: a stop nobody asked for through Fleetdeck is a problem.
+    #[default]
+    Running,
+    /// A batch job or a timer's unit: stopping is normal.
+    Any,
 }
 
 /// The unit's properties as systemd reports them.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AppStatus, Exit, HostMetrics};
+use crate::{AppStatus, CheckResult, CrashContext, Exit, HostMetrics};
 
 /// What an API key may do. Each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -64,6 +64,30 @@ impl HostStatus {
 pub struct Fleet {
     pub summary: FleetSummary,
     pub hosts: Vec<HostView>,
+    /// Every open problem the collector's alerting knows of (thresholds, checks, sources, clock
+    /// skew, app and host problems), critical first, then oldest first.
+    #[serde(default)]
+    pub problems: Vec<Problem>,
+}
+
+/// One open problem: a condition that raised (or will raise, after its grace or `for`) an alert
+/// and has not recovered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Problem {
+    /// `host-down`, `app-down` (failed, crash-looping), `not-found`, `stopped` (stopped while
+    /// expected to run), `check`, `source`, `clock-skew`, or `threshold` (with `rule`).
+    pub kind: String,
+    /// The threshold rule's name, for `threshold`.
+    pub rule: Option<String>,
+    pub severity: Severity,
+    pub host: String,
+    pub app: Option<String>,
+    /// What inside the host or app: a mount point, a check's name, a source (`docker`).
+    pub subject: Option<String>,
+    /// One line a person reads: what, and why (the value and the limit, the check's error...).
+    pub message: String,
+    pub since_unix_ms: u64,
 }
 
 /// Fleet health at a glance: `down` when a host is down or an app failed or crash-loops,
@@ -82,6 +106,11 @@ pub struct FleetSummary {
     /// Starting, stopping, unknown or not found.
     pub apps_degraded: u32,
     pub apps_stopped: u32,
+    /// Open problems by severity (see [`Fleet::problems`]).
+    #[serde(default)]
+    pub problems_warning: u32,
+    #[serde(default)]
+    pub problems_critical: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +186,74 @@ pub struct MetricPoint {
     pub disk_total_bytes: Option<u64>,
     pub net_rx_bytes_per_sec: Option<f64>,
     pub net_tx_bytes_per_sec: Option<f64>,
+    /// All whole disks together.
+    #[serde(default)]
+    pub disk_read_bytes_per_sec: Option<f64>,
+    #[serde(default)]
+    pub disk_write_bytes_per_sec: Option<f64>,
+    /// The root filesystem's inodes in use, 0–100.
+    #[serde(default)]
+    pub root_inodes_used_percent: Option<f64>,
+}
+
+/// `GET /v1/hosts/{host}/apps/{app}/metrics?from&to&step`: points oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AppMetrics {
+    pub host: String,
+    pub app: String,
+    pub from: String,
+    pub to: String,
+    pub step_ms: u64,
+    /// `raw`, `1m` or `1h`.
+    pub resolution: String,
+    pub points: Vec<AppMetricPoint>,
+}
+
+/// One app's figures at `ts` (raw) or over the bucket starting at `ts` (averages, and maxima).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AppMetricPoint {
+    pub ts: String,
+    pub ts_unix_ms: u64,
+    pub samples: u32,
+    pub cpu_percent: Option<f64>,
+    pub cpu_percent_max: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub memory_bytes_max: Option<u64>,
+    pub memory_limit_bytes: Option<u64>,
+    pub net_rx_bytes_per_sec: Option<f64>,
+    pub net_tx_bytes_per_sec: Option<f64>,
+    pub checks: Vec<CheckPoint>,
+}
+
+/// One check over a metric point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CheckPoint {
+    pub name: String,
+    /// Average latency of the runs that got an answer.
+    pub latency_ms: Option<f64>,
+    /// Share of passing runs, 0–1.
+    pub ok_ratio: f64,
+}
+
+/// What a threshold rule saw when it fired or cleared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ThresholdHit {
+    pub rule: String,
+    /// e.g. `disk.used_percent`.
+    pub metric: String,
+    /// The mount point, or the app, the value belongs to.
+    pub subject: Option<String>,
+    pub value: f64,
+    /// The level crossed (`above` or `below`; the clear level for a recovery).
+    pub threshold: f64,
+    /// `above` or `below`.
+    pub direction: String,
+    /// How long the condition held before it fired.
+    pub for_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +285,18 @@ pub enum FleetEventKind {
     Restarted,
     HostDown,
     HostUp,
+    /// An endpoint check failed after passing (or failed at its first run).
+    CheckFailed,
+    CheckPassed,
+    /// Docker or D-Bus stopped answering the agent, or answers again.
+    SourceDown,
+    SourceUp,
+    /// A threshold rule's condition held for its `for` duration, or cleared.
+    ThresholdFired,
+    ThresholdCleared,
+    /// The agent's clock is off by more than 30 s from the collector's, or back in line.
+    ClockSkew,
+    ClockOk,
 }
 
 impl FleetEventKind {
@@ -197,6 +306,14 @@ impl FleetEventKind {
             Self::Restarted => "restarted",
             Self::HostDown => "host-down",
             Self::HostUp => "host-up",
+            Self::CheckFailed => "check-failed",
+            Self::CheckPassed => "check-passed",
+            Self::SourceDown => "source-down",
+            Self::SourceUp => "source-up",
+            Self::ThresholdFired => "threshold-fired",
+            Self::ThresholdCleared => "threshold-cleared",
+            Self::ClockSkew => "clock-skew",
+            Self::ClockOk => "clock-ok",
         }
     }
 }
@@ -218,6 +335,15 @@ pub struct FleetEvent {
     pub to: Option<String>,
     pub exit: Option<Exit>,
     pub message: String,
+    /// A crash's context (exit, OOM, memory, the last log lines), when the agent captured one.
+    #[serde(default)]
+    pub context: Option<CrashContext>,
+    /// The check's result, for `check-failed` and `check-passed`.
+    #[serde(default)]
+    pub check: Option<CheckResult>,
+    /// What the rule saw, for `threshold-fired` and `threshold-cleared`.
+    #[serde(default)]
+    pub threshold: Option<ThresholdHit>,
 }
 
 /// `GET /v1/events`: newest first; pass `next_before` as `before` for the next page.

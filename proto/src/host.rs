@@ -16,6 +16,9 @@ pub struct HostMetrics {
     pub load: Load,
     pub filesystems: Vec<Filesystem>,
     pub network: Vec<NetInterface>,
+    /// Whole block devices' I/O rates over `window_secs` (from /proc/diskstats).
+    #[serde(default)]
+    pub disks: Vec<DiskIo>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,6 +67,21 @@ pub struct Filesystem {
     pub used_bytes: u64,
     /// What an unprivileged process can still write.
     pub available_bytes: u64,
+    #[serde(default)]
+    pub inodes_total: u64,
+    #[serde(default)]
+    pub inodes_used: u64,
+}
+
+/// One block device's I/O.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DiskIo {
+    pub device: String,
+    pub read_bytes_total: u64,
+    pub written_bytes_total: u64,
+    pub read_bytes_per_sec: Option<f64>,
+    pub write_bytes_per_sec: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

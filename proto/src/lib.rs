@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod check;
 mod collector;
 pub mod desktop;
 mod env;
@@ -18,20 +19,21 @@ mod sample;
 
 pub use app::{
     signal_name, ActionOutcome, AppAction, AppKind, AppState, AppStatus, DockerDetail, Exit,
-    SourceHealth, Sources, SystemdDetail,
+    Expect, SourceHealth, Sources, SystemdDetail,
 };
+pub use check::{CheckKind, CheckResult, CheckSample};
 pub use collector::{
-    AppView, AuditEntry, AuditPage, DayUptime, EventsPage, Fleet, FleetEvent, FleetEventKind,
-    FleetHealth, FleetSummary, HostStatus, HostView, KeyCreated, KeyInfo, MetricPoint, Metrics,
-    NewKey, Role, Severity, Uptime,
+    AppMetricPoint, AppMetrics, AppView, AuditEntry, AuditPage, CheckPoint, DayUptime, EventsPage,
+    Fleet, FleetEvent, FleetEventKind, FleetHealth, FleetSummary, HostStatus, HostView, KeyCreated,
+    KeyInfo, MetricPoint, Metrics, NewKey, Problem, Role, Severity, ThresholdHit, Uptime,
 };
 pub use env::{EnvEntry, EnvFile, EnvUpdate, EnvWritten};
 pub use error::{ErrorBody, ErrorDetail};
-pub use event::{AppEvent, EventSource};
-pub use host::{Cpu, Filesystem, HostMetrics, Load, Memory, NetInterface, Swap};
+pub use event::{AgentEvent, AppEvent, CheckEvent, CrashContext, EventSource, SourceEvent};
+pub use host::{Cpu, DiskIo, Filesystem, HostMetrics, Load, Memory, NetInterface, Swap};
 pub use info::{Info, Snapshot};
 pub use log::{LogEntry, LogPage, LogStream};
-pub use sample::{AppSample, FsSample, NetSample, Sample, SamplesPage};
+pub use sample::{AppSample, DiskIoSample, FsSample, NetSample, Sample, SamplesPage};
 
 /// The version of the agent's wire contract served under `/v1`.
 pub const WIRE_VERSION: u32 = 1;

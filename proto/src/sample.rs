@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
+use crate::{AppState, CheckSample};
 
 /// One entry of the agent's ring buffer: host figures and every app's status at `taken_unix_ms`.
 /// Compact on purpose (a day of them stays in the agent's memory).
@@ -21,6 +21,9 @@ pub struct Sample {
     pub filesystems: Vec<FsSample>,
     pub network: Vec<NetSample>,
     pub apps: Vec<AppSample>,
+    /// Block devices' I/O rates (whole disks, from /proc/diskstats).
+    #[serde(default)]
+    pub disks: Vec<DiskIoSample>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +32,20 @@ pub struct FsSample {
     pub mount_point: String,
     pub used_bytes: u64,
     pub total_bytes: u64,
+    #[serde(default)]
+    pub inodes_used: u64,
+    /// 0 when the filesystem has no fixed inode count (btrfs, some network filesystems).
+    #[serde(default)]
+    pub inodes_total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DiskIoSample {
+    /// The kernel's name of the device (`sda`, `vda`, `nvme0n1`, `loop3`).
+    pub device: String,
+    pub read_bytes_per_sec: Option<u64>,
+    pub write_bytes_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +64,17 @@ pub struct AppSample {
     pub restarts: Option<u64>,
     pub memory_bytes: Option<u64>,
     pub cpu_percent: Option<f32>,
+    /// The memory limit of the app's cgroup or container, when it has one.
+    #[serde(default)]
+    pub memory_limit_bytes: Option<u64>,
+    /// Containers: network rates over the sample's window.
+    #[serde(default)]
+    pub net_rx_bytes_per_sec: Option<u64>,
+    #[serde(default)]
+    pub net_tx_bytes_per_sec: Option<u64>,
+    /// Each check's result at that time.
+    #[serde(default)]
+    pub checks: Vec<CheckSample>,
 }
 
 /// `GET /v1/samples?after=SEQ`: the samples newer than SEQ, oldest first.

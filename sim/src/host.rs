@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use fleetdeck_proto::{
     AppEvent, AppKind, AppSample, AppState, AppStatus, Cpu, DockerDetail, EventSource, Exit,
-    Filesystem, FsSample, HostMetrics, Info, Load, Memory, NetInterface, NetSample, Sample,
+    Expect, Filesystem, FsSample, HostMetrics, Info, Load, Memory, NetInterface, NetSample, Sample,
     SamplesPage, Snapshot, SourceHealth, Sources, Swap, SystemdDetail, WIRE_VERSION,
 };
 use tokio::sync::{watch, Notify};
@@ -404,6 +404,8 @@ impl Host {
                 AppKind::Systemd => EventSource::Systemd,
                 AppKind::Docker => EventSource::Docker,
             },
+            requested: false,
+            crash: None,
         };
         live.next_event_id += 1;
         if live.events.len() == EVENT_BUFFER {
@@ -551,6 +553,10 @@ impl Host {
             error: None,
             systemd,
             docker,
+            expect: Expect::Running,
+            stopped_by_request: false,
+            checks: Vec::new(),
+            degraded: false,
         }
     }
 
@@ -652,6 +658,8 @@ impl Host {
                 used_bytes: f.disk_used,
                 // ext4 reserves 5% for root.
                 available_bytes: (hw.disk_total - f.disk_used).saturating_sub(hw.disk_total / 20),
+                inodes_total: hw.disk_total / 16_384,
+                inodes_used: f.disk_used / 65_536,
             }],
             network: vec![NetInterface {
                 name: "eth0".to_owned(),
@@ -660,6 +668,7 @@ impl Host {
                 rx_bytes_per_sec: Some(f.rx_rate.round()),
                 tx_bytes_per_sec: Some(f.tx_rate.round()),
             }],
+            disks: Vec::new(),
         };
         Snapshot {
             seq: self.latest_seq(now),
@@ -716,6 +725,8 @@ impl Host {
                 mount_point: "/".to_owned(),
                 used_bytes: f.disk_used,
                 total_bytes: self.hw.disk_total,
+                inodes_used: f.disk_used / 65_536,
+                inodes_total: self.hw.disk_total / 16_384,
             }],
             network: vec![NetSample {
                 name: "eth0".to_owned(),
@@ -734,9 +745,14 @@ impl Host {
                         restarts: Some(restarts),
                         memory_bytes: running.then(|| spec.memory_at(t)),
                         cpu_percent: running.then(|| spec.cpu_at(t) as f32),
+                        memory_limit_bytes: spec.mem_limit,
+                        net_rx_bytes_per_sec: None,
+                        net_tx_bytes_per_sec: None,
+                        checks: Vec::new(),
                     }
                 })
                 .collect(),
+            disks: Vec::new(),
         }
     }
 

@@ -156,6 +156,7 @@ impl HostReader {
             },
             filesystems,
             network,
+            disks: Vec::new(),
         })
     }
 
@@ -199,6 +200,8 @@ fn statvfs(m: RealMount) -> rustix::io::Result<Filesystem> {
         total_bytes: s.f_blocks * frsize,
         used_bytes: s.f_blocks.saturating_sub(s.f_bfree) * frsize,
         available_bytes: s.f_bavail * frsize,
+        inodes_total: s.f_files,
+        inodes_used: s.f_files.saturating_sub(s.f_ffree),
         mount_point: m.mount_point,
         device: m.device,
         fs_type: m.fs_type,

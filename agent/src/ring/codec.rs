@@ -163,6 +163,8 @@ pub fn decode(seq: u64, bytes: &[u8], names: &Names) -> Sample {
             mount_point: names.get(r.get()),
             used_bytes: r.kib(),
             total_bytes: r.kib(),
+            inodes_used: 0,
+            inodes_total: 0,
         })
         .collect();
     let network = (0..r.get())
@@ -182,6 +184,10 @@ pub fn decode(seq: u64, bytes: &[u8], names: &Names) -> Sample {
             restarts: r.opt(),
             memory_bytes: r.opt().map(|k| k.saturating_mul(1024)),
             cpu_percent: r.opt().map(|t| t as f32 / 10.0),
+            memory_limit_bytes: None,
+            net_rx_bytes_per_sec: None,
+            net_tx_bytes_per_sec: None,
+            checks: Vec::new(),
         })
         .collect();
     Sample {
@@ -197,6 +203,7 @@ pub fn decode(seq: u64, bytes: &[u8], names: &Names) -> Sample {
         filesystems,
         network,
         apps,
+        disks: Vec::new(),
     }
 }
 
@@ -227,11 +234,15 @@ mod tests {
                     mount_point: "/".into(),
                     used_bytes: 15 << 30,
                     total_bytes: 250 << 30,
+                    inodes_used: 0,
+                    inodes_total: 0,
                 },
                 FsSample {
                     mount_point: "/srv data".into(),
                     used_bytes: 0,
                     total_bytes: 1 << 40,
+                    inodes_used: 0,
+                    inodes_total: 0,
                 },
             ],
             network: vec![
@@ -253,6 +264,10 @@ mod tests {
                     restarts: Some(0),
                     memory_bytes: Some(48 << 20),
                     cpu_percent: None,
+                    memory_limit_bytes: None,
+                    net_rx_bytes_per_sec: None,
+                    net_tx_bytes_per_sec: None,
+                    checks: Vec::new(),
                 },
                 AppSample {
                     name: "worker".into(),
@@ -260,6 +275,10 @@ mod tests {
                     restarts: Some(17),
                     memory_bytes: None,
                     cpu_percent: Some(99.9),
+                    memory_limit_bytes: None,
+                    net_rx_bytes_per_sec: None,
+                    net_tx_bytes_per_sec: None,
+                    checks: Vec::new(),
                 },
                 AppSample {
                     name: "gone".into(),
@@ -267,8 +286,13 @@ mod tests {
                     restarts: None,
                     memory_bytes: None,
                     cpu_percent: None,
+                    memory_limit_bytes: None,
+                    net_rx_bytes_per_sec: None,
+                    net_tx_bytes_per_sec: None,
+                    checks: Vec::new(),
                 },
             ],
+            disks: vec![],
         }
     }
 

@@ -111,6 +111,7 @@ mod tests {
             filesystems: vec![],
             network: vec![],
             apps: vec![],
+            disks: vec![],
         }
     }
 

@@ -185,6 +185,9 @@ fn record_event(
         to: to.map(str::to_owned),
         exit,
         message,
+        context: None,
+        check: None,
+        threshold: None,
     }));
     Ok(())
 }
@@ -690,6 +693,10 @@ pub fn apply_agent_event(
             error: None,
             systemd: None,
             docker: None,
+            expect: fleetdeck_proto::Expect::Running,
+            stopped_by_request: false,
+            checks: Vec::new(),
+            degraded: false,
         },
     };
     status.state = event.to;
@@ -817,6 +824,10 @@ mod tests {
             error: None,
             systemd: None,
             docker: None,
+            expect: Default::default(),
+            stopped_by_request: false,
+            checks: Vec::new(),
+            degraded: false,
         }
     }
 
@@ -837,6 +848,7 @@ mod tests {
                     load: Load::default(),
                     filesystems: Vec::new(),
                     network: Vec::new(),
+                    disks: Vec::new(),
                 },
                 apps: vec![app],
                 sources: Sources {
@@ -862,6 +874,8 @@ mod tests {
             exit: (to == AppState::Failed).then_some(Exit::Signal(9)),
             restarts: None,
             source: EventSource::Systemd,
+            requested: false,
+            crash: None,
         }
     }
 

@@ -143,6 +143,7 @@ pub fn fleet(conn: &Connection, now_ms: u64) -> Result<Fleet, StoreError> {
     Ok(Fleet {
         summary: summarize(&hosts),
         hosts,
+        problems: Vec::new(),
     })
 }
 
@@ -158,6 +159,8 @@ pub fn summarize(hosts: &[HostView]) -> FleetSummary {
         apps_down: 0,
         apps_degraded: 0,
         apps_stopped: 0,
+        problems_warning: 0,
+        problems_critical: 0,
     };
     for h in hosts {
         match h.status {
@@ -325,6 +328,9 @@ pub fn metrics(
             disk_total_bytes: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
             net_rx_bytes_per_sec: r.get(10)?,
             net_tx_bytes_per_sec: r.get(11)?,
+            disk_read_bytes_per_sec: None,
+            disk_write_bytes_per_sec: None,
+            root_inodes_used_percent: None,
         })
     };
     let rows = if resolution == Resolution::Raw {
@@ -400,6 +406,9 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<FleetEvent> {
         to: r.get(8)?,
         exit: exit.and_then(|e| serde_json::from_str::<Exit>(&e).ok()),
         message: r.get(10)?,
+        context: None,
+        check: None,
+        threshold: None,
     })
 }
 

@@ -34,6 +34,10 @@ fn app(name: &str, state: AppState) -> AppView {
             error: None,
             systemd: None,
             docker: None,
+            expect: Default::default(),
+            stopped_by_request: false,
+            checks: Vec::new(),
+            degraded: false,
         },
         state_since_unix_ms: 0,
         uptime_30d: None,
@@ -52,6 +56,8 @@ fn fleet(hosts: &[(&str, Vec<AppView>)]) -> Fleet {
             apps_down: 0,
             apps_degraded: 0,
             apps_stopped: 0,
+            problems_warning: 0,
+            problems_critical: 0,
         },
         hosts: hosts
             .iter()
@@ -70,6 +76,7 @@ fn fleet(hosts: &[(&str, Vec<AppView>)]) -> Fleet {
                 metrics: None,
             })
             .collect(),
+        problems: Vec::new(),
     }
 }
 
@@ -86,6 +93,9 @@ fn event(id: i64, host: &str, severity: Severity) -> FleetEvent {
         to: Some("failed".into()),
         exit: None,
         message: format!("event {id}"),
+        context: None,
+        check: None,
+        threshold: None,
     }
 }
 
