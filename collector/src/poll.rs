@@ -237,10 +237,11 @@ impl Poller {
             more = next.more;
             let samples = next.samples;
             let instance = instance.clone();
+            let host = agent.name.clone();
             cursor = self
                 .store
                 .write(move |ctx| {
-                    ingest::apply_samples(ctx, host_id, &instance, &samples, now_ms())
+                    ingest::apply_samples(ctx, &host, host_id, &instance, &samples, now_ms())
                 })
                 .await?;
             self.set_cursor(agent, &cursor);

@@ -153,7 +153,7 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
             loop {
                 tokio::select! {
                     t = transitions.recv() => match t {
-                        Some(t) => alerter.observe(t),
+                        Some(input) => alerter.send(input),
                         None => return,
                     },
                     _ = stop_rx.changed() => return,

@@ -9,11 +9,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::Router;
+use fleetdeck_collector::alerting::rules::{Aspect, Detail};
 use fleetdeck_collector::alerting::{
     self, deliver, Alert, AlertConfig, AlertKind, AlertLog, AlertPolicy, Delivery, Health,
     RetryPolicy, Transition, Webhook, WebhookFormat,
 };
-use fleetdeck_proto::Exit;
+use fleetdeck_proto::{Exit, Severity};
 use serde_json::{json, Value};
 
 /// One request as the receiver saw it.
@@ -183,6 +184,9 @@ fn problem_alert() -> Alert {
         exit: Some(Exit::Code(3)),
         message: "web on vm-1 failed (exit code 3)".into(),
         at_ms: 1_714_564_800_000,
+        aspect: Aspect::State,
+        severity: Severity::Critical,
+        detail: Detail::default(),
     }
 }
 
@@ -209,6 +213,9 @@ fn app_transition(app: &str, state: &str, health: Health, exit: Option<Exit>) ->
         health,
         exit,
         at_ms: now_ms(),
+        aspect: Aspect::State,
+        severity: Severity::Critical,
+        detail: Detail::default(),
     }
 }
 

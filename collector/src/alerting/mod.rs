@@ -46,10 +46,22 @@ pub struct AlertConfig {
 /// hosts at once) then reaches a rate-limited receiver such as Slack as a queue, not a stampede.
 const DELIVERIES_IN_FLIGHT_PER_WEBHOOK: usize = 4;
 
+/// What the alerting task is fed.
+#[derive(Debug, Clone)]
+pub enum AlertInput {
+    /// A status change of a host or app (or of one aspect of it: a check, a source, the clock).
+    Transition(Transition),
+    /// Samples just stored for `host`, oldest first: what threshold rules are evaluated over.
+    Samples {
+        host: String,
+        samples: Arc<[fleetdeck_proto::Sample]>,
+    },
+}
+
 /// The way in to the alerting task. Cheap to clone; the task ends when every handle is dropped.
 #[derive(Debug, Clone)]
 pub struct AlerterHandle {
-    transitions: mpsc::UnboundedSender<Transition>,
+    transitions: mpsc::UnboundedSender<AlertInput>,
 }
 
 impl AlerterHandle {
@@ -61,7 +73,12 @@ impl AlerterHandle {
     /// grace period alerts at once: right for a crash first seen at a poll, but transitions
     /// replayed from a backfill would raise alerts about the past.
     pub fn observe(&self, transition: Transition) {
-        if self.transitions.send(transition).is_err() {
+        self.send(AlertInput::Transition(transition));
+    }
+
+    /// Hands anything the alerting task is fed to it; never blocks.
+    pub fn send(&self, input: AlertInput) {
+        if self.transitions.send(input).is_err() {
             tracing::error!(
                 "the alerting task has stopped; a transition was not checked for alerts"
             );
@@ -140,7 +157,7 @@ struct AlertTask {
 }
 
 impl AlertTask {
-    async fn run(mut self, mut transitions: mpsc::UnboundedReceiver<Transition>) {
+    async fn run(mut self, mut transitions: mpsc::UnboundedReceiver<AlertInput>) {
         loop {
             let transition = match self.rules.next_deadline() {
                 None => transitions.recv().await,
@@ -160,7 +177,11 @@ impl AlertTask {
                 // Every handle is gone: the collector is shutting down.
                 break;
             };
-            let alerts = self.rules.observe(&transition);
+            let alerts = match transition {
+                AlertInput::Transition(transition) => self.rules.observe(&transition),
+                // Threshold rules are evaluated here (issue 14, the alerting side).
+                AlertInput::Samples { .. } => Vec::new(),
+            };
             self.raise(alerts).await;
         }
     }

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use fleetdeck_proto::signal_name;
-use fleetdeck_proto::{AppState, Exit};
+use fleetdeck_proto::{AppState, CheckResult, CrashContext, Exit, Severity, ThresholdHit};
 use serde::{Deserialize, Serialize};
 
 /// How a state counts for alerting. The caller classifies states, so the rules need not know
@@ -39,6 +39,39 @@ pub enum Health {
     /// Neither: stopped, starting, stopping, unknown, not found. Deliberate or transient states
     /// that neither raise nor clear an alert.
     Other,
+    /// A problem that already healed by itself: a crash the restart policy recovered before
+    /// anyone looked (the app is running again). Announced once, at once, with its context.
+    Blip,
+}
+
+/// Which side of a subject a transition is about. Each aspect of a host or app is a subject of
+/// its own for the rules: a failing check and a crash of the same app are two alerts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "aspect", content = "name")]
+pub enum Aspect {
+    /// The app's state (failed, crash-looping, stopped unexpectedly, not found) or the host's
+    /// (down).
+    #[default]
+    State,
+    /// One endpoint check of the app, by name.
+    Check(String),
+    /// A status source of the host (`docker`, `systemd`).
+    Source(String),
+    /// The agent's clock against the collector's.
+    Clock,
+}
+
+/// Why a transition happened, for the alert's text and every channel.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Detail {
+    /// A crash's context, when the agent captured one.
+    pub context: Option<CrashContext>,
+    /// The check's result, for [`Aspect::Check`].
+    pub check: Option<CheckResult>,
+    /// What a threshold rule saw (thresholds raise alerts without transitions).
+    pub threshold: Option<ThresholdHit>,
+    /// One line more: a source's error, the clock's skew, "stopped without a request".
+    pub reason: Option<String>,
 }
 
 impl From<AppState> for Health {
@@ -56,7 +89,7 @@ impl From<AppState> for Health {
 }
 
 /// One status change of a host or an app, as the collector saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
     pub host: String,
     /// The app, or `None` for the host itself.
@@ -69,6 +102,10 @@ pub struct Transition {
     pub exit: Option<Exit>,
     /// When it happened, in Unix milliseconds.
     pub at_ms: u64,
+    pub aspect: Aspect,
+    /// How bad it is when `health` is `Problem` or `Blip`.
+    pub severity: Severity,
+    pub detail: Detail,
 }
 
 /// When to alert. Loaded from the collector's config (`grace = "30s"`, `flap_window = "10m"`).
@@ -130,7 +167,7 @@ impl std::fmt::Display for AlertKind {
 }
 
 /// One alert, ready to be stored and delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub kind: AlertKind,
     pub host: String,
@@ -144,6 +181,9 @@ pub struct Alert {
     /// `Problem` and `Flapping`, the return to health for `Recovery`, and the end of the quiet
     /// window for `FlapEnded`.
     pub at_ms: u64,
+    pub aspect: Aspect,
+    pub severity: Severity,
+    pub detail: Detail,
 }
 
 /// The detector: feed it transitions and clock ticks, it answers with alerts to send.
@@ -280,6 +320,8 @@ impl Rules {
             }
             // Problem to problem is the same problem; a neutral state neither raises nor clears.
             Health::Problem | Health::Other => {}
+            // Issue 14: announced once, at once (the alerting helper implements it).
+            Health::Blip => {}
         }
 
         // A zero grace period makes the new pending problem due right now.
@@ -445,6 +487,9 @@ fn alert(
         exit: subject.exit,
         message,
         at_ms,
+        aspect: Aspect::State,
+        severity: Severity::Critical,
+        detail: Detail::default(),
     }
 }
 
@@ -623,6 +668,9 @@ mod tests {
             health,
             exit,
             at_ms,
+            aspect: Aspect::State,
+            severity: Severity::Critical,
+            detail: Detail::default(),
         }
     }
 
@@ -913,6 +961,9 @@ mod tests {
                 exit: Some(Exit::Code(3)),
                 message: "web on vm-1 is crash-looping (exit code 3)".into(),
                 at_ms: T0,
+                aspect: Aspect::State,
+                severity: Severity::Critical,
+                detail: Detail::default(),
             }]
         );
     }

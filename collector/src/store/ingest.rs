@@ -3,6 +3,9 @@
 //! closed interval, one opened), whether the event stream or a poll saw it first, and an answer
 //! older than the state already recorded (by the agent's clock) changes nothing.
 
+use crate::alerting::rules::{Aspect, Detail};
+use crate::alerting::AlertInput;
+use fleetdeck_proto::Severity as AlertSeverity;
 use fleetdeck_proto::{
     AppEvent, AppState, AppStatus, Exit, FleetEvent, FleetEventKind, Sample, Severity, Snapshot,
 };
@@ -342,14 +345,17 @@ fn apply_app(
             message,
         )?;
     }
-    ctx.notify(Notice::Transition(Transition {
+    ctx.notify(Notice::Alert(AlertInput::Transition(Transition {
         host: host.to_owned(),
         app: Some(status.name.clone()),
         state: new_state.as_str().to_owned(),
         health: Health::from(new_state),
         exit: status.last_exit,
         at_ms: at,
-    }));
+        aspect: Aspect::State,
+        severity: AlertSeverity::Critical,
+        detail: Detail::default(),
+    })));
     Ok(())
 }
 
@@ -391,14 +397,17 @@ fn host_answered(
             None,
             message,
         )?;
-        ctx.notify(Notice::Transition(Transition {
+        ctx.notify(Notice::Alert(AlertInput::Transition(Transition {
             host: host.to_owned(),
             app: None,
             state: "up".into(),
             health: Health::Ok,
             exit: None,
             at_ms: now_ms,
-        }));
+            aspect: Aspect::State,
+            severity: AlertSeverity::Critical,
+            detail: Detail::default(),
+        })));
     }
     Ok(())
 }
@@ -419,6 +428,7 @@ pub fn apply_poll(
         .map_err(|e| StoreError::Invalid(format!("cannot encode host metrics: {e}")))?;
     let last_seq = insert_samples(
         ctx,
+        host,
         host_id,
         &row,
         &polled.samples_instance,
@@ -456,7 +466,8 @@ pub fn apply_poll(
 
 /// Stores samples of `instance` newer than the host's cursor; returns the new last seq.
 fn insert_samples(
-    ctx: &WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_>,
+    host: &str,
     host_id: i64,
     row: &HostRow,
     instance_id: &str,
@@ -478,10 +489,12 @@ fn insert_samples(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     let mut oldest = u64::MAX;
+    let mut fresh = Vec::new();
     for s in samples {
         if (s.seq as i64) <= last_seq {
             continue;
         }
+        fresh.push(s.clone());
         let r = SampleRow::from(s);
         insert.execute(params![
             host_id,
@@ -501,8 +514,15 @@ fn insert_samples(
         oldest = oldest.min(s.taken_unix_ms);
         last_seq = last_seq.max(s.seq as i64);
     }
+    drop(insert);
     if oldest != u64::MAX {
         super::rollup::mark_late(ctx.conn, oldest)?;
+    }
+    if !fresh.is_empty() {
+        ctx.notify(Notice::Alert(AlertInput::Samples {
+            host: host.to_owned(),
+            samples: fresh.into(),
+        }));
     }
     Ok(last_seq as u64)
 }
@@ -510,13 +530,14 @@ fn insert_samples(
 /// Stores a further page of backfilled samples and moves the host's cursor with it.
 pub fn apply_samples(
     ctx: &mut WriteCtx<'_>,
+    host: &str,
     host_id: i64,
     instance_id: &str,
     samples: &[Sample],
     now_ms: u64,
 ) -> Result<SampleCursor, StoreError> {
     let row = host_row(ctx, host_id)?;
-    let last_seq = insert_samples(ctx, host_id, &row, instance_id, samples, now_ms)?;
+    let last_seq = insert_samples(ctx, host, host_id, &row, instance_id, samples, now_ms)?;
     ctx.conn.execute(
         "UPDATE hosts SET instance_id = ?2, last_seq = ?3 WHERE id = ?1",
         params![host_id, instance_id, last_seq as i64],
@@ -627,14 +648,17 @@ pub fn apply_poll_failure(
         None,
         message,
     )?;
-    ctx.notify(Notice::Transition(Transition {
+    ctx.notify(Notice::Alert(AlertInput::Transition(Transition {
         host: host.to_owned(),
         app: None,
         state: "down".into(),
         health: Health::Problem,
         exit: None,
         at_ms: now_ms,
-    }));
+        aspect: Aspect::State,
+        severity: AlertSeverity::Critical,
+        detail: Detail::default(),
+    })));
     // The apps keep their last known state (the fleet shows them under a down host); their
     // history records the outage as unknown, and the first answer after it is compared with the
     // last known state, so a crash during the outage is still one event.
@@ -788,14 +812,17 @@ fn apply_past_event(
             message,
         )?;
     }
-    ctx.notify(Notice::Transition(Transition {
+    ctx.notify(Notice::Alert(AlertInput::Transition(Transition {
         host: host.to_owned(),
         app: Some(event.app.clone()),
         state: event.to.as_str().to_owned(),
         health: Health::from(event.to),
         exit: event.exit,
         at_ms: event.at_unix_ms,
-    }));
+        aspect: Aspect::State,
+        severity: AlertSeverity::Critical,
+        detail: Detail::default(),
+    })));
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use fleetdeck_proto::FleetEvent;
 use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::alerting::rules::Transition;
+use crate::alerting::AlertInput;
 
 /// At most this many queued writes go into one transaction.
 const MAX_BATCH: usize = 512;
@@ -52,7 +52,8 @@ pub fn now_ms() -> u64 {
 #[derive(Debug)]
 pub enum Notice {
     Event(FleetEvent),
-    Transition(Transition),
+    /// For the alerter: a transition, or newly stored samples (threshold rules).
+    Alert(AlertInput),
 }
 
 /// The open transaction a queued write runs in, and what it produced.
@@ -84,7 +85,7 @@ struct Inner {
     jobs: mpsc::UnboundedSender<Job>,
     pool: Mutex<Vec<Connection>>,
     events: broadcast::Sender<FleetEvent>,
-    transitions: Mutex<Option<mpsc::UnboundedReceiver<Transition>>>,
+    transitions: Mutex<Option<mpsc::UnboundedReceiver<AlertInput>>>,
 }
 
 /// The database holds API key digests, the audit log and the fleet's history: its files (the
@@ -165,8 +166,8 @@ impl Store {
         self.inner.events.subscribe()
     }
 
-    /// The transitions for the alerter (taken once).
-    pub fn take_transitions(&self) -> Option<mpsc::UnboundedReceiver<Transition>> {
+    /// What the alerter needs, transitions and stored samples (taken once).
+    pub fn take_transitions(&self) -> Option<mpsc::UnboundedReceiver<AlertInput>> {
         self.inner
             .transitions
             .lock()
@@ -263,7 +264,7 @@ fn writer(
     conn: Connection,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     events: broadcast::Sender<FleetEvent>,
-    transitions: mpsc::UnboundedSender<Transition>,
+    transitions: mpsc::UnboundedSender<AlertInput>,
 ) {
     while let Some(first) = jobs.blocking_recv() {
         let mut batch = vec![first];
@@ -299,8 +300,8 @@ fn writer(
                     Notice::Event(e) => {
                         let _ = events.send(e);
                     }
-                    Notice::Transition(t) => {
-                        let _ = transitions.send(t);
+                    Notice::Alert(input) => {
+                        let _ = transitions.send(input);
                     }
                 }
             }

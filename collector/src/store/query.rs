@@ -1,5 +1,6 @@
 //! Reads for the API: the fleet, one host, metric history, status intervals, events.
 
+use crate::alerting::rules::{Aspect, Detail};
 use std::collections::HashMap;
 
 use fleetdeck_proto::{
@@ -522,6 +523,9 @@ pub fn open_problems(
                 health: Health::Problem,
                 exit: None,
                 at_ms: since as u64,
+                aspect: Aspect::State,
+                severity: Severity::Critical,
+                detail: Detail::default(),
             },
             sent,
         ));
@@ -555,6 +559,9 @@ pub fn open_problems(
                 health: Health::Problem,
                 exit,
                 at_ms: since as u64,
+                aspect: Aspect::State,
+                severity: Severity::Critical,
+                detail: Detail::default(),
             },
             sent,
         ));

@@ -313,8 +313,9 @@ fn transport_error(error: reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerting::rules::AlertKind;
+    use crate::alerting::rules::{AlertKind, Aspect, Detail};
     use fleetdeck_proto::Exit;
+    use fleetdeck_proto::Severity as AlertSeverity;
 
     fn alert(kind: AlertKind) -> Alert {
         Alert {
@@ -325,6 +326,9 @@ mod tests {
             exit: Some(Exit::Code(3)),
             message: "web on vm-1 failed (exit code 3)".into(),
             at_ms: 1_714_564_800_000,
+            aspect: Aspect::State,
+            severity: AlertSeverity::Critical,
+            detail: Detail::default(),
         }
     }
 
