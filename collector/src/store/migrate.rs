@@ -11,6 +11,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../../migrations/0001_collector.sql")),
         M::up(include_str!("../../../migrations/0002_key_ids.sql")),
+        M::up(include_str!("../../../migrations/0003_problems.sql")),
     ])
 }
 
@@ -67,6 +68,9 @@ mod tests {
             "alerts",
             "api_keys",
             "audit",
+            "app_samples_raw",
+            "app_samples_1m",
+            "app_samples_1h",
         ] {
             assert!(first.iter().any(|n| n == t), "{t} missing in {first:?}");
         }
@@ -87,7 +91,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .expect("version");
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
     }
 
     #[test]
