@@ -467,6 +467,8 @@ fn sample_of(host: &HostMetrics, apps: &[AppStatus], taken_unix_ms: u64) -> Samp
         memory_used_bytes: host.memory.used_bytes,
         memory_total_bytes: host.memory.total_bytes,
         swap_used_bytes: host.swap.used_bytes,
+        swap_total_bytes: host.swap.total_bytes,
+        cores: host.cpu.cores,
         load1: host.load.one as f32,
         load5: host.load.five as f32,
         load15: host.load.fifteen as f32,

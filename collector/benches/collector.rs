@@ -255,6 +255,8 @@ fn sample(seq: u64, at: u64) -> Sample {
         memory_used_bytes: (2 << 30) + seq * 4096,
         memory_total_bytes: 8 << 30,
         swap_used_bytes: 0,
+        swap_total_bytes: 0,
+        cores: 0,
         load1: 0.5,
         load5: 0.4,
         load15: 0.3,

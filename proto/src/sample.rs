@@ -15,6 +15,11 @@ pub struct Sample {
     pub memory_used_bytes: u64,
     pub memory_total_bytes: u64,
     pub swap_used_bytes: u64,
+    #[serde(default)]
+    pub swap_total_bytes: u64,
+    /// Logical cores, for load per core (0 in samples of older agents).
+    #[serde(default)]
+    pub cores: u32,
     pub load1: f32,
     pub load5: f32,
     pub load15: f32,

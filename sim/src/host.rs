@@ -718,6 +718,8 @@ impl Host {
             memory_used_bytes: f.mem_used,
             memory_total_bytes: self.hw.mem_total,
             swap_used_bytes: f.swap_used,
+            swap_total_bytes: self.hw.swap_total,
+            cores: self.hw.cores,
             load1: f.load.0 as f32,
             load5: f.load.1 as f32,
             load15: f.load.2 as f32,

@@ -105,6 +105,8 @@ mod tests {
             memory_used_bytes: 0,
             memory_total_bytes: 0,
             swap_used_bytes: 0,
+            swap_total_bytes: 0,
+            cores: 0,
             load1: 0.0,
             load5: 0.0,
             load15: 0.0,
