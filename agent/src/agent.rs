@@ -5,9 +5,9 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fleetdeck_proto::{
-    ActionOutcome, AppAction, AppKind, AppSample, AppState, AppStatus, EnvFile, EnvUpdate,
-    EnvWritten, EventSource, Expect, FsSample, HostMetrics, Info, LogPage, NetSample, Sample,
-    SamplesPage, Snapshot, SourceHealth, Sources,
+    ActionOutcome, AppAction, AppKind, AppSample, AppState, AppStatus, DiskIoSample, EnvFile,
+    EnvUpdate, EnvWritten, EventSource, Expect, FsSample, HostMetrics, Info, LogPage, NetSample,
+    Sample, SamplesPage, Snapshot, SourceHealth, Sources,
 };
 use futures_util::future::join_all;
 
@@ -503,14 +503,27 @@ fn sample_of(host: &HostMetrics, apps: &[AppStatus], taken_unix_ms: u64) -> Samp
                     .docker
                     .as_ref()
                     .and_then(|d| d.cpu_percent)
+                    .or_else(|| a.systemd.as_ref().and_then(|s| s.cpu_percent))
                     .map(|p| p as f32),
-                memory_limit_bytes: a.docker.as_ref().and_then(|d| d.memory_limit_bytes),
+                memory_limit_bytes: a
+                    .docker
+                    .as_ref()
+                    .and_then(|d| d.memory_limit_bytes)
+                    .or_else(|| a.systemd.as_ref().and_then(|s| s.memory_limit_bytes)),
                 net_rx_bytes_per_sec: None,
                 net_tx_bytes_per_sec: None,
                 checks: Vec::new(),
             })
             .collect(),
-        disks: Vec::new(),
+        disks: host
+            .disks
+            .iter()
+            .map(|d| DiskIoSample {
+                device: d.device.clone(),
+                read_bytes_per_sec: d.read_bytes_per_sec.map(|r| r.round() as u64),
+                write_bytes_per_sec: d.write_bytes_per_sec.map(|r| r.round() as u64),
+            })
+            .collect(),
     }
 }
 

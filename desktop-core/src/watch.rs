@@ -29,7 +29,7 @@ pub enum WatchKind {
     /// The fleet as just read.
     Fleet(Fleet),
     /// A new event from the collector's stream.
-    Event(FleetEvent),
+    Event(Box<FleetEvent>),
     /// The connection's state changed: `Connecting` at the start, `Connected` once the fleet is
     /// read, `Failing` with why while reads fail.
     Status(ConnStatus),
@@ -142,7 +142,7 @@ async fn watch(
                 match update {
                     Some(StreamUpdate::Event(event)) => {
                         refresh_at.get_or_insert_with(|| Instant::now() + REFRESH_AFTER_EVENT);
-                        if !send(&tx, &name, WatchKind::Event(event)) {
+                        if !send(&tx, &name, WatchKind::Event(Box::new(event))) {
                             return;
                         }
                     }

@@ -109,7 +109,7 @@ pub enum Expect {
 }
 
 /// The unit's properties as systemd reports them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SystemdDetail {
     pub load_state: String,
@@ -123,6 +123,13 @@ pub struct SystemdDetail {
     pub exec_main_status: Option<i32>,
     pub main_pid: Option<u32>,
     pub memory_current_bytes: Option<u64>,
+    /// `MemoryMax` (or `MemoryHigh` when only that is set): the cgroup's memory limit.
+    #[serde(default)]
+    pub memory_limit_bytes: Option<u64>,
+    /// CPU use over the last second or more, in percent of one core (from `CPUUsageNSec`;
+    /// absent without CPU accounting or on the first reading).
+    #[serde(default)]
+    pub cpu_percent: Option<f64>,
     pub state_change_unix_ms: Option<u64>,
     pub invocation_id: Option<String>,
 }

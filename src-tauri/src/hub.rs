@@ -89,7 +89,14 @@ fn handle(app: &AppHandle, backend: &Backend, notifications: &Notifications, upd
             if let Some(notice) = notice {
                 notifications.show(notice);
             }
-            emit(app, EVENT_FLEET_EVENT, FleetEventFrom { collector, event });
+            emit(
+                app,
+                EVENT_FLEET_EVENT,
+                FleetEventFrom {
+                    collector,
+                    event: *event,
+                },
+            );
         }
     }
 }

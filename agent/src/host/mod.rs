@@ -7,11 +7,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use fleetdeck_proto::{Cpu, Filesystem, HostMetrics, Load, Memory, NetInterface, Swap};
+use fleetdeck_proto::{Cpu, DiskIo, Filesystem, HostMetrics, Load, Memory, NetInterface, Swap};
 use procfs::prelude::*;
 use procfs::{CpuTime, KernelStats, LoadAverage, Uptime};
 
-pub use parse::{busy_fraction, meminfo, real_mounts, storage_filesystems, MemInfo, RealMount};
+pub use parse::{
+    busy_fraction, disk_counters, is_whole_disk, meminfo, real_mounts, storage_filesystems,
+    MemInfo, RealMount,
+};
 
 /// A rate baseline is replaced only once it is this old, so that two clients polling a moment
 /// apart still see rates over a meaningful window.
@@ -37,6 +40,8 @@ struct Counters {
     cpu_total: CpuTime,
     cpu_cores: Vec<CpuTime>,
     net: HashMap<String, (u64, u64)>,
+    /// Whole disks: bytes read and written since boot.
+    disks: HashMap<String, (u64, u64)>,
 }
 
 /// Reads host metrics; keeps the previous counters to turn them into rates.
@@ -94,8 +99,18 @@ impl HostReader {
         let net =
             procfs::net::InterfaceDeviceStatus::from_read(read_bytes("/proc/net/dev")?.as_slice())
                 .map_err(|e| parse_err("/proc/net/dev", e))?;
+        // Without /proc/diskstats (some containers) there is no disk I/O to report, which is no
+        // reason to fail a snapshot.
+        let disks = std::fs::read("/proc/diskstats")
+            .map(|text| {
+                disk_counters(&text, &|name| {
+                    is_whole_disk(name) && std::path::Path::new("/sys/block").join(name).exists()
+                })
+            })
+            .unwrap_or_default();
         Ok(Counters {
             at: Instant::now(),
+            disks,
             cpu_total: stat.total,
             cpu_cores: stat.cpu_time,
             net: net
@@ -110,7 +125,7 @@ impl HostReader {
     /// Reads everything once. Rates cover the time since the baseline reading.
     pub async fn read(&self) -> Result<HostMetrics, HostError> {
         let now = self.read_counters()?;
-        let (cpu, network, window) = {
+        let (cpu, network, disks, window) = {
             let mut baseline = self.lock_baseline();
             let rates = rates(baseline.as_ref(), &now);
             if baseline
@@ -156,7 +171,7 @@ impl HostReader {
             },
             filesystems,
             network,
-            disks: Vec::new(),
+            disks,
         })
     }
 
@@ -211,7 +226,7 @@ fn statvfs(m: RealMount) -> rustix::io::Result<Filesystem> {
 fn rates(
     baseline: Option<&Counters>,
     now: &Counters,
-) -> (Cpu, Vec<NetInterface>, Option<Duration>) {
+) -> (Cpu, Vec<NetInterface>, Vec<DiskIo>, Option<Duration>) {
     let window = baseline
         .map(|b| now.at.duration_since(b.at))
         .filter(|w| !w.is_zero());
@@ -255,7 +270,26 @@ fn rates(
         })
         .collect();
     network.sort_by(|a, b| a.name.cmp(&b.name));
-    (cpu, network, window)
+    let mut disks: Vec<DiskIo> = now
+        .disks
+        .iter()
+        .map(|(name, &(read, written))| {
+            let per_sec = |old: u64, new: u64| {
+                let secs = window?.as_secs_f64();
+                new.checked_sub(old).map(|d| d as f64 / secs)
+            };
+            let old = base.and_then(|b| b.disks.get(name));
+            DiskIo {
+                device: name.clone(),
+                read_bytes_total: read,
+                written_bytes_total: written,
+                read_bytes_per_sec: old.and_then(|&(o, _)| per_sec(o, read)),
+                write_bytes_per_sec: old.and_then(|&(_, o)| per_sec(o, written)),
+            }
+        })
+        .collect();
+    disks.sort_by(|a, b| a.device.cmp(&b.device));
+    (cpu, network, disks, window)
 }
 
 /// The kernel prints load with two decimals; keep them, not f32's noise.

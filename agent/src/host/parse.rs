@@ -1,5 +1,7 @@
 //! Pure functions over /proc text and counters, tested on fixtures.
 
+use std::collections::HashMap;
+
 use procfs::CpuTime;
 
 /// Filesystem types that are real storage although the kernel lists them as `nodev`.
@@ -178,6 +180,37 @@ pub fn busy_fraction(old: &CpuTime, new: &CpuTime) -> Option<f64> {
     Some((dt - didle) as f64 / dt as f64)
 }
 
+/// Bytes read and written since boot per device of `/proc/diskstats`, for the devices `keep`
+/// accepts that ever did any I/O (an unused loop device is not a disk anyone watches). Sectors
+/// in this file are 512 bytes whatever the device's own sector size. Lines that do not parse
+/// are skipped.
+pub fn disk_counters(diskstats: &[u8], keep: &dyn Fn(&str) -> bool) -> HashMap<String, (u64, u64)> {
+    String::from_utf8_lossy(diskstats)
+        .lines()
+        .filter_map(|line| procfs::DiskStat::from_line(line).ok())
+        .filter(|d| keep(&d.name) && (d.reads > 0 || d.writes > 0))
+        .map(|d| {
+            (
+                d.name,
+                (
+                    d.sectors_read.saturating_mul(512),
+                    d.sectors_written.saturating_mul(512),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Whether a block device name can be a whole disk worth reporting: not a RAM disk, and not a
+/// device stacked on other disks (device mapper, software RAID), whose I/O its disks already
+/// count. Partitions are told apart by the caller (`/sys/block` lists whole devices only).
+pub fn is_whole_disk(name: &str) -> bool {
+    !(name.starts_with("ram")
+        || name.starts_with("zram")
+        || name.starts_with("dm-")
+        || name.starts_with("md"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,5 +330,23 @@ bad line without separator
         // nor do counters whose sum overflows a u64 (it panicked in debug builds)
         let huge = stat(&format!("cpu  {m} {m} 0 0 0 0 0 0 0 0\ncpu0 {m} {m} 0 0 0 0 0 0 0 0\nctxt 1\nbtime 1\nprocesses 1\n", m = u64::MAX));
         assert_eq!(busy_fraction(&a.total, &huge.total), None);
+    }
+
+    #[test]
+    fn disk_counters_keep_whole_disks_that_did_io() {
+        let text = b"\
+ 253       0 vda 31474 10230 2396042 14096 418765 250013 10254768 346361 0 382040 375700 0 0 0 0 65207 15242
+ 253       1 vda1 31300 10230 2389000 14000 418700 250013 10254700 346000 0 382000 375600 0 0 0 0 0 0
+   7       0 loop0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+   7       1 loop1 120 0 2048 10 4 0 16 1 0 12 11 0 0 0 0 0 0
+ 252       0 dm-0 900 0 8000 10 20 0 160 1 0 12 11
+   1       0 ram0 5 0 40 0 0 0 0 0 0 0 0
+garbage line
+";
+        let whole = |name: &str| is_whole_disk(name) && !name.ends_with('1') || name == "loop1";
+        let got = disk_counters(text, &whole);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got["vda"], (2_396_042 * 512, 10_254_768 * 512));
+        assert_eq!(got["loop1"], (2048 * 512, 16 * 512));
     }
 }

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use fleetdeck_proto::{AppSample, AppState, FsSample, NetSample, Sample};
+use fleetdeck_proto::{
+    AppSample, AppState, CheckSample, DiskIoSample, FsSample, NetSample, Sample,
+};
 
 /// Names seen in samples (mount points, interfaces, apps), each stored once.
 #[derive(Debug, Default)]
@@ -87,6 +89,8 @@ pub fn encode(s: &Sample, names: &mut Names) -> Box<[u8]> {
     put(&mut out, kib(s.memory_used_bytes));
     put(&mut out, kib(s.memory_total_bytes));
     put(&mut out, kib(s.swap_used_bytes));
+    put(&mut out, kib(s.swap_total_bytes));
+    put(&mut out, u64::from(s.cores));
     put(&mut out, hundredths(s.load1));
     put(&mut out, hundredths(s.load5));
     put(&mut out, hundredths(s.load15));
@@ -95,6 +99,8 @@ pub fn encode(s: &Sample, names: &mut Names) -> Box<[u8]> {
         put(&mut out, u64::from(names.intern(&f.mount_point)));
         put(&mut out, kib(f.used_bytes));
         put(&mut out, kib(f.total_bytes));
+        put(&mut out, f.inodes_used);
+        put(&mut out, f.inodes_total);
     }
     put(&mut out, s.network.len() as u64);
     for n in &s.network {
@@ -112,6 +118,21 @@ pub fn encode(s: &Sample, names: &mut Names) -> Box<[u8]> {
         put_opt(&mut out, a.restarts);
         put_opt(&mut out, a.memory_bytes.map(kib));
         put_opt(&mut out, a.cpu_percent.map(tenths));
+        put_opt(&mut out, a.memory_limit_bytes.map(kib));
+        put_opt(&mut out, a.net_rx_bytes_per_sec);
+        put_opt(&mut out, a.net_tx_bytes_per_sec);
+        put(&mut out, a.checks.len() as u64);
+        for c in &a.checks {
+            put(&mut out, u64::from(names.intern(&c.name)));
+            put(&mut out, u64::from(c.ok));
+            put_opt(&mut out, c.latency_ms.map(tenths));
+        }
+    }
+    put(&mut out, s.disks.len() as u64);
+    for d in &s.disks {
+        put(&mut out, u64::from(names.intern(&d.device)));
+        put_opt(&mut out, d.read_bytes_per_sec);
+        put_opt(&mut out, d.write_bytes_per_sec);
     }
     out.into_boxed_slice()
 }
@@ -155,6 +176,8 @@ pub fn decode(seq: u64, bytes: &[u8], names: &Names) -> Sample {
     let memory_used_bytes = r.kib();
     let memory_total_bytes = r.kib();
     let swap_used_bytes = r.kib();
+    let swap_total_bytes = r.kib();
+    let cores = u32::try_from(r.get()).unwrap_or(u32::MAX);
     let load1 = r.get() as f32 / 100.0;
     let load5 = r.get() as f32 / 100.0;
     let load15 = r.get() as f32 / 100.0;
@@ -163,8 +186,8 @@ pub fn decode(seq: u64, bytes: &[u8], names: &Names) -> Sample {
             mount_point: names.get(r.get()),
             used_bytes: r.kib(),
             total_bytes: r.kib(),
-            inodes_used: 0,
-            inodes_total: 0,
+            inodes_used: r.get(),
+            inodes_total: r.get(),
         })
         .collect();
     let network = (0..r.get())
@@ -184,10 +207,23 @@ pub fn decode(seq: u64, bytes: &[u8], names: &Names) -> Sample {
             restarts: r.opt(),
             memory_bytes: r.opt().map(|k| k.saturating_mul(1024)),
             cpu_percent: r.opt().map(|t| t as f32 / 10.0),
-            memory_limit_bytes: None,
-            net_rx_bytes_per_sec: None,
-            net_tx_bytes_per_sec: None,
-            checks: Vec::new(),
+            memory_limit_bytes: r.opt().map(|k| k.saturating_mul(1024)),
+            net_rx_bytes_per_sec: r.opt(),
+            net_tx_bytes_per_sec: r.opt(),
+            checks: (0..r.get())
+                .map(|_| CheckSample {
+                    name: names.get(r.get()),
+                    ok: r.get() != 0,
+                    latency_ms: r.opt().map(|t| t as f32 / 10.0),
+                })
+                .collect(),
+        })
+        .collect();
+    let disks = (0..r.get())
+        .map(|_| DiskIoSample {
+            device: names.get(r.get()),
+            read_bytes_per_sec: r.opt(),
+            write_bytes_per_sec: r.opt(),
         })
         .collect();
     Sample {
@@ -197,15 +233,15 @@ pub fn decode(seq: u64, bytes: &[u8], names: &Names) -> Sample {
         memory_used_bytes,
         memory_total_bytes,
         swap_used_bytes,
-        swap_total_bytes: 0,
-        cores: 0,
+        swap_total_bytes,
+        cores,
         load1,
         load5,
         load15,
         filesystems,
         network,
         apps,
-        disks: Vec::new(),
+        disks,
     }
 }
 
@@ -228,8 +264,8 @@ mod tests {
             memory_used_bytes: 1_234_567 * 1024,
             memory_total_bytes: 24 << 30,
             swap_used_bytes: 0,
-            swap_total_bytes: 0,
-            cores: 0,
+            swap_total_bytes: 2 << 30,
+            cores: 16,
             load1: 0.42,
             load5: 1.5,
             load15: 12.25,
@@ -238,8 +274,8 @@ mod tests {
                     mount_point: "/".into(),
                     used_bytes: 15 << 30,
                     total_bytes: 250 << 30,
-                    inodes_used: 0,
-                    inodes_total: 0,
+                    inodes_used: 412_345,
+                    inodes_total: 16_384_000,
                 },
                 FsSample {
                     mount_point: "/srv data".into(),
@@ -268,10 +304,21 @@ mod tests {
                     restarts: Some(0),
                     memory_bytes: Some(48 << 20),
                     cpu_percent: None,
-                    memory_limit_bytes: None,
-                    net_rx_bytes_per_sec: None,
-                    net_tx_bytes_per_sec: None,
-                    checks: Vec::new(),
+                    memory_limit_bytes: Some(512 << 20),
+                    net_rx_bytes_per_sec: Some(2_048),
+                    net_tx_bytes_per_sec: Some(0),
+                    checks: vec![
+                        CheckSample {
+                            name: "health".into(),
+                            ok: true,
+                            latency_ms: Some(3.2),
+                        },
+                        CheckSample {
+                            name: "db port".into(),
+                            ok: false,
+                            latency_ms: None,
+                        },
+                    ],
                 },
                 AppSample {
                     name: "worker".into(),
@@ -296,7 +343,18 @@ mod tests {
                     checks: Vec::new(),
                 },
             ],
-            disks: vec![],
+            disks: vec![
+                DiskIoSample {
+                    device: "vda".into(),
+                    read_bytes_per_sec: Some(4_096),
+                    write_bytes_per_sec: Some(1 << 20),
+                },
+                DiskIoSample {
+                    device: "nvme0n1".into(),
+                    read_bytes_per_sec: None,
+                    write_bytes_per_sec: None,
+                },
+            ],
         }
     }
 

@@ -112,7 +112,20 @@ pub struct Systemd {
     scope: SystemdScope,
     conn: Mutex<Option<zbus::Connection>>,
     paths: Mutex<HashMap<String, OwnedObjectPath>>,
+    cpu: std::sync::Mutex<HashMap<String, CpuBaseline>>,
 }
+
+/// A unit's CPU time at a reading at least [`CPU_WINDOW`] old, and the rate it gave.
+#[derive(Debug, Clone, Copy)]
+struct CpuBaseline {
+    at: std::time::Instant,
+    nsec: u64,
+    percent: Option<f64>,
+}
+
+/// CPU rates are taken over at least this long, so two reads a moment apart (a signal, then a
+/// poll) still give a meaningful figure.
+const CPU_WINDOW: Duration = Duration::from_secs(1);
 
 impl Systemd {
     pub fn new(scope: SystemdScope) -> Self {
@@ -120,7 +133,46 @@ impl Systemd {
             scope,
             conn: Mutex::new(None),
             paths: Mutex::new(HashMap::new()),
+            cpu: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The unit's CPU use since a baseline at least [`CPU_WINDOW`] old, in percent of one core.
+    fn cpu_percent(&self, unit: &str, nsec: Option<u64>) -> Option<f64> {
+        let mut cpu = self.cpu.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(nsec) = nsec else {
+            cpu.remove(unit);
+            return None;
+        };
+        let now = std::time::Instant::now();
+        let Some(base) = cpu.get(unit).copied() else {
+            cpu.insert(
+                unit.to_owned(),
+                CpuBaseline {
+                    at: now,
+                    nsec,
+                    percent: None,
+                },
+            );
+            return None;
+        };
+        let window = now.duration_since(base.at);
+        if window < CPU_WINDOW {
+            return base.percent;
+        }
+        // A counter that went back (a new cgroup for a restarted unit) gives no figure this time.
+        let percent = nsec
+            .checked_sub(base.nsec)
+            .map(|d| (d as f64 / window.as_nanos() as f64 * 1000.0).round() / 10.0);
+        cpu.insert(
+            unit.to_owned(),
+            CpuBaseline {
+                at: now,
+                nsec,
+                percent,
+            },
+        );
+        percent
     }
 
     async fn connection(&self) -> Result<zbus::Connection, SystemdError> {
@@ -165,7 +217,9 @@ impl Systemd {
         } else {
             ServiceIface::default()
         };
-        Ok(UnitProps::from_ifaces(unit_props, service_props))
+        let mut props = UnitProps::from_ifaces(unit_props, service_props);
+        props.cpu_percent = self.cpu_percent(unit, props.cpu_usage_nsec);
+        Ok(props)
     }
 
     /// Starts, stops or restarts `unit` (job mode "replace") and waits for the job to finish;

@@ -3,7 +3,7 @@
 use fleetdeck_proto::{AppState, Exit, SystemdDetail};
 
 /// The properties of one unit that the agent reports (`Unit` and, for services, `Service`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct UnitProps {
     pub load_state: String,
     pub active_state: String,
@@ -14,6 +14,10 @@ pub struct UnitProps {
     pub exec_main_status: Option<i32>,
     pub main_pid: Option<u32>,
     pub memory_current: Option<u64>,
+    pub memory_limit: Option<u64>,
+    pub cpu_usage_nsec: Option<u64>,
+    /// Filled by [`super::Systemd::unit`] from the previous reading of the same unit.
+    pub cpu_percent: Option<f64>,
     pub state_change_usec: Option<u64>,
     pub invocation_id: Option<String>,
 }
@@ -43,6 +47,10 @@ pub struct ServiceIface {
     #[zvariant(rename = "MainPID")]
     pub main_pid: Option<u32>,
     pub memory_current: Option<u64>,
+    pub memory_max: Option<u64>,
+    pub memory_high: Option<u64>,
+    #[zvariant(rename = "CPUUsageNSec")]
+    pub cpu_usage_nsec: Option<u64>,
 }
 
 impl UnitProps {
@@ -58,6 +66,13 @@ impl UnitProps {
             main_pid: service.main_pid.filter(|&p| p != 0),
             // systemd says "unknown" with u64::MAX (no memory accounting, or not running).
             memory_current: service.memory_current.filter(|&m| m != u64::MAX),
+            // "infinity" is u64::MAX.
+            memory_limit: service
+                .memory_max
+                .filter(|&m| m != u64::MAX)
+                .or(service.memory_high.filter(|&m| m != u64::MAX)),
+            cpu_usage_nsec: service.cpu_usage_nsec.filter(|&n| n != u64::MAX),
+            cpu_percent: None,
             state_change_usec: unit.state_change_timestamp.filter(|&t| t != 0),
             invocation_id: unit
                 .invocation_id
@@ -87,6 +102,8 @@ impl UnitProps {
             exec_main_status: self.exec_main_status,
             main_pid: self.main_pid,
             memory_current_bytes: self.memory_current,
+            memory_limit_bytes: self.memory_limit,
+            cpu_percent: self.cpu_percent,
             state_change_unix_ms: self.state_change_usec.map(|us| us / 1000),
             invocation_id: self.invocation_id.clone(),
         }
@@ -158,12 +175,21 @@ mod tests {
             exec_main_status: Some(9),
             main_pid: Some(0),
             memory_current: Some(u64::MAX),
+            memory_max: Some(u64::MAX),
+            memory_high: Some(512 << 20),
+            cpu_usage_nsec: Some(u64::MAX),
         };
         let p = UnitProps::from_ifaces(unit, service);
         assert_eq!(p.active_state, "failed");
         assert_eq!(p.n_restarts, Some(3));
         assert_eq!(p.main_pid, None, "MainPID 0 means no process");
         assert_eq!(p.memory_current, None, "u64::MAX means unknown");
+        assert_eq!(
+            p.memory_limit,
+            Some(512 << 20),
+            "MemoryHigh when MemoryMax is infinity"
+        );
+        assert_eq!(p.cpu_usage_nsec, None, "u64::MAX means no CPU accounting");
         assert_eq!(p.invocation_id.as_deref(), Some("ab01"));
         assert_eq!(p.last_exit(), Some(Exit::Signal(9)));
         assert_eq!(p.detail().state_change_unix_ms, Some(1_700_000_000_123));

@@ -50,7 +50,7 @@ const DELIVERIES_IN_FLIGHT_PER_WEBHOOK: usize = 4;
 #[derive(Debug, Clone)]
 pub enum AlertInput {
     /// A status change of a host or app (or of one aspect of it: a check, a source, the clock).
-    Transition(Transition),
+    Transition(Box<Transition>),
     /// Samples just stored for `host`, oldest first: what threshold rules are evaluated over.
     Samples {
         host: String,
@@ -73,7 +73,7 @@ impl AlerterHandle {
     /// grace period alerts at once: right for a crash first seen at a poll, but transitions
     /// replayed from a backfill would raise alerts about the past.
     pub fn observe(&self, transition: Transition) {
-        self.send(AlertInput::Transition(transition));
+        self.send(AlertInput::Transition(Box::new(transition)));
     }
 
     /// Hands anything the alerting task is fed to it; never blocks.

@@ -345,17 +345,19 @@ fn apply_app(
             message,
         )?;
     }
-    ctx.notify(Notice::Alert(AlertInput::Transition(Transition {
-        host: host.to_owned(),
-        app: Some(status.name.clone()),
-        state: new_state.as_str().to_owned(),
-        health: Health::from(new_state),
-        exit: status.last_exit,
-        at_ms: at,
-        aspect: Aspect::State,
-        severity: AlertSeverity::Critical,
-        detail: Detail::default(),
-    })));
+    ctx.notify(Notice::Alert(AlertInput::Transition(Box::new(
+        Transition {
+            host: host.to_owned(),
+            app: Some(status.name.clone()),
+            state: new_state.as_str().to_owned(),
+            health: Health::from(new_state),
+            exit: status.last_exit,
+            at_ms: at,
+            aspect: Aspect::State,
+            severity: AlertSeverity::Critical,
+            detail: Detail::default(),
+        },
+    ))));
     Ok(())
 }
 
@@ -397,17 +399,19 @@ fn host_answered(
             None,
             message,
         )?;
-        ctx.notify(Notice::Alert(AlertInput::Transition(Transition {
-            host: host.to_owned(),
-            app: None,
-            state: "up".into(),
-            health: Health::Ok,
-            exit: None,
-            at_ms: now_ms,
-            aspect: Aspect::State,
-            severity: AlertSeverity::Critical,
-            detail: Detail::default(),
-        })));
+        ctx.notify(Notice::Alert(AlertInput::Transition(Box::new(
+            Transition {
+                host: host.to_owned(),
+                app: None,
+                state: "up".into(),
+                health: Health::Ok,
+                exit: None,
+                at_ms: now_ms,
+                aspect: Aspect::State,
+                severity: AlertSeverity::Critical,
+                detail: Detail::default(),
+            },
+        ))));
     }
     Ok(())
 }
@@ -648,17 +652,19 @@ pub fn apply_poll_failure(
         None,
         message,
     )?;
-    ctx.notify(Notice::Alert(AlertInput::Transition(Transition {
-        host: host.to_owned(),
-        app: None,
-        state: "down".into(),
-        health: Health::Problem,
-        exit: None,
-        at_ms: now_ms,
-        aspect: Aspect::State,
-        severity: AlertSeverity::Critical,
-        detail: Detail::default(),
-    })));
+    ctx.notify(Notice::Alert(AlertInput::Transition(Box::new(
+        Transition {
+            host: host.to_owned(),
+            app: None,
+            state: "down".into(),
+            health: Health::Problem,
+            exit: None,
+            at_ms: now_ms,
+            aspect: Aspect::State,
+            severity: AlertSeverity::Critical,
+            detail: Detail::default(),
+        },
+    ))));
     // The apps keep their last known state (the fleet shows them under a down host); their
     // history records the outage as unknown, and the first answer after it is compared with the
     // last known state, so a crash during the outage is still one event.
@@ -812,17 +818,19 @@ fn apply_past_event(
             message,
         )?;
     }
-    ctx.notify(Notice::Alert(AlertInput::Transition(Transition {
-        host: host.to_owned(),
-        app: Some(event.app.clone()),
-        state: event.to.as_str().to_owned(),
-        health: Health::from(event.to),
-        exit: event.exit,
-        at_ms: event.at_unix_ms,
-        aspect: Aspect::State,
-        severity: AlertSeverity::Critical,
-        detail: Detail::default(),
-    })));
+    ctx.notify(Notice::Alert(AlertInput::Transition(Box::new(
+        Transition {
+            host: host.to_owned(),
+            app: Some(event.app.clone()),
+            state: event.to.as_str().to_owned(),
+            health: Health::from(event.to),
+            exit: event.exit,
+            at_ms: event.at_unix_ms,
+            aspect: Aspect::State,
+            severity: AlertSeverity::Critical,
+            detail: Detail::default(),
+        },
+    ))));
     Ok(())
 }
 
