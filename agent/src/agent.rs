@@ -523,8 +523,16 @@ fn sample_of(host: &HostMetrics, apps: &[AppStatus], taken_unix_ms: u64) -> Samp
                     .as_ref()
                     .and_then(|d| d.memory_limit_bytes)
                     .or_else(|| a.systemd.as_ref().and_then(|s| s.memory_limit_bytes)),
-                net_rx_bytes_per_sec: None,
-                net_tx_bytes_per_sec: None,
+                net_rx_bytes_per_sec: a
+                    .docker
+                    .as_ref()
+                    .and_then(|d| d.net_rx_bytes_per_sec)
+                    .map(|r| r.round() as u64),
+                net_tx_bytes_per_sec: a
+                    .docker
+                    .as_ref()
+                    .and_then(|d| d.net_tx_bytes_per_sec)
+                    .map(|r| r.round() as u64),
                 checks: a.checks.iter().map(crate::checks::sample_of).collect(),
             })
             .collect(),

@@ -285,3 +285,22 @@ async fn https_checks_report_the_certificate_date_and_body_mismatch() {
         Some(expired_at.unix_timestamp() as u64 * 1000)
     );
 }
+
+#[tokio::test]
+async fn container_network_rates_come_from_the_second_read_on() {
+    require_testbed();
+    let c = Container::run("i14-agent-net", &[], &["sleep", "100000"]);
+    let work = Workdir::new();
+    let agent = RunningAgent::start(&work.config(&container_app("box", &c.name)));
+    // The first read has no earlier counters; every later one gives a rate.
+    let detail = wait_for("network rates", Duration::from_secs(10), || async {
+        let s = agent.app("box").await;
+        s.docker.filter(|d| d.net_rx_bytes_per_sec.is_some())
+    })
+    .await;
+    let (rx, tx) = (
+        detail.net_rx_bytes_per_sec.expect("rx"),
+        detail.net_tx_bytes_per_sec.expect("tx"),
+    );
+    assert!(rx >= 0.0 && tx >= 0.0, "{rx} {tx}");
+}
