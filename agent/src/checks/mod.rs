@@ -65,11 +65,12 @@ impl Checks {
         at_unix_ms: u64,
     ) -> (CheckResult, bool) {
         let mut all = self.lock();
-        let slot = all
-            .entry(app.to_owned())
-            .or_default()
-            .get_mut(index)
-            .expect("a check's slot exists for every configured check");
+        let slots = all.entry(app.to_owned()).or_default();
+        if slots.len() <= index {
+            // Made from the same config, so never short; grow rather than panic if it were.
+            slots.resize(index + 1, None);
+        }
+        let slot = &mut slots[index];
         let before = slot.as_ref().map(|r| (r.ok, r.consecutive_failures));
         let config = prober.config();
         let result = CheckResult {
