@@ -4,6 +4,8 @@
 #   crash     SIGKILL -> /v1/events latency, 100 kills of a unit and of a container
 #   soak      SOAK_SECS (600) of polling with journald and container log follows and the events
 #             stream open at once: the RSS curve and stream health (exits 1 on a lost line)
+#   checks    RSS and CPU of the agent with 10 HTTP checks at 1 s against a local server, beside
+#             the same agent without checks, CHECKS_SECS (60) each
 #   all       snapshot and crash (default). Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +19,9 @@ case ${1:-all} in
     snapshot) cargo bench --locked -p fleetdeck-agent --bench snapshot_vs_node_exporter ;;
     crash) cargo bench --locked -p fleetdeck-agent --bench crash_events ;;
     soak) cargo bench --locked -p fleetdeck-agent --bench soak ;;   # SOAK_SECS=600 by default
+    checks) cargo bench --locked -p fleetdeck-agent --bench checks_load ;;   # CHECKS_SECS=60 by default
     all)
         cargo bench --locked -p fleetdeck-agent --bench snapshot_vs_node_exporter
         cargo bench --locked -p fleetdeck-agent --bench crash_events ;;
-    *) echo "usage: $0 [snapshot|crash|soak|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [snapshot|crash|soak|checks|all]" >&2; exit 2 ;;
 esac

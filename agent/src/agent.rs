@@ -33,6 +33,8 @@ pub struct Agent {
     docker: DockerSource,
     ring: Mutex<Ring>,
     events: EventLog,
+    /// The last result of every endpoint check.
+    checks: crate::checks::Checks,
     /// Serializes `.env` writes; the guard moves into the blocking write itself, so a client
     /// that goes away mid-write cannot let a second write start beside it.
     env_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -99,6 +101,7 @@ impl Agent {
             (config.sample_retention.as_secs() / config.sample_interval.as_secs().max(1)).max(1);
         Ok(Self {
             events: EventLog::new(instance_id.clone()),
+            checks: crate::checks::Checks::new(&config.apps),
             env_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             searches: Searches::default(),
             ring: Mutex::new(Ring::new(capacity as usize)),
@@ -141,6 +144,10 @@ impl Agent {
 
     fn uses(&self, kind: AppKind) -> bool {
         self.config.apps.iter().any(|a| kind_of(a) == kind)
+    }
+
+    pub fn checks(&self) -> &crate::checks::Checks {
+        &self.checks
     }
 
     pub fn events(&self) -> &EventLog {
@@ -414,6 +421,12 @@ impl Agent {
     }
 
     async fn probe(&self, app: &AppConfig) -> Probe {
+        let mut probe = self.probe_source(app).await;
+        self.checks.fill(&mut probe.status);
+        probe
+    }
+
+    async fn probe_source(&self, app: &AppConfig) -> Probe {
         match &app.source {
             AppSource::SystemdUnit(unit) => match self.systemd.unit(unit).await {
                 Ok(p) => Probe {
@@ -510,9 +523,17 @@ fn sample_of(host: &HostMetrics, apps: &[AppStatus], taken_unix_ms: u64) -> Samp
                     .as_ref()
                     .and_then(|d| d.memory_limit_bytes)
                     .or_else(|| a.systemd.as_ref().and_then(|s| s.memory_limit_bytes)),
-                net_rx_bytes_per_sec: None,
-                net_tx_bytes_per_sec: None,
-                checks: Vec::new(),
+                net_rx_bytes_per_sec: a
+                    .docker
+                    .as_ref()
+                    .and_then(|d| d.net_rx_bytes_per_sec)
+                    .map(|r| r.round() as u64),
+                net_tx_bytes_per_sec: a
+                    .docker
+                    .as_ref()
+                    .and_then(|d| d.net_tx_bytes_per_sec)
+                    .map(|r| r.round() as u64),
+                checks: a.checks.iter().map(crate::checks::sample_of).collect(),
             })
             .collect(),
         disks: host

@@ -92,6 +92,8 @@ pub struct AppConfig {
     /// Which symlinks `env_file` may be reached through (`env_follow_symlink_within`).
     pub env_links: crate::env_file::Links,
     pub allow_actions: bool,
+    /// `[[apps.checks]]`: endpoint checks, in config order.
+    pub checks: Vec<crate::checks::config::CheckConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -231,6 +233,8 @@ struct RawApp {
     env_follow_symlink_within: Option<PathBuf>,
     #[serde(default)]
     allow_actions: bool,
+    #[serde(default)]
+    checks: Vec<crate::checks::config::RawCheck>,
 }
 
 const UNIT_SUFFIXES: &[&str] = &[
@@ -349,12 +353,14 @@ impl RawConfig {
                     crate::env_file::Links::Within(dir)
                 }
             };
+            let checks = crate::checks::config::validate(&at, app.checks)?;
             apps.push(AppConfig {
                 name,
                 source,
                 env_file: app.env_file,
                 env_links,
                 allow_actions: app.allow_actions,
+                checks,
             });
         }
 

@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod checks;
 pub mod config;
 pub mod docker;
 pub mod env_file;

@@ -15,6 +15,7 @@ use crate::Agent;
 pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     tasks.spawn(sample_forever(agent.clone()));
+    crate::checks::spawn(&mut tasks, &agent);
 
     let units = targets(&agent, |s| match s {
         AppSource::SystemdUnit(u) => Some(u),

@@ -153,6 +153,12 @@ pub struct DockerDetail {
     pub cpu_percent: Option<f64>,
     pub memory_bytes: Option<u64>,
     pub memory_limit_bytes: Option<u64>,
+    /// Bytes received per second over all the container's interfaces, since the previous read.
+    #[serde(default)]
+    pub net_rx_bytes_per_sec: Option<f64>,
+    /// Bytes sent per second over all the container's interfaces, since the previous read.
+    #[serde(default)]
+    pub net_tx_bytes_per_sec: Option<f64>,
 }
 
 /// Whether each status source answered this time.

@@ -542,6 +542,8 @@ impl Host {
             cpu_percent: running.then(|| spec.cpu_at(now)),
             memory_bytes: memory,
             memory_limit_bytes: spec.mem_limit,
+            net_rx_bytes_per_sec: None,
+            net_tx_bytes_per_sec: None,
         });
         AppStatus {
             name: spec.name.to_owned(),

@@ -67,12 +67,22 @@ struct CpuCounters {
     system_ns: u64,
 }
 
+/// Network byte counters (summed over interfaces) of the previous stats call, and when it was
+/// read, to turn the next one into rates.
+#[derive(Debug, Clone, Copy)]
+struct NetCounters {
+    rx: u64,
+    tx: u64,
+    at: std::time::Instant,
+}
+
 /// The Docker API at one socket, connected on first use and reconnected after a failure.
 #[derive(Debug)]
 pub struct DockerSource {
     socket: String,
     client: Mutex<Option<Docker>>,
     cpu: Mutex<HashMap<String, CpuCounters>>,
+    net: Mutex<HashMap<String, NetCounters>>,
     /// Containers stopped on purpose, with when (Unix ms) the stop was noted.
     on_purpose: Mutex<HashMap<String, u64>>,
 }
@@ -83,6 +93,7 @@ impl DockerSource {
             socket,
             client: Mutex::new(None),
             cpu: Mutex::new(HashMap::new()),
+            net: Mutex::new(HashMap::new()),
             on_purpose: Mutex::new(HashMap::new()),
         }
     }
@@ -286,6 +297,25 @@ impl DockerSource {
                 .unwrap_or(0);
             facts.memory_bytes = mem.usage.map(|u| u.saturating_sub(cache));
             facts.memory_limit_bytes = mem.limit.filter(|&l| l != 0 && l != u64::MAX);
+        }
+        if let Some(networks) = &stats.networks {
+            let now = NetCounters {
+                rx: networks.values().filter_map(|n| n.rx_bytes).sum(),
+                tx: networks.values().filter_map(|n| n.tx_bytes).sum(),
+                at: std::time::Instant::now(),
+            };
+            let prev = self.net.lock().await.insert(name.to_owned(), now);
+            if let Some(prev) = prev {
+                let secs = now.at.duration_since(prev.at).as_secs_f64();
+                // A counter that went back (a restarted container) gives no rate this time.
+                let rate = |now: u64, prev: u64| {
+                    now.checked_sub(prev)
+                        .filter(|_| secs > 0.0)
+                        .map(|d| (d as f64 / secs * 10.0).round() / 10.0)
+                };
+                facts.net_rx_bytes_per_sec = rate(now.rx, prev.rx);
+                facts.net_tx_bytes_per_sec = rate(now.tx, prev.tx);
+            }
         }
         let Some(cpu) = &stats.cpu_stats else { return };
         let (Some(container_ns), Some(system_ns)) = (

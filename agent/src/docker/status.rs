@@ -21,6 +21,8 @@ pub struct ContainerFacts {
     pub cpu_percent: Option<f64>,
     pub memory_bytes: Option<u64>,
     pub memory_limit_bytes: Option<u64>,
+    pub net_rx_bytes_per_sec: Option<f64>,
+    pub net_tx_bytes_per_sec: Option<f64>,
 }
 
 impl ContainerFacts {
@@ -54,6 +56,8 @@ impl ContainerFacts {
             cpu_percent: None,
             memory_bytes: None,
             memory_limit_bytes: None,
+            net_rx_bytes_per_sec: None,
+            net_tx_bytes_per_sec: None,
             stopped_on_purpose: false,
         }
     }
@@ -109,6 +113,8 @@ impl ContainerFacts {
             cpu_percent: self.cpu_percent,
             memory_bytes: self.memory_bytes,
             memory_limit_bytes: self.memory_limit_bytes,
+            net_rx_bytes_per_sec: self.net_rx_bytes_per_sec,
+            net_tx_bytes_per_sec: self.net_tx_bytes_per_sec,
         }
     }
 }
