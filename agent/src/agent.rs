@@ -5,19 +5,21 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fleetdeck_proto::{
-    ActionOutcome, AppAction, AppKind, AppSample, AppState, AppStatus, DiskIoSample, EnvFile,
-    EnvUpdate, EnvWritten, EventSource, Expect, FsSample, HostMetrics, Info, LogPage, NetSample,
+    ActionOutcome, AppAction, AppKind, AppSample, AppState, AppStatus, CrashContext, DiskIoSample,
+    EnvFile, EnvUpdate, EnvWritten, EventSource, FsSample, HostMetrics, Info, LogPage, NetSample,
     Sample, SamplesPage, Snapshot, SourceHealth, Sources,
 };
 use futures_util::future::join_all;
 
 use crate::config::{AppConfig, AppSource, Config};
+use crate::crash::CrashLines;
 use crate::docker::logs::parse_cursor as docker_cursor;
 use crate::docker::{DockerError, DockerSource};
 use crate::env_file;
-use crate::events::EventLog;
+use crate::events::{EventLog, Extra, Pending};
 use crate::host::{process_rss_bytes, HostError, HostReader};
 use crate::journal::{valid_cursor, Journal, JournalError, LogQuery};
+use crate::requests::Requests;
 use crate::ring::Ring;
 use crate::search::{SearchError, Searches};
 use crate::systemd::{app_state, Systemd};
@@ -38,6 +40,20 @@ pub struct Agent {
     env_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Slots for log searches (pages with `grep`), in journald or the agent.
     searches: Searches,
+    /// Actions under way and stops asked for through the API.
+    requests: Requests,
+    /// Bounds the reads of crashed processes' last lines.
+    crash_lines: CrashLines,
+    /// Per app, what its last reading showed: a crash's context reports the memory before it.
+    seen: Mutex<std::collections::HashMap<String, Seen>>,
+}
+
+/// What an app's last readings showed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    memory_bytes: Option<u64>,
+    memory_limit_bytes: Option<u64>,
+    restarts: Option<u64>,
 }
 
 /// Why an action was not carried out.
@@ -101,6 +117,9 @@ impl Agent {
             events: EventLog::new(instance_id.clone()),
             env_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             searches: Searches::default(),
+            requests: Requests::default(),
+            crash_lines: CrashLines::default(),
+            seen: Mutex::new(std::collections::HashMap::new()),
             ring: Mutex::new(Ring::new(capacity as usize)),
             instance_id,
             started_unix_ms: unix_ms_now(),
@@ -204,8 +223,8 @@ impl Agent {
         let app = self.config.app(name)?;
         let ticket = self.events.begin_read();
         let status = self.probe(app).await.status;
-        self.events
-            .observe_read(&status, source, unix_ms_now(), ticket);
+        self.record(app, &status, source, unix_ms_now(), ticket)
+            .await;
         Some(status)
     }
 
@@ -356,20 +375,13 @@ impl Agent {
         if !app.allow_actions {
             return Err(ActionError::NotAllowed(name.to_owned()));
         }
-        let result = match &app.source {
-            AppSource::SystemdUnit(unit) => self.systemd.act(unit, action).await.map_err(|e| {
-                if e.is_no_such_unit() {
-                    ActionError::TargetMissing(format!("unit {unit:?}"))
-                } else {
-                    ActionError::Source(e.to_string())
-                }
-            })?,
-            AppSource::DockerContainer(c) => match self.docker.act(c, action).await {
-                Ok(true) => "done".to_owned(),
-                Ok(false) => return Err(ActionError::TargetMissing(format!("container {c:?}"))),
-                Err(e) => return Err(ActionError::Source(e.to_string())),
-            },
-        };
+        // Until the status read after it is recorded, what the app does is what was asked.
+        let _in_flight = self.requests.begin(name, action, unix_ms_now());
+        let result = self.act_on(app, action).await;
+        if result.is_err() && action == AppAction::Stop {
+            self.requests.stop_failed(name);
+        }
+        let result = result?;
         tracing::info!(app = name, action = action.as_str(), result = %result, "action carried out");
         let status = self
             .refresh(name, EventSource::Poll)
@@ -383,13 +395,165 @@ impl Agent {
         })
     }
 
+    async fn act_on(&self, app: &AppConfig, action: AppAction) -> Result<String, ActionError> {
+        Ok(match &app.source {
+            AppSource::SystemdUnit(unit) => self.systemd.act(unit, action).await.map_err(|e| {
+                if e.is_no_such_unit() {
+                    ActionError::TargetMissing(format!("unit {unit:?}"))
+                } else {
+                    ActionError::Source(e.to_string())
+                }
+            })?,
+            AppSource::DockerContainer(c) => match self.docker.act(c, action).await {
+                Ok(true) => "done".to_owned(),
+                Ok(false) => return Err(ActionError::TargetMissing(format!("container {c:?}"))),
+                Err(e) => return Err(ActionError::Source(e.to_string())),
+            },
+        })
+    }
+
+    /// Records a fresh status of `app` read at ticket `ticket`: a transition becomes an event,
+    /// marked `requested` while an action on the app is under way, and carrying a crash's
+    /// context when it ends a process nobody asked to end (read within [`crate::crash::DEADLINE`]).
+    async fn record(
+        &self,
+        app: &AppConfig,
+        status: &AppStatus,
+        source: EventSource,
+        at_unix_ms: u64,
+        ticket: u64,
+    ) {
+        let requested = self.requests.in_flight(&status.name);
+        let seen = self
+            .lock_seen()
+            .get(&status.name)
+            .copied()
+            .unwrap_or_default();
+        let crash = match self.events.pending(status) {
+            Some(p) if !requested && is_crash(&p, status, seen.restarts) => {
+                Some(self.crash_context(app, status, &p, seen).await)
+            }
+            _ => None,
+        };
+        self.events.observe_read_with(
+            status,
+            source,
+            at_unix_ms,
+            ticket,
+            Extra { requested, crash },
+        );
+        if status.state != AppState::Unknown {
+            let mut all = self.lock_seen();
+            let s = all.entry(status.name.clone()).or_default();
+            if status.memory_bytes.is_some() {
+                s.memory_bytes = status.memory_bytes;
+            }
+            if let Some(limit) = memory_limit(status) {
+                s.memory_limit_bytes = Some(limit);
+            }
+            if status.restarts.is_some() {
+                s.restarts = status.restarts;
+            }
+        }
+    }
+
+    fn lock_seen(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Seen>> {
+        // Every update is one assignment.
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the agent can tell about a process that just ended.
+    async fn crash_context(
+        &self,
+        app: &AppConfig,
+        status: &AppStatus,
+        pending: &Pending,
+        seen: Seen,
+    ) -> CrashContext {
+        let oom_killed = status
+            .systemd
+            .as_ref()
+            .is_some_and(|s| s.result.as_deref() == Some("oom-kill"))
+            || status.docker.as_ref().is_some_and(|d| d.oom_killed);
+        let (last_lines, lines_error) = match &app.source {
+            AppSource::SystemdUnit(_) => {
+                // A failed unit keeps the dead run's id; after a restart it is the one before.
+                let invocation = if pending.restarted {
+                    pending.previous_run.clone()
+                } else {
+                    status
+                        .systemd
+                        .as_ref()
+                        .and_then(|s| s.invocation_id.clone())
+                        .or_else(|| pending.previous_run.clone())
+                };
+                match invocation {
+                    Some(id) => {
+                        self.crash_lines
+                            .read(invocation_lines(self.journal, id))
+                            .await
+                    }
+                    None => (
+                        Vec::new(),
+                        Some("systemd reported no invocation id for the run that ended".to_owned()),
+                    ),
+                }
+            }
+            AppSource::DockerContainer(c) => {
+                let finished = status.docker.as_ref().and_then(|d| d.finished_unix_ms);
+                match (finished, self.docker.client().await) {
+                    (Some(until), Ok(docker)) => {
+                        let c = c.clone();
+                        self.crash_lines
+                            .read(async move {
+                                DockerSource::lines_until(
+                                    docker,
+                                    &c,
+                                    until,
+                                    crate::crash::MAX_LINES,
+                                )
+                                .await
+                                .map_err(|e| e.to_string())
+                            })
+                            .await
+                    }
+                    (None, _) => (
+                        Vec::new(),
+                        Some(
+                            "the engine reported no finish time for the run that ended".to_owned(),
+                        ),
+                    ),
+                    (_, Err(e)) => (Vec::new(), Some(e.to_string())),
+                }
+            }
+        };
+        CrashContext {
+            // After a restart the status is the new run's: its exit is not the crash's.
+            exit: if pending.restarted {
+                None
+            } else {
+                status.last_exit
+            },
+            oom_killed,
+            memory_bytes: seen.memory_bytes,
+            memory_limit_bytes: memory_limit(status).or(seen.memory_limit_bytes),
+            last_lines,
+            lines_error,
+        }
+    }
+
     async fn apps_with_sources(&self, source: EventSource) -> (Vec<AppStatus>, Sources) {
         let ticket = self.events.begin_read();
         let probes = join_all(self.config.apps.iter().map(|a| self.probe(a))).await;
         let now = unix_ms_now();
-        for p in &probes {
-            self.events.observe_read(&p.status, source, now, ticket);
-        }
+        join_all(
+            self.config
+                .apps
+                .iter()
+                .zip(&probes)
+                .map(|(a, p)| self.record(a, &p.status, source, now, ticket)),
+        )
+        .await;
         let health = |kind: AppKind| {
             if !self.uses(kind) {
                 return SourceHealth::Unused;
@@ -426,6 +590,11 @@ impl Agent {
                             .memory_current
                             .or_else(|| p.main_pid.and_then(process_rss_bytes)),
                         systemd: Some(p.detail()),
+                        stopped_by_request: self.requests.stopped_by_request(
+                            app.name.as_str(),
+                            app_state(&p.load_state, &p.active_state, &p.sub_state),
+                            p.state_change_usec.map(|us| us / 1000),
+                        ),
                         ..blank(app, AppKind::Systemd, unit)
                     },
                     source_error: None,
@@ -441,6 +610,11 @@ impl Agent {
                         restarts: c.restart_count,
                         memory_bytes: c.memory_bytes,
                         docker: Some(c.detail()),
+                        stopped_by_request: self.requests.stopped_by_request(
+                            app.name.as_str(),
+                            c.app_state(),
+                            c.since_unix_ms(),
+                        ),
                         ..blank(app, AppKind::Docker, name)
                     },
                     source_error: None,
@@ -527,6 +701,43 @@ fn sample_of(host: &HostMetrics, apps: &[AppStatus], taken_unix_ms: u64) -> Samp
     }
 }
 
+/// Whether a transition ends a process nobody asked to end: a failure, a crash loop, or a
+/// restart by the restart policy (its restart count went up) even if it already runs again.
+fn is_crash(pending: &Pending, status: &AppStatus, restarts_before: Option<u64>) -> bool {
+    match status.state {
+        AppState::Failed | AppState::CrashLooping => true,
+        AppState::Running if pending.restarted => {
+            pending.from == AppState::Running
+                && matches!((restarts_before, status.restarts), (Some(b), Some(n)) if n > b)
+        }
+        _ => false,
+    }
+}
+
+fn memory_limit(status: &AppStatus) -> Option<u64> {
+    status
+        .docker
+        .as_ref()
+        .and_then(|d| d.memory_limit_bytes)
+        .or_else(|| status.systemd.as_ref().and_then(|s| s.memory_limit_bytes))
+}
+
+/// The last lines of systemd run `invocation`. journald may still be writing the process's
+/// final output when its exit is seen: an empty answer is asked again until the crash deadline.
+async fn invocation_lines(journal: Journal, invocation: String) -> Result<Vec<String>, String> {
+    let started = std::time::Instant::now();
+    loop {
+        let lines = journal
+            .invocation_lines(&invocation, crate::crash::MAX_LINES)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !lines.is_empty() || started.elapsed() > crate::crash::DEADLINE / 2 {
+            return Ok(lines);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+}
+
 fn kind_of(app: &AppConfig) -> AppKind {
     match app.source {
         AppSource::SystemdUnit(_) => AppKind::Systemd,
@@ -547,7 +758,7 @@ fn blank(app: &AppConfig, kind: AppKind, target: &str) -> AppStatus {
         error: None,
         systemd: None,
         docker: None,
-        expect: Expect::Running,
+        expect: app.expect,
         stopped_by_request: false,
         checks: Vec::new(),
         degraded: false,

@@ -92,6 +92,8 @@ pub struct AppConfig {
     /// Which symlinks `env_file` may be reached through (`env_follow_symlink_within`).
     pub env_links: crate::env_file::Links,
     pub allow_actions: bool,
+    /// `expect`: whether a stop nobody asked for through Fleetdeck is a problem.
+    pub expect: fleetdeck_proto::Expect,
 }
 
 #[derive(Debug, Clone)]
@@ -231,6 +233,7 @@ struct RawApp {
     env_follow_symlink_within: Option<PathBuf>,
     #[serde(default)]
     allow_actions: bool,
+    expect: Option<String>,
 }
 
 const UNIT_SUFFIXES: &[&str] = &[
@@ -349,12 +352,22 @@ impl RawConfig {
                     crate::env_file::Links::Within(dir)
                 }
             };
+            let expect = match app.expect.as_deref() {
+                None | Some("running") => fleetdeck_proto::Expect::Running,
+                Some("any") => fleetdeck_proto::Expect::Any,
+                Some(other) => {
+                    return Err(format!(
+                        "{at}: expect = {other:?} is not an expectation: use \"running\" (the default: a stop nobody asked for is a problem) or \"any\" (a batch job)"
+                    ))
+                }
+            };
             apps.push(AppConfig {
                 name,
                 source,
                 env_file: app.env_file,
                 env_links,
                 allow_actions: app.allow_actions,
+                expect,
             });
         }
 
@@ -450,9 +463,12 @@ allow_actions = true
 [[apps]]
 name = "weather"
 docker_container = "weather"
+expect = "any"
 "#,
         )
         .expect("valid");
+        assert_eq!(c.apps[0].expect, fleetdeck_proto::Expect::Running);
+        assert_eq!(c.apps[1].expect, fleetdeck_proto::Expect::Any);
         assert_eq!(c.systemd, SystemdScope::User);
         assert_eq!(c.sample_interval, Duration::from_secs(5));
         assert_eq!(c.apps.len(), 2);
@@ -512,6 +528,7 @@ docker_container = "weather"
             ("token_file = \"/t\"\n[[apps]]\nname = \"../etc\"\nsystemd_unit = \"a.service\"", &["invalid app name \"../etc\""]),
             ("token_file = \"/t\"\n[[apps]]\nname = \"\"\nsystemd_unit = \"a.service\"", &["invalid app name \"\""]),
             ("token_file = \"/t\"\n[[apps]]\nname = \"a b\"\nsystemd_unit = \"a.service\"", &["invalid app name"]),
+            ("token_file = \"/t\"\n[[apps]]\nname = \"job\"\nsystemd_unit = \"a.service\"\nexpect = \"sometimes\"", &["(name = \"job\")", "expect = \"sometimes\"", "\"any\""]),
             ("token_file = \"/t\"\n[[apps]]\nname = \"a\"\nsystemd_unit = \"myspendo\"", &["\"myspendo.service\""]),
             ("token_file = \"/t\"\n[[apps]]\nname = \"a\"\ndocker_container = \"a/b\"", &["not a container name"]),
             (

@@ -153,6 +153,56 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// The messages of one run of a unit (`_SYSTEMD_INVOCATION_ID`, a 32-hex-digit id), the
+    /// newest `n`, oldest first: what a process wrote before it died.
+    pub async fn invocation_lines(
+        &self,
+        invocation: &str,
+        n: usize,
+    ) -> Result<Vec<String>, JournalError> {
+        if invocation.len() != 32 || !invocation.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(JournalError::Query(format!(
+                "{invocation:?} is not a systemd invocation id"
+            )));
+        }
+        let mut cmd = Command::new("journalctl");
+        if self.scope == SystemdScope::User {
+            cmd.arg("--user");
+        }
+        cmd.args([
+            "--output=json",
+            "--all",
+            "--no-pager",
+            "--quiet",
+            "--reverse",
+            "--output-fields=MESSAGE,PRIORITY",
+        ])
+        .arg(format!("--lines={n}"))
+        .arg(format!("_SYSTEMD_INVOCATION_ID={invocation}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+        let out = tokio::time::timeout(PAGE_TIMEOUT, cmd.output())
+            .await
+            .map_err(|_| JournalError::Timeout(PAGE_TIMEOUT))?
+            .map_err(JournalError::Spawn)?;
+        let mut lines: Vec<String> = parse_lines(&out.stdout)
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        if lines.is_empty() && !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if !stderr.trim().is_empty() && !stderr.contains("No entries") {
+                return Err(JournalError::Query(stderr.trim().to_owned()));
+            }
+        }
+        lines.reverse();
+        Ok(lines)
+    }
+}
+
 fn parse_lines(out: &[u8]) -> Vec<LogEntry> {
     out.split(|b| *b == b'\n')
         .filter_map(|l| std::str::from_utf8(l).ok())
