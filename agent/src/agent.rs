@@ -476,7 +476,7 @@ impl Agent {
             .is_some_and(|s| s.result.as_deref() == Some("oom-kill"))
             || status.docker.as_ref().is_some_and(|d| d.oom_killed);
         let (last_lines, lines_error) = match &app.source {
-            AppSource::SystemdUnit(_) => {
+            AppSource::SystemdUnit(unit) => {
                 // A failed unit keeps the dead run's id; after a restart it is the one before.
                 let invocation = if pending.restarted {
                     pending.previous_run.clone()
@@ -487,17 +487,18 @@ impl Agent {
                         .and_then(|s| s.invocation_id.clone())
                         .or_else(|| pending.previous_run.clone())
                 };
-                match invocation {
-                    Some(id) => {
-                        self.crash_lines
-                            .read(invocation_lines(self.journal, id))
-                            .await
-                    }
-                    None => (
-                        Vec::new(),
-                        Some("systemd reported no invocation id for the run that ended".to_owned()),
-                    ),
-                }
+                // Without invocation ids in the journal: the unit's lines up to the moment it
+                // entered this state (a failed unit writes no more; a restarted one may).
+                let until = match status.state {
+                    AppState::Failed => None,
+                    _ => status.since_unix_ms,
+                };
+                let (journal, unit) = (self.journal, unit.clone());
+                self.crash_lines
+                    .read(async move {
+                        run_lines(journal, &unit, invocation.as_deref(), until).await
+                    })
+                    .await
             }
             AppSource::DockerContainer(c) => {
                 let finished = status.docker.as_ref().and_then(|d| d.finished_unix_ms);
@@ -722,13 +723,18 @@ fn memory_limit(status: &AppStatus) -> Option<u64> {
         .or_else(|| status.systemd.as_ref().and_then(|s| s.memory_limit_bytes))
 }
 
-/// The last lines of systemd run `invocation`. journald may still be writing the process's
-/// final output when its exit is seen: an empty answer is asked again until the crash deadline.
-async fn invocation_lines(journal: Journal, invocation: String) -> Result<Vec<String>, String> {
+/// The last lines of a unit's run that ended. journald may still be writing the process's
+/// final output when its exit is seen: an empty answer is asked again until half the deadline.
+async fn run_lines(
+    journal: Journal,
+    unit: &str,
+    invocation: Option<&str>,
+    until: Option<u64>,
+) -> Result<Vec<String>, String> {
     let started = std::time::Instant::now();
     loop {
         let lines = journal
-            .invocation_lines(&invocation, crate::crash::MAX_LINES)
+            .run_lines(unit, invocation, until, crate::crash::MAX_LINES)
             .await
             .map_err(|e| e.to_string())?;
         if !lines.is_empty() || started.elapsed() > crate::crash::DEADLINE / 2 {

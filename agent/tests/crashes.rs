@@ -1,0 +1,199 @@
+//! Crash context, requested changes and `stopped_by_request` on the real test bed: a unit that
+//! exits 3 after a distinctive line, a unit whose restart policy heals a crash (the blip), a
+//! container killed at its 32 MiB memory limit, and stops through the API and from outside.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use fleetdeck_proto::{ActionOutcome, AppEvent, AppState, Exit};
+
+/// With samples a minute apart, every event here comes from a watcher or an action.
+const SLOW_SAMPLES: &str = "sample_interval = \"60s\"\n";
+/// A transition waits up to 2 s for its lines.
+const EVENT_LIMIT: Duration = Duration::from_secs(10);
+
+fn transition(ev: &SseEvent) -> Option<AppEvent> {
+    (ev.event.as_deref() == Some("transition"))
+        .then(|| serde_json::from_str(&ev.data).expect("AppEvent JSON"))
+}
+
+/// A script that waits until `trigger` exists (so the agent has seen it running first).
+fn wait_for_file(trigger: &std::path::Path) -> String {
+    format!("while [ ! -e {} ]; do sleep 0.1; done\n", trigger.display())
+}
+
+#[tokio::test]
+async fn a_failed_unit_carries_its_exit_and_last_line() {
+    require_testbed();
+    let work = Workdir::new();
+    let trigger = work.path("go");
+    let line = format!("i14a2 the disk said no {}", unique("line"));
+    // The pause after the line keeps the process alive while journald tags it (test bed gotcha 6).
+    let unit = TransientUnit::start(
+        "i14a2-exit3",
+        &[],
+        &format!(
+            "echo early line\n{}echo '{line}'\nsleep 0.3\nexit 3\n",
+            wait_for_file(&trigger)
+        ),
+    );
+    let agent = RunningAgent::start(
+        &work.config(&format!("{SLOW_SAMPLES}{}", unit_app("job", &unit.name))),
+    );
+    agent.wait_state("job", AppState::Running).await;
+    let mut stream = agent.sse("/v1/events", None).await;
+    std::fs::write(&trigger, b"").expect("trigger");
+    let e = stream
+        .wait_for("a failed transition", EVENT_LIMIT, |ev| {
+            transition(ev).filter(|e| e.to == AppState::Failed)
+        })
+        .await;
+    assert!(!e.requested, "{e:?}");
+    let crash = e.crash.expect("crash context");
+    assert_eq!(crash.exit, Some(Exit::Code(3)), "{crash:?}");
+    assert!(!crash.oom_killed);
+    assert_eq!(crash.last_line(), Some(line.as_str()), "{crash:?}");
+    assert_eq!(
+        crash.last_lines.first().map(String::as_str),
+        Some("early line")
+    );
+    assert_eq!(crash.lines_error, None);
+}
+
+#[tokio::test]
+async fn a_crash_the_restart_policy_healed_still_carries_its_context() {
+    require_testbed();
+    let work = Workdir::new();
+    let trigger = work.path("go");
+    let mark = work.path("crashed-once");
+    let line = format!("i14a2 blip {}", unique("line"));
+    let unit = TransientUnit::start(
+        "i14a2-blip",
+        &["Restart=on-failure", "RestartSec=200ms"],
+        &format!(
+            "if [ ! -e {mark} ]; then\n{}touch {mark}\necho '{line}'\nsleep 0.3\nexit 7\nfi\nwhile true; do sleep 1; done\n",
+            wait_for_file(&trigger),
+            mark = mark.display(),
+        ),
+    );
+    let agent = RunningAgent::start(
+        &work.config(&format!("{SLOW_SAMPLES}{}", unit_app("web", &unit.name))),
+    );
+    agent.wait_state("web", AppState::Running).await;
+    let mut stream = agent.sse("/v1/events", None).await;
+    std::fs::write(&trigger, b"").expect("trigger");
+    // Seen as running → crash-looping (systemd waiting RestartSec) or, when the agent read the
+    // unit only after it was back, as a restart in the same state: both carry the crash.
+    let e = stream
+        .wait_for("a transition with crash context", EVENT_LIMIT, |ev| {
+            transition(ev).filter(|e| e.crash.is_some())
+        })
+        .await;
+    assert!(
+        e.to == AppState::CrashLooping || (e.to == AppState::Running && e.restarted),
+        "{e:?}"
+    );
+    let crash = e.crash.expect("crash context");
+    assert_eq!(crash.last_line(), Some(line.as_str()), "{crash:?}");
+    if e.to == AppState::CrashLooping {
+        assert_eq!(crash.exit, Some(Exit::Code(7)), "{crash:?}");
+    }
+    stream
+        .wait_for("running again", EVENT_LIMIT, |ev| {
+            transition(ev).filter(|e| e.to == AppState::Running)
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_container_at_its_memory_limit_reports_the_limit_and_its_last_line() {
+    require_testbed();
+    let line = format!("i14a2 allocating {}", unique("line"));
+    let script = format!(
+        "while [ ! -e /tmp/go ]; do sleep 0.1; done; echo '{line}'; x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"
+    );
+    let c = Container::run("i14a2-oom", &["--memory", "32m"], &["sh", "-c", &script]);
+    let work = Workdir::new();
+    let agent = RunningAgent::start(&work.config(&format!(
+        "sample_interval = \"1s\"\n{}",
+        container_app("cache", &c.name)
+    )));
+    agent.wait_state("cache", AppState::Running).await;
+    let mut stream = agent.sse("/v1/events", None).await;
+    run("podman", &["exec", &c.name, "touch", "/tmp/go"]);
+    let e = stream
+        .wait_for("a failed transition", EVENT_LIMIT, |ev| {
+            transition(ev).filter(|e| e.to == AppState::Failed)
+        })
+        .await;
+    let crash = e.crash.expect("crash context");
+    // The kernel killed it at the limit (SIGKILL: 128 + 9).
+    assert_eq!(crash.exit, Some(Exit::Code(137)), "{crash:?}");
+    assert_eq!(
+        crash.memory_limit_bytes,
+        Some(32 * 1024 * 1024),
+        "{crash:?}"
+    );
+    assert_eq!(crash.last_line(), Some(line.as_str()), "{crash:?}");
+    // What the engine says about the OOM killer, passed on as it is: podman 4.3 with runc on
+    // this bed's cgroup v1 reports OOMKilled = false even for this kill (see the report).
+    let engine_says = run(
+        "podman",
+        &["inspect", "--format", "{{.State.OOMKilled}}", &c.name],
+    );
+    assert_eq!(crash.oom_killed, engine_says.trim() == "true", "{crash:?}");
+}
+
+#[tokio::test]
+async fn a_stop_through_the_api_is_requested_and_one_from_outside_is_not() {
+    require_testbed();
+    // A unit with a file: a transient one is unloaded (not-found) once stopped cleanly.
+    let unit = UnitFile::start("i14a2-req", "while true; do sleep 1; done");
+    let work = Workdir::new();
+    let agent = RunningAgent::start(&work.config(&format!(
+        "{SLOW_SAMPLES}{}allow_actions = true\nexpect = \"running\"\n",
+        unit_app("web", &unit.name)
+    )));
+    let status = agent.wait_state("web", AppState::Running).await;
+    assert_eq!(status.expect, fleetdeck_proto::Expect::Running);
+    let mut stream = agent.sse("/v1/events", None).await;
+
+    let resp = agent
+        .client
+        .post(agent.url("/v1/apps/web/actions/stop"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let outcome: ActionOutcome = resp.json().await.expect("ActionOutcome");
+    assert_eq!(outcome.status.state, AppState::Stopped);
+    assert!(outcome.status.stopped_by_request);
+    let e = stream
+        .wait_for("the requested stop", EVENT_LIMIT, |ev| {
+            transition(ev).filter(|e| e.to == AppState::Stopped)
+        })
+        .await;
+    assert!(e.requested && e.crash.is_none(), "{e:?}");
+    assert!(agent.app("web").await.stopped_by_request);
+
+    // Started and stopped from outside: not requested, and no longer stopped by request.
+    run("systemctl", &["--user", "start", &unit.name]);
+    let e = stream
+        .wait_for("running again", EVENT_LIMIT, |ev| {
+            transition(ev).filter(|e| e.to == AppState::Running)
+        })
+        .await;
+    assert!(!e.requested, "{e:?}");
+    assert!(!agent.app("web").await.stopped_by_request);
+    run("systemctl", &["--user", "stop", &unit.name]);
+    let e = stream
+        .wait_for("the stop from outside", EVENT_LIMIT, |ev| {
+            transition(ev).filter(|e| e.to == AppState::Stopped)
+        })
+        .await;
+    assert!(!e.requested && e.crash.is_none(), "{e:?}");
+    assert!(!agent.app("web").await.stopped_by_request);
+}
