@@ -19,6 +19,7 @@ pub mod requests;
 pub mod ring;
 pub mod run;
 pub mod search;
+pub mod sources;
 pub mod systemd;
 pub mod watch;
 
