@@ -1,12 +1,17 @@
-//! Status transitions: every fresh status of an app (from a systemd signal, a Docker event, a
-//! sample or a request) is observed here; a change of state, or a new process in the same state,
-//! becomes one [`AppEvent`], kept in a bounded buffer for `Last-Event-ID` resumes and broadcast
-//! to the live `/v1/events` streams. Each transition is recorded once, whoever saw it first.
+//! The agent's events, in one id sequence: status transitions, check results that changed, and
+//! sources going down or up. Every fresh status of an app (from a systemd signal, a Docker event,
+//! a sample or a request) is observed here; a change of state, or a new process in the same
+//! state, becomes one [`AppEvent`]. Checks and sources record theirs directly. Each becomes an
+//! [`AgentEvent`], kept in a bounded buffer for `Last-Event-ID` resumes and broadcast to the live
+//! `/v1/events` streams. Each transition is recorded once, whoever saw it first.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use fleetdeck_proto::{AppEvent, AppState, AppStatus, CrashContext, EventSource};
+use fleetdeck_proto::{
+    AgentEvent, AppEvent, AppState, AppStatus, CheckEvent, CheckResult, CrashContext, EventSource,
+    SourceEvent,
+};
 use tokio::sync::broadcast;
 
 /// Events kept for clients that reconnect with `Last-Event-ID`.
@@ -53,7 +58,7 @@ pub struct Extra {
 #[derive(Debug, Default)]
 struct Inner {
     next_id: u64,
-    buffer: VecDeque<AppEvent>,
+    buffer: VecDeque<AgentEvent>,
     last: HashMap<String, Observed>,
     /// The ticket of the read behind each app's `last`.
     tickets: HashMap<String, u64>,
@@ -63,7 +68,7 @@ struct Inner {
 pub struct EventLog {
     instance_id: String,
     inner: Mutex<Inner>,
-    live: broadcast::Sender<AppEvent>,
+    live: broadcast::Sender<AgentEvent>,
     reads: std::sync::atomic::AtomicU64,
 }
 
@@ -174,14 +179,58 @@ impl EventLog {
             requested: extra.requested,
             crash: extra.crash,
         };
+        self.push(&mut inner, AgentEvent::Transition(event.clone()));
+        Some(event)
+    }
+
+    /// Records a check's result that changed (pass to fail, fail to pass, or a first result
+    /// that fails: the caller decides) as the next event.
+    pub fn record_check(&self, app: &str, result: CheckResult, at_unix_ms: u64) -> CheckEvent {
+        let mut inner = self.lock();
+        let event = CheckEvent {
+            id: inner.next_id,
+            instance_id: self.instance_id.clone(),
+            app: app.to_owned(),
+            result,
+            at_unix_ms,
+        };
+        self.push(&mut inner, AgentEvent::Check(event.clone()));
+        event
+    }
+
+    /// Records a status source (`systemd`, `docker`) going down (with why) or coming back up as
+    /// the next event.
+    pub fn record_source(
+        &self,
+        source: &str,
+        up: bool,
+        error: Option<String>,
+        at_unix_ms: u64,
+    ) -> SourceEvent {
+        let mut inner = self.lock();
+        let event = SourceEvent {
+            id: inner.next_id,
+            instance_id: self.instance_id.clone(),
+            source: source.to_owned(),
+            up,
+            error,
+            at_unix_ms,
+        };
+        self.push(&mut inner, AgentEvent::Source(event.clone()));
+        event
+    }
+
+    /// Takes the event's id (it holds `next_id`), buffers it and broadcasts it, under the lock so
+    /// ids reach the buffer and the streams in order.
+    fn push(&self, inner: &mut Inner, event: AgentEvent) {
+        debug_assert_eq!(event.id(), inner.next_id);
         inner.next_id += 1;
         if inner.buffer.len() == BUFFER {
             inner.buffer.pop_front();
         }
         inner.buffer.push_back(event.clone());
         // Sending fails only when no stream listens, which is fine.
-        let _ = self.live.send(event.clone());
-        Some(event)
+        let _ = self.live.send(event);
     }
 
     /// A receiver of new events, the buffered events to send first, and the id after which the
@@ -193,7 +242,7 @@ impl EventLog {
     pub fn subscribe(
         &self,
         last_event_id: Option<&str>,
-    ) -> (Vec<AppEvent>, broadcast::Receiver<AppEvent>, u64) {
+    ) -> (Vec<AgentEvent>, broadcast::Receiver<AgentEvent>, u64) {
         let inner = self.lock();
         let rx = self.live.subscribe();
         let after = match last_event_id {
@@ -207,18 +256,18 @@ impl EventLog {
         let replay = inner
             .buffer
             .iter()
-            .filter(|e| e.id > after)
+            .filter(|e| e.id() > after)
             .cloned()
             .collect();
         (replay, rx, after)
     }
 
     /// The buffered events with id > `after` (to catch up after a lagging receiver).
-    pub fn since(&self, after: u64) -> Vec<AppEvent> {
+    pub fn since(&self, after: u64) -> Vec<AgentEvent> {
         self.lock()
             .buffer
             .iter()
-            .filter(|e| e.id > after)
+            .filter(|e| e.id() > after)
             .cloned()
             .collect()
     }
@@ -337,7 +386,7 @@ mod tests {
         {
             log.observe(&status(state, &format!("x{i}")), EventSource::Poll, 2);
         }
-        let ids = |v: Vec<AppEvent>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        let ids = |v: Vec<AgentEvent>| v.into_iter().map(|e| e.id()).collect::<Vec<_>>();
         assert_eq!(ids(log.subscribe(Some("inst:1")).0), [2, 3]);
         assert_eq!(ids(log.subscribe(Some("inst:3")).0), Vec::<u64>::new());
         assert_eq!(
@@ -365,6 +414,55 @@ mod tests {
         }
         let all = log.since(0);
         assert_eq!(all.len(), BUFFER);
-        assert_eq!(all[0].id, 11);
+        assert_eq!(all[0].id(), 11);
+    }
+
+    fn check(ok: bool) -> CheckResult {
+        CheckResult {
+            name: "health".into(),
+            kind: fleetdeck_proto::CheckKind::Http,
+            target: "http://127.0.0.1:1/".into(),
+            ok,
+            consecutive_failures: u32::from(!ok),
+            status_code: None,
+            latency_ms: None,
+            error: (!ok).then(|| "connection refused to 127.0.0.1:1".into()),
+            cert_not_after_unix_ms: None,
+            checked_unix_ms: 5,
+        }
+    }
+
+    #[test]
+    fn checks_and_sources_share_the_transitions_sequence() {
+        let log = EventLog::new("inst".into());
+        let (_, mut rx, _) = log.subscribe(None);
+        log.observe(&status(AppState::Running, "a"), EventSource::Poll, 1);
+        log.observe(&status(AppState::Failed, "a"), EventSource::Poll, 2);
+        let c = log.record_check("web", check(false), 3);
+        let s = log.record_source("docker", false, Some("engine gone".into()), 4);
+        log.observe(&status(AppState::Running, "b"), EventSource::Poll, 5);
+        assert_eq!(
+            (c.id, c.app.as_str(), c.instance_id.as_str()),
+            (2, "web", "inst")
+        );
+        assert_eq!((s.id, s.source.as_str(), s.up), (3, "docker", false));
+        let live: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| (e.name(), e.sse_id()))
+            .collect();
+        assert_eq!(
+            live,
+            [
+                ("transition", "inst:1".to_owned()),
+                ("check", "inst:2".to_owned()),
+                ("source", "inst:3".to_owned()),
+                ("transition", "inst:4".to_owned()),
+            ]
+        );
+        let kinds = |v: Vec<AgentEvent>| v.iter().map(AgentEvent::name).collect::<Vec<_>>();
+        assert_eq!(
+            kinds(log.subscribe(Some("inst:1")).0),
+            ["check", "source", "transition"]
+        );
+        assert_eq!(kinds(log.since(2)), ["source", "transition"]);
     }
 }

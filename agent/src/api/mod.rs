@@ -209,7 +209,11 @@ impl IntoResponse for ApiError {
         env::get,
         env::put,
     ),
-    components(schemas(fleetdeck_proto::ErrorBody)),
+    components(schemas(
+        fleetdeck_proto::ErrorBody,
+        fleetdeck_proto::CheckEvent,
+        fleetdeck_proto::SourceEvent
+    )),
     modifiers(&BearerAuth, &SseEvents)
 )]
 #[derive(Debug)]
