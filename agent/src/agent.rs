@@ -22,6 +22,7 @@ use crate::journal::{valid_cursor, Journal, JournalError, LogQuery};
 use crate::requests::Requests;
 use crate::ring::Ring;
 use crate::search::{SearchError, Searches};
+use crate::sources::SourceTracker;
 use crate::systemd::{app_state, Systemd};
 
 #[derive(Debug)]
@@ -44,6 +45,8 @@ pub struct Agent {
     requests: Requests,
     /// Bounds the reads of crashed processes' last lines.
     crash_lines: CrashLines,
+    /// Whether systemd and Docker answered when last asked.
+    sources: SourceTracker,
     /// Per app, what its last reading showed: a crash's context reports the memory before it.
     seen: Mutex<std::collections::HashMap<String, Seen>>,
 }
@@ -119,6 +122,7 @@ impl Agent {
             searches: Searches::default(),
             requests: Requests::default(),
             crash_lines: CrashLines::default(),
+            sources: SourceTracker::default(),
             seen: Mutex::new(std::collections::HashMap::new()),
             ring: Mutex::new(Ring::new(capacity as usize)),
             instance_id,
@@ -222,10 +226,34 @@ impl Agent {
     pub async fn refresh(&self, name: &str, source: EventSource) -> Option<AppStatus> {
         let app = self.config.app(name)?;
         let ticket = self.events.begin_read();
-        let status = self.probe(app).await.status;
+        let probe = self.probe(app).await;
+        self.note_source(kind_of(app), probe.source_error);
+        let status = probe.status;
         self.record(app, &status, source, unix_ms_now(), ticket)
             .await;
         Some(status)
+    }
+
+    /// Records what the agent just noticed of a status source (`None`: it answered); a change
+    /// (down with why, or back up) is a `source` event, once, at that moment.
+    pub fn note_source(&self, kind: AppKind, error: Option<String>) {
+        let name = match kind {
+            AppKind::Systemd => "systemd",
+            AppKind::Docker => "docker",
+        };
+        if let Some(change) = self.sources.note(name, error) {
+            if change.up {
+                tracing::info!(source = name, "status source answers again");
+            } else {
+                tracing::warn!(
+                    source = name,
+                    error = change.error.as_deref().unwrap_or(""),
+                    "status source stopped answering"
+                );
+            }
+            self.events
+                .record_source(name, change.up, change.error, unix_ms_now());
+        }
     }
 
     /// Passes a Docker event's action on (see [`DockerSource::note_lifecycle`]).
@@ -575,6 +603,16 @@ impl Agent {
             systemd: health(AppKind::Systemd),
             docker: health(AppKind::Docker),
         };
+        for (kind, health) in [
+            (AppKind::Systemd, &sources.systemd),
+            (AppKind::Docker, &sources.docker),
+        ] {
+            match health {
+                SourceHealth::Up => self.note_source(kind, None),
+                SourceHealth::Down { error } => self.note_source(kind, Some(error.clone())),
+                SourceHealth::Unused => {}
+            }
+        }
         (probes.into_iter().map(|p| p.status).collect(), sources)
     }
 

@@ -45,7 +45,9 @@ mod tests {
         assert!(t.note("docker", None).expect("up").up);
         assert_eq!(t.note("docker", None), None);
         assert!(
-            !t.note("systemd", Some("no bus".into())).expect("first sight, down").up
+            !t.note("systemd", Some("no bus".into()))
+                .expect("first sight, down")
+                .up
         );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use fleetdeck_proto::EventSource;
+use fleetdeck_proto::{AppKind, EventSource};
 use tokio::task::JoinSet;
 
 use crate::config::AppSource;
@@ -24,15 +24,21 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
         let a = agent.clone();
         let scope = agent.config().systemd;
         let names = units.iter().map(|(u, _)| u.clone()).collect();
-        tasks.spawn(watch_units(scope, names, move |unit| {
-            let a = a.clone();
-            let apps = apps_on(&units, &unit);
-            async move {
-                for app in apps {
-                    a.refresh(&app, EventSource::Systemd).await;
+        let down = agent.clone();
+        tasks.spawn(watch_units(
+            scope,
+            names,
+            move |unit| {
+                let a = a.clone();
+                let apps = apps_on(&units, &unit);
+                async move {
+                    for app in apps {
+                        a.refresh(&app, EventSource::Systemd).await;
+                    }
                 }
-            }
-        }));
+            },
+            move |error| down.note_source(AppKind::Systemd, Some(error)),
+        ));
     }
 
     let containers = targets(&agent, |s| match s {
@@ -44,6 +50,7 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
         let socket = agent.config().docker_socket.clone();
         let names = containers.iter().map(|(c, _)| c.clone()).collect();
         let since = agent.info().started_unix_ms;
+        let down = agent.clone();
         tasks.spawn(watch_containers(
             socket,
             names,
@@ -58,6 +65,7 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
                     }
                 }
             },
+            move |error| down.note_source(AppKind::Docker, Some(error)),
         ));
     }
     tasks

@@ -197,3 +197,103 @@ async fn a_stop_through_the_api_is_requested_and_one_from_outside_is_not() {
     assert!(!e.requested && e.crash.is_none(), "{e:?}");
     assert!(!agent.app("web").await.stopped_by_request);
 }
+
+/// A `podman system service` of this test's own on a socket in a temp dir: killing it cannot
+/// disturb the shared bed's engine. Killed (by its PID) when dropped.
+struct OwnEngine {
+    child: std::process::Child,
+}
+
+impl OwnEngine {
+    async fn start(socket: &std::path::Path) -> Self {
+        let _ = std::fs::remove_file(socket);
+        let child = std::process::Command::new("podman")
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            // It breaks `podman system service` (test bed gotcha 8).
+            .env_remove("CONTAINER_HOST")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("podman system service");
+        let engine = Self { child };
+        let socket = socket.to_owned();
+        wait_for(
+            "our podman service to answer",
+            Duration::from_secs(15),
+            || {
+                let socket = socket.clone();
+                async move {
+                    let ping = std::process::Command::new("curl")
+                        .args(["-sf", "--unix-socket"])
+                        .arg(&socket)
+                        .arg("http://d/_ping")
+                        .output()
+                        .ok()?;
+                    ping.status.success().then_some(())
+                }
+            },
+        )
+        .await;
+        engine
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnEngine {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn source_event(ev: &SseEvent) -> Option<fleetdeck_proto::SourceEvent> {
+    (ev.event.as_deref() == Some("source"))
+        .then(|| serde_json::from_str(&ev.data).expect("SourceEvent JSON"))
+}
+
+#[tokio::test]
+async fn an_engine_that_stops_answering_is_one_source_event_and_its_return_another() {
+    require_testbed();
+    let work = Workdir::new();
+    let socket = work.path("engine.sock");
+    let mut engine = OwnEngine::start(&socket).await;
+    let agent = RunningAgent::start(&work.config(&format!(
+        "{SLOW_SAMPLES}docker_socket = \"unix://{}\"\n{}",
+        socket.display(),
+        container_app("cache", &unique("i14a2-absent"))
+    )));
+    // No such container, and the engine says so: the source answers.
+    agent.wait_state("cache", AppState::NotFound).await;
+    let mut stream = agent.sse("/v1/events", None).await;
+
+    engine.kill();
+    let down = stream
+        .wait_for("a source-down event", Duration::from_secs(5), |ev| {
+            source_event(ev)
+        })
+        .await;
+    assert_eq!(
+        (down.source.as_str(), down.up),
+        ("docker", false),
+        "{down:?}"
+    );
+    assert!(down.error.is_some(), "{down:?}");
+    // Still down when asked again: no second event.
+    assert_eq!(agent.app("cache").await.state, AppState::Unknown);
+
+    let _engine = OwnEngine::start(&socket).await;
+    let up = stream
+        .wait_for("a source-up event", Duration::from_secs(20), |ev| {
+            source_event(ev)
+        })
+        .await;
+    assert_eq!(
+        (up.source.as_str(), up.up, up.error),
+        ("docker", true, None)
+    );
+    assert_eq!(up.id, down.id + 1, "one down event, then the up event");
+}
