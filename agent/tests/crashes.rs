@@ -297,3 +297,43 @@ async fn an_engine_that_stops_answering_is_one_source_event_and_its_return_anoth
     );
     assert_eq!(up.id, down.id + 1, "one down event, then the up event");
 }
+
+#[tokio::test]
+async fn a_container_the_restart_policy_brought_back_carries_its_crash() {
+    require_testbed();
+    let line = format!("i14a2 container blip {}", unique("line"));
+    // The container's own filesystem survives its restart: /crashed-once marks the second run.
+    let script = format!(
+        "if [ ! -e /crashed-once ]; then while [ ! -e /tmp/go ]; do sleep 0.1; done; touch /crashed-once; echo '{line}'; exit 5; fi; sleep 100000"
+    );
+    let c = Container::run(
+        "i14a2-blip",
+        &["--restart", "on-failure"],
+        &["sh", "-c", &script],
+    );
+    let work = Workdir::new();
+    let agent = RunningAgent::start(&work.config(&format!(
+        "{SLOW_SAMPLES}{}",
+        container_app("cache", &c.name)
+    )));
+    agent.wait_state("cache", AppState::Running).await;
+    let mut stream = agent.sse("/v1/events", None).await;
+    run("podman", &["exec", &c.name, "touch", "/tmp/go"]);
+    // Seen as failed (then running again), or only as a restart when the engine had already
+    // restarted it when the agent read it: either carries the crash.
+    let e = stream
+        .wait_for("a transition with crash context", EVENT_LIMIT, |ev| {
+            transition(ev).filter(|e| e.crash.is_some())
+        })
+        .await;
+    assert!(
+        e.to == AppState::Failed || (e.to == AppState::Running && e.restarted),
+        "{e:?}"
+    );
+    let crash = e.crash.expect("crash context");
+    assert_eq!(crash.last_line(), Some(line.as_str()), "{crash:?}");
+    if e.to == AppState::Failed {
+        assert_eq!(crash.exit, Some(Exit::Code(5)), "{crash:?}");
+    }
+    agent.wait_state("cache", AppState::Running).await;
+}
