@@ -82,7 +82,7 @@ impl Agent {
         let (last_lines, lines_error) = match &app.source {
             AppSource::SystemdUnit(unit) => {
                 // A failed unit keeps the dead run's id; after a restart it is the one before.
-                let invocation = if pending.restarted {
+                let invocation = if status.state == AppState::Running {
                     pending.previous_run.clone()
                 } else {
                     status
@@ -134,7 +134,7 @@ impl Agent {
         };
         CrashContext {
             // After a restart the status is the new run's: its exit is not the crash's.
-            exit: if pending.restarted {
+            exit: if status.state == AppState::Running {
                 None
             } else {
                 status.last_exit
@@ -149,12 +149,14 @@ impl Agent {
 }
 
 /// Whether a transition ends a process nobody asked to end: a failure, a crash loop, or a
-/// restart by the restart policy (its restart count went up) even if it already runs again.
+/// restart by the restart policy (its restart count went up) even if it already runs again,
+/// whatever passing state the agent saw in between (podman may show `stopping`). Running again
+/// after a failure or crash loop is not a second crash: that one was reported when it ended.
 fn is_crash(pending: &Pending, status: &AppStatus, restarts_before: Option<u64>) -> bool {
     match status.state {
         AppState::Failed | AppState::CrashLooping => true,
-        AppState::Running if pending.restarted => {
-            pending.from == AppState::Running
+        AppState::Running => {
+            !matches!(pending.from, AppState::Failed | AppState::CrashLooping)
                 && matches!((restarts_before, status.restarts), (Some(b), Some(n)) if n > b)
         }
         _ => false,
@@ -241,6 +243,12 @@ mod tests {
             &pending(running, true),
             &status(running, Some(3)),
             Some(2)
+        ));
+        // Seen passing through another state on the way back.
+        assert!(is_crash(
+            &pending(AppState::Stopping, false),
+            &status(running, Some(1)),
+            Some(0)
         ));
         // Restarted by someone (`systemctl restart` resets NRestarts; Docker does not count it).
         assert!(!is_crash(
