@@ -50,6 +50,8 @@ pub struct Agent {
     crash_lines: CrashLines,
     /// Whether systemd and Docker answered when last asked.
     sources: SourceTracker,
+    /// Per app: held by the refresh under way.
+    refreshing: std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>,
     /// Per app, what its last reading showed: a crash's context reports the memory before it.
     seen: Mutex<std::collections::HashMap<String, Seen>>,
 }
@@ -118,6 +120,11 @@ impl Agent {
             requests: Requests::default(),
             crash_lines: CrashLines::default(),
             sources: SourceTracker::default(),
+            refreshing: config
+                .apps
+                .iter()
+                .map(|a| (a.name.to_string(), Default::default()))
+                .collect(),
             seen: Mutex::new(std::collections::HashMap::new()),
             ring: Mutex::new(Ring::new(capacity as usize)),
             instance_id,
@@ -220,6 +227,13 @@ impl Agent {
     /// a change; `source` says which).
     pub async fn refresh(&self, name: &str, source: EventSource) -> Option<AppStatus> {
         let app = self.config.app(name)?;
+        // One read of an app at a time: signals come in bursts, and a second read beside one
+        // that waits for a crash's lines would read them again for nothing.
+        let serial = self.refreshing.get(name).cloned();
+        let _serial = match &serial {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        };
         let ticket = self.events.begin_read();
         let probe = self.probe(app).await;
         self.note_source(kind_of(app), probe.source_error);

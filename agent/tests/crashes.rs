@@ -342,3 +342,61 @@ async fn a_container_the_restart_policy_brought_back_carries_its_crash() {
     }
     agent.wait_state("cache", AppState::Running).await;
 }
+
+#[tokio::test]
+async fn a_crash_storm_reports_every_crash_promptly() {
+    require_testbed();
+    const UNITS: usize = 24;
+    let work = Workdir::new();
+    let trigger = work.path("go");
+    let tag = unique("storm");
+    let units: Vec<TransientUnit> = (0..UNITS)
+        .map(|i| {
+            TransientUnit::start(
+                "i14a2-storm",
+                &[],
+                &format!(
+                    "{}echo '{tag} {i}'\nsleep 0.3\nexit 3\n",
+                    wait_for_file(&trigger)
+                ),
+            )
+        })
+        .collect();
+    let apps: String = units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| unit_app(&format!("s{i}"), &u.name))
+        .collect();
+    let agent = RunningAgent::start(&work.config(&format!("{SLOW_SAMPLES}{apps}")));
+    for i in 0..UNITS {
+        agent.wait_state(&format!("s{i}"), AppState::Running).await;
+    }
+    let mut stream = agent.sse("/v1/events", None).await;
+    std::fs::write(&trigger, b"").expect("trigger");
+    // Every crash is reported with its context, each with its own last line or why it has
+    // none ("too many crashes at once" past the queue), none held back for long.
+    let mut seen = std::collections::HashMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while seen.len() < UNITS {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ev = stream
+            .next_within(left)
+            .await
+            .unwrap_or_else(|| panic!("only {} of {UNITS} crashes reported: {seen:?}", seen.len()));
+        if let Some(e) = transition(&ev).filter(|e| e.to == AppState::Failed) {
+            let crash = e.crash.clone().expect("crash context");
+            let i: usize = e.app[1..].parse().expect("app index");
+            let own = format!("{tag} {i}");
+            assert!(
+                crash.last_line() == Some(own.as_str()) || crash.lines_error.is_some(),
+                "{e:?}"
+            );
+            seen.insert(e.app.clone(), crash);
+        }
+    }
+    let with_lines = seen.values().filter(|c| !c.last_lines.is_empty()).count();
+    assert!(
+        with_lines >= 4,
+        "{with_lines} of {UNITS} crashes have their lines"
+    );
+}
