@@ -6,21 +6,27 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use fleetdeck_proto::{
     ActionOutcome, AppAction, AppKind, AppSample, AppState, AppStatus, DiskIoSample, EnvFile,
-    EnvUpdate, EnvWritten, EventSource, Expect, FsSample, HostMetrics, Info, LogPage, NetSample,
-    Sample, SamplesPage, Snapshot, SourceHealth, Sources,
+    EnvUpdate, EnvWritten, EventSource, FsSample, HostMetrics, Info, LogPage, NetSample, Sample,
+    SamplesPage, Snapshot, SourceHealth, Sources,
 };
 use futures_util::future::join_all;
 
 use crate::config::{AppConfig, AppSource, Config};
+use crate::crash::CrashLines;
 use crate::docker::logs::parse_cursor as docker_cursor;
 use crate::docker::{DockerError, DockerSource};
 use crate::env_file;
 use crate::events::EventLog;
 use crate::host::{process_rss_bytes, HostError, HostReader};
 use crate::journal::{valid_cursor, Journal, JournalError, LogQuery};
+use crate::requests::Requests;
 use crate::ring::Ring;
+
+mod record;
 use crate::search::{SearchError, Searches};
+use crate::sources::SourceTracker;
 use crate::systemd::{app_state, Systemd};
+use record::Seen;
 
 #[derive(Debug)]
 pub struct Agent {
@@ -40,6 +46,16 @@ pub struct Agent {
     env_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Slots for log searches (pages with `grep`), in journald or the agent.
     searches: Searches,
+    /// Actions under way and stops asked for through the API.
+    requests: Requests,
+    /// Bounds the reads of crashed processes' last lines.
+    crash_lines: CrashLines,
+    /// Whether systemd and Docker answered when last asked.
+    sources: SourceTracker,
+    /// Per app: held by the refresh under way.
+    refreshing: std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>,
+    /// Per app, what its last reading showed: a crash's context reports the memory before it.
+    seen: Mutex<std::collections::HashMap<String, Seen>>,
 }
 
 /// Why an action was not carried out.
@@ -104,6 +120,15 @@ impl Agent {
             checks: crate::checks::Checks::new(&config.apps),
             env_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             searches: Searches::default(),
+            requests: Requests::default(),
+            crash_lines: CrashLines::default(),
+            sources: SourceTracker::default(),
+            refreshing: config
+                .apps
+                .iter()
+                .map(|a| (a.name.to_string(), Default::default()))
+                .collect(),
+            seen: Mutex::new(std::collections::HashMap::new()),
             ring: Mutex::new(Ring::new(capacity as usize)),
             instance_id,
             started_unix_ms: unix_ms_now(),
@@ -209,11 +234,42 @@ impl Agent {
     /// a change; `source` says which).
     pub async fn refresh(&self, name: &str, source: EventSource) -> Option<AppStatus> {
         let app = self.config.app(name)?;
+        // One read of an app at a time: signals come in bursts, and a second read beside one
+        // that waits for a crash's lines would read them again for nothing.
+        let serial = self.refreshing.get(name).cloned();
+        let _serial = match &serial {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        };
         let ticket = self.events.begin_read();
-        let status = self.probe(app).await.status;
-        self.events
-            .observe_read(&status, source, unix_ms_now(), ticket);
+        let probe = self.probe(app).await;
+        self.note_source(kind_of(app), probe.source_error);
+        let status = probe.status;
+        self.record(app, &status, source, unix_ms_now(), ticket)
+            .await;
         Some(status)
+    }
+
+    /// Records what the agent just noticed of a status source (`None`: it answered); a change
+    /// (down with why, or back up) is a `source` event, once, at that moment.
+    pub fn note_source(&self, kind: AppKind, error: Option<String>) {
+        let name = match kind {
+            AppKind::Systemd => "systemd",
+            AppKind::Docker => "docker",
+        };
+        if let Some(change) = self.sources.note(name, error) {
+            if change.up {
+                tracing::info!(source = name, "status source answers again");
+            } else {
+                tracing::warn!(
+                    source = name,
+                    error = change.error.as_deref().unwrap_or(""),
+                    "status source stopped answering"
+                );
+            }
+            self.events
+                .record_source(name, change.up, change.error, unix_ms_now());
+        }
     }
 
     /// Passes a Docker event's action on (see [`DockerSource::note_lifecycle`]).
@@ -363,20 +419,13 @@ impl Agent {
         if !app.allow_actions {
             return Err(ActionError::NotAllowed(name.to_owned()));
         }
-        let result = match &app.source {
-            AppSource::SystemdUnit(unit) => self.systemd.act(unit, action).await.map_err(|e| {
-                if e.is_no_such_unit() {
-                    ActionError::TargetMissing(format!("unit {unit:?}"))
-                } else {
-                    ActionError::Source(e.to_string())
-                }
-            })?,
-            AppSource::DockerContainer(c) => match self.docker.act(c, action).await {
-                Ok(true) => "done".to_owned(),
-                Ok(false) => return Err(ActionError::TargetMissing(format!("container {c:?}"))),
-                Err(e) => return Err(ActionError::Source(e.to_string())),
-            },
-        };
+        // Until the status read after it is recorded, what the app does is what was asked.
+        let _in_flight = self.requests.begin(name, action, unix_ms_now());
+        let result = self.act_on(app, action).await;
+        if result.is_err() && action == AppAction::Stop {
+            self.requests.stop_failed(name);
+        }
+        let result = result?;
         tracing::info!(app = name, action = action.as_str(), result = %result, "action carried out");
         let status = self
             .refresh(name, EventSource::Poll)
@@ -390,13 +439,35 @@ impl Agent {
         })
     }
 
+    async fn act_on(&self, app: &AppConfig, action: AppAction) -> Result<String, ActionError> {
+        Ok(match &app.source {
+            AppSource::SystemdUnit(unit) => self.systemd.act(unit, action).await.map_err(|e| {
+                if e.is_no_such_unit() {
+                    ActionError::TargetMissing(format!("unit {unit:?}"))
+                } else {
+                    ActionError::Source(e.to_string())
+                }
+            })?,
+            AppSource::DockerContainer(c) => match self.docker.act(c, action).await {
+                Ok(true) => "done".to_owned(),
+                Ok(false) => return Err(ActionError::TargetMissing(format!("container {c:?}"))),
+                Err(e) => return Err(ActionError::Source(e.to_string())),
+            },
+        })
+    }
+
     async fn apps_with_sources(&self, source: EventSource) -> (Vec<AppStatus>, Sources) {
         let ticket = self.events.begin_read();
         let probes = join_all(self.config.apps.iter().map(|a| self.probe(a))).await;
         let now = unix_ms_now();
-        for p in &probes {
-            self.events.observe_read(&p.status, source, now, ticket);
-        }
+        join_all(
+            self.config
+                .apps
+                .iter()
+                .zip(&probes)
+                .map(|(a, p)| self.record(a, &p.status, source, now, ticket)),
+        )
+        .await;
         let health = |kind: AppKind| {
             if !self.uses(kind) {
                 return SourceHealth::Unused;
@@ -417,6 +488,16 @@ impl Agent {
             systemd: health(AppKind::Systemd),
             docker: health(AppKind::Docker),
         };
+        for (kind, health) in [
+            (AppKind::Systemd, &sources.systemd),
+            (AppKind::Docker, &sources.docker),
+        ] {
+            match health {
+                SourceHealth::Up => self.note_source(kind, None),
+                SourceHealth::Down { error } => self.note_source(kind, Some(error.clone())),
+                SourceHealth::Unused => {}
+            }
+        }
         (probes.into_iter().map(|p| p.status).collect(), sources)
     }
 
@@ -439,6 +520,11 @@ impl Agent {
                             .memory_current
                             .or_else(|| p.main_pid.and_then(process_rss_bytes)),
                         systemd: Some(p.detail()),
+                        stopped_by_request: self.requests.stopped_by_request(
+                            app.name.as_str(),
+                            app_state(&p.load_state, &p.active_state, &p.sub_state),
+                            p.state_change_usec.map(|us| us / 1000),
+                        ),
                         ..blank(app, AppKind::Systemd, unit)
                     },
                     source_error: None,
@@ -454,6 +540,11 @@ impl Agent {
                         restarts: c.restart_count,
                         memory_bytes: c.memory_bytes,
                         docker: Some(c.detail()),
+                        stopped_by_request: self.requests.stopped_by_request(
+                            app.name.as_str(),
+                            c.app_state(),
+                            c.since_unix_ms(),
+                        ),
                         ..blank(app, AppKind::Docker, name)
                     },
                     source_error: None,
@@ -568,7 +659,7 @@ fn blank(app: &AppConfig, kind: AppKind, target: &str) -> AppStatus {
         error: None,
         systemd: None,
         docker: None,
-        expect: Expect::Running,
+        expect: app.expect,
         stopped_by_request: false,
         checks: Vec::new(),
         degraded: false,

@@ -94,6 +94,8 @@ pub struct AppConfig {
     pub allow_actions: bool,
     /// `[[apps.checks]]`: endpoint checks, in config order.
     pub checks: Vec<crate::checks::config::CheckConfig>,
+    /// `expect`: whether a stop nobody asked for through Fleetdeck is a problem.
+    pub expect: fleetdeck_proto::Expect,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +237,7 @@ struct RawApp {
     allow_actions: bool,
     #[serde(default)]
     checks: Vec<crate::checks::config::RawCheck>,
+    expect: Option<String>,
 }
 
 const UNIT_SUFFIXES: &[&str] = &[
@@ -354,6 +357,15 @@ impl RawConfig {
                 }
             };
             let checks = crate::checks::config::validate(&at, app.checks)?;
+            let expect = match app.expect.as_deref() {
+                None | Some("running") => fleetdeck_proto::Expect::Running,
+                Some("any") => fleetdeck_proto::Expect::Any,
+                Some(other) => {
+                    return Err(format!(
+                        "{at}: expect = {other:?} is not an expectation: use \"running\" (the default: a stop nobody asked for is a problem) or \"any\" (a batch job)"
+                    ))
+                }
+            };
             apps.push(AppConfig {
                 name,
                 source,
@@ -361,6 +373,7 @@ impl RawConfig {
                 env_links,
                 allow_actions: app.allow_actions,
                 checks,
+                expect,
             });
         }
 
@@ -456,9 +469,12 @@ allow_actions = true
 [[apps]]
 name = "weather"
 docker_container = "weather"
+expect = "any"
 "#,
         )
         .expect("valid");
+        assert_eq!(c.apps[0].expect, fleetdeck_proto::Expect::Running);
+        assert_eq!(c.apps[1].expect, fleetdeck_proto::Expect::Any);
         assert_eq!(c.systemd, SystemdScope::User);
         assert_eq!(c.sample_interval, Duration::from_secs(5));
         assert_eq!(c.apps.len(), 2);
@@ -518,6 +534,7 @@ docker_container = "weather"
             ("token_file = \"/t\"\n[[apps]]\nname = \"../etc\"\nsystemd_unit = \"a.service\"", &["invalid app name \"../etc\""]),
             ("token_file = \"/t\"\n[[apps]]\nname = \"\"\nsystemd_unit = \"a.service\"", &["invalid app name \"\""]),
             ("token_file = \"/t\"\n[[apps]]\nname = \"a b\"\nsystemd_unit = \"a.service\"", &["invalid app name"]),
+            ("token_file = \"/t\"\n[[apps]]\nname = \"job\"\nsystemd_unit = \"a.service\"\nexpect = \"sometimes\"", &["(name = \"job\")", "expect = \"sometimes\"", "\"any\""]),
             ("token_file = \"/t\"\n[[apps]]\nname = \"a\"\nsystemd_unit = \"myspendo\"", &["\"myspendo.service\""]),
             ("token_file = \"/t\"\n[[apps]]\nname = \"a\"\ndocker_container = \"a/b\"", &["not a container name"]),
             (

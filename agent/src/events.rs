@@ -9,7 +9,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use fleetdeck_proto::{
-    AgentEvent, AppEvent, AppState, AppStatus, CheckEvent, CheckResult, EventSource, SourceEvent,
+    AgentEvent, AppEvent, AppState, AppStatus, CheckEvent, CheckResult, CrashContext, EventSource,
+    SourceEvent,
 };
 use tokio::sync::broadcast;
 
@@ -36,6 +37,22 @@ fn observed(status: &AppStatus) -> Observed {
         state: status.state,
         run,
     }
+}
+
+/// A transition a status would make (see [`EventLog::pending`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub from: AppState,
+    /// The run (systemd invocation id or main PID, container start time) before this status.
+    pub previous_run: Option<String>,
+    pub restarted: bool,
+}
+
+/// What an event carries beyond the status it is made from.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    pub requested: bool,
+    pub crash: Option<CrashContext>,
 }
 
 #[derive(Debug, Default)]
@@ -94,6 +111,23 @@ impl EventLog {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The transition `status` would make now, if any (nothing is recorded): lets the caller
+    /// gather what the event should carry (a crash's context) before recording it.
+    pub fn pending(&self, status: &AppStatus) -> Option<Pending> {
+        if status.state == AppState::Unknown {
+            return None;
+        }
+        let now = observed(status);
+        let inner = self.lock();
+        let before = inner.last.get(&status.name)?;
+        let restarted = before.state == now.state && before.run != now.run && now.run.is_some();
+        (before.state != now.state || restarted).then(|| Pending {
+            from: before.state,
+            previous_run: before.run.clone(),
+            restarted,
+        })
+    }
+
     /// [`EventLog::observe`] for a read that began at `ticket`: ignored if a read that began later
     /// has already been recorded for this app (it saw a newer state).
     pub fn observe_read(
@@ -102,6 +136,19 @@ impl EventLog {
         source: EventSource,
         at_unix_ms: u64,
         ticket: u64,
+    ) -> Option<AppEvent> {
+        self.observe_read_with(status, source, at_unix_ms, ticket, Extra::default())
+    }
+
+    /// [`EventLog::observe_read`] with what the agent knows beyond the status: whether the
+    /// change was asked for, and a crash's context.
+    pub fn observe_read_with(
+        &self,
+        status: &AppStatus,
+        source: EventSource,
+        at_unix_ms: u64,
+        ticket: u64,
+        extra: Extra,
     ) -> Option<AppEvent> {
         if status.state == AppState::Unknown {
             return None;
@@ -129,8 +176,8 @@ impl EventLog {
             exit: status.last_exit,
             restarts: status.restarts,
             source,
-            requested: false,
-            crash: None,
+            requested: extra.requested,
+            crash: extra.crash,
         };
         self.push(&mut inner, AgentEvent::Transition(event.clone()));
         Some(event)

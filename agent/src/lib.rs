@@ -10,14 +10,17 @@ pub mod agent;
 pub mod api;
 pub mod checks;
 pub mod config;
+pub mod crash;
 pub mod docker;
 pub mod env_file;
 pub mod events;
 pub mod host;
 pub mod journal;
+pub mod requests;
 pub mod ring;
 pub mod run;
 pub mod search;
+pub mod sources;
 pub mod systemd;
 pub mod watch;
 

@@ -3,13 +3,30 @@
 
 use std::sync::Arc;
 
-use fleetdeck_proto::EventSource;
+use fleetdeck_proto::{AppKind, EventSource};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::config::AppSource;
 use crate::docker::watch::watch_containers;
 use crate::systemd::watch::watch_units;
 use crate::Agent;
+
+/// A watcher's reads run on tasks of their own, this many at once at most: a crash's context may
+/// hold a read up to 2 s, which must not hold back the signals of other apps (a crash storm).
+const CONCURRENT_REFRESHES: usize = 32;
+
+/// Reads `app` on a task of its own, once one of `limit`'s slots is free (the watcher waits
+/// for it: backpressure instead of unbounded tasks).
+async fn spawn_refresh(agent: Arc<Agent>, limit: Arc<Semaphore>, app: String, source: EventSource) {
+    let Ok(permit) = limit.acquire_owned().await else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _permit = permit;
+        agent.refresh(&app, source).await;
+    });
+}
 
 /// Starts the sampler and the watchers; they run until the returned set is dropped.
 pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
@@ -25,15 +42,22 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
         let a = agent.clone();
         let scope = agent.config().systemd;
         let names = units.iter().map(|(u, _)| u.clone()).collect();
-        tasks.spawn(watch_units(scope, names, move |unit| {
-            let a = a.clone();
-            let apps = apps_on(&units, &unit);
-            async move {
-                for app in apps {
-                    a.refresh(&app, EventSource::Systemd).await;
+        let down = agent.clone();
+        let limit = Arc::new(Semaphore::new(CONCURRENT_REFRESHES));
+        tasks.spawn(watch_units(
+            scope,
+            names,
+            move |unit| {
+                let (a, limit) = (a.clone(), limit.clone());
+                let apps = apps_on(&units, &unit);
+                async move {
+                    for app in apps {
+                        spawn_refresh(a.clone(), limit.clone(), app, EventSource::Systemd).await;
+                    }
                 }
-            }
-        }));
+            },
+            move |error| down.note_source(AppKind::Systemd, Some(error)),
+        ));
     }
 
     let containers = targets(&agent, |s| match s {
@@ -45,20 +69,24 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
         let socket = agent.config().docker_socket.clone();
         let names = containers.iter().map(|(c, _)| c.clone()).collect();
         let since = agent.info().started_unix_ms;
+        let down = agent.clone();
+        let limit = Arc::new(Semaphore::new(CONCURRENT_REFRESHES));
         tasks.spawn(watch_containers(
             socket,
             names,
             since,
             move |container, action, at| {
-                let a = a.clone();
+                let (a, limit) = (a.clone(), limit.clone());
                 let apps = apps_on(&containers, &container);
                 async move {
+                    // In order, before the read: the read tells a stop on purpose by it.
                     a.docker_lifecycle(&container, &action, at).await;
                     for app in apps {
-                        a.refresh(&app, EventSource::Docker).await;
+                        spawn_refresh(a.clone(), limit.clone(), app, EventSource::Docker).await;
                     }
                 }
             },
+            move |error| down.note_source(AppKind::Docker, Some(error)),
         ));
     }
     tasks

@@ -281,6 +281,47 @@ impl DockerSource {
         Ok(read)
     }
 
+    /// The last `n` lines `container` wrote up to `until_ms` (its finish time), oldest first:
+    /// lines from the 10 minutes before, joined from the engine's frames.
+    pub async fn lines_until(
+        docker: bollard::Docker,
+        container: &str,
+        until_ms: u64,
+        n: usize,
+    ) -> Result<Vec<String>, DockerError> {
+        let until_sec = until_ms / 1_000 + 1;
+        let options = LogsOptions {
+            follow: false,
+            stdout: true,
+            stderr: true,
+            since: i32::try_from(until_sec.saturating_sub(600).max(1)).unwrap_or(i32::MAX),
+            until: i32::try_from(until_sec).unwrap_or(i32::MAX),
+            timestamps: true,
+            tail: "all".to_owned(),
+        };
+        let mut chunks = docker.logs(container, Some(options));
+        let mut kept = std::collections::VecDeque::with_capacity(n + 1);
+        let mut lines = Lines::default();
+        let limit_ns = (until_ms + 1_000) * 1_000_000;
+        let mut keep = |line: Line| {
+            if line.ns > limit_ns {
+                return;
+            }
+            kept.push_back(String::from_utf8_lossy(&line.text).into_owned());
+            if kept.len() > n {
+                kept.pop_front();
+            }
+        };
+        while let Some(chunk) = chunks.next().await {
+            lines
+                .push(chunk.map_err(DockerError::Call)?)
+                .into_iter()
+                .for_each(&mut keep);
+        }
+        lines.finish().for_each(keep);
+        Ok(kept.into())
+    }
+
     /// When `container` was created, in whole seconds: no log line is older.
     async fn created_sec(&self, container: &str) -> Result<u64, DockerError> {
         let docker = self.client().await?;

@@ -55,7 +55,13 @@ impl ContainerFacts {
                 .and_then(parse_docker_time),
             cpu_percent: None,
             memory_bytes: None,
-            memory_limit_bytes: None,
+            // HostConfig.Memory: the limit also when the container is not running (0 = none).
+            memory_limit_bytes: i
+                .host_config
+                .as_ref()
+                .and_then(|h| h.memory)
+                .and_then(|m| u64::try_from(m).ok())
+                .filter(|&m| m > 0),
             net_rx_bytes_per_sec: None,
             net_tx_bytes_per_sec: None,
             stopped_on_purpose: false,

@@ -17,14 +17,20 @@ use super::DockerError;
 /// The backoff starts again from its shortest once a stream has stayed open a while (`STABLE`), so
 /// an engine restarted now and then (a Docker or podman upgrade) is not watched with the longest
 /// delay, while one that answers pings but refuses events (a socket proxy) is not hammered.
-pub async fn watch_containers<F, Fut>(
+///
+/// When the engine cannot be reached (the connection fails, or the stream breaks rather than
+/// ends), `on_down` hears why; the first pass after a reconnection re-reads every container,
+/// which tells the agent the engine is back.
+pub async fn watch_containers<F, Fut, D>(
     socket: String,
     containers: Vec<String>,
     since_unix_ms: u64,
     on_change: F,
+    on_down: D,
 ) where
     F: Fn(String, String, u64) -> Fut,
     Fut: Future<Output = ()>,
+    D: Fn(String),
 {
     const FIRST: Duration = Duration::from_millis(500);
     const STABLE: Duration = Duration::from_secs(10);
@@ -45,7 +51,10 @@ pub async fn watch_containers<F, Fut>(
                 }
                 watched
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                on_down(e.to_string());
+                Err(e)
+            }
         };
         if let Err(e) = result {
             failed = true;

@@ -153,6 +153,88 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// The last `n` messages a unit's own processes wrote (not systemd's about it), oldest
+    /// first: of run `invocation` (a 32-hex-digit id) when journald tagged them with it, else
+    /// those written up to `until_unix_ms` (journald of some setups, e.g. for user units, does
+    /// not record `_SYSTEMD_INVOCATION_ID`).
+    pub async fn run_lines(
+        &self,
+        unit: &str,
+        invocation: Option<&str>,
+        until_unix_ms: Option<u64>,
+        n: usize,
+    ) -> Result<Vec<String>, JournalError> {
+        let field = match self.scope {
+            SystemdScope::System => "_SYSTEMD_UNIT",
+            SystemdScope::User => "_SYSTEMD_USER_UNIT",
+        };
+        if let Some(id) = invocation {
+            if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let lines = self
+                    .lines_matching(
+                        &[
+                            format!("{field}={unit}"),
+                            format!("_SYSTEMD_INVOCATION_ID={id}"),
+                        ],
+                        None,
+                        n,
+                    )
+                    .await?;
+                if !lines.is_empty() {
+                    return Ok(lines);
+                }
+            }
+        }
+        self.lines_matching(&[format!("{field}={unit}")], until_unix_ms, n)
+            .await
+    }
+
+    async fn lines_matching(
+        &self,
+        matches: &[String],
+        until_unix_ms: Option<u64>,
+        n: usize,
+    ) -> Result<Vec<String>, JournalError> {
+        // No --user: like --user-unit, this reads every journal the agent may read (a user's
+        // units log to the system journal for system users).
+        let mut cmd = Command::new("journalctl");
+        cmd.args([
+            "--output=json",
+            "--all",
+            "--no-pager",
+            "--quiet",
+            "--reverse",
+            "--output-fields=MESSAGE,PRIORITY",
+        ])
+        .arg(format!("--lines={n}"));
+        if let Some(ms) = until_unix_ms {
+            cmd.arg(format!("--until=@{}.{:03}", ms / 1000, ms % 1000));
+        }
+        cmd.args(matches)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(PAGE_TIMEOUT, cmd.output())
+            .await
+            .map_err(|_| JournalError::Timeout(PAGE_TIMEOUT))?
+            .map_err(JournalError::Spawn)?;
+        let mut lines: Vec<String> = parse_lines(&out.stdout)
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        if lines.is_empty() && !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if !stderr.trim().is_empty() && !stderr.contains("No entries") {
+                return Err(JournalError::Query(stderr.trim().to_owned()));
+            }
+        }
+        lines.reverse();
+        Ok(lines)
+    }
+}
+
 fn parse_lines(out: &[u8]) -> Vec<LogEntry> {
     out.split(|b| *b == b'\n')
         .filter_map(|l| std::str::from_utf8(l).ok())

@@ -10,15 +10,22 @@ use super::{connect, ManagerProxy, SystemdError};
 use crate::config::SystemdScope;
 use futures_util::StreamExt;
 
-/// Watches `units` until the process ends, reconnecting with backoff after a failure.
-pub async fn watch_units<F, Fut>(scope: SystemdScope, units: Vec<String>, on_change: F)
-where
+/// Watches `units` until the process ends, reconnecting with backoff after a failure. When the
+/// bus cannot be reached, `on_down` hears why (the first pass after a reconnection re-reads
+/// every unit, which tells the agent the bus is back).
+pub async fn watch_units<F, Fut, D>(
+    scope: SystemdScope,
+    units: Vec<String>,
+    on_change: F,
+    on_down: D,
+) where
     F: Fn(String) -> Fut,
     Fut: Future<Output = ()>,
+    D: Fn(String),
 {
     let mut backoff = Duration::from_millis(500);
     loop {
-        match watch_once(scope, &units, &on_change).await {
+        match watch_once(scope, &units, &on_change, &on_down).await {
             Ok(()) => backoff = Duration::from_millis(500),
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "systemd watch failed; unit changes are seen by polling until it is back");
@@ -29,16 +36,20 @@ where
     }
 }
 
-async fn watch_once<F, Fut>(
+async fn watch_once<F, Fut, D>(
     scope: SystemdScope,
     units: &[String],
     on_change: &F,
+    on_down: &D,
 ) -> Result<(), SystemdError>
 where
     F: Fn(String) -> Fut,
     Fut: Future<Output = ()>,
+    D: Fn(String),
 {
-    let conn = connect(scope).await?;
+    let conn = connect(scope)
+        .await
+        .inspect_err(|e| on_down(e.to_string()))?;
     let manager = ManagerProxy::builder(&conn)
         .cache_properties(zbus::proxy::CacheProperties::No)
         .build()
@@ -62,14 +73,14 @@ where
         on_change(unit.clone()).await;
     }
     while let Some(message) = stream.next().await {
-        let message = message?;
+        let message = message.inspect_err(|e| on_down(format!("D-Bus connection failed: {e}")))?;
         let header = message.header();
         let Some(path) = header.path() else { continue };
         if let Some(unit) = by_path.get(path.as_str()) {
             on_change(unit.clone()).await;
         }
     }
-    Err(SystemdError::Call(zbus::Error::Failure(
-        "the D-Bus connection closed".into(),
-    )))
+    let closed = SystemdError::Call(zbus::Error::Failure("the D-Bus connection closed".into()));
+    on_down(closed.to_string());
+    Err(closed)
 }
