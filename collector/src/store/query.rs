@@ -175,7 +175,10 @@ pub fn summarize(hosts: &[HostView]) -> FleetSummary {
                 s.apps_degraded += 1; // Unknown while its host is unreachable.
                 continue;
             }
+            // A running app whose checks fail is not healthy (issue 14): it counts as degraded.
+            let checks_fail = a.status.degraded || a.status.checks.iter().any(|c| !c.ok);
             match a.status.state {
+                AppState::Running if checks_fail => s.apps_degraded += 1,
                 AppState::Running => s.apps_running += 1,
                 AppState::Failed | AppState::CrashLooping => s.apps_down += 1,
                 AppState::Stopped => s.apps_stopped += 1,
