@@ -502,7 +502,9 @@ pub fn open_problems(
     let last_alert = |host: &str, app: Option<&str>| -> Result<Option<String>, StoreError> {
         Ok(conn
             .query_row(
-                "SELECT kind FROM alerts WHERE host = ?1 AND app IS ?2 ORDER BY id DESC LIMIT 1",
+                "SELECT kind FROM alerts WHERE host = ?1 AND app IS ?2
+                 AND (aspect_json IS NULL OR aspect_json = '{\"aspect\":\"state\"}')
+                 ORDER BY id DESC LIMIT 1",
                 params![host, app],
                 |r| r.get(0),
             )

@@ -194,8 +194,8 @@ pub struct Rules {
     subjects: BTreeMap<SubjectKey, Subject>,
 }
 
-/// (host, app); `None` is the host itself.
-type SubjectKey = (String, Option<String>);
+/// (host, app, aspect); app `None` is the host itself. Each aspect is a subject of its own.
+type SubjectKey = (String, Option<String>, Aspect);
 
 /// What the rules remember about one subject.
 #[derive(Debug)]
@@ -204,6 +204,9 @@ struct Subject {
     state: String,
     health: Health,
     exit: Option<Exit>,
+    /// How bad the last problem transition said it is, and why.
+    severity: Severity,
+    detail: Detail,
     /// When the last transition happened; per-subject time never runs backwards.
     last_change_ms: u64,
     /// The entry into a problem state that waits for the grace period to pass.
@@ -234,6 +237,8 @@ impl Default for Subject {
             // transition into a problem state is an entry.
             health: Health::Other,
             exit: None,
+            severity: Severity::Critical,
+            detail: Detail::default(),
             last_change_ms: 0,
             pending: None,
             open: false,
@@ -278,7 +283,7 @@ impl Rules {
     /// one is taken as happening at the same time as that one, so per-subject time never runs
     /// backwards.
     pub fn observe(&mut self, t: &Transition) -> Vec<Alert> {
-        let key = (t.host.clone(), t.app.clone());
+        let key = (t.host.clone(), t.app.clone(), t.aspect.clone());
         let policy = &self.policy;
         let subject = self.subjects.entry(key.clone()).or_default();
         let mut alerts = Vec::new();
@@ -286,20 +291,48 @@ impl Rules {
 
         advance(policy, &key, subject, at, &mut alerts);
 
-        if subject.state == t.state && subject.health == t.health {
+        if subject.state == t.state && subject.health == t.health && t.health != Health::Blip {
             return alerts;
         }
         let was = subject.health;
         subject.state.clone_from(&t.state);
-        subject.health = t.health;
+        // A blip leaves the subject healthy (the restart policy healed it).
+        subject.health = if t.health == Health::Blip {
+            Health::Ok
+        } else {
+            t.health
+        };
         subject.exit = t.exit;
+        if matches!(t.health, Health::Problem | Health::Blip) || subject.flap.is_none() {
+            subject.severity = t.severity;
+            subject.detail = t.detail.clone();
+        }
         subject.last_change_ms = at;
+
+        if t.health == Health::Blip {
+            // Announced once, at once: no grace (it is over already), no pending, no recovery.
+            // It still counts as a problem entry for flapping, and a flap under way holds it.
+            let message = format!(
+                "{} {}{}",
+                subject_name(&key),
+                blip_phrase(t.exit),
+                why(&subject.detail)
+            );
+            subject.entries.push_back(at);
+            prune_entries(&mut subject.entries, millis(policy.flap_window), at);
+            if let Some(flap) = &mut subject.flap {
+                flap.count = flap.count.saturating_add(1);
+                flap.last_ms = at;
+            } else {
+                alerts.push(alert(AlertKind::Problem, &key, subject, message, at));
+            }
+        }
 
         match t.health {
             Health::Problem if was != Health::Problem => {
                 enter_problem(policy, &key, subject, at, &mut alerts);
             }
-            Health::Ok => {
+            Health::Ok | Health::Blip => {
                 subject.pending = None;
                 if subject.flap.is_none() && subject.open {
                     let since = subject.down_since.unwrap_or(at);
@@ -320,8 +353,6 @@ impl Rules {
             }
             // Problem to problem is the same problem; a neutral state neither raises nor clears.
             Health::Problem | Health::Other => {}
-            // Issue 14: announced once, at once (the alerting helper implements it).
-            Health::Blip => {}
         }
 
         // A zero grace period makes the new pending problem due right now.
@@ -427,9 +458,10 @@ fn advance(
             // operator, say) within the grace period raises nothing.
             if subject.health == Health::Problem {
                 let message = format!(
-                    "{} {}",
+                    "{} {}{}",
                     subject_name(key),
-                    state_phrase(&subject.state, subject.exit)
+                    state_phrase(&subject.state, subject.exit),
+                    why(&subject.detail)
                 );
                 alerts.push(alert(AlertKind::Problem, key, subject, message, since));
                 subject.open = true;
@@ -487,9 +519,9 @@ fn alert(
         exit: subject.exit,
         message,
         at_ms,
-        aspect: Aspect::State,
-        severity: Severity::Critical,
-        detail: Detail::default(),
+        aspect: key.2.clone(),
+        severity: subject.severity,
+        detail: subject.detail.clone(),
     }
 }
 
@@ -497,16 +529,58 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// `web on vm-1` for an app, `vm-1` for a host.
-fn subject_name((host, app): &SubjectKey) -> String {
-    match app {
+/// `web on vm-1` for an app, `vm-1` for a host; `check health of web on vm-1`, `the docker
+/// source of vm-1`, `the clock of vm-1` for the other aspects.
+fn subject_name((host, app, aspect): &SubjectKey) -> String {
+    let who = match app {
         Some(app) => format!("{app} on {host}"),
         None => host.clone(),
+    };
+    match aspect {
+        Aspect::State => who,
+        Aspect::Check(name) => format!("check {name} of {who}"),
+        Aspect::Source(name) => format!("the {name} source of {who}"),
+        Aspect::Clock => format!("the clock of {who}"),
+    }
+}
+
+/// `crashed and was restarted (exit code 1)`.
+fn blip_phrase(exit: Option<Exit>) -> String {
+    match exit {
+        Some(exit) => format!("crashed ({}) and was restarted", exit_text(exit)),
+        None => "crashed and was restarted".to_owned(),
+    }
+}
+
+/// `: why` from the detail (a reason, a check's error, a crash's OOM kill and last log line),
+/// or nothing.
+fn why(detail: &Detail) -> String {
+    let mut parts = Vec::new();
+    if let Some(reason) = &detail.reason {
+        parts.push(reason.clone());
+    }
+    if let Some(check) = &detail.check {
+        if let Some(error) = &check.error {
+            parts.push(error.clone());
+        }
+    }
+    if let Some(context) = &detail.context {
+        if context.oom_killed {
+            parts.push("killed by the OOM killer".to_owned());
+        }
+        if let Some(line) = context.last_line() {
+            parts.push(format!("last line: {line}"));
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join("; "))
     }
 }
 
 /// `3 failures` for an app, `3 outages` for a host.
-fn problems((_, app): &SubjectKey, count: u32) -> String {
+fn problems((_, app, _): &SubjectKey, count: u32) -> String {
     let noun = match (app.is_some(), count == 1) {
         (true, true) => "failure",
         (true, false) => "failures",

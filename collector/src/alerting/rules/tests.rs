@@ -413,3 +413,66 @@ fn policy_reads_humane_durations() {
     assert_eq!(policy.flap_threshold, 3);
     assert!(serde_json::from_str::<AlertPolicy>(r#"{"grac": "1s"}"#).is_err());
 }
+
+#[test]
+fn a_blip_alerts_once_at_once_with_its_last_line_and_never_recovers() {
+    let mut rules = Rules::new(policy(30, 600, 3));
+    let mut blip = transition("web", "running", T0);
+    blip.health = Health::Blip;
+    blip.severity = Severity::Warning;
+    blip.exit = Some(Exit::Code(1));
+    blip.detail.context = Some(CrashContext {
+        exit: Some(Exit::Code(1)),
+        last_lines: vec!["starting".into(), "panic: config missing".into()],
+        ..CrashContext::default()
+    });
+    let alerts = rules.observe(&blip);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].kind, AlertKind::Problem);
+    assert_eq!(alerts[0].severity, Severity::Warning);
+    assert_eq!(
+        alerts[0].message,
+        "web on vm-1 crashed (exit code 1) and was restarted: last line: panic: config missing"
+    );
+    assert_eq!(alerts[0].detail, blip.detail);
+    // Nothing is pending and nothing recovers.
+    assert_eq!(rules.tick(T0 + 3600 * S), vec![]);
+    assert_eq!(
+        rules.observe(&transition("web", "running", T0 + 10 * S)),
+        vec![]
+    );
+    // A second crash is a second alert.
+    blip.at_ms = T0 + 20 * S;
+    assert_eq!(rules.observe(&blip).len(), 1);
+}
+
+#[test]
+fn aspects_are_subjects_of_their_own() {
+    let mut rules = Rules::new(policy(0, 600, 3));
+    let mut check = transition("web", "failing", T0);
+    check.aspect = Aspect::Check("health".into());
+    check.health = Health::Problem;
+    check.severity = Severity::Warning;
+    check.detail.reason = Some("HTTP 500".into());
+    let alerts = rules.observe(&check);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        alerts[0].message,
+        "check health of web on vm-1 is failing: HTTP 500"
+    );
+    assert_eq!(alerts[0].aspect, Aspect::Check("health".into()));
+    // The app's own state recovering does not recover its check.
+    assert_eq!(rules.observe(&transition("web", "running", T0 + S)), vec![]);
+    let mut pass = check.clone();
+    pass.state = "passing".into();
+    pass.health = Health::Ok;
+    pass.at_ms = T0 + 5 * S;
+    pass.detail = Detail::default();
+    let alerts = rules.observe(&pass);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, AlertKind::Recovery);
+    assert_eq!(
+        alerts[0].message,
+        "check health of web on vm-1 recovered after 5s"
+    );
+}
