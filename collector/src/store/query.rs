@@ -391,13 +391,14 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<FleetEvent> {
         "warning" => Severity::Warning,
         _ => Severity::Info,
     };
-    let kind = match r.get::<_, String>(4)?.as_str() {
-        "restarted" => FleetEventKind::Restarted,
-        "host-down" => FleetEventKind::HostDown,
-        "host-up" => FleetEventKind::HostUp,
-        _ => FleetEventKind::Transition,
-    };
+    let kind = serde_json::from_value::<FleetEventKind>(serde_json::Value::String(r.get(4)?))
+        .unwrap_or(FleetEventKind::Transition);
     let exit: Option<String> = r.get(9)?;
+    // {"context", "check", "threshold"}; unreadable (or absent) details are left out.
+    let detail: EventDetail = r
+        .get::<_, Option<String>>(11)?
+        .and_then(|d| serde_json::from_str(&d).ok())
+        .unwrap_or_default();
     Ok(FleetEvent {
         id: r.get(0)?,
         at_unix_ms: r.get::<_, i64>(1)? as u64,
@@ -410,10 +411,21 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<FleetEvent> {
         to: r.get(8)?,
         exit: exit.and_then(|e| serde_json::from_str::<Exit>(&e).ok()),
         message: r.get(10)?,
-        context: None,
-        check: None,
-        threshold: None,
+        context: detail.context,
+        check: detail.check,
+        threshold: detail.threshold,
     })
+}
+
+/// `events.detail_json` as stored (see `migrations/0003_problems.sql`).
+#[derive(Debug, Default, serde::Deserialize)]
+struct EventDetail {
+    #[serde(default)]
+    context: Option<fleetdeck_proto::CrashContext>,
+    #[serde(default)]
+    check: Option<fleetdeck_proto::CheckResult>,
+    #[serde(default)]
+    threshold: Option<fleetdeck_proto::ThresholdHit>,
 }
 
 /// Events matching `filter`: newest first when paging back, oldest first after `after`. The SQL
@@ -453,7 +465,7 @@ pub fn events(conn: &Connection, filter: &EventFilter) -> Result<EventsPage, Sto
     }
     let limit = filter.limit.max(1);
     let sql = format!(
-        "SELECT id, ts_ms, severity, source, kind, host, app, from_state, to_state, exit_json, message
+        "SELECT id, ts_ms, severity, source, kind, host, app, from_state, to_state, exit_json, message, detail_json
          FROM events {} {} ORDER BY id {} LIMIT {}",
         if clauses.is_empty() { "" } else { "WHERE" },
         clauses.join(" AND "),

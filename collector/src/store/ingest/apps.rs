@@ -1,16 +1,74 @@
 //! One observation of an app (from a poll or the event stream) against the stored status.
 
 use fleetdeck_proto::Severity as AlertSeverity;
-use fleetdeck_proto::{AppState, AppStatus, FleetEventKind, Severity};
+use fleetdeck_proto::{AppState, AppStatus, CrashContext, Expect, FleetEventKind, Severity};
 use rusqlite::{params, OptionalExtension};
 
-use super::{describe_exit, next_interval, open_state, parse_state, record_event, severity_of};
+use super::{
+    describe_exit, next_interval, open_state, parse_state, record_event_with, severity_of, NewEvent,
+};
 use crate::alerting::rules::{Aspect, Detail, Health, Transition};
 use crate::alerting::AlertInput;
 use crate::store::{Notice, StoreError, WriteCtx};
 
-/// Applies one observation of an app. `observed_ms` is when the agent saw it (its clock);
-/// `restarted` marks a new process in the same state (from the event stream).
+/// What the event stream adds to an observation (a poll has none of it).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Seen {
+    /// A new process in the same state.
+    pub restarted: bool,
+    /// The change was asked for through Fleetdeck.
+    pub requested: bool,
+    /// The agent's capture of a crash that ended the previous process.
+    pub crash: Option<CrashContext>,
+}
+
+/// How a new state counts for alerting, and how bad it is (issue 14):
+/// - failed, crash-looping: a problem (critical), with the crash context;
+/// - not-found: a problem (critical: a removed unit or container is usually a deploy mistake);
+/// - stopped while expected to run, not stopped through Fleetdeck: a problem (critical), with
+///   the reason "stopped without a request through Fleetdeck"; requested stops and apps with
+///   `expect = "any"` are neutral;
+/// - running after a crash the restart policy healed (the event carries crash context): a blip
+///   (warning), alerted once;
+/// - running: healthy; anything else neutral.
+pub(super) fn classify(
+    status: &AppStatus,
+    state: AppState,
+    seen: &Seen,
+) -> (Health, AlertSeverity, Detail) {
+    let mut detail = Detail {
+        context: seen.crash.clone(),
+        ..Detail::default()
+    };
+    let health = match state {
+        AppState::Running if seen.crash.is_some() => {
+            return (Health::Blip, AlertSeverity::Warning, detail);
+        }
+        AppState::NotFound => {
+            let what = if status.target.is_empty() {
+                &status.name
+            } else {
+                &status.target
+            };
+            detail.reason = Some(format!(
+                "{what} is gone (not found): removed, renamed or never deployed?"
+            ));
+            Health::Problem
+        }
+        AppState::Stopped
+            if status.expect == Expect::Running
+                && !status.stopped_by_request
+                && !seen.requested =>
+        {
+            detail.reason = Some("stopped without a request through Fleetdeck".to_owned());
+            Health::Problem
+        }
+        other => Health::from(other),
+    };
+    (health, AlertSeverity::Critical, detail)
+}
+
+/// Applies one observation of an app. `observed_ms` is when the agent saw it (its clock).
 pub(super) fn apply_app(
     ctx: &mut WriteCtx<'_>,
     host_id: i64,
@@ -18,7 +76,7 @@ pub(super) fn apply_app(
     status: AppStatus,
     observed_ms: u64,
     source: &str,
-    restarted: bool,
+    seen: &Seen,
 ) -> Result<(), StoreError> {
     let row: Option<(String, i64, i64)> = ctx
         .conn
@@ -74,21 +132,53 @@ pub(super) fn apply_app(
         if open_state(ctx, host_id, &status.name)?.as_deref() != Some(new_state.as_str()) {
             next_interval(ctx, host_id, &status.name, new_state.as_str(), observed_ms)?;
         }
-        if restarted && (observed_ms as i64) > old_observed {
-            let message = format!("{} on {host} restarted", status.name);
-            record_event(
+        if seen.restarted && (observed_ms as i64) > old_observed {
+            let (health, severity, detail) = classify(&status, new_state, seen);
+            let mut message = format!("{} on {host} restarted", status.name);
+            if health == Health::Blip {
+                message = format!("{} on {host} crashed and was restarted", status.name);
+                if let Some(exit) = status
+                    .last_exit
+                    .or(seen.crash.as_ref().and_then(|c| c.exit))
+                {
+                    message.push_str(&format!(" ({})", describe_exit(exit)));
+                }
+            }
+            record_event_with(
                 ctx,
-                observed_ms,
-                Severity::Info,
-                source,
-                FleetEventKind::Restarted,
-                host,
-                Some(&status.name),
-                Some(new_state.as_str()),
-                Some(new_state.as_str()),
-                status.last_exit,
-                message,
+                NewEvent {
+                    at_ms: observed_ms,
+                    severity: if health == Health::Blip {
+                        Severity::Warning
+                    } else {
+                        Severity::Info
+                    },
+                    source,
+                    kind: FleetEventKind::Restarted,
+                    host,
+                    app: Some(&status.name),
+                    from: Some(new_state.as_str()),
+                    to: Some(new_state.as_str()),
+                    exit: status.last_exit,
+                    message,
+                },
+                &detail,
             )?;
+            if health == Health::Blip {
+                ctx.notify(Notice::Alert(AlertInput::Transition(Box::new(
+                    Transition {
+                        host: host.to_owned(),
+                        app: Some(status.name.clone()),
+                        state: new_state.as_str().to_owned(),
+                        health,
+                        exit: status.last_exit,
+                        at_ms: observed_ms,
+                        aspect: Aspect::State,
+                        severity,
+                        detail,
+                    },
+                ))));
+            }
         }
         return Ok(());
     }
@@ -110,6 +200,7 @@ pub(super) fn apply_app(
         ],
     )?;
     next_interval(ctx, host_id, &status.name, new_state.as_str(), at)?;
+    let (health, severity, detail) = classify(&status, new_state, seen);
     // `unknown` means the agent could not ask its source (or the host is unreachable): history
     // records it, the event log does not (as on the agent).
     if old_state != AppState::Unknown && new_state != AppState::Unknown {
@@ -125,18 +216,30 @@ pub(super) fn apply_app(
         if let Some(exit) = exit {
             message.push_str(&format!(" ({})", describe_exit(exit)));
         }
-        record_event(
+        if let Some(reason) = &detail.reason {
+            message.push_str(&format!(": {reason}"));
+        }
+        let event_severity = match health {
+            Health::Problem if new_state == AppState::Stopped => Severity::Critical,
+            Health::Problem if new_state == AppState::NotFound => Severity::Critical,
+            Health::Blip => Severity::Warning,
+            _ => severity_of(new_state),
+        };
+        record_event_with(
             ctx,
-            at,
-            severity_of(new_state),
-            source,
-            FleetEventKind::Transition,
-            host,
-            Some(&status.name),
-            Some(old_state.as_str()),
-            Some(new_state.as_str()),
-            exit,
-            message,
+            NewEvent {
+                at_ms: at,
+                severity: event_severity,
+                source,
+                kind: FleetEventKind::Transition,
+                host,
+                app: Some(&status.name),
+                from: Some(old_state.as_str()),
+                to: Some(new_state.as_str()),
+                exit,
+                message,
+            },
+            &detail,
         )?;
     }
     ctx.notify(Notice::Alert(AlertInput::Transition(Box::new(
@@ -144,12 +247,12 @@ pub(super) fn apply_app(
             host: host.to_owned(),
             app: Some(status.name.clone()),
             state: new_state.as_str().to_owned(),
-            health: Health::from(new_state),
+            health,
             exit: status.last_exit,
             at_ms: at,
             aspect: Aspect::State,
-            severity: AlertSeverity::Critical,
-            detail: Detail::default(),
+            severity,
+            detail,
         },
     ))));
     Ok(())

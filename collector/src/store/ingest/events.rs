@@ -4,8 +4,8 @@ use fleetdeck_proto::Severity as AlertSeverity;
 use fleetdeck_proto::{AppEvent, AppState, AppStatus, FleetEventKind};
 use rusqlite::{params, OptionalExtension};
 
-use super::apps::apply_app;
-use super::{describe_exit, record_event, severity_of};
+use super::apps::{apply_app, classify, Seen};
+use super::{describe_exit, record_event_with, severity_of, NewEvent};
 use crate::alerting::rules::{Aspect, Detail, Health, Transition};
 use crate::alerting::AlertInput;
 use crate::store::{Notice, StoreError, WriteCtx};
@@ -74,7 +74,11 @@ pub fn apply_agent_event(
         status,
         event.at_unix_ms,
         "agent-stream",
-        event.restarted,
+        &Seen {
+            restarted: event.restarted,
+            requested: event.requested,
+            crash: event.crash.clone(),
+        },
     )
 }
 
@@ -128,23 +132,55 @@ fn apply_past_event(
         "INSERT INTO status_history (host_id, app, state, start_ms, end_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![host_id, event.app, event.to.as_str(), at, end],
     )?;
+    // Classified against the app's current settings (expect, stopped through Fleetdeck).
+    let stored: Option<String> = ctx
+        .conn
+        .query_row(
+            "SELECT status_json FROM apps WHERE host_id = ?1 AND name = ?2",
+            params![host_id, event.app],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let seen = Seen {
+        restarted: event.restarted,
+        requested: event.requested,
+        crash: event.crash.clone(),
+    };
+    let (health, severity, detail) =
+        match stored.and_then(|json| serde_json::from_str::<AppStatus>(&json).ok()) {
+            Some(status) => classify(&status, event.to, &seen),
+            None => (
+                Health::from(event.to),
+                AlertSeverity::Critical,
+                Detail {
+                    context: event.crash.clone(),
+                    ..Detail::default()
+                },
+            ),
+        };
     if event.to != AppState::Unknown && event.from != AppState::Unknown {
         let mut message = format!("{} on {host}: {} → {}", event.app, event.from, event.to);
         if let Some(exit) = event.exit {
             message.push_str(&format!(" ({})", describe_exit(exit)));
         }
-        record_event(
+        if let Some(reason) = &detail.reason {
+            message.push_str(&format!(": {reason}"));
+        }
+        record_event_with(
             ctx,
-            event.at_unix_ms,
-            severity_of(event.to),
-            "agent-stream",
-            FleetEventKind::Transition,
-            host,
-            Some(&event.app),
-            Some(event.from.as_str()),
-            Some(event.to.as_str()),
-            event.exit,
-            message,
+            NewEvent {
+                at_ms: event.at_unix_ms,
+                severity: severity_of(event.to),
+                source: "agent-stream",
+                kind: FleetEventKind::Transition,
+                host,
+                app: Some(&event.app),
+                from: Some(event.from.as_str()),
+                to: Some(event.to.as_str()),
+                exit: event.exit,
+                message,
+            },
+            &detail,
         )?;
     }
     ctx.notify(Notice::Alert(AlertInput::Transition(Box::new(
@@ -152,12 +188,12 @@ fn apply_past_event(
             host: host.to_owned(),
             app: Some(event.app.clone()),
             state: event.to.as_str().to_owned(),
-            health: Health::from(event.to),
+            health,
             exit: event.exit,
             at_ms: event.at_unix_ms,
             aspect: Aspect::State,
-            severity: AlertSeverity::Critical,
-            detail: Detail::default(),
+            severity,
+            detail,
         },
     ))));
     Ok(())

@@ -4,7 +4,7 @@ use fleetdeck_proto::Severity as AlertSeverity;
 use fleetdeck_proto::{FleetEventKind, Severity};
 use rusqlite::params;
 
-use super::apps::apply_app;
+use super::apps::{apply_app, Seen};
 use super::samples::insert_samples;
 use super::{host_row, next_interval, record_event, HostRow, Polled, SampleCursor};
 use crate::alerting::rules::{Aspect, Detail, Health, Transition};
@@ -109,7 +109,7 @@ pub fn apply_poll(
             app,
             snapshot.taken_unix_ms,
             "poll",
-            false,
+            &Seen::default(),
         )?;
     }
     Ok(SampleCursor {

@@ -18,6 +18,7 @@ use fleetdeck_proto::{AppState, Exit, FleetEvent, FleetEventKind, Sample, Severi
 use rusqlite::{params, OptionalExtension};
 
 use super::{Notice, StoreError, WriteCtx};
+use crate::alerting::rules::Detail;
 
 /// A host as the poller and subscriber need it at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,14 +164,70 @@ pub(super) fn record_event(
     exit: Option<Exit>,
     message: String,
 ) -> Result<(), StoreError> {
+    let event = NewEvent {
+        at_ms,
+        severity,
+        source,
+        kind,
+        host,
+        app,
+        from,
+        to,
+        exit,
+        message,
+    };
+    record_event_with(ctx, event, &Detail::default())
+}
+
+/// An event to append, before it has an id.
+pub(crate) struct NewEvent<'a> {
+    pub at_ms: u64,
+    pub severity: Severity,
+    pub source: &'a str,
+    pub kind: FleetEventKind,
+    pub host: &'a str,
+    pub app: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub exit: Option<Exit>,
+    pub message: String,
+}
+
+/// Appends an event with its detail (crash context, check result, threshold hit, stored in
+/// `events.detail_json`) and hands it out after the commit.
+pub(crate) fn record_event_with(
+    ctx: &mut WriteCtx<'_>,
+    e: NewEvent<'_>,
+    detail: &Detail,
+) -> Result<(), StoreError> {
+    let NewEvent {
+        at_ms,
+        severity,
+        source,
+        kind,
+        host,
+        app,
+        from,
+        to,
+        exit,
+        message,
+    } = e;
     let exit_json = exit
         .map(|e| serde_json::to_string(&e))
         .transpose()
         .ok()
         .flatten();
+    let stored = serde_json::json!({
+        "context": detail.context,
+        "check": detail.check,
+        "threshold": detail.threshold,
+    });
+    let detail_json =
+        (detail.context.is_some() || detail.check.is_some() || detail.threshold.is_some())
+            .then(|| stored.to_string());
     ctx.conn.execute(
-        "INSERT INTO events (ts_ms, severity, source, kind, host, app, from_state, to_state, exit_json, message)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO events (ts_ms, severity, source, kind, host, app, from_state, to_state, exit_json, message, detail_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             at_ms as i64,
             severity.as_str(),
@@ -181,7 +238,8 @@ pub(super) fn record_event(
             from,
             to,
             exit_json,
-            message
+            message,
+            detail_json
         ],
     )?;
     let id = ctx.conn.last_insert_rowid();
@@ -197,9 +255,9 @@ pub(super) fn record_event(
         to: to.map(str::to_owned),
         exit,
         message,
-        context: None,
-        check: None,
-        threshold: None,
+        context: detail.context.clone(),
+        check: detail.check.clone(),
+        threshold: detail.threshold.clone(),
     })));
     Ok(())
 }
