@@ -12,6 +12,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../../migrations/0001_collector.sql")),
         M::up(include_str!("../../../migrations/0002_key_ids.sql")),
         M::up(include_str!("../../../migrations/0003_problems.sql")),
+        M::up(include_str!("../../../migrations/0004_aspects.sql")),
     ])
 }
 

@@ -1,14 +1,89 @@
 //! Transitions from the agent's event stream, including replays older than the last poll.
 
 use fleetdeck_proto::Severity as AlertSeverity;
-use fleetdeck_proto::{AppEvent, AppState, AppStatus, FleetEventKind};
+use fleetdeck_proto::{AgentEvent, AppEvent, AppState, AppStatus, CheckResult, FleetEventKind};
 use rusqlite::{params, OptionalExtension};
 
 use super::apps::{apply_app, classify, Seen};
+use super::aspects::{apply_check, apply_source};
 use super::{describe_exit, record_event_with, severity_of, NewEvent};
 use crate::alerting::rules::{Aspect, Detail, Health, Transition};
 use crate::alerting::AlertInput;
 use crate::store::{Notice, StoreError, WriteCtx};
+
+/// Applies any event of the agent's stream (a transition, a check's pass or failure, a source
+/// going down or up) and remembers its id for resuming.
+pub fn apply_stream_event(
+    ctx: &mut WriteCtx<'_>,
+    host_id: i64,
+    host: &str,
+    event: &AgentEvent,
+) -> Result<(), StoreError> {
+    match event {
+        AgentEvent::Transition(e) => return apply_agent_event(ctx, host_id, host, e),
+        AgentEvent::Check(e) => {
+            update_stored_check(ctx, host_id, &e.app, &e.result)?;
+            apply_check(
+                ctx,
+                host_id,
+                host,
+                &e.app,
+                &e.result,
+                e.at_unix_ms,
+                "agent-stream",
+            )?;
+        }
+        AgentEvent::Source(e) => apply_source(
+            ctx,
+            host_id,
+            host,
+            &e.source,
+            e.up,
+            e.error.as_deref(),
+            e.at_unix_ms,
+            "agent-stream",
+        )?,
+    }
+    ctx.conn.execute(
+        "UPDATE hosts SET last_event_id = ?2 WHERE id = ?1",
+        params![host_id, event.sse_id()],
+    )?;
+    Ok(())
+}
+
+/// Puts a check's new result into the app's stored status at once (the fleet shows it, and
+/// `degraded`, before the next poll). An app not yet polled is left to the poll.
+fn update_stored_check(
+    ctx: &WriteCtx<'_>,
+    host_id: i64,
+    app: &str,
+    result: &CheckResult,
+) -> Result<(), StoreError> {
+    let stored: Option<String> = ctx
+        .conn
+        .query_row(
+            "SELECT status_json FROM apps WHERE host_id = ?1 AND name = ?2",
+            params![host_id, app],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(mut status) = stored.and_then(|j| serde_json::from_str::<AppStatus>(&j).ok()) else {
+        return Ok(());
+    };
+    match status.checks.iter_mut().find(|c| c.name == result.name) {
+        Some(c) if c.checked_unix_ms > result.checked_unix_ms => return Ok(()),
+        Some(c) => *c = result.clone(),
+        None => status.checks.push(result.clone()),
+    }
+    status.degraded = status.checks.iter().any(|c| c.consecutive_failures >= 2);
+    let json = serde_json::to_string(&status)
+        .map_err(|e| StoreError::Invalid(format!("cannot encode an app status: {e}")))?;
+    ctx.conn.execute(
+        "UPDATE apps SET status_json = ?3 WHERE host_id = ?1 AND name = ?2",
+        params![host_id, app, json],
+    )?;
+    Ok(())
+}
 
 /// Applies one transition from the agent's event stream and remembers its id for resuming.
 pub fn apply_agent_event(

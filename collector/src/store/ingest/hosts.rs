@@ -5,6 +5,7 @@ use fleetdeck_proto::{FleetEventKind, Severity};
 use rusqlite::params;
 
 use super::apps::{apply_app, Seen};
+use super::aspects::{apply_checks_of, apply_sources};
 use super::samples::insert_samples;
 use super::{host_row, next_interval, record_event, HostRow, Polled, SampleCursor};
 use crate::alerting::rules::{Aspect, Detail, Health, Transition};
@@ -101,7 +102,17 @@ pub fn apply_poll(
             metrics
         ],
     )?;
+    apply_sources(
+        ctx,
+        host_id,
+        host,
+        &snapshot.sources,
+        snapshot.taken_unix_ms,
+    )?;
     for app in snapshot.apps {
+        // Checks first: their changes are events of their own, and an app that no longer
+        // reads is still checked.
+        apply_checks_of(ctx, host_id, host, &app, snapshot.taken_unix_ms)?;
         apply_app(
             ctx,
             host_id,

@@ -4,13 +4,15 @@
 //! older than the state already recorded (by the agent's clock) changes nothing.
 
 mod apps;
+mod aspects;
 mod events;
 mod hosts;
 mod samples;
 #[cfg(test)]
 mod tests;
 
-pub use events::apply_agent_event;
+pub use aspects::{apply_clock, clock_skew_ms, SKEW_CLEAR_MS, SKEW_LIMIT_MS};
+pub use events::{apply_agent_event, apply_stream_event};
 pub use hosts::{apply_poll, apply_poll_failure};
 pub use samples::{apply_samples, SampleRow};
 
