@@ -550,7 +550,8 @@ pub fn open_problems(
     let mut stmt = conn.prepare(
         "SELECT h.name, a.name, a.state, a.state_since_ms, a.status_json FROM apps a
          JOIN hosts h ON h.id = a.host_id
-         WHERE h.active = 1 AND h.status = 'up' AND a.state IN ('failed', 'crash-looping')",
+         WHERE h.active = 1 AND h.status = 'up'
+         AND a.state IN ('failed', 'crash-looping', 'not-found', 'stopped')",
     )?;
     let apps = stmt
         .query_map([], |r| {
@@ -564,23 +565,82 @@ pub fn open_problems(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for (host, app, state, since, json) in apps {
-        let exit = serde_json::from_str::<AppStatus>(&json)
-            .ok()
-            .and_then(|s| s.last_exit);
+        let status = serde_json::from_str::<AppStatus>(&json).ok();
+        let exit = status.as_ref().and_then(|s| s.last_exit);
         let sent = alerted(last_alert(&host, Some(&app))?);
+        let (health, severity, detail) = match &status {
+            Some(status) => crate::store::ingest::classify_status(status, status.state),
+            None => (Health::Problem, Severity::Critical, Detail::default()),
+        };
+        // A stop is a problem again only if it was alerted: whether it was asked for through
+        // Fleetdeck may have been known only from the event stream.
+        if health != Health::Problem || (state == "stopped" && !sent) {
+            continue;
+        }
         out.push((
             Transition {
                 host,
                 app: Some(app),
                 state,
-                health: Health::Problem,
+                health,
                 exit,
                 at_ms: since as u64,
                 aspect: Aspect::State,
-                severity: Severity::Critical,
-                detail: Detail::default(),
+                severity,
+                detail,
             },
             sent,
+        ));
+    }
+    // Failing checks, sources down, a skewed clock (migration 0004's `aspects`).
+    let mut stmt = conn.prepare(
+        "SELECT h.name, s.app, s.aspect, s.since_ms, s.reason FROM aspects s
+         JOIN hosts h ON h.id = s.host_id WHERE h.active = 1 AND s.ok = 0",
+    )?;
+    let aspects = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (host, app, aspect, since, reason) in aspects {
+        let (aspect, state) = match aspect.split_once(':') {
+            Some(("check", name)) => (Aspect::Check(name.to_owned()), "failing"),
+            Some(("source", name)) => (Aspect::Source(name.to_owned()), "down"),
+            _ if aspect == "clock" => (Aspect::Clock, "skewed"),
+            _ => continue,
+        };
+        let app = (!app.is_empty()).then_some(app);
+        let aspect_json = serde_json::to_string(&aspect).unwrap_or_default();
+        let last: Option<String> = conn
+            .query_row(
+                "SELECT kind FROM alerts WHERE host = ?1 AND app IS ?2 AND aspect_json = ?3
+                 ORDER BY id DESC LIMIT 1",
+                params![host, app, aspect_json],
+                |r| r.get(0),
+            )
+            .optional()?;
+        out.push((
+            Transition {
+                host,
+                app,
+                state: state.to_owned(),
+                health: Health::Problem,
+                exit: None,
+                at_ms: since as u64,
+                aspect,
+                severity: Severity::Warning,
+                detail: Detail {
+                    reason,
+                    ..Detail::default()
+                },
+            },
+            alerted(last),
         ));
     }
     Ok(out)

@@ -68,6 +68,12 @@ pub(super) fn classify(
     (health, AlertSeverity::Critical, detail)
 }
 
+/// [`classify`] for a stored status, without what only the event stream knows (used when the
+/// collector restarts and rebuilds its open problems).
+pub fn classify_status(status: &AppStatus, state: AppState) -> (Health, AlertSeverity, Detail) {
+    classify(status, state, &Seen::default())
+}
+
 /// Applies one observation of an app. `observed_ms` is when the agent saw it (its clock).
 pub(super) fn apply_app(
     ctx: &mut WriteCtx<'_>,

@@ -11,6 +11,7 @@ mod samples;
 #[cfg(test)]
 mod tests;
 
+pub use apps::classify_status;
 pub use aspects::{apply_clock, clock_skew_ms, SKEW_CLEAR_MS, SKEW_LIMIT_MS};
 pub use events::{apply_agent_event, apply_stream_event};
 pub use hosts::{apply_poll, apply_poll_failure};
