@@ -22,7 +22,8 @@ struct Bench {
     apps: Vec<String>,
     api: Api,
     hook: Receiver,
-    _collector: Daemon,
+    collector: Daemon,
+    config: std::path::PathBuf,
     _work: Workdir,
 }
 
@@ -70,7 +71,8 @@ async fn bench() -> Bench {
         apps,
         api,
         hook,
-        _collector: collector,
+        collector,
+        config,
         _work: work,
     }
 }
@@ -334,4 +336,32 @@ async fn clock_skew_is_a_warning_and_recovers_with_hysteresis() {
     b.alert("recovery", "the clock of sim recovered").await;
     b.event("clock-ok").await;
     b.problem("clock-skew", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_check_problem_survives_a_collector_restart_and_recovers_once() {
+    let mut b = bench().await;
+    let app = b.apps[0].clone();
+    b.sim
+        .check_ran(0, &app, "health", false, Some("timed out after 5 s"));
+    b.alert("problem", &format!("check health of {app} on sim"))
+        .await;
+    b.collector.stop();
+    b.collector = start_collector(&b.config);
+    b.api = Api::new(&b.collector, &b.api.key);
+    // The problem is listed again at once (rebuilt from the database), and not alerted again.
+    b.problem("check", true).await;
+    b.sim.check_ran(0, &app, "health", true, None);
+    b.alert(
+        "recovery",
+        &format!("check health of {app} on sim recovered"),
+    )
+    .await;
+    b.problem("check", false).await;
+    assert_eq!(
+        b.alerts_with(&format!("check health of {app} on sim is failing")),
+        1,
+        "{:?}",
+        b.hook.received()
+    );
 }
