@@ -7,7 +7,9 @@ use fleetdeck_proto::{
 use fleetdeck_proto::{AppEvent, AppState, AppStatus, Exit, Snapshot};
 
 use super::*;
+use crate::alerting::rules::Health;
 use crate::store::Store;
+use fleetdeck_proto::Severity as AlertSeverity;
 
 /// Test times are in seconds (the dedupe of replayed events allows 2 s of clock difference).
 const S: u64 = 1000;
@@ -264,4 +266,97 @@ async fn a_transition_seen_by_the_stream_and_a_poll_counts_once() {
         b.events().await,
         vec![tr("running", "failed"), tr("failed", "running")]
     );
+}
+
+/// The (health, severity, reason) of the next `n` transitions handed to the alerter (they are
+/// sent just after the write's commit: each is waited for, up to 5 s).
+async fn alerted(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<crate::alerting::AlertInput>,
+    n: usize,
+) -> Vec<(Health, AlertSeverity, Option<String>)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a transition for the alerter within 5 s")
+            .expect("the alert channel open");
+        if let crate::alerting::AlertInput::Transition(t) = next {
+            out.push((t.health, t.severity, t.detail.reason.clone()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn stops_alert_only_when_nobody_asked_and_the_app_should_run() {
+    let b = bed().await;
+    let mut rx = b.store.take_transitions().expect("the alert channel");
+    b.poll(100, status(AppState::Running, 50)).await;
+    let mut stop = event(1, AppState::Running, AppState::Stopped, 110);
+    b.event(stop.clone()).await;
+    let reason = Some("stopped without a request through Fleetdeck".to_owned());
+    assert_eq!(
+        alerted(&mut rx, 1).await,
+        vec![(Health::Problem, AlertSeverity::Critical, reason)]
+    );
+    b.event(event(2, AppState::Stopped, AppState::Running, 120))
+        .await;
+    assert_eq!(alerted(&mut rx, 1).await[0].0, Health::Ok);
+    // Asked for through Fleetdeck: neutral.
+    stop.id = 3;
+    stop.at_unix_ms = 130 * S;
+    stop.requested = true;
+    b.event(stop).await;
+    assert_eq!(alerted(&mut rx, 1).await[0].0, Health::Other);
+    // A batch job (expect = any) that stops: neutral too.
+    let mut job = status(AppState::Running, 140);
+    job.expect = fleetdeck_proto::Expect::Any;
+    b.poll(140, job.clone()).await;
+    job.state = AppState::Stopped;
+    job.since_unix_ms = Some(150 * S);
+    b.poll(150, job).await;
+    let last = alerted(&mut rx, 2).await.pop().expect("a transition");
+    assert_eq!(last.0, Health::Other);
+}
+
+#[tokio::test]
+async fn a_removed_app_is_critical_and_a_healed_crash_a_blip_with_its_context() {
+    let b = bed().await;
+    let mut rx = b.store.take_transitions().expect("the alert channel");
+    b.poll(100, status(AppState::Running, 50)).await;
+    b.poll(110, status(AppState::NotFound, 105)).await;
+    let got = alerted(&mut rx, 1).await;
+    assert_eq!(
+        (got[0].0, got[0].1),
+        (Health::Problem, AlertSeverity::Critical)
+    );
+    assert!(
+        got[0].2.as_deref().is_some_and(|r| r.contains("not found")),
+        "{got:?}"
+    );
+    b.poll(120, status(AppState::Running, 115)).await;
+    assert_eq!(alerted(&mut rx, 1).await[0].0, Health::Ok);
+    let mut crash = event(1, AppState::Running, AppState::Running, 130);
+    crash.restarted = true;
+    crash.exit = Some(Exit::Code(2));
+    crash.crash = Some(fleetdeck_proto::CrashContext {
+        exit: Some(Exit::Code(2)),
+        last_lines: vec!["boom".into()],
+        ..Default::default()
+    });
+    b.event(crash).await;
+    let got = alerted(&mut rx, 1).await;
+    assert_eq!((got[0].0, got[0].1), (Health::Blip, AlertSeverity::Warning));
+    let detail: String = b
+        .store
+        .with_conn(|c| {
+            Ok(c.query_row(
+                "SELECT detail_json FROM events WHERE kind = 'restarted'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .expect("the restart's detail");
+    assert!(detail.contains("\"boom\""), "{detail}");
 }
