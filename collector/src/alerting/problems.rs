@@ -37,11 +37,13 @@ pub struct ProblemKey {
 impl ProblemKey {
     /// The key of a transition's aspect.
     pub fn aspect(host: &str, app: Option<&str>, aspect: &Aspect) -> Self {
+        // Any other aspect (a newer kind) is keyed by its JSON.
         let what = match aspect {
-            Aspect::State => "state".to_owned(),
             Aspect::Check(name) => format!("check:{name}"),
             Aspect::Source(name) => format!("source:{name}"),
             Aspect::Clock => "clock".to_owned(),
+            other if *other == Aspect::State => "state".to_owned(),
+            other => serde_json::to_string(other).unwrap_or_default(),
         };
         Self {
             host: host.to_owned(),
@@ -99,7 +101,7 @@ impl OpenProblems {
                     app: t.app.clone(),
                     subject: match &t.aspect {
                         Aspect::Check(name) | Aspect::Source(name) => Some(name.clone()),
-                        Aspect::State | Aspect::Clock => None,
+                        _ => None,
                     },
                     message: problem_message(t),
                     since_unix_ms: t.at_ms,
@@ -144,8 +146,8 @@ fn problem_kind(t: &Transition) -> String {
         Aspect::Check(_) => "check",
         Aspect::Source(_) => "source",
         Aspect::Clock => "clock-skew",
-        Aspect::State if t.app.is_none() => "host-down",
-        Aspect::State => match t.state.as_str() {
+        _ if t.app.is_none() => "host-down",
+        _ => match t.state.as_str() {
             "not-found" => "not-found",
             "stopped" => "stopped",
             _ => "app-down",
@@ -164,7 +166,7 @@ fn problem_message(t: &Transition) -> String {
         Aspect::Check(name) => format!("check {name} failing"),
         Aspect::Source(name) => format!("{name} source down"),
         Aspect::Clock => "clock skew".to_owned(),
-        Aspect::State => t.state.clone(),
+        _ => t.state.clone(),
     };
     let why = t
         .detail

@@ -537,10 +537,10 @@ fn subject_name((host, app, aspect): &SubjectKey) -> String {
         None => host.clone(),
     };
     match aspect {
-        Aspect::State => who,
         Aspect::Check(name) => format!("check {name} of {who}"),
         Aspect::Source(name) => format!("the {name} source of {who}"),
         Aspect::Clock => format!("the clock of {who}"),
+        _ => who,
     }
 }
 
