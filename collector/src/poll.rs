@@ -196,7 +196,11 @@ impl Poller {
     /// does not answer counts as a missed poll.
     async fn fetch_and_store(&self, agent: &Agent) -> Result<usize, PollError> {
         let started = std::time::Instant::now();
+        let sent_ms = now_ms();
         let snapshot = agent.client.snapshot().await?;
+        // The snapshot's own time (the agent stamps it when its reads begin) against the
+        // collector's clock around the request.
+        let skew_ms = ingest::clock_skew_ms(snapshot.taken_unix_ms, sent_ms, now_ms());
         let (after, instance) = match agent.cursor() {
             Some(c) if c.instance_id == snapshot.instance_id => (c.last_seq, c.instance_id),
             _ => (0, snapshot.instance_id.clone()),
@@ -224,7 +228,12 @@ impl Poller {
         };
         let mut cursor = self
             .store
-            .write(move |ctx| ingest::apply_poll(ctx, host_id, &name, polled, now_ms()))
+            .write(move |ctx| {
+                let now = now_ms();
+                let cursor = ingest::apply_poll(ctx, host_id, &name, polled, now)?;
+                ingest::apply_clock(ctx, host_id, &name, skew_ms, now)?;
+                Ok(cursor)
+            })
             .await?;
         self.set_cursor(agent, &cursor);
         let budget = self.timeout * 3;

@@ -147,6 +147,7 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
     for (t, _) in pending {
         alerter.observe(t);
     }
+    let problems = alerter.problems();
     if let Some(mut transitions) = store.take_transitions() {
         let mut stop_rx = stop_rx.clone();
         tasks.spawn(async move {
@@ -200,7 +201,7 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
     });
 
     Ok(Background {
-        state: AppState::new(store, &agents, config.retention),
+        state: AppState::new(store, &agents, config.retention).with_problems(problems),
         poller,
         stop,
         tasks,

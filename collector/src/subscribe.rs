@@ -1,5 +1,6 @@
-//! Each agent's `/v1/events` held open: transitions reach the store (and so the desktop's stream
-//! and the alerter) within milliseconds instead of at the next poll. A dropped or silent stream is
+//! Each agent's `/v1/events` held open: transitions, check results and source changes (SSE
+//! events `transition`, `check`, `source`; other names are skipped) reach the store (and so the
+//! desktop's stream and the alerter) within milliseconds instead of at the next poll. A dropped or silent stream is
 //! reopened with backoff and `Last-Event-ID`, so the agent replays what was missed; what a poll has
 //! already recorded is not recorded again (see [`crate::store::ingest`]). An event over
 //! [`MAX_SSE_EVENT`] ends the stream (then it is reopened with backoff), so an agent cannot make
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource_stream::Eventsource;
-use fleetdeck_proto::AppEvent;
+use fleetdeck_proto::{AgentEvent, AppEvent, CheckEvent, SourceEvent};
 use futures_util::StreamExt;
 use rand::Rng;
 use tokio::sync::watch;
@@ -55,13 +56,14 @@ pub async fn follow(agent: Arc<Agent>, store: Store, mut shutdown: watch::Receiv
                 loop {
                     tokio::select! {
                         next = events.next() => match next {
-                            Some(Ok(event)) if event.event == "transition" => {
-                                if !apply(&agent, &store, &event.data, &mut unreadable).await {
+                            Some(Ok(event)) if KINDS.contains(&event.event.as_str()) => {
+                                if !apply(&agent, &store, &event.event, &event.data, &mut unreadable).await {
                                     // Reconnect after the last stored event: the agent replays
                                     // this one, so it is not lost.
                                     break;
                                 }
                             }
+                            // A kind this collector does not know (a newer agent): skipped.
                             Some(Ok(_)) => {}
                             Some(Err(e)) => {
                                 tracing::debug!(host = %agent.name, error = %e, "event stream broke");
@@ -93,15 +95,33 @@ pub async fn follow(agent: Arc<Agent>, store: Store, mut shutdown: watch::Receiv
     }
 }
 
+/// The SSE event names this collector reads (`AgentEvent::name`); others are skipped.
+const KINDS: [&str; 3] = ["transition", "check", "source"];
+
+/// Reads one event's data by its SSE name: the data is the inner struct, untagged.
+fn parse(name: &str, data: &str) -> Result<AgentEvent, serde_json::Error> {
+    Ok(match name {
+        "check" => AgentEvent::Check(serde_json::from_str::<CheckEvent>(data)?),
+        "source" => AgentEvent::Source(serde_json::from_str::<SourceEvent>(data)?),
+        _ => AgentEvent::Transition(serde_json::from_str::<AppEvent>(data)?),
+    })
+}
+
 /// Stores one event; false when the store did not take it. An event that cannot be read is
 /// skipped and counted in `unreadable`.
-async fn apply(agent: &Arc<Agent>, store: &Store, data: &str, unreadable: &mut u64) -> bool {
-    let event: AppEvent = match serde_json::from_str(data) {
+async fn apply(
+    agent: &Arc<Agent>,
+    store: &Store,
+    name: &str,
+    data: &str,
+    unreadable: &mut u64,
+) -> bool {
+    let event = match parse(name, data) {
         Ok(e) => e,
         Err(e) => {
             *unreadable += 1;
             if *unreadable == 1 {
-                tracing::warn!(host = %agent.name, error = %e, "the agent sent an event this collector cannot read (further ones on this connection are not logged)");
+                tracing::warn!(host = %agent.name, kind = name, error = %e, "the agent sent an event this collector cannot read (further ones on this connection are not logged)");
             }
             return true;
         }
@@ -109,7 +129,7 @@ async fn apply(agent: &Arc<Agent>, store: &Store, data: &str, unreadable: &mut u
     let id = event.sse_id();
     let (host_id, name) = (agent.host_id, agent.name.clone());
     match store
-        .write(move |ctx| ingest::apply_agent_event(ctx, host_id, &name, &event))
+        .write(move |ctx| ingest::apply_stream_event(ctx, host_id, &name, &event))
         .await
     {
         Ok(()) => {

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use fleetdeck_proto::{
-    ActionOutcome, AppAction, AppEvent, AppState, AppStatus, EnvFile, EnvUpdate, EnvWritten,
+    ActionOutcome, AgentEvent, AppAction, AppState, AppStatus, EnvFile, EnvUpdate, EnvWritten,
     ErrorBody, Info, LogPage, SamplesPage, Snapshot,
 };
 use futures_util::stream::{self, Stream, StreamExt};
@@ -217,22 +217,23 @@ fn last_event_id(headers: &HeaderMap) -> Option<&str> {
     headers.get("last-event-id").and_then(|v| v.to_str().ok())
 }
 
-/// Status transitions as SSE (`event: transition`, `id: INSTANCE:ID`, data an `AppEvent`), as
-/// the agent serves them; the stream ends when the host becomes unreachable.
+/// Status transitions, check results and source changes as SSE (`event: transition|check|source`,
+/// `id: INSTANCE:ID`, data the inner struct without a tag), as the agent serves them; the stream
+/// ends when the host becomes unreachable.
 async fn events(
     Extension(host): HostExt,
     headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let after = host.events_start(last_event_id(&headers));
     let reachable = host.watch_reachable();
-    let start = (host, reachable, after, VecDeque::<AppEvent>::new());
+    let start = (host, reachable, after, VecDeque::<AgentEvent>::new());
     let stream = stream::unfold(
         start,
         |(host, mut reachable, mut last, mut queue)| async move {
             loop {
                 if let Some(event) = queue.pop_front() {
-                    last = event.id;
-                    let sse = transition_event(&event);
+                    last = event.id();
+                    let sse = agent_event(&event);
                     return Some((Ok(sse), (host, reachable, last, queue)));
                 }
                 if !*reachable.borrow() {
@@ -256,14 +257,19 @@ async fn events(
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-fn transition_event(event: &AppEvent) -> Event {
-    let data = serde_json::to_string(event).unwrap_or_else(|e| {
-        // AppEvent holds only strings, numbers and enums: serializing it cannot fail.
+fn agent_event(event: &AgentEvent) -> Event {
+    let data = match event {
+        AgentEvent::Transition(e) => serde_json::to_string(e),
+        AgentEvent::Check(e) => serde_json::to_string(e),
+        AgentEvent::Source(e) => serde_json::to_string(e),
+    }
+    .unwrap_or_else(|e| {
+        // The events hold only strings, numbers and enums: serializing them cannot fail.
         tracing::error!(error = %e, "cannot serialize an event");
         String::from("{}")
     });
     Event::default()
-        .event("transition")
+        .event(event.name())
         .id(event.sse_id())
         .data(data)
 }
@@ -282,11 +288,19 @@ async fn act(
     match action {
         AppAction::Start => {
             if host.state(i) != Some(AppState::Running) {
-                host.change(i, AppState::Running, None, Process::New { counted: false });
+                host.change_with(
+                    i,
+                    AppState::Running,
+                    None,
+                    Process::New { counted: false },
+                    true,
+                    None,
+                );
             }
         }
         AppAction::Stop => {
-            host.change(i, AppState::Stopped, None, Process::Same);
+            // Asked for through Fleetdeck: no alert follows.
+            host.change_with(i, AppState::Stopped, None, Process::Same, true, None);
         }
         AppAction::Restart => {
             host.change(i, AppState::Running, None, Process::New { counted: false });

@@ -1,11 +1,12 @@
 //! Chaos: one task for the whole fleet that crashes a random app every few seconds and recovers
-//! it a little later, and keeps one app of the first host crash-looping forever, so a demo always
-//! shows some trouble.
+//! it a little later (or, one time in four, the restart policy heals it at once: a blip with its
+//! crash context), and keeps one app of the first host crash-looping forever with a `health` check
+//! that fails while it is down, so a demo always shows some trouble.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetdeck_proto::{AppKind, AppState, Exit};
+use fleetdeck_proto::{AppKind, AppState, CrashContext, Exit};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
@@ -54,6 +55,12 @@ pub(crate) async fn run(sim: Arc<Sim>) {
                 _ => (None, Process::Same),
             };
             first.change(forever, state, exit, process);
+            first.check_ran(
+                forever,
+                "health",
+                state == AppState::Running,
+                Some("connection refused (127.0.0.1:8080)"),
+            );
             step += 1;
             next_step = now + hold;
         }
@@ -92,8 +99,36 @@ pub(crate) async fn run(sim: Arc<Sim>) {
             } else {
                 AppState::Failed
             };
+            let crash = CrashContext {
+                exit: Some(exit),
+                oom_killed: exit == Exit::Signal(9),
+                memory_bytes: h.status(app).and_then(|s| s.memory_bytes),
+                memory_limit_bytes: None,
+                last_lines: vec![
+                    "handling request".to_owned(),
+                    if exit == Exit::Signal(9) {
+                        "allocating 512 MiB for the report cache".to_owned()
+                    } else {
+                        "fatal: cannot connect to the database: connection refused".to_owned()
+                    },
+                ],
+                lines_error: None,
+            };
+            if rng.random_ratio(1, 4) {
+                tracing::debug!(host = %h.name, app = h.apps[app].name, "chaos: healed crash");
+                let restart = Process::New { counted: true };
+                h.change_with(
+                    app,
+                    AppState::Running,
+                    Some(exit),
+                    restart,
+                    false,
+                    Some(crash),
+                );
+                continue;
+            }
             tracing::debug!(host = %h.name, app = h.apps[app].name, state = %to, "chaos: crash");
-            h.change(app, to, Some(exit), Process::Same);
+            h.change_with(app, to, Some(exit), Process::Same, false, Some(crash));
             recoveries.push((now + pause(&mut rng, 5_000..20_000), host, app));
         }
     }

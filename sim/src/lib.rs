@@ -17,6 +17,7 @@ mod env;
 mod host;
 mod logs;
 mod noise;
+mod problems;
 
 use std::fmt;
 use std::future::Future;

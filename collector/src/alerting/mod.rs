@@ -10,6 +10,7 @@
 //! and never wait, and a slow or failing webhook delays neither detection nor the other webhooks.
 
 pub mod notify;
+pub mod problems;
 pub mod rules;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
 pub use notify::{deliver, render, Delivery, Rendered, RetryPolicy, Webhook, WebhookFormat};
+pub use problems::{OpenProblems, ProblemKey, SharedProblems};
 pub use rules::{Alert, AlertKind, AlertPolicy, Health, Rules, Transition};
 
 /// The alert history, implemented by the collector's store. Calls are synchronous (the store is
@@ -62,9 +64,15 @@ pub enum AlertInput {
 #[derive(Debug, Clone)]
 pub struct AlerterHandle {
     transitions: mpsc::UnboundedSender<AlertInput>,
+    problems: SharedProblems,
 }
 
 impl AlerterHandle {
+    /// The open problems the alerting task keeps (for `GET /v1/fleet`).
+    pub fn problems(&self) -> SharedProblems {
+        Arc::clone(&self.problems)
+    }
+
     /// Hands a transition to the alerting task. Never blocks: the channel is unbounded because
     /// dropping a transition could drop an alert, and the task only runs the rules on each one.
     ///
@@ -116,9 +124,11 @@ pub fn spawn_resuming(
         })
         .collect();
     let mut rules = Rules::new(config.policy);
+    let problems = problems::shared();
     for t in &already_alerted {
         // What these raise was sent before the restart.
         let _ = rules.observe(t);
+        lock(&problems).observe(t);
     }
     let _ = rules.tick(now_ms());
     let task = AlertTask {
@@ -128,9 +138,13 @@ pub fn spawn_resuming(
         log,
         client,
         last_delivery: HashMap::new(),
+        problems: Arc::clone(&problems),
     };
     tokio::spawn(task.run(rx));
-    AlerterHandle { transitions: tx }
+    AlerterHandle {
+        transitions: tx,
+        problems,
+    }
 }
 
 /// One webhook and what its deliveries share.
@@ -154,6 +168,8 @@ struct AlertTask {
     client: reqwest::Client,
     /// The latest delivery task per subject and webhook; the next one waits for it to end.
     last_delivery: HashMap<DeliveryKey, JoinHandle<()>>,
+    /// What is wrong now, for the fleet API; threshold rules write their own keys here too.
+    problems: SharedProblems,
 }
 
 impl AlertTask {
@@ -178,7 +194,10 @@ impl AlertTask {
                 break;
             };
             let alerts = match transition {
-                AlertInput::Transition(transition) => self.rules.observe(&transition),
+                AlertInput::Transition(transition) => {
+                    lock(&self.problems).observe(&transition);
+                    self.rules.observe(&transition)
+                }
                 // Threshold rules are evaluated here (issue 14, the alerting side).
                 AlertInput::Samples { .. } => Vec::new(),
             };
@@ -284,6 +303,13 @@ async fn deliver_in_turn(
             tracing::warn!(%error, alert_id, "recording an alert delivery panicked");
         }
     }
+}
+
+/// The open problems, even if a writer panicked while holding them (the map stays usable).
+pub fn lock(problems: &SharedProblems) -> std::sync::MutexGuard<'_, OpenProblems> {
+    problems
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Wall-clock Unix milliseconds: the time base of [`Transition::at_ms`]. A clock before 1970 reads

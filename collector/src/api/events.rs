@@ -17,6 +17,10 @@ use crate::store::keys::Caller;
 use crate::store::query::{self, EventFilter};
 use crate::store::Store;
 
+/// The event kinds a `kind` filter takes, for its error message.
+const EVENT_KINDS: &str = "transition, restarted, host-down, host-up, check-failed, \
+    check-passed, source-down, source-up, threshold-fired, threshold-cleared, clock-skew, clock-ok";
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct EventsParams {
@@ -24,7 +28,9 @@ pub struct EventsParams {
     app: Option<String>,
     /// `info`, `warning` or `critical`.
     severity: Option<String>,
-    /// `transition`, `restarted`, `host-down` or `host-up`.
+    /// `transition`, `restarted`, `host-down`, `host-up`, `check-failed`, `check-passed`,
+    /// `source-down`, `source-up`, `threshold-fired`, `threshold-cleared`, `clock-skew` or
+    /// `clock-ok`.
     kind: Option<String>,
     /// RFC 3339: only events at or after.
     since: Option<String>,
@@ -77,9 +83,7 @@ pub async fn list(
         kind: p
             .kind
             .as_deref()
-            .map(|s| {
-                parse_enum::<FleetEventKind>("kind", s, "transition, restarted, host-down, host-up")
-            })
+            .map(|s| parse_enum::<FleetEventKind>("kind", s, EVENT_KINDS))
             .transpose()?,
         since_ms: p
             .since

@@ -22,10 +22,24 @@ const MAX_POINTS: u64 = 10_000;
     security(("bearer" = []))
 )]
 pub async fn fleet(State(state): State<AppState>) -> Result<Json<Fleet>, ApiError> {
-    let fleet = state
+    let mut fleet = state
         .store
         .with_conn(|conn| query::fleet(conn, now_ms()))
         .await?;
+    let active: std::collections::HashSet<&str> =
+        fleet.hosts.iter().map(|h| h.name.as_str()).collect();
+    let problems: Vec<_> = crate::alerting::lock(&state.problems)
+        .list()
+        .into_iter()
+        .filter(|p| active.contains(p.host.as_str()))
+        .collect();
+    for p in &problems {
+        match p.severity {
+            fleetdeck_proto::Severity::Critical => fleet.summary.problems_critical += 1,
+            _ => fleet.summary.problems_warning += 1,
+        }
+    }
+    fleet.problems = problems;
     Ok(Json(fleet))
 }
 

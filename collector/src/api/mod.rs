@@ -46,6 +46,8 @@ pub struct AppState {
     /// Proxied log follows held open per host: the agent's own cap for the collector (16) is
     /// never the one a client meets.
     host_follows: Arc<HashMap<String, StreamCaps>>,
+    /// The alerting task's open problems (`Fleet::problems`).
+    pub problems: crate::alerting::SharedProblems,
 }
 
 /// Event streams open at once, in all and per API key (a desktop holds one per collector).
@@ -82,7 +84,14 @@ impl AppState {
                     })
                     .collect(),
             ),
+            problems: crate::alerting::problems::shared(),
         }
+    }
+
+    /// Lists the open problems of this map (the alerting task's) in `GET /v1/fleet`.
+    pub fn with_problems(mut self, problems: crate::alerting::SharedProblems) -> Self {
+        self.problems = problems;
+        self
     }
 
     fn agent(&self, host: &str) -> Result<&Arc<Agent>, ApiError> {

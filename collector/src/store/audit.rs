@@ -172,10 +172,26 @@ impl AlertLog for Store {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
+        let aspect = serde_json::to_string(&alert.aspect).ok();
+        // An empty detail is stored as NULL, as in alerts from before issue 14.
+        let detail = (alert.detail != crate::alerting::rules::Detail::default())
+            .then(|| serde_json::to_string(&alert.detail).ok())
+            .flatten();
         self.with_conn_blocking(|conn| {
             conn.execute(
-                "INSERT INTO alerts (ts_ms, kind, host, app, state, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![alert.at_ms as i64, kind, alert.host, alert.app, alert.state, alert.message],
+                "INSERT INTO alerts (ts_ms, kind, host, app, state, message, severity, aspect_json, detail_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    alert.at_ms as i64,
+                    kind,
+                    alert.host,
+                    alert.app,
+                    alert.state,
+                    alert.message,
+                    alert.severity.as_str(),
+                    aspect,
+                    detail
+                ],
             )?;
             Ok(conn.last_insert_rowid())
         })

@@ -12,6 +12,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../../migrations/0001_collector.sql")),
         M::up(include_str!("../../../migrations/0002_key_ids.sql")),
         M::up(include_str!("../../../migrations/0003_problems.sql")),
+        M::up(include_str!("../../../migrations/0004_aspects.sql")),
     ])
 }
 
@@ -91,7 +92,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .expect("version");
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
     }
 
     #[test]

@@ -175,7 +175,10 @@ pub fn summarize(hosts: &[HostView]) -> FleetSummary {
                 s.apps_degraded += 1; // Unknown while its host is unreachable.
                 continue;
             }
+            // A running app whose checks fail is not healthy (issue 14): it counts as degraded.
+            let checks_fail = a.status.degraded || a.status.checks.iter().any(|c| !c.ok);
             match a.status.state {
+                AppState::Running if checks_fail => s.apps_degraded += 1,
                 AppState::Running => s.apps_running += 1,
                 AppState::Failed | AppState::CrashLooping => s.apps_down += 1,
                 AppState::Stopped => s.apps_stopped += 1,
@@ -388,13 +391,14 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<FleetEvent> {
         "warning" => Severity::Warning,
         _ => Severity::Info,
     };
-    let kind = match r.get::<_, String>(4)?.as_str() {
-        "restarted" => FleetEventKind::Restarted,
-        "host-down" => FleetEventKind::HostDown,
-        "host-up" => FleetEventKind::HostUp,
-        _ => FleetEventKind::Transition,
-    };
+    let kind = serde_json::from_value::<FleetEventKind>(serde_json::Value::String(r.get(4)?))
+        .unwrap_or(FleetEventKind::Transition);
     let exit: Option<String> = r.get(9)?;
+    // {"context", "check", "threshold"}; unreadable (or absent) details are left out.
+    let detail: EventDetail = r
+        .get::<_, Option<String>>(11)?
+        .and_then(|d| serde_json::from_str(&d).ok())
+        .unwrap_or_default();
     Ok(FleetEvent {
         id: r.get(0)?,
         at_unix_ms: r.get::<_, i64>(1)? as u64,
@@ -407,10 +411,21 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<FleetEvent> {
         to: r.get(8)?,
         exit: exit.and_then(|e| serde_json::from_str::<Exit>(&e).ok()),
         message: r.get(10)?,
-        context: None,
-        check: None,
-        threshold: None,
+        context: detail.context,
+        check: detail.check,
+        threshold: detail.threshold,
     })
+}
+
+/// `events.detail_json` as stored (see `migrations/0003_problems.sql`).
+#[derive(Debug, Default, serde::Deserialize)]
+struct EventDetail {
+    #[serde(default)]
+    context: Option<fleetdeck_proto::CrashContext>,
+    #[serde(default)]
+    check: Option<fleetdeck_proto::CheckResult>,
+    #[serde(default)]
+    threshold: Option<fleetdeck_proto::ThresholdHit>,
 }
 
 /// Events matching `filter`: newest first when paging back, oldest first after `after`. The SQL
@@ -450,7 +465,7 @@ pub fn events(conn: &Connection, filter: &EventFilter) -> Result<EventsPage, Sto
     }
     let limit = filter.limit.max(1);
     let sql = format!(
-        "SELECT id, ts_ms, severity, source, kind, host, app, from_state, to_state, exit_json, message
+        "SELECT id, ts_ms, severity, source, kind, host, app, from_state, to_state, exit_json, message, detail_json
          FROM events {} {} ORDER BY id {} LIMIT {}",
         if clauses.is_empty() { "" } else { "WHERE" },
         clauses.join(" AND "),
@@ -499,7 +514,9 @@ pub fn open_problems(
     let last_alert = |host: &str, app: Option<&str>| -> Result<Option<String>, StoreError> {
         Ok(conn
             .query_row(
-                "SELECT kind FROM alerts WHERE host = ?1 AND app IS ?2 ORDER BY id DESC LIMIT 1",
+                "SELECT kind FROM alerts WHERE host = ?1 AND app IS ?2
+                 AND (aspect_json IS NULL OR aspect_json = '{\"aspect\":\"state\"}')
+                 ORDER BY id DESC LIMIT 1",
                 params![host, app],
                 |r| r.get(0),
             )
@@ -533,7 +550,8 @@ pub fn open_problems(
     let mut stmt = conn.prepare(
         "SELECT h.name, a.name, a.state, a.state_since_ms, a.status_json FROM apps a
          JOIN hosts h ON h.id = a.host_id
-         WHERE h.active = 1 AND h.status = 'up' AND a.state IN ('failed', 'crash-looping')",
+         WHERE h.active = 1 AND h.status = 'up'
+         AND a.state IN ('failed', 'crash-looping', 'not-found', 'stopped')",
     )?;
     let apps = stmt
         .query_map([], |r| {
@@ -547,23 +565,82 @@ pub fn open_problems(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for (host, app, state, since, json) in apps {
-        let exit = serde_json::from_str::<AppStatus>(&json)
-            .ok()
-            .and_then(|s| s.last_exit);
+        let status = serde_json::from_str::<AppStatus>(&json).ok();
+        let exit = status.as_ref().and_then(|s| s.last_exit);
         let sent = alerted(last_alert(&host, Some(&app))?);
+        let (health, severity, detail) = match &status {
+            Some(status) => crate::store::ingest::classify_status(status, status.state),
+            None => (Health::Problem, Severity::Critical, Detail::default()),
+        };
+        // A stop is a problem again only if it was alerted: whether it was asked for through
+        // Fleetdeck may have been known only from the event stream.
+        if health != Health::Problem || (state == "stopped" && !sent) {
+            continue;
+        }
         out.push((
             Transition {
                 host,
                 app: Some(app),
                 state,
-                health: Health::Problem,
+                health,
                 exit,
                 at_ms: since as u64,
                 aspect: Aspect::State,
-                severity: Severity::Critical,
-                detail: Detail::default(),
+                severity,
+                detail,
             },
             sent,
+        ));
+    }
+    // Failing checks, sources down, a skewed clock (migration 0004's `aspects`).
+    let mut stmt = conn.prepare(
+        "SELECT h.name, s.app, s.aspect, s.since_ms, s.reason FROM aspects s
+         JOIN hosts h ON h.id = s.host_id WHERE h.active = 1 AND s.ok = 0",
+    )?;
+    let aspects = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (host, app, aspect, since, reason) in aspects {
+        let (aspect, state) = match aspect.split_once(':') {
+            Some(("check", name)) => (Aspect::Check(name.to_owned()), "failing"),
+            Some(("source", name)) => (Aspect::Source(name.to_owned()), "down"),
+            _ if aspect == "clock" => (Aspect::Clock, "skewed"),
+            _ => continue,
+        };
+        let app = (!app.is_empty()).then_some(app);
+        let aspect_json = serde_json::to_string(&aspect).unwrap_or_default();
+        let last: Option<String> = conn
+            .query_row(
+                "SELECT kind FROM alerts WHERE host = ?1 AND app IS ?2 AND aspect_json = ?3
+                 ORDER BY id DESC LIMIT 1",
+                params![host, app, aspect_json],
+                |r| r.get(0),
+            )
+            .optional()?;
+        out.push((
+            Transition {
+                host,
+                app,
+                state: state.to_owned(),
+                health: Health::Problem,
+                exit: None,
+                at_ms: since as u64,
+                aspect,
+                severity: Severity::Warning,
+                detail: Detail {
+                    reason,
+                    ..Detail::default()
+                },
+            },
+            alerted(last),
         ));
     }
     Ok(out)

@@ -10,9 +10,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fleetdeck_proto::{
-    AppEvent, AppKind, AppSample, AppState, AppStatus, Cpu, DockerDetail, EventSource, Exit,
-    Expect, Filesystem, FsSample, HostMetrics, Info, Load, Memory, NetInterface, NetSample, Sample,
-    SamplesPage, Snapshot, SourceHealth, Sources, Swap, SystemdDetail, WIRE_VERSION,
+    AgentEvent, AppEvent, AppKind, AppSample, AppState, AppStatus, CheckResult, Cpu, CrashContext,
+    DockerDetail, EventSource, Exit, Expect, Filesystem, FsSample, HostMetrics, Info, Load, Memory,
+    NetInterface, NetSample, Sample, SamplesPage, Snapshot, SourceHealth, Sources, Swap,
+    SystemdDetail, WIRE_VERSION,
 };
 use tokio::sync::{watch, Notify};
 
@@ -123,7 +124,7 @@ impl AppSpec {
 
 /// What changes about an app: its state and the process it runs.
 #[derive(Debug, Clone)]
-struct AppLive {
+pub(crate) struct AppLive {
     state: AppState,
     since_ms: u64,
     last_exit: Option<Exit>,
@@ -133,13 +134,21 @@ struct AppLive {
     run_started_ms: u64,
     /// `(since_ms, state)` of the last few states, oldest first.
     history: VecDeque<(u64, AppState)>,
+    /// The endpoint checks' last results (see `problems.rs`).
+    pub(crate) checks: Vec<CheckResult>,
+    pub(crate) stopped_by_request: bool,
 }
 
 #[derive(Debug)]
-struct Live {
-    apps: Vec<AppLive>,
-    events: VecDeque<AppEvent>,
-    next_event_id: u64,
+pub(crate) struct Live {
+    pub(crate) apps: Vec<AppLive>,
+    /// Every kind of `/v1/events` event, in one id sequence.
+    pub(crate) events: VecDeque<AgentEvent>,
+    pub(crate) next_event_id: u64,
+    /// Sources reported down (`systemd`, `docker`), with their error.
+    pub(crate) sources_down: Vec<(String, String)>,
+    /// How far this agent's clock is off (positive: ahead).
+    pub(crate) clock_offset_ms: i64,
 }
 
 /// Whether a transition starts a new process of the app.
@@ -265,6 +274,8 @@ impl Host {
                     invocation: 0,
                     run_started_ms: since,
                     history: VecDeque::from([(0, AppState::Running)]),
+                    checks: Vec::new(),
+                    stopped_by_request: false,
                 }
             })
             .collect();
@@ -283,6 +294,8 @@ impl Host {
                 apps: live,
                 events: VecDeque::new(),
                 next_event_id: 1,
+                sources_down: Vec::new(),
+                clock_offset_ms: 0,
             }),
             events_changed: Notify::new(),
             reachable,
@@ -291,7 +304,7 @@ impl Host {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Live> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Live> {
         // Every update under the lock is a few plain assignments: the data stays consistent even
         // if a holder panicked.
         self.live.lock().unwrap_or_else(|p| p.into_inner())
@@ -361,7 +374,21 @@ impl Host {
         exit: Option<Exit>,
         process: Process,
     ) -> Option<AppEvent> {
-        let now = now_ms();
+        self.change_with(app, to, exit, process, false, None)
+    }
+
+    /// [`Host::change`], saying whether it was asked for through Fleetdeck and what the agent
+    /// captured of a crash that ended the previous process.
+    pub(crate) fn change_with(
+        &self,
+        app: usize,
+        to: AppState,
+        exit: Option<Exit>,
+        process: Process,
+        requested: bool,
+        crash: Option<CrashContext>,
+    ) -> Option<AppEvent> {
+        let now = self.agent_now();
         let spec = self.apps.get(app)?;
         let mut live = self.lock();
         let next_id = live.next_event_id;
@@ -380,6 +407,11 @@ impl Host {
         }
         if exit.is_some() {
             a.last_exit = exit;
+        }
+        if to == AppState::Stopped {
+            a.stopped_by_request = requested;
+        } else if from != to {
+            a.stopped_by_request = false;
         }
         if from != to {
             a.state = to;
@@ -404,17 +436,31 @@ impl Host {
                 AppKind::Systemd => EventSource::Systemd,
                 AppKind::Docker => EventSource::Docker,
             },
-            requested: false,
-            crash: None,
+            requested,
+            crash,
         };
+        drop(live);
+        self.push_event(|_| AgentEvent::Transition(event.clone()));
+        Some(event)
+    }
+
+    /// The agent's clock: the wall clock shifted by the simulated offset.
+    pub(crate) fn agent_now(&self) -> u64 {
+        let offset = self.lock().clock_offset_ms;
+        now_ms().saturating_add_signed(offset)
+    }
+
+    /// Appends an event made with the next id and wakes the streams.
+    pub(crate) fn push_event(&self, make: impl FnOnce(u64) -> AgentEvent) {
+        let mut live = self.lock();
+        let event = make(live.next_event_id);
         live.next_event_id += 1;
         if live.events.len() == EVENT_BUFFER {
             live.events.pop_front();
         }
-        live.events.push_back(event.clone());
+        live.events.push_back(event);
         drop(live);
         self.events_changed.notify_waiters();
-        Some(event)
     }
 
     /// Where a new `/v1/events` stream stands: no `Last-Event-ID` starts live, after the newest
@@ -432,11 +478,11 @@ impl Host {
     }
 
     /// The buffered events with an id greater than `after`, oldest first.
-    pub(crate) fn events_after(&self, after: u64) -> Vec<AppEvent> {
+    pub(crate) fn events_after(&self, after: u64) -> Vec<AgentEvent> {
         self.lock()
             .events
             .iter()
-            .filter(|e| e.id > after)
+            .filter(|e| e.id() > after)
             .cloned()
             .collect()
     }
@@ -558,15 +604,24 @@ impl Host {
             systemd,
             docker,
             expect: Expect::Running,
-            stopped_by_request: false,
-            checks: Vec::new(),
-            degraded: false,
+            stopped_by_request: a.stopped_by_request,
+            checks: a.checks.clone(),
+            degraded: a.checks.iter().any(|c| c.consecutive_failures >= 2),
         }
     }
 
     fn sources(&self) -> Sources {
+        let down = self.lock().sources_down.clone();
         let health = |kind| {
-            if self.apps.iter().any(|a| a.kind == kind) {
+            let name = match kind {
+                AppKind::Systemd => "systemd",
+                AppKind::Docker => "docker",
+            };
+            if let Some((_, error)) = down.iter().find(|(n, _)| n == name) {
+                SourceHealth::Down {
+                    error: error.clone(),
+                }
+            } else if self.apps.iter().any(|a| a.kind == kind) {
                 SourceHealth::Up
             } else {
                 SourceHealth::Unused
@@ -677,7 +732,7 @@ impl Host {
         Snapshot {
             seq: self.latest_seq(now),
             instance_id: self.instance_id.clone(),
-            taken_unix_ms: now,
+            taken_unix_ms: self.agent_now(),
             host,
             apps: self.statuses(),
             sources: self.sources(),
@@ -829,160 +884,4 @@ fn round2(v: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn host(apps: usize) -> Host {
-        Host::new(HostParams {
-            name: "t-01".into(),
-            seed: 9,
-            instance_id: "inst".into(),
-            now_ms: 1_700_000_000_000,
-            interval_ms: 10_000,
-            apps,
-            env_dir: None,
-        })
-    }
-
-    #[test]
-    fn page_plans() {
-        let p = |latest, cap, after, limit| {
-            let plan = plan_page(latest, cap, after, limit);
-            (plan.oldest, plan.latest, plan.range, plan.more)
-        };
-        assert_eq!(p(0, 100, 0, 10), (None, None, None, false), "no sample yet");
-        assert_eq!(p(5, 100, 0, 10), (Some(1), Some(5), Some((1, 5)), false));
-        assert_eq!(p(25, 100, 0, 10), (Some(1), Some(25), Some((1, 10)), true));
-        assert_eq!(
-            p(25, 100, 10, 10),
-            (Some(1), Some(25), Some((11, 20)), true)
-        );
-        assert_eq!(
-            p(25, 100, 20, 10),
-            (Some(1), Some(25), Some((21, 25)), false)
-        );
-        assert_eq!(
-            p(25, 100, 25, 10),
-            (Some(1), Some(25), None, false),
-            "up to date"
-        );
-        assert_eq!(
-            p(25, 100, 90, 10),
-            (Some(1), Some(25), None, false),
-            "ahead"
-        );
-        // Only `capacity` are kept: an old `after` starts at the oldest held.
-        assert_eq!(
-            p(1000, 100, 3, 10),
-            (Some(901), Some(1000), Some((901, 910)), true)
-        );
-        assert_eq!(
-            p(100, 100, 0, 5000),
-            (Some(1), Some(100), Some((1, 100)), false)
-        );
-        assert_eq!(p(5000, 8640, 0, 5000).2, Some((1, 1000)), "limit is capped");
-        assert_eq!(p(3, 100, 0, 0).2, Some((1, 1)), "limit is at least 1");
-    }
-
-    #[test]
-    fn samples_are_deterministic_and_plausible() {
-        let h = host(4);
-        let states = vec![(AppState::Running, 0); 4];
-        let a = h.sample(42, &states);
-        assert_eq!(a, h.sample(42, &states));
-        assert_eq!(a.taken_unix_ms, h.started_ms + 42 * 10_000);
-        for seq in 1..2_000 {
-            let s = h.sample(seq, &states);
-            let cpu = s.cpu_percent.unwrap_or(-1.0);
-            assert!((0.0..=100.0).contains(&cpu), "{cpu}");
-            assert!(s.memory_used_bytes < s.memory_total_bytes);
-            assert!((4 * GIB..=16 * GIB).contains(&s.memory_total_bytes));
-            assert!(s.filesystems[0].used_bytes < s.filesystems[0].total_bytes);
-            assert_eq!(s.apps.len(), 4);
-        }
-    }
-
-    #[test]
-    fn changes_become_events() {
-        let h = host(3);
-        assert!(h
-            .change(0, AppState::Running, None, Process::Same)
-            .is_none());
-        let e = h
-            .change(0, AppState::Failed, Some(Exit::Code(2)), Process::Same)
-            .expect("a transition");
-        assert_eq!(
-            (e.id, e.from, e.to, e.restarted),
-            (1, AppState::Running, AppState::Failed, false)
-        );
-        assert_eq!(e.source, EventSource::Systemd);
-        let before = h.status(0).and_then(|s| s.restarts).unwrap_or(0);
-        let e = h
-            .change(0, AppState::Running, None, Process::New { counted: true })
-            .expect("recovery");
-        assert_eq!(e.restarts, Some(before + 1));
-        let e = h
-            .change(1, AppState::Running, None, Process::New { counted: false })
-            .expect("restart");
-        assert!(e.restarted);
-        assert_eq!(e.source, EventSource::Docker);
-        assert_eq!(h.events_after(0).len(), 3);
-        assert_eq!(h.events_after(2).len(), 1);
-        assert_eq!(h.events_start(None), 3);
-        assert_eq!(h.events_start(Some("inst:1")), 1);
-        assert_eq!(h.events_start(Some("other:2")), 0);
-        assert_eq!(h.events_start(Some("garbage")), 0);
-    }
-
-    #[test]
-    fn event_buffer_is_bounded() {
-        let h = host(1);
-        for i in 0..(EVENT_BUFFER + 10) {
-            let to = if i % 2 == 0 {
-                AppState::Failed
-            } else {
-                AppState::Running
-            };
-            h.change(0, to, None, Process::Same);
-        }
-        let all = h.events_after(0);
-        assert_eq!(all.len(), EVENT_BUFFER);
-        assert_eq!(all[0].id, 11);
-    }
-
-    #[test]
-    fn state_history_lookup() {
-        let hist = [
-            (0, AppState::Running),
-            (100, AppState::Failed),
-            (200, AppState::Running),
-        ];
-        assert_eq!(state_in(&hist, 50), AppState::Running);
-        assert_eq!(state_in(&hist, 100), AppState::Failed);
-        assert_eq!(state_in(&hist, 199), AppState::Failed);
-        assert_eq!(state_in(&hist, 500), AppState::Running);
-    }
-
-    #[test]
-    fn kinds_alternate_and_details_match() {
-        let h = host(4);
-        let apps = h.statuses();
-        let kinds: Vec<AppKind> = apps.iter().map(|a| a.kind).collect();
-        assert_eq!(
-            kinds,
-            [
-                AppKind::Systemd,
-                AppKind::Docker,
-                AppKind::Systemd,
-                AppKind::Docker
-            ]
-        );
-        assert!(apps[0].target.ends_with(".service"));
-        assert!(apps[0].systemd.is_some() && apps[0].docker.is_none());
-        assert!(apps[1].docker.is_some() && apps[1].systemd.is_none());
-        let snap = h.snapshot();
-        assert_eq!(snap.sources.systemd, SourceHealth::Up);
-        assert_eq!(snap.host.filesystems[0].mount_point, "/");
-        assert_eq!(snap.host.network[0].name, "eth0");
-    }
-}
+mod tests;
