@@ -139,6 +139,7 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
             policy: config.alerts.clone(),
             webhooks: config.webhooks.clone(),
             retry: config.retry.clone(),
+            thresholds: config.rules.clone(),
         },
         already.into_iter().map(|(t, _)| t).collect(),
         Arc::new(store.clone()) as Arc<dyn AlertLog>,

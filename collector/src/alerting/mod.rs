@@ -11,6 +11,7 @@
 
 pub mod notify;
 pub mod rules;
+pub mod thresholds;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,12 +35,15 @@ pub trait AlertLog: Send + Sync + 'static {
 }
 
 /// Alerting settings: when to alert, where to, how hard to try.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertConfig {
     pub policy: AlertPolicy,
     pub webhooks: Vec<Webhook>,
     pub retry: RetryPolicy,
+    /// Threshold rules over samples (the config's effective set: shipped and `[[rules]]`).
+    #[serde(skip)]
+    pub thresholds: Vec<thresholds::Rule>,
 }
 
 /// Deliveries in flight to one webhook at most. A burst (a network split takes down a hundred
@@ -62,6 +66,7 @@ pub enum AlertInput {
 #[derive(Debug, Clone)]
 pub struct AlerterHandle {
     transitions: mpsc::UnboundedSender<AlertInput>,
+    thresholds: thresholds::OpenThresholds,
 }
 
 impl AlerterHandle {
@@ -74,6 +79,11 @@ impl AlerterHandle {
     /// replayed from a backfill would raise alerts about the past.
     pub fn observe(&self, transition: Transition) {
         self.send(AlertInput::Transition(Box::new(transition)));
+    }
+
+    /// The threshold rules firing now, critical first, then oldest first (for `Fleet.problems`).
+    pub fn open_problems(&self) -> Vec<fleetdeck_proto::Problem> {
+        self.thresholds.open_problems()
     }
 
     /// Hands anything the alerting task is fed to it; never blocks.
@@ -121,8 +131,11 @@ pub fn spawn_resuming(
         let _ = rules.observe(t);
     }
     let _ = rules.tick(now_ms());
+    let evaluator = thresholds::Evaluator::new(config.thresholds);
+    let open = evaluator.open();
     let task = AlertTask {
         rules,
+        thresholds: evaluator,
         sinks,
         retry: Arc::new(config.retry),
         log,
@@ -130,7 +143,10 @@ pub fn spawn_resuming(
         last_delivery: HashMap::new(),
     };
     tokio::spawn(task.run(rx));
-    AlerterHandle { transitions: tx }
+    AlerterHandle {
+        transitions: tx,
+        thresholds: open,
+    }
 }
 
 /// One webhook and what its deliveries share.
@@ -148,6 +164,7 @@ type DeliveryKey = (usize, String, Option<String>);
 
 struct AlertTask {
     rules: Rules,
+    thresholds: thresholds::Evaluator,
     sinks: Vec<Arc<Sink>>,
     retry: Arc<RetryPolicy>,
     log: Arc<dyn AlertLog>,
@@ -179,8 +196,7 @@ impl AlertTask {
             };
             let alerts = match transition {
                 AlertInput::Transition(transition) => self.rules.observe(&transition),
-                // Threshold rules are evaluated here (issue 14, the alerting side).
-                AlertInput::Samples { .. } => Vec::new(),
+                AlertInput::Samples { host, samples } => self.thresholds.observe(&host, &samples),
             };
             self.raise(alerts).await;
         }
