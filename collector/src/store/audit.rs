@@ -1,13 +1,13 @@
 //! The audit log (who, what, on what, how it ended; never a value; bounded in what it keeps and
 //! in what a page returns) and the alert history.
 
-use fleetdeck_proto::{AuditEntry, AuditPage};
+use fleetdeck_proto::{AuditEntry, AuditPage, FleetEvent, FleetEventKind, Severity};
 use rusqlite::{params, Connection};
 
 use super::keys::Caller;
 use super::{now_ms, Store, StoreError};
 use crate::alerting::notify::Delivery;
-use crate::alerting::rules::Alert;
+use crate::alerting::rules::{Alert, AlertKind, Aspect};
 use crate::alerting::AlertLog;
 
 /// The most bytes of one audit field (action, target, result) kept: what a request names is
@@ -172,14 +172,43 @@ impl AlertLog for Store {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        self.with_conn_blocking(|conn| {
-            conn.execute(
-                "INSERT INTO alerts (ts_ms, kind, host, app, state, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![alert.at_ms as i64, kind, alert.host, alert.app, alert.state, alert.message],
-            )?;
-            Ok(conn.last_insert_rowid())
-        })
-        .map_err(|e| e.to_string())
+        let aspect_json = serde_json::to_string(&alert.aspect).ok();
+        let detail_json = serde_json::to_string(&alert.detail).ok();
+        let event = threshold_event(alert);
+        let (id, event) = self
+            .with_conn_blocking(|conn| {
+                conn.execute(
+                    "INSERT INTO alerts (ts_ms, kind, host, app, state, message, severity, aspect_json, detail_json)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        alert.at_ms as i64,
+                        kind,
+                        alert.host,
+                        alert.app,
+                        alert.state,
+                        alert.message,
+                        alert.severity.as_str(),
+                        aspect_json,
+                        detail_json
+                    ],
+                )?;
+                let id = conn.last_insert_rowid();
+                let event = match event {
+                    Some(mut event) => {
+                        insert_threshold_event(conn, &event)?;
+                        event.id = conn.last_insert_rowid();
+                        Some(event)
+                    }
+                    None => None,
+                };
+                Ok((id, event))
+            })
+            .map_err(|e| e.to_string())?;
+        if let Some(event) = event {
+            // Nobody listening is fine: the event is in the log.
+            let _ = self.inner.events.send(event);
+        }
+        Ok(id)
     }
 
     fn delivered(&self, alert_id: i64, webhook: &str, delivery: &Delivery) {
@@ -198,6 +227,53 @@ impl AlertLog for Store {
             tracing::error!(error = %e, alert_id, "cannot record an alert delivery");
         }
     }
+}
+
+/// A threshold alert is also an event of the log (`threshold-fired`, `threshold-cleared`): the
+/// evaluator raises alerts without a transition, so nothing else would write one.
+fn threshold_event(alert: &Alert) -> Option<FleetEvent> {
+    if !matches!(alert.aspect, Aspect::Threshold { .. }) {
+        return None;
+    }
+    let (kind, severity) = match alert.kind {
+        AlertKind::Recovery => (FleetEventKind::ThresholdCleared, Severity::Info),
+        _ => (FleetEventKind::ThresholdFired, alert.severity),
+    };
+    Some(FleetEvent {
+        id: 0,
+        at_unix_ms: alert.at_ms,
+        severity,
+        source: "collector".into(),
+        kind,
+        host: alert.host.clone(),
+        app: alert.app.clone(),
+        from: None,
+        to: None,
+        exit: None,
+        message: alert.message.clone(),
+        context: None,
+        check: None,
+        threshold: alert.detail.threshold.clone(),
+    })
+}
+
+fn insert_threshold_event(conn: &Connection, event: &FleetEvent) -> Result<(), StoreError> {
+    let detail_json = serde_json::json!({ "threshold": event.threshold }).to_string();
+    conn.execute(
+        "INSERT INTO events (ts_ms, severity, source, kind, host, app, message, detail_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            event.at_unix_ms as i64,
+            event.severity.as_str(),
+            event.source,
+            event.kind.as_str(),
+            event.host,
+            event.app,
+            event.message,
+            detail_json
+        ],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -51,6 +51,8 @@ struct Series {
 
 #[derive(Debug, Default)]
 struct HostState {
+    /// Whether a sample was evaluated yet (`last_ms` is its time).
+    seen: bool,
     last_ms: u64,
     series: HashMap<SeriesKey, Series>,
     /// (rule index, mount point) → used bytes over the rule's window.
@@ -100,10 +102,11 @@ impl Evaluator {
         let state = self.hosts.entry(host.to_owned()).or_default();
         for sample in samples {
             let t = sample.taken_unix_ms;
-            if t <= state.last_ms {
+            if state.seen && t <= state.last_ms {
                 // Already seen (a re-sent page), or out of order: `for` needs time to advance.
                 continue;
             }
+            state.seen = true;
             state.last_ms = t;
             for (index, rule) in self.rules.iter().enumerate() {
                 if !rule.applies_to_host(host) {
@@ -141,7 +144,7 @@ impl Evaluator {
         });
         self.newest_ms = self.newest_ms.max(last);
         self.rounds += 1;
-        if self.rounds % 1024 == 0 {
+        if self.rounds.is_multiple_of(1024) {
             self.forget_gone_hosts(&mut alerts);
         }
         if !alerts.is_empty() {
@@ -548,9 +551,9 @@ fn bytes(b: f64) -> String {
 /// `5 min`, `30 s`, `2 h`.
 pub fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 3600 && s % 3600 == 0 {
+    if s >= 3600 && s.is_multiple_of(3600) {
         format!("{} h", s / 3600)
-    } else if s >= 60 && s % 60 == 0 {
+    } else if s >= 60 && s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else {
         format!("{s} s")
