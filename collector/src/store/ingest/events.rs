@@ -1,0 +1,164 @@
+//! Transitions from the agent's event stream, including replays older than the last poll.
+
+use fleetdeck_proto::Severity as AlertSeverity;
+use fleetdeck_proto::{AppEvent, AppState, AppStatus, FleetEventKind};
+use rusqlite::{params, OptionalExtension};
+
+use super::apps::apply_app;
+use super::{describe_exit, record_event, severity_of};
+use crate::alerting::rules::{Aspect, Detail, Health, Transition};
+use crate::alerting::AlertInput;
+use crate::store::{Notice, StoreError, WriteCtx};
+
+/// Applies one transition from the agent's event stream and remembers its id for resuming.
+pub fn apply_agent_event(
+    ctx: &mut WriteCtx<'_>,
+    host_id: i64,
+    host: &str,
+    event: &AppEvent,
+) -> Result<(), StoreError> {
+    ctx.conn.execute(
+        "UPDATE hosts SET last_event_id = ?2 WHERE id = ?1",
+        params![host_id, event.sse_id()],
+    )?;
+    let stored: Option<(String, i64)> = ctx
+        .conn
+        .query_row(
+            "SELECT status_json, observed_ms FROM apps WHERE host_id = ?1 AND name = ?2",
+            params![host_id, event.app],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((_, observed)) = &stored {
+        if (event.at_unix_ms as i64) < *observed {
+            // A poll has recorded a newer state already (e.g. the stream was away and replays
+            // what it missed): the transition belongs in the past.
+            return apply_past_event(ctx, host_id, host, event);
+        }
+    }
+    // A stored status that no longer reads (a format change) is replaced, not fatal.
+    let stored_status = stored.and_then(|(json, _)| serde_json::from_str::<AppStatus>(&json).ok());
+    let mut status = match stored_status {
+        Some(status) => status,
+        None => AppStatus {
+            name: event.app.clone(),
+            kind: event.kind,
+            target: String::new(),
+            state: event.to,
+            since_unix_ms: None,
+            last_exit: None,
+            restarts: None,
+            memory_bytes: None,
+            error: None,
+            systemd: None,
+            docker: None,
+            expect: fleetdeck_proto::Expect::Running,
+            stopped_by_request: false,
+            checks: Vec::new(),
+            degraded: false,
+        },
+    };
+    status.state = event.to;
+    status.since_unix_ms = Some(event.at_unix_ms);
+    if event.exit.is_some() {
+        status.last_exit = event.exit;
+    }
+    if event.restarts.is_some() {
+        status.restarts = event.restarts;
+    }
+    status.error = None;
+    apply_app(
+        ctx,
+        host_id,
+        host,
+        status,
+        event.at_unix_ms,
+        "agent-stream",
+        event.restarted,
+    )
+}
+
+/// Records a transition that happened before the state a poll already recorded: once, by splitting
+/// the history interval it falls into, if history still shows the app in the transition's `from`
+/// state at that time. The app's current state is left as the poll saw it.
+fn apply_past_event(
+    ctx: &mut WriteCtx<'_>,
+    host_id: i64,
+    host: &str,
+    event: &AppEvent,
+) -> Result<(), StoreError> {
+    if event.from == event.to {
+        return Ok(()); // A restart long past: nothing to split.
+    }
+    let at = event.at_unix_ms as i64;
+    // Already in history: a poll saw this transition (the source's timestamp and the agent's may
+    // differ by a moment).
+    let known: Option<i64> = ctx
+        .conn
+        .query_row(
+            "SELECT id FROM status_history WHERE host_id = ?1 AND app = ?2 AND state = ?3
+             AND start_ms BETWEEN ?4 - 2000 AND ?4 + 2000",
+            params![host_id, event.app, event.to.as_str(), at],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if known.is_some() {
+        return Ok(());
+    }
+    let containing: Option<(i64, String, Option<i64>)> = ctx
+        .conn
+        .query_row(
+            "SELECT id, state, end_ms FROM status_history WHERE host_id = ?1 AND app = ?2
+             AND start_ms <= ?3 AND (end_ms IS NULL OR end_ms > ?3) ORDER BY start_ms DESC LIMIT 1",
+            params![host_id, event.app, at],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((id, state, end)) = containing else {
+        return Ok(());
+    };
+    if state != event.from.as_str() {
+        return Ok(()); // History disagrees with the event's `from`: leave it as it is.
+    }
+    ctx.conn.execute(
+        "UPDATE status_history SET end_ms = ?2 WHERE id = ?1",
+        params![id, at],
+    )?;
+    ctx.conn.execute(
+        "INSERT INTO status_history (host_id, app, state, start_ms, end_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![host_id, event.app, event.to.as_str(), at, end],
+    )?;
+    if event.to != AppState::Unknown && event.from != AppState::Unknown {
+        let mut message = format!("{} on {host}: {} → {}", event.app, event.from, event.to);
+        if let Some(exit) = event.exit {
+            message.push_str(&format!(" ({})", describe_exit(exit)));
+        }
+        record_event(
+            ctx,
+            event.at_unix_ms,
+            severity_of(event.to),
+            "agent-stream",
+            FleetEventKind::Transition,
+            host,
+            Some(&event.app),
+            Some(event.from.as_str()),
+            Some(event.to.as_str()),
+            event.exit,
+            message,
+        )?;
+    }
+    ctx.notify(Notice::Alert(AlertInput::Transition(Box::new(
+        Transition {
+            host: host.to_owned(),
+            app: Some(event.app.clone()),
+            state: event.to.as_str().to_owned(),
+            health: Health::from(event.to),
+            exit: event.exit,
+            at_ms: event.at_unix_ms,
+            aspect: Aspect::State,
+            severity: AlertSeverity::Critical,
+            detail: Detail::default(),
+        },
+    ))));
+    Ok(())
+}

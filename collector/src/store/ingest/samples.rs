@@ -1,0 +1,154 @@
+//! Samples from polls and backfill pages, stored once each behind the host's cursor.
+
+use fleetdeck_proto::Sample;
+use rusqlite::params;
+
+use super::{host_row, HostRow, SampleCursor};
+use crate::alerting::AlertInput;
+use crate::store::{Notice, StoreError, WriteCtx};
+
+/// Stores samples of `instance` newer than the host's cursor; returns the new last seq.
+pub(super) fn insert_samples(
+    ctx: &mut WriteCtx<'_>,
+    host: &str,
+    host_id: i64,
+    row: &HostRow,
+    instance_id: &str,
+    samples: &[Sample],
+    now_ms: u64,
+) -> Result<u64, StoreError> {
+    let mut last_seq = if row.instance_id.as_deref() == Some(instance_id) {
+        row.last_seq
+    } else {
+        0 // A new agent instance: its seqs start again.
+    };
+    let instance = instance_row(ctx, host_id, instance_id, now_ms)?;
+    if samples.is_empty() {
+        return Ok(last_seq as u64);
+    }
+    let mut insert = ctx.conn.prepare_cached(
+        "INSERT OR IGNORE INTO samples_raw
+         (host_id, ts_ms, instance, seq, cpu, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    let mut oldest = u64::MAX;
+    let mut fresh = Vec::new();
+    for s in samples {
+        if (s.seq as i64) <= last_seq {
+            continue;
+        }
+        fresh.push(s.clone());
+        let r = SampleRow::from(s);
+        insert.execute(params![
+            host_id,
+            s.taken_unix_ms as i64,
+            instance,
+            s.seq as i64,
+            r.cpu,
+            r.mem_used,
+            r.mem_total,
+            r.swap_used,
+            r.load1,
+            r.disk_used,
+            r.disk_total,
+            r.net_rx,
+            r.net_tx
+        ])?;
+        oldest = oldest.min(s.taken_unix_ms);
+        last_seq = last_seq.max(s.seq as i64);
+    }
+    drop(insert);
+    if oldest != u64::MAX {
+        crate::store::rollup::mark_late(ctx.conn, oldest)?;
+    }
+    if !fresh.is_empty() {
+        ctx.notify(Notice::Alert(AlertInput::Samples {
+            host: host.to_owned(),
+            samples: fresh.into(),
+        }));
+    }
+    Ok(last_seq as u64)
+}
+
+/// Stores a further page of backfilled samples and moves the host's cursor with it.
+pub fn apply_samples(
+    ctx: &mut WriteCtx<'_>,
+    host: &str,
+    host_id: i64,
+    instance_id: &str,
+    samples: &[Sample],
+    now_ms: u64,
+) -> Result<SampleCursor, StoreError> {
+    let row = host_row(ctx, host_id)?;
+    let last_seq = insert_samples(ctx, host, host_id, &row, instance_id, samples, now_ms)?;
+    ctx.conn.execute(
+        "UPDATE hosts SET instance_id = ?2, last_seq = ?3 WHERE id = ?1",
+        params![host_id, instance_id, last_seq as i64],
+    )?;
+    Ok(SampleCursor {
+        instance_id: instance_id.to_owned(),
+        last_seq,
+    })
+}
+
+fn instance_row(
+    ctx: &WriteCtx<'_>,
+    host_id: i64,
+    instance: &str,
+    now_ms: u64,
+) -> Result<i64, StoreError> {
+    ctx.conn.execute(
+        "INSERT OR IGNORE INTO agent_instances (host_id, instance_id, first_seen_ms) VALUES (?1, ?2, ?3)",
+        params![host_id, instance, now_ms as i64],
+    )?;
+    Ok(ctx.conn.query_row(
+        "SELECT id FROM agent_instances WHERE host_id = ?1 AND instance_id = ?2",
+        params![host_id, instance],
+        |r| r.get(0),
+    )?)
+}
+
+/// A sample's host figures as stored: the busiest filesystem's use, the sum of all interfaces.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleRow {
+    pub cpu: Option<f64>,
+    pub mem_used: i64,
+    pub mem_total: i64,
+    pub swap_used: i64,
+    pub load1: f64,
+    pub disk_used: Option<i64>,
+    pub disk_total: Option<i64>,
+    pub net_rx: Option<f64>,
+    pub net_tx: Option<f64>,
+}
+
+impl From<&Sample> for SampleRow {
+    fn from(s: &Sample) -> Self {
+        // The fullest filesystem is the one an operator needs to see in one figure.
+        let disk = s.filesystems.iter().max_by(|a, b| {
+            let fa = a.used_bytes as f64 / a.total_bytes.max(1) as f64;
+            let fb = b.used_bytes as f64 / b.total_bytes.max(1) as f64;
+            fa.total_cmp(&fb)
+        });
+        let sum = |f: fn(&fleetdeck_proto::NetSample) -> Option<u64>| -> Option<f64> {
+            let vals: Vec<u64> = s.network.iter().filter_map(f).collect();
+            (!vals.is_empty()).then(|| vals.iter().sum::<u64>() as f64)
+        };
+        Self {
+            cpu: s.cpu_percent.map(one_decimal),
+            mem_used: s.memory_used_bytes as i64,
+            mem_total: s.memory_total_bytes as i64,
+            swap_used: s.swap_used_bytes as i64,
+            load1: one_decimal(s.load1),
+            disk_used: disk.map(|d| d.used_bytes as i64),
+            disk_total: disk.map(|d| d.total_bytes as i64),
+            net_rx: sum(|n| n.rx_bytes_per_sec),
+            net_tx: sum(|n| n.tx_bytes_per_sec),
+        }
+    }
+}
+
+/// The agent sends one-decimal figures as f32: keep them one-decimal as f64, not 15.8999996.
+fn one_decimal(v: f32) -> f64 {
+    (f64::from(v) * 10.0).round() / 10.0
+}
