@@ -204,6 +204,7 @@ fn require(caller: &Caller, role: Role) -> Result<(), ApiError> {
         fleet::fleet,
         fleet::host,
         fleet::metrics,
+        fleet::app_metrics,
         fleet::uptime,
         events::list,
         events::stream,
@@ -229,6 +230,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/fleet", get(fleet::fleet))
         .route("/v1/hosts/{host}", get(fleet::host))
         .route("/v1/hosts/{host}/metrics", get(fleet::metrics))
+        .route(
+            "/v1/hosts/{host}/apps/{app}/metrics",
+            get(fleet::app_metrics),
+        )
         .route("/v1/hosts/{host}/apps/{app}/uptime", get(fleet::uptime))
         .route("/v1/hosts/{host}/apps/{app}/logs", get(proxy::logs))
         .route(
