@@ -503,7 +503,10 @@ pub fn open_problems(
     let last_alert = |host: &str, app: Option<&str>| -> Result<Option<String>, StoreError> {
         Ok(conn
             .query_row(
-                "SELECT kind FROM alerts WHERE host = ?1 AND app IS ?2 ORDER BY id DESC LIMIT 1",
+                // The state's own alerts: a threshold's (or another aspect's) says nothing of it.
+                "SELECT kind FROM alerts WHERE host = ?1 AND app IS ?2
+                 AND (aspect_json IS NULL OR json_extract(aspect_json, '$.aspect') = 'state')
+                 ORDER BY id DESC LIMIT 1",
                 params![host, app],
                 |r| r.get(0),
             )
