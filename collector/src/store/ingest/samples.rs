@@ -197,3 +197,54 @@ impl From<&Sample> for SampleRow {
 fn one_decimal(v: f32) -> f64 {
     (f64::from(v) * 10.0).round() / 10.0
 }
+
+#[cfg(test)]
+mod tests {
+    use fleetdeck_proto::{DiskIoSample, FsSample};
+
+    use super::*;
+
+    #[test]
+    fn disk_io_is_summed_and_root_inodes_are_a_percentage() {
+        let fs = |m: &str, used: u64, total: u64| FsSample {
+            mount_point: m.into(),
+            used_bytes: 1,
+            total_bytes: 10,
+            inodes_used: used,
+            inodes_total: total,
+        };
+        let disk = |r: Option<u64>, w: Option<u64>| DiskIoSample {
+            device: "sda".into(),
+            read_bytes_per_sec: r,
+            write_bytes_per_sec: w,
+        };
+        let sample = Sample {
+            seq: 1,
+            taken_unix_ms: 1,
+            cpu_percent: None,
+            memory_used_bytes: 1,
+            memory_total_bytes: 2,
+            swap_used_bytes: 0,
+            swap_total_bytes: 0,
+            cores: 1,
+            load1: 0.0,
+            load5: 0.0,
+            load15: 0.0,
+            filesystems: vec![fs("/var", 9, 10), fs("/", 1234, 10_000)],
+            network: Vec::new(),
+            apps: Vec::new(),
+            disks: vec![disk(Some(100), None), disk(Some(50), Some(7))],
+        };
+        let row = SampleRow::from(&sample);
+        assert_eq!(row.disk_read, Some(150.0));
+        assert_eq!(row.disk_write, Some(7.0));
+        assert_eq!(row.root_inodes_pct, Some(12.3));
+        let bare = Sample {
+            disks: Vec::new(),
+            filesystems: vec![fs("/", 0, 0)],
+            ..sample
+        };
+        let row = SampleRow::from(&bare);
+        assert_eq!((row.disk_read, row.root_inodes_pct), (None, None));
+    }
+}
