@@ -134,12 +134,17 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
         .await
         .context("cannot read the open problems from the database")?;
     let (already, pending): (Vec<_>, Vec<_>) = open.into_iter().partition(|(_, sent)| *sent);
+    let resumed_thresholds = store
+        .with_conn(|conn| crate::store::audit::open_thresholds(conn))
+        .await
+        .context("cannot read the open thresholds from the database")?;
     let alerter = alerting::spawn_resuming(
         AlertConfig {
             policy: config.alerts.clone(),
             webhooks: config.webhooks.clone(),
             retry: config.retry.clone(),
             thresholds: config.rules.clone(),
+            resumed_thresholds,
         },
         already.into_iter().map(|(t, _)| t).collect(),
         Arc::new(store.clone()) as Arc<dyn AlertLog>,

@@ -377,6 +377,7 @@ fn config(grace: Duration, webhooks: Vec<Webhook>) -> AlertConfig {
         webhooks,
         retry: fast_retry(5),
         thresholds: Vec::new(),
+        resumed_thresholds: Vec::new(),
     }
 }
 

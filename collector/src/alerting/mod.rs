@@ -44,6 +44,10 @@ pub struct AlertConfig {
     /// Threshold rules over samples (the config's effective set: shipped and `[[rules]]`).
     #[serde(skip)]
     pub thresholds: Vec<thresholds::Rule>,
+    /// Thresholds a previous run alerted that have not recovered (see
+    /// [`crate::store::audit::open_thresholds`]).
+    #[serde(skip)]
+    pub resumed_thresholds: Vec<thresholds::ResumedThreshold>,
 }
 
 /// Deliveries in flight to one webhook at most. A burst (a network split takes down a hundred
@@ -84,6 +88,11 @@ impl AlerterHandle {
     /// The threshold rules firing now, critical first, then oldest first (for `Fleet.problems`).
     pub fn open_problems(&self) -> Vec<fleetdeck_proto::Problem> {
         self.thresholds.open_problems()
+    }
+
+    /// A handle on the firing thresholds that stays current (for the fleet API's state).
+    pub fn open_thresholds(&self) -> thresholds::OpenThresholds {
+        self.thresholds.clone()
     }
 
     /// Hands anything the alerting task is fed to it; never blocks.
@@ -131,7 +140,10 @@ pub fn spawn_resuming(
         let _ = rules.observe(t);
     }
     let _ = rules.tick(now_ms());
-    let evaluator = thresholds::Evaluator::new(config.thresholds);
+    let mut evaluator = thresholds::Evaluator::new(config.thresholds);
+    for open in &config.resumed_thresholds {
+        evaluator.resume(open, now_ms());
+    }
     let open = evaluator.open();
     let task = AlertTask {
         rules,

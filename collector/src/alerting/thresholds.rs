@@ -18,7 +18,7 @@ use std::time::Duration;
 use fleetdeck_proto::Severity;
 use serde::Deserialize;
 
-pub use eval::{Evaluator, OpenThresholds};
+pub use eval::{Evaluator, OpenThresholds, ResumedThreshold};
 
 /// What a rule measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -8,6 +8,7 @@ use super::keys::Caller;
 use super::{now_ms, Store, StoreError};
 use crate::alerting::notify::Delivery;
 use crate::alerting::rules::{Alert, AlertKind, Aspect};
+use crate::alerting::thresholds::ResumedThreshold;
 use crate::alerting::AlertLog;
 
 /// The most bytes of one audit field (action, target, result) kept: what a request names is
@@ -229,6 +230,45 @@ impl AlertLog for Store {
     }
 }
 
+/// Thresholds whose last alert is a problem (the collector stopped before they recovered), for
+/// the evaluator to take up: no second alert, one recovery.
+pub fn open_thresholds(conn: &Connection) -> Result<Vec<ResumedThreshold>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT host, app, ts_ms, message, aspect_json, kind FROM alerts WHERE id IN
+           (SELECT max(id) FROM alerts WHERE json_extract(aspect_json, '$.aspect') = 'threshold'
+            GROUP BY host, app, aspect_json)",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| row.5 == "problem")
+        .filter_map(|(host, app, ts, message, aspect, _)| {
+            match serde_json::from_str::<Aspect>(&aspect).ok()? {
+                Aspect::Threshold { rule, subject } => Some(ResumedThreshold {
+                    host,
+                    app,
+                    rule,
+                    subject,
+                    since_ms: ts as u64,
+                    message,
+                }),
+                _ => None,
+            }
+        })
+        .collect())
+}
+
 /// A threshold alert is also an event of the log (`threshold-fired`, `threshold-cleared`): the
 /// evaluator raises alerts without a transition, so nothing else would write one.
 fn threshold_event(alert: &Alert) -> Option<FleetEvent> {
@@ -284,6 +324,34 @@ mod tests {
         let mut conn = Connection::open_in_memory().expect("open");
         super::super::migrate::apply(&mut conn).expect("migrate");
         conn
+    }
+
+    #[test]
+    fn open_thresholds_are_those_whose_last_alert_is_a_problem() {
+        let conn = db();
+        let insert = |kind: &str, subject: &str, ts: i64| {
+            let aspect = format!(
+                r#"{{"aspect":"threshold","name":{{"rule":"disk-full","subject":"{subject}"}}}}"#
+            );
+            conn.execute(
+                "INSERT INTO alerts (ts_ms, kind, host, app, state, message, severity, aspect_json)
+                 VALUES (?1, ?2, 'db-1', NULL, 'firing', ?3, 'warning', ?4)",
+                params![ts, kind, format!("{subject} full"), aspect],
+            )
+            .expect("insert");
+        };
+        insert("problem", "/var", 1);
+        insert("recovery", "/var", 2);
+        insert("problem", "/data", 3);
+        conn.execute(
+            "INSERT INTO alerts (ts_ms, kind, host, app, state, message) VALUES (4, 'problem', 'db-1', NULL, 'down', 'db-1 is down')",
+            [],
+        )
+        .expect("a state alert");
+        let open = open_thresholds(&conn).expect("query");
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!(open[0].subject.as_deref(), Some("/data"));
+        assert_eq!((open[0].rule.as_str(), open[0].since_ms), ("disk-full", 3));
     }
 
     #[test]

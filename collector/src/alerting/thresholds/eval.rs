@@ -38,6 +38,17 @@ impl OpenThresholds {
     }
 }
 
+/// A threshold alerted by a previous run and not recovered (from the alert history).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumedThreshold {
+    pub host: String,
+    pub app: Option<String>,
+    pub rule: String,
+    pub subject: Option<String>,
+    pub since_ms: u64,
+    pub message: String,
+}
+
 /// (rule index, app, subject).
 type SeriesKey = (usize, Option<String>, Option<String>);
 
@@ -91,6 +102,25 @@ impl Evaluator {
     /// A handle on the open thresholds that stays current.
     pub fn open(&self) -> OpenThresholds {
         self.open.clone()
+    }
+
+    /// Takes up a threshold a previous run alerted and did not recover: it is not alerted again,
+    /// and its recovery is. A rule that no longer exists is skipped.
+    pub fn resume(&mut self, open: &ResumedThreshold, now_ms: u64) {
+        let Some(index) = self.rules.iter().position(|r| r.name == open.rule) else {
+            return;
+        };
+        let state = self.hosts.entry(open.host.clone()).or_default();
+        state.series.insert(
+            (index, open.app.clone(), open.subject.clone()),
+            Series {
+                pending_since: Some(open.since_ms),
+                firing: Some((open.since_ms, open.message.clone())),
+                // Reported or not, it has until [`STALE_MS`] after the host's next sample.
+                last_seen_ms: now_ms,
+            },
+        );
+        self.publish();
     }
 
     /// Evaluates `samples` of `host` (oldest first) and answers the alerts they raise.

@@ -1,7 +1,7 @@
 use fleetdeck_proto::{AppSample, AppState, FsSample, Severity};
 
 use super::*;
-use crate::alerting::thresholds::{build_rules, default_rules, RawRule};
+use crate::alerting::thresholds::{build_rules, default_rules, RawRule, ResumedThreshold};
 
 const GB: u64 = 1_000_000_000;
 
@@ -219,5 +219,40 @@ fn unreported_series_and_gone_hosts_are_forgotten_with_a_recovery() {
     e.forget_gone_hosts(&mut alerts);
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].host, "b");
+    assert!(e.open().open_problems().is_empty());
+}
+
+#[test]
+fn a_resumed_threshold_is_not_alerted_again_and_recovers_once() {
+    let mut e = Evaluator::new(disk_rule("0s", 90.0));
+    e.resume(
+        &ResumedThreshold {
+            host: "db-1".into(),
+            app: None,
+            rule: "disk-full".into(),
+            subject: Some("/var".into()),
+            since_ms: 5,
+            message: "/var on db-1 is 95.0% full".into(),
+        },
+        10,
+    );
+    assert_eq!(e.open().open_problems().len(), 1);
+    assert!(e.observe("db-1", &[sample(20, 95 * GB)]).is_empty());
+    let recovered = e.observe("db-1", &[sample(30, 50 * GB)]);
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].kind, AlertKind::Recovery);
+    // A rule that is gone is not taken up.
+    let mut e = Evaluator::new(disk_rule("0s", 90.0));
+    e.resume(
+        &ResumedThreshold {
+            host: "db-1".into(),
+            app: None,
+            rule: "removed".into(),
+            subject: None,
+            since_ms: 5,
+            message: String::new(),
+        },
+        10,
+    );
     assert!(e.open().open_problems().is_empty());
 }
