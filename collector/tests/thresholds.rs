@@ -157,6 +157,24 @@ async fn a_disk_past_90_percent_alerts_once_after_for_and_recovers_once() {
     })
     .await;
 
+    // Host samples keep disk I/O (from /proc/diskstats) and come back from the metrics API.
+    wait_for(
+        "disk I/O in the host metrics",
+        Duration::from_secs(30),
+        || async {
+            let m = api.json("/v1/hosts/disk/metrics?step=1s").await;
+            m["points"]
+                .as_array()?
+                .iter()
+                .any(|p| {
+                    p["disk_read_bytes_per_sec"].is_number()
+                        && p["disk_write_bytes_per_sec"].is_number()
+                })
+                .then_some(())
+        },
+    )
+    .await;
+
     fs.fill_to("big", 95.0);
     assert!(fs.used_percent() > 92.0, "{}", fs.used_percent());
     let filled = Instant::now();
