@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::alerting::notify::{RetryPolicy, Webhook, WebhookFormat};
 use crate::alerting::rules::AlertPolicy;
+use crate::alerting::thresholds::{self, RawRule, Rule};
 
 /// The collector's port when a `listen` entry names none (`"tailscale"`).
 pub const DEFAULT_PORT: u16 = 7080;
@@ -86,6 +87,9 @@ pub struct Config {
     pub alerts: AlertPolicy,
     pub retry: RetryPolicy,
     pub retention: Retention,
+    /// Threshold rules in effect: the shipped ones (unless `[alerts] default_rules = false`),
+    /// replaced or extended by `[[rules]]`.
+    pub rules: Vec<Rule>,
 }
 
 impl Config {
@@ -161,6 +165,8 @@ struct RawConfig {
     alerts: RawAlerts,
     #[serde(default)]
     retention: RawRetention,
+    #[serde(default)]
+    rules: Vec<RawRule>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,6 +201,8 @@ struct RawAlerts {
     retry_attempts: Option<u32>,
     #[serde(default, with = "humantime_serde::option")]
     retry_first_delay: Option<Duration>,
+    /// The shipped threshold rules (default true).
+    default_rules: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -411,6 +419,7 @@ impl RawConfig {
         if retention.events < Duration::from_secs(31 * 24 * 3600) {
             return Err("[retention] events must be at least \"31d\": 30-day uptime is computed from the status history it also keeps (default \"365d\")".into());
         }
+        let rules = thresholds::build_rules(self.alerts.default_rules.unwrap_or(true), self.rules)?;
         Ok(Config {
             listen,
             tls,
@@ -424,6 +433,7 @@ impl RawConfig {
             alerts,
             retry,
             retention,
+            rules,
         })
     }
 }
@@ -570,5 +580,23 @@ raw = "2h"
         assert_eq!(c.alerts.grace, Duration::ZERO);
         assert_eq!(c.retention.raw, Duration::from_secs(7200));
         assert_eq!(c.listen[1], ListenSpec::Tailscale { port: DEFAULT_PORT });
+        assert_eq!(c.rules, thresholds::default_rules());
+    }
+
+    #[test]
+    fn threshold_rules() {
+        let c = parse(
+            &format!("{BASE}[alerts]\ndefault_rules = false\n[[rules]]\nname = \"disk-full\"\nmetric = \"disk.used_percent\"\nabove = 80\nfor = \"1m\"\n"),
+            0,
+        )
+        .expect("valid");
+        assert_eq!(c.rules.len(), 1);
+        assert_eq!(c.rules[0].threshold, 80.0);
+        let e = parse(
+            &format!("{BASE}[[rules]]\nname = \"cpu\"\nmetric = \"cpu.percent\"\nabove = 90\nfor = \"soon\"\n"),
+            0,
+        )
+        .expect_err("bad for");
+        assert!(e.starts_with("[[rules]] \"cpu\": for = \"soon\""), "{e}");
     }
 }

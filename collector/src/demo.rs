@@ -82,6 +82,7 @@ pub async fn run(port: u16, hosts: usize) -> anyhow::Result<()> {
         alerts: Default::default(),
         retry: Default::default(),
         retention: Retention::default(),
+        rules: crate::alerting::thresholds::default_rules(),
     };
     let store = Store::open(&config.database)?;
     let key = store

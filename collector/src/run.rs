@@ -134,11 +134,17 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
         .await
         .context("cannot read the open problems from the database")?;
     let (already, pending): (Vec<_>, Vec<_>) = open.into_iter().partition(|(_, sent)| *sent);
+    let resumed_thresholds = store
+        .with_conn(|conn| crate::store::audit::open_thresholds(conn))
+        .await
+        .context("cannot read the open thresholds from the database")?;
     let alerter = alerting::spawn_resuming(
         AlertConfig {
             policy: config.alerts.clone(),
             webhooks: config.webhooks.clone(),
             retry: config.retry.clone(),
+            thresholds: config.rules.clone(),
+            resumed_thresholds,
         },
         already.into_iter().map(|(t, _)| t).collect(),
         Arc::new(store.clone()) as Arc<dyn AlertLog>,
@@ -148,6 +154,7 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
         alerter.observe(t);
     }
     let problems = alerter.problems();
+    let thresholds = alerter.open_thresholds();
     if let Some(mut transitions) = store.take_transitions() {
         let mut stop_rx = stop_rx.clone();
         tasks.spawn(async move {
@@ -201,7 +208,7 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
     });
 
     Ok(Background {
-        state: AppState::new(store, &agents, config.retention).with_problems(problems),
+        state: AppState::new(store, &agents, config.retention).with_problems(problems, thresholds),
         poller,
         stop,
         tasks,

@@ -259,6 +259,9 @@ async fn each_format_arrives_as_its_receiver_expects() {
             "state": "failed",
             "exit": {"code": 3},
             "message": "web on vm-1 failed (exit code 3)",
+            "severity": "critical",
+            "aspect": {"aspect": "state"},
+            "detail": {"context": null, "check": null, "threshold": null, "reason": null},
             "at": "2024-05-01T12:00:00.000Z",
             "at_unix_ms": 1_714_564_800_000_u64,
         })
@@ -376,6 +379,8 @@ fn config(grace: Duration, webhooks: Vec<Webhook>) -> AlertConfig {
         },
         webhooks,
         retry: fast_retry(5),
+        thresholds: Vec::new(),
+        resumed_thresholds: Vec::new(),
     }
 }
 

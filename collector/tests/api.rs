@@ -225,6 +225,7 @@ async fn every_route_enforces_its_role() {
         ("GET", "/v1/hosts/near", "viewer", 200),
         ("GET", "/v1/hosts/near/metrics", "viewer", 200),
         ("GET", "/v1/hosts/near/apps/web/uptime", "viewer", 200),
+        ("GET", "/v1/hosts/near/apps/web/metrics", "viewer", 200),
         ("GET", "/v1/hosts/near/apps/web/logs?limit=2", "viewer", 200),
         ("GET", "/v1/hosts/near/apps/web/logs/stream", "viewer", 200),
         ("GET", "/v1/events", "viewer", 200),

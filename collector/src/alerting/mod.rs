@@ -12,6 +12,7 @@
 pub mod notify;
 pub mod problems;
 pub mod rules;
+pub mod thresholds;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,12 +37,19 @@ pub trait AlertLog: Send + Sync + 'static {
 }
 
 /// Alerting settings: when to alert, where to, how hard to try.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertConfig {
     pub policy: AlertPolicy,
     pub webhooks: Vec<Webhook>,
     pub retry: RetryPolicy,
+    /// Threshold rules over samples (the config's effective set: shipped and `[[rules]]`).
+    #[serde(skip)]
+    pub thresholds: Vec<thresholds::Rule>,
+    /// Thresholds a previous run alerted that have not recovered (see
+    /// [`crate::store::audit::open_thresholds`]).
+    #[serde(skip)]
+    pub resumed_thresholds: Vec<thresholds::ResumedThreshold>,
 }
 
 /// Deliveries in flight to one webhook at most. A burst (a network split takes down a hundred
@@ -65,6 +73,7 @@ pub enum AlertInput {
 pub struct AlerterHandle {
     transitions: mpsc::UnboundedSender<AlertInput>,
     problems: SharedProblems,
+    thresholds: thresholds::OpenThresholds,
 }
 
 impl AlerterHandle {
@@ -82,6 +91,16 @@ impl AlerterHandle {
     /// replayed from a backfill would raise alerts about the past.
     pub fn observe(&self, transition: Transition) {
         self.send(AlertInput::Transition(Box::new(transition)));
+    }
+
+    /// The threshold rules firing now, critical first, then oldest first (for `Fleet.problems`).
+    pub fn open_problems(&self) -> Vec<fleetdeck_proto::Problem> {
+        self.thresholds.open_problems()
+    }
+
+    /// A handle on the firing thresholds that stays current (for the fleet API's state).
+    pub fn open_thresholds(&self) -> thresholds::OpenThresholds {
+        self.thresholds.clone()
     }
 
     /// Hands anything the alerting task is fed to it; never blocks.
@@ -131,8 +150,14 @@ pub fn spawn_resuming(
         lock(&problems).observe(t);
     }
     let _ = rules.tick(now_ms());
+    let mut evaluator = thresholds::Evaluator::new(config.thresholds);
+    for open in &config.resumed_thresholds {
+        evaluator.resume(open, now_ms());
+    }
+    let open = evaluator.open();
     let task = AlertTask {
         rules,
+        thresholds: evaluator,
         sinks,
         retry: Arc::new(config.retry),
         log,
@@ -144,6 +169,7 @@ pub fn spawn_resuming(
     AlerterHandle {
         transitions: tx,
         problems,
+        thresholds: open,
     }
 }
 
@@ -162,6 +188,7 @@ type DeliveryKey = (usize, String, Option<String>);
 
 struct AlertTask {
     rules: Rules,
+    thresholds: thresholds::Evaluator,
     sinks: Vec<Arc<Sink>>,
     retry: Arc<RetryPolicy>,
     log: Arc<dyn AlertLog>,
@@ -198,8 +225,7 @@ impl AlertTask {
                     lock(&self.problems).observe(&transition);
                     self.rules.observe(&transition)
                 }
-                // Threshold rules are evaluated here (issue 14, the alerting side).
-                AlertInput::Samples { .. } => Vec::new(),
+                AlertInput::Samples { host, samples } => self.thresholds.observe(&host, &samples),
             };
             self.raise(alerts).await;
         }

@@ -3,10 +3,11 @@ use std::time::{Duration, UNIX_EPOCH};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use fleetdeck_proto::{ErrorBody, Fleet, HostView, Metrics};
+use fleetdeck_proto::{AppMetrics, ErrorBody, Fleet, HostView, Metrics};
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
+use crate::store::app_metrics;
 use crate::store::now_ms;
 use crate::store::query::{self, Resolution};
 use crate::uptime::{self, Uptime};
@@ -28,11 +29,19 @@ pub async fn fleet(State(state): State<AppState>) -> Result<Json<Fleet>, ApiErro
         .await?;
     let active: std::collections::HashSet<&str> =
         fleet.hosts.iter().map(|h| h.name.as_str()).collect();
-    let problems: Vec<_> = crate::alerting::lock(&state.problems)
-        .list()
-        .into_iter()
-        .filter(|p| active.contains(p.host.as_str()))
-        .collect();
+    let mut problems = crate::alerting::lock(&state.problems).list();
+    problems.extend(state.thresholds.open_problems());
+    problems.retain(|p| active.contains(p.host.as_str()));
+    // Critical first, then oldest first, across both lists.
+    problems.sort_by(|a, b| {
+        let rank =
+            |s: fleetdeck_proto::Severity| u8::from(s != fleetdeck_proto::Severity::Critical);
+        rank(a.severity)
+            .cmp(&rank(b.severity))
+            .then(a.since_unix_ms.cmp(&b.since_unix_ms))
+            .then_with(|| a.host.cmp(&b.host))
+            .then_with(|| a.app.cmp(&b.app))
+    });
     for p in &problems {
         match p.severity {
             fleetdeck_proto::Severity::Critical => fleet.summary.problems_critical += 1,
@@ -103,6 +112,37 @@ pub async fn metrics(
     params: Result<Query<MetricsParams>, QueryRejection>,
 ) -> Result<Json<Metrics>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let (from, to, step) = range(&p)?;
+    let name = host.clone();
+    let retention = state.retention;
+    let (resolution, points) = state
+        .store
+        .with_conn(move |conn| {
+            let Some(id) = query::host_id(conn, &name)? else {
+                return Ok(None);
+            };
+            let resolution = resolution_for(conn, id, &retention, from, step)?;
+            let points = query::metrics(conn, id, from, to, step, resolution)?;
+            Ok(Some((resolution, points)))
+        })
+        .await?
+        .ok_or_else(|| ApiError::HostNotFound(host.clone()))?;
+    Ok(Json(Metrics {
+        host,
+        from: rfc(from),
+        to: rfc(to),
+        step_ms: step,
+        resolution: resolution.as_str().to_owned(),
+        points,
+    }))
+}
+
+fn rfc(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// `from`, `to` and `step` of a metrics query, checked.
+fn range(p: &MetricsParams) -> Result<(u64, u64, u64), ApiError> {
     let to =
         p.to.as_deref()
             .map(|s| parse_time("to", s))
@@ -134,33 +174,64 @@ pub async fn metrics(
             (to - from) / step
         )));
     }
-    let name = host.clone();
+    Ok((from, to, step))
+}
+
+/// The table that answers: by the step against the host's sample interval, then the finest
+/// table whose retention still holds `from`.
+fn resolution_for(
+    conn: &rusqlite::Connection,
+    host_id: i64,
+    retention: &crate::config::Retention,
+    from: u64,
+    step: u64,
+) -> Result<Resolution, crate::store::StoreError> {
     let now = now_ms();
-    let raw_from = now.saturating_sub(state.retention.raw.as_millis() as u64);
-    let minute_from = now.saturating_sub(state.retention.minute.as_millis() as u64);
+    let raw_from = now.saturating_sub(retention.raw.as_millis() as u64);
+    let minute_from = now.saturating_sub(retention.minute.as_millis() as u64);
+    let interval = query::sample_interval_ms(conn, host_id)?.unwrap_or(10_000);
+    Ok(match Resolution::for_step(step, interval) {
+        Resolution::Raw if from < raw_from => Resolution::Minute,
+        Resolution::Minute if from < minute_from => Resolution::Hour,
+        r => r,
+    })
+}
+
+/// One app's metric history (CPU %, memory and its limit, containers' network, each check's
+/// latency and pass ratio), chosen like the host's: raw, 1-minute or 1-hour points.
+#[utoipa::path(
+    get,
+    path = "/v1/hosts/{host}/apps/{app}/metrics",
+    params(("host" = String, Path, description = "the host's name"), ("app" = String, Path, description = "the app's name"), MetricsParams),
+    responses((status = 200, body = AppMetrics), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn app_metrics(
+    State(state): State<AppState>,
+    Path((host, app)): Path<(String, String)>,
+    params: Result<Query<MetricsParams>, QueryRejection>,
+) -> Result<Json<AppMetrics>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let (from, to, step) = range(&p)?;
+    let (h, a) = (host.clone(), app.clone());
+    let retention = state.retention;
     let (resolution, points) = state
         .store
         .with_conn(move |conn| {
-            let Some(id) = query::host_id(conn, &name)? else {
-                return Ok(None);
+            let Some(id) = query::host_id(conn, &h)? else {
+                return Ok(Err(ApiError::HostNotFound(h)));
             };
-            let interval = query::sample_interval_ms(conn, id)?.unwrap_or(10_000);
-            // The finest table that still holds `from`.
-            let resolution = match Resolution::for_step(step, interval) {
-                Resolution::Raw if from < raw_from => Resolution::Minute,
-                Resolution::Minute if from < minute_from => Resolution::Hour,
-                r => r,
-            };
-            let points = query::metrics(conn, id, from, to, step, resolution)?;
-            Ok(Some((resolution, points)))
+            if !query::has_app(conn, id, &a)? {
+                return Ok(Err(ApiError::AppNotFound { host: h, app: a }));
+            }
+            let resolution = resolution_for(conn, id, &retention, from, step)?;
+            let points = app_metrics::app_metrics(conn, id, &a, from, to, step, resolution)?;
+            Ok(Ok((resolution, points)))
         })
-        .await?
-        .ok_or_else(|| ApiError::HostNotFound(host.clone()))?;
-    let rfc = |ms: u64| {
-        humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-    };
-    Ok(Json(Metrics {
+        .await??;
+    Ok(Json(AppMetrics {
         host,
+        app,
         from: rfc(from),
         to: rfc(to),
         step_ms: step,

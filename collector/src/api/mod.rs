@@ -48,6 +48,8 @@ pub struct AppState {
     host_follows: Arc<HashMap<String, StreamCaps>>,
     /// The alerting task's open problems (`Fleet::problems`).
     pub problems: crate::alerting::SharedProblems,
+    /// The threshold rules firing now (`Fleet::problems` of kind `threshold`).
+    pub thresholds: crate::alerting::thresholds::OpenThresholds,
 }
 
 /// Event streams open at once, in all and per API key (a desktop holds one per collector).
@@ -85,12 +87,18 @@ impl AppState {
                     .collect(),
             ),
             problems: crate::alerting::problems::shared(),
+            thresholds: Default::default(),
         }
     }
 
     /// Lists the open problems of this map (the alerting task's) in `GET /v1/fleet`.
-    pub fn with_problems(mut self, problems: crate::alerting::SharedProblems) -> Self {
+    pub fn with_problems(
+        mut self,
+        problems: crate::alerting::SharedProblems,
+        thresholds: crate::alerting::thresholds::OpenThresholds,
+    ) -> Self {
         self.problems = problems;
+        self.thresholds = thresholds;
         self
     }
 
@@ -213,6 +221,7 @@ fn require(caller: &Caller, role: Role) -> Result<(), ApiError> {
         fleet::fleet,
         fleet::host,
         fleet::metrics,
+        fleet::app_metrics,
         fleet::uptime,
         events::list,
         events::stream,
@@ -238,6 +247,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/fleet", get(fleet::fleet))
         .route("/v1/hosts/{host}", get(fleet::host))
         .route("/v1/hosts/{host}/metrics", get(fleet::metrics))
+        .route(
+            "/v1/hosts/{host}/apps/{app}/metrics",
+            get(fleet::app_metrics),
+        )
         .route("/v1/hosts/{host}/apps/{app}/uptime", get(fleet::uptime))
         .route("/v1/hosts/{host}/apps/{app}/logs", get(proxy::logs))
         .route(

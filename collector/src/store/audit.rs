@@ -1,13 +1,14 @@
 //! The audit log (who, what, on what, how it ended; never a value; bounded in what it keeps and
 //! in what a page returns) and the alert history.
 
-use fleetdeck_proto::{AuditEntry, AuditPage};
+use fleetdeck_proto::{AuditEntry, AuditPage, FleetEvent, FleetEventKind, Severity};
 use rusqlite::{params, Connection};
 
 use super::keys::Caller;
 use super::{now_ms, Store, StoreError};
 use crate::alerting::notify::Delivery;
-use crate::alerting::rules::Alert;
+use crate::alerting::rules::{Alert, AlertKind, Aspect};
+use crate::alerting::thresholds::ResumedThreshold;
 use crate::alerting::AlertLog;
 
 /// The most bytes of one audit field (action, target, result) kept: what a request names is
@@ -172,30 +173,43 @@ impl AlertLog for Store {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let aspect = serde_json::to_string(&alert.aspect).ok();
-        // An empty detail is stored as NULL, as in alerts from before issue 14.
-        let detail = (alert.detail != crate::alerting::rules::Detail::default())
-            .then(|| serde_json::to_string(&alert.detail).ok())
-            .flatten();
-        self.with_conn_blocking(|conn| {
-            conn.execute(
-                "INSERT INTO alerts (ts_ms, kind, host, app, state, message, severity, aspect_json, detail_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    alert.at_ms as i64,
-                    kind,
-                    alert.host,
-                    alert.app,
-                    alert.state,
-                    alert.message,
-                    alert.severity.as_str(),
-                    aspect,
-                    detail
-                ],
-            )?;
-            Ok(conn.last_insert_rowid())
-        })
-        .map_err(|e| e.to_string())
+        let aspect_json = serde_json::to_string(&alert.aspect).ok();
+        let detail_json = serde_json::to_string(&alert.detail).ok();
+        let event = threshold_event(alert);
+        let (id, event) = self
+            .with_conn_blocking(|conn| {
+                conn.execute(
+                    "INSERT INTO alerts (ts_ms, kind, host, app, state, message, severity, aspect_json, detail_json)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        alert.at_ms as i64,
+                        kind,
+                        alert.host,
+                        alert.app,
+                        alert.state,
+                        alert.message,
+                        alert.severity.as_str(),
+                        aspect_json,
+                        detail_json
+                    ],
+                )?;
+                let id = conn.last_insert_rowid();
+                let event = match event {
+                    Some(mut event) => {
+                        insert_threshold_event(conn, &event)?;
+                        event.id = conn.last_insert_rowid();
+                        Some(event)
+                    }
+                    None => None,
+                };
+                Ok((id, event))
+            })
+            .map_err(|e| e.to_string())?;
+        if let Some(event) = event {
+            // Nobody listening is fine: the event is in the log.
+            let _ = self.inner.events.send(event);
+        }
+        Ok(id)
     }
 
     fn delivered(&self, alert_id: i64, webhook: &str, delivery: &Delivery) {
@@ -216,6 +230,92 @@ impl AlertLog for Store {
     }
 }
 
+/// Thresholds whose last alert is a problem (the collector stopped before they recovered), for
+/// the evaluator to take up: no second alert, one recovery.
+pub fn open_thresholds(conn: &Connection) -> Result<Vec<ResumedThreshold>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT host, app, ts_ms, message, aspect_json, kind FROM alerts WHERE id IN
+           (SELECT max(id) FROM alerts WHERE json_extract(aspect_json, '$.aspect') = 'threshold'
+            GROUP BY host, app, aspect_json)",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| row.5 == "problem")
+        .filter_map(|(host, app, ts, message, aspect, _)| {
+            match serde_json::from_str::<Aspect>(&aspect).ok()? {
+                Aspect::Threshold { rule, subject } => Some(ResumedThreshold {
+                    host,
+                    app,
+                    rule,
+                    subject,
+                    since_ms: ts as u64,
+                    message,
+                }),
+                _ => None,
+            }
+        })
+        .collect())
+}
+
+/// A threshold alert is also an event of the log (`threshold-fired`, `threshold-cleared`): the
+/// evaluator raises alerts without a transition, so nothing else would write one.
+fn threshold_event(alert: &Alert) -> Option<FleetEvent> {
+    if !matches!(alert.aspect, Aspect::Threshold { .. }) {
+        return None;
+    }
+    let (kind, severity) = match alert.kind {
+        AlertKind::Recovery => (FleetEventKind::ThresholdCleared, Severity::Info),
+        _ => (FleetEventKind::ThresholdFired, alert.severity),
+    };
+    Some(FleetEvent {
+        id: 0,
+        at_unix_ms: alert.at_ms,
+        severity,
+        source: "collector".into(),
+        kind,
+        host: alert.host.clone(),
+        app: alert.app.clone(),
+        from: None,
+        to: None,
+        exit: None,
+        message: alert.message.clone(),
+        context: None,
+        check: None,
+        threshold: alert.detail.threshold.clone(),
+    })
+}
+
+fn insert_threshold_event(conn: &Connection, event: &FleetEvent) -> Result<(), StoreError> {
+    let detail_json = serde_json::json!({ "threshold": event.threshold }).to_string();
+    conn.execute(
+        "INSERT INTO events (ts_ms, severity, source, kind, host, app, message, detail_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            event.at_unix_ms as i64,
+            event.severity.as_str(),
+            event.source,
+            event.kind.as_str(),
+            event.host,
+            event.app,
+            event.message,
+            detail_json
+        ],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +324,34 @@ mod tests {
         let mut conn = Connection::open_in_memory().expect("open");
         super::super::migrate::apply(&mut conn).expect("migrate");
         conn
+    }
+
+    #[test]
+    fn open_thresholds_are_those_whose_last_alert_is_a_problem() {
+        let conn = db();
+        let insert = |kind: &str, subject: &str, ts: i64| {
+            let aspect = format!(
+                r#"{{"aspect":"threshold","name":{{"rule":"disk-full","subject":"{subject}"}}}}"#
+            );
+            conn.execute(
+                "INSERT INTO alerts (ts_ms, kind, host, app, state, message, severity, aspect_json)
+                 VALUES (?1, ?2, 'db-1', NULL, 'firing', ?3, 'warning', ?4)",
+                params![ts, kind, format!("{subject} full"), aspect],
+            )
+            .expect("insert");
+        };
+        insert("problem", "/var", 1);
+        insert("recovery", "/var", 2);
+        insert("problem", "/data", 3);
+        conn.execute(
+            "INSERT INTO alerts (ts_ms, kind, host, app, state, message) VALUES (4, 'problem', 'db-1', NULL, 'down', 'db-1 is down')",
+            [],
+        )
+        .expect("a state alert");
+        let open = open_thresholds(&conn).expect("query");
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!(open[0].subject.as_deref(), Some("/data"));
+        assert_eq!((open[0].rule.as_str(), open[0].since_ms), ("disk-full", 3));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the new one is written, so each transition is recorded once); [`rollup`] keeps the rollups and
 //! retention; [`query`] answers the API; [`keys`] and [`audit`] hold API keys and the audit log.
 
+pub mod app_metrics;
 pub mod audit;
 pub mod ingest;
 pub mod keys;

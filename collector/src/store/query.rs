@@ -301,7 +301,8 @@ pub fn metrics(
 ) -> Result<Vec<MetricPoint>, StoreError> {
     let sql = match resolution {
         Resolution::Raw => {
-            "SELECT ts_ms, 1, cpu, cpu, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx
+            "SELECT ts_ms, 1, cpu, cpu, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx,
+                    disk_read, disk_write, root_inodes_pct
              FROM samples_raw WHERE host_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 ORDER BY ts_ms"
         }
         Resolution::Minute | Resolution::Hour => {
@@ -332,9 +333,9 @@ pub fn metrics(
             disk_total_bytes: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
             net_rx_bytes_per_sec: r.get(10)?,
             net_tx_bytes_per_sec: r.get(11)?,
-            disk_read_bytes_per_sec: None,
-            disk_write_bytes_per_sec: None,
-            root_inodes_used_percent: None,
+            disk_read_bytes_per_sec: r.get(12)?,
+            disk_write_bytes_per_sec: r.get(13)?,
+            root_inodes_used_percent: r.get(14)?,
         })
     };
     let rows = if resolution == Resolution::Raw {
@@ -359,7 +360,10 @@ macro_rules! concat_rollup {
     CAST(sum(mem_used * n) / sum(n) AS INTEGER), max(mem_total), CAST(sum(swap_used * n) / sum(n) AS INTEGER),
     sum(load1 * n) / sum(n), max(disk_used), max(disk_total),
     sum(net_rx * n) / nullif(sum(CASE WHEN net_rx IS NULL THEN 0 ELSE n END), 0),
-    sum(net_tx * n) / nullif(sum(CASE WHEN net_tx IS NULL THEN 0 ELSE n END), 0) FROM ",
+    sum(net_tx * n) / nullif(sum(CASE WHEN net_tx IS NULL THEN 0 ELSE n END), 0),
+    sum(disk_read * n) / nullif(sum(CASE WHEN disk_read IS NULL THEN 0 ELSE n END), 0),
+    sum(disk_write * n) / nullif(sum(CASE WHEN disk_write IS NULL THEN 0 ELSE n END), 0),
+    max(root_inodes_pct) FROM ",
             $table,
             " WHERE host_id = ?1 AND bucket_ms >= ?2 AND bucket_ms < ?3 GROUP BY b ORDER BY b"
         )
@@ -514,8 +518,9 @@ pub fn open_problems(
     let last_alert = |host: &str, app: Option<&str>| -> Result<Option<String>, StoreError> {
         Ok(conn
             .query_row(
+                // The state's own alerts: a threshold's (or another aspect's) says nothing of it.
                 "SELECT kind FROM alerts WHERE host = ?1 AND app IS ?2
-                 AND (aspect_json IS NULL OR aspect_json = '{\"aspect\":\"state\"}')
+                 AND (aspect_json IS NULL OR json_extract(aspect_json, '$.aspect') = 'state')
                  ORDER BY id DESC LIMIT 1",
                 params![host, app],
                 |r| r.get(0),

@@ -21,6 +21,45 @@ pub fn mark_late(conn: &Connection, ts_ms: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Apps' minutes from their raw samples. Checks: per check name, the average latency of the runs
+/// that got one and the share of passing runs (`[{"name", "latency_ms", "ok_ratio"}]`).
+const APP_MINUTES_SQL: &str = "INSERT OR REPLACE INTO app_samples_1m
+     (host_id, app, bucket_ms, n, cpu, cpu_max, mem, mem_max, mem_limit, net_rx, net_tx, checks_json)
+     SELECT r.host_id, r.app, r.ts_ms / 60000 * 60000 AS b, count(*), avg(r.cpu), max(r.cpu),
+            CAST(avg(r.mem) AS INTEGER), max(r.mem), max(r.mem_limit), avg(r.net_rx), avg(r.net_tx),
+            (SELECT json_group_array(json_object('name', name, 'latency_ms', lat, 'ok_ratio', ok))
+             FROM (SELECT json_extract(c.value, '$.name') AS name,
+                          avg(json_extract(c.value, '$.latency_ms')) AS lat,
+                          avg(CASE WHEN json_extract(c.value, '$.ok') THEN 1.0 ELSE 0.0 END) AS ok
+                   FROM app_samples_raw r2, json_each(r2.checks_json) c
+                   WHERE r2.host_id = r.host_id AND r2.app = r.app
+                     AND r2.ts_ms >= r.ts_ms / 60000 * 60000 AND r2.ts_ms < r.ts_ms / 60000 * 60000 + 60000
+                   GROUP BY name))
+     FROM app_samples_raw r WHERE r.ts_ms >= ?1 AND r.ts_ms < ?2
+     GROUP BY r.host_id, r.app, r.ts_ms / 60000";
+
+/// Apps' hours from their minutes, weighted by each minute's sample count.
+const APP_HOURS_SQL: &str = "INSERT OR REPLACE INTO app_samples_1h
+     (host_id, app, bucket_ms, n, cpu, cpu_max, mem, mem_max, mem_limit, net_rx, net_tx, checks_json)
+     SELECT m.host_id, m.app, m.bucket_ms / 3600000 * 3600000, sum(m.n),
+            sum(m.cpu * m.n) / nullif(sum(CASE WHEN m.cpu IS NULL THEN 0 ELSE m.n END), 0), max(m.cpu_max),
+            CAST(sum(m.mem * m.n) / nullif(sum(CASE WHEN m.mem IS NULL THEN 0 ELSE m.n END), 0) AS INTEGER),
+            max(m.mem_max), max(m.mem_limit),
+            sum(m.net_rx * m.n) / nullif(sum(CASE WHEN m.net_rx IS NULL THEN 0 ELSE m.n END), 0),
+            sum(m.net_tx * m.n) / nullif(sum(CASE WHEN m.net_tx IS NULL THEN 0 ELSE m.n END), 0),
+            (SELECT json_group_array(json_object('name', name, 'latency_ms', lat, 'ok_ratio', ok))
+             FROM (SELECT json_extract(c.value, '$.name') AS name,
+                          sum(json_extract(c.value, '$.latency_ms') * m2.n)
+                            / nullif(sum(CASE WHEN json_extract(c.value, '$.latency_ms') IS NULL THEN 0 ELSE m2.n END), 0) AS lat,
+                          sum(json_extract(c.value, '$.ok_ratio') * m2.n) / sum(m2.n) AS ok
+                   FROM app_samples_1m m2, json_each(m2.checks_json) c
+                   WHERE m2.host_id = m.host_id AND m2.app = m.app
+                     AND m2.bucket_ms >= m.bucket_ms / 3600000 * 3600000
+                     AND m2.bucket_ms < m.bucket_ms / 3600000 * 3600000 + 3600000
+                   GROUP BY name))
+     FROM app_samples_1m m WHERE m.bucket_ms >= ?1 AND m.bucket_ms < ?2
+     GROUP BY m.host_id, m.app, m.bucket_ms / 3600000";
+
 /// What one run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RollupReport {
@@ -55,14 +94,16 @@ pub fn run(
     if target > from {
         report.minute_buckets = tx.execute(
             "INSERT OR REPLACE INTO samples_1m
-             (host_id, bucket_ms, n, cpu, cpu_max, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx)
+             (host_id, bucket_ms, n, cpu, cpu_max, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx,
+              disk_read, disk_write, root_inodes_pct)
              SELECT host_id, ts_ms / 60000 * 60000, count(*), avg(cpu), max(cpu), CAST(avg(mem_used) AS INTEGER),
                     max(mem_total), CAST(avg(swap_used) AS INTEGER), avg(load1), max(disk_used), max(disk_total),
-                    avg(net_rx), avg(net_tx)
+                    avg(net_rx), avg(net_tx), avg(disk_read), avg(disk_write), max(root_inodes_pct)
              FROM samples_raw WHERE ts_ms >= ?1 AND ts_ms < ?2
              GROUP BY host_id, ts_ms / 60000",
             params![from, target],
         )?;
+        report.minute_buckets += tx.execute(APP_MINUTES_SQL, params![from, target])?;
         tx.execute(
             "UPDATE rollup_state SET done_until = ?1, dirty_from = NULL WHERE name = '1m'",
             [target],
@@ -82,16 +123,21 @@ pub fn run(
     if target > from {
         report.hour_buckets = tx.execute(
             "INSERT OR REPLACE INTO samples_1h
-             (host_id, bucket_ms, n, cpu, cpu_max, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx)
+             (host_id, bucket_ms, n, cpu, cpu_max, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx,
+              disk_read, disk_write, root_inodes_pct)
              SELECT host_id, bucket_ms / 3600000 * 3600000, sum(n), sum(cpu * n) / sum(CASE WHEN cpu IS NULL THEN 0 ELSE n END),
                     max(cpu_max), CAST(sum(mem_used * n) / sum(n) AS INTEGER), max(mem_total),
                     CAST(sum(swap_used * n) / sum(n) AS INTEGER), sum(load1 * n) / sum(n), max(disk_used), max(disk_total),
                     sum(net_rx * n) / sum(CASE WHEN net_rx IS NULL THEN 0 ELSE n END),
-                    sum(net_tx * n) / sum(CASE WHEN net_tx IS NULL THEN 0 ELSE n END)
+                    sum(net_tx * n) / sum(CASE WHEN net_tx IS NULL THEN 0 ELSE n END),
+                    sum(disk_read * n) / sum(CASE WHEN disk_read IS NULL THEN 0 ELSE n END),
+                    sum(disk_write * n) / sum(CASE WHEN disk_write IS NULL THEN 0 ELSE n END),
+                    max(root_inodes_pct)
              FROM samples_1m WHERE bucket_ms >= ?1 AND bucket_ms < ?2
              GROUP BY host_id, bucket_ms / 3600000",
             params![from, target],
         )?;
+        report.hour_buckets += tx.execute(APP_HOURS_SQL, params![from, target])?;
         tx.execute(
             "UPDATE rollup_state SET done_until = ?1, dirty_from = NULL WHERE name = '1h'",
             [target],
@@ -103,6 +149,9 @@ pub fn run(
         ("DELETE FROM samples_raw WHERE ts_ms < ?1", before(retention.raw)),
         ("DELETE FROM samples_1m WHERE bucket_ms < ?1", before(retention.minute)),
         ("DELETE FROM samples_1h WHERE bucket_ms < ?1", before(retention.hour)),
+        ("DELETE FROM app_samples_raw WHERE ts_ms < ?1", before(retention.raw)),
+        ("DELETE FROM app_samples_1m WHERE bucket_ms < ?1", before(retention.minute)),
+        ("DELETE FROM app_samples_1h WHERE bucket_ms < ?1", before(retention.hour)),
         ("DELETE FROM events WHERE ts_ms < ?1", before(retention.events)),
         (
             "DELETE FROM alert_deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE ts_ms < ?1)",

@@ -11,7 +11,10 @@ use crate::alerting::rules::Alert;
 /// so a wild timestamp cannot make formatting fail.
 const LAST_RFC3339_MS: u64 = 253_402_300_799_999;
 
-/// `{"kind", "host", "app", "state", "exit", "message", "at", "at_unix_ms"}`.
+/// `{"kind", "host", "app", "state", "exit", "message", "at", "at_unix_ms", "severity", "aspect",
+/// "detail"}`: `aspect` is `{"aspect": "state" | "check" | "source" | "clock" | "threshold",
+/// "name": ...}`, `detail` is `{"context", "check", "threshold", "reason"}` (a crash's exit, OOM,
+/// memory and last lines; the check's result; the threshold's value and level).
 pub(super) fn render(alert: &Alert) -> Rendered {
     let body = json!({
         "kind": alert.kind,
@@ -22,6 +25,9 @@ pub(super) fn render(alert: &Alert) -> Rendered {
         "message": alert.message,
         "at": rfc3339_millis(alert.at_ms),
         "at_unix_ms": alert.at_ms,
+        "severity": alert.severity,
+        "aspect": alert.aspect,
+        "detail": alert.detail,
     });
     Rendered::json(&body)
 }
@@ -35,6 +41,28 @@ pub(crate) fn rfc3339_millis(unix_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerting::notify::tests_support::{crash_alert, threshold_alert};
+
+    #[test]
+    fn fields_carry_severity_aspect_and_detail() {
+        let body: serde_json::Value =
+            serde_json::from_slice(&render(&crash_alert(3, 10)).body).expect("json");
+        assert_eq!(body["severity"], "critical");
+        assert_eq!(body["aspect"]["aspect"], "state");
+        assert_eq!(body["detail"]["context"]["oom_killed"], true);
+        assert_eq!(
+            body["detail"]["context"]["last_lines"]
+                .as_array()
+                .map(Vec::len),
+            Some(3)
+        );
+        let body: serde_json::Value =
+            serde_json::from_slice(&render(&threshold_alert()).body).expect("json");
+        assert_eq!(body["aspect"]["aspect"], "threshold");
+        assert_eq!(body["aspect"]["name"]["rule"], "disk-full");
+        assert_eq!(body["detail"]["threshold"]["value"], 93.2);
+        assert_eq!(body["severity"], "warning");
+    }
 
     #[test]
     fn times_are_utc_with_millis_and_clamped() {

@@ -10,6 +10,9 @@ mod discord;
 mod json;
 mod ntfy;
 mod slack;
+#[cfg(test)]
+mod tests_support;
+mod text;
 
 use std::time::Duration;
 
@@ -349,6 +352,9 @@ mod tests {
                 "state": "failed",
                 "exit": {"code": 3},
                 "message": "web on vm-1 failed (exit code 3)",
+                "severity": "critical",
+                "aspect": {"aspect": "state"},
+                "detail": {"context": null, "check": null, "threshold": null, "reason": null},
                 "at": "2024-05-01T12:00:00.000Z",
                 "at_unix_ms": 1_714_564_800_000_u64,
             })

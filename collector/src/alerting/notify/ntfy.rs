@@ -1,8 +1,11 @@
 //! ntfy: the message as the plain-text body of a POST to the topic URL, with the title,
 //! priority and tags as headers (ntfy's "publish as HTTP PUT/POST" API).
 
-use super::Rendered;
-use crate::alerting::rules::{Alert, AlertKind};
+use super::{text, Rendered};
+use crate::alerting::rules::{Alert, AlertKind, Aspect};
+
+/// ntfy turns a message over 4,096 bytes into an attachment: the body stays under this.
+const MAX_BODY: usize = 4_000;
 
 pub(super) fn render(alert: &Alert) -> Rendered {
     let (priority, tags) = match alert.kind {
@@ -18,8 +21,39 @@ pub(super) fn render(alert: &Alert) -> Rendered {
             ("Priority", priority.to_owned()),
             ("Tags", tags.to_owned()),
         ],
-        body: alert.message.clone().into_bytes(),
+        body: body(alert).into_bytes(),
     }
+}
+
+/// The message, the why lines, then the crash's last lines (the newest that fit).
+fn body(alert: &Alert) -> String {
+    let mut text = alert.message.clone();
+    for line in text::why_lines(alert) {
+        text.push('\n');
+        text.push_str(&line);
+    }
+    let mut text = text::cut(&text, MAX_BODY / 2).to_owned();
+    let lines = text::last_lines(alert);
+    if !lines.is_empty() {
+        const HEAD: &str = "\nLast log lines:";
+        let mut room = MAX_BODY - text.len() - HEAD.len();
+        let mut kept = Vec::new();
+        for line in lines.iter().rev() {
+            let line = text::cut(line, room.saturating_sub(1));
+            if line.is_empty() {
+                break;
+            }
+            room -= line.len() + 1;
+            kept.push(line);
+        }
+        kept.reverse();
+        text.push_str(HEAD);
+        for line in kept {
+            text.push('\n');
+            text.push_str(line);
+        }
+    }
+    text
 }
 
 /// A short title: `web on vm-1 failed`, `vm-1 is down`, `web on vm-1 recovered`.
@@ -28,6 +62,30 @@ fn title(alert: &Alert) -> String {
         Some(app) => format!("{app} on {}", alert.host),
         None => alert.host.clone(),
     };
+    let ended = alert.kind == AlertKind::Recovery;
+    match &alert.aspect {
+        Aspect::Threshold {
+            rule,
+            subject: what,
+        } => {
+            let what = what.as_deref().map(|w| format!(" {w}")).unwrap_or_default();
+            let end = if ended { " cleared" } else { "" };
+            return format!("{subject}{what}: {rule}{end}");
+        }
+        Aspect::Check(name) => {
+            let state = if ended { "passes again" } else { "fails" };
+            return format!("{subject}: check {name} {state}");
+        }
+        Aspect::Source(name) => {
+            let state = if ended { "is back" } else { "is down" };
+            return format!("{subject}: {name} {state}");
+        }
+        Aspect::Clock => {
+            let state = if ended { "back in line" } else { "is off" };
+            return format!("{subject}: clock {state}");
+        }
+        Aspect::State => {}
+    }
     match alert.kind {
         AlertKind::Problem => {
             // A host's state may carry details (`down: 2 polls missed`): the body has them.
@@ -80,6 +138,22 @@ fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerting::notify::tests_support::{crash_alert, threshold_alert};
+
+    #[test]
+    fn the_body_holds_the_context_and_the_title_stays_short() {
+        let alert = crash_alert(20, 500);
+        let body = body(&alert);
+        assert!(body.len() <= MAX_BODY, "{}", body.len());
+        assert!(
+            body.contains("Exit: signal 9 (SIGKILL), killed by the kernel's OOM killer"),
+            "{body}"
+        );
+        assert!(body.contains("\nLast log lines:\n"), "{body}");
+        assert!(body.ends_with("line 19: out of memory <boom>"), "{body}");
+        assert_eq!(title(&alert), "web on vm-1 failed");
+        assert_eq!(title(&threshold_alert()), "db-1 /var: disk-full");
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

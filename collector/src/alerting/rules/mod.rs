@@ -59,6 +59,12 @@ pub enum Aspect {
     Source(String),
     /// The agent's clock against the collector's.
     Clock,
+    /// A threshold rule over samples (`alerting::thresholds`), on one subject: a mount point,
+    /// a check's name, or none (host figures, or the app itself).
+    Threshold {
+        rule: String,
+        subject: Option<String>,
+    },
 }
 
 /// Why a transition happened, for the alert's text and every channel.

@@ -28,8 +28,14 @@ pub(super) fn insert_samples(
     }
     let mut insert = ctx.conn.prepare_cached(
         "INSERT OR IGNORE INTO samples_raw
-         (host_id, ts_ms, instance, seq, cpu, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         (host_id, ts_ms, instance, seq, cpu, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx,
+          disk_read, disk_write, root_inodes_pct)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?;
+    let mut insert_app = ctx.conn.prepare_cached(
+        "INSERT OR IGNORE INTO app_samples_raw
+         (host_id, app, ts_ms, cpu, mem, mem_limit, net_rx, net_tx, checks_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     let mut oldest = u64::MAX;
     let mut fresh = Vec::new();
@@ -52,12 +58,35 @@ pub(super) fn insert_samples(
             r.disk_used,
             r.disk_total,
             r.net_rx,
-            r.net_tx
+            r.net_tx,
+            r.disk_read,
+            r.disk_write,
+            r.root_inodes_pct
         ])?;
+        for app in &s.apps {
+            // [{"name", "ok", "latency_ms"}], or NULL without checks.
+            let checks_json = if app.checks.is_empty() {
+                None
+            } else {
+                serde_json::to_string(&app.checks).ok()
+            };
+            insert_app.execute(params![
+                host_id,
+                app.name,
+                s.taken_unix_ms as i64,
+                app.cpu_percent.map(one_decimal),
+                app.memory_bytes.map(|b| b as i64),
+                app.memory_limit_bytes.map(|b| b as i64),
+                app.net_rx_bytes_per_sec.map(|b| b as f64),
+                app.net_tx_bytes_per_sec.map(|b| b as f64),
+                checks_json
+            ])?;
+        }
         oldest = oldest.min(s.taken_unix_ms);
         last_seq = last_seq.max(s.seq as i64);
     }
     drop(insert);
+    drop(insert_app);
     if oldest != u64::MAX {
         crate::store::rollup::mark_late(ctx.conn, oldest)?;
     }
@@ -120,6 +149,11 @@ pub struct SampleRow {
     pub disk_total: Option<i64>,
     pub net_rx: Option<f64>,
     pub net_tx: Option<f64>,
+    /// All whole disks together, bytes/s.
+    pub disk_read: Option<f64>,
+    pub disk_write: Option<f64>,
+    /// The root filesystem's inodes in use, 0-100 (none without inode figures).
+    pub root_inodes_pct: Option<f64>,
 }
 
 impl From<&Sample> for SampleRow {
@@ -134,6 +168,10 @@ impl From<&Sample> for SampleRow {
             let vals: Vec<u64> = s.network.iter().filter_map(f).collect();
             (!vals.is_empty()).then(|| vals.iter().sum::<u64>() as f64)
         };
+        let disk_sum = |f: fn(&fleetdeck_proto::DiskIoSample) -> Option<u64>| -> Option<f64> {
+            let vals: Vec<u64> = s.disks.iter().filter_map(f).collect();
+            (!vals.is_empty()).then(|| vals.iter().sum::<u64>() as f64)
+        };
         Self {
             cpu: s.cpu_percent.map(one_decimal),
             mem_used: s.memory_used_bytes as i64,
@@ -144,6 +182,13 @@ impl From<&Sample> for SampleRow {
             disk_total: disk.map(|d| d.total_bytes as i64),
             net_rx: sum(|n| n.rx_bytes_per_sec),
             net_tx: sum(|n| n.tx_bytes_per_sec),
+            disk_read: disk_sum(|d| d.read_bytes_per_sec),
+            disk_write: disk_sum(|d| d.write_bytes_per_sec),
+            root_inodes_pct: s
+                .filesystems
+                .iter()
+                .find(|f| f.mount_point == "/" && f.inodes_total > 0)
+                .map(|f| (f.inodes_used as f64 * 1000.0 / f.inodes_total as f64).round() / 10.0),
         }
     }
 }
@@ -151,4 +196,55 @@ impl From<&Sample> for SampleRow {
 /// The agent sends one-decimal figures as f32: keep them one-decimal as f64, not 15.8999996.
 fn one_decimal(v: f32) -> f64 {
     (f64::from(v) * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use fleetdeck_proto::{DiskIoSample, FsSample};
+
+    use super::*;
+
+    #[test]
+    fn disk_io_is_summed_and_root_inodes_are_a_percentage() {
+        let fs = |m: &str, used: u64, total: u64| FsSample {
+            mount_point: m.into(),
+            used_bytes: 1,
+            total_bytes: 10,
+            inodes_used: used,
+            inodes_total: total,
+        };
+        let disk = |r: Option<u64>, w: Option<u64>| DiskIoSample {
+            device: "sda".into(),
+            read_bytes_per_sec: r,
+            write_bytes_per_sec: w,
+        };
+        let sample = Sample {
+            seq: 1,
+            taken_unix_ms: 1,
+            cpu_percent: None,
+            memory_used_bytes: 1,
+            memory_total_bytes: 2,
+            swap_used_bytes: 0,
+            swap_total_bytes: 0,
+            cores: 1,
+            load1: 0.0,
+            load5: 0.0,
+            load15: 0.0,
+            filesystems: vec![fs("/var", 9, 10), fs("/", 1234, 10_000)],
+            network: Vec::new(),
+            apps: Vec::new(),
+            disks: vec![disk(Some(100), None), disk(Some(50), Some(7))],
+        };
+        let row = SampleRow::from(&sample);
+        assert_eq!(row.disk_read, Some(150.0));
+        assert_eq!(row.disk_write, Some(7.0));
+        assert_eq!(row.root_inodes_pct, Some(12.3));
+        let bare = Sample {
+            disks: Vec::new(),
+            filesystems: vec![fs("/", 0, 0)],
+            ..sample
+        };
+        let row = SampleRow::from(&bare);
+        assert_eq!((row.disk_read, row.root_inodes_pct), (None, None));
+    }
 }
