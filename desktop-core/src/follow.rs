@@ -25,7 +25,7 @@ pub enum StreamUpdate {
     /// A stream opened (after a start or a reconnect).
     Connected,
     /// A new event, in id order.
-    Event(FleetEvent),
+    Event(Box<FleetEvent>),
     /// The stream broke or could not be opened; it is retried.
     Disconnected(CommandError),
 }
@@ -64,7 +64,7 @@ pub async fn follow_events(
                                 continue;
                             }
                             last_id = Some(event.id);
-                            if tx.send(StreamUpdate::Event(event)).await.is_err() {
+                            if tx.send(StreamUpdate::Event(Box::new(event))).await.is_err() {
                                 return;
                             }
                         }

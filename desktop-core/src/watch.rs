@@ -142,7 +142,7 @@ async fn watch(
                 match update {
                     Some(StreamUpdate::Event(event)) => {
                         refresh_at.get_or_insert_with(|| Instant::now() + REFRESH_AFTER_EVENT);
-                        if !send(&tx, &name, WatchKind::Event(Box::new(event))) {
+                        if !send(&tx, &name, WatchKind::Event(event)) {
                             return;
                         }
                     }

@@ -23,7 +23,7 @@ async fn events(
     let mut got = Vec::new();
     while got.len() < n {
         match timeout_at(deadline, rx.recv()).await {
-            Ok(Some(StreamUpdate::Event(e))) => got.push(e),
+            Ok(Some(StreamUpdate::Event(e))) => got.push(*e),
             Ok(Some(StreamUpdate::Connected)) => {}
             Ok(Some(StreamUpdate::Disconnected(e))) => panic!("the stream broke: {e:?}"),
             Ok(None) => panic!("the follower ended"),
