@@ -1,7 +1,7 @@
 //! Status colours: one class per meaning, so every view colours a state the same way.
 
 use fleetdeck_proto::desktop::ConnState;
-use fleetdeck_proto::{AppState, HostStatus, Severity};
+use fleetdeck_proto::{AppState, AppStatus, HostStatus, Severity};
 use yew::prelude::*;
 
 /// `ok` green, `warn` amber, `bad` red, `off` grey.
@@ -12,6 +12,39 @@ pub fn app_state_class(state: AppState) -> &'static str {
         AppState::Failed | AppState::CrashLooping => "bad",
         AppState::Stopped => "off",
     }
+}
+
+/// An app is degraded when the agent says so (a check failed twice in a row) or any of its
+/// checks fails now.
+pub fn app_degraded(status: &AppStatus) -> bool {
+    status.degraded || status.checks.iter().any(|c| !c.ok)
+}
+
+/// An app's colour: its state's, but never green while it is degraded.
+pub fn app_class(status: &AppStatus) -> &'static str {
+    match app_state_class(status.state) {
+        "ok" if app_degraded(status) => "warn",
+        tone => tone,
+    }
+}
+
+/// The `degraded` badge beside an app's state, or nothing: says which checks fail.
+pub fn degraded_badge(status: &AppStatus, class: &'static str) -> Html {
+    if !app_degraded(status) {
+        return html! {};
+    }
+    let failing: Vec<&str> = status
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    let title = if failing.is_empty() {
+        "A check failed twice in a row".to_owned()
+    } else {
+        format!("Failing: {}", failing.join(", "))
+    };
+    html! { <Badge tone="warn" text="degraded" class={classes!(class)} {title} /> }
 }
 
 pub fn host_status_class(status: HostStatus) -> &'static str {

@@ -6,7 +6,7 @@ use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 use crate::api;
-use crate::components::status::{app_state_class, host_status_class, Badge};
+use crate::components::status::{app_class, degraded_badge, host_status_class, Badge};
 use crate::format;
 use crate::state::{Action, Route};
 use crate::views::Reform;
@@ -173,13 +173,16 @@ fn app_row(host: &str, a: &AppView, now: u64, dispatch: &Dispatch) -> Html {
         .map_or_else(String::new, |b| format::bytes(b as f64));
     let since = format::ago(now, a.state_since_unix_ms);
     html! {
-        <li class={classes!("app-row", app_state_class(state))} data-host={host.to_owned()}
+        <li class={classes!("app-row", app_class(&a.status))} data-host={host.to_owned()}
             data-app={a.status.name.clone()} tabindex="0" role="button"
             aria-label={format!("{} on {}: {}", a.status.name, host, state.as_str())}
             title={format!("{} on {}: {}, memory {mem}", a.status.name, host, state.as_str())}
             {onclick} {onkeydown}>
             <span class="app-name" title={a.status.name.clone()}>{ a.status.name.clone() }</span>
-            <Badge tone={app_state_class(state)} text={state.as_str()} class="app-state" title={format!("{} since {since}", state.as_str())} />
+            <span class="app-badges">
+                <Badge tone={app_class(&a.status)} text={state.as_str()} class="app-state" title={format!("{} since {since}", state.as_str())} />
+                { degraded_badge(&a.status, "app-degraded") }
+            </span>
             <span class="app-mem" title="Memory">{ mem }</span>
             <span class={classes!("app-uptime", format::ratio_class(a.uptime_30d))} title="Uptime over 30 days">{ uptime }</span>
         </li>

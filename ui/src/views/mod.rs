@@ -1,6 +1,7 @@
 //! One view per screen; each reads the shared [`Store`] from context and calls [`crate::api`].
 
 pub mod app;
+pub mod app_health;
 pub mod env;
 pub mod events;
 pub mod fleet;
