@@ -69,7 +69,7 @@ pub fn checks_panel(props: &ChecksProps) -> Html {
                         }
                     });
                     html! {
-                        <tr class="check-row" data-check={c.name.clone()} key={c.name.clone()}>
+                        <tr class="check-row" data-check={c.name.clone()}>
                             <td class="nowrap"><strong>{ c.name.clone() }</strong>{ " " }<span class="muted">{ c.kind.as_str() }</span></td>
                             <td><Badge {tone} {text} class="check-result" title={result_title} /></td>
                             <td class="mono">{ c.target.clone() }</td>

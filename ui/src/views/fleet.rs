@@ -1,12 +1,14 @@
 //! The fleet at a glance: counts on top, then one card per host with its apps, coloured by state.
 
 use fleetdeck_proto::desktop::FirstPaint;
-use fleetdeck_proto::{AppView, FleetSummary, HostStatus, HostView};
+use fleetdeck_proto::{AppView, FleetSummary, HostStatus, HostView, Problem};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 use crate::api;
-use crate::components::status::{app_class, degraded_badge, host_status_class, Badge};
+use crate::components::status::{
+    app_class, degraded_badge, host_status_class, severity_class, Badge,
+};
 use crate::format;
 use crate::state::{Action, Route};
 use crate::views::Reform;
@@ -49,6 +51,7 @@ pub fn fleet_view() -> Html {
     html! {
         <section id="fleet-view" class="view">
             <Summary summary={fleet.summary.clone()} />
+            { problems(&fleet.problems, now, &dispatch) }
             if fleet.hosts.is_empty() {
                 <div class="empty-state">{ "This collector watches no host yet." }</div>
             }
@@ -77,6 +80,7 @@ fn summary(props: &SummaryProps) -> Html {
                 </div>
             }
         };
+    let problems = s.problems_critical + s.problems_warning;
     html! {
         <div id="summary" class="summary" role="group" aria-label="Fleet summary">
             { tile("count-down", down.to_string(), "down",
@@ -90,7 +94,49 @@ fn summary(props: &SummaryProps) -> Html {
             { tile("count-hosts", format!("{}/{}", s.hosts_up, s.hosts), "hosts up",
                 if s.hosts_down > 0 { "bad" } else { "ok" },
                 format!("{} hosts down", s.hosts_down)) }
+            { tile("count-problems", problems.to_string(), "problems",
+                if s.problems_critical > 0 { "bad" } else if s.problems_warning > 0 { "warn" } else { "ok" },
+                format!("{} critical, {} warnings", s.problems_critical, s.problems_warning)) }
         </div>
+    }
+}
+
+/// The open problems, critical first (the collector's order), each opening its app or host.
+fn problems(list: &[Problem], now: u64, dispatch: &Dispatch) -> Html {
+    if list.is_empty() {
+        return html! {};
+    }
+    html! {
+        <section id="problems" class="problems" aria-label="Open problems">
+            <h2>{ format!("Problems ({})", list.len()) }</h2>
+            <ul class="problem-list">
+                { for list.iter().map(|p| {
+                    let route = match &p.app {
+                        Some(app) => Route::App(p.host.clone(), app.clone()),
+                        None => Route::Host(p.host.clone()),
+                    };
+                    let open = dispatch.reform(move |_: ()| Action::Navigate(route.clone()));
+                    let what = match (&p.app, &p.subject) {
+                        (Some(app), Some(subject)) => format!("{} / {app} · {subject}", p.host),
+                        (Some(app), None) => format!("{} / {app}", p.host),
+                        (None, Some(subject)) => format!("{} · {subject}", p.host),
+                        (None, None) => p.host.clone(),
+                    };
+                    let kind = p.rule.clone().unwrap_or_else(|| p.kind.clone());
+                    html! {
+                        <li class={classes!("problem-row", severity_class(p.severity))} data-kind={p.kind.clone()}
+                            data-host={p.host.clone()} tabindex="0" role="button"
+                            onclick={open.reform(|_: MouseEvent| ())} onkeydown={on_activate(open)}>
+                            <Badge tone={severity_class(p.severity)} text={p.severity.as_str()} class="problem-severity" />
+                            <span class="problem-kind muted">{ kind }</span>
+                            <span class="problem-what">{ what }</span>
+                            <span class="problem-message">{ p.message.clone() }</span>
+                            <span class="muted nowrap">{ format!("since {}", format::ago(now, p.since_unix_ms)) }</span>
+                        </li>
+                    }
+                }) }
+            </ul>
+        </section>
     }
 }
 

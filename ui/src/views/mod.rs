@@ -3,6 +3,7 @@
 pub mod app;
 pub mod app_health;
 pub mod env;
+pub mod event_detail;
 pub mod events;
 pub mod fleet;
 pub mod host;
