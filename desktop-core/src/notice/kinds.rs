@@ -95,7 +95,8 @@ fn crash_reason(exit: Option<Exit>, context: Option<&CrashContext>) -> Vec<Strin
     parts
 }
 
-/// The last log line, cut for a notification: `\nLast log line: …`, or nothing.
+/// The last log line, cut for a notification, on a line of its own at the end of the body:
+/// `\nLast log line: …`, or nothing.
 fn last_line(context: Option<&CrashContext>) -> String {
     context
         .and_then(CrashContext::last_line)
@@ -228,7 +229,7 @@ pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
                 notice(
                     format!("{app} crashed on {host}"),
                     format!(
-                        "{app} on {host} is {state}{why}.{}\nCollector: {collector}.",
+                        "{app} on {host} is {state}{why}. Collector: {collector}.{}",
                         last_line(context)
                     ),
                     true,
@@ -268,7 +269,7 @@ pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
                     format!("{app} stopped on {host}"),
                     format!(
                         "{app} on {host} stopped{why} while it is expected to run, and nobody \
-                         stopped it through Fleetdeck.{}\nCollector: {collector}.",
+                         stopped it through Fleetdeck. Collector: {collector}.{}",
                         last_line(context)
                     ),
                     severe,
@@ -289,7 +290,7 @@ pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
             notice(
                 format!("{app} crashed on {host}"),
                 format!(
-                    "{app} on {host} crashed and was restarted: {}.{}\nCollector: {collector}.",
+                    "{app} on {host} crashed and was restarted: {}. Collector: {collector}.{}",
                     reason.join("; "),
                     last_line(context)
                 ),

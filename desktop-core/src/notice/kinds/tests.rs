@@ -212,8 +212,8 @@ fn a_crash_says_why_in_the_body() {
     assert_eq!(
         n.body,
         "api on web-1 is failed: killed by the OOM killer (killed by signal 9 (SIGKILL)); \
-         memory 31.5 MiB of its 32.0 MiB limit.\nLast log line: allocating <big> & more\n\
-         Collector: home."
+         memory 31.5 MiB of its 32.0 MiB limit. Collector: home.\nLast log line: allocating \
+         <big> & more"
     );
     // Without OOM nor memory: the exit and the line.
     let mut e = transition(Some("running"), "failed", Some(Exit::Code(3)));
@@ -224,7 +224,7 @@ fn a_crash_says_why_in_the_body() {
     });
     assert_eq!(
         notice_for("home", &e).expect("crash").body,
-        "api on web-1 is failed: exit code 3.\nLast log line: FATAL: config missing\nCollector: home."
+        "api on web-1 is failed: exit code 3. Collector: home.\nLast log line: FATAL: config missing"
     );
 }
 
@@ -240,7 +240,7 @@ fn a_long_last_line_is_cut_on_a_char_boundary() {
     let shown = body
         .split("Last log line: ")
         .nth(1)
-        .and_then(|rest| rest.split('\n').next())
+        .map(str::trim_end)
         .expect("a last line");
     assert_eq!(shown, format!("{}…", "é".repeat(LAST_LINE_CHARS)));
     assert_eq!(cut_chars("short", 200), "short");
@@ -264,7 +264,8 @@ fn a_blip_says_crashed_and_was_restarted() {
     assert_eq!(n.summary, "api crashed on web-1");
     assert_eq!(
         n.body,
-        "api on web-1 crashed and was restarted: exit code 2.\nLast log line: panic: index out of range\nCollector: home."
+        "api on web-1 crashed and was restarted: exit code 2. Collector: home.\nLast log line: \
+         panic: index out of range"
     );
     assert!(!n.critical);
 }
@@ -289,7 +290,7 @@ fn a_removed_app_and_an_unexpected_stop_are_noticed() {
     assert_eq!(
         n.body,
         "api on web-1 stopped while it is expected to run, and nobody stopped it through \
-         Fleetdeck.\nCollector: home."
+         Fleetdeck. Collector: home."
     );
     assert!(!n.critical);
     // A requested stop is info: nothing.
