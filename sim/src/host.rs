@@ -506,6 +506,8 @@ impl Host {
                 memory_current_bytes: memory,
                 state_change_unix_ms: Some(a.since_ms),
                 invocation_id: Some(hex(run_seed, 32)),
+                memory_limit_bytes: None,
+                cpu_percent: None,
             }
         });
         let docker = (spec.kind == AppKind::Docker).then(|| DockerDetail {
