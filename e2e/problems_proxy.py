@@ -178,6 +178,18 @@ class Proxy:
         return host
 
     def host_metrics(self, metrics):
+        if len(metrics.get("points", [])) < 30:
+            # A demo just started has few samples: draw an hour of made-up ones.
+            end, n = now_ms(), 120
+            metrics["points"] = [{
+                "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((end - (n - i) * 30_000) / 1000)),
+                "ts_unix_ms": end - (n - i) * 30_000, "samples": 1,
+                "cpu_percent": 30 + 20 * math.sin(i / 10.0) ** 2, "cpu_percent_max": None,
+                "memory_used_bytes": int(3.5e9 + 2e8 * math.sin(i / 15.0)), "memory_total_bytes": 8 * 2**30,
+                "swap_used_bytes": 0, "load1": 1.2, "disk_used_bytes": int(40e9 + i * 5e7),
+                "disk_total_bytes": 64 * 2**30, "net_rx_bytes_per_sec": 4e5 + 2e5 * math.sin(i / 6.0) ** 2,
+                "net_tx_bytes_per_sec": 1.5e5 + 1e5 * math.cos(i / 5.0) ** 2,
+            } for i in range(n)]
         for i, p in enumerate(metrics.get("points", [])):
             p["disk_read_bytes_per_sec"] = 2.5e6 + 2e6 * math.sin(i / 9.0) ** 2
             p["disk_write_bytes_per_sec"] = 1.2e6 + 9e5 * math.cos(i / 7.0) ** 2

@@ -55,6 +55,9 @@ def run(driver):
         wait_for("the app charts", lambda: len(driver.find_elements(By.CSS_SELECTOR, "#app-charts .chart")) >= 3)
         assert text_of(driver, '.check-row[data-check="tls"] .cert-days') in ("5 days left", "4 days left")
         shot(driver, "i14-app-checks")
+        wait_for("the last crash", lambda: visible(driver, "#last-crash pre.crash-lines"))
+        driver.execute_script("document.querySelector('#last-crash').scrollIntoView()")
+        shot(driver, "i14-app-last-crash")
         driver.execute_script("document.querySelector('#app-charts').scrollIntoView()")
         shot(driver, "i14-app-charts")
 
@@ -70,10 +73,13 @@ def run(driver):
                                                   if r.get_attribute("data-id") == "10000002"])[0]
         row.find_element(By.CSS_SELECTOR, ".event-more").click()
         wait_for("the crash lines", lambda: visible(driver, "pre.crash-lines"))
+        driver.execute_script("arguments[0].scrollIntoView()", row)
+        shot(driver, "i14-event-crash")
         for r in driver.find_elements(By.CSS_SELECTOR, ".event-row"):
             if r.get_attribute("data-id") in ("10000004", "10000003"):
                 r.find_element(By.CSS_SELECTOR, ".event-more").click()
-        shot(driver, "i14-event-crash")
+        driver.execute_script("window.scrollTo(0, 0)")
+        shot(driver, "i14-event-check-threshold")
         step("PASS")
     finally:
         demo.terminate()

@@ -12,7 +12,7 @@ use crate::components::uptime::UptimeBar;
 use crate::format;
 use crate::root::refresh_fleet;
 use crate::state::{Action, Route};
-use crate::views::app_health::{AppCharts, ChecksPanel};
+use crate::views::app_health::{AppCharts, ChecksPanel, LastCrash};
 use crate::views::Reform;
 use crate::views::{self, env::EnvPanel, logs::LogsPanel};
 
@@ -148,6 +148,8 @@ pub fn app_page(props: &AppProps) -> Html {
             } }</p>
             { details(view.as_ref()) }
             <ChecksPanel checks={view.as_ref().map(|v| v.status.checks.clone()).unwrap_or_default()} />
+            <LastCrash collector={collector.clone()} host={host.clone()} app={app.clone()}
+                generation={view.as_ref().map(|v| format!("{}:{:?}", v.status.state.as_str(), v.status.restarts)).unwrap_or_default()} />
             <AppCharts collector={collector.clone()} host={host.clone()} app={app.clone()} />
             <UptimeBar uptime={uptime.as_ref().and_then(|u| u.as_ref().ok()).cloned()}
                 error={uptime.as_ref().and_then(|u| u.as_ref().err()).map(|e| AttrValue::from(e.clone()))} />

@@ -1,8 +1,8 @@
 //! The app page's health: its endpoint checks (status, latency, error, certificate days left) and
 //! its charts (CPU %, memory with its limit, check latency) over 1 h / 24 h / 7 d / 30 d.
 
-use fleetdeck_proto::desktop::MetricsRange;
-use fleetdeck_proto::{AppMetricPoint, AppMetrics, CheckResult};
+use fleetdeck_proto::desktop::{EventFilter, MetricsRange};
+use fleetdeck_proto::{AppMetricPoint, AppMetrics, CheckResult, FleetEvent};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
@@ -10,6 +10,7 @@ use crate::api;
 use crate::components::chart::{LineChart, Series, Unit};
 use crate::components::status::Badge;
 use crate::format;
+use crate::views::event_detail::crash;
 use crate::views::{self, host::range_id};
 
 const DAY_MS: i64 = 86_400_000;
@@ -210,6 +211,59 @@ pub fn app_charts(props: &AppChartsProps) -> Html {
                 }
             </div>
         </div>
+    }
+}
+
+#[derive(Properties, PartialEq, Debug)]
+pub struct LastCrashProps {
+    pub collector: AttrValue,
+    pub host: AttrValue,
+    pub app: AttrValue,
+    /// Changes when the app's state or restarts do: the last crash is read again.
+    pub generation: AttrValue,
+}
+
+/// The app's last crash with its context (exit, OOM, memory, last log lines), from the event
+/// log; nothing when none of its recent events carries one.
+#[function_component(LastCrash)]
+pub fn last_crash(props: &LastCrashProps) -> Html {
+    let found = use_state(|| None::<FleetEvent>);
+    {
+        let found = found.clone();
+        let (collector, host, app) = (
+            props.collector.to_string(),
+            props.host.to_string(),
+            props.app.to_string(),
+        );
+        use_effect_with(props.generation.clone(), move |_| {
+            spawn_local(async move {
+                let filter = EventFilter {
+                    host: Some(host.clone()),
+                    app: Some(app.clone()),
+                    limit: Some(50),
+                    ..EventFilter::default()
+                };
+                // A failure leaves the section out: the event log says more.
+                if let Ok(page) = api::events(&collector, &filter).await {
+                    found.set(page.events.into_iter().find(|e| {
+                        e.context.is_some() && e.host == host && e.app.as_deref() == Some(&app)
+                    }));
+                }
+            });
+        });
+    }
+    let Some(event) = &*found else {
+        return html! {};
+    };
+    let Some(context) = &event.context else {
+        return html! {};
+    };
+    let now = views::now_ms();
+    html! {
+        <section id="last-crash" class="last-crash">
+            <h2>{ "Last crash" }<span class="muted">{ format!(" · {} · {}", format::ago(now, event.at_unix_ms), event.message) }</span></h2>
+            { crash(context) }
+        </section>
     }
 }
 

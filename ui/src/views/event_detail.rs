@@ -27,7 +27,8 @@ fn fact(label: &'static str, class: &'static str, value: String) -> Html {
     html! { <div><dt>{ label }</dt><dd class={class}>{ value }</dd></div> }
 }
 
-fn crash(c: &CrashContext) -> Html {
+/// A crash's context: exit, OOM killer, memory, and every last line in a monospace block.
+pub fn crash(c: &CrashContext) -> Html {
     #[allow(clippy::cast_precision_loss)]
     let bytes = |b: u64| format::bytes(b as f64);
     let memory = match (c.memory_bytes, c.memory_limit_bytes) {
