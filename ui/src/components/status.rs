@@ -104,3 +104,63 @@ pub fn badge(props: &BadgeProps) -> Html {
         </span>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleetdeck_proto::{AppKind, CheckKind, CheckResult};
+
+    fn status(state: AppState) -> AppStatus {
+        AppStatus {
+            name: "api".into(),
+            kind: AppKind::Systemd,
+            target: "api.service".into(),
+            state,
+            since_unix_ms: None,
+            last_exit: None,
+            restarts: None,
+            memory_bytes: None,
+            error: None,
+            systemd: None,
+            docker: None,
+            expect: Default::default(),
+            stopped_by_request: false,
+            checks: Vec::new(),
+            degraded: false,
+        }
+    }
+
+    fn check(ok: bool) -> CheckResult {
+        CheckResult {
+            name: "health".into(),
+            kind: CheckKind::Http,
+            target: "http://127.0.0.1:8080/".into(),
+            ok,
+            consecutive_failures: u32::from(!ok),
+            status_code: Some(if ok { 200 } else { 500 }),
+            latency_ms: Some(3.0),
+            error: None,
+            cert_not_after_unix_ms: None,
+            checked_unix_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_running_app_with_a_failing_check_is_amber_never_green() {
+        let mut s = status(AppState::Running);
+        assert_eq!(app_class(&s), "ok");
+        s.checks.push(check(true));
+        assert_eq!(app_class(&s), "ok", "a passing check changes nothing");
+        s.checks.push(check(false));
+        assert!(app_degraded(&s));
+        assert_eq!(app_class(&s), "warn");
+        // The agent's flag alone (two failures in a row) is enough.
+        let mut s = status(AppState::Running);
+        s.degraded = true;
+        assert_eq!(app_class(&s), "warn");
+        // A worse state keeps its own colour.
+        let mut s = status(AppState::Failed);
+        s.checks.push(check(false));
+        assert_eq!(app_class(&s), "bad");
+    }
+}
