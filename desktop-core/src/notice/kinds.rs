@@ -245,6 +245,11 @@ pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
                     false,
                     target,
                 )
+            } else if to == Some("running") && context.is_some() && event.severity != Severity::Info
+            {
+                // Running again after a crash the restart policy healed before anyone looked
+                // (the collector marks the blip with a warning and the crash's context).
+                blip(app, host, collector, event.exit, context, target)
             } else if to == Some("not-found") && from != Some("not-found") && from.is_some() {
                 notice(
                     format!("{app} disappeared from {host}"),
@@ -283,20 +288,7 @@ pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
         // agent saw a crash), and then systemd (or Docker) has already restarted it.
         FleetEventKind::Restarted => {
             let app = event.app.as_deref()?;
-            let reason = crash_reason(event.exit, context);
-            if reason.is_empty() {
-                return None;
-            }
-            notice(
-                format!("{app} crashed on {host}"),
-                format!(
-                    "{app} on {host} crashed and was restarted: {}. Collector: {collector}.{}",
-                    reason.join("; "),
-                    last_line(context)
-                ),
-                false,
-                target,
-            )
+            blip(app, host, collector, event.exit, context, target)
         }
         FleetEventKind::CheckFailed | FleetEventKind::CheckPassed => {
             let failed = event.kind == FleetEventKind::CheckFailed;
@@ -343,12 +335,17 @@ pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
         }
         FleetEventKind::SourceDown => {
             let source = source_label(event);
+            // The collector's message is `the docker source of vm-1 is down: ERROR`: the error.
+            let error = event
+                .message
+                .split_once(" is down: ")
+                .map_or(event.message.as_str(), |(_, error)| error);
             notice(
                 format!("{source} not answering on {host}"),
                 format!(
                     "{source} not answering on {host}: {}. Its apps show their last known \
                      state. Collector: {collector}.",
-                    event.message.trim_end_matches('.')
+                    error.trim_end_matches('.')
                 ),
                 severe,
                 host_target,
@@ -425,7 +422,7 @@ pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
             format!(
                 "{}. History and grace periods depend on it: set the clock right (NTP). \
                  Collector: {collector}.",
-                event.message.trim_end_matches('.')
+                capitalize(event.message.trim_end_matches('.'))
             ),
             false,
             host_target,
@@ -434,7 +431,7 @@ pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
             format!("The clock of {host} is right again"),
             format!(
                 "{}. Collector: {collector}.",
-                event.message.trim_end_matches('.')
+                capitalize(event.message.trim_end_matches('.'))
             ),
             false,
             host_target,
@@ -458,6 +455,35 @@ pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
             host_target,
         ),
     }
+}
+
+/// A crash the restart policy healed: the app runs again, but it crashed, and this says why.
+fn blip(
+    app: &str,
+    host: &str,
+    collector: &str,
+    exit: Option<Exit>,
+    context: Option<&CrashContext>,
+    target: AppRef,
+) -> Option<Notice> {
+    let reason = crash_reason(exit, context);
+    if reason.is_empty() && context.is_none() {
+        return None;
+    }
+    let why = if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", reason.join("; "))
+    };
+    Some(Notice {
+        summary: format!("{app} crashed on {host}"),
+        body: format!(
+            "{app} on {host} crashed and was restarted{why}. Collector: {collector}.{}",
+            last_line(context)
+        ),
+        critical: false,
+        target,
+    })
 }
 
 fn capitalize(text: &str) -> String {

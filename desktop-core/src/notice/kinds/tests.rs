@@ -271,6 +271,28 @@ fn a_blip_says_crashed_and_was_restarted() {
 }
 
 #[test]
+fn a_blip_seen_as_a_transition_back_to_running_is_a_crash_too() {
+    let mut e = transition(Some("starting"), "running", None);
+    e.severity = Severity::Warning;
+    e.context = Some(CrashContext {
+        exit: Some(Exit::Signal(11)),
+        last_lines: vec!["segfault at 0x10".into()],
+        ..CrashContext::default()
+    });
+    let n = notice_for("home", &e).expect("a blip");
+    assert_eq!(
+        n.body,
+        "api on web-1 crashed and was restarted: killed by signal 11 (SIGSEGV). Collector: \
+         home.\nLast log line: segfault at 0x10"
+    );
+    // A plain start (info, no context) says nothing.
+    assert_eq!(
+        notice_for("home", &transition(Some("starting"), "running", None)),
+        None
+    );
+}
+
+#[test]
 fn a_removed_app_and_an_unexpected_stop_are_noticed() {
     let mut e = transition(Some("running"), "not-found", None);
     e.severity = Severity::Critical;
@@ -376,7 +398,10 @@ fn sources_down_and_up() {
     let mut e = event(1, FleetEventKind::SourceDown, None, Some("docker"), None);
     e.app = None;
     e.severity = Severity::Warning;
-    e.message = "cannot connect to /run/user/1000/podman/podman.sock: connection refused".into();
+    // As the collector words it.
+    e.message = "the docker source of web-1 is down: cannot connect to \
+                 /run/user/1000/podman/podman.sock: connection refused"
+        .into();
     let n = notice_for("home", &e).expect("down");
     assert_eq!(n.summary, "Docker engine not answering on web-1");
     assert_eq!(
@@ -451,22 +476,22 @@ fn thresholds_fired_and_cleared() {
 fn clock_skew_and_back() {
     let mut e = event(1, FleetEventKind::ClockSkew, None, None, None);
     e.app = None;
-    e.message = "the agent's clock is 42 s ahead of the collector's".into();
+    e.message = "the clock of web-1 is skewed: agent clock 42 s ahead".into();
     let n = notice_for("home", &e).expect("skew");
     assert_eq!(n.summary, "The clock of web-1 is off");
     assert_eq!(
         n.body,
-        "the agent's clock is 42 s ahead of the collector's. History and grace periods depend \
+        "The clock of web-1 is skewed: agent clock 42 s ahead. History and grace periods depend \
          on it: set the clock right (NTP). Collector: home."
     );
     let mut e = event(2, FleetEventKind::ClockOk, None, None, None);
     e.app = None;
-    e.message = "the agent's clock is within 1 s of the collector's".into();
+    e.message = "the clock of web-1 is ok: agent clock 0 s ahead".into();
     let n = notice_for("home", &e).expect("ok");
     assert_eq!(n.summary, "The clock of web-1 is right again");
     assert_eq!(
         n.body,
-        "the agent's clock is within 1 s of the collector's. Collector: home."
+        "The clock of web-1 is ok: agent clock 0 s ahead. Collector: home."
     );
 }
 
