@@ -2,7 +2,9 @@
 e2e/problems_proxy.py (problems, checks, app metrics, crash context): the fleet view with its
 problems, an app page with checks and charts, a host page with disk I/O, and an event's crash
 context. Run on the E2E harness after a build: `E2E_NO_BUILD=1 scripts/e2e-desktop.sh
-e2e/shots_problems.py` (it starts its own demo collector and proxy; set E2E_SHOTS to keep them)."""
+e2e/shots_problems.py` (it starts its own demo collector and proxy; set E2E_SHOTS to keep them).
+SHOTS_DEMO_BIN picks another collector binary for the demo; SHOTS_PROXY=0 shows the demo as it
+is (a collector that fills in problems, checks and crash context itself): fleet and events only."""
 
 import os
 import re
@@ -19,7 +21,7 @@ from problems_proxy import Proxy
 
 def run(driver):
     driver.set_script_timeout(30)
-    collector_bin = os.environ["E2E_COLLECTOR_CMD"].split()[0]
+    collector_bin = os.environ.get("SHOTS_DEMO_BIN") or os.environ["E2E_COLLECTOR_CMD"].split()[0]
     port = int(subprocess.run(["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"],
                               capture_output=True, text=True, check=True).stdout)
     demo = subprocess.Popen([collector_bin, "--demo", "--port", str(port)], stdout=subprocess.PIPE,
@@ -32,12 +34,16 @@ def run(driver):
             m = re.search(r"(fdk_[0-9a-f]+)", line or "")
             key = m and m.group(1)
         assert key, "the demo collector printed no key"
-        proxy = Proxy(f"http://127.0.0.1:{port}")
-        step(f"demo collector on {port}, proxy {proxy.url}")
+        url = f"http://127.0.0.1:{port}"
+        if os.environ.get("SHOTS_PROXY") != "0":
+            url = Proxy(url).url
+        step(f"demo collector on {port}, desktop reads {url}")
         wait_for("the settings form", lambda: visible(driver, "#add-name"))
-        add_collector(driver, "demo", proxy.url, key)
+        add_collector(driver, "demo", url, key)
         wait_for("the collector row", lambda: driver.find_elements(By.CSS_SELECTOR, '.collector-row[data-name="demo"]'))
 
+        if os.environ.get("SHOTS_PROXY") == "0":
+            return as_it_is(driver)
         step("the fleet view with its problems")
         el(driver, "#nav-fleet").click()
         wait_for("the problems", lambda: len(driver.find_elements(By.CSS_SELECTOR, ".problem-row")) == 5)
@@ -84,6 +90,21 @@ def run(driver):
     finally:
         demo.terminate()
         demo.wait(10)
+
+
+def as_it_is(driver):
+    """The demo's own problems and events, without the proxy's additions."""
+    el(driver, "#nav-fleet").click()
+    wait_for("the problems", lambda: driver.find_elements(By.CSS_SELECTOR, ".problem-row"), timeout=60)
+    time.sleep(1)  # let the fonts settle for the picture (not a synchronisation)
+    shot(driver, "demo-fleet-problems")
+    el(driver, "#nav-events").click()
+    rows = wait_for("an event with details", lambda: [
+        r for r in driver.find_elements(By.CSS_SELECTOR, ".event-row") if r.find_elements(By.CSS_SELECTOR, ".event-more")])
+    rows[0].find_element(By.CSS_SELECTOR, ".event-more").click()
+    driver.execute_script("arguments[0].scrollIntoView()", rows[0])
+    shot(driver, "demo-event-detail")
+    step("PASS")
 
 
 def main():
