@@ -504,6 +504,8 @@ impl Host {
                 }),
                 main_pid: running.then(|| 1_000 + (run_seed % 60_000) as u32),
                 memory_current_bytes: memory,
+                memory_limit_bytes: None,
+                cpu_percent: None,
                 state_change_unix_ms: Some(a.since_ms),
                 invocation_id: Some(hex(run_seed, 32)),
                 memory_limit_bytes: None,

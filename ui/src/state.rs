@@ -78,6 +78,9 @@ impl Default for UiState {
     }
 }
 
+// A live event is the largest variant; an action is made and consumed once per user or
+// collector event, so its size costs nothing worth a Box in every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     CollectorsLoaded(Vec<CollectorInfo>),

@@ -176,7 +176,7 @@ fn record_event(
         ],
     )?;
     let id = ctx.conn.last_insert_rowid();
-    ctx.notify(Notice::Event(FleetEvent {
+    ctx.notify(Notice::Event(Box::new(FleetEvent {
         id,
         at_unix_ms: at_ms,
         severity,
@@ -191,7 +191,7 @@ fn record_event(
         context: None,
         check: None,
         threshold: None,
-    }));
+    })));
     Ok(())
 }
 

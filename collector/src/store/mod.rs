@@ -51,7 +51,7 @@ pub fn now_ms() -> u64 {
 /// What a write produced for the rest of the collector, handed out after its commit.
 #[derive(Debug)]
 pub enum Notice {
-    Event(FleetEvent),
+    Event(Box<FleetEvent>),
     /// For the alerter: a transition, or newly stored samples (threshold rules).
     Alert(AlertInput),
 }
@@ -298,7 +298,7 @@ fn writer(
             for notice in notices {
                 match notice {
                     Notice::Event(e) => {
-                        let _ = events.send(e);
+                        let _ = events.send(*e);
                     }
                     Notice::Alert(input) => {
                         let _ = transitions.send(input);
