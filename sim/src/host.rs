@@ -508,8 +508,6 @@ impl Host {
                 cpu_percent: None,
                 state_change_unix_ms: Some(a.since_ms),
                 invocation_id: Some(hex(run_seed, 32)),
-                memory_limit_bytes: None,
-                cpu_percent: None,
             }
         });
         let docker = (spec.kind == AppKind::Docker).then(|| DockerDetail {

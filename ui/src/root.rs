@@ -70,7 +70,7 @@ async fn subscribe(dispatch: Dispatch) -> Vec<api::Listener> {
         |d: &Dispatch, e: FleetEventFrom| {
             // An event means a status changed: read the fleet now rather than at the next update.
             refresh_fleet(d.clone(), e.collector.clone(), false);
-            d.dispatch(Action::LiveEvent(Box::new(e)));
+            d.dispatch(Action::LiveEvent(e));
         }
     );
     sub!(

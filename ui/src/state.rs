@@ -107,8 +107,8 @@ pub enum Action {
         page: EventsPage,
     },
     EventsFailed,
-    /// A `fleet-event` event (boxed: it is the largest action by far).
-    LiveEvent(Box<FleetEventFrom>),
+    /// A `fleet-event` event.
+    LiveEvent(FleetEventFrom),
     /// The app view opened this app's log: the buffer empties for it.
     LogsOpen(LogKey),
     LogsInitial {

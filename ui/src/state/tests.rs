@@ -335,10 +335,10 @@ fn live_events_are_prepended_once_when_they_match() {
         },
     });
     let live = |collector: &str, e: FleetEvent| {
-        Action::LiveEvent(Box::new(FleetEventFrom {
+        Action::LiveEvent(FleetEventFrom {
             collector: collector.into(),
             event: e,
-        }))
+        })
     };
     s.apply(live("prod", event(6, "web-1", Severity::Critical)));
     s.apply(live("prod", event(6, "web-1", Severity::Critical)));
