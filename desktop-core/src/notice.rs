@@ -10,7 +10,7 @@ pub use fleetdeck_proto::signal_name;
 use fleetdeck_proto::FleetEvent;
 
 mod kinds;
-pub use kinds::{describe_exit, notice_for};
+pub use kinds::{cut_chars, describe_exit, notice_for};
 
 /// A notification to show.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,8 @@ use crate::notice::signal_name;
 
 /// At most this many entries in the tray's menu.
 pub const MAX_DOWN_ITEMS: usize = 20;
+/// A problem's menu entry is cut to this many characters (a check's error can be long).
+pub const MAX_LABEL_CHARS: usize = 80;
 
 /// One configured collector as the tray sees it.
 #[derive(Debug, Clone, Copy)]
@@ -162,7 +164,10 @@ pub fn tray_state(collectors: &[CollectorView<'_>]) -> TrayState {
                     host: p.host.clone(),
                     app: p.app.clone(),
                 },
-                label: format!("{}{what}: {}", tag(collector), p.message),
+                label: crate::notice::cut_chars(
+                    &format!("{}{what}: {}", tag(collector), p.message),
+                    MAX_LABEL_CHARS,
+                ),
             });
         }
     }
@@ -639,6 +644,15 @@ mod tests {
         let labels: Vec<&str> = state.down.iter().map(|d| d.label.as_str()).collect();
         assert_eq!(labels, ["web-1: /var is 97.5 % full (critical at 97 %)"]);
         assert_eq!(state.down[0].target.app, None);
+        // A long message is cut for the menu.
+        f.problems[0].message = "x".repeat(200);
+        let state = one(&f);
+        assert_eq!(state.down[0].label.chars().count(), MAX_LABEL_CHARS + 1);
+        assert!(
+            state.down[0].label.ends_with("x…"),
+            "{}",
+            state.down[0].label
+        );
     }
 
     #[test]
