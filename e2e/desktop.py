@@ -28,6 +28,12 @@ APP_NAME = os.environ["E2E_APP_NAME"]
 UNIT = os.environ["E2E_UNIT"]
 ENV_FILE = pathlib.Path(os.environ["E2E_ENV_FILE"])
 SAY_FILE = pathlib.Path(os.environ["E2E_SAY_FILE"])
+DIE_FILE = pathlib.Path(os.environ["E2E_DIE_FILE"])
+# The crash notification names the exit and the last log line: needs the agent's crash context and
+# the collector passing it (E2E_CRASH_CONTEXT=0 skips that assertion).
+CRASH_CONTEXT = os.environ.get("E2E_CRASH_CONTEXT", "1") != "0"
+# The web app has a TCP check to a closed port, so it is degraded (E2E_CHECKS=0: no check).
+CHECKS = os.environ.get("E2E_CHECKS", "1") != "0"
 NOTIFY_LOG = pathlib.Path(os.environ["E2E_NOTIFY_LOG"])
 SHOTS = pathlib.Path(os.environ["E2E_SHOTS"])
 CONFIG_DIR = pathlib.Path(os.environ["FLEETDECK_CONFIG_DIR"])
@@ -202,14 +208,31 @@ def threads_of(pid):
     raise AssertionError("no Threads line")
 
 
+def dbus_strings(call):
+    """The string arguments of one dbus-monitor call, in order. A string with a newline spans
+    several lines of the monitor's output, up to the one that ends with the closing quote."""
+    strings, current = [], None
+    for line in call.splitlines():
+        if current is None:
+            stripped = line.strip()
+            if not stripped.startswith('string "'):
+                continue
+            current = stripped[len('string "'):]
+        else:
+            current += "\n" + line
+        if current.endswith('"'):
+            strings.append(current[:-1])
+            current = None
+    return strings
+
+
 def notify_calls():
     """The Notify calls dbus-monitor saw, as (summary, body)."""
     calls = []
     for call in NOTIFY_LOG.read_text(errors="replace").split("method call")[1:]:
         if "member=Notify" not in call:
             continue
-        strings = [line.strip()[len('string "'):-1] for line in call.splitlines()
-                   if line.strip().startswith('string "')]
+        strings = dbus_strings(call)
         if len(strings) >= 4:
             calls.append((strings[2], strings[3]))  # app name, icon, summary, body
     return calls
@@ -350,6 +373,11 @@ def run(driver):
     row = f'.app-row[data-host="{HOST}"][data-app="{APP_NAME}"]'
     wait_for("the app running in the fleet view", lambda: text_of(driver, f"{row} .app-state") == "running")
     wait_for("the connection pill", lambda: "connected" in (text_of(driver, "#conn-status") or "").lower())
+    if CHECKS:
+        step("its failing TCP check makes it degraded: an amber badge, never green")
+        wait_for("the degraded badge", lambda: text_of(driver, f"{row} .app-degraded") == "degraded", timeout=30)
+        classes = el(driver, row).get_attribute("class").split()
+        assert "ok" not in classes and "warn" in classes, classes
     shot(driver, "fleet")
 
     step("open the host: its charts")
@@ -422,12 +450,14 @@ def run(driver):
     assert after["state"] == "running"
     wait_for("the app running again in the view", lambda: text_of(driver, "#app-state") == "running")
 
-    step("kill the unit: a native notification (Notify on D-Bus), the view and the tray turn red")
+    step("the unit crashes (exit 3) after a distinctive last line: a native notification (Notify on "
+         "D-Bus) that says why, the view and the tray turn red")
     notify_before = NOTIFY_LOG.read_text(errors="replace").count('member=Notify')
+    seen_calls = len(notify_calls())
     tray = invoke(driver, "tray_state")["ok"]
     assert tray["health"] in ("ok", "degraded"), tray
-    systemd_env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=os.environ["E2E_SYSTEMD_BUS"])
-    subprocess.run(["systemctl", "--user", "kill", "-s", "KILL", UNIT], check=True, timeout=10, env=systemd_env)
+    last_line = f"e2e-last-words-{time.time_ns()}: cannot open /srv/data.db"
+    DIE_FILE.write_text(last_line + "\n")
     wait_for("the app failed in the view", lambda: text_of(driver, "#app-state") == "failed", timeout=20)
 
     def notified():
@@ -436,6 +466,14 @@ def run(driver):
         return [c for c in calls if "member=Notify" in c and APP_NAME in c and HOST in c and "crash" in c.lower()]
     calls = wait_for("a Notify call naming the host and app", notified, timeout=15)
     assert len(calls) == 1, f"{len(calls)} crash notifications for one crash"
+    crash = [c for c in notify_calls()[seen_calls:] if c[0] == f"{APP_NAME} crashed on {HOST}"]
+    assert len(crash) == 1, notify_calls()[seen_calls:]
+    step(f"notified: {crash[0]!r}")
+    if CRASH_CONTEXT:
+        assert "exit code 3" in crash[0][1], crash[0]
+        assert f"Last log line: {last_line}" in crash[0][1], crash[0]
+    else:
+        step("E2E_CRASH_CONTEXT=0: the exit and the last line in the body are not checked")
     assert NOTIFY_LOG.read_text(errors="replace").count('member=Notify') > notify_before
     tray = wait_for("the tray turning red", lambda: (t := invoke(driver, "tray_state")["ok"])["health"] == "down" and t)
     assert any(d["target"]["app"] == APP_NAME for d in tray["down"]), tray
@@ -447,6 +485,14 @@ def run(driver):
     step("the event log lists the crash")
     el(driver, "#nav-events").click()
     wait_for("event rows", lambda: driver.find_elements(By.CSS_SELECTOR, ".event-row"))
+    if CRASH_CONTEXT:
+        step("its details show the crash context with the last line")
+        crash_row = wait_for("the crash row with its last line", lambda: [
+            r for r in driver.find_elements(By.CSS_SELECTOR, ".event-row") if last_line in r.text])[0]
+        crash_row.find_element(By.CSS_SELECTOR, ".event-more").click()
+        detail = wait_for("the crash context", lambda: visible(
+            driver, f'.event-detail[data-id="{crash_row.get_attribute("data-id")}"] pre.crash-lines'))
+        assert last_line in detail.text, detail.text
     shot(driver, "events")
 
     step("clicking the notification opens that app")

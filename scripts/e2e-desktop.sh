@@ -70,13 +70,15 @@ wait_listening() { # log file, what
 
 # The app under test: prints a line each half second and whatever the test writes to its say-file
 # (with the shell's own echo: journald cannot tell which unit a line of a process that already
-# exited came from, so `cat` would lose the line's unit).
+# exited came from, so `cat` would lose the line's unit). A line written to its die-file is its
+# last: it prints it and exits with code 3 (a crash whose context names that line).
 say=$work/say
+die=$work/die
 printf 'PORT=8080\nGREETING=hello\nAPI_TOKEN=s3cr3t-e2e\n' >"$work/web.env"
 chmod 600 "$work/web.env"
 # (no start limit: the crash benchmark kills and starts it many times in a row)
 systemd-run --user --quiet --unit="$unit" -p StartLimitIntervalSec=0 busybox sh -c \
-    "i=0; while true; do i=\$((i+1)); if [ -f $say ]; then read -r said <$say; rm -f $say; echo \"\$said\"; fi; echo \"tick \$i\"; sleep 0.5; done"
+    "i=0; while true; do i=\$((i+1)); if [ -f $say ]; then read -r said <$say; rm -f $say; echo \"\$said\"; fi; if [ -f $die ]; then read -r last <$die; rm -f $die; echo \"\$last\"; exit 3; fi; echo \"tick \$i\"; sleep 0.5; done"
 
 # A second app for the log view benchmark: every 10 ms it writes as many lines as $work/rate says
 # (0 at first), numbered, and the last number to $work/burst.seq. Journald's rate limit is off for it.
@@ -89,7 +91,13 @@ mkfifo "$work/echo.fifo"
 systemd-run --user --quiet --unit="$echo_unit" busybox sh -c \
     "while true; do while read -r line; do echo \"\$line\"; done <$work/echo.fifo; done"
 
-aport=$(free_port); cport=$(free_port); dead=$(free_port)
+aport=$(free_port); cport=$(free_port); dead=$(free_port); closed=$(free_port)
+# A TCP check to a port nobody listens on: the web app is degraded. E2E_CHECKS=0 leaves it out
+# (an agent without endpoint checks refuses the table).
+checks=""
+if [[ ${E2E_CHECKS:-1} != 0 ]]; then
+    checks=$(printf '[[apps.checks]]\nname = "port"\ntcp = "127.0.0.1:%s"\ninterval = "2s"\ntimeout = "1s"\n' "$closed")
+fi
 (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$work/agent.token")
 cat >"$work/agent.toml" <<TOML
 listen = ["127.0.0.1:$aport"]
@@ -102,6 +110,7 @@ name = "web"
 systemd_unit = "$unit"
 env_file = "$work/web.env"
 allow_actions = true
+$checks
 
 [[apps]]
 name = "burst"
@@ -131,7 +140,8 @@ wait_listening "$work/collector.log" collector
 virtual_display $((90 + RANDOM % 100))
 
 export E2E_APP=$app E2E_COLLECTOR_URL=http://127.0.0.1:$cport E2E_KEY=$key E2E_HOST=e2e-host \
-    E2E_APP_NAME=web E2E_UNIT=$unit E2E_ENV_FILE=$work/web.env E2E_SAY_FILE=$say \
+    E2E_APP_NAME=web E2E_UNIT=$unit E2E_ENV_FILE=$work/web.env E2E_SAY_FILE=$say E2E_DIE_FILE=$die \
+    E2E_CRASH_CONTEXT=${E2E_CRASH_CONTEXT:-1} E2E_CHECKS=${E2E_CHECKS:-1} E2E_CLOSED_PORT=$closed \
     E2E_NOTIFY_LOG=$work/notify.log E2E_SHOTS=$shots E2E_APP_LOG=$work/driver.log \
     E2E_DEAD_URL=http://127.0.0.1:$dead E2E_SYSTEMD_BUS=$DBUS_SESSION_BUS_ADDRESS \
     E2E_COLLECTOR_PID=$collector_pid E2E_COLLECTOR_CMD="$target/debug/fleetdeck-collector --config $work/collector.toml" \

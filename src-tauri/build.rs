@@ -8,6 +8,7 @@ const COMMANDS: &[&str] = &[
     "fleet",
     "host",
     "metrics",
+    "app_metrics",
     "uptime",
     "events",
     "logs_page",

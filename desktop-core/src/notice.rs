@@ -1,11 +1,16 @@
-//! Which fleet events deserve a desktop notification, and what it says: one per crash, one per
-//! recovery, one per host going down or coming back. Showing it is the Tauri side's job.
+//! Which fleet events deserve a desktop notification, and what it says: one per crash (with its
+//! exit, OOM kill, memory and last log line), recovery, failing or passing check, source down or
+//! up, threshold fired or cleared, clock skew, host down or up ([`kinds`]); the [`Notifier`] shows
+//! each event at most once. Showing it is the Tauri side's job.
 
 use std::collections::HashMap;
 
 use fleetdeck_proto::desktop::{AppRef, ConnState, ConnStatus};
 pub use fleetdeck_proto::signal_name;
-use fleetdeck_proto::{Exit, FleetEvent, FleetEventKind};
+use fleetdeck_proto::FleetEvent;
+
+mod kinds;
+pub use kinds::{cut_chars, describe_exit, notice_for};
 
 /// A notification to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,119 +23,6 @@ pub struct Notice {
     pub critical: bool,
     /// What clicking it opens.
     pub target: AppRef,
-}
-
-/// States in which an app is down.
-fn is_down(state: Option<&str>) -> bool {
-    matches!(state, Some("failed" | "crash-looping"))
-}
-
-/// How a process ended, for a person: `exit code 1`, `killed by signal 9 (SIGKILL)`.
-pub fn describe_exit(exit: Exit) -> String {
-    match exit {
-        Exit::Code(code) => format!("exit code {code}"),
-        Exit::Signal(signal) => match signal_name(signal) {
-            Some(name) => format!("killed by signal {signal} ({name})"),
-            None => format!("killed by signal {signal}"),
-        },
-    }
-}
-
-/// An exit that is a crash: a non-zero code or any signal.
-fn crashed(exit: Option<Exit>) -> Option<Exit> {
-    exit.filter(|e| !matches!(e, Exit::Code(0)))
-}
-
-/// The notice for `event` from `collector`, or `None` when it needs none (a start, a stop, a
-/// clean restart, a crash-looping app that was already failed...).
-pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
-    let host = event.host.as_str();
-    let target = AppRef {
-        collector: collector.to_owned(),
-        host: host.to_owned(),
-        app: event.app.clone(),
-    };
-    let (from, to) = (event.from.as_deref(), event.to.as_deref());
-    let how = |exit: Option<Exit>| crashed(exit).map(describe_exit);
-    match event.kind {
-        FleetEventKind::Transition => {
-            let app = event.app.as_deref()?;
-            if is_down(to) && !is_down(from) {
-                let state = to.unwrap_or("failed");
-                let body = match how(event.exit) {
-                    Some(exit) => {
-                        format!("{app} on {host} is {state}: {exit}. Collector: {collector}.")
-                    }
-                    None => format!("{app} on {host} is {state}. Collector: {collector}."),
-                };
-                Some(Notice {
-                    summary: format!("{app} crashed on {host}"),
-                    body,
-                    critical: true,
-                    target,
-                })
-            } else if is_down(from) && to == Some("running") {
-                Some(Notice {
-                    summary: format!("{app} recovered on {host}"),
-                    body: format!(
-                        "{app} on {host} is running again (it was {}). Collector: {collector}.",
-                        from.unwrap_or("failed")
-                    ),
-                    critical: false,
-                    target,
-                })
-            } else {
-                None
-            }
-        }
-        // A new process in the same state: a crash only if the old one ended badly, and then
-        // systemd (or Docker) has already restarted it.
-        FleetEventKind::Restarted => {
-            let app = event.app.as_deref()?;
-            let exit = how(event.exit)?;
-            Some(Notice {
-                summary: format!("{app} crashed on {host}"),
-                body: format!(
-                    "{app} on {host} ended ({exit}) and was restarted. Collector: {collector}."
-                ),
-                critical: false,
-                target,
-            })
-        }
-        FleetEventKind::HostDown => Some(Notice {
-            summary: format!("{host} is down"),
-            body: format!(
-                "The collector {collector} cannot reach the agent on {host}: {}",
-                event.message
-            ),
-            critical: true,
-            target: AppRef {
-                app: None,
-                ..target
-            },
-        }),
-        FleetEventKind::HostUp => Some(Notice {
-            summary: format!("{host} is back up"),
-            body: format!(
-                "The collector {collector} reaches the agent on {host} again: {}",
-                event.message
-            ),
-            critical: false,
-            target: AppRef {
-                app: None,
-                ..target
-            },
-        }),
-        // Issue 14 brings notices for these; until then the event log shows them.
-        FleetEventKind::CheckFailed
-        | FleetEventKind::CheckPassed
-        | FleetEventKind::SourceDown
-        | FleetEventKind::SourceUp
-        | FleetEventKind::ThresholdFired
-        | FleetEventKind::ThresholdCleared
-        | FleetEventKind::ClockSkew
-        | FleetEventKind::ClockOk => None,
-    }
 }
 
 /// The notice that stands for `missed` notices that could not be shown (the notification daemon
@@ -295,8 +187,9 @@ fn collector_ref(collector: &str) -> AppRef {
 
 #[cfg(test)]
 mod tests {
+    use super::kinds::tests::event;
     use super::*;
-    use fleetdeck_proto::Severity;
+    use fleetdeck_proto::{Exit, FleetEventKind};
 
     #[test]
     fn missed_notices_are_counted_in_one() {
@@ -311,194 +204,6 @@ mod tests {
         assert_eq!(many.summary, "135 more Fleetdeck notifications");
         assert!(many.body.contains("event log"), "{}", many.body);
         assert!(many.target.host.is_empty() && !many.critical);
-    }
-
-    fn event(
-        id: i64,
-        kind: FleetEventKind,
-        from: Option<&str>,
-        to: Option<&str>,
-        exit: Option<Exit>,
-    ) -> FleetEvent {
-        FleetEvent {
-            id,
-            at_unix_ms: 1_700_000_000_000,
-            severity: Severity::Info,
-            source: "agent-stream".into(),
-            kind,
-            host: "web-1".into(),
-            app: match kind {
-                FleetEventKind::HostDown | FleetEventKind::HostUp => None,
-                _ => Some("api".into()),
-            },
-            from: from.map(str::to_owned),
-            to: to.map(str::to_owned),
-            exit,
-            message: "web-1 is down: 2 polls missed (cannot connect)".into(),
-            context: None,
-            check: None,
-            threshold: None,
-        }
-    }
-
-    fn transition(from: Option<&str>, to: &str, exit: Option<Exit>) -> FleetEvent {
-        event(1, FleetEventKind::Transition, from, Some(to), exit)
-    }
-
-    #[test]
-    fn a_crash_is_noticed_with_its_exit() {
-        let n = notice_for(
-            "home",
-            &transition(Some("running"), "failed", Some(Exit::Code(1))),
-        )
-        .expect("a crash");
-        assert_eq!(n.summary, "api crashed on web-1");
-        assert!(n.body.contains("exit code 1"), "{}", n.body);
-        assert!(n.body.contains("web-1") && n.body.contains("api") && n.body.contains("home"));
-        assert!(n.critical);
-        assert_eq!(
-            n.target,
-            AppRef {
-                collector: "home".into(),
-                host: "web-1".into(),
-                app: Some("api".into())
-            }
-        );
-        let n = notice_for(
-            "home",
-            &transition(Some("running"), "crash-looping", Some(Exit::Signal(11))),
-        )
-        .expect("crash-looping");
-        assert_eq!(n.summary, "api crashed on web-1");
-        assert!(n.body.contains("crash-looping"), "{}", n.body);
-        assert!(
-            n.body.contains("killed by signal 11 (SIGSEGV)"),
-            "{}",
-            n.body
-        );
-        // No exit known: still a crash, without the detail.
-        let n = notice_for("home", &transition(None, "failed", None)).expect("first seen failed");
-        assert!(!n.body.contains("exit"), "{}", n.body);
-    }
-
-    #[test]
-    fn a_recovery_is_noticed() {
-        for from in ["failed", "crash-looping"] {
-            let n = notice_for("home", &transition(Some(from), "running", None)).expect(from);
-            assert_eq!(n.summary, "api recovered on web-1");
-            assert!(
-                n.body.contains(from) && n.body.contains("home"),
-                "{}",
-                n.body
-            );
-            assert!(!n.critical);
-        }
-    }
-
-    #[test]
-    fn a_restart_after_a_bad_exit_is_a_crash() {
-        let restarted = |exit| {
-            event(
-                1,
-                FleetEventKind::Restarted,
-                Some("running"),
-                Some("running"),
-                exit,
-            )
-        };
-        let n = notice_for("home", &restarted(Some(Exit::Code(137)))).expect("exit 137");
-        assert_eq!(n.summary, "api crashed on web-1");
-        assert!(
-            n.body.contains("exit code 137") && n.body.contains("restarted"),
-            "{}",
-            n.body
-        );
-        let n = notice_for("home", &restarted(Some(Exit::Signal(9)))).expect("SIGKILL");
-        assert!(
-            n.body.contains("killed by signal 9 (SIGKILL)"),
-            "{}",
-            n.body
-        );
-        assert_eq!(notice_for("home", &restarted(Some(Exit::Code(0)))), None);
-        assert_eq!(notice_for("home", &restarted(None)), None);
-    }
-
-    #[test]
-    fn hosts_going_down_and_up() {
-        let down = notice_for(
-            "home",
-            &event(1, FleetEventKind::HostDown, Some("up"), Some("down"), None),
-        )
-        .expect("down");
-        assert_eq!(down.summary, "web-1 is down");
-        assert!(down.critical);
-        assert!(
-            down.body.contains("home") && down.body.contains("polls missed"),
-            "{}",
-            down.body
-        );
-        assert_eq!(down.target.app, None);
-        let up = notice_for(
-            "home",
-            &event(2, FleetEventKind::HostUp, Some("down"), Some("up"), None),
-        )
-        .expect("up");
-        assert_eq!(up.summary, "web-1 is back up");
-        assert!(!up.critical);
-        assert_eq!(up.target.host, "web-1");
-    }
-
-    #[test]
-    fn other_events_are_ignored() {
-        for (from, to) in [
-            (Some("running"), "stopping"),
-            (Some("stopping"), "stopped"),
-            (Some("stopped"), "starting"),
-            (Some("starting"), "running"),
-            (None, "running"),
-            (Some("failed"), "crash-looping"),
-            (Some("crash-looping"), "failed"),
-            (Some("failed"), "stopped"),
-            (Some("running"), "unknown"),
-            (Some("unknown"), "running"),
-            (Some("running"), "not-found"),
-        ] {
-            assert_eq!(
-                notice_for("home", &transition(from, to, Some(Exit::Code(1)))),
-                None,
-                "{from:?} -> {to}"
-            );
-        }
-        // A transition without an app is malformed: nothing to say.
-        let mut e = transition(Some("running"), "failed", None);
-        e.app = None;
-        assert_eq!(notice_for("home", &e), None);
-    }
-
-    #[test]
-    fn signal_names() {
-        assert_eq!(
-            describe_exit(Exit::Signal(9)),
-            "killed by signal 9 (SIGKILL)"
-        );
-        assert_eq!(
-            describe_exit(Exit::Signal(15)),
-            "killed by signal 15 (SIGTERM)"
-        );
-        assert_eq!(
-            describe_exit(Exit::Signal(6)),
-            "killed by signal 6 (SIGABRT)"
-        );
-        assert_eq!(
-            describe_exit(Exit::Signal(11)),
-            "killed by signal 11 (SIGSEGV)"
-        );
-        assert_eq!(
-            describe_exit(Exit::Signal(2)),
-            "killed by signal 2 (SIGINT)"
-        );
-        assert_eq!(describe_exit(Exit::Signal(64)), "killed by signal 64");
-        assert_eq!(describe_exit(Exit::Code(3)), "exit code 3");
     }
 
     #[test]

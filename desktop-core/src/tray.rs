@@ -1,13 +1,17 @@
-//! What the tray shows, from every collector's connection and fleet: a colour, a tooltip, and a
-//! menu entry for each host that is down and each app that failed or crash-loops.
+//! What the tray shows, from every collector's connection and fleet: a colour (red for anything
+//! down or any critical problem, amber for warnings and degraded apps), a tooltip that counts
+//! them, and a menu entry for each host that is down, each app that failed or crash-loops, and
+//! each other critical problem.
 
 use fleetdeck_proto::desktop::{AppRef, ConnState, ConnStatus, DownItem, TrayHealth, TrayState};
-use fleetdeck_proto::{AppState, Exit, Fleet, FleetHealth, HostStatus};
+use fleetdeck_proto::{AppState, AppStatus, Exit, Fleet, FleetHealth, HostStatus, Severity};
 
 use crate::notice::signal_name;
 
 /// At most this many entries in the tray's menu.
 pub const MAX_DOWN_ITEMS: usize = 20;
+/// A problem's menu entry is cut to this many characters (a check's error can be long).
+pub const MAX_LABEL_CHARS: usize = 80;
 
 /// One configured collector as the tray sees it.
 #[derive(Debug, Clone, Copy)]
@@ -36,9 +40,37 @@ fn short_exit(exit: Exit) -> String {
     }
 }
 
+/// An app is degraded (never green) when the agent says so or one of its checks fails.
+pub fn app_degraded(status: &AppStatus) -> bool {
+    status.degraded || status.checks.iter().any(|c| !c.ok)
+}
+
+/// Open problems of a fleet by severity: (critical, warning). The list when the collector sent
+/// one, else the summary's counts.
+fn problem_counts(fleet: &Fleet) -> (u32, u32) {
+    if fleet.problems.is_empty() {
+        return (
+            fleet.summary.problems_critical,
+            fleet.summary.problems_warning,
+        );
+    }
+    let count = |severity| {
+        u32::try_from(
+            fleet
+                .problems
+                .iter()
+                .filter(|p| p.severity == severity)
+                .count(),
+        )
+        .unwrap_or(u32::MAX)
+    };
+    (count(Severity::Critical), count(Severity::Warning))
+}
+
 /// The tray's state: grey when no collector is configured or none is connected with a fleet;
-/// else red if a connected fleet has a host down or an app failed or crash-looping, amber if a
-/// fleet is degraded or a collector is failing, green otherwise.
+/// else red if a connected fleet has a host down, an app failed or crash-looping, or a critical
+/// problem; amber if it has a warning, a degraded app (a failing check) or is degraded, or a
+/// collector is failing; green otherwise.
 pub fn tray_state(collectors: &[CollectorView<'_>]) -> TrayState {
     if collectors.is_empty() {
         return TrayState {
@@ -113,6 +145,32 @@ pub fn tray_state(collectors: &[CollectorView<'_>]) -> TrayState {
             }
         }
     }
+    let down_count = down.len() as u32;
+    // Critical problems the entries above do not already stand for (a threshold, a check...).
+    for (collector, fleet) in &live {
+        for p in &fleet.problems {
+            if p.severity != Severity::Critical
+                || matches!(p.kind.as_str(), "host-down" | "app-down")
+            {
+                continue;
+            }
+            let what = match &p.app {
+                Some(app) => format!("{} / {app}", p.host),
+                None => p.host.clone(),
+            };
+            down.push(DownItem {
+                target: AppRef {
+                    collector: (*collector).to_owned(),
+                    host: p.host.clone(),
+                    app: p.app.clone(),
+                },
+                label: crate::notice::cut_chars(
+                    &format!("{}{what}: {}", tag(collector), p.message),
+                    MAX_LABEL_CHARS,
+                ),
+            });
+        }
+    }
     down.sort_by(|a, b| {
         (&a.target.collector, &a.target.host, &a.target.app).cmp(&(
             &b.target.collector,
@@ -120,16 +178,29 @@ pub fn tray_state(collectors: &[CollectorView<'_>]) -> TrayState {
             &b.target.app,
         ))
     });
-    let down_count = down.len() as u32;
     down.truncate(MAX_DOWN_ITEMS);
+    let (critical, warnings) = live.iter().fold((0, 0), |(c, w), (_, f)| {
+        let (fc, fw) = problem_counts(f);
+        (c + fc, w + fw)
+    });
+    let degraded_apps = live
+        .iter()
+        .flat_map(|(_, f)| &f.hosts)
+        .filter(|h| h.status != HostStatus::Down)
+        .flat_map(|h| &h.apps)
+        .filter(|a| app_degraded(&a.status))
+        .count() as u32;
 
     let health = if down_count > 0
+        || critical > 0
         || live
             .iter()
             .any(|(_, f)| f.summary.health == FleetHealth::Down)
     {
         TrayHealth::Down
     } else if failing > 0
+        || warnings > 0
+        || degraded_apps > 0
         || live
             .iter()
             .any(|(_, f)| f.summary.health == FleetHealth::Degraded)
@@ -155,6 +226,15 @@ pub fn tray_state(collectors: &[CollectorView<'_>]) -> TrayState {
     if down_count > 0 {
         trouble.push(format!("{down_count} down"));
     }
+    if critical > 0 {
+        trouble.push(plural(critical, "critical problem", "critical problems"));
+    }
+    if warnings > 0 {
+        trouble.push(plural(warnings, "warning", "warnings"));
+    }
+    if degraded_apps > 0 {
+        trouble.push(plural(degraded_apps, "app degraded", "apps degraded"));
+    }
     if failing > 0 {
         trouble.push(format!(
             "{} out of contact",
@@ -175,7 +255,7 @@ pub fn tray_state(collectors: &[CollectorView<'_>]) -> TrayState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fleetdeck_proto::{AppKind, AppStatus, AppView, FleetSummary, HostView};
+    use fleetdeck_proto::{AppKind, AppView, FleetSummary, HostView, Problem};
 
     fn status(state: ConnState) -> ConnStatus {
         ConnStatus {
@@ -472,5 +552,142 @@ mod tests {
         assert_eq!(keys, sorted);
         // The tooltip counts them all, not only those listed.
         assert!(state.tooltip.ends_with(" — 30 down"), "{}", state.tooltip);
+    }
+
+    fn problem(
+        kind: &str,
+        severity: Severity,
+        host: &str,
+        app: Option<&str>,
+        message: &str,
+    ) -> Problem {
+        Problem {
+            kind: kind.into(),
+            rule: (kind == "threshold").then(|| "disk-full".into()),
+            severity,
+            host: host.into(),
+            app: app.map(str::to_owned),
+            subject: None,
+            message: message.into(),
+            since_unix_ms: 0,
+        }
+    }
+
+    fn one(fleet: &Fleet) -> TrayState {
+        let connected = status(ConnState::Connected);
+        tray_state(&[CollectorView {
+            name: "home",
+            status: &connected,
+            fleet: Some(fleet),
+        }])
+    }
+
+    #[test]
+    fn a_warning_is_amber_and_counted() {
+        let mut f = healthy("web", 2);
+        f.problems = vec![
+            problem(
+                "threshold",
+                Severity::Warning,
+                "web-0",
+                None,
+                "/ is 91.0 % full",
+            ),
+            problem(
+                "source",
+                Severity::Warning,
+                "web-1",
+                None,
+                "docker not answering",
+            ),
+        ];
+        let state = one(&f);
+        assert_eq!(state.health, TrayHealth::Degraded);
+        assert_eq!(
+            state.tooltip,
+            "Fleetdeck: 2 hosts, 4/4 apps running — 2 warnings"
+        );
+        assert!(state.down.is_empty(), "warnings are not menu entries");
+        // The summary's counts stand when the list is absent (an older collector).
+        let mut f = healthy("web", 1);
+        f.summary.problems_warning = 1;
+        let state = one(&f);
+        assert_eq!(state.health, TrayHealth::Degraded);
+        assert!(state.tooltip.ends_with(" — 1 warning"), "{}", state.tooltip);
+    }
+
+    #[test]
+    fn a_critical_problem_is_red_and_listed() {
+        let mut f = healthy("web", 2);
+        f.problems = vec![
+            problem(
+                "threshold",
+                Severity::Critical,
+                "web-1",
+                None,
+                "/var is 97.5 % full (critical at 97 %)",
+            ),
+            problem(
+                "check",
+                Severity::Warning,
+                "web-0",
+                Some("api"),
+                "health: status 500",
+            ),
+        ];
+        let state = one(&f);
+        assert_eq!(state.health, TrayHealth::Down);
+        assert_eq!(
+            state.tooltip,
+            "Fleetdeck: 2 hosts, 4/4 apps running — 1 critical problem, 1 warning"
+        );
+        let labels: Vec<&str> = state.down.iter().map(|d| d.label.as_str()).collect();
+        assert_eq!(labels, ["web-1: /var is 97.5 % full (critical at 97 %)"]);
+        assert_eq!(state.down[0].target.app, None);
+        // A long message is cut for the menu.
+        f.problems[0].message = "x".repeat(200);
+        let state = one(&f);
+        assert_eq!(state.down[0].label.chars().count(), MAX_LABEL_CHARS + 1);
+        assert!(
+            state.down[0].label.ends_with("x…"),
+            "{}",
+            state.down[0].label
+        );
+    }
+
+    #[test]
+    fn an_app_with_a_failing_check_is_never_green() {
+        let mut f = healthy("web", 1);
+        f.hosts[0].apps[0]
+            .status
+            .checks
+            .push(fleetdeck_proto::CheckResult {
+                name: "health".into(),
+                kind: fleetdeck_proto::CheckKind::Tcp,
+                target: "127.0.0.1:9".into(),
+                ok: false,
+                consecutive_failures: 1,
+                status_code: None,
+                latency_ms: None,
+                error: Some("connection refused".into()),
+                cert_not_after_unix_ms: None,
+                checked_unix_ms: 0,
+            });
+        let state = one(&f);
+        assert_eq!(state.health, TrayHealth::Degraded);
+        assert_eq!(
+            state.tooltip,
+            "Fleetdeck: 1 host, 2/2 apps running — 1 app degraded"
+        );
+        let mut f = healthy("web", 1);
+        f.hosts[0].apps[1].status.degraded = true;
+        f.hosts[0].apps[0].status.degraded = true;
+        let state = one(&f);
+        assert_eq!(state.health, TrayHealth::Degraded);
+        assert!(
+            state.tooltip.ends_with(" — 2 apps degraded"),
+            "{}",
+            state.tooltip
+        );
     }
 }

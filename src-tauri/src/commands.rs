@@ -9,8 +9,8 @@ use fleetdeck_proto::desktop::{
     LogFeed, LogQuery, MetricsRange, NewCollector, TrayState,
 };
 use fleetdeck_proto::{
-    ActionOutcome, AppAction, EnvFile, EnvUpdate, EventsPage, Fleet, HostView, LogEntry, LogPage,
-    Metrics, Uptime,
+    ActionOutcome, AppAction, AppMetrics, EnvFile, EnvUpdate, EventsPage, Fleet, HostView,
+    LogEntry, LogPage, Metrics, Uptime,
 };
 use futures_util::{FutureExt, StreamExt};
 use tauri::ipc::Channel;
@@ -29,6 +29,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         fleet,
         host,
         metrics,
+        app_metrics,
         uptime,
         events,
         logs_page,
@@ -85,6 +86,22 @@ async fn metrics(
     range: MetricsRange,
 ) -> Result<Metrics> {
     backend.client(&collector)?.metrics(&host, range).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn app_metrics(
+    backend: State<'_, Backend>,
+    collector: String,
+    host: String,
+    app: String,
+    from: String,
+    to: String,
+    step: String,
+) -> Result<AppMetrics> {
+    backend
+        .client(&collector)?
+        .app_metrics(&host, &app, &from, &to, &step)
+        .await
 }
 
 #[tauri::command(rename_all = "snake_case")]
@@ -398,7 +415,7 @@ mod tests {
             .map(String::as_str)
             .collect();
 
-        assert_eq!(registered.len(), 18, "{registered:?}");
+        assert_eq!(registered.len(), 19, "{registered:?}");
         assert_eq!(declared, registered, "build.rs vs generate_handler!");
         assert_eq!(
             ui, registered,

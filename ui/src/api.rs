@@ -14,7 +14,8 @@ use fleetdeck_proto::desktop::{
     LogFeed, LogQuery, MetricsRange, NewCollector, TrayState,
 };
 use fleetdeck_proto::{
-    ActionOutcome, AppAction, EnvFile, EventsPage, Fleet, HostView, LogPage, Metrics, Uptime,
+    ActionOutcome, AppAction, AppMetrics, EnvFile, EventsPage, Fleet, HostView, LogPage, Metrics,
+    Uptime,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -135,6 +136,24 @@ pub async fn metrics(
         .set("host", host)?
         .set("range", &range)?;
     call("metrics", args).await
+}
+
+/// One app's metric history over `range`, up to now (times from the webview's clock).
+pub async fn app_metrics(
+    collector: &str,
+    host: &str,
+    app: &str,
+    range: MetricsRange,
+) -> Result<AppMetrics, CommandError> {
+    let now = js_sys::Date::now();
+    #[allow(clippy::cast_precision_loss)]
+    let span = range.span_ms() as f64;
+    let iso = |ms: f64| String::from(js_sys::Date::new(&JsValue::from_f64(ms)).to_iso_string());
+    let args = app_args(collector, host, app)?
+        .set("from", &iso(now - span))?
+        .set("to", &iso(now))?
+        .set("step", range.step())?;
+    call("app_metrics", args).await
 }
 
 pub async fn uptime(

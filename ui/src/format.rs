@@ -67,6 +67,19 @@ pub fn bytes_per_sec(n: f64) -> String {
     format!("{}/s", bytes(n))
 }
 
+/// A latency: "0.8 ms", "42 ms", "1.25 s".
+pub fn millis(ms: f64) -> String {
+    if !ms.is_finite() {
+        "–".into()
+    } else if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
 /// "37.5 %"; "100 %" and "0 %" without decimals.
 pub fn percent(p: f64) -> String {
     if !p.is_finite() {

@@ -1,5 +1,5 @@
-//! The UI's state as one reducer: collectors, fleets, the route, the event log, the log buffer,
-//! banners and settings. Pure Rust (no web-sys), so every transition is unit-tested natively.
+//! The UI's state as one reducer: collectors, fleets, the route, the event log ([`events`]), the
+//! log buffer, banners and settings. Pure Rust (no web-sys), so every transition is unit-tested natively.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -7,13 +7,13 @@ use std::rc::Rc;
 use fleetdeck_proto::desktop::{
     AppRef, CollectorInfo, DesktopSettings, EventFilter, FleetEventFrom, TrayState,
 };
-use fleetdeck_proto::{AppView, EventsPage, Fleet, FleetEvent, HostView, LogEntry};
+use fleetdeck_proto::{AppView, EventsPage, Fleet, HostView, LogEntry};
 use yew::Reducible;
 
 use crate::logbuf::{LevelFilter, LogBuffer, LogKey};
 
-/// Events kept in the event view (live ones push the oldest out).
-pub const EVENTS_CAP: usize = 2_000;
+mod events;
+pub use events::{EventsState, EVENTS_CAP};
 /// Banners shown at once; older ones go first.
 pub const BANNERS_CAP: usize = 5;
 
@@ -39,44 +39,6 @@ pub struct Banner {
     pub id: u64,
     pub kind: BannerKind,
     pub text: String,
-}
-
-/// The event view's list: newest first, for one collector and one filter.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct EventsState {
-    pub collector: Option<String>,
-    /// The filter without paging (`before` is always `None` here).
-    pub filter: EventFilter,
-    /// Shared so that a reducer step (which copies the state) does not copy every event.
-    pub events: Rc<Vec<FleetEvent>>,
-    pub next_before: Option<i64>,
-    pub loading: bool,
-    /// At least one page arrived for this collector and filter.
-    pub loaded: bool,
-}
-
-impl EventsState {
-    /// Whether a live event belongs in the list under the current filter (the collector filters
-    /// the same way: exact host and app, equal severity and kind).
-    pub fn admits(&self, event: &FleetEvent) -> bool {
-        let f = &self.filter;
-        f.host.as_ref().is_none_or(|h| *h == event.host)
-            && f.app.as_ref().is_none_or(|a| event.app.as_ref() == Some(a))
-            && f.severity.is_none_or(|s| s == event.severity)
-            && f.kind.is_none_or(|k| k == event.kind)
-    }
-
-    /// Adds events, keeping each id once and the list newest first.
-    fn merge(&mut self, events: Vec<FleetEvent>) {
-        let list = Rc::make_mut(&mut self.events);
-        for e in events {
-            if !list.iter().any(|x| x.id == e.id) {
-                list.push(e);
-            }
-        }
-        list.sort_by_key(|e| std::cmp::Reverse(e.id));
-        list.truncate(EVENTS_CAP);
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

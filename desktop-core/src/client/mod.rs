@@ -9,8 +9,8 @@ use bytes::Bytes;
 use eventsource_stream::{EventStreamError, Eventsource};
 use fleetdeck_proto::desktop::{CommandError, EventFilter, LogQuery, MetricsRange};
 use fleetdeck_proto::{
-    ActionOutcome, AppAction, EnvFile, EnvUpdate, EnvWritten, EventsPage, Fleet, FleetEvent,
-    HostView, LogEntry, LogPage, Metrics, Uptime,
+    ActionOutcome, AppAction, AppMetrics, EnvFile, EnvUpdate, EnvWritten, EventsPage, Fleet,
+    FleetEvent, HostView, LogEntry, LogPage, Metrics, Uptime,
 };
 use fleetdeck_transport::pin::pinned_client_config;
 pub use fleetdeck_transport::pin::Fingerprint;
@@ -271,6 +271,33 @@ impl CollectorClient {
         ];
         self.get(&["v1", "hosts", segment("host", host)?, "metrics"], &query)
             .await
+    }
+
+    /// One app's metric history (CPU %, memory and its limit, network, check latency) between
+    /// `from` and `to` (RFC 3339) at `step` (e.g. `15s`, `5m`, `1h`):
+    /// `GET /v1/hosts/{host}/apps/{app}/metrics`.
+    pub async fn app_metrics(
+        &self,
+        host: &str,
+        app: &str,
+        from: &str,
+        to: &str,
+        step: &str,
+    ) -> Result<AppMetrics, CommandError> {
+        let path = [
+            "v1",
+            "hosts",
+            segment("host", host)?,
+            "apps",
+            segment("app", app)?,
+            "metrics",
+        ];
+        let query = [
+            ("from", from.to_owned()),
+            ("to", to.to_owned()),
+            ("step", step.to_owned()),
+        ];
+        self.get(&path, &query).await
     }
 
     /// The app's uptime over the last `days` days (today included).

@@ -16,6 +16,7 @@ pub enum Unit {
     Percent,
     Bytes,
     BytesPerSec,
+    Millis,
 }
 
 impl Unit {
@@ -24,6 +25,7 @@ impl Unit {
             Self::Percent => crate::format::percent(v),
             Self::Bytes => crate::format::bytes(v),
             Self::BytesPerSec => crate::format::bytes_per_sec(v),
+            Self::Millis => crate::format::millis(v),
         }
     }
 }
@@ -114,11 +116,20 @@ pub struct LineChartProps {
     pub subtitle: Option<AttrValue>,
     #[prop_or_default]
     pub loading: bool,
+    /// A level drawn as a dashed line across the chart (e.g. a memory limit), with its label;
+    /// the value axis reaches it.
+    #[prop_or_default]
+    pub limit: Option<(AttrValue, f64)>,
 }
 
 #[function_component(LineChart)]
 pub fn line_chart(props: &LineChartProps) -> Html {
-    let (lo, hi) = y_range(&props.series, props.y_max);
+    let y_max = match (props.y_max, props.limit.as_ref()) {
+        (Some(max), Some((_, limit))) => Some(max.max(*limit)),
+        (None, Some((_, limit))) => Some(*limit),
+        (max, None) => max,
+    };
+    let (lo, hi) = y_range(&props.series, y_max);
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
     let has_data = props
@@ -160,6 +171,17 @@ pub fn line_chart(props: &LineChartProps) -> Html {
                     <line class="grid" x1="0" y1="0" x2={plot_w.to_string()} y2="0" />
                     <line class="grid" x1="0" y1={(plot_h / 2.0).to_string()} x2={plot_w.to_string()} y2={(plot_h / 2.0).to_string()} />
                     { for lines }
+                    { for props.limit.iter().filter(|(_, v)| v.is_finite() && hi > lo).map(|(label, v)| {
+                        let y = plot_h - (v - lo) / (hi - lo) * plot_h;
+                        html! {
+                            <>
+                                <line class="limit" x1="0" y1={format!("{y:.1}")} x2={plot_w.to_string()} y2={format!("{y:.1}")} />
+                                <text class="tick limit-label" x={(plot_w - 4.0).to_string()} y={format!("{:.1}", (y - 3.0).max(9.0))} text-anchor="end">
+                                    { format!("{label} {}", props.unit.format(*v)) }
+                                </text>
+                            </>
+                        }
+                    }) }
                     if !has_data {
                         <text class="empty" x={(plot_w / 2.0).to_string()} y={(plot_h / 2.0).to_string()} text-anchor="middle">{ empty_text }</text>
                     }

@@ -2,7 +2,8 @@
 
 use fleetdeck_proto::desktop::{ConnState, ConnStatus};
 use fleetdeck_proto::{
-    AppKind, AppState, AppStatus, FleetEventKind, FleetHealth, FleetSummary, HostStatus, Severity,
+    AppKind, AppState, AppStatus, FleetEvent, FleetEventKind, FleetHealth, FleetSummary,
+    HostStatus, Severity,
 };
 
 use super::*;

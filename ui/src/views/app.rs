@@ -7,11 +7,12 @@ use yew::prelude::*;
 
 use crate::api;
 use crate::components::confirm::ConfirmDialog;
-use crate::components::status::{app_state_class, Badge};
+use crate::components::status::{app_class, degraded_badge, Badge};
 use crate::components::uptime::UptimeBar;
 use crate::format;
 use crate::root::refresh_fleet;
 use crate::state::{Action, Route};
+use crate::views::app_health::{AppCharts, ChecksPanel, LastCrash};
 use crate::views::Reform;
 use crate::views::{self, env::EnvPanel, logs::LogsPanel};
 
@@ -146,6 +147,10 @@ pub fn app_page(props: &AppProps) -> Html {
                 Some(ActionResult::Done(s) | ActionResult::Failed(s)) => s.clone(),
             } }</p>
             { details(view.as_ref()) }
+            <ChecksPanel checks={view.as_ref().map(|v| v.status.checks.clone()).unwrap_or_default()} />
+            <LastCrash collector={collector.clone()} host={host.clone()} app={app.clone()}
+                generation={view.as_ref().map(|v| format!("{}:{:?}", v.status.state.as_str(), v.status.restarts)).unwrap_or_default()} />
+            <AppCharts collector={collector.clone()} host={host.clone()} app={app.clone()} />
             <UptimeBar uptime={uptime.as_ref().and_then(|u| u.as_ref().ok()).cloned()}
                 error={uptime.as_ref().and_then(|u| u.as_ref().err()).map(|e| AttrValue::from(e.clone()))} />
             <div class="tabs" role="tablist">
@@ -184,7 +189,12 @@ fn status_badge(view: Option<&AppView>) -> Html {
     match view {
         Some(v) => {
             let state = v.status.state;
-            html! { <Badge tone={app_state_class(state)} text={state.as_str()} id="app-state" /> }
+            html! {
+                <>
+                    <Badge tone={app_class(&v.status)} text={state.as_str()} id="app-state" />
+                    { degraded_badge(&v.status, "app-degraded") }
+                </>
+            }
         }
         None => {
             html! { <Badge tone="off" text="…" id="app-state" title="Waiting for the fleet" /> }

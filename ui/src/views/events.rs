@@ -9,6 +9,7 @@ use crate::api;
 use crate::components::status::{severity_class, Badge};
 use crate::format;
 use crate::state::{Action, Route};
+use crate::views::event_detail::{event_detail, has_detail};
 use crate::views::Reform;
 use crate::views::{self, input_value, on_activate, Dispatch};
 
@@ -16,11 +17,19 @@ use crate::views::{self, input_value, on_activate, Dispatch};
 const PAGE: u32 = 100;
 
 const SEVERITIES: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
-const KINDS: [FleetEventKind; 4] = [
+const KINDS: [FleetEventKind; 12] = [
     FleetEventKind::Transition,
     FleetEventKind::Restarted,
     FleetEventKind::HostDown,
     FleetEventKind::HostUp,
+    FleetEventKind::CheckFailed,
+    FleetEventKind::CheckPassed,
+    FleetEventKind::SourceDown,
+    FleetEventKind::SourceUp,
+    FleetEventKind::ThresholdFired,
+    FleetEventKind::ThresholdCleared,
+    FleetEventKind::ClockSkew,
+    FleetEventKind::ClockOk,
 ];
 
 /// Reads a page of events (`before` = older than that id) under the state's filter.
@@ -100,6 +109,7 @@ pub fn events_view() -> Html {
     };
 
     let ev = &store.events;
+    let open_ids = use_state(std::collections::BTreeSet::<i64>::new);
     let offset = views::tz_offset_min();
     let now = views::now_ms();
     html! {
@@ -132,7 +142,7 @@ pub fn events_view() -> Html {
                 </label>
             </div>
             <table class="events">
-                <thead><tr><th>{ "When" }</th><th>{ "Severity" }</th><th>{ "Kind" }</th><th>{ "Host / app" }</th><th>{ "What happened" }</th></tr></thead>
+                <thead><tr><th>{ "When" }</th><th>{ "Severity" }</th><th>{ "Kind" }</th><th>{ "Host / app" }</th><th>{ "What happened" }</th><th></th></tr></thead>
                 <tbody>
                 { for ev.events.iter().map(|e| {
                     let route = match &e.app {
@@ -140,15 +150,47 @@ pub fn events_view() -> Html {
                         None => Route::Host(e.host.clone()),
                     };
                     let open = dispatch.reform(move |_: ()| Action::Navigate(route.clone()));
+                    let expanded = open_ids.contains(&e.id);
+                    let toggle = {
+                        let (open_ids, id) = (open_ids.clone(), e.id);
+                        Callback::from(move |ev: MouseEvent| {
+                            // The row itself opens the app: the button only unfolds.
+                            ev.stop_propagation();
+                            let mut next = (*open_ids).clone();
+                            if !next.remove(&id) {
+                                next.insert(id);
+                            }
+                            open_ids.set(next);
+                        })
+                    };
                     html! {
-                        <tr key={e.id} class="event-row" data-id={e.id.to_string()} tabindex="0"
+                        <>
+                        <tr class="event-row" data-id={e.id.to_string()} tabindex="0"
                             onclick={open.reform(|_: MouseEvent| ())} onkeydown={on_activate(open)}>
                             <td class="nowrap" title={format::date_time(e.at_unix_ms, offset)}>{ format::ago(now, e.at_unix_ms) }</td>
                             <td><Badge tone={severity_class(e.severity)} text={e.severity.as_str()} /></td>
                             <td>{ e.kind.as_str() }</td>
                             <td class="nowrap">{ e.host.clone() }{ e.app.as_ref().map(|a| format!(" / {a}")).unwrap_or_default() }</td>
-                            <td title={e.exit.map(|x| format::exit(Some(x))).unwrap_or_default()}>{ e.message.clone() }</td>
+                            <td title={e.exit.map(|x| format::exit(Some(x))).unwrap_or_default()}>
+                                { e.message.clone() }
+                                if let Some(line) = e.context.as_ref().and_then(|c| c.last_line()) {
+                                    <div class="event-last-line mono">{ line.to_owned() }</div>
+                                }
+                            </td>
+                            <td class="nowrap">
+                                if has_detail(e) {
+                                    <button class="btn small event-more" aria-expanded={expanded.to_string()} onclick={toggle}>
+                                        { if expanded { "Less" } else { "Details" } }
+                                    </button>
+                                }
+                            </td>
                         </tr>
+                        if expanded {
+                            <tr class="event-detail" data-id={e.id.to_string()}>
+                                <td colspan="6">{ event_detail(e, offset) }</td>
+                            </tr>
+                        }
+                        </>
                     }
                 }) }
                 </tbody>

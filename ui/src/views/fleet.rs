@@ -1,12 +1,14 @@
 //! The fleet at a glance: counts on top, then one card per host with its apps, coloured by state.
 
 use fleetdeck_proto::desktop::FirstPaint;
-use fleetdeck_proto::{AppView, FleetSummary, HostStatus, HostView};
+use fleetdeck_proto::{AppState, AppView, FleetSummary, HostStatus, HostView, Problem};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 use crate::api;
-use crate::components::status::{app_state_class, host_status_class, Badge};
+use crate::components::status::{
+    app_class, app_degraded, degraded_badge, host_status_class, severity_class, Badge,
+};
 use crate::format;
 use crate::state::{Action, Route};
 use crate::views::Reform;
@@ -48,7 +50,8 @@ pub fn fleet_view() -> Html {
     let now = views::now_ms();
     html! {
         <section id="fleet-view" class="view">
-            <Summary summary={fleet.summary.clone()} />
+            <Summary summary={fleet.summary.clone()} failing_checks={failing_checks(&fleet.hosts)} />
+            { problems(&fleet.problems, now, &dispatch) }
             if fleet.hosts.is_empty() {
                 <div class="empty-state">{ "This collector watches no host yet." }</div>
             }
@@ -59,15 +62,29 @@ pub fn fleet_view() -> Html {
     }
 }
 
+/// Running apps that are degraded by their checks (the summary's `apps_degraded` counts apps
+/// starting, stopping, unknown or missing; these are running, but not well).
+fn failing_checks(hosts: &[HostView]) -> u32 {
+    let n = hosts
+        .iter()
+        .filter(|h| h.status != HostStatus::Down)
+        .flat_map(|h| &h.apps)
+        .filter(|a| a.status.state == AppState::Running && app_degraded(&a.status))
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 #[derive(Properties, PartialEq, Debug)]
 struct SummaryProps {
     summary: FleetSummary,
+    failing_checks: u32,
 }
 
 #[function_component(Summary)]
 fn summary(props: &SummaryProps) -> Html {
     let s = &props.summary;
     let down = s.apps_down + s.hosts_down;
+    let degraded = s.apps_degraded + props.failing_checks;
     let tile =
         |id: &'static str, n: String, label: &'static str, tone: &'static str, title: String| {
             html! {
@@ -77,20 +94,64 @@ fn summary(props: &SummaryProps) -> Html {
                 </div>
             }
         };
+    let problems = s.problems_critical + s.problems_warning;
     html! {
         <div id="summary" class="summary" role="group" aria-label="Fleet summary">
             { tile("count-down", down.to_string(), "down",
                 if down > 0 { "bad" } else { "ok" },
                 format!("{} apps failed or crash-looping, {} hosts down", s.apps_down, s.hosts_down)) }
-            { tile("count-degraded", s.apps_degraded.to_string(), "degraded",
-                if s.apps_degraded > 0 { "warn" } else { "ok" },
-                "apps starting, stopping, unknown or missing".to_owned()) }
+            { tile("count-degraded", degraded.to_string(), "degraded",
+                if degraded > 0 { "warn" } else { "ok" },
+                format!("{} apps starting, stopping, unknown or missing; {} running with a failing check",
+                    s.apps_degraded, props.failing_checks)) }
             { tile("count-running", format!("{}/{}", s.apps_running, s.apps), "apps running", "ok",
                 format!("{} stopped on purpose", s.apps_stopped)) }
             { tile("count-hosts", format!("{}/{}", s.hosts_up, s.hosts), "hosts up",
                 if s.hosts_down > 0 { "bad" } else { "ok" },
                 format!("{} hosts down", s.hosts_down)) }
+            { tile("count-problems", problems.to_string(), "problems",
+                if s.problems_critical > 0 { "bad" } else if s.problems_warning > 0 { "warn" } else { "ok" },
+                format!("{} critical, {} warnings", s.problems_critical, s.problems_warning)) }
         </div>
+    }
+}
+
+/// The open problems, critical first (the collector's order), each opening its app or host.
+fn problems(list: &[Problem], now: u64, dispatch: &Dispatch) -> Html {
+    if list.is_empty() {
+        return html! {};
+    }
+    html! {
+        <section id="problems" class="problems" aria-label="Open problems">
+            <h2>{ format!("Problems ({})", list.len()) }</h2>
+            <ul class="problem-list">
+                { for list.iter().map(|p| {
+                    let route = match &p.app {
+                        Some(app) => Route::App(p.host.clone(), app.clone()),
+                        None => Route::Host(p.host.clone()),
+                    };
+                    let open = dispatch.reform(move |_: ()| Action::Navigate(route.clone()));
+                    let what = match (&p.app, &p.subject) {
+                        (Some(app), Some(subject)) => format!("{} / {app} · {subject}", p.host),
+                        (Some(app), None) => format!("{} / {app}", p.host),
+                        (None, Some(subject)) => format!("{} · {subject}", p.host),
+                        (None, None) => p.host.clone(),
+                    };
+                    let kind = p.rule.clone().unwrap_or_else(|| p.kind.clone());
+                    html! {
+                        <li class={classes!("problem-row", severity_class(p.severity))} data-kind={p.kind.clone()}
+                            data-host={p.host.clone()} tabindex="0" role="button"
+                            onclick={open.reform(|_: MouseEvent| ())} onkeydown={on_activate(open)}>
+                            <Badge tone={severity_class(p.severity)} text={p.severity.as_str()} class="problem-severity" />
+                            <span class="problem-kind muted">{ kind }</span>
+                            <span class="problem-what">{ what }</span>
+                            <span class="problem-message">{ p.message.clone() }</span>
+                            <span class="muted nowrap">{ format!("since {}", format::ago(now, p.since_unix_ms)) }</span>
+                        </li>
+                    }
+                }) }
+            </ul>
+        </section>
     }
 }
 
@@ -173,13 +234,16 @@ fn app_row(host: &str, a: &AppView, now: u64, dispatch: &Dispatch) -> Html {
         .map_or_else(String::new, |b| format::bytes(b as f64));
     let since = format::ago(now, a.state_since_unix_ms);
     html! {
-        <li class={classes!("app-row", app_state_class(state))} data-host={host.to_owned()}
+        <li class={classes!("app-row", app_class(&a.status))} data-host={host.to_owned()}
             data-app={a.status.name.clone()} tabindex="0" role="button"
             aria-label={format!("{} on {}: {}", a.status.name, host, state.as_str())}
             title={format!("{} on {}: {}, memory {mem}", a.status.name, host, state.as_str())}
             {onclick} {onkeydown}>
             <span class="app-name" title={a.status.name.clone()}>{ a.status.name.clone() }</span>
-            <Badge tone={app_state_class(state)} text={state.as_str()} class="app-state" title={format!("{} since {since}", state.as_str())} />
+            <span class="app-badges">
+                <Badge tone={app_class(&a.status)} text={state.as_str()} class="app-state" title={format!("{} since {since}", state.as_str())} />
+                { degraded_badge(&a.status, "app-degraded") }
+            </span>
             <span class="app-mem" title="Memory">{ mem }</span>
             <span class={classes!("app-uptime", format::ratio_class(a.uptime_30d))} title="Uptime over 30 days">{ uptime }</span>
         </li>

@@ -7,7 +7,7 @@ use yew::prelude::*;
 
 use crate::api;
 use crate::components::chart::{LineChart, Series, Unit};
-use crate::components::status::{app_state_class, host_status_class, Badge};
+use crate::components::status::{app_class, degraded_badge, host_status_class, Badge};
 use crate::format;
 use crate::state::{Action, Route};
 use crate::views::Reform;
@@ -18,7 +18,7 @@ pub struct HostProps {
     pub host: AttrValue,
 }
 
-fn range_id(r: MetricsRange) -> &'static str {
+pub fn range_id(r: MetricsRange) -> &'static str {
     match r {
         MetricsRange::Hour => "range-1h",
         MetricsRange::Day => "range-24h",
@@ -102,6 +102,9 @@ pub fn host_page(props: &HostProps) -> Html {
     let disk = series("Used", "s1", &|p| p.disk_used_bytes.map(|b| b as f64));
     let rx = series("Received", "s1", &|p| p.net_rx_bytes_per_sec);
     let tx = series("Sent", "s2", &|p| p.net_tx_bytes_per_sec);
+    let disk_read = series("Read", "s1", &|p| p.disk_read_bytes_per_sec);
+    let disk_write = series("Written", "s2", &|p| p.disk_write_bytes_per_sec);
+    let inodes = series("Inodes used", "s1", &|p| p.root_inodes_used_percent);
     let mem_total = points
         .iter()
         .rev()
@@ -166,8 +169,13 @@ pub fn host_page(props: &HostProps) -> Html {
                 <LineChart title="Disk used" metric="disk" series={vec![disk]} x_range={x_range} span_label={span.clone()}
                     y_max={disk_total} unit={Unit::Bytes} {loading}
                     subtitle={latest(&|p| p.disk_used_bytes.map(|b| b as f64), format::bytes)} />
-                <LineChart title="Network" metric="network" series={vec![rx, tx]} x_range={x_range} span_label={span}
+                <LineChart title="Network" metric="network" series={vec![rx, tx]} x_range={x_range} span_label={span.clone()}
                     unit={Unit::BytesPerSec} {loading} />
+                <LineChart title="Disk I/O" metric="disk-io" series={vec![disk_read, disk_write]} x_range={x_range} span_label={span.clone()}
+                    unit={Unit::BytesPerSec} {loading} />
+                <LineChart title="Root inodes used" metric="inodes" series={vec![inodes]} x_range={x_range} span_label={span}
+                    y_max={Some(100.0)} unit={Unit::Percent} {loading}
+                    subtitle={latest(&|p| p.root_inodes_used_percent, format::percent)} />
             </div>
             <h2>{ "Apps" }</h2>
             <ul class="app-list wide">
@@ -176,10 +184,13 @@ pub fn host_page(props: &HostProps) -> Html {
                     let open = dispatch.reform(move |_: ()| Action::Navigate(route.clone()));
                     let state = a.status.state;
                     html! {
-                        <li class={classes!("app-row", app_state_class(state))} data-host={name.clone()}
+                        <li class={classes!("app-row", app_class(&a.status))} data-host={name.clone()}
                             data-app={a.status.name.clone()} tabindex="0" role="button"
                             onclick={open.reform(|_: MouseEvent| ())} onkeydown={on_activate(open)}>
-                            <Badge tone={app_state_class(state)} text={state.as_str()} class="app-state" />
+                            <span class="app-badges">
+                                <Badge tone={app_class(&a.status)} text={state.as_str()} class="app-state" />
+                                { degraded_badge(&a.status, "app-degraded") }
+                            </span>
                             <span class="app-name">{ a.status.name.clone() }</span>
                             <span class="muted">{ a.status.target.clone() }</span>
                             <span class="muted">{ format!("since {}", format::ago(now, a.state_since_unix_ms)) }</span>

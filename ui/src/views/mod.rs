@@ -1,7 +1,9 @@
 //! One view per screen; each reads the shared [`Store`] from context and calls [`crate::api`].
 
 pub mod app;
+pub mod app_health;
 pub mod env;
+pub mod event_detail;
 pub mod events;
 pub mod fleet;
 pub mod host;
