@@ -82,14 +82,16 @@ class HostileCollector:
         except (BrokenPipeError, ConnectionResetError):
             return
 
-    def crash(self, app, count=1):
-        """Sends `count` crash events (running -> failed, exit code 1) of `app` on HOST."""
+    def crash(self, app, count=1, distinct=False):
+        """Sends `count` crash events (running -> failed, exit code 1) of `app` on HOST; with
+        `distinct`, each of another app (`app-0`, `app-1`, ...), so no flap rule holds them."""
         with self.changed:
-            for _ in range(count):
+            for i in range(count):
                 self.events.append({
                     "id": len(self.events) + 1, "at_unix_ms": int(time.time() * 1000),
                     "severity": "critical", "source": "agent-stream", "kind": "transition",
-                    "host": HOST, "app": app, "from": "running", "to": "failed",
+                    "host": HOST, "app": f"{app}-{i}" if distinct else app,
+                    "from": "running", "to": "failed",
                     "exit": {"code": 1}, "message": "",
                 })
             self.changed.notify_all()

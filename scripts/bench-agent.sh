@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --bench
 testbed/testbed.sh up
 eval "$(testbed/testbed.sh env)"
-cargo build --locked --release --target x86_64-unknown-linux-musl -p fleetdeck-agent
-export FLEETDECK_AGENT_BIN=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-musl/release/fleetdeck-agent
+cargo build --locked --profile agent-release --target x86_64-unknown-linux-musl -p fleetdeck-agent
+export FLEETDECK_AGENT_BIN=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-musl/agent-release/fleetdeck-agent
 ls -l "$FLEETDECK_AGENT_BIN"
 case ${1:-all} in
     snapshot) cargo bench --locked -p fleetdeck-agent --bench snapshot_vs_node_exporter ;;

@@ -120,10 +120,20 @@ systemd_unit = "$burst"
 name = "echo"
 systemd_unit = "$echo_unit"
 TOML
-cat >"$work/collector.toml" <<TOML
+# A webhook receiver, so the test sees what the collector sends (a silenced crash: nothing).
+hport=$(free_port)
+: >"$work/webhooks.log"
+python3 "$root/e2e/webhook_receiver.py" "$hport" "$work/webhooks.log" & pids+=($!)
+(umask 077 && cat >"$work/collector.toml") <<TOML
 listen = ["127.0.0.1:$cport"]
 database = "collector.db"
 poll_interval = "2s"
+
+[alerts]
+grace = "0s"
+
+[[webhooks]]
+url = "http://127.0.0.1:$hport/hook"
 
 [[agents]]
 name = "e2e-host"
@@ -139,15 +149,25 @@ wait_listening "$work/collector.log" collector
 
 virtual_display $((90 + RANDOM % 100))
 
+# dunst's context menu (`dunstctl context`, a notification's other actions) asks a dmenu: this one
+# answers the first action line holding the text the test writes to $E2E_DUNST_PICK.
+cat >"$work/dunst-pick.sh" <<'SH'
+#!/bin/sh
+grep -m1 -F -- "$(cat "$0.pattern" 2>/dev/null)" || true
+SH
+chmod +x "$work/dunst-pick.sh"
+printf '[global]\n    dmenu = %s\n' "$work/dunst-pick.sh" >"$work/dunstrc"
+
 export E2E_APP=$app E2E_COLLECTOR_URL=http://127.0.0.1:$cport E2E_KEY=$key E2E_HOST=e2e-host \
     E2E_APP_NAME=web E2E_UNIT=$unit E2E_ENV_FILE=$work/web.env E2E_SAY_FILE=$say E2E_DIE_FILE=$die \
     E2E_CRASH_CONTEXT=${E2E_CRASH_CONTEXT:-1} E2E_CHECKS=${E2E_CHECKS:-1} E2E_CLOSED_PORT=$closed \
-    E2E_NOTIFY_LOG=$work/notify.log E2E_SHOTS=$shots E2E_APP_LOG=$work/driver.log \
+    E2E_NOTIFY_LOG=$work/notify.log E2E_WEBHOOK_LOG=$work/webhooks.log E2E_SHOTS=$shots E2E_APP_LOG=$work/driver.log \
     E2E_DEAD_URL=http://127.0.0.1:$dead E2E_SYSTEMD_BUS=$DBUS_SESSION_BUS_ADDRESS \
     E2E_COLLECTOR_PID=$collector_pid E2E_COLLECTOR_CMD="$target/debug/fleetdeck-collector --config $work/collector.toml" \
     FLEETDECK_UNREACHABLE_GRACE_SECS=3 \
     E2E_BURST_RATE=$work/rate E2E_BURST_SEQ=$work/burst.seq E2E_ECHO_FIFO=$work/echo.fifo \
     FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data DUNST_LOG=$work/dunst.log \
+    DUNST_CONFIG=$work/dunstrc E2E_DUNST_PICK=$work/dunst-pick.sh.pattern \
     FLEETDECK_WEBKIT_COMPOSITING=1
 # (WebKitWebDriver's screenshots hang without WebKit's compositing mode, which the app turns off
 # by default to save memory: the test keeps it on; the DOM and everything under test is the same.)

@@ -25,7 +25,9 @@ want=(curl jq file docker-compose pkg-config libssl-dev libwebkit2gtk-4.1-dev li
       # cargo fuzz builds libFuzzer (C++)
       g++
       # the static agent's rustls (ring) compiles C for musl
-      musl-tools)
+      musl-tools
+      # the daemons' Debian packages are checked with lintian (scripts/package.sh)
+      lintian)
 [[ ${1:-} == --bench ]] && want+=(prometheus-node-exporter)
 command -v npm >/dev/null || want+=(nodejs npm)
 command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || want+=(python3-venv)
@@ -77,6 +79,11 @@ if [[ ! -x $tools/npm/node_modules/.bin/tauri ]]; then
     log "installing the Tauri CLI into $tools/npm"
     mkdir -p "$tools/npm"
     (cd "$tools/npm" && npm install --silent --no-audit --no-fund '@tauri-apps/cli@2' >/dev/null)
+fi
+# A real SMTP server for the email alert tests (collector/tests/smtp_receiver.py).
+if ! "$tools/venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+    log "installing aiosmtpd into $tools/venv"
+    "$tools/venv/bin/pip" install -q 'aiosmtpd==1.4.*'
 fi
 if ! "$tools/venv/bin/python" -c 'import selenium' 2>/dev/null; then
     log "installing selenium into $tools/venv"

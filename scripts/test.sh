@@ -46,8 +46,8 @@ if cargo tree --locked -e normal -p fleetdeck-agent -p fleetdeck-collector | gre
 fi
 
 step "static agent binary (musl)"
-cargo build --locked --release --target x86_64-unknown-linux-musl -p fleetdeck-agent
-bin=${CARGO_TARGET_DIR:-$root/target}/x86_64-unknown-linux-musl/release/fleetdeck-agent
+cargo build --locked --profile agent-release --target x86_64-unknown-linux-musl -p fleetdeck-agent
+bin=${CARGO_TARGET_DIR:-$root/target}/x86_64-unknown-linux-musl/agent-release/fleetdeck-agent
 size=$(stat -c %s "$bin")
 echo "size: $size bytes"
 ((size <= 10 * 1024 * 1024)) || { echo "agent binary is $size bytes, over the 10 MiB target"; exit 1; }
@@ -64,6 +64,16 @@ rm -rf "$FLEETDECK_TEST_LOGS"
 scripts/check-secrets.sh --self-test
 # --no-fail-fast: one failing test binary must not hide what the others would say.
 cargo test --locked --no-fail-fast
+
+step "daemons: Debian packages (contents, lintian), installed into a scratch root, run under their units"
+# The collector as the tests built it (a release build would add minutes); the agent is the
+# static release binary checked above.
+pkg_out=$(mktemp -d)
+mapfile -t debs < <(FLEETDECK_AGENT_BIN=$bin \
+    FLEETDECK_COLLECTOR_BIN=${CARGO_TARGET_DIR:-$root/target}/debug/fleetdeck-collector \
+    scripts/package.sh "$pkg_out")
+scripts/test-packages.sh "${debs[@]}"
+rm -rf "$pkg_out"
 
 step "agent dist tests from a copy of the tree under /tmp, built into its own default target/"
 # The dist tests run the agent under the shipped hardened unit, whose PrivateTmp= hides /tmp: a

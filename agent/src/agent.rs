@@ -1,7 +1,7 @@
 //! The agent's domain: one [`Agent`] answers "what runs here and how is it" from systemd, Docker
 //! and /proc, for the HTTP handlers to serialize.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fleetdeck_proto::{
@@ -23,14 +23,28 @@ use crate::requests::Requests;
 use crate::ring::Ring;
 
 mod record;
+mod reload;
 use crate::search::{SearchError, Searches};
 use crate::sources::SourceTracker;
 use crate::systemd::{app_state, Systemd};
 use record::Seen;
+pub use reload::{Reloaded, Watched};
 
 #[derive(Debug)]
 pub struct Agent {
+    /// The settings read at start. Its `apps` are moved out: the apps watched now (listed, then
+    /// discovered; a reload or a discovery pass swaps them) are [`Agent::watched`].
     config: Config,
+    watched: std::sync::RwLock<Arc<Watched>>,
+    /// Tells the watch task that the watched apps changed (the value counts the changes).
+    watched_changes: tokio::sync::watch::Sender<u64>,
+    /// Digests of the tokens a request may carry: `token_file`'s, and `next_token_file`'s
+    /// during a rotation. A reload reads them again.
+    token_digests: std::sync::RwLock<Vec<[u8; 32]>>,
+    /// `[discover]` as last loaded.
+    discover: std::sync::RwLock<crate::discover::Discover>,
+    /// Wakes discovery early (a discovered app was read as gone).
+    discover_now: tokio::sync::Notify,
     instance_id: String,
     started_unix_ms: u64,
     host: HostReader,
@@ -53,9 +67,11 @@ pub struct Agent {
     /// Whether systemd and Docker answered when last asked.
     sources: SourceTracker,
     /// Per app: held by the refresh under way.
-    refreshing: std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>,
+    refreshing: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Per app, what its last reading showed: a crash's context reports the memory before it.
     seen: Mutex<std::collections::HashMap<String, Seen>>,
+    /// Woken at each death a source tells of (see [`Agent::note_death`]).
+    deaths: tokio::sync::Notify,
 }
 
 /// Why an action was not carried out.
@@ -67,6 +83,9 @@ pub enum ActionError {
     NotAllowed(String),
     #[error("{0} does not exist on this host")]
     TargetMissing(String),
+    /// The `.env` cannot be applied the way the app reads it (a container made without compose).
+    #[error("{0}")]
+    CannotApply(String),
     #[error("{0}")]
     Source(String),
 }
@@ -108,8 +127,10 @@ struct Probe {
 }
 
 impl Agent {
-    pub fn new(config: Config) -> Result<Self, HostError> {
+    pub fn new(mut config: Config) -> Result<Self, HostError> {
         let host = HostReader::new()?;
+        let listed = std::mem::take(&mut config.apps);
+        let watched = Watched::new(listed, Vec::new());
         let systemd = Systemd::new(config.systemd);
         let docker = DockerSource::new(config.docker_socket.clone());
         let instance_id = new_instance_id();
@@ -117,18 +138,20 @@ impl Agent {
             (config.sample_retention.as_secs() / config.sample_interval.as_secs().max(1)).max(1);
         Ok(Self {
             events: EventLog::new(instance_id.clone()),
-            checks: crate::checks::Checks::new(&config.apps),
+            checks: crate::checks::Checks::new(&watched.apps),
             env_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             searches: Searches::default(),
             requests: Requests::default(),
             crash_lines: CrashLines::default(),
             sources: SourceTracker::default(),
-            refreshing: config
-                .apps
-                .iter()
-                .map(|a| (a.name.to_string(), Default::default()))
-                .collect(),
+            refreshing: Mutex::default(),
+            watched: std::sync::RwLock::new(Arc::new(watched)),
+            watched_changes: tokio::sync::watch::Sender::new(0),
+            token_digests: std::sync::RwLock::new(reload::token_digests(&config)),
+            discover: std::sync::RwLock::new(config.discover.clone()),
+            discover_now: tokio::sync::Notify::new(),
             seen: Mutex::new(std::collections::HashMap::new()),
+            deaths: tokio::sync::Notify::new(),
             ring: Mutex::new(Ring::new(capacity as usize)),
             instance_id,
             started_unix_ms: unix_ms_now(),
@@ -168,7 +191,7 @@ impl Agent {
     }
 
     fn uses(&self, kind: AppKind) -> bool {
-        self.config.apps.iter().any(|a| kind_of(a) == kind)
+        self.watched().apps.iter().any(|a| kind_of(a) == kind)
     }
 
     pub fn checks(&self) -> &crate::checks::Checks {
@@ -233,18 +256,19 @@ impl Agent {
     /// Reads one app now and records what it shows (a watcher calls this when its source signals
     /// a change; `source` says which).
     pub async fn refresh(&self, name: &str, source: EventSource) -> Option<AppStatus> {
-        let app = self.config.app(name)?;
+        let watched = self.watched();
+        let app = watched.app(name)?;
         // One read of an app at a time: signals come in bursts, and a second read beside one
         // that waits for a crash's lines would read them again for nothing.
-        let serial = self.refreshing.get(name).cloned();
-        let _serial = match &serial {
-            Some(m) => Some(m.lock().await),
-            None => None,
-        };
+        let serial = self.serial(name);
+        let _serial = serial.lock().await;
         let ticket = self.events.begin_read();
         let probe = self.probe(app).await;
         self.note_source(kind_of(app), probe.source_error);
         let status = probe.status;
+        if self.gone_discovered(&watched, &status) {
+            return None;
+        }
         self.record(app, &status, source, unix_ms_now(), ticket)
             .await;
         Some(status)
@@ -282,8 +306,7 @@ impl Agent {
     /// A page of app `name`'s logs, newest first.
     pub async fn log_page(&self, name: &str, query: &LogQuery) -> Result<LogPage, LogError> {
         let app = self
-            .config
-            .app(name)
+            .app_config(name)
             .ok_or_else(|| LogError::NotFound(name.to_owned()))?;
         // Held until the page is done; a search past the deadline is stopped, not left running.
         let _slot = query
@@ -328,8 +351,7 @@ impl Agent {
         after: Option<String>,
     ) -> Result<LogFollow, LogError> {
         let app = self
-            .config
-            .app(name)
+            .app_config(name)
             .ok_or_else(|| LogError::NotFound(name.to_owned()))?;
         match &app.source {
             AppSource::SystemdUnit(unit) => {
@@ -364,8 +386,7 @@ impl Agent {
         name: &str,
     ) -> Result<(std::path::PathBuf, env_file::Links), EnvAccessError> {
         let app = self
-            .config
-            .app(name)
+            .app_config(name)
             .ok_or_else(|| EnvAccessError::NotFound(name.to_owned()))?;
         let path = app
             .env_file
@@ -413,15 +434,14 @@ impl Agent {
     /// Carries out `action` on app `name` if its config allows it; waits for it to finish.
     pub async fn act(&self, name: &str, action: AppAction) -> Result<ActionOutcome, ActionError> {
         let app = self
-            .config
-            .app(name)
+            .app_config(name)
             .ok_or_else(|| ActionError::NotFound(name.to_owned()))?;
         if !app.allow_actions {
             return Err(ActionError::NotAllowed(name.to_owned()));
         }
         // Until the status read after it is recorded, what the app does is what was asked.
         let _in_flight = self.requests.begin(name, action, unix_ms_now());
-        let result = self.act_on(app, action).await;
+        let result = self.act_on(&app, action).await;
         if result.is_err() && action == AppAction::Stop {
             self.requests.stop_failed(name);
         }
@@ -440,6 +460,9 @@ impl Agent {
     }
 
     async fn act_on(&self, app: &AppConfig, action: AppAction) -> Result<String, ActionError> {
+        if action == AppAction::Apply {
+            return self.apply(app).await;
+        }
         Ok(match &app.source {
             AppSource::SystemdUnit(unit) => self.systemd.act(unit, action).await.map_err(|e| {
                 if e.is_no_such_unit() {
@@ -456,25 +479,63 @@ impl Agent {
         })
     }
 
+    /// Makes the app's edited `.env` take effect the way it reads it: see [`AppAction::Apply`].
+    async fn apply(&self, app: &AppConfig) -> Result<String, ActionError> {
+        match &app.source {
+            AppSource::SystemdUnit(unit) => {
+                let job = self
+                    .systemd
+                    .act(unit, AppAction::Restart)
+                    .await
+                    .map_err(|e| {
+                        if e.is_no_such_unit() {
+                            ActionError::TargetMissing(format!("unit {unit:?}"))
+                        } else {
+                            ActionError::Source(e.to_string())
+                        }
+                    })?;
+                Ok(format!(
+                    "restarted {unit} (job {job}): systemd reads EnvironmentFile= when the unit starts"
+                ))
+            }
+            AppSource::DockerContainer(c) => match self.docker.apply(c).await {
+                Ok(Some(ran)) => Ok(format!(
+                    "recreated {c} with `{ran}`: compose applies .env when it creates the container"
+                )),
+                Ok(None) => Err(ActionError::TargetMissing(format!("container {c:?}"))),
+                Err(crate::docker::ApplyError::Compose(e)) => {
+                    Err(ActionError::CannotApply(e.to_string()))
+                }
+                Err(crate::docker::ApplyError::Docker(e)) => {
+                    Err(ActionError::Source(e.to_string()))
+                }
+            },
+        }
+    }
+
     async fn apps_with_sources(&self, source: EventSource) -> (Vec<AppStatus>, Sources) {
         let ticket = self.events.begin_read();
-        let probes = join_all(self.config.apps.iter().map(|a| self.probe(a))).await;
+        let watched = self.watched();
+        let probes = join_all(watched.apps.iter().map(|a| self.probe(a))).await;
+        // Discovered apps that are gone are not reported (discovery drops them).
+        let (apps, probes): (Vec<&AppConfig>, Vec<Probe>) = watched
+            .apps
+            .iter()
+            .zip(probes)
+            .filter(|(_, p)| !self.gone_discovered(&watched, &p.status))
+            .unzip();
         let now = unix_ms_now();
         join_all(
-            self.config
-                .apps
-                .iter()
+            apps.iter()
                 .zip(&probes)
                 .map(|(a, p)| self.record(a, &p.status, source, now, ticket)),
         )
         .await;
         let health = |kind: AppKind| {
-            if !self.uses(kind) {
+            if !apps.iter().any(|a| kind_of(a) == kind) {
                 return SourceHealth::Unused;
             }
-            let error = self
-                .config
-                .apps
+            let error = apps
                 .iter()
                 .zip(&probes)
                 .filter(|(a, _)| kind_of(a) == kind)
@@ -582,7 +643,12 @@ fn sample_of(host: &HostMetrics, apps: &[AppStatus], taken_unix_ms: u64) -> Samp
             .map(|f| FsSample {
                 mount_point: f.mount_point.clone(),
                 used_bytes: f.used_bytes,
-                total_bytes: f.total_bytes,
+                // As `df` counts Use%: the blocks reserved for root are not room an app has, so
+                // a full disk (for apps) is at 100 % here, and 97 % is reachable on ext4.
+                total_bytes: f
+                    .used_bytes
+                    .saturating_add(f.available_bytes)
+                    .min(f.total_bytes.max(f.used_bytes)),
                 inodes_used: f.inodes_used,
                 inodes_total: f.inodes_total,
             })

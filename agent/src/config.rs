@@ -105,12 +105,17 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     pub token: Token,
     pub token_file: PathBuf,
+    /// A second token accepted beside `token`, while the collector moves to it (a rotation).
+    pub next_token: Option<Token>,
+    pub next_token_file: Option<PathBuf>,
     pub systemd: SystemdScope,
     pub docker_socket: String,
     pub sample_interval: Duration,
     /// How much history the sample ring keeps (capacity = retention / interval).
     pub sample_retention: Duration,
     pub apps: Vec<AppConfig>,
+    /// `[discover]`: apps watched because they match, not because they are listed.
+    pub discover: crate::discover::Discover,
 }
 
 impl Config {
@@ -120,6 +125,24 @@ impl Config {
 
     /// Loads and checks `path`, reading the token from the file it names.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut config = Self::read(path)?;
+        let read = |file: &Path| {
+            read_token(file).map_err(|message| ConfigError::Token {
+                path: file.to_owned(),
+                config: path.to_owned(),
+                message,
+            })
+        };
+        config.token = read(&config.token_file)?;
+        if let Some(next) = &config.next_token_file {
+            config.next_token = Some(read(next)?);
+        }
+        Ok(config)
+    }
+
+    /// Loads and checks `path` without reading any token (for `suggest`, which may run before
+    /// the agent is installed); relative paths in it are taken from the file's directory.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
             error,
@@ -131,12 +154,12 @@ impl Config {
         if config.token_file.is_relative() {
             config.token_file = dir.join(&config.token_file);
         }
+        if let Some(next) = &mut config.next_token_file {
+            if next.is_relative() {
+                *next = dir.join(&*next);
+            }
+        }
         config.tls = config.tls.map(|tls| tls.relative_to(dir));
-        config.token = read_token(&config.token_file).map_err(|message| ConfigError::Token {
-            path: config.token_file.clone(),
-            config: path.to_owned(),
-            message,
-        })?;
         Ok(config)
     }
 
@@ -214,6 +237,7 @@ struct RawConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     token_file: Option<PathBuf>,
+    next_token_file: Option<PathBuf>,
     #[serde(default)]
     systemd: SystemdScope,
     docker_socket: Option<String>,
@@ -223,6 +247,8 @@ struct RawConfig {
     sample_retention: Option<Duration>,
     #[serde(default)]
     apps: Vec<RawApp>,
+    #[serde(default)]
+    discover: crate::discover::RawDiscover,
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,8 +308,7 @@ impl RawConfig {
         }
         let docker_socket = self
             .docker_socket
-            .or_else(|| docker_host_env.map(str::to_owned))
-            .unwrap_or_else(|| DEFAULT_DOCKER_SOCKET.to_owned());
+            .unwrap_or_else(|| default_docker_socket(docker_host_env));
         if !(docker_socket.starts_with("unix://")
             || docker_socket.starts_with("tcp://")
             || docker_socket.starts_with("http://"))
@@ -377,11 +402,18 @@ impl RawConfig {
             });
         }
 
+        if self.next_token_file.as_ref() == Some(&token_file) {
+            return Err("`next_token_file` is the same file as `token_file`: a rotation needs the new token in a file of its own".into());
+        }
+        let discover = self.discover.validate()?;
         Ok(Config {
             listen,
             tls,
             token: Token::new(String::new()),
             token_file,
+            next_token: None,
+            next_token_file: self.next_token_file,
+            discover,
             systemd: self.systemd,
             docker_socket,
             sample_interval,
@@ -389,6 +421,11 @@ impl RawConfig {
             apps,
         })
     }
+}
+
+/// The Docker socket when agent.toml names none: `$DOCKER_HOST`, else Docker's own.
+pub fn default_docker_socket(docker_host_env: Option<&str>) -> String {
+    docker_host_env.map_or_else(|| DEFAULT_DOCKER_SOCKET.to_owned(), str::to_owned)
 }
 
 /// An absolute path whose every component is a name: no `..`, which the agent's component by

@@ -104,6 +104,14 @@ impl EventLog {
         self.observe_read(status, source, at_unix_ms, ticket)
     }
 
+    /// Forgets the apps `keep` refuses (no longer watched): the map stays bounded by the watched
+    /// apps, and an app watched again starts from its first observation, with no transition.
+    pub fn retain_apps(&self, keep: impl Fn(&str) -> bool) {
+        let mut inner = self.lock();
+        inner.last.retain(|name, _| keep(name));
+        inner.tickets.retain(|name, _| keep(name));
+    }
+
     /// A ticket to take before reading an app, so that a slow read cannot overwrite what a later
     /// one already recorded.
     pub fn begin_read(&self) -> u64 {

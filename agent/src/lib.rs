@@ -11,6 +11,7 @@ pub mod api;
 pub mod checks;
 pub mod config;
 pub mod crash;
+pub mod discover;
 pub mod docker;
 pub mod env_file;
 pub mod events;

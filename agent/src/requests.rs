@@ -53,7 +53,7 @@ impl Requests {
             AppAction::Stop => {
                 inner.stopped.insert(app.to_owned(), now_unix_ms);
             }
-            AppAction::Start | AppAction::Restart => {
+            AppAction::Start | AppAction::Restart | AppAction::Apply => {
                 inner.stopped.remove(app);
             }
         }

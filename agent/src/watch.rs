@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use fleetdeck_proto::{AppKind, EventSource};
+use fleetdeck_proto::{AppKind, EventSource, Exit};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::config::AppSource;
 use crate::docker::watch::watch_containers;
 use crate::systemd::watch::watch_units;
 use crate::Agent;
@@ -28,16 +27,44 @@ async fn spawn_refresh(agent: Arc<Agent>, limit: Arc<Semaphore>, app: String, so
     });
 }
 
-/// Starts the sampler and the watchers; they run until the returned set is dropped.
+/// Starts the sampler, discovery and the watchers; they run until the returned set is dropped.
 pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     tasks.spawn(sample_forever(agent.clone()));
-    crate::checks::spawn(&mut tasks, &agent);
+    tasks.spawn(crate::discover::discover_forever(agent.clone()));
+    tasks.spawn(watch_apps_forever(agent));
+    tasks
+}
 
-    let units = targets(&agent, |s| match s {
-        AppSource::SystemdUnit(u) => Some(u),
-        AppSource::DockerContainer(_) => None,
-    });
+/// Runs the watchers and checks of the apps watched now, and starts them anew each time those
+/// change (a reload, a discovery pass). The new watchers start before the old ones stop, so no
+/// signal falls between them (one seen twice is only read twice); the Docker watch of the new
+/// set replays events from a moment before the change.
+async fn watch_apps_forever(agent: Arc<Agent>) {
+    let mut changes = agent.watched_changes();
+    let mut since = agent.info().started_unix_ms;
+    loop {
+        changes.borrow_and_update();
+        let watched = agent.watched();
+        let running = watch_apps(&agent, &watched, since);
+        if changes.changed().await.is_err() {
+            // The agent is gone: nothing left to watch.
+            return;
+        }
+        since = crate::agent::unix_ms_now().saturating_sub(REPLAY_MS);
+        drop(running);
+    }
+}
+
+/// How far back the Docker watch of a new app set replays events.
+const REPLAY_MS: u64 = 2_000;
+
+/// Starts the watchers and checks of `watched`; they run until the returned set is dropped.
+fn watch_apps(agent: &Arc<Agent>, watched: &crate::agent::Watched, since: u64) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    crate::checks::spawn(&mut tasks, agent, watched);
+
+    let units = watched.units();
     if !units.is_empty() {
         let a = agent.clone();
         let scope = agent.config().systemd;
@@ -47,11 +74,14 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
         tasks.spawn(watch_units(
             scope,
             names,
-            move |unit| {
+            move |unit, died| {
                 let (a, limit) = (a.clone(), limit.clone());
                 let apps = apps_on(&units, &unit);
                 async move {
                     for app in apps {
+                        if let Some((exit, at)) = died {
+                            a.note_death(&app, exit, at);
+                        }
                         spawn_refresh(a.clone(), limit.clone(), app, EventSource::Systemd).await;
                     }
                 }
@@ -60,28 +90,31 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
         ));
     }
 
-    let containers = targets(&agent, |s| match s {
-        AppSource::DockerContainer(c) => Some(c),
-        AppSource::SystemdUnit(_) => None,
-    });
+    let containers = watched.containers();
     if !containers.is_empty() {
         let a = agent.clone();
         let socket = agent.config().docker_socket.clone();
         let names = containers.iter().map(|(c, _)| c.clone()).collect();
-        let since = agent.info().started_unix_ms;
         let down = agent.clone();
         let limit = Arc::new(Semaphore::new(CONCURRENT_REFRESHES));
         tasks.spawn(watch_containers(
             socket,
             names,
             since,
-            move |container, action, at| {
+            move |container, action, at, exit| {
                 let (a, limit) = (a.clone(), limit.clone());
                 let apps = apps_on(&containers, &container);
                 async move {
                     // In order, before the read: the read tells a stop on purpose by it.
                     a.docker_lifecycle(&container, &action, at).await;
+                    // Docker tells a signal N as 128 + N, like inspect.
+                    let died = exit
+                        .filter(|_| matches!(action.as_str(), "die" | "died"))
+                        .and_then(|code| i32::try_from(code).ok());
                     for app in apps {
+                        if let Some(code) = died {
+                            a.note_death(&app, Exit::Code(code), at);
+                        }
                         spawn_refresh(a.clone(), limit.clone(), app, EventSource::Docker).await;
                     }
                 }
@@ -90,17 +123,6 @@ pub fn spawn(agent: Arc<Agent>) -> JoinSet<()> {
         ));
     }
     tasks
-}
-
-/// (target, app) pairs for the sources `select` picks: a watcher calls back with the unit or
-/// container name, which these map to the app(s) configured on it.
-fn targets(agent: &Agent, select: impl Fn(&AppSource) -> Option<&String>) -> Vec<(String, String)> {
-    agent
-        .config()
-        .apps
-        .iter()
-        .filter_map(|a| select(&a.source).map(|t| (t.clone(), a.name.to_string())))
-        .collect()
 }
 
 fn apps_on(targets: &[(String, String)], target: &str) -> Vec<String> {

@@ -11,8 +11,6 @@ use std::time::Duration;
 
 use common::*;
 use fleetdeck_proto::{AppStatus, CheckEvent, CheckResult, SamplesPage};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_rustls::rustls;
 
 /// The app the checks belong to: a unit that does not exist (its state does not matter here).
 fn app_with(checks: &str) -> String {
@@ -148,73 +146,6 @@ async fn tcp_check_against_a_closed_port_fails_with_a_clear_error() {
     );
 }
 
-/// A CA, and a server certificate for `localhost` signed by it valid until `not_after`.
-fn certificates(not_after: time::OffsetDateTime) -> (String, rustls::ServerConfig) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "i14 test CA");
-    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
-    let key = KeyPair::generate().expect("server key");
-    let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
-    leaf.not_before = not_after - time::Duration::days(30);
-    leaf.not_after = not_after;
-    let leaf = leaf
-        .signed_by(&key, &ca_cert, &ca_key)
-        .expect("server cert");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-    )
-    .expect("server TLS config");
-    (ca_cert.pem(), config)
-}
-
-/// An HTTPS server answering every request with 200 and body `ok`.
-async fn https_server(config: rustls::ServerConfig) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut buf = vec![0u8; 4096];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = tls
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                    )
-                    .await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    port
-}
-
 #[tokio::test]
 async fn https_checks_report_the_certificate_date_and_body_mismatch() {
     require_testbed();
@@ -258,6 +189,20 @@ async fn https_checks_report_the_certificate_date_and_body_mismatch() {
         tls.cert_not_after_unix_ms,
         Some(soon.unix_timestamp() as u64 * 1000),
         "the certificate's notAfter, to the second"
+    );
+    // A later run still sees the certificate (no resumed session hiding it).
+    let first = tls.checked_unix_ms;
+    let later = wait_for("a later run of tls", Duration::from_secs(5), || async {
+        let s = agent.app("web").await;
+        check(&s, "tls")
+            .filter(|c| c.checked_unix_ms > first)
+            .cloned()
+    })
+    .await;
+    assert_eq!(
+        later.cert_not_after_unix_ms,
+        Some(soon.unix_timestamp() as u64 * 1000),
+        "{later:?}"
     );
 
     let body = check(&status, "body").expect("body");

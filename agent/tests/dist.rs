@@ -11,18 +11,7 @@ use common::*;
 const DIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dist");
 
 fn install(root: &std::path::Path) -> String {
-    let out = Command::new(format!("{DIST}/install.sh"))
-        .arg(agent_bin())
-        .env("FLEETDECK_ROOT", root)
-        .output()
-        .expect("run install.sh");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "install.sh failed: {text}");
-    text
+    install_with(root, &[agent_bin()])
 }
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -221,6 +210,18 @@ impl HardenedAgent {
         work
     }
 
+    /// [`HardenedAgent::work_dir`] holding `app/.env` (`A=1`) in a root-owned 0755 directory:
+    /// (work dir, app dir, env file).
+    fn work_dir_with_env() -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+        let work = Self::work_dir();
+        let app_dir = work.join("app");
+        std::fs::create_dir(&app_dir).expect("app dir");
+        std::fs::set_permissions(&app_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let env = app_dir.join(".env");
+        std::fs::write(&env, "A=1\n").expect("env");
+        (work, app_dir, env)
+    }
+
     /// Starts the agent in `work` with `apps` (`[[apps]]` tables) in its config and
     /// `ReadWritePaths=` set to `writable`; waits until it answers.
     async fn start(work: &std::path::Path, apps: &str, writable: &[&std::path::Path]) -> Self {
@@ -339,12 +340,7 @@ async fn env_write_under_the_hardened_unit_keeps_owner_group_and_mode() {
     // A file of another user and group, mode 0640, in a root-owned directory: the agent writes a
     // new file and renames it over, so it must give it that uid, gid and mode itself, which
     // needs CAP_CHOWN and the chown system calls under the unit's filter.
-    let work = HardenedAgent::work_dir();
-    let app_dir = work.join("app");
-    std::fs::create_dir(&app_dir).expect("app dir");
-    std::fs::set_permissions(&app_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let env = app_dir.join(".env");
-    std::fs::write(&env, "A=1\n").expect("env");
+    let (work, app_dir, env) = HardenedAgent::work_dir_with_env();
     let (uid, gid) = (4242, 4343);
     std::os::unix::fs::chown(&env, Some(uid), Some(gid)).expect("chown");
     std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o640)).expect("chmod");
@@ -438,4 +434,242 @@ impl Drop for LinkedUnit {
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A drop-in for a test's unit in the user manager's runtime directory, removed when dropped.
+struct DropIn(std::path::PathBuf);
+
+impl Drop for DropIn {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = Command::new("systemctl")
+            .args(["--user", "daemon-reload"])
+            .output();
+    }
+}
+
+fn main_pid(unit: &str) -> String {
+    run(
+        "systemctl",
+        &["--user", "show", "-p", "MainPID", "--value", unit],
+    )
+    .trim()
+    .to_owned()
+}
+
+#[tokio::test]
+async fn reload_and_the_env_drop_in_under_the_hardened_unit() {
+    // Issue 16 items 2 and 7: `systemctl reload` (the unit's ExecReload=) takes up an app added
+    // to agent.toml without a restart; a .env in a directory the unit does not list is refused
+    // with a message naming the drop-in, and the drop-in `env-drop-in` prints (install.sh
+    // writes it) lets the write through.
+    let (work, app_dir, env) = HardenedAgent::work_dir_with_env();
+    let web = format!(
+        "[[apps]]\nname = \"web\"\nsystemd_unit = \"web.service\"\nenv_file = \"{}\"\n",
+        env.display()
+    );
+    let agent = HardenedAgent::start(&work, &web, &[]).await;
+    let unit = agent.unit.name.clone();
+    let client = reqwest::Client::new();
+    let put = |etag: String| {
+        client
+            .put(agent.url("/v1/apps/web/env"))
+            .bearer_auth(TOKEN)
+            .header("If-Match", format!("\"{etag}\""))
+            .json(&serde_json::json!({"set": {"A": "2"}}))
+            .send()
+    };
+    let resp = put(sha256_hex(b"A=1\n")).await.expect("PUT env");
+    let status = resp.status();
+    let body = resp.text().await.expect("body");
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("read_only_directory") && body.contains("env-drop-in"),
+        "{body}"
+    );
+    assert_eq!(std::fs::read_to_string(&env).expect("env"), "A=1\n");
+
+    // An app added to agent.toml, and `systemctl reload`: watched by the same process.
+    let pid = main_pid(&unit);
+    let config = work.join("agent.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        format!("{text}[[apps]]\nname = \"extra\"\nsystemd_unit = \"extra.service\"\n"),
+    )
+    .expect("config");
+    run("systemctl", &["--user", "reload", &unit]);
+    wait_for(
+        "the added app",
+        std::time::Duration::from_secs(10),
+        || async {
+            let resp = client
+                .get(agent.url("/v1/apps/extra"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .ok()?;
+            (resp.status() == 200).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(main_pid(&unit), pid, "reloaded, not restarted");
+
+    // The drop-in for agent.toml's .env directories, as install.sh writes it.
+    let out = Command::new(agent_bin())
+        .args(["env-drop-in", "--config"])
+        .arg(&config)
+        .output()
+        .expect("env-drop-in");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dropin = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        dropin.contains(&format!("ReadWritePaths=-{}\n", app_dir.display())),
+        "{dropin}"
+    );
+    let dir = std::path::PathBuf::from(std::env::var("XDG_RUNTIME_DIR").expect("runtime dir"))
+        .join(format!("systemd/user/{unit}.d"));
+    std::fs::create_dir_all(&dir).expect("drop-in dir");
+    let _dropin = DropIn(dir.clone());
+    std::fs::write(dir.join("env-files.conf"), dropin).expect("drop-in");
+    run("systemctl", &["--user", "daemon-reload"]);
+    run("systemctl", &["--user", "restart", &unit]);
+    wait_for(
+        "the restarted agent",
+        std::time::Duration::from_secs(10),
+        || async {
+            let resp = client.get(agent.url("/healthz")).send().await.ok()?;
+            resp.status().is_success().then_some(())
+        },
+    )
+    .await;
+    let resp = put(sha256_hex(b"A=1\n")).await.expect("PUT env");
+    let status = resp.status();
+    let body = resp.text().await.expect("body");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(std::fs::read_to_string(&env).expect("env"), "A=2\n");
+    drop(agent.unit);
+}
+
+fn install_with(root: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(format!("{DIST}/install.sh"))
+        .args(args)
+        .env("FLEETDECK_ROOT", root)
+        .output()
+        .expect("run install.sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "install.sh {args:?} failed: {text}");
+    text
+}
+
+async fn info_status(agent: &RunningAgent, token: &str) -> u16 {
+    agent
+        .client
+        .get(agent.url("/v1/info"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .expect("info")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn install_script_writes_the_drop_in_rotates_the_token_and_uninstalls() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let r = root.path();
+    install(r);
+    let etc = r.join("etc/fleetdeck");
+    let config_path = etc.join("agent.toml");
+    let config = std::fs::read_to_string(&config_path)
+        .expect("config")
+        .replace(
+            "listen = [\"127.0.0.1:7070\", \"tailscale\"]",
+            "listen = [\"127.0.0.1:0\"]",
+        )
+        .replace(
+            "token_file = \"/etc/fleetdeck/agent.token\"",
+            "token_file = \"agent.token\"",
+        );
+    std::fs::write(
+        &config_path,
+        format!("{config}\n[[apps]]\nname = \"shop\"\nsystemd_unit = \"shop.service\"\nenv_file = \"/srv/shop/.env\"\n"),
+    )
+    .expect("config");
+
+    // A reinstall writes the drop-in for the .env directories agent.toml names.
+    let said = install(r);
+    let dropin = r.join("etc/systemd/system/fleetdeck-agent.service.d/env-files.conf");
+    assert!(said.contains("env-files.conf"), "{said}");
+    let text = std::fs::read_to_string(&dropin).expect("drop-in");
+    assert!(
+        text.contains("[Service]\n") && text.contains("ReadWritePaths=-/srv/shop\n"),
+        "{text}"
+    );
+
+    // A rotation: the agent accepts both tokens, then only the new one, never going down.
+    let bin = r.join("usr/local/bin/fleetdeck-agent");
+    let agent = RunningAgent::start_with(Command::new(&bin).arg("--config").arg(&config_path));
+    let old = std::fs::read_to_string(etc.join("agent.token")).expect("token");
+    secret(old.trim());
+    assert_eq!(info_status(&agent, &old).await, 200);
+    let said = install_with(r, &["--rotate-token"]);
+    assert!(said.contains("--finish-rotation"), "{said}");
+    let next_path = etc.join("agent.token.next");
+    assert_eq!(mode(&next_path), 0o600);
+    let next = std::fs::read_to_string(&next_path).expect("next token");
+    secret(next.trim());
+    assert!(!said.contains(next.trim()), "the token is never printed");
+    assert_ne!(next, old);
+    // Under FLEETDECK_ROOT the script leaves systemd alone; on a VM it runs systemctl reload.
+    run("kill", &["-HUP", &agent.pid().to_string()]);
+    wait_for(
+        "the next token accepted",
+        std::time::Duration::from_secs(10),
+        || async { (info_status(&agent, &next).await == 200).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        info_status(&agent, &old).await,
+        200,
+        "the old one too, meanwhile"
+    );
+    install_with(r, &["--finish-rotation"]);
+    assert!(!next_path.exists());
+    assert_eq!(
+        std::fs::read_to_string(etc.join("agent.token")).expect("token"),
+        next
+    );
+    assert!(!std::fs::read_to_string(&config_path)
+        .expect("config")
+        .lines()
+        .any(|l| l.starts_with("next_token_file")));
+    run("kill", &["-HUP", &agent.pid().to_string()]);
+    wait_for(
+        "the old token refused",
+        std::time::Duration::from_secs(10),
+        || async { (info_status(&agent, &old).await == 401).then_some(()) },
+    )
+    .await;
+    assert_eq!(info_status(&agent, &next).await, 200);
+    drop(agent);
+
+    // Uninstall keeps the config and tokens unless asked.
+    let said = install_with(r, &["--uninstall"]);
+    assert!(said.contains("kept"), "{said}");
+    assert!(!bin.exists() && !dropin.exists());
+    assert!(!r
+        .join("etc/systemd/system/fleetdeck-agent.service")
+        .exists());
+    assert!(config_path.exists() && etc.join("agent.token").exists());
+    install_with(r, &["--uninstall", "--purge"]);
+    assert!(!etc.exists());
 }

@@ -109,23 +109,93 @@ async fn public_bind_with_the_flag_warns_loudly() {
 }
 
 #[test]
-fn tailscale_listen_without_tailscale_fails_clearly() {
+fn tailscale_listen_waits_for_tailscale() {
+    // At boot tailscaled may not be up: the agent waits for an address (logging why) instead of
+    // exiting, and listens once `tailscale ip` names one. A namespace with 100.100.7.8 and, once
+    // the agent said it waits, a `tailscale` on its PATH that prints it (the real CLI cannot run
+    // without the tailnet).
+    use std::io::BufRead;
+    let ns = Netns::new();
+    run(
+        "ip",
+        &["-n", &ns.0, "addr", "add", "100.100.7.8/32", "dev", "lo"],
+    );
     let work = Workdir::new();
-    let config = work.config_raw("listen = [\"tailscale\"]\ntoken_file = \"agent.token\"\n");
-    let out = Command::new(agent_bin())
+    let bin = work.path("bin");
+    std::fs::create_dir(&bin).expect("bin dir");
+    let config = work.config_raw("listen = [\"tailscale:0\"]\ntoken_file = \"agent.token\"\n");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = Command::new("nsenter")
+        .arg(ns.path())
+        .arg(agent_bin())
         .arg("--config")
         .arg(&config)
-        .env("PATH", work.path("empty-bin"))
-        .output()
+        .env("PATH", path)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run agent");
-    save_log("fleetdeck-agent-refused", Some(&out.stdout), &out.stderr);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_line = |what: &str, limit: Duration, want: &dyn Fn(&str) -> bool| -> String {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no {what} within {limit:?}; the agent said: {seen:#?}"),
+            }
+        }
+    };
+    let waiting = wait_line("wait for Tailscale", Duration::from_secs(10), &|l| {
+        l.contains("waiting for tailscaled")
+    });
+    assert!(waiting.contains("cannot run `tailscale ip`"), "{waiting}");
     assert!(
-        stderr.contains("cannot run `tailscale ip`")
-            && stderr.contains("install and log in to Tailscale"),
-        "{stderr}"
+        child.try_wait().expect("wait").is_none(),
+        "the agent must not exit"
     );
+    std::fs::write(
+        bin.join("tailscale"),
+        "#!/bin/sh\n[ \"$1\" = ip ] && printf '100.100.7.8\\n'\n",
+    )
+    .expect("the cli appears");
+    std::fs::set_permissions(
+        bin.join("tailscale"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    let listening = wait_line("listening", Duration::from_secs(15), &|l| {
+        l.contains("listening") && l.contains("100.100.7.8")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    save_log(
+        "fleetdeck-agent-tailscale-wait",
+        None,
+        seen.join("\n").as_bytes(),
+    );
+    assert!(listening.contains("100.100.7.8:"), "{listening}");
 }
 
 /// A network namespace of this test's own, removed when dropped.
@@ -133,7 +203,9 @@ struct Netns(String);
 
 impl Netns {
     fn new() -> Self {
-        let name = format!("fdts{}", std::process::id());
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("fdts{}-{n}", std::process::id());
         run("ip", &["netns", "add", &name]);
         run("ip", &["-n", &name, "link", "set", "lo", "up"]);
         Self(name)

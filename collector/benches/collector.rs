@@ -161,7 +161,8 @@ async fn poll_bench() {
         })
         .collect();
     let poller = Poller {
-        agents: Arc::new(list),
+        agents: fleetdeck_collector::poll::Roster::new(list),
+        wake: Default::default(),
         store: store.clone(),
         concurrency: 256,
         timeout: Duration::from_secs(10),
@@ -306,6 +307,7 @@ async fn fill(
                 snapshot: snapshot(&c.name, "inst", seq + batch, t0 + (seq + batch) * step_ms),
                 samples_instance: "inst".into(),
                 samples,
+                info: None,
             };
             let (id, name) = (c.id, c.name.clone());
             pending.push(store.write(move |ctx| {

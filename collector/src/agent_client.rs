@@ -77,6 +77,10 @@ impl AgentClient {
         serde_json::from_slice(&body).map_err(|e| AgentError::Decode(e.to_string()))
     }
 
+    pub async fn info(&self) -> Result<fleetdeck_proto::Info, AgentError> {
+        self.get_json("/v1/info").await
+    }
+
     pub async fn snapshot(&self) -> Result<Snapshot, AgentError> {
         self.get_json("/v1/snapshot").await
     }

@@ -10,9 +10,14 @@ use fleetdeck_daemon::transport::pin::Fingerprint;
 use fleetdeck_daemon::transport::server::TlsFiles;
 use serde::Deserialize;
 
+use crate::alerting::maintenance::Maintenance;
 use crate::alerting::notify::{RetryPolicy, Webhook, WebhookFormat};
+use crate::alerting::route::{Channel, Route};
+
+mod channels;
 use crate::alerting::rules::AlertPolicy;
 use crate::alerting::thresholds::{self, RawRule, Rule};
+use channels::{channels_and_routes, RawChannel, RawMaintenance, RawRoute};
 
 /// The collector's port when a `listen` entry names none (`"tailscale"`).
 pub const DEFAULT_PORT: u16 = 7080;
@@ -37,7 +42,7 @@ pub enum ConfigError {
 }
 
 /// One agent to poll and subscribe to.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
     /// The host's name in the collector's API: 1–64 of `[A-Za-z0-9._-]`.
     pub name: String,
@@ -46,6 +51,11 @@ pub struct AgentConfig {
     pub token: Token,
     /// Trust exactly the agent certificate of this SHA-256 (`tls_fingerprint`; `https://` only).
     pub tls_fingerprint: Option<Fingerprint>,
+    /// Where the token was read from (relative paths resolved against collector.toml's
+    /// directory).
+    pub token_file: PathBuf,
+    /// The `agents.d/` file the table is in; `None`: collector.toml itself.
+    pub from: Option<PathBuf>,
 }
 
 /// How long each kind of data is kept.
@@ -84,6 +94,12 @@ pub struct Config {
     pub down_after: u32,
     pub agents: Vec<AgentConfig>,
     pub webhooks: Vec<Webhook>,
+    /// Named channels: `[[channels]]`, then each `[[webhooks]]` entry as `webhook-N`.
+    pub channels: Vec<Channel>,
+    /// `[[routes]]`, their channel names resolved.
+    pub routes: Vec<Route>,
+    /// `[[maintenance]]`: weekly windows that silence their hosts.
+    pub maintenance: Vec<Maintenance>,
     pub alerts: AlertPolicy,
     pub retry: RetryPolicy,
     pub retention: Retention,
@@ -103,11 +119,17 @@ impl Config {
             path: path.to_owned(),
             message,
         };
-        let raw: RawConfig = toml::from_str(&text).map_err(|e| invalid(toml_error(&text, &e)))?;
-        if !raw.webhooks.is_empty() {
+        let mut raw: RawConfig =
+            toml::from_str(&text).map_err(|e| invalid(toml_error(&text, &e)))?;
+        if !raw.webhooks.is_empty() || !raw.channels.is_empty() {
             refuse_if_others_can_read(path).map_err(invalid)?;
         }
         let dir = path.parent().unwrap_or(Path::new("."));
+        for channel in &mut raw.channels {
+            channel.read_files(dir);
+        }
+        raw.agents
+            .extend(read_agents_dir(&dir.join(AGENTS_DIR)).map_err(invalid)?);
         // Relative paths are relative to the config file, as an operator reading it expects.
         let resolve = |p: &Path| {
             if p.is_relative() {
@@ -122,20 +144,37 @@ impl Config {
             let token = read_token(&file).map_err(|message| ConfigError::Token {
                 path: file.clone(),
                 agent: agent.name.clone(),
-                config: path.to_owned(),
-                message,
+                config: agent.from.clone().unwrap_or_else(|| path.to_owned()),
+                // The collector presents the agent's own token: it is copied, never made here.
+                message: if file.exists() {
+                    message
+                } else {
+                    format!(
+                        "does not exist; copy the token of agent {:?} into it (on that VM, the \
+                         file its agent.toml names in token_file, e.g. /etc/fleetdeck/agent.token), \
+                         then chmod 600 {}",
+                        agent.name,
+                        file.display()
+                    )
+                },
             })?;
             tokens.push(token);
         }
         let mut config = raw.validate(tokens).map_err(invalid)?;
         config.database = resolve(&config.database);
+        for agent in &mut config.agents {
+            agent.token_file = resolve(&agent.token_file);
+        }
         config.tls = config.tls.map(|tls| tls.relative_to(dir));
         Ok(config)
     }
 
     /// Parses and validates TOML text whose agents' tokens are given (tests, the demo).
     pub fn parse(text: &str, tokens: Vec<Token>) -> Result<Self, String> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        for channel in &mut raw.channels {
+            channel.read_files(Path::new("."));
+        }
         raw.validate(tokens)
     }
 
@@ -162,6 +201,12 @@ struct RawConfig {
     #[serde(default)]
     webhooks: Vec<RawWebhook>,
     #[serde(default)]
+    channels: Vec<RawChannel>,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+    #[serde(default)]
+    maintenance: Vec<RawMaintenance>,
+    #[serde(default)]
     alerts: RawAlerts,
     #[serde(default)]
     retention: RawRetention,
@@ -176,6 +221,48 @@ struct RawAgent {
     url: String,
     token_file: PathBuf,
     tls_fingerprint: Option<String>,
+    /// The `agents.d` file it came from (`None`: collector.toml itself).
+    #[serde(skip)]
+    from: Option<PathBuf>,
+}
+
+/// A file of `agents.d/`: `[[agents]]` tables and nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgentsFile {
+    #[serde(default)]
+    agents: Vec<RawAgent>,
+}
+
+/// The directory beside collector.toml whose `*.toml` files add `[[agents]]` tables (one file an
+/// agent, as `fleetdeck-collector agents add` writes them).
+pub const AGENTS_DIR: &str = "agents.d";
+
+/// The agents of every `*.toml` in `dir` (in name order), each knowing its file; none if `dir`
+/// does not exist.
+fn read_agents_dir(dir: &Path) -> Result<Vec<RawAgent>, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut agents = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let raw: RawAgentsFile = toml::from_str(&text)
+            .map_err(|e| format!("{}: {}", file.display(), toml_error(&text, &e)))?;
+        agents.extend(raw.agents.into_iter().map(|mut a| {
+            a.from = Some(file.clone());
+            a
+        }));
+    }
+    Ok(agents)
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,7 +316,7 @@ fn refuse_if_others_can_read(path: &Path) -> Result<(), String> {
         & 0o777;
     if mode & 0o077 != 0 {
         return Err(format!(
-            "holds [[webhooks]] URLs, which are secrets, and is readable by group or others \
+            "holds [[webhooks]] or [[channels]] URLs, which are secrets, and is readable by group or others \
              (mode {mode:04o}); run chmod 600 {}",
             path.display()
         ));
@@ -308,7 +395,10 @@ impl RawConfig {
         }
         let mut agents: Vec<AgentConfig> = Vec::with_capacity(self.agents.len());
         for (i, (agent, token)) in self.agents.into_iter().zip(tokens).enumerate() {
-            let at = format!("[[agents]] #{} (name = {:?})", i + 1, agent.name);
+            let at = match &agent.from {
+                Some(file) => format!("{}: [[agents]] (name = {:?})", file.display(), agent.name),
+                None => format!("[[agents]] #{} (name = {:?})", i + 1, agent.name),
+            };
             if !valid_name(&agent.name) {
                 return Err(format!(
                     "{at}: invalid name: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -357,6 +447,8 @@ impl RawConfig {
                 url: agent.url.trim_end_matches('/').to_owned(),
                 token,
                 tls_fingerprint,
+                token_file: agent.token_file,
+                from: agent.from,
             });
         }
         let mut webhooks = Vec::with_capacity(self.webhooks.len());
@@ -377,6 +469,19 @@ impl RawConfig {
                 url: hook.url,
                 format: hook.format,
             });
+        }
+        let (channels, routes) = channels_and_routes(self.channels, &webhooks, self.routes)?;
+        let mut maintenance = Vec::with_capacity(self.maintenance.len());
+        for (i, m) in self.maintenance.into_iter().enumerate() {
+            let m = m.check(i)?;
+            if maintenance.iter().any(|o: &Maintenance| o.name == m.name) {
+                return Err(format!(
+                    "[[maintenance]] #{}: the name {:?} is used twice",
+                    i + 1,
+                    m.name
+                ));
+            }
+            maintenance.push(m);
         }
         let default_policy = AlertPolicy::default();
         let alerts = AlertPolicy {
@@ -430,6 +535,9 @@ impl RawConfig {
             down_after,
             agents,
             webhooks,
+            channels,
+            routes,
+            maintenance,
             alerts,
             retry,
             retention,

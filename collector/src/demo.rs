@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -76,9 +77,14 @@ pub async fn run(port: u16, hosts: usize) -> anyhow::Result<()> {
                 url: format!("http://{sim_addr}{prefix}"),
                 token: Token::new(token.clone()),
                 tls_fingerprint: None,
+                token_file: PathBuf::new(),
+                from: None,
             })
             .collect(),
         webhooks: Vec::new(),
+        channels: Vec::new(),
+        routes: Vec::new(),
+        maintenance: Vec::new(),
         alerts: Default::default(),
         retry: Default::default(),
         retention: Retention::default(),

@@ -12,6 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use fleetdeck_daemon::toml_text::basic_string as toml_string;
 use serde::Deserialize;
 
 /// A tailnet peer, reduced to what discovery needs.
@@ -157,29 +158,17 @@ fn sanitize(s: &str) -> String {
 /// One `[[agents]]` stanza of the collector's config, ending in a newline. The token file is
 /// `/etc/fleetdeck/agents/NAME.token`: the operator copies the agent's token there.
 pub fn stanza(name: &str, url: &str) -> String {
+    stanza_with(name, url, &format!("/etc/fleetdeck/agents/{name}.token"))
+}
+
+/// One `[[agents]]` stanza with its token file at `token_file`.
+pub fn stanza_with(name: &str, url: &str, token_file: &str) -> String {
     format!(
         "[[agents]]\nname = {}\nurl = {}\ntoken_file = {}\n",
         toml_string(name),
         toml_string(url),
-        toml_string(&format!("/etc/fleetdeck/agents/{name}.token")),
+        toml_string(token_file),
     )
-}
-
-/// A TOML basic string. Names from [`agent_name`] and URLs built here never need escapes; this
-/// only keeps a hand-passed value from breaking the file.
-fn toml_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The agent URL for a peer: its first IPv4 tailnet address (shorter, and reachable from nodes

@@ -35,6 +35,33 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Silence alerts (kept from the channels and desktop notifications until the silence ends).
+    Silence {
+        #[command(subcommand)]
+        command: SilenceArgs,
+    },
+    /// The channels alerts go to: list them, or send one a test alert.
+    Channels {
+        #[command(subcommand)]
+        command: ChannelsArgs,
+    },
+    /// Read collector.toml exactly as at start (token files included) and say what it holds.
+    CheckConfig,
+    /// Copy the database while the collector runs (SQLite's online backup), checked, mode 0600.
+    Backup {
+        /// Where to write the copy (must not exist).
+        path: PathBuf,
+    },
+    /// Replace the database with a backup; only while the collector is stopped.
+    Restore {
+        /// The backup to restore.
+        path: PathBuf,
+    },
+    /// Join hosts: add an agent (its token on stdin), remove one, swap its token, list them.
+    Agents {
+        #[command(subcommand)]
+        command: AgentsArgs,
+    },
     /// List tailnet peers that answer an agent's /healthz, as config stanzas to paste.
     Discover {
         /// The agents' port.
@@ -55,6 +82,65 @@ enum KeysCommand {
         #[arg(long, value_enum)]
         role: RoleArg,
     },
+    /// List the keys: name, role, when made, when last used (never a key).
+    List,
+    /// Delete a key: refused from its next request, its open streams end within seconds.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentsArgs {
+    /// Add an agent: its token is read from stdin and kept in the state directory (0600), its
+    /// [[agents]] table is written to agents.d/NAME.toml, the agent is asked whether it answers,
+    /// and the running collector reloads.
+    Add {
+        name: String,
+        /// The agent's URL, e.g. http://100.101.1.2:7070.
+        url: String,
+        /// Pin the agent's certificate (https:// only): sha256:... as the agent logs it.
+        #[arg(long)]
+        tls_fingerprint: Option<String>,
+    },
+    /// Remove an agent `agents add` added; the running collector reloads.
+    Rm { name: String },
+    /// Replace an agent's token with the one on stdin (after install.sh --rotate-token on its VM).
+    Token { name: String },
+    /// List the agents and the file each comes from.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum ChannelsArgs {
+    /// List the channels (name, type, format, where).
+    List,
+    /// Send a clearly marked test alert to a channel and say how it went (exit 1 if it failed).
+    Test { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum SilenceArgs {
+    /// Add a silence; its id is printed.
+    Add {
+        /// A glob over host names.
+        #[arg(long, default_value = "*")]
+        hosts: String,
+        /// A glob over app names (without it: the hosts and all their apps).
+        #[arg(long)]
+        apps: Option<String>,
+        /// Only one aspect: state, check, source, clock, cert-expiring, cert-critical, threshold.
+        #[arg(long)]
+        kind: Option<String>,
+        /// How long, e.g. 2h or 1d (at most 90 days).
+        #[arg(long)]
+        duration: String,
+        /// Why (shown in the list and the desktop).
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the silences in force or to come.
+    List,
+    /// End a silence now.
+    Rm { id: i64 },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -82,8 +168,86 @@ async fn main() -> ExitCode {
         (Some(Command::Keys { command: KeysCommand::Create { name, role } }), Some(config)) => {
             fleetdeck_collector::run::create_key(&config, &name, role.into()).map(|out| println!("{out}"))
         }
+        (Some(Command::Keys { command: KeysCommand::List }), Some(config)) => {
+            fleetdeck_collector::care::keys_list(&config).map(|out| println!("{out}"))
+        }
+        (Some(Command::Keys { command: KeysCommand::Delete { name } }), Some(config)) => {
+            fleetdeck_collector::care::keys_delete(&config, &name).map(|out| println!("{out}"))
+        }
+        (Some(Command::CheckConfig), Some(config)) => {
+            fleetdeck_collector::care::check_config(&config).map(|out| println!("{out}"))
+        }
+        (Some(Command::Backup { path }), Some(config)) => {
+            fleetdeck_collector::care::backup(&config, &path).map(|out| println!("{out}"))
+        }
+        (Some(Command::Restore { path }), Some(config)) => {
+            fleetdeck_collector::care::restore(&config, &path).map(|out| println!("{out}"))
+        }
+        (Some(Command::CheckConfig | Command::Backup { .. } | Command::Restore { .. }), None) => Err(anyhow::anyhow!(
+            "this command needs --config PATH before it: fleetdeck-collector --config /etc/fleetdeck/collector.toml backup /var/backups/collector.db"
+        )),
         (Some(Command::Keys { .. }), None) => Err(anyhow::anyhow!(
             "keys needs --config PATH before it: fleetdeck-collector --config collector.toml keys create --name NAME --role operator"
+        )),
+        (Some(Command::Silence { command }), Some(config)) => {
+            use fleetdeck_collector::silence_cli::{run, SilenceCommand};
+            let command = match command {
+                SilenceArgs::Add { hosts, apps, kind, duration, reason } => {
+                    SilenceCommand::Add(fleetdeck_proto::NewSilence {
+                        hosts: Some(hosts),
+                        apps,
+                        kind,
+                        duration: Some(duration),
+                        until_unix_ms: None,
+                        reason,
+                    })
+                }
+                SilenceArgs::List => SilenceCommand::List,
+                SilenceArgs::Rm { id } => SilenceCommand::Rm(id),
+            };
+            run(&config, command).map(|out| println!("{out}"))
+        }
+        (Some(Command::Silence { .. }), None) => Err(anyhow::anyhow!(
+            "silence needs --config PATH before it: fleetdeck-collector --config collector.toml silence add --hosts 'db-*' --duration 2h --reason maintenance"
+        )),
+        (Some(Command::Channels { command }), Some(config)) => {
+            let test = match command {
+                ChannelsArgs::List => None,
+                ChannelsArgs::Test { name } => Some(name),
+            };
+            match fleetdeck_collector::run::channels(&config, test).await {
+                Ok((out, ok)) => {
+                    println!("{out}");
+                    if !ok {
+                        return ExitCode::from(1);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }
+        (Some(Command::Channels { .. }), None) => Err(anyhow::anyhow!(
+            "channels needs --config PATH before it: fleetdeck-collector --config collector.toml channels test NAME"
+        )),
+        (Some(Command::Agents { command }), Some(config)) => {
+            use fleetdeck_collector::join;
+            let stdin = || join::read_token_from(std::io::stdin().lock());
+            let out = match command {
+                AgentsArgs::Add { name, url, tls_fingerprint } => match stdin() {
+                    Ok(token) => join::add(&config, &name, &url, tls_fingerprint.as_deref(), &token).await,
+                    Err(e) => Err(e),
+                },
+                AgentsArgs::Rm { name } => join::rm(&config, &name).await,
+                AgentsArgs::Token { name } => match stdin() {
+                    Ok(token) => join::set_token(&config, &name, &token).await,
+                    Err(e) => Err(e),
+                },
+                AgentsArgs::List => join::list(&config),
+            };
+            out.map(|out| println!("{out}"))
+        }
+        (Some(Command::Agents { .. }), None) => Err(anyhow::anyhow!(
+            "agents needs --config PATH before it: fleetdeck-collector --config /etc/fleetdeck/collector.toml agents add vm-3 http://100.101.1.3:7070 < vm-3.token"
         )),
         (Some(Command::Discover { port, timeout }), _) => {
             fleetdeck_collector::discover::run(port, *timeout).await.map(|out| print!("{out}"))

@@ -5,9 +5,10 @@
 //! gap. A failed poll counts towards the host being down.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use fleetdeck_daemon::caps::StreamCaps;
 use rand::Rng;
 use tokio::task::JoinSet;
 
@@ -39,6 +40,39 @@ pub struct Agent {
     /// The newest event id applied from the agent's stream.
     pub last_event_id: Mutex<Option<String>>,
     busy: AtomicBool,
+    /// The agent instance whose `/v1/info` (its version) is stored: read again when it changes.
+    info_of: Mutex<Option<String>>,
+    /// Proxied log follows of this host held open: the agent's own cap for the collector (16)
+    /// is never the one a client meets.
+    pub follows: StreamCaps,
+}
+
+/// Proxied log follows open at once per host.
+pub const MAX_FOLLOWS_PER_HOST: usize = 16;
+
+/// The agents the collector polls, streams from and proxies to. A reload of collector.toml
+/// replaces the list whole; whoever holds the old list finishes with it.
+#[derive(Debug, Clone, Default)]
+pub struct Roster(Arc<RwLock<Arc<Vec<Arc<Agent>>>>>);
+
+impl Roster {
+    pub fn new(agents: Vec<Arc<Agent>>) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(agents))))
+    }
+
+    /// The agents now.
+    pub fn all(&self) -> Arc<Vec<Arc<Agent>>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The agent of `host`, if it is one of them now.
+    pub fn get(&self, host: &str) -> Option<Arc<Agent>> {
+        self.all().iter().find(|a| a.name == host).cloned()
+    }
+
+    pub fn replace(&self, agents: Vec<Arc<Agent>>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(agents);
+    }
 }
 
 impl Agent {
@@ -54,6 +88,8 @@ impl Agent {
             cursor: Mutex::new(cursor),
             last_event_id: Mutex::new(host.last_event_id),
             busy: AtomicBool::new(false),
+            info_of: Mutex::new(None),
+            follows: StreamCaps::new("log follows of this host", MAX_FOLLOWS_PER_HOST, usize::MAX),
         }
     }
 
@@ -88,13 +124,15 @@ pub struct CycleReport {
 
 #[derive(Debug, Clone)]
 pub struct Poller {
-    pub agents: Arc<Vec<Arc<Agent>>>,
+    pub agents: Roster,
     pub store: Store,
     pub concurrency: usize,
     pub timeout: Duration,
     pub down_after: u32,
     /// Each agent's poll starts after a random delay up to this.
     pub jitter: Duration,
+    /// Starts a cycle now (a reload added agents), not at the next tick.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 enum Outcome {
@@ -109,7 +147,7 @@ impl Poller {
         let started = Instant::now();
         let permits = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
         let mut tasks = JoinSet::new();
-        for agent in self.agents.iter() {
+        for agent in self.agents.all().iter() {
             let agent = agent.clone();
             let poller = self.clone();
             let permits = permits.clone();
@@ -220,11 +258,31 @@ impl Poller {
         let mut more = page.as_ref().is_some_and(|p| p.more);
         let first = page.map(|p| p.samples).unwrap_or_default();
         let mut count = first.len();
+        // What the agent says of itself, once per instance (an upgrade is a new instance).
+        let known = agent
+            .info_of
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+            == Some(snapshot.instance_id.as_str());
+        let info = if known {
+            None
+        } else {
+            match agent.client.info().await {
+                Ok(info) => Some(info),
+                Err(e) => {
+                    tracing::debug!(host = %agent.name, error = %e, "cannot read the agent's info; the next poll retries");
+                    None
+                }
+            }
+        };
+        let info_instance = info.as_ref().map(|_| snapshot.instance_id.clone());
         let (host_id, name) = (agent.host_id, agent.name.clone());
         let polled = Polled {
             snapshot,
             samples_instance: instance.clone(),
             samples: first,
+            info,
         };
         let mut cursor = self
             .store
@@ -236,6 +294,9 @@ impl Poller {
             })
             .await?;
         self.set_cursor(agent, &cursor);
+        if let Some(instance) = info_instance {
+            *agent.info_of.lock().unwrap_or_else(|e| e.into_inner()) = Some(instance);
+        }
         let budget = self.timeout * 3;
         while more && started.elapsed() < budget {
             let next = match agent.client.samples(cursor.last_seq).await {
@@ -271,6 +332,7 @@ impl Poller {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
+                () = self.wake.notified() => {}
                 _ = shutdown.changed() => return,
             }
             let report = self.poll_all().await;
@@ -278,7 +340,7 @@ impl Poller {
             if report.elapsed > interval {
                 tracing::warn!(
                     elapsed = ?report.elapsed,
-                    agents = self.agents.len(),
+                    agents = self.agents.all().len(),
                     "a poll cycle took longer than poll_interval: raise poll_concurrency or poll_interval"
                 );
             }

@@ -15,8 +15,9 @@ use crate::agent_client::AgentClient;
 use crate::alerting::{self, AlertConfig, AlertLog};
 use crate::api::{self, AppState};
 use crate::config::{AgentConfig, Config};
-use crate::poll::{Agent, Poller};
-use crate::store::{ingest, keys, now_ms, rollup, Store};
+use crate::poll::{Agent, Poller, Roster};
+use crate::reload::{Reloader, Subscriptions};
+use crate::store::{alerts, ingest, keys, now_ms, rollup, Store};
 use fleetdeck_daemon::transport::addr::is_plain_http_outside_tailnet;
 use fleetdeck_daemon::transport::pin::pinned_client_config;
 use fleetdeck_daemon::transport::server::ServerTls;
@@ -25,6 +26,8 @@ use fleetdeck_daemon::transport::server::ServerTls;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How often rollups and retention run.
 const ROLLUP_EVERY: Duration = Duration::from_secs(60);
+/// How often maintenance windows are looked at: one opens within this of its start.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(5);
 
 pub use fleetdeck_daemon::serve::{init_tracing, shutdown_signal};
 
@@ -57,7 +60,10 @@ fn http_client_builder() -> reqwest::ClientBuilder {
 /// The client for one agent: the shared one, or for an agent with `tls_fingerprint` one that
 /// trusts exactly that certificate. An agent reached by plain HTTP outside loopback and the
 /// tailnet earns a warning, once (its token and `.env` values cross that network in clear).
-fn agent_http(shared: &reqwest::Client, agent: &AgentConfig) -> anyhow::Result<reqwest::Client> {
+pub(crate) fn agent_http(
+    shared: &reqwest::Client,
+    agent: &AgentConfig,
+) -> anyhow::Result<reqwest::Client> {
     if let Ok(url) = reqwest::Url::parse(&agent.url) {
         let host = url.host_str().unwrap_or_default();
         if is_plain_http_outside_tailnet(url.scheme(), host) {
@@ -86,6 +92,8 @@ fn agent_http(shared: &reqwest::Client, agent: &AgentConfig) -> anyhow::Result<r
 pub struct Background {
     pub state: AppState,
     pub poller: Poller,
+    /// Takes up a reloaded collector.toml (SIGHUP).
+    pub reloader: Reloader,
     stop: watch::Sender<bool>,
     tasks: tokio::task::JoinSet<()>,
 }
@@ -94,6 +102,7 @@ impl Background {
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        self.reloader.subscriptions.join().await;
     }
 }
 
@@ -141,7 +150,10 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
     let alerter = alerting::spawn_resuming(
         AlertConfig {
             policy: config.alerts.clone(),
-            webhooks: config.webhooks.clone(),
+            // [[webhooks]] are among the channels, as webhook-N.
+            webhooks: Vec::new(),
+            channels: config.channels.clone(),
+            routes: config.routes.clone(),
             retry: config.retry.clone(),
             thresholds: config.rules.clone(),
             resumed_thresholds,
@@ -151,17 +163,18 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
         http.clone(),
     );
     for (t, _) in pending {
-        alerter.observe(t);
+        alerter.observe(t).await;
     }
     let problems = alerter.problems();
     let thresholds = alerter.open_thresholds();
+    let reload_alerter = alerter.clone();
     if let Some(mut transitions) = store.take_transitions() {
         let mut stop_rx = stop_rx.clone();
         tasks.spawn(async move {
             loop {
                 tokio::select! {
                     t = transitions.recv() => match t {
-                        Some(input) => alerter.send(input),
+                        Some(input) => alerter.send(input).await,
                         None => return,
                     },
                     _ = stop_rx.changed() => return,
@@ -170,21 +183,20 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
         });
     }
 
+    let roster = Roster::new(agents.clone());
     let poller = Poller {
-        agents: Arc::new(agents.clone()),
+        agents: roster.clone(),
         store: store.clone(),
         concurrency: config.poll_concurrency,
         timeout: config.poll_timeout,
         down_after: config.down_after,
         jitter: (config.poll_interval / 10).min(Duration::from_secs(3)),
+        wake: Default::default(),
     };
     tasks.spawn(poller.clone().run(config.poll_interval, stop_rx.clone()));
+    let subscriptions = Subscriptions::new(store.clone(), stop_rx.clone());
     for agent in &agents {
-        tasks.spawn(crate::subscribe::follow(
-            agent.clone(),
-            store.clone(),
-            stop_rx.clone(),
-        ));
+        subscriptions.follow(agent.clone());
     }
 
     let retention = config.retention;
@@ -207,8 +219,81 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
         }
     });
 
+    let (maintenance_tx, maintenance_rx) = watch::channel(config.maintenance.clone());
+    {
+        let maintenance_store = store.clone();
+        let mut maintenance_stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let mut ticker = tokio::time::interval(MAINTENANCE_EVERY);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = maintenance_stop.changed() => return,
+                }
+                let windows = maintenance_rx.borrow().clone();
+                if windows.is_empty() {
+                    continue;
+                }
+                let opened = maintenance_store
+                    .with_conn(move |conn| {
+                        let now = now_ms();
+                        let mut opened = Vec::new();
+                        for m in &windows {
+                            if let Some((start, end)) = m.window_at(now) {
+                                if let Some(s) = alerts::open_maintenance(conn, m, start, end, now)? {
+                                    opened.push(s);
+                                }
+                            }
+                        }
+                        Ok(opened)
+                    })
+                    .await;
+                match opened {
+                    Ok(opened) => {
+                        for s in opened {
+                            tracing::info!(silence = s.id, by = %s.created_by, until = s.ends_unix_ms, "maintenance window open: its hosts are silenced");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot open a maintenance window's silence; tried again shortly"),
+                }
+            }
+        });
+    }
+
+    let state = AppState::new(store.clone(), roster.clone(), config.retention)
+        .with_problems(problems, thresholds)
+        .with_channels(config.channels.clone(), http.clone())
+        .with_policy(config.alerts.clone());
+    {
+        // Keys deleted at the command line: their open streams end within KEY_RECHECK.
+        let revocations = state.revocations.clone();
+        let mut recheck_stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let mut ticker = tokio::time::interval(api::KEY_RECHECK);
+            ticker.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => revocations.key_deleted(),
+                    _ = recheck_stop.changed() => return,
+                }
+            }
+        });
+    }
+    let reloader = Reloader {
+        alerter: reload_alerter,
+        maintenance: Arc::new(maintenance_tx),
+        channels: Arc::clone(&state.channels),
+        policy: Arc::clone(&state.alert_policy),
+        roster,
+        subscriptions,
+        poll_now: poller.wake.clone(),
+        store,
+        http,
+        agents: Arc::new(tokio::sync::Mutex::new(config.agents.clone())),
+    };
     Ok(Background {
-        state: AppState::new(store, &agents, config.retention).with_problems(problems, thresholds),
+        reloader,
+        state,
         poller,
         stop,
         tasks,
@@ -216,15 +301,25 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
 }
 
 /// Loads the config, opens the database, starts the background work and serves until SIGINT or
-/// SIGTERM.
+/// SIGTERM; SIGHUP reloads the config.
 pub async fn run(config_path: &Path, allow_public_bind: bool) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
     // Read before binding, so a bad certificate or key stops the collector before it listens.
     let tls = load_tls(&config)?;
     let listeners =
         fleetdeck_daemon::serve::bind(&config.listen, allow_public_bind, "collector").await?;
+    // One collector per database: a second one, or a restore, is refused while this one runs.
+    let _lock = crate::care::RunLock::take(&config.database)?;
     let store = Store::open(&config.database)?;
-    serve_with(&config, tls, store, listeners, shutdown_signal()).await
+    serve_with(
+        &config,
+        tls,
+        store,
+        listeners,
+        shutdown_signal(),
+        Some(config_path.to_owned()),
+    )
+    .await
 }
 
 fn load_tls(config: &Config) -> anyhow::Result<Option<ServerTls>> {
@@ -240,7 +335,7 @@ pub async fn serve_config(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let tls = load_tls(config)?;
-    serve_with(config, tls, store, listeners, shutdown).await
+    serve_with(config, tls, store, listeners, shutdown, None).await
 }
 
 async fn serve_with(
@@ -249,11 +344,15 @@ async fn serve_with(
     store: Store,
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    config_path: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
     let background = start(config, store).await?;
+    let hangups = config_path
+        .map(|path| tokio::spawn(crate::reload::on_hangup(background.reloader.clone(), path)));
     tracing::info!(
         agents = config.agents.len(),
-        webhooks = config.webhooks.len(),
+        channels = config.channels.len(),
+        routes = config.routes.len(),
         interval = ?config.poll_interval,
         "fleetdeck-collector started"
     );
@@ -277,6 +376,9 @@ async fn serve_with(
         }
         None => serve(background.state.clone(), listeners, shutdown).await,
     };
+    if let Some(hangups) = hangups {
+        hangups.abort();
+    }
     background.stop().await;
     tracing::info!("stopped");
     served.map_err(Into::into)
@@ -321,4 +423,57 @@ pub fn create_key(config_path: &Path, name: &str, role: Role) -> anyhow::Result<
         created.role.as_str(),
         created.key
     ))
+}
+
+/// `channels list` (no `test`), or `channels test NAME`: what to print, and whether it went
+/// well. The test posts from this process with the collector's client settings.
+pub async fn channels(config_path: &Path, test: Option<String>) -> anyhow::Result<(String, bool)> {
+    let config = Config::load(config_path)?;
+    let Some(name) = test else {
+        if config.channels.is_empty() {
+            return Ok((
+                "no channels: add [[channels]] or [[webhooks]] to collector.toml".to_owned(),
+                true,
+            ));
+        }
+        let lines: Vec<String> = config
+            .channels
+            .iter()
+            .map(|c| {
+                let i = c.info();
+                format!("{}\t{}\t{}\t{}", i.name, i.kind, i.format, i.target)
+            })
+            .collect();
+        return Ok((lines.join("\n"), true));
+    };
+    let channel = config
+        .channels
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = config.channels.iter().map(|c| c.name.as_str()).collect();
+            anyhow::anyhow!(
+                "no channel named {name:?} in {}; the channels are: {}",
+                config_path.display(),
+                if names.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )
+        })?;
+    let result = channel.test(&http_client()?).await;
+    let text = match &result.error {
+        None => format!(
+            "test alert to {} delivered: HTTP {} in {} ms",
+            result.channel,
+            result.status.unwrap_or_default(),
+            result.took_ms
+        ),
+        Some(e) => format!(
+            "test alert to {} NOT delivered after {} ms: {e}",
+            result.channel, result.took_ms
+        ),
+    };
+    Ok((text, result.ok))
 }

@@ -187,6 +187,7 @@ fn problem_alert() -> Alert {
         aspect: Aspect::State,
         severity: Severity::Critical,
         detail: Detail::default(),
+        healthy: false,
     }
 }
 
@@ -378,6 +379,8 @@ fn config(grace: Duration, webhooks: Vec<Webhook>) -> AlertConfig {
             ..AlertPolicy::default()
         },
         webhooks,
+        channels: Vec::new(),
+        routes: Vec::new(),
         retry: fast_retry(5),
         thresholds: Vec::new(),
         resumed_thresholds: Vec::new(),
@@ -404,13 +407,17 @@ async fn alerter_delivers_a_problem_then_its_recovery_once_each() {
         Arc::clone(&log) as Arc<dyn AlertLog>,
         client(),
     );
-    alerter.observe(app_transition(
-        "web",
-        "failed",
-        Health::Problem,
-        Some(Exit::Code(3)),
-    ));
-    alerter.observe(app_transition("web", "running", Health::Ok, None));
+    alerter
+        .observe(app_transition(
+            "web",
+            "failed",
+            Health::Problem,
+            Some(Exit::Code(3)),
+        ))
+        .await;
+    alerter
+        .observe(app_transition("web", "running", Health::Ok, None))
+        .await;
 
     let deliveries = wait_for("two recorded deliveries", PATIENCE, || {
         let d = log.deliveries();
@@ -432,7 +439,8 @@ async fn alerter_delivers_a_problem_then_its_recovery_once_each() {
         "{}",
         alerts[1].message
     );
-    let redacted = format!("{}/…", receiver.url);
+    // The channel's name, then where it posts: never the webhook's path.
+    let redacted = format!("webhook-1 ({}/…)", receiver.url);
     let ok = Delivery {
         attempts: 1,
         last_status: Some(200),
@@ -458,13 +466,17 @@ async fn a_recovery_waits_for_its_problem_to_be_delivered() {
         Arc::clone(&log) as Arc<dyn AlertLog>,
         client(),
     );
-    alerter.observe(app_transition(
-        "web",
-        "failed",
-        Health::Problem,
-        Some(Exit::Code(3)),
-    ));
-    alerter.observe(app_transition("web", "running", Health::Ok, None));
+    alerter
+        .observe(app_transition(
+            "web",
+            "failed",
+            Health::Problem,
+            Some(Exit::Code(3)),
+        ))
+        .await;
+    alerter
+        .observe(app_transition("web", "running", Health::Ok, None))
+        .await;
 
     let deliveries = wait_for("two recorded deliveries", PATIENCE, || {
         let d = log.deliveries();
@@ -499,9 +511,15 @@ async fn a_hung_webhook_delays_neither_the_others_nor_detection() {
         Arc::clone(&log) as Arc<dyn AlertLog>,
         client(),
     );
-    alerter.observe(app_transition("web", "failed", Health::Problem, None));
-    alerter.observe(app_transition("db", "crash-looping", Health::Problem, None));
-    alerter.observe(app_transition("web", "running", Health::Ok, None));
+    alerter
+        .observe(app_transition("web", "failed", Health::Problem, None))
+        .await;
+    alerter
+        .observe(app_transition("db", "crash-looping", Health::Problem, None))
+        .await;
+    alerter
+        .observe(app_transition("web", "running", Health::Ok, None))
+        .await;
 
     // Well under the 10 s a request to the hung receiver may take.
     let got = wait_for(
@@ -537,10 +555,16 @@ async fn the_grace_period_runs_on_the_wall_clock() {
     );
     let started = Instant::now();
     // Recovered within the grace period: must raise nothing.
-    alerter.observe(app_transition("web", "failed", Health::Problem, None));
-    alerter.observe(app_transition("web", "running", Health::Ok, None));
+    alerter
+        .observe(app_transition("web", "failed", Health::Problem, None))
+        .await;
+    alerter
+        .observe(app_transition("web", "running", Health::Ok, None))
+        .await;
     // Still failed when the grace period ends: must raise one problem, after the grace period.
-    alerter.observe(app_transition("db", "failed", Health::Problem, None));
+    alerter
+        .observe(app_transition("db", "failed", Health::Problem, None))
+        .await;
 
     let got = wait_for("the db problem", PATIENCE, || {
         let got = receiver.requests();

@@ -100,7 +100,12 @@ async fn a_killed_unit_reaches_the_event_stream() {
     // The latency is measured by the crash-to-stream benchmark; here it is only reported.
     eprintln!("crash → collector stream: {:?}", killed.elapsed());
     assert_eq!(event["host"], "near");
-    assert_eq!(event["from"], "running");
+    // systemd may pass the unit through `deactivating` (its remaining processes get SIGTERM)
+    // before `failed`; the agent reports the state it last saw, so either is the truth.
+    assert!(
+        event["from"] == "running" || event["from"] == "stopping",
+        "the crash comes from the running unit: {event}"
+    );
     assert_eq!(event["severity"], "critical");
     assert_eq!(event["exit"], json!({"signal": 9}));
     assert_eq!(
@@ -243,6 +248,13 @@ async fn every_route_enforces_its_role() {
         ("GET", "/v1/keys", "admin", 200),
         ("POST", "/v1/keys", "admin", 201),
         ("DELETE", "/v1/keys/nobody", "admin", 404),
+        ("GET", "/v1/alerts", "viewer", 200),
+        ("POST", "/v1/alerts/999999/ack", "operator", 404),
+        ("GET", "/v1/silences", "viewer", 200),
+        ("POST", "/v1/silences", "operator", 201),
+        ("DELETE", "/v1/silences/999999", "operator", 404),
+        ("GET", "/v1/channels", "viewer", 200),
+        ("POST", "/v1/channels/nochannel/test", "admin", 404),
     ];
     let doc = admin.json("/v1/openapi.json").await;
     assert_matrix_matches_the_document(&doc, routes);
@@ -264,6 +276,8 @@ async fn every_route_enforces_its_role() {
     for (method, route) in [
         ("put", "/v1/hosts/{host}/apps/{app}/env"),
         ("post", "/v1/keys"),
+        ("post", "/v1/silences"),
+        ("post", "/v1/alerts/{id}/ack"),
     ] {
         assert!(
             doc["paths"][route][method]["responses"]["413"].is_object(),
@@ -291,6 +305,9 @@ async fn every_route_enforces_its_role() {
                 "POST" if path.ends_with("keys") => {
                     req.json(&json!({"name": format!("k{n}"), "role": "viewer"}))
                 }
+                "POST" if path.ends_with("silences") => req.json(
+                    &json!({"hosts": "matrix-*", "duration": "1m", "reason": "the role matrix"}),
+                ),
                 _ => req,
             };
             // Streams answer their headers at once; the body is dropped unread.

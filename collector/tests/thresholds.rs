@@ -12,7 +12,8 @@ use common::*;
 use fleetdeck_sim::{Sim, SimConfig};
 use serde_json::Value;
 
-/// A 20 MiB ext4 (no reserved blocks) mounted on a loop device; unmounted on drop.
+/// A 20 MiB ext4 (with mkfs's usual 5 % reserved for root, as on real hosts) mounted on a loop
+/// device; unmounted on drop.
 struct LoopFs {
     _dir: tempfile::TempDir,
     mount: PathBuf,
@@ -28,10 +29,7 @@ impl LoopFs {
         let mount = dir.path().join("mnt");
         std::fs::create_dir(&mount).expect("mount dir");
         run("truncate", &["-s", "20M", image.to_str().expect("utf-8")]);
-        run(
-            "mkfs.ext4",
-            &["-q", "-m", "0", image.to_str().expect("utf-8")],
-        );
+        run("mkfs.ext4", &["-q", image.to_str().expect("utf-8")]);
         run(
             "mount",
             &[
@@ -48,14 +46,27 @@ impl LoopFs {
         self.mount.to_str().expect("utf-8")
     }
 
-    /// Used percent as the agent computes it (blocks - free) / blocks.
-    fn used_percent(&self) -> f64 {
-        let out = run("stat", &["-f", "-c", "%b %f", self.mount_point()]);
-        let mut f = out
+    /// (used, used + available, block size) in blocks, as `df` counts them: the reserved blocks
+    /// are not room an app has.
+    fn blocks(&self) -> (f64, f64, f64) {
+        let out = run("stat", &["-f", "-c", "%b %f %a %S", self.mount_point()]);
+        let v: Vec<f64> = out
             .split_whitespace()
-            .map(|n| n.parse::<f64>().expect("number"));
-        let (blocks, free) = (f.next().expect("blocks"), f.next().expect("free"));
-        (blocks - free) * 100.0 / blocks
+            .map(|n| n.parse().expect("number"))
+            .collect();
+        let (blocks, free, avail, size) = (v[0], v[1], v[2], v[3]);
+        assert!(
+            free > avail,
+            "mkfs reserved no blocks: the test would not see the reserve"
+        );
+        let used = blocks - free;
+        (used, used + avail, size)
+    }
+
+    /// Used percent as `df` shows it (and the agent reports it).
+    fn used_percent(&self) -> f64 {
+        let (used, capacity, _) = self.blocks();
+        used * 100.0 / capacity
     }
 
     /// Allocates `file` so the filesystem is at about `percent` used.
@@ -63,13 +74,8 @@ impl LoopFs {
         let path = self.mount.join(file);
         let _ = std::fs::remove_file(&path);
         run("sync", &[self.mount_point()]);
-        let out = run("stat", &["-f", "-c", "%b %f %S", self.mount_point()]);
-        let v: Vec<f64> = out
-            .split_whitespace()
-            .map(|n| n.parse().expect("number"))
-            .collect();
-        let (blocks, free, size) = (v[0], v[1], v[2]);
-        let want = (blocks * percent / 100.0 - (blocks - free)).max(1.0) * size;
+        let (used, capacity, size) = self.blocks();
+        let want = (capacity * percent / 100.0 - used).max(1.0) * size;
         run(
             "fallocate",
             &[
@@ -195,6 +201,31 @@ async fn a_disk_past_90_percent_alerts_once_after_for_and_recovers_once() {
     );
     assert_eq!(fired["severity"], "warning");
     assert_eq!(fired["detail"]["threshold"]["threshold"], 90.0);
+    // The figure is df's Use% (root's reserve is not room for apps), not used / all blocks.
+    let value = fired["detail"]["threshold"]["value"]
+        .as_f64()
+        .expect("value");
+    let df = fs.used_percent();
+    assert!(
+        (value - df).abs() < 1.0,
+        "alert says {value} %, df says {df} %"
+    );
+    // The fleet API lists the firing rule among its problems, naming the mount point.
+    let fleet = api.json("/v1/fleet").await;
+    let problem = fleet["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .find(|p| p["kind"] == "threshold" && p["subject"] == mount.as_str())
+        .unwrap_or_else(|| panic!("no threshold problem for {mount}: {fleet}"))
+        .clone();
+    assert_eq!(problem["rule"], "disk-full");
+    assert_eq!(problem["host"], "disk");
+    assert_eq!(problem["severity"], "warning");
+    assert!(
+        fleet["summary"]["problems_warning"].as_u64() >= Some(1),
+        "{fleet}"
+    );
     assert!(
         fired["detail"]["threshold"]["value"]
             .as_f64()
@@ -253,6 +284,30 @@ async fn a_disk_past_90_percent_alerts_once_after_for_and_recovers_once() {
     let detail: Value = serde_json::from_str(&events[0].1).expect("detail json");
     assert_eq!(detail["threshold"]["rule"], "disk-full");
     assert_eq!(detail["threshold"]["subject"], mount.as_str());
+
+    // The events API gives them back with the rule's figures, and the problem has left the fleet.
+    let page = api.json("/v1/events?kind=threshold-fired&host=disk").await;
+    let event = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["threshold"]["subject"] == mount.as_str())
+        .unwrap_or_else(|| panic!("no threshold-fired event for {mount}: {page}"))
+        .clone();
+    assert_eq!(event["threshold"]["rule"], "disk-full");
+    assert!(
+        event["threshold"]["value"].as_f64().expect("value") > 90.0,
+        "{event}"
+    );
+    let fleet = api.json("/v1/fleet").await;
+    assert!(
+        !fleet["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .any(|p| p["kind"] == "threshold" && p["subject"] == mount.as_str()),
+        "{fleet}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -38,12 +37,81 @@ pub async fn bind(
     allow_public_bind: bool,
     daemon: &str,
 ) -> anyhow::Result<Vec<TcpListener>> {
-    let addrs = listen::resolve(
-        specs,
-        allow_public_bind,
-        listen::run_tailscale_ip,
-        listen::interface_addrs,
-    )?;
+    let mut waits = TailscaleWaits::new(daemon);
+    loop {
+        let addrs = match listen::resolve(
+            specs,
+            allow_public_bind,
+            listen::run_tailscale_ip,
+            listen::interface_addrs,
+        ) {
+            Err(listen::ListenError::Tailscale(why)) => {
+                waits.wait(&why).await;
+                continue;
+            }
+            other => other?,
+        };
+        match bind_all(addrs, allow_public_bind, daemon).await {
+            // The CLI may name the address a moment before tailscale0 carries it.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable && has_tailscale(specs) => {
+                waits.wait(&e.to_string()).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+fn has_tailscale(specs: &[ListenSpec]) -> bool {
+    specs
+        .iter()
+        .any(|s| matches!(s, ListenSpec::Tailscale { .. }))
+}
+
+/// At boot tailscaled may not have an address yet: a daemon with `listen = "tailscale"` waits
+/// for it (1 s, doubling to 30 s between tries, logging each) instead of exiting and leaving it to
+/// systemd's restart limits.
+#[derive(Debug)]
+pub struct TailscaleWaits {
+    daemon: String,
+    next: Duration,
+}
+
+impl TailscaleWaits {
+    pub const FIRST: Duration = Duration::from_secs(1);
+    pub const LONGEST: Duration = Duration::from_secs(30);
+
+    pub fn new(daemon: &str) -> Self {
+        Self {
+            daemon: daemon.to_owned(),
+            next: Self::FIRST,
+        }
+    }
+
+    /// The pause before the next try, and the one after it.
+    pub fn next_pause(&mut self) -> Duration {
+        let pause = self.next;
+        self.next = (self.next * 2).min(Self::LONGEST);
+        pause
+    }
+
+    async fn wait(&mut self, why: &str) {
+        let pause = self.next_pause();
+        tracing::warn!(
+            error = why,
+            retry_in = ?pause,
+            "listen = \"tailscale\": Tailscale has no address for this {} yet; waiting for tailscaled \
+             (is it running and logged in? `tailscale status`)",
+            self.daemon
+        );
+        tokio::time::sleep(pause).await;
+    }
+}
+
+async fn bind_all(
+    addrs: Vec<SocketAddr>,
+    allow_public_bind: bool,
+    daemon: &str,
+) -> std::io::Result<Vec<TcpListener>> {
     let mut listeners = Vec::with_capacity(addrs.len());
     for addr in addrs {
         if !listen::is_private_to_operator(addr.ip()) {
@@ -64,9 +132,12 @@ pub async fn bind(
                 listen::TAILSCALE_INTERFACE
             );
         }
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}; is another process using it?"))?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on {addr} ({e}); is another process using it?"),
+            )
+        })?;
         tracing::info!(addr = %listener.local_addr()?, "listening");
         listeners.push(listener);
     }
@@ -301,5 +372,19 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::TailscaleWaits;
+    use std::time::Duration;
+
+    #[test]
+    fn waits_for_tailscale_grow_to_half_a_minute() {
+        let mut w = TailscaleWaits::new("agent");
+        let pauses: Vec<Duration> = (0..7).map(|_| w.next_pause()).collect();
+        let secs: Vec<u64> = pauses.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30]);
     }
 }

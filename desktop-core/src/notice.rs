@@ -1,16 +1,21 @@
 //! Which fleet events deserve a desktop notification, and what it says: one per crash (with its
 //! exit, OOM kill, memory and last log line), recovery, failing or passing check, source down or
 //! up, threshold fired or cleared, clock skew, host down or up ([`kinds`]); the [`Notifier`] shows
-//! each event at most once. Showing it is the Tauri side's job.
+//! each event at most once, and follows each collector's alert rules: its silences, its grace
+//! ([`grace`]) and its flap settings ([`quiet`]). Showing it is the Tauri side's job.
 
 use std::collections::HashMap;
 
 use fleetdeck_proto::desktop::{AppRef, ConnState, ConnStatus};
 pub use fleetdeck_proto::signal_name;
-use fleetdeck_proto::FleetEvent;
+use fleetdeck_proto::{AlertPolicyView, FleetEvent};
 
+mod grace;
 mod kinds;
+mod quiet;
+pub use grace::is_problem_entry;
 pub use kinds::{cut_chars, describe_exit, notice_for};
+pub use quiet::{aspect_of, DEFAULT_POLICY, FLAP_THRESHOLD, FLAP_WINDOW_MS};
 
 /// A notification to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +64,12 @@ pub struct Notifier {
     /// Collectors failing to answer: since when, and whether the operator was told.
     failing: HashMap<String, Outage>,
     grace_ms: u64,
+    /// Each collector's silences, as last read.
+    silences: HashMap<String, Vec<fleetdeck_proto::Silence>>,
+    /// Each collector's alert timing, as its fleet last said.
+    policies: HashMap<String, AlertPolicyView>,
+    flaps: quiet::Flaps,
+    grace: grace::Grace,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +90,43 @@ impl Notifier {
             seen: HashMap::new(),
             failing: HashMap::new(),
             grace_ms: UNREACHABLE_GRACE_MS,
+            silences: HashMap::new(),
+            policies: HashMap::new(),
+            flaps: quiet::Flaps::default(),
+            grace: grace::Grace::default(),
         }
+    }
+
+    /// The alert timing of `collector` (from its fleet): notices follow its grace and flap
+    /// settings from now on.
+    pub fn set_policy(&mut self, collector: &str, policy: AlertPolicyView) {
+        self.policies.insert(collector.to_owned(), policy);
+    }
+
+    fn policy(&self, collector: &str) -> AlertPolicyView {
+        self.policies
+            .get(collector)
+            .copied()
+            .unwrap_or(DEFAULT_POLICY)
+    }
+
+    /// The silences of `collector` as last read: an event they cover raises no notice.
+    pub fn set_silences(&mut self, collector: &str, silences: Vec<fleetdeck_proto::Silence>) {
+        self.silences.insert(collector.to_owned(), silences);
+    }
+
+    /// Drops a silence just ended (before the next read says so).
+    pub fn remove_silence(&mut self, collector: &str, id: i64) {
+        if let Some(all) = self.silences.get_mut(collector) {
+            all.retain(|s| s.id != id);
+        }
+    }
+
+    /// Adds one silence just made (before the next read brings it).
+    pub fn add_silence(&mut self, collector: &str, silence: fleetdeck_proto::Silence) {
+        let all = self.silences.entry(collector.to_owned()).or_default();
+        all.retain(|s| s.id != silence.id);
+        all.push(silence);
     }
 
     /// How long a collector may fail before [`Notifier::due`] tells (default
@@ -96,10 +143,21 @@ impl Notifier {
         self.dnd
     }
 
-    /// The notice to show for `event`, if any. An event seen before (id at most the highest seen
-    /// from that collector) gives none; with do-not-disturb on, none is given but the event still
-    /// counts as seen, so turning it off does not replay the past.
+    /// [`Notifier::on_event_at`] now, by this machine's clock.
     pub fn on_event(&mut self, collector: &str, event: &FleetEvent) -> Option<Notice> {
+        self.on_event_at(collector, event, now_ms())
+    }
+
+    /// The notice to show for `event` at `now_ms`, if any. An event seen before (id at most the
+    /// highest seen from that collector) gives none; with do-not-disturb on, none is given but
+    /// the event still counts as seen, so turning it off does not replay the past. A problem
+    /// waits for the collector's grace ([`Notifier::due`] shows it then).
+    pub fn on_event_at(
+        &mut self,
+        collector: &str,
+        event: &FleetEvent,
+        now_ms: u64,
+    ) -> Option<Notice> {
         match self.seen.get_mut(collector) {
             Some(highest) if event.id <= *highest => return None,
             Some(highest) => *highest = event.id,
@@ -110,7 +168,25 @@ impl Notifier {
         if self.dnd {
             return None;
         }
-        notice_for(collector, event)
+        let notice = notice_for(collector, event)?;
+        if self.silenced(collector, event) {
+            return None;
+        }
+        let policy = self.policy(collector);
+        let notice = self.flaps.filter(collector, event, notice, &policy)?;
+        if self.flaps.is_flapping(collector, event) {
+            // The flapping notice, at once: it supersedes the problem waiting for its grace.
+            self.grace.drop_subject(collector, event);
+            return Some(notice);
+        }
+        self.grace
+            .filter(collector, event, notice, policy.grace_ms, now_ms)
+    }
+
+    fn silenced(&self, collector: &str, event: &FleetEvent) -> bool {
+        self.silences
+            .get(collector)
+            .is_some_and(|s| quiet::silenced(s, event))
     }
 
     /// Follows a collector's connection: a notice when it answers again after an outage the
@@ -166,6 +242,18 @@ impl Notifier {
             })
             .collect();
         out.sort_by(|a, b| a.summary.cmp(&b.summary));
+        let settled = self.flaps.due(now_unix_ms);
+        let waited = self.grace.due(now_unix_ms);
+        if !dnd {
+            out.extend(settled);
+            // A silence made while the problem waited covers it now (as it holds the alert).
+            let waited: Vec<Notice> = waited
+                .into_iter()
+                .filter(|(collector, w)| !self.silenced(collector, &w.event))
+                .map(|(_, w)| w.notice)
+                .collect();
+            out.extend(waited);
+        }
         out
     }
 
@@ -173,7 +261,17 @@ impl Notifier {
     pub fn forget(&mut self, collector: &str) {
         self.seen.remove(collector);
         self.failing.remove(collector);
+        self.silences.remove(collector);
+        self.policies.remove(collector);
+        self.flaps.forget(collector);
+        self.grace.forget(collector);
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What a notice about a whole collector opens: the window (no host).

@@ -77,6 +77,7 @@ pub fn tray_state(collectors: &[CollectorView<'_>]) -> TrayState {
             health: TrayHealth::Disconnected,
             tooltip: "Fleetdeck: no collector configured".into(),
             down: Vec::new(),
+            alerts: Vec::new(),
         };
     }
     let live: Vec<(&str, &Fleet)> = collectors
@@ -89,6 +90,7 @@ pub fn tray_state(collectors: &[CollectorView<'_>]) -> TrayState {
             health: TrayHealth::Disconnected,
             tooltip: "Fleetdeck: not connected".into(),
             down: Vec::new(),
+            alerts: Vec::new(),
         };
     }
     let failing = collectors
@@ -249,7 +251,49 @@ pub fn tray_state(collectors: &[CollectorView<'_>]) -> TrayState {
         health,
         tooltip,
         down,
+        alerts: Vec::new(),
     }
+}
+
+/// The tray's entries for open alerts nobody acknowledged, per collector (newest first, at most
+/// [`MAX_DOWN_ITEMS`] in all): `web-1 / api: web-1 / api failed (exit code 3)`.
+pub fn alert_items(collectors: &[(&str, &[fleetdeck_proto::AlertRecord])]) -> Vec<DownItem> {
+    let several = collectors.len() > 1;
+    let mut items: Vec<(u64, DownItem)> = collectors
+        .iter()
+        .flat_map(|(collector, alerts)| {
+            alerts
+                .iter()
+                .filter(|a| a.state == fleetdeck_proto::AlertState::Open && a.silenced_by.is_none())
+                .map(move |a| {
+                    let tag = if several {
+                        format!("[{collector}] ")
+                    } else {
+                        String::new()
+                    };
+                    (
+                        a.started_unix_ms,
+                        DownItem {
+                            target: AppRef {
+                                collector: (*collector).to_owned(),
+                                host: a.host.clone(),
+                                app: a.app.clone(),
+                            },
+                            label: crate::notice::cut_chars(
+                                &format!("{tag}{}: {}", a.severity.as_str(), a.message),
+                                MAX_LABEL_CHARS,
+                            ),
+                        },
+                    )
+                })
+        })
+        .collect();
+    items.sort_by_key(|item| std::cmp::Reverse(item.0));
+    items
+        .into_iter()
+        .map(|(_, i)| i)
+        .take(MAX_DOWN_ITEMS)
+        .collect()
 }
 
 #[cfg(test)]
@@ -298,6 +342,9 @@ mod tests {
             error: None,
             hostname: None,
             agent_instance_id: None,
+            agent_version: None,
+            wire_version: None,
+            agent_outdated: false,
             cpu_percent: None,
             memory_used_bytes: None,
             memory_total_bytes: None,
@@ -348,6 +395,7 @@ mod tests {
             summary: s,
             hosts,
             problems: Vec::new(),
+            alert_policy: None,
         }
     }
 
@@ -689,5 +737,49 @@ mod tests {
             "{}",
             state.tooltip
         );
+    }
+
+    #[test]
+    fn open_unacknowledged_unsilenced_alerts_are_listed_newest_first() {
+        use fleetdeck_proto::{AlertRecord, AlertState};
+        let alert = |id: i64, state: AlertState, silenced: bool, at: u64| AlertRecord {
+            id,
+            kind: "problem".into(),
+            state,
+            severity: Severity::Critical,
+            host: "web-1".into(),
+            app: Some(format!("app{id}")),
+            aspect: "state".into(),
+            aspect_name: None,
+            message: format!("app{id} on web-1 failed"),
+            context: None,
+            check: None,
+            threshold: None,
+            reason: None,
+            started_unix_ms: at,
+            acknowledged_unix_ms: None,
+            acknowledged_by: None,
+            ack_note: None,
+            resolved_unix_ms: None,
+            duration_ms: 0,
+            silenced_by: silenced.then_some(1),
+            deliveries: Vec::new(),
+        };
+        let alerts = vec![
+            alert(1, AlertState::Open, false, 10),
+            alert(2, AlertState::Acknowledged, false, 20),
+            alert(3, AlertState::Open, true, 30),
+            alert(4, AlertState::Open, false, 40),
+        ];
+        let items = alert_items(&[("home", &alerts)]);
+        let labels: Vec<&str> = items.iter().map(|i| i.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "critical: app4 on web-1 failed",
+                "critical: app1 on web-1 failed"
+            ]
+        );
+        assert_eq!(items[0].target.app.as_deref(), Some("app4"));
     }
 }

@@ -30,6 +30,10 @@ pub enum WatchKind {
     Fleet(Fleet),
     /// A new event from the collector's stream.
     Event(Box<FleetEvent>),
+    /// The collector's silences, read with the fleet (none from a collector without them).
+    Silences(Vec<fleetdeck_proto::Silence>),
+    /// Its open alerts, read with the fleet (for the tray's menu).
+    Alerts(Vec<fleetdeck_proto::AlertRecord>),
     /// The connection's state changed: `Connecting` at the start, `Connected` once the fleet is
     /// read, `Failing` with why while reads fail.
     Status(ConnStatus),
@@ -170,6 +174,27 @@ async fn watch(
             Ok(fleet) => {
                 if !send(&tx, &name, WatchKind::Fleet(fleet)) {
                     return;
+                }
+                // Silences keep notices quiet; a collector older than them answers 404.
+                match client.silences().await {
+                    Ok(silences) => {
+                        if !send(&tx, &name, WatchKind::Silences(silences)) {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(collector = %name, code = %e.code, "cannot read the silences");
+                    }
+                }
+                match client.alerts(Some("open"), 50).await {
+                    Ok(page) => {
+                        if !send(&tx, &name, WatchKind::Alerts(page.alerts)) {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(collector = %name, code = %e.code, "cannot read the open alerts");
+                    }
                 }
                 reported.change(ConnState::Connected, None)
             }

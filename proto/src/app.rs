@@ -189,6 +189,10 @@ pub enum AppAction {
     Start,
     Stop,
     Restart,
+    /// Makes an edited `.env` take effect the way the app reads it: a unit restarted (systemd
+    /// reads `EnvironmentFile=` at start), a compose service's container recreated in its project;
+    /// refused for a container made without compose, which keeps the environment it was made with.
+    Apply,
 }
 
 impl AppAction {
@@ -197,6 +201,7 @@ impl AppAction {
             Self::Start => "start",
             Self::Stop => "stop",
             Self::Restart => "restart",
+            Self::Apply => "apply",
         }
     }
 }
@@ -208,7 +213,7 @@ pub struct ActionOutcome {
     pub app: String,
     pub action: AppAction,
     /// systemd's job result (`done`, `failed`, `timeout`, `canceled`, `dependency`, `skipped`), or
-    /// `done` when the Docker API accepted the call.
+    /// `done` when the Docker API accepted the call; for `apply`, what was done, in words.
     pub result: String,
     pub status: AppStatus,
 }

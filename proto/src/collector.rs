@@ -68,6 +68,23 @@ pub struct Fleet {
     /// skew, app and host problems), critical first, then oldest first.
     #[serde(default)]
     pub problems: Vec<Problem>,
+    /// When the collector alerts (its `[alerts]`): the desktop's notices follow the same rules.
+    /// Absent from collectors older than this field.
+    #[serde(default)]
+    pub alert_policy: Option<AlertPolicyView>,
+}
+
+/// The collector's alert timing, as the desktop's notices follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AlertPolicyView {
+    /// A problem that clears within this raises no alert (and no notice); 0 alerts at once.
+    pub grace_ms: u64,
+    /// Problem entries are counted for flapping within this window; a flapping subject settles
+    /// after a whole window without a change. 0 turns flap detection off.
+    pub flap_window_ms: u64,
+    /// Entries within the window that make a subject flapping (below 2: off).
+    pub flap_threshold: u32,
 }
 
 /// One open problem: a condition that raised (or will raise, after its grace or `for`) an alert
@@ -76,7 +93,8 @@ pub struct Fleet {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// `host-down`, `app-down` (failed, crash-looping), `not-found`, `stopped` (stopped while
-    /// expected to run), `check`, `source`, `clock-skew`, or `threshold` (with `rule`).
+    /// expected to run), `check`, `source`, `clock-skew`, `cert-expiring` (an HTTPS check's
+    /// certificate: warning within 14 days, critical within 3), or `threshold` (with `rule`).
     pub kind: String,
     /// The threshold rule's name, for `threshold`.
     pub rule: Option<String>,
@@ -136,6 +154,14 @@ pub struct HostView {
     /// What the agent reports as its hostname.
     pub hostname: Option<String>,
     pub agent_instance_id: Option<String>,
+    /// What the agent says it is (`/v1/info`), once the collector has asked it.
+    #[serde(default)]
+    pub agent_version: Option<String>,
+    #[serde(default)]
+    pub wire_version: Option<u32>,
+    /// The agent is older than the collector (its version or its wire version): upgrade it.
+    #[serde(default)]
+    pub agent_outdated: bool,
     pub cpu_percent: Option<f64>,
     pub memory_used_bytes: Option<u64>,
     pub memory_total_bytes: Option<u64>,
@@ -273,6 +299,15 @@ impl Severity {
             Self::Critical => "critical",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "info" => Some(Self::Info),
+            "warning" => Some(Self::Warning),
+            "critical" => Some(Self::Critical),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,6 +332,14 @@ pub enum FleetEventKind {
     /// The agent's clock is off by more than 30 s from the collector's, or back in line.
     ClockSkew,
     ClockOk,
+    /// An HTTPS check's certificate expires within 14 days (warning) or 3 days (critical), or
+    /// expired; `check` holds the result with its `cert_not_after_unix_ms`.
+    CertExpiring,
+    /// ... and is far from expiry again (renewed).
+    CertRenewed,
+    /// The agent no longer watches an app: removed from its agent.toml, or a discovered
+    /// container or unit that is gone. It leaves the fleet; its open problems are resolved.
+    AppUnwatched,
 }
 
 impl FleetEventKind {
@@ -314,6 +357,9 @@ impl FleetEventKind {
             Self::ThresholdCleared => "threshold-cleared",
             Self::ClockSkew => "clock-skew",
             Self::ClockOk => "clock-ok",
+            Self::CertExpiring => "cert-expiring",
+            Self::CertRenewed => "cert-renewed",
+            Self::AppUnwatched => "app-unwatched",
         }
     }
 }

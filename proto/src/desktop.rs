@@ -211,9 +211,10 @@ pub struct EnvSave {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnvSaved {
     pub written: EnvWritten,
-    /// The restart's outcome when one was asked and it ran.
+    /// The outcome of the `apply` asked for after the save (a restart or a recreate, as the app
+    /// reads its `.env`), when it ran.
     pub restart: Option<ActionOutcome>,
-    /// Why the asked-for restart failed (the file is written either way).
+    /// Why the asked-for apply failed (the file is written either way).
     pub restart_error: Option<String>,
 }
 
@@ -244,6 +245,9 @@ pub struct TrayState {
     pub health: TrayHealth,
     pub tooltip: String,
     pub down: Vec<DownItem>,
+    /// Open alerts nobody acknowledged yet, newest first (the tray menu lists them).
+    #[serde(default)]
+    pub alerts: Vec<DownItem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

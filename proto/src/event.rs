@@ -37,8 +37,13 @@ pub struct AppEvent {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CrashContext {
+    /// How the dead run ended. For a run its restart policy brought back before the agent read
+    /// it, the exit its source told as it died (systemd's change signal, Docker's `die` event);
+    /// absent if that was missed.
     pub exit: Option<Exit>,
-    /// The kernel's OOM killer ended it (systemd `Result=oom-kill`, Docker `OOMKilled`).
+    /// The kernel's OOM killer ended it: systemd's `Result=oom-kill` or the engine's
+    /// `OOMKilled`, or, where neither tells (podman with runc on cgroup v1), a SIGKILL while the
+    /// kernel's OOM-kill count (`/proc/vmstat`) rose in the seconds before.
     pub oom_killed: bool,
     /// The app's memory at the last sample before it ended.
     pub memory_bytes: Option<u64>,

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod alerts;
 mod app;
 mod check;
 mod collector;
@@ -17,15 +18,20 @@ mod info;
 mod log;
 mod sample;
 
+pub use alerts::{
+    glob_match, AlertAck, AlertDelivery, AlertPage, AlertRecord, AlertState, ChannelInfo,
+    ChannelTest, NewSilence, Silence,
+};
 pub use app::{
     signal_name, ActionOutcome, AppAction, AppKind, AppState, AppStatus, DockerDetail, Exit,
     Expect, SourceHealth, Sources, SystemdDetail,
 };
 pub use check::{CheckKind, CheckResult, CheckSample};
 pub use collector::{
-    AppMetricPoint, AppMetrics, AppView, AuditEntry, AuditPage, CheckPoint, DayUptime, EventsPage,
-    Fleet, FleetEvent, FleetEventKind, FleetHealth, FleetSummary, HostStatus, HostView, KeyCreated,
-    KeyInfo, MetricPoint, Metrics, NewKey, Problem, Role, Severity, ThresholdHit, Uptime,
+    AlertPolicyView, AppMetricPoint, AppMetrics, AppView, AuditEntry, AuditPage, CheckPoint,
+    DayUptime, EventsPage, Fleet, FleetEvent, FleetEventKind, FleetHealth, FleetSummary,
+    HostStatus, HostView, KeyCreated, KeyInfo, MetricPoint, Metrics, NewKey, Problem, Role,
+    Severity, ThresholdHit, Uptime,
 };
 pub use env::{EnvEntry, EnvFile, EnvUpdate, EnvWritten};
 pub use error::{ErrorBody, ErrorDetail};

@@ -36,6 +36,8 @@ pub struct Sample {
 pub struct FsSample {
     pub mount_point: String,
     pub used_bytes: u64,
+    /// What apps can fill: used + available, as `df` computes its Use% (the blocks reserved for
+    /// root are left out), so used / total is the percentage an operator knows from `df`.
     pub total_bytes: u64,
     #[serde(default)]
     pub inodes_used: u64,

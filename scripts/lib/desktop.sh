@@ -18,11 +18,12 @@ virtual_display() {
 
 # desktop_session CMD [ARG...]: runs CMD inside a fresh D-Bus session with an unlocked
 # gnome-keyring (the app keeps API keys there; use a fresh XDG_DATA_HOME, an old keyring with
-# another password would prompt) and dunst (its log to $DUNST_LOG, default nowhere).
+# another password would prompt) and dunst (its log to $DUNST_LOG, default nowhere; its config
+# $DUNST_CONFIG, default dunst's own).
 desktop_session() {
     dbus-run-session -- bash -c '
         printf fleetdeck | gnome-keyring-daemon --unlock --components=secrets >/dev/null
-        dunst >"${DUNST_LOG:-/dev/null}" 2>&1 & dunst=$!
+        dunst ${DUNST_CONFIG:+-config "$DUNST_CONFIG"} >"${DUNST_LOG:-/dev/null}" 2>&1 & dunst=$!
         rc=0; "$@" || rc=$?
         kill $dunst 2>/dev/null || true
         exit $rc

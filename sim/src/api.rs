@@ -39,7 +39,7 @@ pub(crate) enum ApiError {
     Unreachable(String),
     #[error("no app named {0:?} is configured on this agent; GET /v1/apps lists them")]
     AppNotFound(String),
-    #[error("no action {0:?}: use start, stop or restart")]
+    #[error("no action {0:?}: use start, stop, restart or apply")]
     UnknownAction(String),
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -282,6 +282,7 @@ async fn act(
         "start" => AppAction::Start,
         "stop" => AppAction::Stop,
         "restart" => AppAction::Restart,
+        "apply" => AppAction::Apply,
         _ => return Err(ApiError::UnknownAction(p.action)),
     };
     let i = app_index(&host, &p.app)?;
@@ -302,7 +303,7 @@ async fn act(
             // Asked for through Fleetdeck: no alert follows.
             host.change_with(i, AppState::Stopped, None, Process::Same, true, None);
         }
-        AppAction::Restart => {
+        AppAction::Restart | AppAction::Apply => {
             host.change(i, AppState::Running, None, Process::New { counted: false });
         }
     }

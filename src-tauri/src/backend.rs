@@ -50,6 +50,8 @@ struct Conn {
     client: Option<CollectorClient>,
     info: CollectorInfo,
     fleet: Option<Fleet>,
+    /// Its open alerts, as last read.
+    alerts: Vec<fleetdeck_proto::AlertRecord>,
     watcher: Option<Watcher>,
 }
 
@@ -117,6 +119,7 @@ impl Backend {
                 warning: None,
             },
             fleet: None,
+            alerts: Vec::new(),
             watcher: None,
         };
         let key = match self.keys.get(&saved.name) {
@@ -139,6 +142,7 @@ impl Backend {
                 },
                 client: Some(client),
                 fleet: None,
+                alerts: Vec::new(),
                 watcher: None,
             },
             Err(e) => failing(e.message),
@@ -271,6 +275,7 @@ impl Backend {
                 client: Some(client),
                 info: info.clone(),
                 fleet: Some(fleet),
+                alerts: Vec::new(),
                 watcher,
             },
         );
@@ -332,6 +337,17 @@ impl Backend {
         }
     }
 
+    /// Records a collector's open alerts; whether the collector still exists.
+    pub fn set_alerts(&self, collector: &str, alerts: Vec<fleetdeck_proto::AlertRecord>) -> bool {
+        match lock(&self.conns).get_mut(collector) {
+            Some(conn) => {
+                conn.alerts = alerts;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Records a collector's connection status; the updated info, if the collector still exists.
     pub fn set_status(&self, collector: &str, status: ConnStatus) -> Option<CollectorInfo> {
         let mut conns = lock(&self.conns);
@@ -359,7 +375,14 @@ impl Backend {
                 fleet: c.fleet.as_ref(),
             })
             .collect();
-        tray_state(&views)
+        let mut state = tray_state(&views);
+        let alerts: Vec<(&str, &[fleetdeck_proto::AlertRecord])> = conns
+            .values()
+            .filter(|c| c.info.status.state == ConnState::Connected)
+            .map(|c| (c.info.name.as_str(), c.alerts.as_slice()))
+            .collect();
+        state.alerts = fleetdeck_desktop_core::tray::alert_items(&alerts);
+        state
     }
 
     /// Stops every log follow (the page that asked for them is gone).

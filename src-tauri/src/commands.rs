@@ -9,8 +9,8 @@ use fleetdeck_proto::desktop::{
     LogFeed, LogQuery, MetricsRange, NewCollector, TrayState,
 };
 use fleetdeck_proto::{
-    ActionOutcome, AppAction, AppMetrics, EnvFile, EnvUpdate, EventsPage, Fleet, HostView,
-    LogEntry, LogPage, Metrics, Uptime,
+    ActionOutcome, AlertPage, AlertRecord, AppAction, AppMetrics, EnvFile, EnvUpdate, EventsPage,
+    Fleet, HostView, LogEntry, LogPage, Metrics, NewSilence, Silence, Uptime,
 };
 use futures_util::{FutureExt, StreamExt};
 use tauri::ipc::Channel;
@@ -38,6 +38,11 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         env_get,
         env_save,
         action,
+        alerts,
+        alert_ack,
+        silences,
+        silence_add,
+        silence_remove,
         settings,
         set_dnd,
         tray_state,
@@ -300,7 +305,8 @@ async fn env_save(
     };
     let written = client.env_put(&host, &app, &save.etag, &update).await?;
     let (restart, restart_error) = if save.restart {
-        match client.action(&host, &app, AppAction::Restart).await {
+        // Not a plain restart: a container keeps the environment it was created with.
+        match client.action(&host, &app, AppAction::Apply).await {
             Ok(outcome) => (Some(outcome), None),
             Err(e) => (None, Some(e.message)),
         }
@@ -326,6 +332,71 @@ async fn action(
         .client(&collector)?
         .action(&host, &app, action)
         .await
+}
+
+/// The collector's alerts, open ones first (`state`: open, acknowledged or resolved; none: all).
+#[tauri::command(rename_all = "snake_case")]
+async fn alerts(
+    backend: State<'_, Backend>,
+    collector: String,
+    state: Option<String>,
+) -> Result<AlertPage> {
+    backend
+        .client(&collector)?
+        .alerts(state.as_deref(), 200)
+        .await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn alert_ack(
+    backend: State<'_, Backend>,
+    collector: String,
+    id: i64,
+    note: Option<String>,
+) -> Result<AlertRecord> {
+    backend.client(&collector)?.ack(id, note).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn silences(backend: State<'_, Backend>, collector: String) -> Result<Vec<Silence>> {
+    let silences = backend.client(&collector)?.silences().await?;
+    backend
+        .notifier
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .set_silences(&collector, silences.clone());
+    Ok(silences)
+}
+
+/// Makes a silence; notifications respect it from this moment, not from the next fleet read.
+#[tauri::command(rename_all = "snake_case")]
+async fn silence_add(
+    backend: State<'_, Backend>,
+    collector: String,
+    new: NewSilence,
+) -> Result<Silence> {
+    let silence = backend.client(&collector)?.silence(&new).await?;
+    backend
+        .notifier
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .add_silence(&collector, silence.clone());
+    Ok(silence)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn silence_remove(
+    backend: State<'_, Backend>,
+    collector: String,
+    id: i64,
+) -> Result<Silence> {
+    let silence = backend.client(&collector)?.unsilence(id).await?;
+    backend
+        .notifier
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove_silence(&collector, id);
+    Ok(silence)
 }
 
 #[tauri::command(rename_all = "snake_case")]
@@ -415,7 +486,7 @@ mod tests {
             .map(String::as_str)
             .collect();
 
-        assert_eq!(registered.len(), 19, "{registered:?}");
+        assert_eq!(registered.len(), 24, "{registered:?}");
         assert_eq!(declared, registered, "build.rs vs generate_handler!");
         assert_eq!(
             ui, registered,

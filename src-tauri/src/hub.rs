@@ -13,8 +13,9 @@ use crate::backend::Backend;
 use crate::notify::Notifications;
 use crate::tray;
 
-/// How often collectors failing past their grace are looked for.
-const OUTAGE_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often notices that waited (a collector failing past its grace, a problem past the
+/// collector's grace, a flapping app settled) are looked for: the most they come late.
+const OUTAGE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn spawn(
     app: AppHandle,
@@ -57,6 +58,13 @@ fn handle(app: &AppHandle, backend: &Backend, notifications: &Notifications, upd
     let collector = update.collector;
     match update.kind {
         WatchKind::Fleet(fleet) => {
+            if let Some(policy) = fleet.alert_policy {
+                backend
+                    .notifier
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .set_policy(&collector, policy);
+            }
             if backend.set_fleet(&collector, fleet.clone()) {
                 emit(app, EVENT_FLEET, FleetUpdate { collector, fleet });
                 refresh_tray(app, backend);
@@ -75,6 +83,20 @@ fn handle(app: &AppHandle, backend: &Backend, notifications: &Notifications, upd
                 }
                 emit(app, EVENT_COLLECTOR, info);
                 refresh_tray(app, backend);
+            }
+        }
+        WatchKind::Alerts(alerts) => {
+            if backend.set_alerts(&collector, alerts) {
+                refresh_tray(app, backend);
+            }
+        }
+        WatchKind::Silences(silences) => {
+            if backend.has(&collector) {
+                backend
+                    .notifier
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .set_silences(&collector, silences);
             }
         }
         WatchKind::Event(event) => {

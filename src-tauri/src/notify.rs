@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use fleetdeck_desktop_core::notice::{missed_notice, Notice};
 use notify_rust::{Notification, NotificationHandle, Timeout, Urgency};
-use tauri::AppHandle;
+use tauri::{AppHandle, Manager};
 
 use crate::window;
 
@@ -203,10 +203,10 @@ impl Notifications {
             "notify",
             show_one,
             move |(handle, target): Shown| {
-                handle.wait_for_action(|action| {
-                    if action == "default" {
-                        open(&app, &target);
-                    }
+                handle.wait_for_action(|action| match action {
+                    "default" => open(&app, &target),
+                    SILENCE_ACTION => silence_for_an_hour(&app, target.clone()),
+                    _ => {}
                 });
             },
             missed_notice,
@@ -221,22 +221,28 @@ impl Notifications {
 
 type Shown = (NotificationHandle, fleetdeck_proto::desktop::AppRef);
 
+/// The action that silences what a notice is about for an hour (where the server shows actions).
+const SILENCE_ACTION: &str = "silence-1h";
+
 fn show_one(notice: Notice) -> Option<Shown> {
     let mut n = Notification::new();
     n.appname("Fleetdeck")
         .summary(&notice.summary)
         .body(&escape_markup(&notice.body))
-        .action("default", "Open")
-        .urgency(if notice.critical {
-            Urgency::Critical
-        } else {
-            Urgency::Normal
-        })
-        .timeout(Timeout::Milliseconds(if notice.critical {
-            0
-        } else {
-            10_000
-        }));
+        .action("default", "Open");
+    if !notice.target.host.is_empty() {
+        n.action(SILENCE_ACTION, "Silence 1 h");
+    }
+    n.urgency(if notice.critical {
+        Urgency::Critical
+    } else {
+        Urgency::Normal
+    })
+    .timeout(Timeout::Milliseconds(if notice.critical {
+        0
+    } else {
+        10_000
+    }));
     match n.show() {
         Ok(handle) => Some((handle, notice.target)),
         Err(e) => {
@@ -247,6 +253,46 @@ fn show_one(notice: Notice) -> Option<Shown> {
             None
         }
     }
+}
+
+/// Silences the host (or app) a notice was about for an hour, through its collector; further
+/// notices of it stop at once.
+fn silence_for_an_hour(app: &AppHandle, target: fleetdeck_proto::desktop::AppRef) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let backend = app.state::<crate::backend::Backend>();
+        let what = match &target.app {
+            Some(a) => format!("{a} on {}", target.host),
+            None => target.host.clone(),
+        };
+        let new = fleetdeck_proto::NewSilence {
+            hosts: Some(target.host.clone()),
+            apps: target.app.clone(),
+            duration: Some("1h".to_owned()),
+            reason: format!("silenced from a notification ({what})"),
+            ..fleetdeck_proto::NewSilence::default()
+        };
+        let client = match backend.client(&target.collector) {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::warn!(collector = %target.collector, error = %e.message, "cannot silence from a notification");
+                return;
+            }
+        };
+        match client.silence(&new).await {
+            Ok(silence) => {
+                tracing::info!(collector = %target.collector, silence = silence.id, "silenced from a notification");
+                backend
+                    .notifier
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .add_silence(&target.collector, silence);
+            }
+            Err(e) => {
+                tracing::warn!(collector = %target.collector, error = %e.message, "cannot silence from a notification")
+            }
+        }
+    });
 }
 
 fn open(app: &AppHandle, target: &fleetdeck_proto::desktop::AppRef) {

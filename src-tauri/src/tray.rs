@@ -20,6 +20,7 @@ const SIZE: u32 = 32;
 struct Shown {
     health: TrayHealth,
     down: Vec<DownItem>,
+    alerts: Vec<DownItem>,
     summary: MenuItem<Wry>,
 }
 
@@ -28,6 +29,7 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
         health: TrayHealth::Disconnected,
         tooltip: "Fleetdeck: connecting".into(),
         down: Vec::new(),
+        alerts: Vec::new(),
     };
     let (menu, summary) = menu(app, &initial)?;
     TrayIconBuilder::with_id(TRAY_ID)
@@ -40,6 +42,7 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
     app.manage(Mutex::new(Shown {
         health: initial.health,
         down: initial.down,
+        alerts: initial.alerts,
         summary,
     }));
     Ok(())
@@ -57,12 +60,13 @@ pub fn apply(app: &AppHandle, state: &TrayState) {
             shown.health = state.health;
         }
         tray.set_tooltip(Some(&state.tooltip))?;
-        if shown.down == state.down {
+        if shown.down == state.down && shown.alerts == state.alerts {
             shown.summary.set_text(&state.tooltip)?;
         } else {
             let (menu, summary) = menu(app, state)?;
             tray.set_menu(Some(menu))?;
             shown.down = state.down.clone();
+            shown.alerts = state.alerts.clone();
             shown.summary = summary;
         }
         Ok(())
@@ -80,6 +84,27 @@ fn menu(app: &AppHandle, state: &TrayState) -> tauri::Result<(Menu<Wry>, MenuIte
         menu.append(&PredefinedMenuItem::separator(app)?)?;
         for item in &state.down {
             let id = encode(&item.target);
+            menu.append(&MenuItem::with_id(
+                app,
+                id,
+                &item.label,
+                true,
+                None::<&str>,
+            )?)?;
+        }
+    }
+    if !state.alerts.is_empty() {
+        menu.append(&PredefinedMenuItem::separator(app)?)?;
+        menu.append(&MenuItem::with_id(
+            app,
+            "alerts-head",
+            "Open alerts, not acknowledged:",
+            false,
+            None::<&str>,
+        )?)?;
+        for (i, item) in state.alerts.iter().enumerate() {
+            // Distinct ids: an app may be both down and in an alert, or in two alerts.
+            let id = format!("{}\u{1f}{i}", encode(&item.target));
             menu.append(&MenuItem::with_id(
                 app,
                 id,

@@ -516,6 +516,11 @@ pub struct UnitFile {
 
 impl UnitFile {
     pub fn start(prefix: &str, script: &str) -> Self {
+        Self::start_with(prefix, "", script)
+    }
+
+    /// [`UnitFile::start`] with more `[Service]` lines (e.g. `EnvironmentFile=...\n`).
+    pub fn start_with(prefix: &str, service_lines: &str, script: &str) -> Self {
         let name = format!("{}.service", unique(prefix));
         let dir = PathBuf::from(std::env::var("XDG_RUNTIME_DIR").expect("XDG_RUNTIME_DIR"))
             .join("systemd/user");
@@ -523,7 +528,7 @@ impl UnitFile {
         let path = dir.join(&name);
         std::fs::write(
             &path,
-            format!("[Service]\nExecStart=busybox sh -c '{script}'\n"),
+            format!("[Service]\n{service_lines}ExecStart=busybox sh -c '{script}'\n"),
         )
         .expect("unit file");
         run("systemctl", &["--user", "daemon-reload"]);
@@ -617,6 +622,146 @@ pub async fn assert_refused(
     let body: serde_json::Value = resp.json().await.expect("a JSON error");
     assert_eq!(body["error"]["code"], code, "{body}");
     body["error"]["message"].as_str().unwrap_or("").to_owned()
+}
+
+/// A `podman system service` of a test's own on a socket in a temp dir: killing it cannot
+/// disturb the shared bed's engine. Killed (by its PID) when dropped.
+#[derive(Debug)]
+pub struct OwnEngine {
+    child: std::process::Child,
+}
+
+impl OwnEngine {
+    pub async fn start(socket: &std::path::Path) -> Self {
+        let _ = std::fs::remove_file(socket);
+        let child = std::process::Command::new("podman")
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            // It breaks `podman system service` (test bed gotcha 8).
+            .env_remove("CONTAINER_HOST")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("podman system service");
+        let engine = Self { child };
+        let socket = socket.to_owned();
+        wait_for(
+            "our podman service to answer",
+            Duration::from_secs(15),
+            || {
+                let socket = socket.clone();
+                async move {
+                    let ping = std::process::Command::new("curl")
+                        .args(["-sf", "--unix-socket"])
+                        .arg(&socket)
+                        .arg("http://d/_ping")
+                        .output()
+                        .ok()?;
+                    ping.status.success().then_some(())
+                }
+            },
+        )
+        .await;
+        engine
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnEngine {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A CA (PEM), and a server config for `localhost` whose certificate, signed by that CA, is valid
+/// from 30 days before `not_after` until it.
+pub fn certificates(
+    not_after: time::OffsetDateTime,
+) -> (String, tokio_rustls::rustls::ServerConfig) {
+    let (ca_cert, leaf, key) = ca_and_leaf(not_after);
+    use tokio_rustls::rustls;
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .expect("server TLS config");
+    (ca_cert.pem(), config)
+}
+
+/// A CA and a certificate for `localhost` it signed, valid 30 days to `not_after`.
+fn ca_and_leaf(
+    not_after: time::OffsetDateTime,
+) -> (rcgen::Certificate, rcgen::Certificate, rcgen::KeyPair) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "Fleetdeck test CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
+    let key = KeyPair::generate().expect("server key");
+    let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    leaf.not_before = not_after - time::Duration::days(30);
+    leaf.not_after = not_after;
+    let leaf = leaf
+        .signed_by(&key, &ca_cert, &ca_key)
+        .expect("server cert");
+    (ca_cert, leaf, key)
+}
+
+/// The same as PEM text, for servers the tests run outside Rust (an SMTP server in Python):
+/// (CA certificate, `localhost` certificate, its private key), valid for the next 10 days.
+pub fn certificate_pems() -> (String, String, String) {
+    let (ca, leaf, key) = ca_and_leaf(time::OffsetDateTime::now_utc() + time::Duration::days(10));
+    (ca.pem(), leaf.pem(), key.serialize_pem())
+}
+
+/// An HTTPS server on 127.0.0.1 answering every request with 200 and body `ok`; its port.
+pub async fn https_server(config: tokio_rustls::rustls::ServerConfig) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tls
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    port
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use fleetdeck_proto::desktop::{
     LogFeed, LogQuery, MetricsRange, NewCollector, TrayState,
 };
 use fleetdeck_proto::{
-    ActionOutcome, AppAction, AppMetrics, EnvFile, EventsPage, Fleet, HostView, LogPage, Metrics,
-    Uptime,
+    ActionOutcome, AlertPage, AlertRecord, AppAction, AppMetrics, EnvFile, EventsPage, Fleet,
+    HostView, LogPage, Metrics, NewSilence, Silence, Uptime,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -309,6 +309,48 @@ pub async fn action(
     call(
         "action",
         app_args(collector, host, app)?.set("action", &action)?,
+    )
+    .await
+}
+
+/// The collector's alerts, open ones first (`state`: open, acknowledged or resolved).
+pub async fn alerts(collector: &str, state: Option<&str>) -> Result<AlertPage, CommandError> {
+    call(
+        "alerts",
+        Args::new()
+            .set("collector", collector)?
+            .set("state", &state)?,
+    )
+    .await
+}
+
+pub async fn alert_ack(collector: &str, id: i64) -> Result<AlertRecord, CommandError> {
+    call(
+        "alert_ack",
+        Args::new()
+            .set("collector", collector)?
+            .set("id", &id)?
+            .set("note", &Option::<String>::None)?,
+    )
+    .await
+}
+
+pub async fn silences(collector: &str) -> Result<Vec<Silence>, CommandError> {
+    call("silences", Args::new().set("collector", collector)?).await
+}
+
+pub async fn silence_add(collector: &str, new: &NewSilence) -> Result<Silence, CommandError> {
+    call(
+        "silence_add",
+        Args::new().set("collector", collector)?.set("new", new)?,
+    )
+    .await
+}
+
+pub async fn silence_remove(collector: &str, id: i64) -> Result<Silence, CommandError> {
+    call(
+        "silence_remove",
+        Args::new().set("collector", collector)?.set("id", &id)?,
     )
     .await
 }

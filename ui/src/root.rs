@@ -17,7 +17,7 @@ use crate::components::status::{conn_class, conn_text};
 use crate::state::{Action, BannerKind, Route, UiState};
 use crate::views::Reform;
 use crate::views::{
-    self, app::AppPage, events::EventsView, fleet::FleetView, host::HostPage,
+    self, alerts::AlertsView, app::AppPage, events::EventsView, fleet::FleetView, host::HostPage,
     settings::SettingsView, Dispatch, Store,
 };
 
@@ -162,6 +162,7 @@ pub fn root() -> Html {
             <AppPage key={format!("{collector}\u{1f}{host}\u{1f}{app}")} host={host.clone()} app={app.clone()} />
         },
         (Route::Events, Some(_), _) => html! { <EventsView /> },
+        (Route::Alerts, Some(_), _) => html! { <AlertsView /> },
     };
 
     html! {
@@ -219,6 +220,7 @@ fn top_bar() -> Html {
             <nav class="navs" aria-label="Views">
                 { nav("nav-fleet", "Fleet", Route::Fleet) }
                 { nav("nav-events", "Events", Route::Events) }
+                { nav("nav-alerts", "Alerts", Route::Alerts) }
                 { nav("nav-settings", "Settings", Route::Settings) }
             </nav>
             <div class="spacer"></div>

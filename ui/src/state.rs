@@ -24,6 +24,7 @@ pub enum Route {
     Host(String),
     App(String, String),
     Events,
+    Alerts,
     Settings,
 }
 

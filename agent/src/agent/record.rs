@@ -1,7 +1,7 @@
 //! Recording a fresh status: whether the transition it makes was asked for, and when it ends a
 //! process nobody asked to end, the crash's context (exit, OOM, memory before, last lines).
 
-use fleetdeck_proto::{AppState, AppStatus, CrashContext, EventSource};
+use fleetdeck_proto::{AppState, AppStatus, CrashContext, EventSource, Exit};
 
 use super::{Agent, DockerSource, Journal};
 use crate::config::{AppConfig, AppSource};
@@ -13,6 +13,68 @@ pub(super) struct Seen {
     memory_bytes: Option<u64>,
     memory_limit_bytes: Option<u64>,
     restarts: Option<u64>,
+    /// The kernel's count of OOM kills (`/proc/vmstat` `oom_kill`) at a read of the app running
+    /// at least [`OOM_BASELINE_AGE`] before its latest one (`oom_latest`): a read that came
+    /// after the kill but before the engine noticed it must not hide the kill.
+    oom_baseline: Option<(u64, std::time::Instant)>,
+    oom_latest: Option<(u64, std::time::Instant)>,
+    /// When the run it was last read running in started (Unix ms): a death of that run came
+    /// after it.
+    running_since: Option<u64>,
+    /// Its process's latest death its source told of, as it happened: (exit, Unix ms). A run
+    /// restarted by its policy is running again before anyone reads it, and a read then shows the
+    /// new run (podman even zeroes the exit code): a healed crash's exit is this.
+    death: Option<(Exit, u64)>,
+}
+
+/// How long a crash found healed waits for its source's word of the death (a Docker `die`
+/// event, systemd's change signal) when a read beat it; the wait runs beside the read of the
+/// last lines, which takes longer.
+const DEATH_WAIT: std::time::Duration = std::time::Duration::from_millis(700);
+
+/// How much older than the latest running read the OOM-kill baseline is (see [`Seen`]).
+const OOM_BASELINE_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Seen {
+    /// Notes the kernel's OOM-kill count `count` at a read of the app running at `now`.
+    fn running_read(&mut self, count: u64, now: std::time::Instant) {
+        match self.oom_latest {
+            Some((_, at)) if now.duration_since(at) < OOM_BASELINE_AGE => {}
+            latest => {
+                self.oom_baseline = latest.or(Some((count, now)));
+                self.oom_latest = Some((count, now));
+            }
+        }
+    }
+}
+
+/// The kernel's count of OOM kills since boot (`oom_kill` in `/proc/vmstat`, Linux 4.13+).
+fn kernel_oom_kills() -> Option<u64> {
+    parse_oom_kills(&std::fs::read_to_string("/proc/vmstat").ok()?)
+}
+
+fn parse_oom_kills(vmstat: &str) -> Option<u64> {
+    vmstat
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Whether the kernel's OOM killer ended the process: the engine or systemd says so, or (for
+/// engines that do not notice, such as podman with runc on cgroup v1) it died of SIGKILL while
+/// the kernel's OOM-kill count went up since the baseline of its running reads (5-10 s before
+/// the last one). Another process's OOM kill in those seconds beside a `kill -9` of this app
+/// would be taken for this app's (rare; `CrashContext::oom_killed` says how it is told).
+fn oom_killed(status: &AppStatus, exit: Option<Exit>, seen: &Seen, kills_now: Option<u64>) -> bool {
+    let says = status
+        .systemd
+        .as_ref()
+        .is_some_and(|s| s.result.as_deref() == Some("oom-kill"))
+        || status.docker.as_ref().is_some_and(|d| d.oom_killed);
+    let sigkill = matches!(exit, Some(Exit::Signal(9) | Exit::Code(137)));
+    let counted =
+        matches!((seen.oom_baseline, kills_now), (Some((before, _)), Some(now)) if now > before);
+    says || (sigkill && counted)
 }
 
 impl Agent {
@@ -58,6 +120,56 @@ impl Agent {
             if status.restarts.is_some() {
                 s.restarts = status.restarts;
             }
+            if status.state == AppState::Running {
+                s.running_since = status.since_unix_ms.or(s.running_since);
+                if let Some(count) = kernel_oom_kills() {
+                    s.running_read(count, std::time::Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Drops what is kept per app of apps `next` no longer watches.
+    pub(super) fn forget_unwatched(&self, next: &super::Watched) {
+        self.lock_seen().retain(|name, _| next.app(name).is_some());
+        self.events.retain_apps(|name| next.app(name).is_some());
+    }
+
+    /// Notes that `app`'s process died with `exit` at `at_unix_ms`, as its source told it (a
+    /// Docker `die` event, systemd's exit status in its change signal).
+    pub fn note_death(&self, app: &str, exit: Exit, at_unix_ms: u64) {
+        // Only watched apps: the map stays bounded by them. Asked before the map is locked: a
+        // change of the watched apps locks them in the other order.
+        if self.app_config(app).is_none() {
+            return;
+        }
+        let mut all = self.lock_seen();
+        let s = all.entry(app.to_owned()).or_default();
+        // Events can be replayed out of date: the latest death stays.
+        if s.death.is_none_or(|(_, at)| at_unix_ms >= at) {
+            s.death = Some((exit, at_unix_ms));
+        }
+        drop(all);
+        self.deaths.notify_waiters();
+    }
+
+    /// The exit of `app`'s death told since the run it was last read in started
+    /// (`running_since`), waiting up to [`DEATH_WAIT`] for the word of it: a read can see the
+    /// run its restart policy started before the source's report of the death arrives.
+    async fn death_since(&self, app: &str, running_since: Option<u64>) -> Option<Exit> {
+        let deadline = tokio::time::Instant::now() + DEATH_WAIT;
+        loop {
+            let woken = self.deaths.notified();
+            tokio::pin!(woken);
+            // Registered before the look, so a death noted in between still wakes it.
+            woken.as_mut().enable();
+            let death = self.lock_seen().get(app).and_then(|s| s.death);
+            if let Some((exit, _)) =
+                death.filter(|&(_, at)| running_since.is_none_or(|since| at >= since))
+            {
+                return Some(exit);
+            }
+            tokio::time::timeout_at(deadline, woken).await.ok()?;
         }
     }
 
@@ -74,12 +186,38 @@ impl Agent {
         pending: &Pending,
         seen: Seen,
     ) -> CrashContext {
-        let oom_killed = status
-            .systemd
-            .as_ref()
-            .is_some_and(|s| s.result.as_deref() == Some("oom-kill"))
-            || status.docker.as_ref().is_some_and(|d| d.oom_killed);
-        let (last_lines, lines_error) = match &app.source {
+        // After a restart (or while the next run starts) the status is the new run's: the
+        // crash's exit is then the death its source told of since the dead run started.
+        let exit = async {
+            let read = status
+                .last_exit
+                .filter(|_| status.state != AppState::Running);
+            match read {
+                Some(exit) => Some(exit),
+                None => self.death_since(&status.name, seen.running_since).await,
+            }
+        };
+        let lines = async { self.crash_lines_of(app, status, pending).await };
+        let (exit, (last_lines, lines_error)) = tokio::join!(exit, lines);
+        let oom_killed = oom_killed(status, exit, &seen, kernel_oom_kills());
+        CrashContext {
+            exit,
+            oom_killed,
+            memory_bytes: seen.memory_bytes,
+            memory_limit_bytes: memory_limit(status).or(seen.memory_limit_bytes),
+            last_lines,
+            lines_error,
+        }
+    }
+
+    /// The last lines of the run that ended, or why there are none.
+    async fn crash_lines_of(
+        &self,
+        app: &AppConfig,
+        status: &AppStatus,
+        pending: &Pending,
+    ) -> (Vec<String>, Option<String>) {
+        match &app.source {
             AppSource::SystemdUnit(unit) => {
                 // A failed unit keeps the dead run's id; after a restart it is the one before.
                 let invocation = if status.state == AppState::Running {
@@ -131,19 +269,6 @@ impl Agent {
                     (_, Err(e)) => (Vec::new(), Some(e.to_string())),
                 }
             }
-        };
-        CrashContext {
-            // After a restart the status is the new run's: its exit is not the crash's.
-            exit: if status.state == AppState::Running {
-                None
-            } else {
-                status.last_exit
-            },
-            oom_killed,
-            memory_bytes: seen.memory_bytes,
-            memory_limit_bytes: memory_limit(status).or(seen.memory_limit_bytes),
-            last_lines,
-            lines_error,
         }
     }
 }
@@ -272,5 +397,49 @@ mod tests {
             &status(running, Some(1)),
             Some(0)
         ));
+    }
+
+    #[test]
+    fn the_oom_kill_count_is_read_from_vmstat() {
+        assert_eq!(
+            parse_oom_kills("pgfault 12\noom_kill 26\nthp_fault_alloc 0\n"),
+            Some(26)
+        );
+        assert_eq!(parse_oom_kills("pgfault 12\n"), None);
+    }
+
+    #[test]
+    fn an_oom_kill_is_a_sigkill_the_kernel_counted_or_what_the_engine_says() {
+        let failed = status(AppState::Failed, None);
+        let t0 = std::time::Instant::now();
+        let mut seen = Seen::default();
+        seen.running_read(26, t0);
+        // SIGKILL (as a signal, or a container's 137) and the count moved: the OOM killer.
+        assert!(oom_killed(&failed, Some(Exit::Signal(9)), &seen, Some(27)));
+        assert!(oom_killed(&failed, Some(Exit::Code(137)), &seen, Some(27)));
+        // The count did not move: someone's kill -9.
+        assert!(!oom_killed(&failed, Some(Exit::Code(137)), &seen, Some(26)));
+        // Another exit while some other process was OOM-killed: not this app.
+        assert!(!oom_killed(&failed, Some(Exit::Code(1)), &seen, Some(27)));
+        // Never seen running (no count before): only what the engine says.
+        assert!(!oom_killed(
+            &failed,
+            Some(Exit::Code(137)),
+            &Seen::default(),
+            Some(27)
+        ));
+    }
+
+    #[test]
+    fn a_read_after_the_kill_does_not_move_the_baseline() {
+        let t0 = std::time::Instant::now();
+        let secs = std::time::Duration::from_secs;
+        let mut seen = Seen::default();
+        seen.running_read(26, t0);
+        seen.running_read(26, t0 + secs(6));
+        // Killed at 6.5 s; read at 6.7 s still running (the engine had not noticed yet).
+        seen.running_read(27, t0 + std::time::Duration::from_millis(6_700));
+        let failed = status(AppState::Failed, None);
+        assert!(oom_killed(&failed, Some(Exit::Code(137)), &seen, Some(27)));
     }
 }

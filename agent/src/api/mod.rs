@@ -23,7 +23,6 @@ use fleetdeck_daemon::caps::{CapError, StreamCaps};
 use fleetdeck_daemon::http::{not_found, BearerAuth, SseEvents};
 use fleetdeck_proto::ErrorBody;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use utoipa::OpenApi;
 
 use crate::agent::Agent;
@@ -32,11 +31,11 @@ use crate::agent::Agent;
 /// for JSON escaping. Larger bodies are refused with 413 before they are read whole.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// What every handler gets: the agent, and the digest of the token to check requests against.
+/// What every handler gets: the agent (which also knows the tokens requests are checked
+/// against) and the stream caps.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub agent: Arc<Agent>,
-    token_digest: [u8; 32],
     /// Log follows (each a journalctl process or a Docker stream) held open.
     follows: StreamCaps,
     /// Event streams held open.
@@ -53,10 +52,8 @@ pub const MAX_EVENT_STREAMS_PER_CLIENT: usize = 4;
 
 impl AppState {
     pub fn new(agent: Arc<Agent>) -> Self {
-        let token_digest = Sha256::digest(agent.config().token.expose().as_bytes()).into();
         Self {
             agent,
-            token_digest,
             follows: StreamCaps::new("log follows", MAX_FOLLOWS, MAX_FOLLOWS_PER_CLIENT),
             event_streams: StreamCaps::new(
                 "event streams",
@@ -76,7 +73,7 @@ pub enum ApiError {
     AppNotFound(String),
     #[error("bad request: {0}")]
     BadRequest(String),
-    #[error("no action {0:?}: use start, stop or restart")]
+    #[error("no action {0:?}: use start, stop, restart or apply")]
     UnknownAction(String),
     #[error(transparent)]
     Action(#[from] crate::agent::ActionError),
@@ -111,6 +108,9 @@ impl IntoResponse for ApiError {
             }
             Self::Action(crate::agent::ActionError::TargetMissing(_)) => {
                 (StatusCode::NOT_FOUND, "target_not_found")
+            }
+            Self::Action(crate::agent::ActionError::CannotApply(_)) => {
+                (StatusCode::CONFLICT, "cannot_apply")
             }
             Self::Action(crate::agent::ActionError::Source(_)) => {
                 (StatusCode::BAD_GATEWAY, "source_failed")
@@ -151,6 +151,7 @@ impl IntoResponse for ApiError {
                         (StatusCode::INTERNAL_SERVER_ERROR, "env_write_failed")
                     }
                     E::File(F::DiskFull { .. }) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
+                    E::File(F::ReadOnly { .. }) => (StatusCode::CONFLICT, "read_only_directory"),
                     E::File(F::Unsafe { rule, .. }) => (StatusCode::CONFLICT, rule.code()),
                 }
             }
@@ -242,7 +243,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Checks `Authorization: Bearer <token>` in constant time (digests of equal length are compared,
-/// so neither the token's content nor its length leaks through timing).
+/// so neither the token's content nor its length leaks through timing) against each accepted
+/// token: `token_file`'s, and `next_token_file`'s during a rotation.
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
@@ -251,9 +253,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| Sha256::digest(t.trim().as_bytes()));
     match presented {
-        Some(digest) if bool::from(digest.as_slice().ct_eq(&state.token_digest)) => {
-            next.run(request).await
-        }
+        Some(digest) if state.agent.token_accepted(digest.as_slice()) => next.run(request).await,
         _ => ApiError::Unauthorized.into_response(),
     }
 }

@@ -196,7 +196,15 @@ fn parse_url(url: &str) -> Result<Target, String> {
     let rest = rest.split('#').next().unwrap_or(rest);
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if authority.contains('@') {
+        // Never sent: a check against a protected endpoint would fail with a 401 nobody
+        // explains. Say so at start instead.
+        return Err(
+            "holds a user or password (USER:PASS@HOST), which checks do not send: \
+             check an endpoint that needs no credentials (e.g. a /healthz path)"
+                .into(),
+        );
+    }
     if authority.is_empty() {
         return Err("has no host: write http://HOST[:PORT]/PATH".into());
     }
@@ -259,7 +267,7 @@ mod tests {
     #[test]
     fn defaults_and_targets() {
         let c = parse(
-            "[[apps.checks]]\nname = \"health\"\nhttp = \"https://u:pw@example.com/healthz?token=x\"\n\
+            "[[apps.checks]]\nname = \"health\"\nhttp = \"https://example.com/healthz?token=x\"\n\
              [[apps.checks]]\nname = \"db\"\ntcp = \"127.0.0.1:5432\"\ninterval = \"2s\"\n",
         )
         .expect("valid");
@@ -367,5 +375,8 @@ mod tests {
         // The URL, which may hold a password, never appears in an error.
         let e = parse(&check("http = \"http://u:secret@a:0x/\"")).expect_err("bad port");
         assert!(!e.contains("secret"), "{e}");
+        // Credentials in the URL would never be sent: refused, saying why.
+        let e = parse(&check("http = \"https://u:secret@a/healthz\"")).expect_err("userinfo");
+        assert!(e.contains("USER:PASS@HOST") && !e.contains("secret"), "{e}");
     }
 }

@@ -35,6 +35,25 @@ impl Checks {
         }
     }
 
+    /// Keeps the results of the apps in `after` whose checks are those they had in `before`;
+    /// a new or changed app starts with no results.
+    pub fn keep(&self, before: &[crate::config::AppConfig], after: &[crate::config::AppConfig]) {
+        let mut all = self.lock();
+        let mut next = HashMap::new();
+        for app in after {
+            let name = app.name.to_string();
+            let same = before
+                .iter()
+                .any(|b| b.name == app.name && b.checks == app.checks);
+            let results = match all.remove(&name) {
+                Some(results) if same => results,
+                _ => vec![None; app.checks.len()],
+            };
+            next.insert(name, results);
+        }
+        *all = next;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Option<CheckResult>>>> {
         // Each update is one assignment: a panic elsewhere cannot leave it half-done.
         self.results.lock().unwrap_or_else(|p| p.into_inner())
@@ -107,9 +126,9 @@ pub fn sample_of(result: &CheckResult) -> CheckSample {
     }
 }
 
-/// Starts one task per configured check; they run until `tasks` is dropped.
-pub fn spawn(tasks: &mut JoinSet<()>, agent: &Arc<Agent>) {
-    for app in &agent.config().apps {
+/// Starts one task per check of the `watched` apps; they run until `tasks` is dropped.
+pub fn spawn(tasks: &mut JoinSet<()>, agent: &Arc<Agent>, watched: &crate::agent::Watched) {
+    for app in &watched.apps {
         for (index, config) in app.checks.iter().enumerate() {
             let prober = Prober::new(config.clone());
             tasks.spawn(run_forever(

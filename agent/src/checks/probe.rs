@@ -382,5 +382,9 @@ fn tls_client(ca_file: Option<&std::path::Path>) -> Result<TlsClient, String> {
         .dangerous()
         .with_custom_certificate_verifier(recording.clone())
         .with_no_client_auth();
+    // Every run does a full handshake: a resumed session shows no certificate, so its expiry
+    // would vanish from the result, and a renewed (or replaced) certificate would go unseen.
+    let mut config = config;
+    config.resumption = rustls::client::Resumption::disabled();
     Ok((Arc::new(config), recording))
 }

@@ -1,6 +1,7 @@
 //! Docker containers over the Docker API (bollard; podman's compatible API works too): state,
 //! health, restarts and exit from inspect, CPU and memory from one-shot stats.
 
+pub mod compose;
 pub mod logs;
 mod status;
 pub mod watch;
@@ -12,6 +13,15 @@ use std::collections::HashMap;
 use tokio::sync::Mutex;
 
 pub use status::{app_state, parse_docker_time, ContainerFacts};
+
+/// The labels compose puts on a service's container: project, working directory, config files,
+/// service.
+pub const COMPOSE_LABELS: [&str; 4] = [
+    "com.docker.compose.project",
+    "com.docker.compose.project.working_dir",
+    "com.docker.compose.project.config_files",
+    "com.docker.compose.service",
+];
 
 /// Seconds bollard waits for one request.
 const REQUEST_TIMEOUT_SECS: u64 = 5;
@@ -76,6 +86,23 @@ struct NetCounters {
     at: std::time::Instant,
 }
 
+/// Why an `.env` could not be applied to a container.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Compose(#[from] compose::ComposeError),
+}
+
+/// A container as the engine lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub running: bool,
+    pub labels: HashMap<String, String>,
+}
+
 /// The Docker API at one socket, connected on first use and reconnected after a failure.
 #[derive(Debug)]
 pub struct DockerSource {
@@ -128,6 +155,63 @@ impl DockerSource {
         self.client.lock().await.take();
     }
 
+    /// Makes an edited `.env` take effect on container `name`: recreated in its compose project
+    /// (see [`compose`]). `Ok(None)` if no container has that name.
+    pub async fn apply(&self, name: &str) -> Result<Option<String>, ApplyError> {
+        let docker = self.client().await?;
+        let inspect = match docker.inspect_container(name, None).await {
+            Ok(i) => i,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(None),
+            Err(e) => return Err(call_failed(&self.socket, e).into()),
+        };
+        let labels = inspect.config.and_then(|c| c.labels).unwrap_or_default();
+        let project = compose::project_of(name, &labels)?
+            .ok_or_else(|| compose::ComposeError::NotCompose(name.to_owned()))?;
+        // Its old container stops on purpose: no crash to report.
+        self.note_lifecycle(name, "stop", crate::agent::unix_ms_now())
+            .await;
+        let ran = compose::recreate(&project, &self.socket).await?;
+        Ok(Some(ran))
+    }
+
+    /// Every container the engine has (`all`: stopped ones too), as discovery needs them.
+    pub async fn list(&self, all: bool) -> Result<Vec<Listed>, DockerError> {
+        use bollard::query_parameters::ListContainersOptions;
+        let docker = self.client().await?;
+        let options = ListContainersOptions {
+            all,
+            ..Default::default()
+        };
+        let listed = match docker.list_containers(Some(options)).await {
+            Ok(l) => l,
+            Err(e) => {
+                self.reset().await;
+                return Err(call_failed(&self.socket, e));
+            }
+        };
+        Ok(listed
+            .into_iter()
+            .filter_map(|c| {
+                // The API names a container "/name"; the first name is its own.
+                let name = c.names?.first()?.trim_start_matches('/').to_owned();
+                let running = c.state.is_some_and(|s| {
+                    matches!(
+                        s,
+                        bollard::models::ContainerSummaryStateEnum::RUNNING
+                            | bollard::models::ContainerSummaryStateEnum::RESTARTING
+                    )
+                });
+                Some(Listed {
+                    name,
+                    running,
+                    labels: c.labels.unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
     /// The facts of one container; `Ok(None)` if no container has that name.
     pub async fn container(&self, name: &str) -> Result<Option<ContainerFacts>, DockerError> {
         let result = self.container_inner(name).await;
@@ -171,7 +255,10 @@ impl DockerSource {
 
         // Marked before the call: the engine reports the exit (`die`) before the call returns,
         // also for a restart (cleared again once it has started).
-        if matches!(action, AppAction::Stop | AppAction::Restart) {
+        if matches!(
+            action,
+            AppAction::Stop | AppAction::Restart | AppAction::Apply
+        ) {
             self.note_lifecycle(name, "stop", crate::agent::unix_ms_now())
                 .await;
         }
@@ -180,7 +267,7 @@ impl DockerSource {
             .client()
             .await?
             .with_timeout(std::time::Duration::from_secs(60));
-        let result = match action {
+        let mut result = match action {
             AppAction::Start => docker.start_container(name, None).await,
             AppAction::Stop => {
                 docker
@@ -193,7 +280,8 @@ impl DockerSource {
                     )
                     .await
             }
-            AppAction::Restart => {
+            // Apply goes through [`DockerSource::apply`]; as an action it is a restart.
+            AppAction::Restart | AppAction::Apply => {
                 docker
                     .restart_container(
                         name,
@@ -205,6 +293,24 @@ impl DockerSource {
                     .await
             }
         };
+        // Podman now and then fails a start with 500 "write child: broken pipe" (its runtime's
+        // child died while being set up): once, after a moment, the same call succeeds.
+        if action == AppAction::Start
+            && matches!(
+                &result,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 500,
+                    message,
+                }) if message.contains("broken pipe")
+            )
+        {
+            tracing::info!(
+                container = name,
+                "the engine failed a start transiently; trying once more"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            result = docker.start_container(name, None).await;
+        }
         if result.is_ok()
             || matches!(
                 result,

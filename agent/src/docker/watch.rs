@@ -1,6 +1,6 @@
 //! Watching containers: the Docker API's event stream, filtered to the configured containers.
-//! Each event calls back with the container's name, the event's action and its time (Unix ms);
-//! the callback re-inspects it. The stream is opened with `since` = the agent's start, then the
+//! Each event calls back with the container's name, the event's action, its time (Unix ms) and,
+//! for a `die`, the exit code it carries; the callback re-inspects it. The stream is opened with `since` = the agent's start, then the
 //! last event seen, so events around the (re)connection are replayed, not lost.
 
 use std::collections::HashMap;
@@ -28,7 +28,7 @@ pub async fn watch_containers<F, Fut, D>(
     on_change: F,
     on_down: D,
 ) where
-    F: Fn(String, String, u64) -> Fut,
+    F: Fn(String, String, u64, Option<i64>) -> Fut,
     Fut: Future<Output = ()>,
     D: Fn(String),
 {
@@ -99,7 +99,7 @@ async fn watch_once<F, Fut>(
     on_change: &F,
 ) -> Result<(), DockerError>
 where
-    F: Fn(String, String, u64) -> Fut,
+    F: Fn(String, String, u64, Option<i64>) -> Fut,
     Fut: Future<Output = ()>,
 {
     let filters = HashMap::from([
@@ -115,14 +115,16 @@ where
     tracing::debug!(containers = containers.len(), "watching Docker events");
     // Anything that changed before the stream was open is caught by this first pass.
     for c in containers {
-        on_change(c.clone(), String::new(), crate::agent::unix_ms_now()).await;
+        on_change(c.clone(), String::new(), crate::agent::unix_ms_now(), None).await;
     }
     while let Some(event) = events.next().await {
         let event = event.map_err(DockerError::Call)?;
-        let actor = event.actor.as_ref();
-        let name = actor
-            .and_then(|a| a.attributes.as_ref())
-            .and_then(|a| a.get("name"));
+        let attributes = event.actor.as_ref().and_then(|a| a.attributes.as_ref());
+        let name = attributes.and_then(|a| a.get("name"));
+        // Docker names it `exitCode`, podman `containerExitCode`.
+        let exit = attributes
+            .and_then(|a| a.get("exitCode").or_else(|| a.get("containerExitCode")))
+            .and_then(|code| code.parse().ok());
         // By exact name: the engine's own filter also matches ID prefixes of other containers.
         let hit = containers.iter().find(|c| Some(*c) == name);
         let at = event
@@ -137,6 +139,7 @@ where
                 container.clone(),
                 event.action.clone().unwrap_or_default(),
                 at,
+                exit,
             )
             .await;
         }

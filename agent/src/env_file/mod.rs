@@ -55,6 +55,13 @@ pub enum EnvError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// The directory is read-only to the agent: on a host installed with the shipped unit
+    /// (`ProtectSystem=strict`), one its drop-in does not list.
+    #[error("cannot write {path}: its directory is read-only to the agent ({error}); the file is unchanged. Under the shipped unit the agent writes only the directories its drop-in lists: run install.sh again (it writes fleetdeck-agent.service.d/env-files.conf from agent.toml), or save the output of `fleetdeck-agent env-drop-in --config /etc/fleetdeck/agent.toml` there, then systemctl daemon-reload && systemctl restart fleetdeck-agent")]
+    ReadOnly {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("the file changed since it was read (etag {current} is current, not {given}); read it again and redo the edit")]
     Stale { current: String, given: String },
     #[error("{0}")]
@@ -279,6 +286,11 @@ pub fn write(
     replace(&opened, new.as_bytes()).map_err(|error| {
         if is_disk_full(&error) {
             EnvError::DiskFull {
+                path: target.clone(),
+                error,
+            }
+        } else if error.kind() == std::io::ErrorKind::ReadOnlyFilesystem {
+            EnvError::ReadOnly {
                 path: target.clone(),
                 error,
             }

@@ -20,7 +20,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 const UNIT_IFACE: &str = "org.freedesktop.systemd1.Unit";
 const SERVICE_IFACE: &str = "org.freedesktop.systemd1.Service";
 
+// Only the async proxies: the blocking ones would double the code (the agent is size-bound).
 #[zbus::proxy(
+    gen_blocking = false,
     interface = "org.freedesktop.systemd1.Manager",
     default_service = "org.freedesktop.systemd1",
     default_path = "/org/freedesktop/systemd1"
@@ -31,6 +33,30 @@ trait Manager {
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    #[allow(clippy::type_complexity)] // systemd's own a(ssssssouso)
+    fn list_units_by_patterns(
+        &self,
+        states: &[&str],
+        patterns: &[&str],
+    ) -> zbus::Result<
+        Vec<(
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            OwnedObjectPath,
+            u32,
+            String,
+            OwnedObjectPath,
+        )>,
+    >;
+    fn list_unit_files_by_patterns(
+        &self,
+        states: &[&str],
+        patterns: &[&str],
+    ) -> zbus::Result<Vec<(String, String)>>;
     #[zbus(signal)]
     fn job_removed(
         &self,
@@ -42,6 +68,7 @@ trait Manager {
 }
 
 #[zbus::proxy(
+    gen_blocking = false,
     interface = "org.freedesktop.DBus.Properties",
     default_service = "org.freedesktop.systemd1"
 )]
@@ -50,6 +77,50 @@ trait UnitProperties {
     fn get_all_unit(&self, interface: &str) -> zbus::Result<UnitIface>;
     #[zbus(name = "GetAll")]
     fn get_all_service(&self, interface: &str) -> zbus::Result<ServiceIface>;
+    #[zbus(name = "GetAll")]
+    fn get_all_origin(&self, interface: &str) -> zbus::Result<UnitOrigin>;
+    #[zbus(name = "GetAll")]
+    fn get_all_service_env(&self, interface: &str) -> zbus::Result<ServiceEnv>;
+}
+
+/// Where a unit comes from and whether it runs or is enabled: what discovery asks of it.
+#[derive(Debug, Default, Clone, zbus::zvariant::DeserializeDict, zbus::zvariant::Type)]
+#[zvariant(signature = "a{sv}", rename_all = "PascalCase")]
+pub struct UnitOrigin {
+    pub load_state: Option<String>,
+    pub active_state: Option<String>,
+    pub unit_file_state: Option<String>,
+    /// The unit file systemd loaded it from (empty for a transient or generated-only unit).
+    pub fragment_path: Option<String>,
+}
+
+/// A service's `EnvironmentFile=` entries.
+#[derive(Debug, Default, zbus::zvariant::DeserializeDict, zbus::zvariant::Type)]
+#[zvariant(signature = "a{sv}", rename_all = "PascalCase")]
+pub struct ServiceEnv {
+    /// (path, optional: written with a leading `-`).
+    pub environment_files: Option<Vec<(String, bool)>>,
+}
+
+/// A unit discovery found, with what a stanza for it needs.
+#[derive(Debug, Clone, Default)]
+pub struct FoundUnit {
+    pub name: String,
+    pub origin: UnitOrigin,
+    /// `EnvironmentFile=` paths, in order.
+    pub env_files: Vec<String>,
+}
+
+impl FoundUnit {
+    /// Running (or failing, or on its way) now, or enabled to start.
+    pub fn in_use(&self) -> bool {
+        let active = self.origin.active_state.as_deref().unwrap_or("");
+        let enabled = self.origin.unit_file_state.as_deref().unwrap_or("");
+        matches!(
+            active,
+            "active" | "activating" | "reloading" | "deactivating" | "failed"
+        ) || matches!(enabled, "enabled" | "enabled-runtime")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -250,7 +321,7 @@ impl Systemd {
         let job = match action {
             AppAction::Start => manager.start_unit(unit, "replace").await,
             AppAction::Stop => manager.stop_unit(unit, "replace").await,
-            AppAction::Restart => manager.restart_unit(unit, "replace").await,
+            AppAction::Restart | AppAction::Apply => manager.restart_unit(unit, "replace").await,
         };
         let job = match job {
             Ok(job) => job,
@@ -277,6 +348,82 @@ impl Systemd {
                 unit: unit.to_owned(),
                 timeout: JOB_TIMEOUT,
             }))
+    }
+
+    /// The units whose names match `patterns` (globs, as systemctl takes them), loaded or with a
+    /// unit file, with where they come from and their env files; templates (`name@.service`)
+    /// are left out: only their instances run.
+    pub async fn units_matching(
+        &self,
+        patterns: &[String],
+    ) -> Result<Vec<FoundUnit>, SystemdError> {
+        let result = tokio::time::timeout(CALL_TIMEOUT * 4, self.units_matching_inner(patterns))
+            .await
+            .unwrap_or(Err(SystemdError::Timeout(CALL_TIMEOUT * 4)));
+        if result.is_err() {
+            self.reset().await;
+        }
+        result
+    }
+
+    async fn units_matching_inner(
+        &self,
+        patterns: &[String],
+    ) -> Result<Vec<FoundUnit>, SystemdError> {
+        let conn = self.connection().await?;
+        let manager = ManagerProxy::builder(&conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        let mut names: std::collections::BTreeSet<String> = manager
+            .list_units_by_patterns(&[], &patterns)
+            .await?
+            .into_iter()
+            .map(|u| u.0)
+            .collect();
+        for (path, _state) in manager.list_unit_files_by_patterns(&[], &patterns).await? {
+            if let Some(name) = std::path::Path::new(&path).file_name() {
+                names.insert(name.to_string_lossy().into_owned());
+            }
+        }
+        let mut found = Vec::new();
+        for name in names {
+            let template = name
+                .split_once('@')
+                .is_some_and(|(_, rest)| rest.starts_with('.'));
+            if template {
+                continue;
+            }
+            let path = self.unit_path(&conn, &name).await?;
+            let props = UnitPropertiesProxy::builder(&conn)
+                .path(path)?
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build()
+                .await?;
+            let origin = props.get_all_origin(UNIT_IFACE).await?;
+            if origin.load_state.as_deref() != Some("loaded") {
+                continue;
+            }
+            let env_files = if name.ends_with(".service") {
+                props
+                    .get_all_service_env(SERVICE_IFACE)
+                    .await?
+                    .environment_files
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(path, _optional)| path)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            found.push(FoundUnit {
+                name,
+                origin,
+                env_files,
+            });
+        }
+        Ok(found)
     }
 
     async fn unit_path(

@@ -6,12 +6,17 @@
 //! the transitions the collector sees and the wall clock, stores each alert in the history
 //! ([`AlertLog`]) and hands it to every webhook.
 //!
-//! Why a task of its own: the pollers and event streams only send a [`Transition`] down a channel
-//! and never wait, and a slow or failing webhook delays neither detection nor the other webhooks.
+//! Why a task of its own: the pollers and event streams only send a [`Transition`] down a channel,
+//! and a slow or failing webhook delays neither detection nor the other webhooks. The channel is
+//! bounded ([`INPUT_QUEUE`]): should the task ever fall behind, senders wait for room (nothing is
+//! dropped) instead of the queue growing without bound.
 
+pub mod maintenance;
 pub mod notify;
 pub mod problems;
+pub mod route;
 pub mod rules;
+pub mod silence;
 pub mod thresholds;
 
 use std::collections::HashMap;
@@ -34,14 +39,39 @@ pub trait AlertLog: Send + Sync + 'static {
     /// Stores how the delivery of alert `alert_id` to one webhook ended. `webhook` is the
     /// redacted URL ([`Webhook::redacted`]): the history never holds a webhook's secret.
     fn delivered(&self, alert_id: i64, webhook: &str, delivery: &Delivery);
+    /// The silences not over at `now_ms` (see [`silence`]). None by default.
+    fn silences(&self, _now_ms: u64) -> Result<Vec<fleetdeck_proto::Silence>, String> {
+        Ok(Vec::new())
+    }
+    /// Records that `silence` kept alert `alert_id` from the channels, `held` while it waits
+    /// for the silence to end (`held = false` once it went out, or needs not).
+    fn silenced(&self, _alert_id: i64, _silence: Option<i64>, _held: bool) {}
+    /// The alerts a silence holds that have not recovered: (id, alert, silence id).
+    fn held(&self) -> Vec<(i64, Alert, i64)> {
+        Vec::new()
+    }
+    /// Which of `ids` were acknowledged (their repeats and escalation stop).
+    fn acknowledged(&self, _ids: &[i64]) -> Vec<i64> {
+        Vec::new()
+    }
 }
+
+/// How often held alerts are looked at while any are held: a silence that ends (or is removed,
+/// through the API or the command line) lets them out within this.
+pub const HELD_CHECK: Duration = Duration::from_secs(2);
 
 /// Alerting settings: when to alert, where to, how hard to try.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertConfig {
     pub policy: AlertPolicy,
+    /// Unnamed webhooks (each becomes channel `webhook-N` after `channels`).
     pub webhooks: Vec<Webhook>,
+    /// Named channels and the routes over them (see [`route`]).
+    #[serde(skip)]
+    pub channels: Vec<route::Channel>,
+    #[serde(skip)]
+    pub routes: Vec<route::Route>,
     pub retry: RetryPolicy,
     /// Threshold rules over samples (the config's effective set: shipped and `[[rules]]`).
     #[serde(skip)]
@@ -52,6 +82,9 @@ pub struct AlertConfig {
     pub resumed_thresholds: Vec<thresholds::ResumedThreshold>,
 }
 
+/// Inputs queued for the alerting task at most; a sender waits for room beyond it.
+pub const INPUT_QUEUE: usize = 1024;
+
 /// Deliveries in flight to one webhook at most. A burst (a network split takes down a hundred
 /// hosts at once) then reaches a rate-limited receiver such as Slack as a queue, not a stampede.
 const DELIVERIES_IN_FLIGHT_PER_WEBHOOK: usize = 4;
@@ -61,17 +94,39 @@ const DELIVERIES_IN_FLIGHT_PER_WEBHOOK: usize = 4;
 pub enum AlertInput {
     /// A status change of a host or app (or of one aspect of it: a check, a source, the clock).
     Transition(Box<Transition>),
+    /// A reloaded collector.toml's alerting settings.
+    Reload(Box<Reload>),
+    /// App `app` of `host` left the fleet (its agent no longer watches it): what the task knows
+    /// of it is dropped, as of a removed host (its open alerts are resolved in the store).
+    Unwatched { host: String, app: String },
     /// Samples just stored for `host`, oldest first: what threshold rules are evaluated over.
     Samples {
         host: String,
         samples: Arc<[fleetdeck_proto::Sample]>,
+        /// The agent's "now" (its snapshot's time) when a poll brought them; `None` for a
+        /// backfill page. Samples much older than the agent's now are history: a problem that
+        /// began and ended in them is not alerted (see `thresholds::eval`).
+        agent_now_ms: Option<u64>,
     },
+}
+
+/// What a reload of collector.toml changes in the alerting task: open alerts, silences and
+/// acknowledgements stay; channels, routes, the policy and threshold rules are the new ones.
+#[derive(Debug, Clone)]
+pub struct Reload {
+    pub channels: Vec<route::Channel>,
+    pub routes: Vec<route::Route>,
+    pub policy: AlertPolicy,
+    pub thresholds: Vec<thresholds::Rule>,
+    /// Hosts no longer in the config: what the task knows of them is dropped (no reminder, no
+    /// escalation, no pending problem, nothing in the fleet's problems).
+    pub removed_hosts: Vec<String>,
 }
 
 /// The way in to the alerting task. Cheap to clone; the task ends when every handle is dropped.
 #[derive(Debug, Clone)]
 pub struct AlerterHandle {
-    transitions: mpsc::UnboundedSender<AlertInput>,
+    transitions: mpsc::Sender<AlertInput>,
     problems: SharedProblems,
     thresholds: thresholds::OpenThresholds,
 }
@@ -82,15 +137,16 @@ impl AlerterHandle {
         Arc::clone(&self.problems)
     }
 
-    /// Hands a transition to the alerting task. Never blocks: the channel is unbounded because
-    /// dropping a transition could drop an alert, and the task only runs the rules on each one.
+    /// Hands a transition to the alerting task, waiting for room in its queue (dropping a
+    /// transition could drop an alert; the task only runs the rules on each one).
     ///
     /// The task measures grace periods and quiet windows against the collector's wall clock, so
     /// `at_ms` should be on (or not after) that clock. A transition dated further back than the
     /// grace period alerts at once: right for a crash first seen at a poll, but transitions
     /// replayed from a backfill would raise alerts about the past.
-    pub fn observe(&self, transition: Transition) {
-        self.send(AlertInput::Transition(Box::new(transition)));
+    pub async fn observe(&self, transition: Transition) {
+        self.send(AlertInput::Transition(Box::new(transition)))
+            .await;
     }
 
     /// The threshold rules firing now, critical first, then oldest first (for `Fleet.problems`).
@@ -103,9 +159,9 @@ impl AlerterHandle {
         self.thresholds.clone()
     }
 
-    /// Hands anything the alerting task is fed to it; never blocks.
-    pub fn send(&self, input: AlertInput) {
-        if self.transitions.send(input).is_err() {
+    /// Hands anything the alerting task is fed to it, waiting for room in its queue.
+    pub async fn send(&self, input: AlertInput) {
+        if self.transitions.send(input).await.is_err() {
             tracing::error!(
                 "the alerting task has stopped; a transition was not checked for alerts"
             );
@@ -130,17 +186,21 @@ pub fn spawn_resuming(
     log: Arc<dyn AlertLog>,
     client: reqwest::Client,
 ) -> AlerterHandle {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(INPUT_QUEUE);
     let sinks = config
-        .webhooks
+        .channels
         .into_iter()
-        .map(|hook| {
-            Arc::new(Sink {
-                redacted: hook.redacted(),
-                hook,
-                in_flight: Semaphore::new(DELIVERIES_IN_FLIGHT_PER_WEBHOOK),
-            })
-        })
+        .chain(
+            config
+                .webhooks
+                .into_iter()
+                .enumerate()
+                .map(|(i, hook)| route::Channel {
+                    name: format!("webhook-{}", i + 1),
+                    target: notify::Target::Webhook(hook),
+                }),
+        )
+        .map(Sink::new)
         .collect();
     let mut rules = Rules::new(config.policy);
     let problems = problems::shared();
@@ -155,7 +215,26 @@ pub fn spawn_resuming(
         evaluator.resume(open, now_ms());
     }
     let open = evaluator.open();
+    let held = log
+        .held()
+        .into_iter()
+        .map(|(id, alert, silence)| {
+            let key = held_key(&alert);
+            (
+                key,
+                Held {
+                    alert: Arc::new(alert),
+                    id,
+                    silence,
+                },
+            )
+        })
+        .collect();
     let task = AlertTask {
+        routes: config.routes,
+        open: HashMap::new(),
+        held,
+        next_release: tokio::time::Instant::now() + HELD_CHECK,
         rules,
         thresholds: evaluator,
         sinks,
@@ -173,20 +252,73 @@ pub fn spawn_resuming(
     }
 }
 
-/// One webhook and what its deliveries share.
+/// One channel and what its deliveries share.
 #[derive(Debug)]
 struct Sink {
-    hook: Webhook,
-    /// Computed once: it names the webhook in logs and the history.
+    name: String,
+    target: notify::Target,
+    /// Computed once: it names the channel in logs and the history: `name (scheme://host/…)`.
     redacted: String,
     in_flight: Semaphore,
+}
+
+impl Sink {
+    fn new(channel: route::Channel) -> Arc<Self> {
+        Arc::new(Self {
+            redacted: format!("{} ({})", channel.name, channel.target.redacted()),
+            name: channel.name,
+            target: channel.target,
+            in_flight: Semaphore::new(DELIVERIES_IN_FLIGHT_PER_WEBHOOK),
+        })
+    }
 }
 
 /// (webhook index, host, app): alerts about one subject reach one webhook in the order they
 /// were raised, so a recovery never arrives before the problem it ends.
 type DeliveryKey = (usize, String, Option<String>);
 
+/// (host, app, aspect, kind): what a silence holds.
+type HeldKey = (String, Option<String>, rules::Aspect, AlertKind);
+
+fn held_key(alert: &Alert) -> HeldKey {
+    (
+        alert.host.clone(),
+        alert.app.clone(),
+        alert.aspect.clone(),
+        alert.kind,
+    )
+}
+
+/// An alert a silence keeps from the channels until the silence ends.
+#[derive(Debug)]
+struct Held {
+    alert: Arc<Alert>,
+    id: i64,
+    silence: i64,
+}
+
+/// (host, app, aspect): one subject's open alert.
+type SubjectKey = (String, Option<String>, rules::Aspect);
+
+/// An open alert that went out: where to (its recovery goes there too), and what follows if
+/// nobody acknowledges it.
+#[derive(Debug)]
+struct Tracked {
+    id: Option<i64>,
+    alert: Arc<Alert>,
+    channels: Vec<usize>,
+    repeat: Option<(Duration, u64)>,
+    escalate: Option<(u64, Vec<usize>)>,
+}
+
 struct AlertTask {
+    routes: Vec<route::Route>,
+    /// The open alerts that went out, by subject.
+    open: HashMap<SubjectKey, Tracked>,
+    /// Problems raised under a silence, not recovered: delivered when it ends.
+    held: HashMap<HeldKey, Held>,
+    /// When the held problems are looked at next.
+    next_release: tokio::time::Instant,
     rules: Rules,
     thresholds: thresholds::Evaluator,
     sinks: Vec<Arc<Sink>>,
@@ -200,20 +332,31 @@ struct AlertTask {
 }
 
 impl AlertTask {
-    async fn run(mut self, mut transitions: mpsc::UnboundedReceiver<AlertInput>) {
+    async fn run(mut self, mut transitions: mpsc::Receiver<AlertInput>) {
         loop {
-            let transition = match self.rules.next_deadline() {
-                None => transitions.recv().await,
-                Some(deadline) => {
-                    let wait = Duration::from_millis(deadline.saturating_sub(now_ms()));
-                    tokio::select! {
-                        transition = transitions.recv() => transition,
-                        () = tokio::time::sleep(wait) => {
-                            let alerts = self.rules.tick(now_ms());
-                            self.raise(alerts).await;
-                            continue;
-                        }
-                    }
+            let deadline = self.rules.next_deadline();
+            let rules_wait = deadline.map(|d| Duration::from_millis(d.saturating_sub(now_ms())));
+            // On a fixed beat, not from each wake-up: inputs come every second or so.
+            let follow_ups = self
+                .open
+                .values()
+                .any(|t| t.repeat.is_some() || t.escalate.is_some());
+            let held_wait = (!self.held.is_empty() || follow_ups).then(|| {
+                self.next_release
+                    .saturating_duration_since(tokio::time::Instant::now())
+            });
+            let transition = tokio::select! {
+                transition = transitions.recv() => transition,
+                () = sleep_or_never(rules_wait) => {
+                    let alerts = self.rules.tick(now_ms());
+                    self.raise(alerts).await;
+                    continue;
+                }
+                () = sleep_or_never(held_wait) => {
+                    self.release().await;
+                    self.follow_up().await;
+                    self.next_release = tokio::time::Instant::now() + HELD_CHECK;
+                    continue;
                 }
             };
             let Some(transition) = transition else {
@@ -225,14 +368,40 @@ impl AlertTask {
                     lock(&self.problems).observe(&transition);
                     self.rules.observe(&transition)
                 }
-                AlertInput::Samples { host, samples } => self.thresholds.observe(&host, &samples),
+                AlertInput::Reload(reload) => {
+                    self.reload(*reload);
+                    continue;
+                }
+                AlertInput::Unwatched { host, app } => {
+                    let app = Some(app);
+                    self.open.retain(|(h, a, _), _| !(*h == host && *a == app));
+                    self.held
+                        .retain(|(h, a, _, _), _| !(*h == host && *a == app));
+                    self.rules.forget_app(&host, app.as_deref());
+                    lock(&self.problems).forget_app(&host, app.as_deref());
+                    continue;
+                }
+                AlertInput::Samples {
+                    host,
+                    samples,
+                    agent_now_ms,
+                } => self
+                    .thresholds
+                    .observe_at(&host, &samples, agent_now_ms, now_ms()),
             };
             self.raise(alerts).await;
         }
     }
 
-    /// Records each alert, then starts its delivery to every webhook without waiting for it.
+    /// Records each alert, then starts its delivery to every webhook without waiting for it,
+    /// unless a silence covers it: a problem is then held until the silence ends, and the
+    /// recovery of a held problem goes nowhere (nobody was told of the problem).
     async fn raise(&mut self, alerts: Vec<Alert>) {
+        if alerts.is_empty() {
+            return;
+        }
+        let silences = self.silences().await;
+        let now = now_ms();
         for alert in alerts {
             tracing::info!(
                 kind = %alert.kind,
@@ -242,14 +411,248 @@ impl AlertTask {
                 alert.message
             );
             let alert_id = self.record(&alert).await;
-            let alert = Arc::new(alert);
-            for (index, sink) in self.sinks.iter().enumerate() {
+            let key = held_key(&alert);
+            let resolves = alert.healthy && alert.kind != AlertKind::Problem;
+            let mut held_before = None;
+            if resolves {
+                for kind in [AlertKind::Problem, AlertKind::Flapping] {
+                    let mut k = key.clone();
+                    k.3 = kind;
+                    held_before = self.held.remove(&k).or(held_before);
+                }
+            }
+            if let Some(held) = held_before {
+                tracing::info!(host = %alert.host, silence = held.silence, "a silenced problem recovered under its silence: neither goes out");
+                self.mark_silenced(alert_id, Some(held.silence), false)
+                    .await;
+                continue;
+            }
+            if !resolves {
+                if let Some(s) = silence::covering(&silences, &alert, now) {
+                    let hold = !alert.healthy;
+                    tracing::info!(host = %alert.host, silence = s.id, held = hold, "alert silenced: not delivered");
+                    self.mark_silenced(alert_id, Some(s.id), hold).await;
+                    if let (true, Some(id)) = (hold, alert_id) {
+                        self.held.insert(
+                            key,
+                            Held {
+                                alert: Arc::new(alert),
+                                id,
+                                silence: s.id,
+                            },
+                        );
+                    }
+                    continue;
+                }
+            }
+            self.dispatch(Arc::new(alert), alert_id);
+        }
+        self.last_delivery
+            .retain(|_, delivery| !delivery.is_finished());
+    }
+
+    /// Takes up a reloaded config. An open alert keeps the channels it went to that still exist
+    /// (by name), so its reminders, escalation and recovery go there.
+    fn reload(&mut self, reload: Reload) {
+        let old: Vec<String> = self.sinks.iter().map(|s| s.name.clone()).collect();
+        self.sinks = reload.channels.into_iter().map(Sink::new).collect();
+        let names: Vec<String> = self.sinks.iter().map(|s| s.name.clone()).collect();
+        let remap = |indices: &mut Vec<usize>| {
+            *indices = indices
+                .iter()
+                .filter_map(|&i| old.get(i))
+                .filter_map(|name| names.iter().position(|n| n == name))
+                .collect();
+        };
+        for tracked in self.open.values_mut() {
+            remap(&mut tracked.channels);
+            if let Some((_, to)) = tracked.escalate.as_mut() {
+                remap(to);
+            }
+        }
+        // In-flight deliveries keep their order by the old indices; new ones start afresh.
+        self.last_delivery.clear();
+        self.routes = reload.routes;
+        for host in &reload.removed_hosts {
+            self.open.retain(|(h, _, _), _| h != host);
+            self.held.retain(|(h, _, _, _), _| h != host);
+            self.rules.forget_host(host);
+            self.thresholds.forget_host(host);
+            lock(&self.problems).forget_host(host);
+        }
+        self.rules.set_policy(reload.policy);
+        if self.thresholds.rules() != reload.thresholds.as_slice() {
+            self.thresholds = self.thresholds.with_rules(reload.thresholds, now_ms());
+        }
+        tracing::info!(
+            channels = self.sinks.len(),
+            routes = self.routes.len(),
+            rules = self.thresholds.rules().len(),
+            "alerting reloaded"
+        );
+    }
+
+    /// Delivers the held problems no silence covers any more (it ended, or was removed).
+    async fn release(&mut self) {
+        let silences = self.silences().await;
+        let now = now_ms();
+        let free: Vec<HeldKey> = self
+            .held
+            .iter()
+            .filter(|(_, h)| silence::covering(&silences, &h.alert, now).is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in free {
+            let Some(held) = self.held.remove(&key) else {
+                continue;
+            };
+            tracing::info!(host = %held.alert.host, silence = held.silence, "silence over: delivering the problem it held");
+            self.mark_silenced(Some(held.id), None, false).await;
+            self.dispatch(held.alert, Some(held.id));
+        }
+        self.last_delivery
+            .retain(|_, delivery| !delivery.is_finished());
+    }
+
+    /// The silences not over (none if the history cannot be read: alerting never stops on it).
+    async fn silences(&self) -> Vec<fleetdeck_proto::Silence> {
+        let log = Arc::clone(&self.log);
+        let now = now_ms();
+        match tokio::task::spawn_blocking(move || log.silences(now)).await {
+            Ok(Ok(silences)) => silences,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot read the silences; alerts go out unsilenced");
+                Vec::new()
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reading the silences panicked; alerts go out unsilenced");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn mark_silenced(&self, alert_id: Option<i64>, silence: Option<i64>, held: bool) {
+        let Some(id) = alert_id else { return };
+        let log = Arc::clone(&self.log);
+        if let Err(error) =
+            tokio::task::spawn_blocking(move || log.silenced(id, silence, held)).await
+        {
+            tracing::warn!(%error, "recording an alert's silence panicked");
+        }
+    }
+
+    /// Sends `alert` where its route says (a recovery: where its problem went, escalation
+    /// included), and keeps an opening alert's repeat and escalation.
+    fn dispatch(&mut self, alert: Arc<Alert>, alert_id: Option<i64>) {
+        let subject = (alert.host.clone(), alert.app.clone(), alert.aspect.clone());
+        let resolves = alert.healthy && alert.kind != AlertKind::Problem;
+        let channels = match self.open.remove(&subject) {
+            Some(tracked) if resolves => tracked.channels,
+            other => {
+                if let Some(tracked) = other {
+                    self.open.insert(subject.clone(), tracked);
+                }
+                let routed = route::route(&self.routes, self.sinks.len(), &alert);
+                let opens = !alert.healthy && alert.kind != AlertKind::FlapEnded;
+                if opens && !self.open.contains_key(&subject) {
+                    let now = now_ms();
+                    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                    self.open.insert(
+                        subject,
+                        Tracked {
+                            id: alert_id,
+                            alert: Arc::clone(&alert),
+                            channels: routed.channels.clone(),
+                            repeat: routed.repeat_every.map(|d| (d, now.saturating_add(ms(d)))),
+                            escalate: routed
+                                .escalate
+                                .map(|(after, to)| (now.saturating_add(ms(after)), to)),
+                        },
+                    );
+                }
+                routed.channels
+            }
+        };
+        self.send_to(&channels, &alert, alert_id);
+    }
+
+    /// Repeats and escalates open alerts nobody acknowledged, when they are due.
+    async fn follow_up(&mut self) {
+        let now = now_ms();
+        let due: Vec<i64> = self
+            .open
+            .values()
+            .filter(|t| {
+                t.repeat.is_some_and(|(_, at)| at <= now)
+                    || t.escalate.as_ref().is_some_and(|(at, _)| *at <= now)
+            })
+            .filter_map(|t| t.id)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let log = Arc::clone(&self.log);
+        let ids = due.clone();
+        let acked = tokio::task::spawn_blocking(move || log.acknowledged(&ids))
+            .await
+            .unwrap_or_default();
+        let mut sends = Vec::new();
+        for t in self.open.values_mut() {
+            let Some(id) = t.id.filter(|id| due.contains(id)) else {
+                continue;
+            };
+            if acked.contains(&id) {
+                // Someone is on it: no more reminders, no escalation.
+                t.repeat = None;
+                t.escalate = None;
+                continue;
+            }
+            if let Some((every, at)) = t.repeat.filter(|(_, at)| *at <= now) {
+                let open_for = eval_human(now.saturating_sub(t.alert.at_ms));
+                let mut reminder = (*t.alert).clone();
+                reminder.message = format!(
+                    "Reminder: {} (open for {open_for}, not acknowledged)",
+                    t.alert.message
+                );
+                sends.push((t.channels.clone(), Arc::new(reminder), id));
+                let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+                t.repeat = Some((every, at.saturating_add(every_ms).max(now)));
+            }
+            if let Some((_, to)) = t.escalate.take_if(|(at, _)| *at <= now) {
+                let mut escalated = (*t.alert).clone();
+                escalated.message =
+                    format!("Escalated, not acknowledged in time: {}", t.alert.message);
+                let fresh: Vec<usize> = to
+                    .iter()
+                    .copied()
+                    .filter(|c| !t.channels.contains(c))
+                    .collect();
+                t.channels.extend(fresh.iter().copied());
+                sends.push((fresh, Arc::new(escalated), id));
+            }
+        }
+        for (channels, alert, id) in sends {
+            tracing::info!(host = %alert.host, alert_id = id, "alert not acknowledged: {}", alert.message);
+            self.send_to(&channels, &alert, Some(id));
+        }
+        self.last_delivery
+            .retain(|_, delivery| !delivery.is_finished());
+    }
+
+    /// Starts the delivery of `alert` to `channels`, each after the previous alert of its
+    /// subject there.
+    fn send_to(&mut self, channels: &[usize], alert: &Arc<Alert>, alert_id: Option<i64>) {
+        {
+            for &index in channels {
+                let Some(sink) = self.sinks.get(index) else {
+                    continue;
+                };
                 let key = (index, alert.host.clone(), alert.app.clone());
                 let previous = self.last_delivery.remove(&key);
                 let delivery = tokio::spawn(deliver_in_turn(
                     previous,
                     Arc::clone(sink),
-                    Arc::clone(&alert),
+                    Arc::clone(alert),
                     self.client.clone(),
                     Arc::clone(&self.retry),
                     Arc::clone(&self.log),
@@ -258,8 +661,6 @@ impl AlertTask {
                 self.last_delivery.insert(key, delivery);
             }
         }
-        self.last_delivery
-            .retain(|_, delivery| !delivery.is_finished());
     }
 
     /// The alert's id in the history, or `None` if it could not be stored: the alert still goes
@@ -300,7 +701,7 @@ async fn deliver_in_turn(
     // The semaphore is never closed, so acquiring only waits; if it ever failed, delivering
     // without a permit is better than not delivering.
     let _permit = sink.in_flight.acquire().await.ok();
-    let delivery = deliver(&client, &sink.hook, &alert, &retry).await;
+    let delivery = notify::deliver_to(&client, &sink.target, &alert, &retry).await;
     match &delivery.result {
         Ok(status) => tracing::debug!(
             webhook = %sink.redacted,
@@ -328,6 +729,24 @@ async fn deliver_in_turn(
         if let Err(error) = stored {
             tracing::warn!(%error, alert_id, "recording an alert delivery panicked");
         }
+    }
+}
+
+/// `2 h 5 min`-like, for a reminder.
+fn eval_human(ms: u64) -> String {
+    let min = ms / 60_000;
+    match (min / 60, min % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
+}
+
+/// Sleeps `wait`, or forever without one (a `select!` branch that never fires).
+async fn sleep_or_never(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
     }
 }
 

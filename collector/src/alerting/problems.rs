@@ -30,7 +30,8 @@ pub fn shared() -> SharedProblems {
 pub struct ProblemKey {
     pub host: String,
     pub app: Option<String>,
-    /// `state`, `check:NAME`, `source:NAME`, `clock`, or `threshold:RULE:SUBJECT`.
+    /// `state`, `check:NAME`, `source:NAME`, `clock`, `cert:NAME`, `cert-critical:NAME`, or
+    /// `threshold:RULE:SUBJECT`.
     pub what: String,
 }
 
@@ -42,6 +43,8 @@ impl ProblemKey {
             Aspect::Check(name) => format!("check:{name}"),
             Aspect::Source(name) => format!("source:{name}"),
             Aspect::Clock => "clock".to_owned(),
+            Aspect::CertExpiring(name) => format!("cert:{name}"),
+            Aspect::CertCritical(name) => format!("cert-critical:{name}"),
             other if *other == Aspect::State => "state".to_owned(),
             other => serde_json::to_string(other).unwrap_or_default(),
         };
@@ -87,6 +90,12 @@ impl OpenProblems {
         self.open.retain(|k, _| k.host != host);
     }
 
+    /// Closes every problem of one app (no longer watched).
+    pub fn forget_app(&mut self, host: &str, app: Option<&str>) {
+        self.open
+            .retain(|k, _| !(k.host == host && k.app.as_deref() == app));
+    }
+
     /// Follows one transition: a `Problem` opens its aspect's problem, anything else but a
     /// `Blip` (announced once, nothing stays open) closes it.
     pub fn observe(&mut self, t: &Transition) {
@@ -100,7 +109,10 @@ impl OpenProblems {
                     host: t.host.clone(),
                     app: t.app.clone(),
                     subject: match &t.aspect {
-                        Aspect::Check(name) | Aspect::Source(name) => Some(name.clone()),
+                        Aspect::Check(name)
+                        | Aspect::Source(name)
+                        | Aspect::CertExpiring(name)
+                        | Aspect::CertCritical(name) => Some(name.clone()),
                         _ => None,
                     },
                     message: problem_message(t),
@@ -146,6 +158,7 @@ fn problem_kind(t: &Transition) -> String {
         Aspect::Check(_) => "check",
         Aspect::Source(_) => "source",
         Aspect::Clock => "clock-skew",
+        Aspect::CertExpiring(_) | Aspect::CertCritical(_) => "cert-expiring",
         _ if t.app.is_none() => "host-down",
         _ => match t.state.as_str() {
             "not-found" => "not-found",
@@ -166,6 +179,9 @@ fn problem_message(t: &Transition) -> String {
         Aspect::Check(name) => format!("check {name} failing"),
         Aspect::Source(name) => format!("{name} source down"),
         Aspect::Clock => "clock skew".to_owned(),
+        Aspect::CertExpiring(name) | Aspect::CertCritical(name) => {
+            format!("certificate of check {name} expiring")
+        }
         _ => t.state.clone(),
     };
     let why = t

@@ -159,11 +159,13 @@ impl Rule {
 
 const DEFAULT_WINDOW: Duration = Duration::from_secs(6 * 3600);
 
+/// A shipped rule: fires past `threshold` held `for_secs`, clears only past `clear` (hysteresis,
+/// so a disk at 89.9/90.1 % is one alert, not one a minute).
 fn shipped(
     name: &str,
     metric: Metric,
     direction: Direction,
-    threshold: f64,
+    (threshold, clear): (f64, f64),
     for_secs: u64,
     severity: Severity,
 ) -> Rule {
@@ -172,7 +174,7 @@ fn shipped(
         metric,
         direction,
         threshold,
-        clear: threshold,
+        clear,
         for_: Duration::from_secs(for_secs),
         severity,
         hosts: Vec::new(),
@@ -188,12 +190,19 @@ pub fn default_rules() -> Vec<Rule> {
     use Metric::*;
     use Severity::{Critical, Warning};
     vec![
-        shipped("disk-full", DiskUsedPercent, Above, 90.0, 300, Warning),
+        shipped(
+            "disk-full",
+            DiskUsedPercent,
+            Above,
+            (90.0, 85.0),
+            300,
+            Warning,
+        ),
         shipped(
             "disk-full-critical",
             DiskUsedPercent,
             Above,
-            97.0,
+            (97.0, 95.0),
             300,
             Critical,
         ),
@@ -201,27 +210,42 @@ pub fn default_rules() -> Vec<Rule> {
             "inodes-full",
             DiskInodesUsedPercent,
             Above,
-            90.0,
+            (90.0, 85.0),
             300,
             Warning,
         ),
-        shipped("memory-full", MemoryUsedPercent, Above, 95.0, 300, Warning),
-        shipped("swap-full", SwapUsedPercent, Above, 80.0, 600, Warning),
-        shipped("cpu-busy", CpuPercent, Above, 95.0, 900, Warning),
-        shipped("load-high", LoadPerCore, Above, 4.0, 900, Warning),
+        shipped(
+            "memory-full",
+            MemoryUsedPercent,
+            Above,
+            (95.0, 90.0),
+            300,
+            Warning,
+        ),
+        shipped(
+            "swap-full",
+            SwapUsedPercent,
+            Above,
+            (80.0, 70.0),
+            600,
+            Warning,
+        ),
+        shipped("cpu-busy", CpuPercent, Above, (95.0, 85.0), 900, Warning),
+        shipped("load-high", LoadPerCore, Above, (4.0, 3.0), 900, Warning),
         shipped(
             "app-memory-limit",
             AppMemoryLimitPercent,
             Above,
-            90.0,
+            (90.0, 85.0),
             120,
             Warning,
         ),
+        // Predicted full within 24 h; clear once the fit says 48 h or more.
         shipped(
             "disk-predicted-full",
             DiskHoursToFull,
             Below,
-            24.0,
+            (24.0, 48.0),
             600,
             Warning,
         ),
@@ -428,29 +452,7 @@ fn check_glob(glob: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Whether `name` matches `glob` (`*` and `?`), iteratively with one backtrack point.
-pub fn glob_match(glob: &str, name: &str) -> bool {
-    let g: Vec<char> = glob.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut gi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if gi < g.len() && (g[gi] == '?' || g[gi] == n[ni]) {
-            gi += 1;
-            ni += 1;
-        } else if gi < g.len() && g[gi] == '*' {
-            star = Some((gi, ni));
-            gi += 1;
-        } else if let Some((sg, sn)) = star {
-            gi = sg + 1;
-            ni = sn + 1;
-            star = Some((sg, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    g[gi..].iter().all(|c| *c == '*')
-}
+pub use fleetdeck_proto::glob_match;
 
 #[cfg(test)]
 mod tests {
@@ -474,6 +476,14 @@ mod tests {
             (disk.metric, disk.threshold, disk.for_),
             (Metric::DiskUsedPercent, 90.0, Duration::from_secs(300))
         );
+        // Every shipped rule clears past a level of its own (hysteresis), on the right side.
+        for r in &rules {
+            match r.direction {
+                Direction::Above => assert!(r.clear < r.threshold, "{}", r.name),
+                Direction::Below => assert!(r.clear > r.threshold, "{}", r.name),
+            }
+        }
+        assert_eq!(disk.clear, 85.0);
         let crit = rules
             .iter()
             .find(|r| r.name == "disk-full-critical")

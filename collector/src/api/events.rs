@@ -19,7 +19,7 @@ use crate::store::Store;
 
 /// The event kinds a `kind` filter takes, for its error message.
 const EVENT_KINDS: &str = "transition, restarted, host-down, host-up, check-failed, \
-    check-passed, source-down, source-up, threshold-fired, threshold-cleared, clock-skew, clock-ok";
+    check-passed, source-down, source-up, threshold-fired, threshold-cleared, clock-skew, clock-ok, cert-expiring, cert-renewed";
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -29,8 +29,8 @@ pub struct EventsParams {
     /// `info`, `warning` or `critical`.
     severity: Option<String>,
     /// `transition`, `restarted`, `host-down`, `host-up`, `check-failed`, `check-passed`,
-    /// `source-down`, `source-up`, `threshold-fired`, `threshold-cleared`, `clock-skew` or
-    /// `clock-ok`.
+    /// `source-down`, `source-up`, `threshold-fired`, `threshold-cleared`, `clock-skew`,
+    /// `clock-ok`, `cert-expiring` or `cert-renewed`.
     kind: Option<String>,
     /// RFC 3339: only events at or after.
     since: Option<String>,
@@ -51,7 +51,7 @@ fn parse_enum<T: serde::de::DeserializeOwned>(
         .map_err(|_| ApiError::BadRequest(format!("`{name}` = {v:?}: use one of {allowed}")))
 }
 
-fn parse_time(name: &str, s: &str) -> Result<u64, ApiError> {
+pub(super) fn parse_time(name: &str, s: &str) -> Result<u64, ApiError> {
     humantime::parse_rfc3339_weak(s)
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

@@ -49,6 +49,7 @@ pub async fn fleet(State(state): State<AppState>) -> Result<Json<Fleet>, ApiErro
         }
     }
     fleet.problems = problems;
+    fleet.alert_policy = Some(state.policy().view());
     Ok(Json(fleet))
 }
 

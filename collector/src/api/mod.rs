@@ -5,13 +5,13 @@
 //! open streams.
 
 mod admin;
+mod alerts;
 mod events;
 mod fleet;
 mod proxy;
 pub mod revoke;
 
 use fleetdeck_daemon::caps::{CapError, StreamCaps};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -26,7 +26,7 @@ use utoipa::OpenApi;
 
 use crate::bounded::human;
 use crate::config::Retention;
-use crate::poll::Agent;
+use crate::poll::{Agent, Roster};
 use crate::store::keys::{self, Caller};
 use crate::store::{now_ms, Store, StoreError};
 
@@ -34,7 +34,7 @@ use crate::store::{now_ms, Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
-    pub agents: Arc<HashMap<String, Arc<Agent>>>,
+    pub agents: Roster,
     /// Which history tables still hold a time range.
     pub retention: Retention,
     /// Deleted keys: their open streams end.
@@ -43,14 +43,20 @@ pub struct AppState {
     event_streams: StreamCaps,
     /// Proxied log follows held open, in all and per key.
     follows: StreamCaps,
-    /// Proxied log follows held open per host: the agent's own cap for the collector (16) is
-    /// never the one a client meets.
-    host_follows: Arc<HashMap<String, StreamCaps>>,
     /// The alerting task's open problems (`Fleet::problems`).
     pub problems: crate::alerting::SharedProblems,
     /// The threshold rules firing now (`Fleet::problems` of kind `threshold`).
     pub thresholds: crate::alerting::thresholds::OpenThresholds,
+    /// Where alerts go, for listing and testing; and the client that posts to them.
+    pub channels: Arc<std::sync::RwLock<Vec<crate::alerting::route::Channel>>>,
+    pub http: reqwest::Client,
+    /// The alert policy in force (replaced on reload): the fleet tells the desktop.
+    pub alert_policy: Arc<std::sync::RwLock<crate::alerting::AlertPolicy>>,
 }
+
+/// How often open streams check that their key still exists, whoever deleted it (a key deleted
+/// through the API ends its streams at once; one deleted at the command line within this).
+pub const KEY_RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Event streams open at once, in all and per API key (a desktop holds one per collector).
 pub const MAX_EVENT_STREAMS: usize = 1024;
@@ -58,13 +64,13 @@ pub const MAX_EVENT_STREAMS_PER_KEY: usize = 32;
 /// Proxied log follows open at once: in all, per API key, and per host.
 pub const MAX_FOLLOWS: usize = 256;
 pub const MAX_FOLLOWS_PER_KEY: usize = 16;
-pub const MAX_FOLLOWS_PER_HOST: usize = 16;
+pub use crate::poll::MAX_FOLLOWS_PER_HOST;
 
 impl AppState {
-    pub fn new(store: Store, agents: &[Arc<Agent>], retention: Retention) -> Self {
+    pub fn new(store: Store, agents: Roster, retention: Retention) -> Self {
         Self {
             store,
-            agents: Arc::new(agents.iter().map(|a| (a.name.clone(), a.clone())).collect()),
+            agents,
             retention,
             revocations: revoke::Revocations::default(),
             event_streams: StreamCaps::new(
@@ -73,22 +79,36 @@ impl AppState {
                 MAX_EVENT_STREAMS_PER_KEY,
             ),
             follows: StreamCaps::new("log follows", MAX_FOLLOWS, MAX_FOLLOWS_PER_KEY),
-            host_follows: Arc::new(
-                agents
-                    .iter()
-                    .map(|a| {
-                        let caps = StreamCaps::new(
-                            "log follows of this host",
-                            MAX_FOLLOWS_PER_HOST,
-                            usize::MAX,
-                        );
-                        (a.name.clone(), caps)
-                    })
-                    .collect(),
-            ),
             problems: crate::alerting::problems::shared(),
             thresholds: Default::default(),
+            channels: Arc::default(),
+            http: reqwest::Client::new(),
+            alert_policy: Arc::default(),
         }
+    }
+
+    pub fn policy(&self) -> crate::alerting::AlertPolicy {
+        self.alert_policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Tells the desktop this alert policy (the one the alerting task runs).
+    pub fn with_policy(mut self, policy: crate::alerting::AlertPolicy) -> Self {
+        self.alert_policy = Arc::new(std::sync::RwLock::new(policy));
+        self
+    }
+
+    /// Lists and tests these channels, posting with `http`.
+    pub fn with_channels(
+        mut self,
+        channels: Vec<crate::alerting::route::Channel>,
+        http: reqwest::Client,
+    ) -> Self {
+        self.channels = Arc::new(std::sync::RwLock::new(channels));
+        self.http = http;
+        self
     }
 
     /// Lists the open problems of this map (the alerting task's) in `GET /v1/fleet`.
@@ -102,7 +122,7 @@ impl AppState {
         self
     }
 
-    fn agent(&self, host: &str) -> Result<&Arc<Agent>, ApiError> {
+    fn agent(&self, host: &str) -> Result<Arc<Agent>, ApiError> {
         self.agents
             .get(host)
             .ok_or_else(|| ApiError::HostNotFound(host.to_owned()))
@@ -126,6 +146,12 @@ pub enum ApiError {
     AppNotFound { host: String, app: String },
     #[error("no key named {0:?}")]
     KeyNotFound(String),
+    #[error("no alert with id {0}; GET /v1/alerts lists them")]
+    AlertNotFound(i64),
+    #[error("no silence with id {0} in force or to come; GET /v1/silences lists them")]
+    SilenceNotFound(i64),
+    #[error("no channel named {0:?}; GET /v1/channels lists them")]
+    ChannelNotFound(String),
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -152,6 +178,9 @@ impl IntoResponse for ApiError {
             Self::HostNotFound(_) => (StatusCode::NOT_FOUND, "host_not_found"),
             Self::AppNotFound { .. } => (StatusCode::NOT_FOUND, "app_not_found"),
             Self::KeyNotFound(_) => (StatusCode::NOT_FOUND, "key_not_found"),
+            Self::AlertNotFound(_) => (StatusCode::NOT_FOUND, "alert_not_found"),
+            Self::SilenceNotFound(_) => (StatusCode::NOT_FOUND, "silence_not_found"),
+            Self::ChannelNotFound(_) => (StatusCode::NOT_FOUND, "channel_not_found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::AgentUnreachable { .. } => (StatusCode::BAD_GATEWAY, "agent_unreachable"),
@@ -234,6 +263,13 @@ fn require(caller: &Caller, role: Role) -> Result<(), ApiError> {
         admin::keys,
         admin::create_key,
         admin::delete_key,
+        alerts::list,
+        alerts::ack,
+        alerts::silences,
+        alerts::create_silence,
+        alerts::delete_silence,
+        alerts::channels,
+        alerts::test_channel,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &SseEvents)
@@ -272,6 +308,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit", get(admin::audit))
         .route("/v1/keys", get(admin::keys).post(admin::create_key))
         .route("/v1/keys/{name}", axum::routing::delete(admin::delete_key))
+        .route("/v1/alerts", get(alerts::list))
+        .route("/v1/alerts/{id}/ack", post(alerts::ack))
+        .route(
+            "/v1/silences",
+            get(alerts::silences).post(alerts::create_silence),
+        )
+        .route(
+            "/v1/silences/{id}",
+            axum::routing::delete(alerts::delete_silence),
+        )
+        .route("/v1/channels", get(alerts::channels))
+        .route("/v1/channels/{name}/test", post(alerts::test_channel))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
         .layer(DefaultBodyLimit::max(MAX_BODY));
     Router::new()

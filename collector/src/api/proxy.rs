@@ -273,15 +273,10 @@ pub async fn logs_stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let path = app_path(&app, "/logs/stream")?;
-    state.agent(&host)?;
+    let agent = state.agent(&host)?;
     let slots = [
         state.follows.take(&caller.id.to_string())?,
-        state
-            .host_follows
-            .get(&host)
-            .map(|caps| caps.take(""))
-            .transpose()?
-            .ok_or_else(|| ApiError::HostNotFound(host.clone()))?,
+        agent.follows.take("")?,
     ];
     let last = headers.get("last-event-id").cloned();
     let response = pass(
@@ -420,12 +415,14 @@ pub async fn env_put(
 #[utoipa::path(
     post,
     path = "/v1/hosts/{host}/apps/{app}/actions/{action}",
-    params(("host" = String, Path), ("app" = String, Path), ("action" = AppAction, Path, description = "start, stop or restart")),
+    params(("host" = String, Path), ("app" = String, Path), ("action" = AppAction, Path, description = "start, stop, restart or apply")),
     responses(
         (status = 200, body = ActionOutcome),
-        (status = 400, description = "not an app name, or not start, stop or restart", body = ErrorBody),
+        (status = 400, description = "not an app name, or not start, stop, restart or apply", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "apply: the agent cannot make the app's .env take effect as it reads it", body = ErrorBody),
+        (status = 502, body = ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -435,7 +432,7 @@ pub async fn action(
     Path((host, app, action)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let target = audit_target(&host, &app);
-    let known = matches!(action.as_str(), "start" | "stop" | "restart");
+    let known = matches!(action.as_str(), "start" | "stop" | "restart" | "apply");
     let what = if known {
         format!("app.{action}")
     } else {
@@ -448,7 +445,7 @@ pub async fn action(
     if !known {
         record(&state, &caller, what, target, "invalid action".into()).await;
         return Err(ApiError::BadRequest(format!(
-            "no action {:?}: use start, stop or restart",
+            "no action {:?}: use start, stop, restart or apply",
             audit::bounded(&action, 64)
         )));
     }

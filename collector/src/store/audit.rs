@@ -2,7 +2,7 @@
 //! in what a page returns) and the alert history.
 
 use fleetdeck_proto::{AuditEntry, AuditPage, FleetEvent, FleetEventKind, Severity};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::keys::Caller;
 use super::{now_ms, Store, StoreError};
@@ -178,6 +178,8 @@ impl AlertLog for Store {
         let event = threshold_event(alert);
         let (id, event) = self
             .with_conn_blocking(|conn| {
+                let tx = conn.transaction()?;
+                let conn = &tx;
                 conn.execute(
                     "INSERT INTO alerts (ts_ms, kind, host, app, state, message, severity, aspect_json, detail_json)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -194,6 +196,7 @@ impl AlertLog for Store {
                     ],
                 )?;
                 let id = conn.last_insert_rowid();
+                super::alerts::link(conn, alert, id, aspect_json.as_deref().unwrap_or(""))?;
                 let event = match event {
                     Some(mut event) => {
                         insert_threshold_event(conn, &event)?;
@@ -202,6 +205,7 @@ impl AlertLog for Store {
                     }
                     None => None,
                 };
+                tx.commit()?;
                 Ok((id, event))
             })
             .map_err(|e| e.to_string())?;
@@ -227,6 +231,46 @@ impl AlertLog for Store {
         if let Err(e) = result {
             tracing::error!(error = %e, alert_id, "cannot record an alert delivery");
         }
+    }
+
+    fn silences(&self, now_ms: u64) -> Result<Vec<fleetdeck_proto::Silence>, String> {
+        self.with_conn_blocking(|conn| super::alerts::silences(conn, now_ms))
+            .map_err(|e| e.to_string())
+    }
+
+    fn silenced(&self, alert_id: i64, silence: Option<i64>, held: bool) {
+        if let Err(e) = self
+            .with_conn_blocking(|conn| super::alerts::set_silenced(conn, alert_id, silence, held))
+        {
+            tracing::error!(error = %e, alert_id, "cannot record an alert's silence");
+        }
+    }
+
+    fn acknowledged(&self, ids: &[i64]) -> Vec<i64> {
+        self.with_conn_blocking(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT ack_ms IS NOT NULL FROM alerts WHERE id = ?1")?;
+            let mut acked = Vec::new();
+            for &id in ids {
+                let yes: Option<bool> = stmt.query_row([id], |r| r.get(0)).optional()?;
+                if yes == Some(true) {
+                    acked.push(id);
+                }
+            }
+            Ok(acked)
+        })
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read which alerts were acknowledged");
+            Vec::new()
+        })
+    }
+
+    fn held(&self) -> Vec<(i64, Alert, i64)> {
+        self.with_conn_blocking(|conn| super::alerts::held(conn))
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the alerts held by silences");
+                Vec::new()
+            })
     }
 }
 

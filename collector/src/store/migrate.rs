@@ -7,12 +7,17 @@ use rusqlite_migration::{Migrations, M};
 
 use super::StoreError;
 
+/// The schema version the newest migration leaves (SQLite's `user_version`).
+pub const VERSION: i64 = 6;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../../migrations/0001_collector.sql")),
         M::up(include_str!("../../../migrations/0002_key_ids.sql")),
         M::up(include_str!("../../../migrations/0003_problems.sql")),
         M::up(include_str!("../../../migrations/0004_aspects.sql")),
+        M::up(include_str!("../../../migrations/0005_alert_lifecycle.sql")),
+        M::up(include_str!("../../../migrations/0006_agent_versions.sql")),
     ])
 }
 
@@ -44,6 +49,16 @@ mod tests {
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows")
+    }
+
+    #[test]
+    fn version_is_the_newest_migrations() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        apply(&mut conn).expect("migrate");
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("user_version");
+        assert_eq!(v, VERSION);
     }
 
     #[test]
@@ -92,7 +107,49 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .expect("version");
-        assert_eq!(version, 4);
+        assert_eq!(version, VERSION);
+    }
+
+    #[test]
+    fn a_database_of_the_previous_version_is_upgraded_with_nothing_lost() {
+        // What a collector of the previous release left: hosts, samples, an open alert.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.db");
+        let mut conn = Connection::open(&path).expect("open");
+        migrations()
+            .to_version(&mut conn, (VERSION - 1) as usize)
+            .expect("the previous schema");
+        conn.execute_batch(
+            "INSERT INTO hosts (name, url, instance_id, last_seq) VALUES ('vm-1', 'http://x', 'i1', 42);
+             INSERT INTO samples_raw (host_id, ts_ms, instance, seq, cpu) VALUES (1, 1000, 1, 42, 12.5);
+             INSERT INTO alerts (kind, host, app, state, message, ts_ms) VALUES ('problem', 'vm-1', 'web', 'failed', 'web failed', 1000);",
+        )
+        .expect("rows of the previous version");
+        drop(conn);
+        let mut conn = Connection::open(&path).expect("reopen");
+        apply(&mut conn).expect("upgrade");
+        let host: (String, i64, Option<String>, Option<i64>) = conn
+            .query_row(
+                "SELECT instance_id, last_seq, agent_version, wire_version FROM hosts WHERE name = 'vm-1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .expect("the host");
+        assert_eq!(host, ("i1".to_owned(), 42, None, None));
+        let cpu: f64 = conn
+            .query_row("SELECT cpu FROM samples_raw WHERE seq = 42", [], |r| {
+                r.get(0)
+            })
+            .expect("the sample");
+        assert_eq!(cpu, 12.5);
+        let open: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM alerts WHERE resolved_ms IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the alert");
+        assert_eq!(open, 1);
     }
 
     #[test]

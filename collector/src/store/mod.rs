@@ -3,6 +3,7 @@
 //! the new one is written, so each transition is recorded once); [`rollup`] keeps the rollups and
 //! retention; [`query`] answers the API; [`keys`] and [`audit`] hold API keys and the audit log.
 
+pub mod alerts;
 pub mod app_metrics;
 pub mod audit;
 pub mod ingest;
@@ -86,7 +87,9 @@ struct Inner {
     jobs: mpsc::UnboundedSender<Job>,
     pool: Mutex<Vec<Connection>>,
     events: broadcast::Sender<FleetEvent>,
-    transitions: Mutex<Option<mpsc::UnboundedReceiver<AlertInput>>>,
+    transitions: Mutex<Option<mpsc::Receiver<AlertInput>>>,
+    /// Whether the receiver was taken: only then does the writer wait for room in the queue.
+    transitions_taken: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The database holds API key digests, the audit log and the fleet's history: its files (the
@@ -133,19 +136,66 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// What to do about a damaged database, in every error that finds one.
+const RESTORE_HINT: &str = "the collector will not run on it. Restore the newest backup: stop the \
+     collector, run `fleetdeck-collector --config collector.toml restore BACKUP.db`, start it \
+     (backups are made while it runs with `fleetdeck-collector --config collector.toml backup PATH`)";
+
+/// SQLite's `quick_check` at start: a damaged file is refused, naming the way back.
+fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let damaged = |detail: String| {
+        StoreError::Invalid(format!(
+            "database {} is damaged ({detail}); {RESTORE_HINT}",
+            path.display()
+        ))
+    };
+    let mut stmt = conn
+        .prepare("PRAGMA quick_check")
+        .map_err(|e| damaged(e.to_string()))?;
+    let found: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| damaged(e.to_string()))?;
+    if found != ["ok"] {
+        let mut detail = found.into_iter().take(3).collect::<Vec<_>>().join("; ");
+        detail.insert_str(0, "quick_check: ");
+        return Err(damaged(detail));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) and migrates the database, and starts the writer thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         make_private(path)?;
-        let mut conn = open_conn(path)?;
+        let mut conn = open_conn(path).map_err(|e| match e {
+            StoreError::Sql(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+                ) =>
+            {
+                StoreError::Invalid(format!(
+                    "database {} is damaged or not a database ({f}); {RESTORE_HINT}",
+                    path.display()
+                ))
+            }
+            other => other,
+        })?;
+        quick_check(&conn, path)?;
         migrate::apply(&mut conn)?;
         let (jobs, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(4096);
-        let (transitions_tx, transitions_rx) = mpsc::unbounded_channel();
+        let (transitions_tx, transitions_rx) = mpsc::channel(crate::alerting::INPUT_QUEUE);
+        let transitions_taken = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer_events = events.clone();
+        let alerter = Alerter {
+            tx: transitions_tx,
+            listening: Arc::clone(&transitions_taken),
+        };
         std::thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || writer(conn, rx, writer_events, transitions_tx))
+            .spawn(move || writer(conn, rx, writer_events, alerter))
             .map_err(|e| StoreError::Invalid(format!("cannot start the database writer: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -154,6 +204,7 @@ impl Store {
                 pool: Mutex::new(Vec::new()),
                 events,
                 transitions: Mutex::new(Some(transitions_rx)),
+                transitions_taken,
             }),
         })
     }
@@ -167,13 +218,22 @@ impl Store {
         self.inner.events.subscribe()
     }
 
-    /// What the alerter needs, transitions and stored samples (taken once).
-    pub fn take_transitions(&self) -> Option<mpsc::UnboundedReceiver<AlertInput>> {
-        self.inner
+    /// What the alerter needs, transitions and stored samples (taken once). From then on the
+    /// writer waits for room in this bounded queue rather than drop an input: the one who takes
+    /// it must keep reading it.
+    pub fn take_transitions(&self) -> Option<mpsc::Receiver<AlertInput>> {
+        let taken = self
+            .inner
             .transitions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take()
+            .take();
+        if taken.is_some() {
+            self.inner
+                .transitions_taken
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        taken
     }
 
     /// Queues `f` for the writer thread; it runs inside a batch transaction (in a savepoint of its
@@ -261,11 +321,31 @@ fn run_in_savepoint<T>(
 
 /// The writer thread: takes a job, then every job already queued (up to [`MAX_BATCH`]), runs them in
 /// one transaction, commits, then answers them and hands out what they produced.
+/// The writer's way to the alerting task: waits for room once someone listens; before that (a
+/// store without an alerter, in tools and tests) inputs beyond the queue are dropped, as nobody
+/// would read them.
+struct Alerter {
+    tx: mpsc::Sender<AlertInput>,
+    listening: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Alerter {
+    fn send(&self, input: AlertInput) {
+        if self.listening.load(std::sync::atomic::Ordering::SeqCst) {
+            // After the commit, outside any transaction: waiting holds no lock the alerting
+            // task needs (it writes its history through the pool).
+            let _ = self.tx.blocking_send(input);
+        } else {
+            let _ = self.tx.try_send(input);
+        }
+    }
+}
+
 fn writer(
     conn: Connection,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     events: broadcast::Sender<FleetEvent>,
-    transitions: mpsc::UnboundedSender<AlertInput>,
+    transitions: Alerter,
 ) {
     while let Some(first) = jobs.blocking_recv() {
         let mut batch = vec![first];
@@ -302,7 +382,7 @@ fn writer(
                         let _ = events.send(*e);
                     }
                     Notice::Alert(input) => {
-                        let _ = transitions.send(input);
+                        transitions.send(input);
                     }
                 }
             }

@@ -42,6 +42,9 @@ fn host_from_row(r: &Row<'_>, full: bool) -> rusqlite::Result<HostRecord> {
         error: r.get(5)?,
         hostname: r.get(6)?,
         agent_instance_id: r.get(7)?,
+        agent_outdated: outdated(r.get::<_, Option<String>>(9)?.as_deref(), r.get(10)?),
+        agent_version: r.get(9)?,
+        wire_version: r.get(10)?,
         cpu_percent: metrics.as_ref().and_then(|m| m.cpu.total_percent),
         memory_used_bytes: metrics.as_ref().map(|m| m.memory.used_bytes),
         memory_total_bytes: metrics.as_ref().map(|m| m.memory.total_bytes),
@@ -54,7 +57,20 @@ fn host_from_row(r: &Row<'_>, full: bool) -> rusqlite::Result<HostRecord> {
     })
 }
 
-const HOST_COLUMNS: &str = "id, name, status, status_since_ms, last_seen_ms, last_error, hostname, instance_id, metrics_json";
+const HOST_COLUMNS: &str = "id, name, status, status_since_ms, last_seen_ms, last_error, hostname, instance_id, metrics_json, agent_version, wire_version";
+
+/// Whether an agent of `version` speaking `wire` is older than this collector. Versions are
+/// compared as numbers (`0.10.0` is newer than `0.9.3`); an unknown one is not marked.
+pub fn outdated(version: Option<&str>, wire: Option<u32>) -> bool {
+    fn numbers(v: &str) -> Vec<u64> {
+        v.split(['.', '-', '+'])
+            .map_while(|p| p.parse().ok())
+            .collect()
+    }
+    let older_wire = wire.is_some_and(|w| w < fleetdeck_proto::WIRE_VERSION);
+    let older = version.is_some_and(|v| numbers(v) < numbers(env!("CARGO_PKG_VERSION")));
+    older_wire || older
+}
 
 /// Every app's intervals overlapping `[from, now]`, by (host id, app).
 fn intervals_since(
@@ -145,6 +161,7 @@ pub fn fleet(conn: &Connection, now_ms: u64) -> Result<Fleet, StoreError> {
         summary: summarize(&hosts),
         hosts,
         problems: Vec::new(),
+        alert_policy: None,
     })
 }
 
@@ -614,10 +631,20 @@ pub fn open_problems(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for (host, app, aspect, since, reason) in aspects {
-        let (aspect, state) = match aspect.split_once(':') {
-            Some(("check", name)) => (Aspect::Check(name.to_owned()), "failing"),
-            Some(("source", name)) => (Aspect::Source(name.to_owned()), "down"),
-            _ if aspect == "clock" => (Aspect::Clock, "skewed"),
+        let (aspect, state, severity) = match aspect.split_once(':') {
+            Some(("check", name)) => (Aspect::Check(name.to_owned()), "failing", Severity::Warning),
+            Some(("source", name)) => (Aspect::Source(name.to_owned()), "down", Severity::Warning),
+            Some(("cert", name)) => (
+                Aspect::CertExpiring(name.to_owned()),
+                "expiring",
+                Severity::Warning,
+            ),
+            Some(("cert-critical", name)) => (
+                Aspect::CertCritical(name.to_owned()),
+                "expiring",
+                Severity::Critical,
+            ),
+            _ if aspect == "clock" => (Aspect::Clock, "skewed", Severity::Warning),
             _ => continue,
         };
         let app = (!app.is_empty()).then_some(app);
@@ -639,7 +666,7 @@ pub fn open_problems(
                 exit: None,
                 at_ms: since as u64,
                 aspect,
-                severity: Severity::Warning,
+                severity,
                 detail: Detail {
                     reason,
                     ..Detail::default()
@@ -649,4 +676,21 @@ pub fn open_problems(
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::outdated;
+
+    #[test]
+    fn older_agents_are_marked() {
+        assert!(outdated(Some("0.0.9"), Some(fleetdeck_proto::WIRE_VERSION)));
+        assert!(outdated(None, Some(0)));
+        assert!(!outdated(
+            Some(env!("CARGO_PKG_VERSION")),
+            Some(fleetdeck_proto::WIRE_VERSION)
+        ));
+        assert!(!outdated(Some("99.0.0"), None));
+        assert!(!outdated(None, None), "unknown is not marked");
+    }
 }

@@ -274,6 +274,16 @@ impl Receiver {
     }
 }
 
+/// The names of the hosts in a `GET /v1/fleet` answer.
+pub fn host_names(fleet: &serde_json::Value) -> Vec<String> {
+    fleet["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The collector's database, opened read-only beside the running collector (WAL allows it).
 pub fn db(work: &Workdir) -> rusqlite::Connection {
     rusqlite::Connection::open_with_flags(

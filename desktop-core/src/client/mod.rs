@@ -20,6 +20,7 @@ use reqwest::{Method, RequestBuilder, Response, Url};
 use serde::de::DeserializeOwned;
 
 mod address;
+mod alerts;
 mod errors;
 
 use address::{display_url, segment};

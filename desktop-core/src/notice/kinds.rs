@@ -169,9 +169,21 @@ fn threshold_title(t: &ThresholdHit, host: &str) -> String {
     }
 }
 
-/// The source an event is about, for a person: the collector names it (`docker`, `systemd`) in
-/// the event's `to`/`from` or `source`; failing that, the message is searched.
+/// The source an event is about, for a person. The collector's message starts "the NAME source
+/// of HOST is ..." (NAME `docker` or `systemd`); failing that, the event's other fields and then
+/// the message are searched (a host named `docker-1` must not make systemd's event Docker's, so
+/// the message's own prefix comes first).
 fn source_label(event: &FleetEvent) -> &'static str {
+    let named_by_prefix = event
+        .message
+        .strip_prefix("the ")
+        .and_then(|rest| rest.split_once(" source of "))
+        .map(|(name, _)| name);
+    match named_by_prefix {
+        Some("docker") => return "Docker engine",
+        Some("systemd") => return "systemd (D-Bus)",
+        _ => {}
+    }
     let named = [
         event.to.as_deref(),
         event.from.as_deref(),
@@ -383,7 +395,15 @@ pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
                 metric_value(&t.metric, t.value),
                 metric_value(&t.metric, t.threshold),
             );
-            let body = if fired {
+            // A series that stopped being reported (a filesystem unmounted, an app or host
+            // gone) cleared without a value: the collector's message says so, not a figure.
+            let unreported = !fired && event.message.contains("is no longer reported");
+            let body = if unreported {
+                format!(
+                    "{}. Collector: {collector}.",
+                    capitalize(event.message.trim_end_matches('.'))
+                )
+            } else if fired {
                 let held = if t.for_secs > 0 {
                     format!(
                         " for {}",
@@ -417,6 +437,33 @@ pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
             };
             notice(summary, body, fired && severe, target)
         }
+        // The collector words it "the certificate of check tls of web on vm-1 expires on
+        // 2026-12-09 (5 days left) (limit: 14 days)": the notice says it as it is.
+        FleetEventKind::CertExpiring | FleetEventKind::CertRenewed => {
+            let renewed = event.kind == FleetEventKind::CertRenewed;
+            let name = event.check.as_ref().map_or("", |c| c.name.as_str());
+            let of = event
+                .app
+                .as_deref()
+                .map(|a| format!(" of {a}"))
+                .unwrap_or_default();
+            let summary = if renewed {
+                format!("Certificate of check {name}{of} renewed on {host}")
+            } else if severe {
+                format!("Certificate of check {name}{of} about to expire on {host}")
+            } else {
+                format!("Certificate of check {name}{of} expiring on {host}")
+            };
+            notice(
+                summary,
+                format!(
+                    "{}. Collector: {collector}.",
+                    capitalize(event.message.trim_end_matches('.'))
+                ),
+                !renewed && severe,
+                target,
+            )
+        }
         FleetEventKind::ClockSkew => notice(
             format!("The clock of {host} is off"),
             format!(
@@ -427,6 +474,8 @@ pub fn notice_for(collector: &str, event: &FleetEvent) -> Option<Notice> {
             false,
             host_target,
         ),
+        // Not a problem: it is in the fleet's history, not a notification.
+        FleetEventKind::AppUnwatched => None,
         FleetEventKind::ClockOk => notice(
             format!("The clock of {host} is right again"),
             format!(

@@ -1,6 +1,8 @@
-//! Small reusable pieces: status badges, the SVG line chart, the uptime bar, the confirm dialog.
+//! Small reusable pieces: status badges, the SVG line chart, the uptime bar, the confirm dialog,
+//! the silence menu.
 
 pub mod chart;
 pub mod confirm;
+pub mod silence;
 pub mod status;
 pub mod uptime;

@@ -70,6 +70,9 @@ fn fleet(hosts: &[(&str, Vec<AppView>)]) -> Fleet {
                 error: None,
                 hostname: None,
                 agent_instance_id: None,
+                agent_version: None,
+                wire_version: None,
+                agent_outdated: false,
                 cpu_percent: None,
                 memory_used_bytes: None,
                 memory_total_bytes: None,
@@ -78,6 +81,7 @@ fn fleet(hosts: &[(&str, Vec<AppView>)]) -> Fleet {
             })
             .collect(),
         problems: Vec::new(),
+        alert_policy: None,
     }
 }
 

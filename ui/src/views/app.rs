@@ -7,6 +7,7 @@ use yew::prelude::*;
 
 use crate::api;
 use crate::components::confirm::ConfirmDialog;
+use crate::components::silence::SilenceMenu;
 use crate::components::status::{app_class, degraded_badge, Badge};
 use crate::components::uptime::UptimeBar;
 use crate::format;
@@ -119,6 +120,10 @@ pub fn app_page(props: &AppProps) -> Html {
     };
     let host = props.host.clone();
     let app = props.app.clone();
+    let silenced = {
+        let result = result.clone();
+        Callback::from(move |what: String| result.set(Some(ActionResult::Done(what))))
+    };
 
     html! {
         <section id="app-view" class="view" data-host={host.clone()} data-app={app.clone()}>
@@ -136,6 +141,8 @@ pub fn app_page(props: &AppProps) -> Html {
                     { action_button(AppAction::Start, "action-start", "Start") }
                     { action_button(AppAction::Stop, "action-stop", "Stop") }
                     { action_button(AppAction::Restart, "action-restart", "Restart") }
+                    <SilenceMenu collector={collector.clone()} host={host.clone()} app={Some(app.clone())}
+                        class="app-silence" ondone={silenced} />
                 </div>
             </header>
             <p id="action-result" class={classes!("action-result", match &*result {
@@ -181,6 +188,7 @@ fn capitalized(action: AppAction) -> String {
         AppAction::Start => "Start",
         AppAction::Stop => "Stop",
         AppAction::Restart => "Restart",
+        AppAction::Apply => "Apply",
     }
     .to_owned()
 }

@@ -69,13 +69,13 @@ fn saved_text(saved: &EnvSaved, path: &str) -> String {
     let mut text = format!("Saved {path}.");
     if let Some(outcome) = &saved.restart {
         text.push_str(&format!(
-            " Restart: {} — now {}.",
+            " Applied: {} — now {}.",
             outcome.result,
             outcome.status.state.as_str()
         ));
     }
     if let Some(e) = &saved.restart_error {
-        text.push_str(&format!(" The restart failed: {e}"));
+        text.push_str(&format!(" Not applied: {e}"));
     }
     text
 }
@@ -326,7 +326,7 @@ pub fn env_panel(props: &EnvProps) -> Html {
                     <label class="check">
                         <input id="env-restart" type="checkbox" checked={*restart}
                             onchange={{ let r = restart.clone(); Callback::from(move |e: Event| r.set(input_checked(&e))) }} />
-                        { "Restart after save" }
+                        { "Apply after save" }
                     </label>
                     <button id="env-save" class="btn primary" disabled={!*reviewing || !has_changes || *saving} onclick={on_save}>
                         { if *saving { "Saving…" } else { "Save" } }

@@ -17,7 +17,7 @@ use crate::views::{self, input_value, on_activate, Dispatch};
 const PAGE: u32 = 100;
 
 const SEVERITIES: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
-const KINDS: [FleetEventKind; 12] = [
+const KINDS: [FleetEventKind; 15] = [
     FleetEventKind::Transition,
     FleetEventKind::Restarted,
     FleetEventKind::HostDown,
@@ -30,6 +30,9 @@ const KINDS: [FleetEventKind; 12] = [
     FleetEventKind::ThresholdCleared,
     FleetEventKind::ClockSkew,
     FleetEventKind::ClockOk,
+    FleetEventKind::CertExpiring,
+    FleetEventKind::CertRenewed,
+    FleetEventKind::AppUnwatched,
 ];
 
 /// Reads a page of events (`before` = older than that id) under the state's filter.

@@ -1,13 +1,13 @@
 //! The fleet at a glance: counts on top, then one card per host with its apps, coloured by state.
 
 use fleetdeck_proto::desktop::FirstPaint;
-use fleetdeck_proto::{AppState, AppView, FleetSummary, HostStatus, HostView, Problem};
+use fleetdeck_proto::{AppView, FleetSummary, HostStatus, HostView, Problem};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 use crate::api;
 use crate::components::status::{
-    app_class, app_degraded, degraded_badge, host_status_class, severity_class, Badge,
+    app_class, degraded_badge, host_status_class, severity_class, Badge,
 };
 use crate::format;
 use crate::state::{Action, Route};
@@ -50,7 +50,7 @@ pub fn fleet_view() -> Html {
     let now = views::now_ms();
     html! {
         <section id="fleet-view" class="view">
-            <Summary summary={fleet.summary.clone()} failing_checks={failing_checks(&fleet.hosts)} />
+            <Summary summary={fleet.summary.clone()} />
             { problems(&fleet.problems, now, &dispatch) }
             if fleet.hosts.is_empty() {
                 <div class="empty-state">{ "This collector watches no host yet." }</div>
@@ -62,29 +62,17 @@ pub fn fleet_view() -> Html {
     }
 }
 
-/// Running apps that are degraded by their checks (the summary's `apps_degraded` counts apps
-/// starting, stopping, unknown or missing; these are running, but not well).
-fn failing_checks(hosts: &[HostView]) -> u32 {
-    let n = hosts
-        .iter()
-        .filter(|h| h.status != HostStatus::Down)
-        .flat_map(|h| &h.apps)
-        .filter(|a| a.status.state == AppState::Running && app_degraded(&a.status))
-        .count();
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
 #[derive(Properties, PartialEq, Debug)]
 struct SummaryProps {
     summary: FleetSummary,
-    failing_checks: u32,
 }
 
 #[function_component(Summary)]
 fn summary(props: &SummaryProps) -> Html {
     let s = &props.summary;
     let down = s.apps_down + s.hosts_down;
-    let degraded = s.apps_degraded + props.failing_checks;
+    // The collector counts a running app whose checks fail as degraded (not running).
+    let degraded = s.apps_degraded;
     let tile =
         |id: &'static str, n: String, label: &'static str, tone: &'static str, title: String| {
             html! {
@@ -102,8 +90,8 @@ fn summary(props: &SummaryProps) -> Html {
                 format!("{} apps failed or crash-looping, {} hosts down", s.apps_down, s.hosts_down)) }
             { tile("count-degraded", degraded.to_string(), "degraded",
                 if degraded > 0 { "warn" } else { "ok" },
-                format!("{} apps starting, stopping, unknown or missing; {} running with a failing check",
-                    s.apps_degraded, props.failing_checks)) }
+                format!("{} apps starting, stopping, unknown, missing, or running with a failing check",
+                    s.apps_degraded)) }
             { tile("count-running", format!("{}/{}", s.apps_running, s.apps), "apps running", "ok",
                 format!("{} stopped on purpose", s.apps_stopped)) }
             { tile("count-hosts", format!("{}/{}", s.hosts_up, s.hosts), "hosts up",

@@ -1,4 +1,5 @@
-//! One host: its status, metric charts over 1 h / 24 h / 7 d / 30 d, and its apps.
+//! One host: its status, metric charts over 1 h / 24 h / 7 d / 30 d, its apps, and a silence
+//! of the host and all its apps.
 
 use fleetdeck_proto::desktop::MetricsRange;
 use fleetdeck_proto::{HostView, Metrics};
@@ -7,6 +8,7 @@ use yew::prelude::*;
 
 use crate::api;
 use crate::components::chart::{LineChart, Series, Unit};
+use crate::components::silence::SilenceMenu;
 use crate::components::status::{app_class, degraded_badge, host_status_class, Badge};
 use crate::format;
 use crate::state::{Action, Route};
@@ -37,6 +39,7 @@ pub fn host_page(props: &HostProps) -> Html {
     // never drawn over a newer one.
     let metrics = use_state(|| None::<(MetricsRange, Result<Metrics, String>)>);
     let detail = use_state(|| None::<HostView>);
+    let silenced = use_state(|| None::<String>);
 
     {
         let (metrics, dispatch) = (metrics.clone(), dispatch.clone());
@@ -139,11 +142,20 @@ pub fn host_page(props: &HostProps) -> Html {
                         <>
                             <Badge tone={host_status_class(h.status)} text={h.status.as_str()} id="host-status" />
                             <span class="muted">{ host_facts(h, now) }</span>
+                            { agent_version(h) }
                         </>
                     },
                     None => html! { <span class="muted">{ "Not in this collector's fleet (yet)." }</span> },
                 } }
+                <div class="spacer"></div>
+                <div class="actions" role="group" aria-label="Silence">
+                    <SilenceMenu collector={collector.clone()} host={name.clone()} class="host-silence"
+                        ondone={{ let silenced = silenced.clone(); Callback::from(move |what| silenced.set(Some(what))) }} />
+                </div>
             </header>
+            if let Some(what) = (*silenced).clone() {
+                <p id="host-silence-result" class="action-result" role="status">{ what }</p>
+            }
             if let Some(e) = host.as_ref().and_then(|h| h.error.clone()) {
                 <p class="host-error">{ e }</p>
             }
@@ -202,6 +214,25 @@ pub fn host_page(props: &HostProps) -> Html {
                 }) }
             </ul>
         </section>
+    }
+}
+
+/// The agent's version and wire version as the collector read them, marked when older than the
+/// collector.
+fn agent_version(h: &HostView) -> Html {
+    let Some(version) = &h.agent_version else {
+        return html! {};
+    };
+    let wire = h
+        .wire_version
+        .map(|w| format!(", wire v{w}"))
+        .unwrap_or_default();
+    html! {
+        <span id="host-agent-version" class={classes!("muted", h.agent_outdated.then_some("outdated"))}
+            title={ if h.agent_outdated { "older than the collector: upgrade this agent" } else { "" } }>
+            { format!("agent {version}{wire}") }
+            { if h.agent_outdated { html! { <Badge tone="warn" text="outdated" /> } } else { html! {} } }
+        </span>
     }
 }
 

@@ -1,5 +1,6 @@
 //! One view per screen; each reads the shared [`Store`] from context and calls [`crate::api`].
 
+pub mod alerts;
 pub mod app;
 pub mod app_health;
 pub mod env;

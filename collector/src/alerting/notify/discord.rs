@@ -62,7 +62,7 @@ mod tests {
         let text = content("x", &check_alert());
         assert!(text.contains("Check health (https://web.local/healthz): failing (2 in a row), HTTP 500, 12 ms, error: answered 500"), "{text}");
         assert!(
-            text.contains("certificate expires 2026-12-09 (5 days left)"),
+            text.contains("certificate expires on 2026-12-09 (5 days left)"),
             "{text}"
         );
     }

@@ -12,8 +12,8 @@ use crate::alerting::rules::Alert;
 const LAST_RFC3339_MS: u64 = 253_402_300_799_999;
 
 /// `{"kind", "host", "app", "state", "exit", "message", "at", "at_unix_ms", "severity", "aspect",
-/// "detail"}`: `aspect` is `{"aspect": "state" | "check" | "source" | "clock" | "threshold",
-/// "name": ...}`, `detail` is `{"context", "check", "threshold", "reason"}` (a crash's exit, OOM,
+/// "detail"}`: `aspect` is `{"aspect": "state" | "check" | "source" | "clock" | "threshold" |
+/// "cert-expiring" | "cert-critical", "name": ...}`, `detail` is `{"context", "check", "threshold", "reason"}` (a crash's exit, OOM,
 /// memory and last lines; the check's result; the threshold's value and level).
 pub(super) fn render(alert: &Alert) -> Rendered {
     let body = json!({

@@ -7,12 +7,13 @@
 //! shows more than `scheme://host/…` in `Debug`, logs, errors or the delivery history.
 
 mod discord;
+pub mod email;
 mod json;
 mod ntfy;
 mod slack;
 #[cfg(test)]
 mod tests_support;
-mod text;
+pub(crate) mod text;
 
 use std::time::Duration;
 
@@ -200,6 +201,36 @@ pub struct Delivery {
 
 /// Posts the alert to the webhook, retrying any transport error or non-2xx answer with backoff
 /// until `retry.attempts` are spent. Never fails: the outcome is in the returned [`Delivery`].
+/// Where a channel sends: a webhook, or email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Webhook(Webhook),
+    Smtp(email::Smtp),
+}
+
+impl Target {
+    /// Where it sends, never a secret: `scheme://host/…` or `smtp://host:port (tls)`.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Webhook(hook) => hook.redacted(),
+            Self::Smtp(smtp) => smtp.target(),
+        }
+    }
+}
+
+/// Delivers `alert` to `target` with retries (see [`deliver`] and [`email::send`]).
+pub async fn deliver_to(
+    client: &reqwest::Client,
+    target: &Target,
+    alert: &Alert,
+    retry: &RetryPolicy,
+) -> Delivery {
+    match target {
+        Target::Webhook(hook) => deliver(client, hook, alert, retry).await,
+        Target::Smtp(smtp) => email::send(smtp, alert, retry).await,
+    }
+}
+
 pub async fn deliver(
     client: &reqwest::Client,
     hook: &Webhook,
@@ -332,6 +363,7 @@ mod tests {
             aspect: Aspect::State,
             severity: AlertSeverity::Critical,
             detail: Detail::default(),
+            healthy: kind == AlertKind::Recovery,
         }
     }
 

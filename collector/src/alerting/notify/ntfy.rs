@@ -80,6 +80,10 @@ fn title(alert: &Alert) -> String {
             let state = if ended { "is back" } else { "is down" };
             return format!("{subject}: {name} {state}");
         }
+        Aspect::CertExpiring(name) | Aspect::CertCritical(name) => {
+            let state = if ended { "renewed" } else { "expires soon" };
+            return format!("{subject}: certificate of check {name} {state}");
+        }
         Aspect::Clock => {
             let state = if ended { "back in line" } else { "is off" };
             return format!("{subject}: clock {state}");

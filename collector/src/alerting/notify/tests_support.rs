@@ -26,6 +26,7 @@ fn base(message: &str) -> Alert {
         aspect: Aspect::State,
         severity: Severity::Critical,
         detail: Detail::default(),
+        healthy: false,
     }
 }
 

@@ -96,14 +96,27 @@ fn check_line(check: &CheckResult) -> String {
         line.push_str(&format!(", error: {error}"));
     }
     if let Some(expiry) = check.cert_not_after_unix_ms {
-        let day = rfc3339_millis(expiry);
-        let day = day.split('T').next().unwrap_or(&day);
-        let days_left = (expiry as i64 - check.checked_unix_ms as i64) / 86_400_000;
         line.push_str(&format!(
-            ", certificate expires {day} ({days_left} days left)"
+            ", certificate {}",
+            cert_when(expiry, check.checked_unix_ms)
         ));
     }
     line
+}
+
+/// `expires on 2026-12-09 (5 days left)`, `expires on 2026-12-05 (1 day left)` or `expired on
+/// 2026-12-01`: a certificate's end as seen by a check run at `checked_ms` (whole days left,
+/// rounded down).
+pub(crate) fn cert_when(not_after_ms: u64, checked_ms: u64) -> String {
+    let stamp = rfc3339_millis(not_after_ms);
+    let day = stamp.split('T').next().unwrap_or(&stamp);
+    let left_ms = not_after_ms as i64 - checked_ms as i64;
+    if left_ms <= 0 {
+        return format!("expired on {day}");
+    }
+    let days_left = left_ms.div_euclid(86_400_000);
+    let unit = if days_left == 1 { "day" } else { "days" };
+    format!("expires on {day} ({days_left} {unit} left)")
 }
 
 fn threshold_line(hit: &ThresholdHit) -> String {

@@ -59,6 +59,10 @@ pub enum Aspect {
     Source(String),
     /// The agent's clock against the collector's.
     Clock,
+    /// An HTTPS check's certificate expires within 14 days (a warning), by check name.
+    CertExpiring(String),
+    /// ... within 3 days, or has expired (critical): a second alert, like a second rule.
+    CertCritical(String),
     /// A threshold rule over samples (`alerting::thresholds`), on one subject: a mount point,
     /// a check's name, or none (host figures, or the app itself).
     Threshold {
@@ -131,6 +135,17 @@ pub struct AlertPolicy {
     pub flap_threshold: u32,
 }
 
+impl AlertPolicy {
+    /// What the fleet API tells the desktop.
+    pub fn view(&self) -> fleetdeck_proto::AlertPolicyView {
+        fleetdeck_proto::AlertPolicyView {
+            grace_ms: millis(self.grace),
+            flap_window_ms: millis(self.flap_window),
+            flap_threshold: self.flap_threshold,
+        }
+    }
+}
+
 impl Default for AlertPolicy {
     fn default() -> Self {
         Self {
@@ -190,6 +205,9 @@ pub struct Alert {
     pub aspect: Aspect,
     pub severity: Severity,
     pub detail: Detail,
+    /// The subject is healthy as this goes out: a recovery, a crash its restart policy healed, a
+    /// flap that ended healthy. It resolves the subject's open alert in the history.
+    pub healthy: bool,
 }
 
 /// The detector: feed it transitions and clock ticks, it answers with alerts to send.
@@ -269,6 +287,22 @@ impl Subject {
 }
 
 impl Rules {
+    /// Takes up a new policy (a reload); what is pending or open stays.
+    /// Drops every subject of `host` (one no longer watched): nothing pending, nothing open.
+    pub fn forget_host(&mut self, host: &str) {
+        self.subjects.retain(|(h, _, _), _| h != host);
+    }
+
+    /// Drops every subject of app `app` of `host` (no longer watched).
+    pub fn forget_app(&mut self, host: &str, app: Option<&str>) {
+        self.subjects
+            .retain(|(h, a, _), _| !(h == host && a.as_deref() == app));
+    }
+
+    pub fn set_policy(&mut self, policy: AlertPolicy) {
+        self.policy = policy;
+    }
+
     pub fn new(policy: AlertPolicy) -> Self {
         Self {
             policy,
@@ -528,6 +562,7 @@ fn alert(
         aspect: key.2.clone(),
         severity: subject.severity,
         detail: subject.detail.clone(),
+        healthy: subject.health == Health::Ok,
     }
 }
 
@@ -546,6 +581,9 @@ fn subject_name((host, app, aspect): &SubjectKey) -> String {
         Aspect::Check(name) => format!("check {name} of {who}"),
         Aspect::Source(name) => format!("the {name} source of {who}"),
         Aspect::Clock => format!("the clock of {who}"),
+        Aspect::CertExpiring(name) | Aspect::CertCritical(name) => {
+            format!("the certificate of check {name} of {who}")
+        }
         _ => who,
     }
 }

@@ -354,6 +354,7 @@ fn alert_fields_carry_the_subject_and_state() {
             aspect: Aspect::State,
             severity: Severity::Critical,
             detail: Detail::default(),
+            healthy: false,
         }]
     );
 }

@@ -6,8 +6,19 @@
 //! sample that breaches the threshold; a sample that does not breach it resets it; once it has
 //! held `for`, one `Problem` alert goes out and the series is *firing* until a sample is past the
 //! clear level, which raises one `Recovery`. Series not reported for [`STALE_MS`] (an unmounted
-//! filesystem, a removed app) and hosts not heard of for [`HOST_GONE_MS`] are forgotten, a firing
-//! one with a recovery saying so: the state stays bounded by what the fleet reports.
+//! filesystem, a removed app) and hosts not heard of for [`HOST_GONE_MS`] (by the collector's
+//! clock: an agent's clock, far ahead or set back, makes no other host look gone) are forgotten,
+//! a firing one with a recovery saying so: the state stays bounded by what the fleet reports.
+//!
+//! An agent whose clock is set back (its now is earlier than samples already evaluated) has its
+//! series rebased on the new time: pending conditions start their `for` again, firing ones keep
+//! firing, predicted-full fits start afresh; its rules never stall until the clock catches up.
+//!
+//! History is not news: samples older than the agent's latest "now" (its last polled snapshot)
+//! by more than [`CATCH_UP_MS`] (a backlog brought in after a collector outage) move the series
+//! as usual, but a problem that fires in them is held: it goes out once the samples reach the
+//! present and it still fires, and a problem that fired and cleared inside the backlog raises
+//! nothing. A recovery goes out only for a problem that was announced.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -21,20 +32,52 @@ use crate::alerting::rules::{Alert, AlertKind, Aspect, Detail};
 
 /// A series not in any sample for this long (sample time of its host) is forgotten.
 pub const STALE_MS: u64 = 15 * 60_000;
-/// A host without samples for this long (against the newest sample of any host) is forgotten.
+/// Samples older than the agent's now by more than this are history (see the module's notes).
+pub const CATCH_UP_MS: u64 = 15 * 60_000;
+/// A host not heard of for this long (by the collector's clock) is forgotten.
 pub const HOST_GONE_MS: u64 = 24 * 3_600_000;
+/// An agent's now this far before its newest evaluated sample: its clock was set back.
+pub const CLOCK_BACK_MS: u64 = 30_000;
 /// `disk.hours_to_full` of a filesystem that is not filling, in a [`ThresholdHit`] (JSON has no
 /// infinity).
 pub const NOT_FILLING_HOURS: f64 = 1e6;
 
-/// The open (firing) thresholds, shared with whoever lists problems (the fleet API).
+/// The open (firing) thresholds by host, shared with whoever lists problems (the fleet API).
+/// Kept per host so that an alert storm costs each host's own series, not the fleet's, per
+/// change.
 #[derive(Debug, Clone, Default)]
-pub struct OpenThresholds(Arc<RwLock<Vec<Problem>>>);
+pub struct OpenThresholds(Arc<RwLock<HashMap<String, Vec<Problem>>>>);
 
 impl OpenThresholds {
     /// Every firing threshold, critical first, then oldest first.
     pub fn open_problems(&self) -> Vec<Problem> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        let mut problems: Vec<Problem> = self
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        problems.sort_by(|a, b| {
+            (b.severity as u8)
+                .cmp(&(a.severity as u8))
+                .then(a.since_unix_ms.cmp(&b.since_unix_ms))
+                .then_with(|| {
+                    (&a.host, &a.app, &a.rule, &a.subject)
+                        .cmp(&(&b.host, &b.app, &b.rule, &b.subject))
+                })
+        });
+        problems
+    }
+
+    fn set(&self, host: &str, problems: Vec<Problem>) {
+        let mut all = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if problems.is_empty() {
+            all.remove(host);
+        } else {
+            all.insert(host.to_owned(), problems);
+        }
     }
 }
 
@@ -58,6 +101,39 @@ struct Series {
     /// (since, the firing message) while firing.
     firing: Option<(u64, String)>,
     last_seen_ms: u64,
+    /// Its firing was alerted (so its recovery is, too).
+    announced: bool,
+    /// The problem alert of a firing that began in history, sent once the present is reached.
+    held: Option<Alert>,
+}
+
+impl Series {
+    /// Sorts what `step` just added to `alerts` (from `from` on): a problem in history is held,
+    /// a recovery of one never announced is dropped.
+    fn settle(&mut self, alerts: &mut Vec<Alert>, from: usize, history: bool) {
+        let mut i = from;
+        while i < alerts.len() {
+            match alerts[i].kind {
+                AlertKind::Problem if history => {
+                    self.held = Some(alerts.remove(i));
+                    self.announced = false;
+                    continue;
+                }
+                AlertKind::Problem => {
+                    self.held = None;
+                    self.announced = true;
+                }
+                AlertKind::Recovery if !self.announced => {
+                    alerts.remove(i);
+                    self.held = None;
+                    continue;
+                }
+                AlertKind::Recovery => self.announced = false,
+                _ => {}
+            }
+            i += 1;
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +141,10 @@ struct HostState {
     /// Whether a sample was evaluated yet (`last_ms` is its time).
     seen: bool,
     last_ms: u64,
+    /// When the host was last heard of, by the collector's clock.
+    heard_ms: u64,
+    /// The agent's latest "now" (its polled snapshot's time), by its own clock.
+    agent_now_ms: u64,
     series: HashMap<SeriesKey, Series>,
     /// (rule index, mount point) → used bytes over the rule's window.
     fills: HashMap<(usize, String), FillWindow>,
@@ -75,7 +155,8 @@ struct HostState {
 pub struct Evaluator {
     rules: Vec<Rule>,
     hosts: HashMap<String, HostState>,
-    newest_ms: u64,
+    /// The collector's latest time given to [`Evaluator::observe_at`].
+    now_ms: u64,
     open: OpenThresholds,
     rounds: u64,
 }
@@ -104,6 +185,41 @@ impl Evaluator {
         self.open.clone()
     }
 
+    /// An evaluator of `rules` that takes over what this one has firing (a reload): a rule kept
+    /// by name keeps its firing series (no second alert, one recovery), the open list handle
+    /// stays the same; pending conditions start again.
+    pub fn with_rules(&self, rules: Vec<Rule>, now_ms: u64) -> Self {
+        let mut next = Evaluator {
+            rules,
+            open: self.open.clone(),
+            ..Evaluator::default()
+        };
+        for (host, state) in &self.hosts {
+            for ((index, app, subject), series) in &state.series {
+                if let Some((since, message)) = series.firing.as_ref().filter(|_| series.announced)
+                {
+                    next.resume(
+                        &ResumedThreshold {
+                            host: host.clone(),
+                            app: app.clone(),
+                            rule: self.rules[*index].name.clone(),
+                            subject: subject.clone(),
+                            since_ms: *since,
+                            message: message.clone(),
+                        },
+                        now_ms,
+                    );
+                }
+            }
+        }
+        // Hosts whose firing rules are gone have nothing open any more.
+        let kept: std::collections::HashSet<&String> = next.hosts.keys().collect();
+        for host in self.hosts.keys().filter(|h| !kept.contains(h)) {
+            next.open.set(host, Vec::new());
+        }
+        next
+    }
+
     /// Takes up a threshold a previous run alerted and did not recover: it is not alerted again,
     /// and its recovery is. A rule that no longer exists is skipped.
     pub fn resume(&mut self, open: &ResumedThreshold, now_ms: u64) {
@@ -118,18 +234,53 @@ impl Evaluator {
                 firing: Some((open.since_ms, open.message.clone())),
                 // Reported or not, it has until [`STALE_MS`] after the host's next sample.
                 last_seen_ms: now_ms,
+                announced: true,
+                held: None,
             },
         );
-        self.publish();
+        state.heard_ms = state.heard_ms.max(now_ms);
+        self.now_ms = self.now_ms.max(now_ms);
+        self.publish(&open.host);
     }
 
-    /// Evaluates `samples` of `host` (oldest first) and answers the alerts they raise.
+    /// Evaluates `samples` of `host` (oldest first), all of the present, heard at the newest
+    /// sample's time, and answers the alerts they raise.
     pub fn observe(&mut self, host: &str, samples: &[Sample]) -> Vec<Alert> {
+        let now = samples.iter().map(|s| s.taken_unix_ms).max();
+        let heard = now.unwrap_or(self.now_ms);
+        self.observe_at(host, samples, now, heard)
+    }
+
+    /// Evaluates `samples` of `host` (oldest first) brought by a poll whose snapshot the agent
+    /// took at `agent_now_ms`, or by a backfill page (`None`: the agent's now is the last one a
+    /// poll told), stored by the collector at `heard_ms` (its own clock), and answers the
+    /// alerts they raise.
+    pub fn observe_at(
+        &mut self,
+        host: &str,
+        samples: &[Sample],
+        agent_now_ms: Option<u64>,
+        heard_ms: u64,
+    ) -> Vec<Alert> {
         let mut alerts = Vec::new();
         if self.rules.is_empty() {
             return alerts;
         }
+        self.now_ms = self.now_ms.max(heard_ms);
         let state = self.hosts.entry(host.to_owned()).or_default();
+        state.heard_ms = state.heard_ms.max(heard_ms);
+        let mut changed = false;
+        if let Some(now) = agent_now_ms {
+            if state.seen && now.saturating_add(CLOCK_BACK_MS) < state.last_ms {
+                tracing::info!(
+                    host,
+                    back_by_ms = state.last_ms - now,
+                    "the agent's clock went back: its threshold series start again from its new time"
+                );
+                state.rebase(now);
+            }
+            state.agent_now_ms = now;
+        }
         for sample in samples {
             let t = sample.taken_unix_ms;
             if state.seen && t <= state.last_ms {
@@ -138,6 +289,7 @@ impl Evaluator {
             }
             state.seen = true;
             state.last_ms = t;
+            let history = t.saturating_add(CATCH_UP_MS) < state.agent_now_ms;
             for (index, rule) in self.rules.iter().enumerate() {
                 if !rule.applies_to_host(host) {
                     continue;
@@ -151,7 +303,22 @@ impl Evaluator {
                     );
                     let series = state.series.entry(key).or_default();
                     series.last_seen_ms = t;
+                    let from = alerts.len();
+                    let was_firing = series.firing.is_some();
                     step(rule, host, &v, t, series, &mut alerts);
+                    changed |= series.firing.is_some() != was_firing;
+                    series.settle(&mut alerts, from, history);
+                }
+            }
+        }
+        // Reached the present: what still fires from history is news now.
+        if state.last_ms.saturating_add(CATCH_UP_MS) >= state.agent_now_ms {
+            for series in state.series.values_mut() {
+                if let Some(held) = series.held.take() {
+                    if series.firing.is_some() {
+                        series.announced = true;
+                        alerts.push(held);
+                    }
                 }
             }
         }
@@ -162,7 +329,8 @@ impl Evaluator {
             if last.saturating_sub(series.last_seen_ms) <= STALE_MS {
                 return true;
             }
-            if let Some((since, _)) = &series.firing {
+            changed |= series.firing.is_some();
+            if let Some((since, _)) = series.firing.as_ref().filter(|_| series.announced) {
                 alerts.push(gone(&rules[*index], host, app, subject, *since, last));
             }
             false
@@ -172,36 +340,42 @@ impl Evaluator {
             fill.last_ms()
                 .is_some_and(|l| last.saturating_sub(l) <= window)
         });
-        self.newest_ms = self.newest_ms.max(last);
+        if changed {
+            self.publish(host);
+        }
         self.rounds += 1;
         if self.rounds.is_multiple_of(1024) {
             self.forget_gone_hosts(&mut alerts);
         }
-        if !alerts.is_empty() {
-            self.publish();
-        }
         alerts
     }
 
-    /// Forgets hosts without a sample for [`HOST_GONE_MS`] (removed from the config, or long
-    /// dead), recovering what fired on them.
+    /// Forgets hosts not heard of for [`HOST_GONE_MS`] by the collector's clock (removed from
+    /// the config, or long dead), recovering what fired on them.
     pub fn forget_gone_hosts(&mut self, alerts: &mut Vec<Alert>) {
-        let newest = self.newest_ms;
+        let now = self.now_ms;
         let rules = &self.rules;
-        let before = alerts.len();
+        let open = &self.open;
         self.hosts.retain(|host, state| {
-            if newest.saturating_sub(state.last_ms) <= HOST_GONE_MS {
+            if now.saturating_sub(state.heard_ms) <= HOST_GONE_MS {
                 return true;
             }
             for ((index, app, subject), series) in &state.series {
-                if let Some((since, _)) = &series.firing {
-                    alerts.push(gone(&rules[*index], host, app, subject, *since, newest));
+                if let Some((since, _)) = series.firing.as_ref().filter(|_| series.announced) {
+                    // Dated by the host's own clock, like its other alerts.
+                    let at = state.last_ms.max(*since);
+                    alerts.push(gone(&rules[*index], host, app, subject, *since, at));
                 }
             }
+            open.set(host, Vec::new());
             false
         });
-        if alerts.len() != before {
-            self.publish();
+    }
+
+    /// Forgets `host` at once (removed from the config): what fired on it is dropped unsaid.
+    pub fn forget_host(&mut self, host: &str) {
+        if self.hosts.remove(host).is_some() {
+            self.open.set(host, Vec::new());
         }
     }
 
@@ -210,10 +384,10 @@ impl Evaluator {
         self.hosts.values().map(|h| h.series.len()).sum()
     }
 
-    /// Rebuilds the shared list of open thresholds.
-    fn publish(&self) {
+    /// Rebuilds `host`'s part of the shared list of open thresholds.
+    fn publish(&self, host: &str) {
         let mut problems: Vec<Problem> = Vec::new();
-        for (host, state) in &self.hosts {
+        if let Some(state) = self.hosts.get(host) {
             for ((index, app, subject), series) in &state.series {
                 if let Some((since, message)) = &series.firing {
                     let rule = &self.rules[*index];
@@ -221,7 +395,7 @@ impl Evaluator {
                         kind: "threshold".into(),
                         rule: Some(rule.name.clone()),
                         severity: rule.severity,
-                        host: host.clone(),
+                        host: host.to_owned(),
                         app: app.clone(),
                         subject: subject.clone(),
                         message: message.clone(),
@@ -230,13 +404,24 @@ impl Evaluator {
                 }
             }
         }
-        problems.sort_by(|a, b| {
-            (b.severity as u8)
-                .cmp(&(a.severity as u8))
-                .then(a.since_unix_ms.cmp(&b.since_unix_ms))
-                .then_with(|| (&a.host, &a.rule, &a.subject).cmp(&(&b.host, &b.rule, &b.subject)))
-        });
-        *self.open.0.write().unwrap_or_else(|e| e.into_inner()) = problems;
+        self.open.set(host, problems);
+    }
+}
+
+impl HostState {
+    /// Takes up the agent's new time `now` after its clock went back: conditions not yet firing
+    /// start their `for` again, every series counts as seen at `now` (so none goes stale at
+    /// once), and the predicted-full fits, whose time axis broke, start afresh.
+    fn rebase(&mut self, now: u64) {
+        self.seen = false;
+        self.last_ms = now;
+        for series in self.series.values_mut() {
+            if series.firing.is_none() {
+                series.pending_since = None;
+            }
+            series.last_seen_ms = now;
+        }
+        self.fills.clear();
     }
 }
 
@@ -464,6 +649,7 @@ fn alert(
             }),
             ..Detail::default()
         },
+        healthy: kind == AlertKind::Recovery,
     }
 }
 

@@ -223,6 +223,89 @@ fn unreported_series_and_gone_hosts_are_forgotten_with_a_recovery() {
 }
 
 #[test]
+fn a_host_is_gone_by_the_collectors_clock_not_another_agents() {
+    let hour = 3_600_000;
+    let mut e = Evaluator::new(disk_rule("0s", 90.0));
+    // "b" fires at collector time 0; "ahead" has a clock two days ahead, heard at the same time.
+    assert_eq!(
+        e.observe_at("b", &[sample(0, 95 * GB)], Some(0), 0).len(),
+        1
+    );
+    let ahead = 48 * hour;
+    e.observe_at("ahead", &[sample(ahead, GB)], Some(ahead), 0);
+    let mut alerts = Vec::new();
+    e.forget_gone_hosts(&mut alerts);
+    assert!(
+        alerts.is_empty(),
+        "a clock ahead made a host look gone: {alerts:?}"
+    );
+    assert_eq!(e.open().open_problems().len(), 1);
+    // 25 h later by the collector's clock "b" has not been heard of, "ahead" has.
+    e.observe_at("ahead", &[sample(ahead + 25 * hour, GB)], None, 25 * hour);
+    e.forget_gone_hosts(&mut alerts);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].host, "b");
+    assert_eq!(alerts[0].kind, AlertKind::Recovery);
+    assert!(e.open().open_problems().is_empty());
+}
+
+#[test]
+fn a_clock_set_back_does_not_stall_a_hosts_rules() {
+    let minute = 60_000;
+    let hour = 60 * minute;
+    let mut e = Evaluator::new(disk_rule("5m", 85.0));
+    let t0 = 10 * hour;
+    // Filling, pending for 2 min, when the agent's clock is set back by an hour.
+    for i in 0..=2 {
+        let t = t0 + i * minute;
+        assert!(e
+            .observe_at("db-1", &[sample(t, 95 * GB)], Some(t), t)
+            .is_empty());
+    }
+    // Samples of the new time, still full: the rule fires once `for` has held on the new time
+    // (its pending time started again), not an hour later.
+    let back = t0 - hour;
+    let mut fired = None;
+    for i in 0..=6 {
+        let t = back + i * minute;
+        let heard = t0 + (3 + i) * minute;
+        let alerts = e.observe_at("db-1", &[sample(t, 95 * GB)], Some(t), heard);
+        if !alerts.is_empty() {
+            assert_eq!(alerts.len(), 1, "{alerts:?}");
+            assert_eq!(alerts[0].kind, AlertKind::Problem);
+            fired = Some(i);
+            break;
+        }
+    }
+    assert_eq!(fired, Some(5), "fired after 5 min of the new time");
+    // And it clears on the new time.
+    let t = back + 7 * minute;
+    let freed = e.observe_at("db-1", &[sample(t, 10 * GB)], Some(t), t0 + 10 * minute);
+    assert_eq!(freed.len(), 1);
+    assert_eq!(freed[0].kind, AlertKind::Recovery);
+}
+
+#[test]
+fn an_alert_storm_publishes_every_host_once_per_change() {
+    let mut e = Evaluator::new(disk_rule("0s", 90.0));
+    for h in 0..50 {
+        assert_eq!(e.observe(&format!("h{h}"), &[sample(10, 95 * GB)]).len(), 1);
+    }
+    let open = e.open().open_problems();
+    assert_eq!(open.len(), 50);
+    // Oldest first, then by host.
+    assert_eq!(open[0].host, "h0");
+    for h in 0..25 {
+        assert_eq!(e.observe(&format!("h{h}"), &[sample(20, GB)]).len(), 1);
+    }
+    let open = e.open().open_problems();
+    assert_eq!(open.len(), 25);
+    assert!(open
+        .iter()
+        .all(|p| p.host.trim_start_matches('h').parse::<u32>().expect("h<n>") >= 25));
+}
+
+#[test]
 fn a_resumed_threshold_is_not_alerted_again_and_recovers_once() {
     let mut e = Evaluator::new(disk_rule("0s", 90.0));
     e.resume(
@@ -255,4 +338,91 @@ fn a_resumed_threshold_is_not_alerted_again_and_recovers_once() {
         10,
     );
     assert!(e.open().open_problems().is_empty());
+}
+
+#[test]
+fn a_backlog_is_history_what_fired_and_cleared_in_it_is_not_news() {
+    let minute = 60_000;
+    let hour = 60 * minute;
+    let mut e = Evaluator::new(disk_rule("5m", 85.0));
+    // The agent's now is 10 h; the collector was away from 0 to 10 h and backfills the gap.
+    assert!(e
+        .observe_at("db-1", &[sample(0, 50 * GB)], Some(10 * hour), 10 * hour)
+        .is_empty());
+    // Full from 1 h to 2 h, then freed: fired and cleared in the backlog.
+    let page: Vec<Sample> = (1..=180)
+        .map(|i| {
+            let t = i * minute;
+            sample(t, if t <= 2 * hour { 95 * GB } else { 50 * GB })
+        })
+        .collect();
+    assert!(
+        e.observe_at("db-1", &page, None, 10 * hour).is_empty(),
+        "a problem that began and ended in the backlog raised alerts"
+    );
+    // Full again from 9 h 30 and still full at the present: one problem, when the present is
+    // reached, and its recovery later.
+    let page: Vec<Sample> = (181..=600)
+        .map(|i| {
+            let t = i * minute;
+            sample(
+                t,
+                if t >= 9 * hour + 30 * minute {
+                    95 * GB
+                } else {
+                    50 * GB
+                },
+            )
+        })
+        .collect();
+    let alerts = e.observe_at("db-1", &page, None, 10 * hour);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].kind, AlertKind::Problem);
+    let freed = e.observe_at(
+        "db-1",
+        &[sample(601 * minute, 50 * GB)],
+        Some(601 * minute),
+        601 * minute,
+    );
+    assert_eq!(freed.len(), 1);
+    assert_eq!(freed[0].kind, AlertKind::Recovery);
+}
+
+#[test]
+fn a_backlog_that_ends_firing_but_not_yet_at_present_holds_its_alert() {
+    let minute = 60_000;
+    let hour = 60 * minute;
+    let mut e = Evaluator::new(disk_rule("5m", 85.0));
+    e.observe_at("db-1", &[sample(0, 50 * GB)], Some(10 * hour), 10 * hour);
+    // A page ending 5 h before the present, full for its last hour: nothing yet.
+    let page: Vec<Sample> = (1..=300)
+        .map(|i| sample(i * minute, if i > 240 { 95 * GB } else { 50 * GB }))
+        .collect();
+    assert!(e.observe_at("db-1", &page, None, 10 * hour).is_empty());
+    // Freed before the present: the held problem is dropped, and no recovery goes out.
+    let page: Vec<Sample> = (301..=600).map(|i| sample(i * minute, 50 * GB)).collect();
+    assert!(e.observe_at("db-1", &page, None, 10 * hour).is_empty());
+}
+
+#[test]
+fn a_reload_keeps_what_fires_under_rules_kept_by_name() {
+    let mut e = Evaluator::new(disk_rule("0s", 90.0));
+    assert_eq!(e.observe("db-1", &[sample(10, 95 * GB)]).len(), 1);
+    // Reloaded with the same rule (a new level): still firing, not alerted again, recovers once.
+    let mut same = e.with_rules(disk_rule("0s", 80.0), 20);
+    assert_eq!(same.open().open_problems().len(), 1);
+    assert!(same.observe("db-1", &[sample(30, 95 * GB)]).is_empty());
+    let recovered = same.observe("db-1", &[sample(40, 10 * GB)]);
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].kind, AlertKind::Recovery);
+    // Reloaded without it: nothing open any more.
+    assert_eq!(
+        e.open().open_problems().len(),
+        0,
+        "the shared list follows the reload"
+    );
+    let mut e = Evaluator::new(disk_rule("0s", 90.0));
+    e.observe("db-1", &[sample(10, 95 * GB)]);
+    let gone = e.with_rules(Vec::new(), 20);
+    assert!(gone.open().open_problems().is_empty());
 }

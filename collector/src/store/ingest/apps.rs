@@ -74,6 +74,65 @@ pub fn classify_status(status: &AppStatus, state: AppState) -> (Health, AlertSev
     classify(status, state, &Seen::default())
 }
 
+/// Takes the apps stored for `host_id` that the agent's snapshot (`reported`) does not hold out
+/// of the fleet: the agent no longer watches them (removed from its agent.toml, or a discovered
+/// container or unit that is gone). Each one's history interval ends, its row and aspects go, an
+/// info event says so, its open alerts are resolved without a recovery (nothing recovered) and
+/// the alerter forgets it.
+pub(super) fn unwatch_missing(
+    ctx: &mut WriteCtx<'_>,
+    host_id: i64,
+    host: &str,
+    reported: &[String],
+    at_ms: u64,
+) -> Result<(), StoreError> {
+    let stored: Vec<String> = {
+        let mut stmt = ctx
+            .conn
+            .prepare_cached("SELECT name FROM apps WHERE host_id = ?1")?;
+        let names = stmt
+            .query_map([host_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        names
+    };
+    for app in stored.iter().filter(|a| !reported.contains(a)) {
+        super::close_interval(ctx, host_id, app, at_ms)?;
+        ctx.conn.execute(
+            "DELETE FROM apps WHERE host_id = ?1 AND name = ?2",
+            params![host_id, app],
+        )?;
+        ctx.conn.execute(
+            "DELETE FROM aspects WHERE host_id = ?1 AND app = ?2",
+            params![host_id, app],
+        )?;
+        crate::store::alerts::resolve_app(ctx.conn, host, app, at_ms)?;
+        record_event_with(
+            ctx,
+            NewEvent {
+                at_ms,
+                severity: Severity::Info,
+                source: "poll",
+                kind: FleetEventKind::AppUnwatched,
+                host,
+                app: Some(app),
+                from: None,
+                to: None,
+                exit: None,
+                message: format!(
+                    "{app} on {host} is no longer watched: the agent no longer reports it \
+                     (removed from its agent.toml, or a discovered app that is gone)"
+                ),
+            },
+            &Detail::default(),
+        )?;
+        ctx.notify(Notice::Alert(AlertInput::Unwatched {
+            host: host.to_owned(),
+            app: app.clone(),
+        }));
+    }
+    Ok(())
+}
+
 /// Applies one observation of an app. `observed_ms` is when the agent saw it (its clock).
 pub(super) fn apply_app(
     ctx: &mut WriteCtx<'_>,
@@ -96,7 +155,9 @@ pub(super) fn apply_app(
     let json = serde_json::to_string(&status)
         .map_err(|e| StoreError::Invalid(format!("cannot encode an app status: {e}")))?;
     let Some((old, old_observed, old_since)) = row else {
-        // First sight of the app: history starts here; it is not an event.
+        // First sight of the app: history starts here. It is an event and an alert only when the
+        // app is already in trouble (listed but never deployed, failed, stopped while it
+        // should run): a new host's broken app must not wait for a change to be heard of.
         let since = status
             .since_unix_ms
             .filter(|s| *s <= observed_ms)
@@ -114,6 +175,45 @@ pub(super) fn apply_app(
             ],
         )?;
         next_interval(ctx, host_id, &status.name, new_state.as_str(), since)?;
+        let (health, severity, detail) = classify(&status, new_state, seen);
+        if health == Health::Problem {
+            let mut message = format!("{} on {host} is {new_state} when first seen", status.name);
+            if let Some(exit) = status.last_exit {
+                message.push_str(&format!(" ({})", describe_exit(exit)));
+            }
+            if let Some(reason) = &detail.reason {
+                message.push_str(&format!(": {reason}"));
+            }
+            record_event_with(
+                ctx,
+                NewEvent {
+                    at_ms: since,
+                    severity,
+                    source,
+                    kind: FleetEventKind::Transition,
+                    host,
+                    app: Some(&status.name),
+                    from: None,
+                    to: Some(new_state.as_str()),
+                    exit: status.last_exit,
+                    message,
+                },
+                &detail,
+            )?;
+            ctx.notify(Notice::Alert(AlertInput::Transition(Box::new(
+                Transition {
+                    host: host.to_owned(),
+                    app: Some(status.name.clone()),
+                    state: new_state.as_str().to_owned(),
+                    health,
+                    exit: status.last_exit,
+                    at_ms: since,
+                    aspect: Aspect::State,
+                    severity,
+                    detail,
+                },
+            ))));
+        }
         return Ok(());
     };
     if (observed_ms as i64) < old_observed {
@@ -140,13 +240,14 @@ pub(super) fn apply_app(
         }
         if seen.restarted && (observed_ms as i64) > old_observed {
             let (health, severity, detail) = classify(&status, new_state, seen);
+            // A run already back shows no exit: the crash's is in its context.
+            let exit = status
+                .last_exit
+                .or(seen.crash.as_ref().and_then(|c| c.exit));
             let mut message = format!("{} on {host} restarted", status.name);
             if health == Health::Blip {
                 message = format!("{} on {host} crashed and was restarted", status.name);
-                if let Some(exit) = status
-                    .last_exit
-                    .or(seen.crash.as_ref().and_then(|c| c.exit))
-                {
+                if let Some(exit) = exit {
                     message.push_str(&format!(" ({})", describe_exit(exit)));
                 }
             }
@@ -165,7 +266,7 @@ pub(super) fn apply_app(
                     app: Some(&status.name),
                     from: Some(new_state.as_str()),
                     to: Some(new_state.as_str()),
-                    exit: status.last_exit,
+                    exit,
                     message,
                 },
                 &detail,
@@ -177,7 +278,7 @@ pub(super) fn apply_app(
                         app: Some(status.name.clone()),
                         state: new_state.as_str().to_owned(),
                         health,
-                        exit: status.last_exit,
+                        exit,
                         at_ms: observed_ms,
                         aspect: Aspect::State,
                         severity,

@@ -6,7 +6,10 @@
 //! Severities (issue 14): a failing check is a warning problem (the alert goes out when it still
 //! fails after the grace period, which at the default 30 s interval is about when its second
 //! failure makes the app `degraded`); a source down is a host-level warning; a clock off by more
-//! than [`SKEW_LIMIT_MS`] is a warning, clear again below [`SKEW_CLEAR_MS`].
+//! than [`SKEW_LIMIT_MS`] is a warning, clear again below [`SKEW_CLEAR_MS`]; an HTTPS check's
+//! certificate expiring within [`CERT_WARNING_DAYS`] is a warning and within
+//! [`CERT_CRITICAL_DAYS`] (or expired) a second, critical problem, each ending when the
+//! certificate is renewed.
 
 use fleetdeck_proto::Severity as AlertSeverity;
 use fleetdeck_proto::{AppStatus, CheckResult, FleetEventKind, Severity, SourceHealth, Sources};
@@ -21,6 +24,11 @@ use crate::store::{Notice, StoreError, WriteCtx};
 pub const SKEW_LIMIT_MS: i64 = 30_000;
 /// ... that clears only once the clock is within this again (hysteresis).
 pub const SKEW_CLEAR_MS: i64 = 20_000;
+
+/// A certificate expiring within this many days is a warning problem...
+pub const CERT_WARNING_DAYS: u64 = 14;
+/// ... and within this many a critical one.
+pub const CERT_CRITICAL_DAYS: u64 = 3;
 
 /// Records an observation of one aspect; answers whether its state changed. A first sight counts
 /// as a change only when it is not ok (a check's first result counts when it fails).
@@ -75,6 +83,7 @@ pub fn apply_check(
     observed_ms: u64,
     source: &str,
 ) -> Result<(), StoreError> {
+    apply_cert(ctx, host_id, host, app, result, observed_ms, source)?;
     let aspect = format!("check:{}", result.name);
     let error = result.error.as_deref();
     if !observe(ctx, host_id, app, &aspect, result.ok, observed_ms, error)? {
@@ -104,7 +113,7 @@ pub fn apply_check(
         check: Some(result.clone()),
         ..Detail::default()
     };
-    record_event_with(
+    report(
         ctx,
         NewEvent {
             at_ms: at,
@@ -118,18 +127,101 @@ pub fn apply_check(
             exit: None,
             message,
         },
-        &detail,
-    )?;
-    notify(
-        ctx,
-        host,
-        Some(app),
         Aspect::Check(result.name.clone()),
-        state,
         health,
-        at,
         detail,
-    );
+        Severity::Warning,
+    )?;
+    Ok(())
+}
+
+/// The certificate an HTTPS check saw: expiring within [`CERT_WARNING_DAYS`] is one problem (a
+/// warning), within [`CERT_CRITICAL_DAYS`] another (critical); each ends when a later run sees a
+/// certificate beyond its limit. A run that got no certificate (connection refused) changes
+/// neither.
+fn apply_cert(
+    ctx: &mut WriteCtx<'_>,
+    host_id: i64,
+    host: &str,
+    app: &str,
+    result: &CheckResult,
+    observed_ms: u64,
+    source: &str,
+) -> Result<(), StoreError> {
+    let Some(not_after) = result.cert_not_after_unix_ms else {
+        return Ok(());
+    };
+    let checked = result.checked_unix_ms.min(observed_ms).max(1);
+    let left_ms = not_after as i64 - checked as i64;
+    let when = crate::alerting::notify::text::cert_when(not_after, checked);
+    let name = &result.name;
+    for (limit_days, severity, aspect, key) in [
+        (
+            CERT_WARNING_DAYS,
+            Severity::Warning,
+            Aspect::CertExpiring(name.clone()),
+            format!("cert:{name}"),
+        ),
+        (
+            CERT_CRITICAL_DAYS,
+            Severity::Critical,
+            Aspect::CertCritical(name.clone()),
+            format!("cert-critical:{name}"),
+        ),
+    ] {
+        let ok = left_ms > (limit_days * 86_400_000) as i64;
+        let reason = format!("certificate {when}");
+        if !observe(ctx, host_id, app, &key, ok, observed_ms, Some(&reason))? {
+            continue;
+        }
+        let (kind, event_severity, state, health) = if ok {
+            (
+                FleetEventKind::CertRenewed,
+                Severity::Info,
+                "renewed",
+                Health::Ok,
+            )
+        } else {
+            (
+                FleetEventKind::CertExpiring,
+                severity,
+                "expiring",
+                Health::Problem,
+            )
+        };
+        let message = if ok {
+            format!("the certificate of check {name} of {app} on {host} was renewed: it {when}")
+        } else {
+            format!(
+                "the certificate of check {name} of {app} on {host} {when} \
+                 (limit: {limit_days} days)"
+            )
+        };
+        let detail = Detail {
+            check: Some(result.clone()),
+            reason: Some(reason),
+            ..Detail::default()
+        };
+        report(
+            ctx,
+            NewEvent {
+                at_ms: checked,
+                severity: event_severity,
+                source,
+                kind,
+                host,
+                app: Some(app),
+                from: None,
+                to: Some(state),
+                exit: None,
+                message,
+            },
+            aspect,
+            health,
+            detail,
+            severity,
+        )?;
+    }
     Ok(())
 }
 
@@ -145,35 +237,45 @@ pub fn apply_checks_of(
     for check in &app.checks {
         apply_check(ctx, host_id, host, &app.name, check, observed_ms, "poll")?;
     }
-    let gone: Vec<(String, bool)> = {
+    // A check's own row and its certificate's two rows end with the check.
+    let gone: Vec<(Aspect, String, bool)> = {
         let mut stmt = ctx.conn.prepare_cached(
-            "SELECT aspect, ok FROM aspects WHERE host_id = ?1 AND app = ?2 AND aspect LIKE 'check:%'",
+            "SELECT aspect, ok FROM aspects WHERE host_id = ?1 AND app = ?2
+             AND (aspect LIKE 'check:%' OR aspect LIKE 'cert:%' OR aspect LIKE 'cert-critical:%')",
         )?;
         let rows = stmt.query_map(params![host_id, app.name], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<Result<Vec<(String, bool)>, _>>()?
             .into_iter()
-            .filter(|(aspect, _)| {
-                let name = &aspect["check:".len()..];
-                !app.checks.iter().any(|c| c.name == name)
+            .filter_map(|(key, ok)| {
+                let (kind, name) = key.split_once(':')?;
+                if app.checks.iter().any(|c| c.name == name) {
+                    return None;
+                }
+                let aspect = match kind {
+                    "check" => Aspect::Check(name.to_owned()),
+                    "cert" => Aspect::CertExpiring(name.to_owned()),
+                    _ => Aspect::CertCritical(name.to_owned()),
+                };
+                Some((aspect, key, ok))
             })
             .collect()
     };
-    for (aspect, ok) in gone {
+    for (aspect, key, ok) in gone {
         ctx.conn.execute(
             "DELETE FROM aspects WHERE host_id = ?1 AND app = ?2 AND aspect = ?3",
-            params![host_id, app.name, aspect],
+            params![host_id, app.name, key],
         )?;
         if !ok {
-            let name = aspect["check:".len()..].to_owned();
             notify(
                 ctx,
                 host,
                 Some(&app.name),
-                Aspect::Check(name),
+                aspect,
                 "removed",
                 Health::Other,
                 observed_ms,
                 Detail::default(),
+                Severity::Warning,
             );
         }
     }
@@ -214,7 +316,7 @@ pub fn apply_source(
         reason: error.filter(|_| !up).map(str::to_owned),
         ..Detail::default()
     };
-    record_event_with(
+    report(
         ctx,
         NewEvent {
             at_ms: observed_ms,
@@ -228,18 +330,11 @@ pub fn apply_source(
             exit: None,
             message,
         },
-        &detail,
-    )?;
-    notify(
-        ctx,
-        host,
-        None,
         Aspect::Source(name.to_owned()),
-        state,
         health,
-        observed_ms,
         detail,
-    );
+        Severity::Warning,
+    )?;
     Ok(())
 }
 
@@ -321,7 +416,7 @@ pub fn apply_clock(
         reason: Some(reason),
         ..Detail::default()
     };
-    record_event_with(
+    report(
         ctx,
         NewEvent {
             at_ms: now_ms,
@@ -335,17 +430,28 @@ pub fn apply_clock(
             exit: None,
             message,
         },
-        &detail,
-    )?;
-    notify(
-        ctx,
-        host,
-        None,
         Aspect::Clock,
-        state,
         health,
-        now_ms,
         detail,
+        Severity::Warning,
+    )?;
+    Ok(())
+}
+
+/// Records one change of an aspect in the event log and tells the alerter: the event's `host`,
+/// `app`, `to` (the new state) and time are the transition's.
+fn report(
+    ctx: &mut WriteCtx<'_>,
+    event: NewEvent<'_>,
+    aspect: Aspect,
+    health: Health,
+    detail: Detail,
+    severity: AlertSeverity,
+) -> Result<(), StoreError> {
+    let (host, app, state, at_ms) = (event.host, event.app, event.to.unwrap_or(""), event.at_ms);
+    record_event_with(ctx, event, &detail)?;
+    notify(
+        ctx, host, app, aspect, state, health, at_ms, detail, severity,
     );
     Ok(())
 }
@@ -360,6 +466,7 @@ fn notify(
     health: Health,
     at_ms: u64,
     detail: Detail,
+    severity: AlertSeverity,
 ) {
     ctx.notify(Notice::Alert(AlertInput::Transition(Box::new(
         Transition {
@@ -370,7 +477,7 @@ fn notify(
             exit: None,
             at_ms,
             aspect,
-            severity: AlertSeverity::Warning,
+            severity,
             detail,
         },
     ))));

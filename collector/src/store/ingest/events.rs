@@ -233,9 +233,11 @@ fn apply_past_event(
                 },
             ),
         };
+    // A run its restart policy already brought back shows no exit: the crash's is in its context.
+    let exit = event.exit.or(event.crash.as_ref().and_then(|c| c.exit));
     if event.to != AppState::Unknown && event.from != AppState::Unknown {
         let mut message = format!("{} on {host}: {} → {}", event.app, event.from, event.to);
-        if let Some(exit) = event.exit {
+        if let Some(exit) = exit {
             message.push_str(&format!(" ({})", describe_exit(exit)));
         }
         if let Some(reason) = &detail.reason {
@@ -252,7 +254,7 @@ fn apply_past_event(
                 app: Some(&event.app),
                 from: Some(event.from.as_str()),
                 to: Some(event.to.as_str()),
-                exit: event.exit,
+                exit,
                 message,
             },
             &detail,
@@ -264,7 +266,7 @@ fn apply_past_event(
             app: Some(event.app.clone()),
             state: event.to.as_str().to_owned(),
             health,
-            exit: event.exit,
+            exit,
             at_ms: event.at_unix_ms,
             aspect: Aspect::State,
             severity,

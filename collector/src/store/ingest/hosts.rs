@@ -89,6 +89,7 @@ pub fn apply_poll(
         &polled.samples_instance,
         &polled.samples,
         now_ms,
+        Some(snapshot.taken_unix_ms),
     )?;
     ctx.conn.execute(
         "UPDATE hosts SET hostname = ?2, instance_id = ?3, last_seq = ?4, last_seen_ms = ?5,
@@ -102,6 +103,12 @@ pub fn apply_poll(
             metrics
         ],
     )?;
+    if let Some(info) = &polled.info {
+        ctx.conn.execute(
+            "UPDATE hosts SET agent_version = ?2, wire_version = ?3 WHERE id = ?1",
+            params![host_id, info.agent_version, info.wire_version],
+        )?;
+    }
     apply_sources(
         ctx,
         host_id,
@@ -109,6 +116,7 @@ pub fn apply_poll(
         &snapshot.sources,
         snapshot.taken_unix_ms,
     )?;
+    let reported: Vec<String> = snapshot.apps.iter().map(|a| a.name.clone()).collect();
     for app in snapshot.apps {
         // Checks first: their changes are events of their own, and an app that no longer
         // reads is still checked.
@@ -123,6 +131,7 @@ pub fn apply_poll(
             &Seen::default(),
         )?;
     }
+    super::apps::unwatch_missing(ctx, host_id, host, &reported, now_ms)?;
     Ok(SampleCursor {
         instance_id: polled.samples_instance,
         last_seq,

@@ -41,6 +41,8 @@ pub struct Polled {
     /// The instance the samples belong to (the snapshot's, unless the agent restarted between).
     pub samples_instance: String,
     pub samples: Vec<Sample>,
+    /// The agent's `/v1/info`, when this poll read it (once per agent instance).
+    pub info: Option<fleetdeck_proto::Info>,
 }
 
 /// Where the host's samples stand after a write.
@@ -116,6 +118,22 @@ pub(super) fn next_interval(
     state: &str,
     at_ms: u64,
 ) -> Result<(), StoreError> {
+    let at = close_interval(ctx, host_id, app, at_ms)?;
+    ctx.conn.execute(
+        "INSERT INTO status_history (host_id, app, state, start_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![host_id, app, state, at],
+    )?;
+    Ok(())
+}
+
+/// Ends the subject's open interval at `at_ms`, or at its start if that is later (history stays
+/// ordered); answers the time it ended at.
+pub(super) fn close_interval(
+    ctx: &WriteCtx<'_>,
+    host_id: i64,
+    app: &str,
+    at_ms: u64,
+) -> Result<i64, StoreError> {
     let open_start: Option<i64> = ctx
         .conn
         .query_row(
@@ -129,11 +147,7 @@ pub(super) fn next_interval(
         "UPDATE status_history SET end_ms = ?3 WHERE host_id = ?1 AND app = ?2 AND end_ms IS NULL",
         params![host_id, app, at],
     )?;
-    ctx.conn.execute(
-        "INSERT INTO status_history (host_id, app, state, start_ms) VALUES (?1, ?2, ?3, ?4)",
-        params![host_id, app, state, at],
-    )?;
-    Ok(())
+    Ok(at)
 }
 
 /// The state of the subject's open interval.

@@ -8,6 +8,8 @@ use crate::alerting::AlertInput;
 use crate::store::{Notice, StoreError, WriteCtx};
 
 /// Stores samples of `instance` newer than the host's cursor; returns the new last seq.
+/// `agent_now_ms`: the polled snapshot's time, for the threshold evaluator (`None` on backfill).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn insert_samples(
     ctx: &mut WriteCtx<'_>,
     host: &str,
@@ -16,6 +18,7 @@ pub(super) fn insert_samples(
     instance_id: &str,
     samples: &[Sample],
     now_ms: u64,
+    agent_now_ms: Option<u64>,
 ) -> Result<u64, StoreError> {
     let mut last_seq = if row.instance_id.as_deref() == Some(instance_id) {
         row.last_seq
@@ -94,6 +97,7 @@ pub(super) fn insert_samples(
         ctx.notify(Notice::Alert(AlertInput::Samples {
             host: host.to_owned(),
             samples: fresh.into(),
+            agent_now_ms,
         }));
     }
     Ok(last_seq as u64)
@@ -109,7 +113,7 @@ pub fn apply_samples(
     now_ms: u64,
 ) -> Result<SampleCursor, StoreError> {
     let row = host_row(ctx, host_id)?;
-    let last_seq = insert_samples(ctx, host, host_id, &row, instance_id, samples, now_ms)?;
+    let last_seq = insert_samples(ctx, host, host_id, &row, instance_id, samples, now_ms, None)?;
     ctx.conn.execute(
         "UPDATE hosts SET instance_id = ?2, last_seq = ?3 WHERE id = ?1",
         params![host_id, instance_id, last_seq as i64],

@@ -61,6 +61,7 @@ fn polled(taken: u64, app: AppStatus) -> Polled {
         },
         samples_instance: "i1".into(),
         samples: Vec::new(),
+        info: None,
     }
 }
 
@@ -271,7 +272,7 @@ async fn a_transition_seen_by_the_stream_and_a_poll_counts_once() {
 /// The (health, severity, reason) of the next `n` transitions handed to the alerter (they are
 /// sent just after the write's commit: each is waited for, up to 5 s).
 async fn alerted(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<crate::alerting::AlertInput>,
+    rx: &mut tokio::sync::mpsc::Receiver<crate::alerting::AlertInput>,
     n: usize,
 ) -> Vec<(Health, AlertSeverity, Option<String>)> {
     let mut out = Vec::new();
@@ -338,7 +339,8 @@ async fn a_removed_app_is_critical_and_a_healed_crash_a_blip_with_its_context() 
     assert_eq!(alerted(&mut rx, 1).await[0].0, Health::Ok);
     let mut crash = event(1, AppState::Running, AppState::Running, 130);
     crash.restarted = true;
-    crash.exit = Some(Exit::Code(2));
+    // The agent reads the run already back (no exit): the crash's exit is in its context.
+    crash.exit = None;
     crash.crash = Some(fleetdeck_proto::CrashContext {
         exit: Some(Exit::Code(2)),
         last_lines: vec!["boom".into()],
@@ -347,16 +349,171 @@ async fn a_removed_app_is_critical_and_a_healed_crash_a_blip_with_its_context() 
     b.event(crash).await;
     let got = alerted(&mut rx, 1).await;
     assert_eq!((got[0].0, got[0].1), (Health::Blip, AlertSeverity::Warning));
-    let detail: String = b
+    let (detail, message): (String, String) = b
         .store
         .with_conn(|c| {
             Ok(c.query_row(
-                "SELECT detail_json FROM events WHERE kind = 'restarted'",
+                "SELECT detail_json, message FROM events WHERE kind = 'restarted'",
                 [],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?)
         })
         .await
         .expect("the restart's detail");
     assert!(detail.contains("\"boom\""), "{detail}");
+    assert!(message.contains("exit code 2"), "{message}");
+}
+
+/// An HTTPS check's result at `at` (seconds) with a certificate ending `days` days later.
+fn tls_check(at: u64, days: f64) -> fleetdeck_proto::CheckResult {
+    fleetdeck_proto::CheckResult {
+        name: "tls".into(),
+        kind: fleetdeck_proto::CheckKind::Https,
+        target: "https://localhost/".into(),
+        ok: days > 0.0,
+        consecutive_failures: 0,
+        status_code: Some(200),
+        latency_ms: Some(5.0),
+        error: None,
+        cert_not_after_unix_ms: Some(at * S + (days * 86_400_000.0) as u64),
+        checked_unix_ms: at * S,
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_warns_at_14_days_turns_critical_at_3_and_clears_once_renewed() {
+    let b = bed().await;
+    let mut rx = b.store.take_transitions().expect("the alert channel");
+    let mut app = status(AppState::Running, 50);
+    let mut poll_with = |at: u64, days: f64| {
+        app.checks = vec![tls_check(at, days)];
+        app.clone()
+    };
+    // 30 days left: nothing. 10 days: a warning. 10 again: nothing new. 2 days: critical too.
+    b.poll(100, poll_with(100, 30.0)).await;
+    b.poll(110, poll_with(110, 10.0)).await;
+    let t = alerted(&mut rx, 1).await;
+    assert_eq!(t[0].0, Health::Problem);
+    assert_eq!(t[0].1, AlertSeverity::Warning);
+    assert!(
+        t[0].2
+            .as_deref()
+            .expect("reason")
+            .contains("(10 days left)"),
+        "{t:?}"
+    );
+    b.poll(120, poll_with(120, 10.0)).await;
+    b.poll(130, poll_with(130, 2.5)).await;
+    let t = alerted(&mut rx, 1).await;
+    assert_eq!((t[0].0, t[0].1), (Health::Problem, AlertSeverity::Critical));
+    // Renewed: both end, one event each.
+    b.poll(140, poll_with(140, 90.0)).await;
+    let t = alerted(&mut rx, 2).await;
+    assert!(t.iter().all(|(h, _, _)| *h == Health::Ok), "{t:?}");
+    let kinds: Vec<String> = b
+        .events()
+        .await
+        .into_iter()
+        .map(|(k, _, _)| k)
+        .filter(|k| k.starts_with("cert-"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "cert-expiring",
+            "cert-expiring",
+            "cert-renewed",
+            "cert-renewed"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_app_already_missing_or_failed_when_first_seen_alerts() {
+    let b = bed().await;
+    let mut rx = b.store.take_transitions().expect("the alert channel");
+    b.poll(100, status(AppState::NotFound, 90)).await;
+    let t = alerted(&mut rx, 1).await;
+    assert_eq!((t[0].0, t[0].1), (Health::Problem, AlertSeverity::Critical));
+    assert!(
+        t[0].2.as_deref().expect("reason").contains("not found"),
+        "{t:?}"
+    );
+    let events = b.events().await;
+    assert_eq!(
+        events,
+        [("transition".to_owned(), None, Some("not-found".to_owned()))]
+    );
+    // Running when first seen: nothing.
+    let b = bed().await;
+    let mut rx = b.store.take_transitions().expect("the alert channel");
+    b.poll(100, status(AppState::Running, 90)).await;
+    b.poll(101, status(AppState::Running, 90)).await;
+    assert!(
+        rx.try_recv().is_err(),
+        "no transition for a healthy first sight"
+    );
+    assert!(b.events().await.is_empty());
+}
+
+#[tokio::test]
+async fn the_alerters_queue_is_bounded_and_loses_nothing() {
+    use crate::alerting::{AlertInput, INPUT_QUEUE};
+    let b = bed().await;
+    let mut rx = b.store.take_transitions().expect("the alert channel");
+    let n = INPUT_QUEUE + 100;
+    let (store, id) = (b.store.clone(), b.host);
+    // One sample per poll: each is one input for the alerter.
+    let writes = tokio::spawn(async move {
+        for seq in 1..=n as u64 {
+            let mut p = polled(seq, status(AppState::Running, 1));
+            p.samples = vec![fleetdeck_proto::Sample {
+                seq,
+                taken_unix_ms: seq * S,
+                cpu_percent: Some(1.0),
+                memory_used_bytes: 1,
+                memory_total_bytes: 2,
+                swap_used_bytes: 0,
+                swap_total_bytes: 0,
+                cores: 1,
+                load1: 0.0,
+                load5: 0.0,
+                load15: 0.0,
+                filesystems: Vec::new(),
+                network: Vec::new(),
+                apps: Vec::new(),
+                disks: Vec::new(),
+            }];
+            store
+                .write(move |ctx| apply_poll(ctx, id, "vm", p, seq * S))
+                .await
+                .expect("poll");
+        }
+    });
+    // Nobody reads: the queue fills to its bound and the writes wait for room.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while rx.len() < INPUT_QUEUE {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queue never filled"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(rx.len(), INPUT_QUEUE, "the queue grew past its bound");
+    assert!(!writes.is_finished(), "the writes did not wait for room");
+    // Read it all: every sample reaches the alerter, in order, none dropped.
+    let mut next_seq = 1;
+    while next_seq <= n as u64 {
+        let input = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an input within 10 s")
+            .expect("the channel open");
+        if let AlertInput::Samples { samples, .. } = input {
+            for s in samples.iter() {
+                assert_eq!(s.seq, next_seq, "a sample was lost or reordered");
+                next_seq += 1;
+            }
+        }
+    }
+    writes.await.expect("the writes end once there is room");
 }

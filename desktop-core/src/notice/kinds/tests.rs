@@ -419,6 +419,14 @@ fn sources_down_and_up() {
         n.body,
         "systemd (D-Bus) answers again on web-1. Collector: home."
     );
+    // The collector's own wording names the source first: a host called docker-1 does not make
+    // systemd's outage Docker's.
+    let mut e = event(3, FleetEventKind::SourceDown, None, Some("down"), None);
+    e.app = None;
+    e.host = "docker-1".into();
+    e.message = "the systemd source of docker-1 is down: org.freedesktop.DBus.Error.NoReply".into();
+    let n = notice_for("home", &e).expect("down");
+    assert_eq!(n.summary, "systemd (D-Bus) not answering on docker-1");
 }
 
 fn hit(metric: &str, value: f64, threshold: f64, direction: &str) -> ThresholdHit {
@@ -458,6 +466,15 @@ fn thresholds_fired_and_cleared() {
          Collector: home."
     );
     assert!(!n.critical);
+    // No longer reported (unmounted): the collector's words, not a made-up figure.
+    e.message =
+        "/var on web-1 is no longer reported (rule disk-full: firing since 600 s before)".into();
+    let n = notice_for("home", &e).expect("gone");
+    assert_eq!(
+        n.body,
+        "/var on web-1 is no longer reported (rule disk-full: firing since 600 s before). \
+         Collector: home."
+    );
     // Predicted full: hours, below.
     let mut e = event(3, FleetEventKind::ThresholdFired, None, None, None);
     e.severity = Severity::Warning;
@@ -500,4 +517,49 @@ fn bytes_for_a_person() {
     assert_eq!(human_bytes(512), "512 B");
     assert_eq!(human_bytes(1536), "1.5 KiB");
     assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+}
+
+#[test]
+fn certificates_expiring_and_renewed() {
+    let mut e = event(
+        1,
+        FleetEventKind::CertExpiring,
+        None,
+        Some("expiring"),
+        None,
+    );
+    e.severity = Severity::Warning;
+    e.check = Some(check(true));
+    e.message = "the certificate of check health of api on web-1 expires on 2023-11-19 \
+                 (5 days left) (limit: 14 days)"
+        .into();
+    let n = notice_for("home", &e).expect("expiring");
+    assert_eq!(
+        n.summary,
+        "Certificate of check health of api expiring on web-1"
+    );
+    assert_eq!(
+        n.body,
+        "The certificate of check health of api on web-1 expires on 2023-11-19 (5 days left) \
+         (limit: 14 days). Collector: home."
+    );
+    assert!(!n.critical);
+    e.severity = Severity::Critical;
+    let n = notice_for("home", &e).expect("critical");
+    assert_eq!(
+        n.summary,
+        "Certificate of check health of api about to expire on web-1"
+    );
+    assert!(n.critical);
+    let mut e = event(2, FleetEventKind::CertRenewed, None, Some("renewed"), None);
+    e.check = Some(check(true));
+    e.message = "the certificate of check health of api on web-1 was renewed: it expires on \
+                 2024-02-12 (90 days left)"
+        .into();
+    let n = notice_for("home", &e).expect("renewed");
+    assert_eq!(
+        n.summary,
+        "Certificate of check health of api renewed on web-1"
+    );
+    assert!(!n.critical);
 }
