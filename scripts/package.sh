@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the daemons' Debian packages into OUT (default dist/): fleetdeck-agent (the static musl
 # binary, the hardened unit, agent.toml as a conffile, a postinst that makes the token once and
-# writes the .env drop-in) and fleetdeck-collector (binary, unit, the first collector.toml as a
+# writes the .env drop-in, install.sh in /usr/lib/fleetdeck-agent for token rotation) and
+# fleetdeck-collector (binary, unit, the first collector.toml as a
 # conffile, a postinst that makes the `fleetdeck` user and state directory). Each is checked:
 # its contents, and lintian with no error. The desktop's package is scripts/package-deb.sh.
 #
@@ -46,6 +47,10 @@ package() {
     chmod 0644 "$p/lib/systemd/system/$name.service"
     install -m 0644 "$config" "$p/etc/fleetdeck/$config_name"
     install -m 0644 "$dist"/*.example "$p/usr/share/doc/$name/"
+    if [[ $name == fleetdeck-agent ]]; then
+        # Its token rotation (--rotate-token, --finish-rotation) works on a packaged agent too.
+        install -D -m 0755 "$dist/install.sh" "$p/usr/lib/$name/install.sh"
+    fi
     cat > "$p/usr/share/doc/$name/copyright" <<EOF
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: fleetdeck

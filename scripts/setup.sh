@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing Fleetdeck needs on a Debian 12 machine with a Rust toolchain
-# (rustup): the musl and wasm32 targets, and the Debian packages of the test bed. Idempotent.
+# (rustup): the musl (x86_64, arm64) and wasm32 targets, and the Debian packages of the test bed. Idempotent.
 set -euo pipefail
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -11,7 +11,7 @@ command -v cargo >/dev/null && command -v rustup >/dev/null || {
 }
 
 targets=$(rustup target list --installed)
-for t in x86_64-unknown-linux-musl wasm32-unknown-unknown; do
+for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl wasm32-unknown-unknown; do
     grep -qx "$t" <<<"$targets" || { log "adding Rust target $t"; rustup target add "$t"; }
 done
 
@@ -26,6 +26,10 @@ want=(curl jq file docker-compose pkg-config libssl-dev libwebkit2gtk-4.1-dev li
       g++
       # the static agent's rustls (ring) compiles C for musl
       musl-tools
+      # the arm64 static agent: cross compiler and linker, and qemu to run it once
+      gcc-aarch64-linux-gnu qemu-user-static
+      # docs/deploy.md's firewall, run by scripts/test-docs.sh
+      ufw
       # the daemons' Debian packages are checked with lintian (scripts/package.sh)
       lintian)
 [[ ${1:-} == --bench ]] && want+=(prometheus-node-exporter)

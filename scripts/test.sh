@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every Fleetdeck check: formatting, clippy, unit and integration tests on the real test bed
 # (systemd user manager, journald, podman's Docker API, network namespaces), the wasm build of the
-# wire types, the static musl build of the agent with its size and linkage checked, and the
-# desktop: clippy, its unit tests, the end-to-end test of the real app under Xvfb against a real
-# collector and agent, and its .deb package.
+# wire types, the static musl builds of the agent (x86_64 and arm64) with size and linkage
+# checked, the daemons' packages, the desktop: clippy, its unit tests, the end-to-end test of the
+# real app under Xvfb against a real collector and agent; the reliability suite; and the
+# deployment docs run as written (scripts/test-docs.sh: the release packages, installed with apt).
 # Installs what it needs (scripts/setup.sh, testbed/testbed.sh up). Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +57,17 @@ if ldd "$bin" 2>&1 | grep -qv -e 'not a dynamic executable' -e 'statically linke
 fi
 ldd "$bin" 2>&1 || true
 
+step "static agent binary for arm64 (musl, cross-built with Debian's aarch64 gcc)"
+cargo build --locked --profile agent-release --target aarch64-unknown-linux-musl -p fleetdeck-agent
+arm=${CARGO_TARGET_DIR:-$root/target}/aarch64-unknown-linux-musl/agent-release/fleetdeck-agent
+size=$(stat -c %s "$arm")
+echo "size: $size bytes"
+((size <= 10 * 1024 * 1024)) || { echo "arm64 agent binary is $size bytes, over the 10 MiB target"; exit 1; }
+file "$arm" | tee /dev/stderr | grep -q 'ARM aarch64, .*statically linked' ||
+    { echo "the arm64 agent is not a static aarch64 executable"; exit 1; }
+# It runs: qemu's user-mode emulator executes it as an arm64 host would.
+qemu-aarch64-static "$arm" --version
+
 step "tests"
 # Every daemon a test starts logs into $FLEETDECK_TEST_LOGS, and every token, key and .env value a
 # test uses is listed there (secrets.txt), for the check at the end.
@@ -99,8 +111,8 @@ scripts/e2e-desktop.sh
 step "API fuzzing: schemathesis against the agent's and the collector's own OpenAPI documents"
 scripts/api-fuzz.sh
 
+step "the deployment docs, run: docs/deploy.md and docs/operations.md on namespace machines (release.sh, apt, ufw, units)"
+scripts/test-docs.sh
+
 step "no token, key or .env value in any log of the tests above"
 scripts/check-secrets.sh "$FLEETDECK_TEST_LOGS"
-
-step "desktop: .deb package (Tauri CLI)"
-scripts/package-deb.sh --debug

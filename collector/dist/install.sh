@@ -7,6 +7,9 @@
 # it. On the first install only, an admin API key is printed once: keep it for the desktop.
 #
 #   sudo ./install.sh [PATH-TO-fleetdeck-collector]   (default: ./fleetdeck-collector beside this script)
+#   sudo ./install.sh --uninstall [--purge]            stops and removes the collector and its unit;
+#                                                      --purge also removes its config, database
+#                                                      and the agents' tokens (the user stays)
 #
 # FLEETDECK_ROOT=/some/dir installs under that directory instead of /, as the calling user, and
 # does not touch systemd or the user database (used by the tests, and to prepare an image).
@@ -17,6 +20,31 @@ bin=${1:-$here/fleetdeck-collector}
 root=${FLEETDECK_ROOT:-}
 
 die() { echo "install.sh: $*" >&2; exit 1; }
+
+if [ "${1:-}" = --uninstall ]; then
+    if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then
+        die "run as root (sudo $0 --uninstall), or set FLEETDECK_ROOT"
+    fi
+    etc=$root/etc/fleetdeck
+    state=$root/var/lib/fleetdeck
+    if [ -z "$root" ]; then
+        systemctl disable --now fleetdeck-collector.service 2>/dev/null || true
+    fi
+    rm -f "$root/usr/local/bin/fleetdeck-collector" "$root/etc/systemd/system/fleetdeck-collector.service"
+    if [ "${2:-}" = "--purge" ]; then
+        rm -rf "$state" "$etc/agents" "$etc/agents.d"
+        rm -f "$etc/collector.toml" "$etc/collector.toml.example"
+        # The agent may live on the same VM and keep its files here.
+        rmdir "$etc" 2>/dev/null || true
+        echo "removed the collector, its unit, its config, $state (database) and the agents' tokens"
+    else
+        echo "removed the collector and its unit; kept $etc/collector.toml, $state (database) and the agents' tokens: --uninstall --purge removes them"
+    fi
+    if [ -z "$root" ]; then
+        systemctl daemon-reload
+    fi
+    exit 0
+fi
 
 [ -f "$bin" ] || die "no collector binary at $bin; pass its path: install.sh /path/to/fleetdeck-collector"
 if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then

@@ -291,6 +291,7 @@ pub fn restore(config_path: &Path, from: &Path) -> anyhow::Result<String> {
     std::fs::rename(&partial, &database)?;
     // Opened once as the collector will: migrated to this version if the backup is older.
     drop(Store::open(&database)?);
+    owned_like_state_dir(&database)?;
     Ok(format!(
         "restored {} from {} ({what}); the database it replaced is kept as {} (delete it once the \
          collector runs well); start the collector now",
@@ -298,6 +299,35 @@ pub fn restore(config_path: &Path, from: &Path) -> anyhow::Result<String> {
         from.display(),
         kept.first().unwrap_or(&aside).display()
     ))
+}
+
+/// The database (and its WAL files) owned as the directory holding it: a restore run as root
+/// (`sudo fleetdeck-collector restore`) leaves no file the collector's own user cannot open.
+fn owned_like_state_dir(database: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = database.parent().unwrap_or(Path::new("."));
+    let owner = std::fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = database.as_os_str().to_owned();
+        file.push(suffix);
+        let file = PathBuf::from(file);
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        if (meta.uid(), meta.gid()) != (owner.uid(), owner.gid()) {
+            std::os::unix::fs::chown(&file, Some(owner.uid()), Some(owner.gid())).with_context(
+                || {
+                    format!(
+                        "cannot give {} the owner of {} (the collector's user): run restore as \
+                         root or as that user",
+                        file.display(),
+                        dir.display()
+                    )
+                },
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// `keys list`: name, role, when made, when last used; never a key.

@@ -264,17 +264,9 @@ pub fn render(found: &[Found]) -> String {
             answered.len(),
             found.len(),
         ));
-        let mut used = HashSet::new();
-        for f in &answered {
-            let base = agent_name(&f.peer);
-            let (mut name, mut n) = (base.clone(), 1);
-            while used.contains(&name) {
-                n += 1;
-                name = numbered(&base, n);
-            }
+        for (name, f) in named(found) {
             out.push('\n');
             out.push_str(&stanza(&name, &f.url));
-            used.insert(name);
         }
     }
     if found.is_empty() {
@@ -302,6 +294,24 @@ pub fn render(found: &[Found]) -> String {
     out
 }
 
+/// The peers that answered, each with the name its stanza gets: [`agent_name`], repeats numbered
+/// (`web-2`), as [`render`] prints them and `discover --add` joins them.
+pub fn named(found: &[Found]) -> Vec<(String, &Found)> {
+    let mut used = HashSet::new();
+    let mut out = Vec::new();
+    for f in found.iter().filter(|f| f.answered) {
+        let base = agent_name(&f.peer);
+        let (mut name, mut n) = (base.clone(), 1);
+        while used.contains(&name) {
+            n += 1;
+            name = numbered(&base, n);
+        }
+        used.insert(name.clone());
+        out.push((name, f));
+    }
+    out
+}
+
 /// `base-n`, shortened so the result stays within the config's name limit.
 fn numbered(base: &str, n: u32) -> String {
     let suffix = format!("-{n}");
@@ -317,6 +327,11 @@ const CLI_TIMEOUT: Duration = Duration::from_secs(15);
 /// The whole command: runs `tailscale status --json`, probes the online peers on `port` with
 /// `timeout` each, and returns the text to print (see [`render`]).
 pub async fn run(port: u16, timeout: Duration) -> anyhow::Result<String> {
+    Ok(render(&find(port, timeout).await?))
+}
+
+/// Runs `tailscale status --json` and probes the online peers on `port`, `timeout` each.
+pub async fn find(port: u16, timeout: Duration) -> anyhow::Result<Vec<Found>> {
     let json = tailscale_status_json("tailscale").await?;
     let peers = parse_status(&json)?;
     // Tailnet addresses are reached directly: an HTTP(S)_PROXY meant for the internet must not
@@ -326,8 +341,7 @@ pub async fn run(port: u16, timeout: Duration) -> anyhow::Result<String> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .context("cannot set up the HTTP client")?;
-    let found = probe(&client, &peers, port, timeout).await;
-    Ok(render(&found))
+    Ok(probe(&client, &peers, port, timeout).await)
 }
 
 /// Runs `{program} status --json` and returns its output; `program` is a parameter so tests can

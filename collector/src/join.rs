@@ -245,7 +245,43 @@ pub async fn add(
     }
     out.push('\n');
     out.push_str(&reload_running(&config, |active| active.contains(&name.to_owned())).await?);
+    if crate::care::running_pid(&config.database)?.is_some() {
+        // Done when the fleet shows the host as it is: after its first poll.
+        out.push_str(&match first_poll(&config.database, name).await? {
+            Some(status) => format!(", and polled it: {name} is {status}"),
+            None => format!(
+                "; its first poll has not ended within {RELOAD_WAIT:?}: the fleet shows {name} once it has"
+            ),
+        });
+    }
     Ok(out)
+}
+
+/// Waits (at most `RELOAD_WAIT`) until the running collector has polled `name` once; its status.
+async fn first_poll(database: &Path, name: &str) -> anyhow::Result<Option<String>> {
+    let deadline = tokio::time::Instant::now() + RELOAD_WAIT;
+    loop {
+        let conn = rusqlite::Connection::open_with_flags(
+            database,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .with_context(|| format!("cannot open {}", database.display()))?;
+        conn.busy_timeout(Duration::from_secs(2))?;
+        let status: Option<String> = conn
+            .query_row(
+                "SELECT status FROM hosts WHERE name = ?1 AND active = 1",
+                [name],
+                |r| r.get(0),
+            )
+            .ok();
+        if let Some(status) = status.filter(|s| s != "unknown") {
+            return Ok(Some(status));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// `agents rm`: removes an agent `agents add` added (its table and its token file).
@@ -302,6 +338,77 @@ pub async fn set_token(config_path: &Path, name: &str, token: &str) -> anyhow::R
     );
     out.push_str(&reload_running(&config, |active| active.contains(&name.to_owned())).await?);
     Ok(out)
+}
+
+/// `discover --add --tokens DIR`: joins every peer that answered as an agent the way `agents add`
+/// does, with the token in `DIR/NAME.token` (NAME as `discover` prints it). Says what became of
+/// each: added, already joined (same URL), no token yet (and how to fetch it), or refused (why).
+/// The flag is whether every peer that answered is joined now.
+pub async fn add_discovered(
+    config_path: &Path,
+    found: &[crate::discover::Found],
+    tokens: &Path,
+) -> anyhow::Result<(String, bool)> {
+    let named = crate::discover::named(found);
+    if named.is_empty() {
+        return Ok((
+            "no Fleetdeck agent answered on this tailnet: nothing to add".to_owned(),
+            true,
+        ));
+    }
+    let (mut out, mut all) = (String::new(), true);
+    for (name, f) in named {
+        let config = Config::load(config_path).context(
+            "collector.toml does not load as it is: fix it first (fleetdeck-collector check-config)",
+        )?;
+        let same_url =
+            |a: &&AgentConfig| a.url.trim_end_matches('/') == f.url.trim_end_matches('/');
+        let line = if let Some(a) = config.agents.iter().find(same_url) {
+            format!("{name}: already joined as {} ({})", a.name, a.url)
+        } else if config.agent(&name).is_some() {
+            all = false;
+            format!(
+                "{name}: not added: another agent has this name; add {} under a name of your own                  (agents add NAME {} < its token)",
+                f.url, f.url
+            )
+        } else {
+            let file = tokens.join(format!("{name}.token"));
+            match std::fs::File::open(&file) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    all = false;
+                    format!(
+                        "{name}: not added: no token in {}; fetch it with: ssh {} sudo cat \
+                         /etc/fleetdeck/agent.token > {}",
+                        file.display(),
+                        f.peer.dns_name,
+                        file.display()
+                    )
+                }
+                Err(e) => {
+                    all = false;
+                    format!("{name}: not added: cannot read {} ({e})", file.display())
+                }
+                Ok(token_file) => {
+                    let added = match read_token_from(token_file) {
+                        Ok(token) => add(config_path, &name, &f.url, None, &token).await,
+                        Err(e) => {
+                            Err(e.context(format!("{} holds no usable token", file.display())))
+                        }
+                    };
+                    match added {
+                        Ok(said) => said.lines().next().unwrap_or_default().to_owned(),
+                        Err(e) => {
+                            all = false;
+                            format!("{name}: not added: {e:#}")
+                        }
+                    }
+                }
+            }
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    Ok((out, all))
 }
 
 /// `agents list`: each agent, its URL, and the file it comes from.

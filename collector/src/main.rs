@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use fleetdeck_proto::Role;
 
@@ -70,6 +71,13 @@ enum Command {
         /// How long to wait for each peer.
         #[arg(long, default_value = "2s")]
         timeout: humantime::Duration,
+        /// Join every agent found, as `agents add` would, with its token from --tokens DIR
+        /// (DIR/NAME.token, NAME as discover prints it); needs --config.
+        #[arg(long, requires = "tokens")]
+        add: bool,
+        /// With --add: the directory holding each agent's token as NAME.token.
+        #[arg(long, value_name = "DIR", requires = "add")]
+        tokens: Option<PathBuf>,
     },
 }
 
@@ -249,8 +257,14 @@ async fn main() -> ExitCode {
         (Some(Command::Agents { .. }), None) => Err(anyhow::anyhow!(
             "agents needs --config PATH before it: fleetdeck-collector --config /etc/fleetdeck/collector.toml agents add vm-3 http://100.101.1.3:7070 < vm-3.token"
         )),
-        (Some(Command::Discover { port, timeout }), _) => {
+        (Some(Command::Discover { port, timeout, add: false, .. }), _) => {
             fleetdeck_collector::discover::run(port, *timeout).await.map(|out| print!("{out}"))
+        }
+        (Some(Command::Discover { add: true, .. }), None) => Err(anyhow::anyhow!(
+            "discover --add needs --config PATH before it: fleetdeck-collector --config /etc/fleetdeck/collector.toml discover --add --tokens DIR"
+        )),
+        (Some(Command::Discover { port, timeout, add: true, tokens }), Some(config)) => {
+            discover_add(&config, port, *timeout, tokens.as_deref()).await
         }
         (None, _) if args.demo => fleetdeck_collector::demo::run(args.port, usize::from(args.hosts)).await,
         (None, Some(config)) => fleetdeck_collector::run::run(&config, args.allow_public_bind).await,
@@ -262,6 +276,27 @@ async fn main() -> ExitCode {
             eprintln!("fleetdeck-collector: error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `discover --add --tokens DIR`: finds the tailnet's agents and joins each whose token is in DIR.
+async fn discover_add(
+    config: &std::path::Path,
+    port: u16,
+    timeout: std::time::Duration,
+    tokens: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let tokens =
+        tokens.context("--add needs --tokens DIR (each agent's token as DIR/NAME.token)")?;
+    let found = fleetdeck_collector::discover::find(port, timeout).await?;
+    let (said, all) = fleetdeck_collector::join::add_discovered(config, &found, tokens).await?;
+    print!("{said}");
+    if all {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "not every agent found was added (above); fix what it says and run discover --add again"
+        ))
     }
 }
 

@@ -108,8 +108,20 @@ async fn backup_while_running_restore_when_stopped_and_one_collector_per_databas
         "{out}"
     );
     bench.collector.stop();
+    // The state directory belongs to the collector's user and restore runs as root (sudo): the
+    // restored database must be that user's, or the collector could not open it.
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).expect("chown the state dir");
     let (ok, out) = cli(&bench.config, &["restore", backup.to_str().expect("path")]);
     assert!(ok, "{out}");
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&db).expect("restored db");
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (65534, 65534),
+            "the restored db's owner"
+        );
+    }
     assert!(out.contains("before-restore"), "{out}");
     let kept: Vec<_> = std::fs::read_dir(&dir)
         .expect("dir")

@@ -16,8 +16,12 @@ const EXEC: &str =
     "ExecStart=/usr/local/bin/fleetdeck-collector --config /etc/fleetdeck/collector.toml";
 
 fn install(root: &std::path::Path) -> String {
+    install_with(root, &[collector_bin()])
+}
+
+fn install_with(root: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(format!("{DIST}/install.sh"))
-        .arg(collector_bin())
+        .args(args)
         .env("FLEETDECK_ROOT", root)
         .output()
         .expect("run install.sh");
@@ -99,6 +103,35 @@ async fn install_script_places_binary_state_and_config_and_prints_a_key_once() {
         .await
         .expect("fleet");
     assert_eq!(resp.status(), 200);
+    drop(collector);
+
+    // --uninstall removes the binary and the unit and keeps config, database and tokens, which
+    // the agent's files beside them in /etc/fleetdeck share; --purge removes the collector's.
+    let agent_token = r.join("etc/fleetdeck/agent.token");
+    std::fs::write(&agent_token, "an agent on the same VM\n").expect("agent token");
+    std::fs::write(r.join("etc/fleetdeck/agents/web1.token"), "t\n").expect("agent's token");
+    let said = install_with(r, &["--uninstall"]);
+    assert!(said.contains("kept"), "{said}");
+    assert!(!bin.exists(), "the binary stays after --uninstall");
+    assert!(!r
+        .join("etc/systemd/system/fleetdeck-collector.service")
+        .exists());
+    assert_eq!(
+        std::fs::read_to_string(&config_path).expect("config kept"),
+        edited
+    );
+    assert!(r.join("var/lib/fleetdeck/collector.db").exists());
+    assert!(r.join("etc/fleetdeck/agents/web1.token").exists());
+    install_with(r, &["--uninstall", "--purge"]);
+    for gone in [
+        "etc/fleetdeck/collector.toml",
+        "etc/fleetdeck/agents",
+        "etc/fleetdeck/agents.d",
+        "var/lib/fleetdeck",
+    ] {
+        assert!(!r.join(gone).exists(), "{gone} stays after --purge");
+    }
+    assert!(agent_token.exists(), "--purge removed the agent's token");
 }
 
 #[test]

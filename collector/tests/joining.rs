@@ -86,7 +86,9 @@ async fn agents_add_and_rm_join_a_host_to_the_running_collector() {
     let (ok, out) = cli(&config, &["agents", "add", "second", &url], AGENT_TOKEN);
     assert!(ok, "{out}");
     assert!(
-        out.contains("took it up") && out.contains("wire version"),
+        out.contains("took it up")
+            && out.contains("wire version")
+            && out.contains("and polled it: second is up"),
         "{out}"
     );
     assert!(!out.contains(AGENT_TOKEN), "the token is never printed");
@@ -198,4 +200,134 @@ async fn a_discovered_container_joins_the_fleet_and_leaves_without_an_alert() {
         about.is_empty(),
         "a discovered app that goes is not an alert: {about:?}"
     );
+}
+
+/// A port free on both addresses now (the two agents of `discover --add` share one, as agents on
+/// a tailnet all listen on 7070).
+fn port_free_on(ips: &[&str]) -> u16 {
+    loop {
+        let first = std::net::TcpListener::bind((ips[0], 0)).expect("bind");
+        let port = first.local_addr().expect("addr").port();
+        if ips[1..]
+            .iter()
+            .all(|ip| std::net::TcpListener::bind((*ip, port)).is_ok())
+        {
+            return port;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_add_joins_the_agents_found_whose_tokens_it_has() {
+    // A tailnet of three online peers as `tailscale status --json` lists them (a stand-in CLI on
+    // PATH prints it: the real one needs a tailnet): two real agents on 127.0.0.2 and .3, one
+    // peer with no agent. Only web's token is in the tokens directory.
+    let work = Workdir::new();
+    let port = port_free_on(&["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
+    let _web = start_agent(&agent_config(
+        &work,
+        "web",
+        &format!("127.0.0.2:{port}"),
+        "",
+    ));
+    let _db = start_agent(&agent_config(&work, "db", &format!("127.0.0.3:{port}"), ""));
+    let peer = |key: &str, host: &str, ip: &str| {
+        format!(
+            "\"{key}\": {{\"HostName\": \"{host}\", \"DNSName\": \"{host}.tail1a2b3c.ts.net.\", \
+             \"TailscaleIPs\": [\"{ip}\"], \"Online\": true, \"OS\": \"linux\"}}"
+        )
+    };
+    let status = format!(
+        "{{\"BackendState\": \"Running\", \"Peer\": {{{}, {}, {}}}}}",
+        peer("nodekey:1", "web", "127.0.0.2"),
+        peer("nodekey:2", "db", "127.0.0.3"),
+        peer("nodekey:3", "laptop", "127.0.0.4"),
+    );
+    work.write("status.json", &status);
+    let bin = work.path("bin");
+    std::fs::create_dir(&bin).expect("bin");
+    let cli_path = bin.join("tailscale");
+    std::fs::write(
+        &cli_path,
+        format!(
+            "#!/bin/sh\n[ \"$1 $2\" = \"status --json\" ] && exec cat {}\nexit 1\n",
+            work.path("status.json").display()
+        ),
+    )
+    .expect("stand-in tailscale");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&cli_path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let tokens = work.path("tokens");
+    std::fs::create_dir(&tokens).expect("tokens dir");
+    std::fs::write(tokens.join("web.token"), format!("{AGENT_TOKEN}\n")).expect("web's token");
+
+    let config = collector_config(&work, "");
+    let collector = start_collector(&config);
+    let api = Api::new(&collector, &create_key(&config, "root", "admin"));
+    let discover_add = || {
+        let out = Command::new(collector_bin())
+            .arg("--config")
+            .arg(&config)
+            .args(["discover", "--port", &port.to_string(), "--timeout", "3s"])
+            .args(["--add", "--tokens"])
+            .arg(&tokens)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run discover --add");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        save_log(
+            "fleetdeck-collector-discover-add",
+            Some(&out.stdout),
+            &out.stderr,
+        );
+        (out.status.success(), text)
+    };
+
+    let (ok, out) = discover_add();
+    assert!(
+        !ok,
+        "db has no token yet, so not everything was added: {out}"
+    );
+    assert!(out.contains("added web: http://127.0.0.2"), "{out}");
+    assert!(
+        out.contains("db: not added: no token in")
+            && out.contains("ssh db.tail1a2b3c.ts.net sudo cat /etc/fleetdeck/agent.token >"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("laptop"),
+        "a peer without an agent is not joined: {out}"
+    );
+    assert!(!out.contains(AGENT_TOKEN), "the token is never printed");
+    wait_for("web up, without a restart", LIMIT, || async {
+        (api.json("/v1/hosts/web").await["status"] == "up").then_some(())
+    })
+    .await;
+
+    // With db's token too: web is left as it is, db joins.
+    std::fs::write(tokens.join("db.token"), format!("{AGENT_TOKEN}\n")).expect("db's token");
+    let (ok, out) = discover_add();
+    assert!(ok, "{out}");
+    assert!(out.contains("web: already joined as web"), "{out}");
+    assert!(out.contains("added db: http://127.0.0.3"), "{out}");
+    wait_for("db up", LIMIT, || async {
+        (api.json("/v1/hosts/db").await["status"] == "up").then_some(())
+    })
+    .await;
+    let fleet = api.json("/v1/fleet").await;
+    let mut names = host_names(&fleet);
+    names.sort();
+    assert_eq!(names, ["db", "web"], "{fleet}");
 }
