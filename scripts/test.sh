@@ -65,8 +65,23 @@ echo "size: $size bytes"
 ((size <= 10 * 1024 * 1024)) || { echo "arm64 agent binary is $size bytes, over the 10 MiB target"; exit 1; }
 file "$arm" | tee /dev/stderr | grep -q 'ARM aarch64, .*statically linked' ||
     { echo "the arm64 agent is not a static aarch64 executable"; exit 1; }
-# It runs: qemu's user-mode emulator executes it as an arm64 host would.
+# It runs: under qemu's user-mode emulator, as on an arm64 VM, it serves its API and reads this
+# host's /proc into a snapshot.
 qemu-aarch64-static "$arm" --version
+arm_work=$(mktemp -d)
+(
+    cd "$arm_work"
+    trap 'kill "$arm_pid" 2>/dev/null; wait "$arm_pid" 2>/dev/null; rm -rf "$arm_work"' EXIT
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >agent.token)
+    arm_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    printf 'listen = ["127.0.0.1:%s"]\ntoken_file = "agent.token"\nsystemd = "user"\n' "$arm_port" >agent.toml
+    qemu-aarch64-static "$arm" --config agent.toml >agent.log 2>&1 & arm_pid=$!
+    for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$arm_port/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+    curl -fsS -H "Authorization: Bearer $(cat agent.token)" "http://127.0.0.1:$arm_port/v1/snapshot" |
+        jq -e '.host.memory.total_bytes > 0' >/dev/null ||
+        { cat agent.log; echo "the arm64 agent does not serve a snapshot of this host"; exit 1; }
+    echo "the arm64 agent serves a snapshot of this host under qemu"
+)
 
 step "tests"
 # Every daemon a test starts logs into $FLEETDECK_TEST_LOGS, and every token, key and .env value a
