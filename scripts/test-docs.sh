@@ -45,14 +45,20 @@ mkdir -p "$log_dir"
 secrets=$log_dir/secrets.txt
 
 cleanup() {
+    local rc=$?
     set +e
+    if ((rc)) && [[ -s $work/systemctl.log ]]; then
+        echo "test-docs: the docs' systemctl calls, as run:" >&2
+        tail -n 30 "$work/systemctl.log" >&2
+    fi
     for u in fdd-fleetdeck-agent.service fdd-fleetdeck-collector.service; do
         journalctl --user -u "$u" --no-pager >"$log_dir/test-docs-$u.log" 2>&1
         systemctl --user disable --now "$u" >/dev/null 2>&1
     done
     for p in fleetdeck-agent fleetdeck-collector fleetdeck; do
-        if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed\|config-files'; then
-            PATH=$work/bin:$PATH FDD_HOST=any apt-get purge -y "$p" >/dev/null 2>&1
+        # Whatever state the docs' run left it in (installed, half-configured, config files).
+        if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -qv 'not-installed'; then
+            PATH=$work/bin:$PATH FDD_HOST=any dpkg --purge --force-all "$p" >/dev/null 2>&1
         fi
     done
     (cd /srv/shop 2>/dev/null && docker-compose -p shop down -t 1 >/dev/null 2>&1)
@@ -149,7 +155,9 @@ case \$verb in
 daemon-reload) render fleetdeck-agent; render fleetdeck-collector ;;
 *) for n in "\${names[@]}"; do render "\$n"; done ;;
 esac
-exec systemctl --user "\${args[@]}"
+# What the docs' systemctl calls became, and what they said (printed if the run fails).
+echo "+ systemctl \$* -> systemctl --user \${args[*]}" >>$work/systemctl.log
+systemctl --user "\${args[@]}" 2> >(tee -a $work/systemctl.log >&2)
 EOF
 cat >"$work/bin/journalctl" <<'EOF'
 #!/bin/bash
@@ -171,7 +179,7 @@ cat >/srv/shop/docker-compose.yml <<EOF
 version: "3"
 services:
   web:
-    image: ${TESTBED_IMAGE:?the test bed's env}
+    image: ${TESTBED_IMAGE:?load the test bed env first}
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
     env_file: .env
 EOF
@@ -236,10 +244,17 @@ export XDG_DATA_HOME=$work/laptop/data XDG_CONFIG_HOME=$work/laptop/config
 mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME"
 # The docs print the admin key once: kept for the secrets check, not shown in this log.
 hide_keys() {
-    awk -v s="$secrets" '
-        hide {print $0 >> s; print "  (the key, not shown here)"; hide=0; next}
-        /admin API key/ {hide=1}
-        {print; fflush()}'
+    local hide=0 line
+    while IFS= read -r line; do
+        if ((hide)); then
+            printf '%s\n' "$line" >>"$secrets"
+            echo "  (the key, not shown here)"
+            hide=0
+            continue
+        fi
+        [[ $line == *"admin API key"* ]] && hide=1
+        printf '%s\n' "$line"
+    done
 }
 ip netns exec fdd-laptop env PATH="$work/bin:$PATH" FDD_HOST=laptop \
     dbus-run-session -- bash -c '

@@ -3,8 +3,7 @@
 # (systemd user manager, journald, podman's Docker API, network namespaces), the wasm build of the
 # wire types, the static musl builds of the agent (x86_64 and arm64) with size and linkage
 # checked, the daemons' packages, the desktop: clippy, its unit tests, the end-to-end test of the
-# real app under Xvfb against a real collector and agent; the reliability suite; and the
-# deployment docs run as written (scripts/test-docs.sh: the release packages, installed with apt).
+# real app under Xvfb against a real collector and agent; and the reliability suite.
 # Installs what it needs (scripts/setup.sh, testbed/testbed.sh up). Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -126,8 +125,8 @@ scripts/e2e-desktop.sh
 step "API fuzzing: schemathesis against the agent's and the collector's own OpenAPI documents"
 scripts/api-fuzz.sh
 
-step "the deployment docs, run: docs/deploy.md and docs/operations.md on namespace machines (release.sh, apt, ufw, units)"
-scripts/test-docs.sh
+step "desktop: .deb package (Tauri CLI)"
+scripts/package-deb.sh --debug
 
 step "no token, key or .env value in any log of the tests above"
 scripts/check-secrets.sh "$FLEETDECK_TEST_LOGS"
