@@ -556,18 +556,11 @@ async fn reload_and_the_env_drop_in_under_the_hardened_unit() {
 }
 
 fn install_with(root: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(format!("{DIST}/install.sh"))
-        .args(args)
-        .env("FLEETDECK_ROOT", root)
-        .output()
-        .expect("run install.sh");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "install.sh {args:?} failed: {text}");
-    text
+    install_script(
+        std::path::Path::new(&format!("{DIST}/install.sh")),
+        root,
+        args,
+    )
 }
 
 async fn info_status(agent: &RunningAgent, token: &str) -> u16 {

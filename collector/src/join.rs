@@ -261,12 +261,7 @@ pub async fn add(
 async fn first_poll(database: &Path, name: &str) -> anyhow::Result<Option<String>> {
     let deadline = tokio::time::Instant::now() + RELOAD_WAIT;
     loop {
-        let conn = rusqlite::Connection::open_with_flags(
-            database,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .with_context(|| format!("cannot open {}", database.display()))?;
-        conn.busy_timeout(Duration::from_secs(2))?;
+        let conn = read_only(database)?;
         let status: Option<String> = conn
             .query_row(
                 "SELECT status FROM hosts WHERE name = ?1 AND active = 1",
@@ -461,12 +456,18 @@ async fn reload_running(
     }
 }
 
-/// The names of the hosts the collector polls now (read-only).
-fn active_hosts(database: &Path) -> anyhow::Result<Vec<String>> {
+/// The running collector's database, read beside it (read-only, waiting out its writes).
+fn read_only(database: &Path) -> anyhow::Result<rusqlite::Connection> {
     let conn =
         rusqlite::Connection::open_with_flags(database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("cannot open {}", database.display()))?;
     conn.busy_timeout(Duration::from_secs(2))?;
+    Ok(conn)
+}
+
+/// The names of the hosts the collector polls now (read-only).
+fn active_hosts(database: &Path) -> anyhow::Result<Vec<String>> {
+    let conn = read_only(database)?;
     let mut stmt = conn.prepare("SELECT name FROM hosts WHERE active = 1")?;
     let names = stmt
         .query_map([], |r| r.get(0))?

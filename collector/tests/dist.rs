@@ -20,18 +20,11 @@ fn install(root: &std::path::Path) -> String {
 }
 
 fn install_with(root: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(format!("{DIST}/install.sh"))
-        .args(args)
-        .env("FLEETDECK_ROOT", root)
-        .output()
-        .expect("run install.sh");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "install.sh failed: {text}");
-    text
+    install_script(
+        std::path::Path::new(&format!("{DIST}/install.sh")),
+        root,
+        args,
+    )
 }
 
 fn mode(path: &std::path::Path) -> u32 {

@@ -317,6 +317,23 @@ where
     }
 }
 
+/// Runs a daemon's `dist/install.sh` with `args` under `FLEETDECK_ROOT=root` (a directory, not
+/// the machine); its stdout and stderr together. Panics, with what it said, if it fails.
+pub fn install_script(script: &std::path::Path, root: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(script)
+        .args(args)
+        .env("FLEETDECK_ROOT", root)
+        .output()
+        .expect("run install.sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "install.sh {args:?} failed: {text}");
+    text
+}
+
 /// Runs a command that must succeed; returns its stdout.
 pub fn run(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd)
