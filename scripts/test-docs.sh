@@ -14,9 +14,10 @@
 #   sudo           runs as root (we are)                 tailscale ip     the namespace's address
 #   systemctl, journalctl on fleetdeck-agent/-collector: the package's own unit file (and its
 #                  drop-ins) run by the test bed's systemd user manager in the host's network
-#                  namespace, minus User=/Group=/StateDirectory= and two /proc remounts (a user
-#                  manager cannot do them); the agent's "system" bus is the bed's bus, which
-#                  holds its systemd
+#                  namespace (root's user manager can run User=fleetdeck), minus
+#                  StateDirectory= (made by hand as systemd makes it), ProtectHome= and two /proc
+#                  remounts (a user manager cannot do them); the agent's "system" bus is the bed's
+#                  bus, which holds its systemd; journalctl -u reads the bed's user units
 #   scripts/release.sh runs with --debug (a debug desktop package: the release build of the
 #                  desktop would double CI's time; the daemons' packages are the release ones)
 # The app `shop` that deploy.md adds is a compose project this script runs in /srv/shop with
@@ -52,7 +53,7 @@ cleanup() {
         tail -n 30 "$work/systemctl.log" >&2
     fi
     for u in fdd-fleetdeck-agent.service fdd-fleetdeck-collector.service; do
-        journalctl --user -u "$u" --no-pager >"$log_dir/test-docs-$u.log" 2>&1
+        journalctl "_SYSTEMD_USER_UNIT=$u" --no-pager >"$log_dir/test-docs-$u.log" 2>&1
         systemctl --user disable --now "$u" >/dev/null 2>&1
     done
     for p in fleetdeck-agent fleetdeck-collector fleetdeck; do
@@ -93,7 +94,9 @@ echo "== the stand-ins"
 mkdir -p "$work/bin" "$work/unit-bin" "$work/units"
 cat >"$work/bin/sudo" <<'EOF'
 #!/bin/sh
-# sudo: the docs' run is root already; -u USER runs as that user.
+# sudo: the docs' run is root already; -u USER runs as that user. apt runs maintainer scripts
+# with its own PATH (DPkg::Path), which would skip the systemctl stand-in: it gets ours.
+export APT_CONFIG=$FDD_WORK/apt.conf
 if [ "${1:-}" = -u ]; then u=$2; shift 2; exec runuser -u "$u" -- "$@"; fi
 exec "$@"
 EOF
@@ -103,7 +106,8 @@ cat >"$work/bin/ssh" <<'EOF'
 host=$1; shift
 [[ -d $FDD_WORK/hosts/$host ]] || { echo "ssh: $host: no such machine in the docs' run" >&2; exit 255; }
 # The machine's system bus is the bed's bus, which holds its systemd (as in the units).
-exec ip netns exec "fdd-$host" env FDD_HOST="$host" DBUS_SYSTEM_BUS_ADDRESS="$FDD_BUS" \
+declare -A ips=([web1]=100.101.1.11 [ops]=100.101.1.10 [laptop]=100.101.1.2)
+exec ip netns exec "fdd-$host" env FDD_HOST="$host" FDD_TAILSCALE_IP="${ips[$host]}" DBUS_SYSTEM_BUS_ADDRESS="$FDD_BUS" \
     DBUS_SESSION_BUS_ADDRESS="$FDD_BUS" bash -c 'cd "$FDD_WORK/hosts/$FDD_HOST" && eval "$1"' _ "$*"
 EOF
 cat >"$work/bin/scp" <<'EOF'
@@ -115,9 +119,9 @@ cp -- "${@:1:$#-1}" "$FDD_WORK/hosts/$host/$sub"
 EOF
 cat >"$work/unit-bin/tailscale" <<'EOF'
 #!/bin/sh
-# tailscale ip: the address of this namespace's tailscale0.
+# tailscale ip: this machine's address (a unit's seccomp filter would kill `ip` itself).
 [ "$1" = ip ] || { echo "tailscale: only 'ip' here" >&2; exit 1; }
-ip -4 -o addr show dev tailscale0 | awk '{split($4, a, "/"); print a[1]}'
+echo "$FDD_TAILSCALE_IP"
 EOF
 cp "$work/unit-bin/tailscale" "$work/bin/tailscale"
 # systemctl/journalctl: the packages' units under the bed's user manager, named fdd-UNIT.
@@ -125,18 +129,24 @@ cat >"$work/bin/systemctl" <<EOF
 #!/bin/bash
 export DBUS_SESSION_BUS_ADDRESS=\$FDD_BUS
 unit_host() { case \$1 in fleetdeck-agent) echo web1 ;; fleetdeck-collector) echo ops ;; esac; }
+host_ip() { case \$1 in web1) echo ${ip[web1]} ;; ops) echo ${ip[ops]} ;; laptop) echo ${ip[laptop]} ;; esac; }
 render() {  # the package's unit and drop-ins, as the bed's user manager can run them
     local name=\$1 host src=/lib/systemd/system/\$1.service out=$work/units/fdd-\$1.service
     host=\$(unit_host "\$name")
     if [[ ! -e \$src ]]; then rm -f "\$out"; return; fi
     local writable=""
-    [[ \$name == fleetdeck-collector ]] && writable="ReadWritePaths=/var/lib/fleetdeck\n"
-    sed -e "s|^ExecStart=|Environment=DBUS_SESSION_BUS_ADDRESS=\$FDD_BUS\nEnvironment=DBUS_SYSTEM_BUS_ADDRESS=\$FDD_BUS\nEnvironment=DOCKER_HOST=$DOCKER_HOST\nEnvironment=PATH=$work/unit-bin:/usr/local/bin:/usr/bin:/bin\nNetworkNamespacePath=/run/netns/fdd-\$host\nBindReadOnlyPaths=/etc/netns/fdd-\$host/hosts:/etc/hosts\nBindPaths=$TESTBED_DIR\n\${writable}ExecStart=|" \\
-        -e '/^User=/d' -e '/^Group=/d' -e '/^StateDirectory/d' -e '/^ProtectHome=/d' \\
+    if [[ \$name == fleetdeck-collector ]]; then
+        # What StateDirectory= does (a user manager would make it under ~/.local/state).
+        writable="ReadWritePaths=/var/lib/fleetdeck\n"
+        id fleetdeck >/dev/null 2>&1 && install -d -o fleetdeck -g fleetdeck -m 0700 /var/lib/fleetdeck
+    fi
+    sed -e "s|^ExecStart=|Environment=DBUS_SESSION_BUS_ADDRESS=\$FDD_BUS\nEnvironment=DBUS_SYSTEM_BUS_ADDRESS=\$FDD_BUS\nEnvironment=DOCKER_HOST=$DOCKER_HOST\nEnvironment=PATH=$work/unit-bin:/usr/local/bin:/usr/bin:/bin\nEnvironment=FDD_TAILSCALE_IP=\$(host_ip "\$host")\nNetworkNamespacePath=/run/netns/fdd-\$host\nBindReadOnlyPaths=/etc/netns/fdd-\$host/hosts:/etc/hosts\nBindPaths=$TESTBED_DIR\n\${writable}ExecStart=|" \\
+        -e '/^StateDirectory/d' -e '/^ProtectHome=/d' \\
         -e '/^ProtectKernelTunables=/d' -e '/^ProtectKernelLogs=/d' "\$src" >"\$out"
     cat /etc/systemd/system/\$name.service.d/*.conf >>"\$out" 2>/dev/null || true
-    systemctl --user link "\$out" >/dev/null 2>&1 || true
-    systemctl --user daemon-reload
+    # /usr/bin/: this stand-in is first on PATH (calling "systemctl" here would call itself)
+    /usr/bin/systemctl --user link "\$out" >/dev/null 2>&1 || true
+    /usr/bin/systemctl --user daemon-reload
 }
 args=() verb="" names=()
 for a in "\$@"; do
@@ -157,7 +167,7 @@ daemon-reload) render fleetdeck-agent; render fleetdeck-collector ;;
 esac
 # What the docs' systemctl calls became, and what they said (printed if the run fails).
 echo "+ systemctl \$* -> systemctl --user \${args[*]}" >>$work/systemctl.log
-systemctl --user "\${args[@]}" 2> >(tee -a $work/systemctl.log >&2)
+/usr/bin/systemctl --user "\${args[@]}" 2> >(tee -a $work/systemctl.log >&2)
 EOF
 cat >"$work/bin/journalctl" <<'EOF'
 #!/bin/bash
@@ -165,13 +175,17 @@ args=()
 for a in "$@"; do
     case $a in
     fleetdeck-agent | fleetdeck-agent.service | fleetdeck-collector | fleetdeck-collector.service)
-        args+=("fdd-${a%.service}.service") ;;
+        [[ ${args[-1]:-} == -u ]] && unset 'args[-1]'
+        args+=("_SYSTEMD_USER_UNIT=fdd-${a%.service}.service") ;;
     *) args+=("$a") ;;
     esac
 done
-exec journalctl --user "${args[@]}"
+# The bed's user manager logs into the system journal: -u UNIT becomes a match on fdd-UNIT (of
+# any user: the collector runs as fleetdeck).
+exec /usr/bin/journalctl "${args[@]}"
 EOF
 chmod 0755 "$work"/bin/* "$work"/unit-bin/*
+printf 'DPkg::Path "%s";\n' "$work/bin:/usr/sbin:/usr/bin:/sbin:/bin" >"$work/apt.conf"
 
 echo "== the app the docs add: a compose project in /srv/shop"
 mkdir -p /srv/shop
@@ -256,7 +270,7 @@ hide_keys() {
         printf '%s\n' "$line"
     done
 }
-ip netns exec fdd-laptop env PATH="$work/bin:$PATH" FDD_HOST=laptop \
+ip netns exec fdd-laptop env PATH="$work/bin:$PATH" FDD_HOST=laptop FDD_TAILSCALE_IP=${ip[laptop]} \
     dbus-run-session -- bash -c '
         printf fleetdeck | gnome-keyring-daemon --unlock --components=secrets >/dev/null
         cd "$2" && exec bash "$1"' _ "$script" "$root" 2>&1 | hide_keys

@@ -204,13 +204,12 @@ pub fn plan(now: &[AgentConfig], wanted: &[AgentConfig]) -> AgentChanges {
     changes
 }
 
-/// Reloads `path` at each SIGHUP until the process ends.
-pub async fn on_hangup(reloader: Reloader, path: std::path::PathBuf) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
-        tracing::warn!("cannot listen for SIGHUP: collector.toml is read at start only");
-        return;
-    };
+/// Reloads `path` at each SIGHUP (one already received included) until the process ends.
+pub async fn on_hangup(
+    reloader: Reloader,
+    path: std::path::PathBuf,
+    mut hangups: tokio::signal::unix::Signal,
+) {
     while hangups.recv().await.is_some() {
         match reloader.reload(&path).await {
             Ok(changes) => tracing::info!(

@@ -18,7 +18,7 @@ use crate::config::{AgentConfig, Config};
 use crate::poll::{Agent, Poller, Roster};
 use crate::reload::{Reloader, Subscriptions};
 use crate::store::{alerts, ingest, keys, now_ms, rollup, Store};
-use fleetdeck_daemon::transport::addr::is_plain_http_outside_tailnet;
+use fleetdeck_daemon::transport::addr::{is_plain_http_outside_tailnet, resolves_privately};
 use fleetdeck_daemon::transport::pin::pinned_client_config;
 use fleetdeck_daemon::transport::server::ServerTls;
 
@@ -59,14 +59,15 @@ fn http_client_builder() -> reqwest::ClientBuilder {
 
 /// The client for one agent: the shared one, or for an agent with `tls_fingerprint` one that
 /// trusts exactly that certificate. An agent reached by plain HTTP outside loopback and the
-/// tailnet earns a warning, once (its token and `.env` values cross that network in clear).
+/// tailnet earns a warning, once (its token and `.env` values cross that network in clear); a name
+/// is looked up first, so a MagicDNS short name (`http://web1:7070`) earns none.
 pub(crate) fn agent_http(
     shared: &reqwest::Client,
     agent: &AgentConfig,
 ) -> anyhow::Result<reqwest::Client> {
     if let Ok(url) = reqwest::Url::parse(&agent.url) {
         let host = url.host_str().unwrap_or_default();
-        if is_plain_http_outside_tailnet(url.scheme(), host) {
+        if is_plain_http_outside_tailnet(url.scheme(), host) && !resolves_privately(host) {
             tracing::warn!(
                 agent = %agent.name,
                 url = %agent.url,
@@ -303,13 +304,21 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
 /// Loads the config, opens the database, starts the background work and serves until SIGINT or
 /// SIGTERM; SIGHUP reloads the config.
 pub async fn run(config_path: &Path, allow_public_bind: bool) -> anyhow::Result<()> {
+    // Caught from the start: `agents add` signals whoever holds the lock, and a SIGHUP before the
+    // reloader runs is a reload once it does (not the default action, which ends the process).
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
+    // One collector per database: a second one, or a restore, is refused while this one runs.
+    // Taken before anything waits (for Tailscale, say), so `agents add` finds this collector.
+    let database = Config::load(config_path)?.database;
+    let _lock = crate::care::RunLock::take(&database)?;
+    // Read again under the lock: what `agents add` wrote before the lock was taken (it found no
+    // collector to signal) is in this reading; what it writes after comes with a SIGHUP.
     let config = Config::load(config_path)?;
     // Read before binding, so a bad certificate or key stops the collector before it listens.
     let tls = load_tls(&config)?;
     let listeners =
         fleetdeck_daemon::serve::bind(&config.listen, allow_public_bind, "collector").await?;
-    // One collector per database: a second one, or a restore, is refused while this one runs.
-    let _lock = crate::care::RunLock::take(&config.database)?;
     let store = Store::open(&config.database)?;
     serve_with(
         &config,
@@ -317,7 +326,7 @@ pub async fn run(config_path: &Path, allow_public_bind: bool) -> anyhow::Result<
         store,
         listeners,
         shutdown_signal(),
-        Some(config_path.to_owned()),
+        Some((config_path.to_owned(), hangups)),
     )
     .await
 }
@@ -344,11 +353,16 @@ async fn serve_with(
     store: Store,
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    config_path: Option<std::path::PathBuf>,
+    reload_on: Option<(std::path::PathBuf, tokio::signal::unix::Signal)>,
 ) -> anyhow::Result<()> {
     let background = start(config, store).await?;
-    let hangups = config_path
-        .map(|path| tokio::spawn(crate::reload::on_hangup(background.reloader.clone(), path)));
+    let hangups = reload_on.map(|(path, hangups)| {
+        tokio::spawn(crate::reload::on_hangup(
+            background.reloader.clone(),
+            path,
+            hangups,
+        ))
+    });
     tracing::info!(
         agents = config.agents.len(),
         channels = config.channels.len(),

@@ -51,6 +51,25 @@ pub fn is_private_host(host: &str) -> bool {
     name == "localhost" || name.ends_with(".localhost") || name.ends_with(".ts.net")
 }
 
+/// Whether `host` (a name, or an IP as in a URL) resolves, and only to loopback or tailnet
+/// addresses: a MagicDNS short name (`web1`) is the tailnet's when the tailnet's resolver (or
+/// /etc/hosts) says so. A name that does not resolve is not private. This asks the system's
+/// resolver: call it where a blocking lookup is fine (once per configured agent, not per request).
+pub fn resolves_privately(host: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match (bare, 0).to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| is_private_to_operator(a.ip()))
+        }
+        Err(_) => false,
+    }
+}
+
 /// Whether a request to `scheme://host` sends its bytes (and so a token or key) in clear over a
 /// network that is neither loopback nor the tailnet: what the collector and the desktop warn of.
 pub fn is_plain_http_outside_tailnet(scheme: &str, host: &str) -> bool {
@@ -99,6 +118,16 @@ mod tests {
             let ip: IpAddr = ip.parse().expect("test ip");
             assert_eq!(is_tailscale(ip), want, "{ip}");
         }
+    }
+
+    #[test]
+    fn names_resolving_to_loopback_or_the_tailnet_only_are_private() {
+        assert!(resolves_privately("localhost"));
+        assert!(resolves_privately("127.0.0.1"));
+        assert!(resolves_privately("[::1]"));
+        assert!(resolves_privately("100.101.1.2"));
+        assert!(!resolves_privately("10.99.0.2"));
+        assert!(!resolves_privately("no-such-host.invalid"));
     }
 
     #[test]
