@@ -128,5 +128,8 @@ scripts/api-fuzz.sh
 step "desktop: .deb package (Tauri CLI)"
 scripts/package-deb.sh --debug
 
+step "the docs as written: deploy.md then operations.md on namespace machines, real apt and units"
+scripts/test-docs.sh
+
 step "no token, key or .env value in any log of the tests above"
 scripts/check-secrets.sh "$FLEETDECK_TEST_LOGS"

@@ -2,7 +2,7 @@
 //! segments, the certificate pin, and the warning a plain-HTTP address outside the tailnet earns.
 
 use fleetdeck_proto::desktop::CommandError;
-use fleetdeck_transport::addr::is_plain_http_outside_tailnet;
+use fleetdeck_transport::addr::{is_plain_http_outside_tailnet, resolves_privately};
 use fleetdeck_transport::pin::Fingerprint;
 use reqwest::Url;
 
@@ -78,9 +78,11 @@ pub fn parse_fingerprint(text: &str) -> Result<Fingerprint, CommandError> {
 }
 
 /// What to tell the operator when `url` sends the key in clear outside loopback and the tailnet.
+/// A name is looked up first (once, when the client is made), so a MagicDNS short name
+/// (`http://ops:7080`) earns no warning.
 pub fn plain_http_warning(url: &Url) -> Option<String> {
     let host = url.host_str().unwrap_or_default();
-    is_plain_http_outside_tailnet(url.scheme(), host).then(|| {
+    (is_plain_http_outside_tailnet(url.scheme(), host) && !resolves_privately(host)).then(|| {
         format!(
             "The collector at {} is reached by plain HTTP outside loopback and the tailnet: its API \
              key and your fleet's data cross that network in clear. Serve the collector with \
