@@ -422,6 +422,29 @@ def check_host_silence(driver):
     assert all(s["id"] != silence["id"] for s in collector_get("/v1/silences")), "removed, yet still in force"
 
 
+def check_agents_add(driver):
+    # `fleetdeck-collector agents add` joins a second agent to the running collector: the open
+    # app shows the new host without a restart of anything, with its agent's version; `agents rm`
+    # takes it away again.
+    step("agents add: a new host appears in the open app, no restart")
+    cmd = os.environ["E2E_COLLECTOR_CMD"].split()
+    with open(os.environ["E2E_JOIN_TOKEN"], "rb") as token:
+        out = subprocess.run(cmd + ["agents", "add", "joined", os.environ["E2E_JOIN_URL"]],
+                             stdin=token, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    card = '.host-card[data-host="joined"]'
+    wait_for("the joined host's card", lambda: visible(driver, card), timeout=30)
+    el(driver, f"{card} .host-link").click()
+    wait_for("the joined host's page", lambda: visible(driver, "#host-view"))
+    version = wait_for("the agent's version on the host page", lambda: text_of(driver, "#host-agent-version"))
+    shot(driver, "host-joined")
+    assert version.startswith(f'agent {collector_get("/v1/hosts/joined")["agent_version"]}, wire v'), version
+    out = subprocess.run(cmd + ["agents", "rm", "joined"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    el(driver, "#nav-fleet").click()
+    wait_for("the joined host gone from the fleet", lambda: not driver.find_elements(By.CSS_SELECTOR, card))
+
+
 def lan_address():
     """An IPv4 address of this machine outside loopback and the tailnet (a LAN's)."""
     out = subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True, text=True, check=True)
@@ -513,6 +536,8 @@ def run(driver):
         assert "ok" not in classes and "warn" in classes, classes
     shot(driver, "fleet")
 
+    check_agents_add(driver)
+
     step("open the host: its charts")
     el(driver, f'.host-card[data-host="{HOST}"] .host-link').click()
     wait_for("the host view", lambda: visible(driver, "#host-view"))
@@ -536,7 +561,7 @@ def run(driver):
         "return Array.from(document.querySelectorAll('#log-lines .log-line')).map(e => e.textContent).join('\\n')"))
     shot(driver, "app-logs")
 
-    step("change a .env value and find it in the file on disk")
+    step("change a .env value with \"Apply after save\": it is in the file on disk, and the unit restarted")
     el(driver, "#tab-env").click()
     env_row = '.env-row[data-key="GREETING"]'
     wait_for("the .env table", lambda: visible(driver, env_row))
@@ -552,11 +577,20 @@ def run(driver):
     diff = wait_for("the diff preview", lambda: visible(driver, "#env-diff"))
     assert "GREETING" in diff.text, diff.text
     shot(driver, "app-env-diff")
+    pid_before_apply = app_status()["systemd"]["main_pid"]
+    apply_box = el(driver, "#env-restart")
+    if not apply_box.is_selected():
+        apply_box.click()
     el(driver, "#env-save").click()
-    wait_for("the saved message", lambda: "saved" in (text_of(driver, "#env-message") or "").lower())
+    saved = wait_for("the saved message", lambda: (m := text_of(driver, "#env-message") or "") and "saved" in m.lower() and m)
     content = ENV_FILE.read_text()
     assert "GREETING=bonjour-e2e" in content, content
     assert "PORT=8080" in content, "another line was lost: " + content
+    # The agent said how it applied the file, and the unit did restart (a new main PID).
+    assert "Applied: restarted" in saved and "EnvironmentFile=" in saved, saved
+    wait_for("a new main PID after the apply",
+             lambda: app_status()["systemd"]["main_pid"] not in (None, pid_before_apply))
+    shot(driver, "app-env-applied")
 
     step("a stale save is refused with a clear conflict message, and the file is untouched")
     el(driver, f"{env_row} .env-edit").click()

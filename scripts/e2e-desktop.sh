@@ -52,12 +52,13 @@ keep_logs_for_the_secrets_check() {
     local dir=${FLEETDECK_TEST_LOGS:-}
     [[ -n $dir ]] || return 0
     mkdir -p "$dir"
-    for f in agent collector; do
+    for f in agent joined collector; do
         [[ -f $work/$f.log ]] && cp "$work/$f.log" "$dir/e2e-desktop-$f-$$.log"
     done
     (
         umask 077
         [[ -s $work/agent.token ]] && cat "$work/agent.token" && echo
+        [[ -s $work/joined.token ]] && cat "$work/joined.token" && echo
         [[ -n ${key:-} ]] && echo "$key"
         printf '%s\n' s3cr3t-e2e bonjour-e2e stale-write
     ) >>"$dir/secrets.txt"
@@ -143,6 +144,13 @@ TOML
 key=$("$target/debug/fleetdeck-collector" --config "$work/collector.toml" keys create --name e2e --role operator | tail -n 1)
 "$target/debug/fleetdeck-agent" --config "$work/agent.toml" >"$work/agent.log" 2>&1 & pids+=($!)
 wait_listening "$work/agent.log" agent
+# A second agent, on no collector's list: the test joins it with `agents add` while the app runs.
+jport=$(free_port)
+(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$work/joined.token")
+printf 'listen = ["127.0.0.1:%s"]\ntoken_file = "joined.token"\nsystemd = "user"\nsample_interval = "1s"\n' \
+    "$jport" >"$work/joined.toml"
+"$target/debug/fleetdeck-agent" --config "$work/joined.toml" >"$work/joined.log" 2>&1 & pids+=($!)
+wait_listening "$work/joined.log" "the second agent"
 "$target/debug/fleetdeck-collector" --config "$work/collector.toml" >"$work/collector.log" 2>&1 & pids+=($!)
 collector_pid=$!
 wait_listening "$work/collector.log" collector
@@ -165,6 +173,7 @@ export E2E_APP=$app E2E_COLLECTOR_URL=http://127.0.0.1:$cport E2E_KEY=$key E2E_H
     E2E_CRASH_CONTEXT=${E2E_CRASH_CONTEXT:-1} E2E_CHECKS=${E2E_CHECKS:-1} E2E_CLOSED_PORT=$closed \
     E2E_NOTIFY_LOG=$work/notify.log E2E_WEBHOOK_LOG=$work/webhooks.log E2E_SHOTS=$shots E2E_APP_LOG=$work/driver.log \
     E2E_DEAD_URL=http://127.0.0.1:$dead E2E_SYSTEMD_BUS=$DBUS_SESSION_BUS_ADDRESS \
+    E2E_JOIN_URL=http://127.0.0.1:$jport E2E_JOIN_TOKEN=$work/joined.token \
     E2E_COLLECTOR_PID=$collector_pid E2E_COLLECTOR_CMD="$target/debug/fleetdeck-collector --config $work/collector.toml" \
     FLEETDECK_UNREACHABLE_GRACE_SECS=3 \
     E2E_BURST_RATE=$work/rate E2E_BURST_SEQ=$work/burst.seq E2E_ECHO_FIFO=$work/echo.fifo \
