@@ -33,8 +33,8 @@ for p in fleetdeck-agent fleetdeck-collector fleetdeck; do
         fail "$p is installed on this machine: the docs' run would change it; remove it first"
     fi
 done
-[[ ! -e /etc/fleetdeck && ! -e /var/lib/fleetdeck && ! -e /srv/shop ]] ||
-    fail "/etc/fleetdeck, /var/lib/fleetdeck or /srv/shop exists here: the docs' run would change it"
+[[ ! -e /etc/fleetdeck && ! -e /var/lib/fleetdeck && ! -e /var/lib/fleetdeck-agent && ! -e /srv/shop ]] ||
+    fail "/etc/fleetdeck, /var/lib/fleetdeck(-agent) or /srv/shop exists here: the docs' run would change it"
 
 work=$(mktemp -d /var/lib/fleetdeck-docs.XXXXXX)   # not /tmp: the units' PrivateTmp= hides it
 chmod 0755 "$work"
@@ -63,7 +63,7 @@ cleanup() {
         fi
     done
     (cd /srv/shop 2>/dev/null && docker-compose -p shop down -t 1 >/dev/null 2>&1)
-    rm -rf /srv/shop /var/backups/fleetdeck-collector.db
+    rm -rf /srv/shop /var/backups/fleetdeck-collector.db /var/lib/fleetdeck-agent
     systemctl --user daemon-reload
     for h in "${hosts[@]}"; do ip netns del "fdd-$h" 2>/dev/null; rm -rf "/etc/netns/fdd-$h"; done
     ip netns del fdd-net 2>/dev/null
@@ -134,7 +134,12 @@ render() {  # the package's unit and drop-ins, as the bed's user manager can run
     local name=\$1 host src=/lib/systemd/system/\$1.service out=$work/units/fdd-\$1.service
     host=\$(unit_host "\$name")
     if [[ ! -e \$src ]]; then rm -f "\$out"; return; fi
-    local writable=""
+    local writable="" state=""
+    if [[ \$name == fleetdeck-agent ]]; then
+        # At the end: the unit's own empty ReadWritePaths= (and its drop-in's) would reset it.
+        state="[Service]\nReadWritePaths=/var/lib/fleetdeck-agent\nEnvironment=STATE_DIRECTORY=/var/lib/fleetdeck-agent\n"
+        install -d -m 0700 /var/lib/fleetdeck-agent
+    fi
     if [[ \$name == fleetdeck-collector ]]; then
         # What StateDirectory= does (a user manager would make it under ~/.local/state).
         writable="ReadWritePaths=/var/lib/fleetdeck\n"
@@ -144,6 +149,7 @@ render() {  # the package's unit and drop-ins, as the bed's user manager can run
         -e '/^StateDirectory/d' -e '/^ProtectHome=/d' \\
         -e '/^ProtectKernelTunables=/d' -e '/^ProtectKernelLogs=/d' "\$src" >"\$out"
     cat /etc/systemd/system/\$name.service.d/*.conf >>"\$out" 2>/dev/null || true
+    printf "\$state" >>"\$out"
     # /usr/bin/: this stand-in is first on PATH (calling "systemctl" here would call itself)
     /usr/bin/systemctl --user link "\$out" >/dev/null 2>&1 || true
     /usr/bin/systemctl --user daemon-reload
@@ -217,6 +223,11 @@ checks_after() {
         echo "curl -fsS --unix-socket '$sock' http://d/containers/shop_web_1/json | jq -r '.Config.Env[]' | grep -qx 'GREETING=hello from the docs' || { echo 'test-docs: the applied .env value is not in the container' >&2; exit 1; }"
         echo "printf 'hello from the docs\\n' >>'$secrets'"
     fi
+    if grep -q 'install -y --reinstall ./fleetdeck-agent' "$block"; then
+        # The upgraded agent took back the samples its predecessor saved when it stopped.
+        echo "for _ in \$(seq 100); do /usr/bin/journalctl _SYSTEMD_USER_UNIT=fdd-fleetdeck-agent.service --no-pager 2>/dev/null | grep -q 'took back the samples' && break; sleep 0.1; done"
+        echo "/usr/bin/journalctl _SYSTEMD_USER_UNIT=fdd-fleetdeck-agent.service --no-pager | grep -q 'took back the samples' || { echo 'test-docs: the upgraded agent did not take back its saved samples' >&2; exit 1; }"
+    fi
     if grep -q -- '--add-collector' "$block"; then
         # The key is in the laptop's keyring, and nowhere in the desktop's settings.
         echo "[[ \$(secret-tool lookup service dev.fleetdeck.desktop username ops) == \"\$KEY\" ]] || { echo 'test-docs: the key is not in the keyring' >&2; exit 1; }"
@@ -277,5 +288,6 @@ ip netns exec fdd-laptop env PATH="$work/bin:$PATH" FDD_HOST=laptop FDD_TAILSCAL
 rc=${PIPESTATUS[0]}
 ((rc == 0)) || fail "a command of the docs failed (exit $rc); the block is named above"
 echo "== every block ran; what the docs promise, checked from outside"
-[[ ! -e /etc/fleetdeck && ! -e /var/lib/fleetdeck ]] || fail "the purge left /etc/fleetdeck or /var/lib/fleetdeck"
+[[ ! -e /etc/fleetdeck && ! -e /var/lib/fleetdeck && ! -e /var/lib/fleetdeck-agent ]] ||
+    fail "the purge left /etc/fleetdeck, /var/lib/fleetdeck or /var/lib/fleetdeck-agent"
 echo "docs: ok ($n_blocks blocks)"

@@ -7,6 +7,7 @@
 #   sudo ./install.sh --finish-rotation             the second token becomes the only one
 #   sudo ./install.sh --uninstall [--purge]         stops and removes the agent; --purge also
 #                                                   removes /etc/fleetdeck (config and tokens)
+#                                                   and /var/lib/fleetdeck-agent (saved samples)
 #
 # Every install and reinstall writes the unit drop-in that lets the agent write the .env files
 # agent.toml names (ReadWritePaths=, fleetdeck-agent.service.d/env-files.conf).
@@ -83,10 +84,10 @@ case "${1:-}" in
     rm -f "$root/usr/local/bin/fleetdeck-agent" "$units/fleetdeck-agent.service"
     rm -rf "$dropin_dir"
     if [ "${2:-}" = "--purge" ]; then
-        rm -rf "$etc"
-        echo "removed the agent, its unit, and $etc (config and tokens)"
+        rm -rf "$etc" "$root/var/lib/fleetdeck-agent"
+        echo "removed the agent, its unit, $etc (config and tokens) and $root/var/lib/fleetdeck-agent (saved samples)"
     else
-        echo "removed the agent and its unit; kept $etc (config and tokens): --uninstall --purge removes them"
+        echo "removed the agent and its unit; kept $etc (config and tokens) and $root/var/lib/fleetdeck-agent (saved samples): --uninstall --purge removes them"
     fi
     if [ -z "$root" ]; then
         systemctl daemon-reload

@@ -238,6 +238,21 @@ impl Agent {
             .samples_after(after, limit, &self.instance_id)
     }
 
+    /// Saves the sample ring to `dir` (see [`crate::ring::keep`]): when the agent stops.
+    pub fn save_samples(&self, dir: &std::path::Path) -> std::io::Result<usize> {
+        let ring = self.lock_ring();
+        crate::ring::keep::save(dir, ring.samples(), unix_ms_now())?;
+        Ok(ring.len())
+    }
+
+    /// Takes back the samples a previous run saved in `dir`, before the first new one.
+    pub fn restore_samples(
+        &self,
+        dir: &std::path::Path,
+    ) -> std::io::Result<crate::ring::keep::Taken> {
+        crate::ring::keep::take(dir, &mut self.lock_ring())
+    }
+
     /// Bytes the sample ring holds now, and how many samples it keeps at most.
     pub fn ring_usage(&self) -> (usize, usize) {
         let ring = self.lock_ring();

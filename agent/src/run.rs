@@ -21,10 +21,15 @@ pub async fn run(config_path: &Path, allow_public_bind: bool) -> anyhow::Result<
     let apps = config.apps.len();
     let agent = Agent::new(config).context("cannot read host facts from /proc")?;
     tracing::info!(apps, instance_id = %agent.info().instance_id, "fleetdeck-agent started");
+    let state_dir = state_directory();
+    if let Some(dir) = &state_dir {
+        restore_samples(&agent, dir);
+    }
     let agent = Arc::new(agent);
     let _background = crate::watch::spawn(agent.clone());
     let hangups = tokio::spawn(reload_on_hangup(agent.clone(), config_path.to_owned()));
     let shutdown = fleetdeck_daemon::serve::shutdown_signal();
+    let keeper = agent.clone();
     let served = match tls {
         Some(tls) => {
             tracing::info!(
@@ -37,9 +42,54 @@ pub async fn run(config_path: &Path, allow_public_bind: bool) -> anyhow::Result<
         None => serve(agent, listeners, shutdown).await,
     };
     hangups.abort();
+    if let Some(dir) = &state_dir {
+        save_samples(&keeper, dir);
+    }
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where the sample ring is kept across a restart: systemd's `$STATE_DIRECTORY` (the unit's
+/// `StateDirectory=`; the first, if it lists several). Without it the ring starts empty.
+fn state_directory() -> Option<std::path::PathBuf> {
+    let dirs = std::env::var_os("STATE_DIRECTORY")?;
+    let first = std::env::split_paths(&dirs).next()?;
+    (!first.as_os_str().is_empty()).then_some(first)
+}
+
+fn restore_samples(agent: &Agent, dir: &Path) {
+    match agent.restore_samples(dir) {
+        Ok(taken) => {
+            if let Some(why) = &taken.dropped {
+                tracing::warn!(dir = %dir.display(), "some saved samples were left out: {why}");
+            }
+            if taken.restored > 0 {
+                tracing::info!(
+                    samples = taken.restored,
+                    "took back the samples saved at the last stop: a collector fetches those it missed"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(
+            dir = %dir.display(),
+            error = %e,
+            "cannot read the samples saved at the last stop: history before this start has a gap"
+        ),
+    }
+}
+
+fn save_samples(agent: &Agent, dir: &Path) {
+    match agent.save_samples(dir) {
+        Ok(samples) => {
+            tracing::info!(samples, dir = %dir.display(), "samples saved for the next start")
+        }
+        Err(e) => tracing::warn!(
+            dir = %dir.display(),
+            error = %e,
+            "cannot save the samples: those no collector fetched yet are lost with this stop"
+        ),
+    }
 }
 
 /// Reloads `path` at each SIGHUP: the apps, their checks, `[discover]` and the tokens. A file

@@ -262,7 +262,13 @@ impl HardenedAgent {
             )
             .replace("\nReadWritePaths=\n", &format!("\nReadWritePaths={}\n", rw.join(" ")))
             .replace("ProtectKernelTunables=yes\n", "")
-            .replace("ProtectKernelLogs=yes\n", "");
+            .replace("ProtectKernelLogs=yes\n", "")
+            // Its own state directory (the user manager's: under ~/.config), so tests
+            // running at once do not take each other's saved samples.
+            .replace(
+                "\nStateDirectory=fleetdeck-agent\n",
+                &format!("\nStateDirectory={}\n", unit_name.trim_end_matches(".service")),
+            );
         assert!(
             unit_text.contains("SystemCallFilter=@system-service")
                 && unit_text.contains("PrivateTmp=yes")
@@ -281,6 +287,7 @@ impl HardenedAgent {
         let unit = LinkedUnit {
             name: unit_name.clone(),
             dir: work.to_owned(),
+            state: Some(user_state_dir(&unit_name)),
         };
         run("systemctl", &["--user", "start", &unit_name]);
         let agent = Self { port, unit };
@@ -311,7 +318,7 @@ async fn agent_runs_under_the_hardened_unit() {
     let agent = HardenedAgent::start(
         &work,
         &format!(
-            "[[apps]]\nname = \"app\"\nsystemd_unit = \"{}\"\n",
+            "sample_interval = \"1s\"\n[[apps]]\nname = \"app\"\nsystemd_unit = \"{}\"\n",
             unit_app.name
         ),
         &[],
@@ -331,6 +338,42 @@ async fn agent_runs_under_the_hardened_unit() {
         fleetdeck_proto::AppState::Running,
         "{status:?}"
     );
+    // Stopped by systemd, it saves its samples where the unit's StateDirectory= says, privately.
+    let latest = wait_for(
+        "two samples",
+        std::time::Duration::from_secs(10),
+        || async {
+            let page: fleetdeck_proto::SamplesPage = reqwest::Client::new()
+                .get(agent.url("/v1/samples?after=0"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            page.latest_seq.filter(|&l| l >= 2)
+        },
+    )
+    .await;
+    run("systemctl", &["--user", "stop", &agent.unit.name]);
+    let saved = agent
+        .unit
+        .state
+        .as_ref()
+        .expect("state dir")
+        .join("samples.jsonl");
+    let text = std::fs::read_to_string(&saved)
+        .unwrap_or_else(|e| panic!("no samples saved at {}: {e}", saved.display()));
+    assert!(
+        text.lines().count() as u64 > latest,
+        "a header and at least {latest} samples: {text}"
+    );
+    let mode = std::fs::metadata(&saved)
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
     drop(agent.unit);
 }
 
@@ -422,6 +465,18 @@ fn sha256_hex(bytes: &[u8]) -> String {
 struct LinkedUnit {
     name: String,
     dir: std::path::PathBuf,
+    /// The unit's `StateDirectory=`, removed with it.
+    state: Option<std::path::PathBuf>,
+}
+
+/// Where the test bed's user manager makes a unit's `StateDirectory=` (named as the unit): the
+/// user's config directory, as systemd 252 (Debian 12) does for user units.
+fn user_state_dir(unit_name: &str) -> std::path::PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME").map_or_else(
+        || std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".config"),
+        std::path::PathBuf::from,
+    );
+    base.join(unit_name.trim_end_matches(".service"))
 }
 
 impl Drop for LinkedUnit {
@@ -433,6 +488,9 @@ impl Drop for LinkedUnit {
             .args(["--user", "disable", &self.name])
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(state) = &self.state {
+            let _ = std::fs::remove_dir_all(state);
+        }
     }
 }
 
@@ -663,6 +721,9 @@ async fn install_script_writes_the_drop_in_rotates_the_token_and_uninstalls() {
         .join("etc/systemd/system/fleetdeck-agent.service")
         .exists());
     assert!(config_path.exists() && etc.join("agent.token").exists());
+    let samples = r.join("var/lib/fleetdeck-agent");
+    std::fs::create_dir_all(&samples).expect("the state directory systemd would make");
+    std::fs::write(samples.join("samples.jsonl"), "{}\n").expect("saved samples");
     install_with(r, &["--uninstall", "--purge"]);
-    assert!(!etc.exists());
+    assert!(!etc.exists() && !samples.exists());
 }

@@ -7,6 +7,7 @@
 //! a sample: 24 h at 10 s (8,640 samples) is about 1.4 MB. [`Ring::memory_bytes`] reports it.
 
 pub mod codec;
+pub mod keep;
 
 use std::collections::VecDeque;
 
@@ -53,6 +54,15 @@ impl Ring {
         self.first_seq + self.entries.len() as u64 - 1
     }
 
+    /// How many samples it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     pub fn latest_seq(&self) -> Option<u64> {
         (!self.entries.is_empty()).then(|| self.first_seq + self.entries.len() as u64 - 1)
     }
@@ -82,6 +92,41 @@ impl Ring {
             samples,
             more,
         }
+    }
+
+    /// Every sample held, oldest first, each with its seq, decoded one at a time: what
+    /// [`keep::save`] writes when the agent stops.
+    pub fn samples(&self) -> impl Iterator<Item = Sample> + '_ {
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| codec::decode(self.first_seq + i as u64, bytes, &self.names))
+    }
+
+    /// Takes back one sample a previous run of the agent saved (see [`keep::take`]), keeping its
+    /// seq, so a collector that reads it again recognises it: into an empty ring, or right after
+    /// the latest (the oldest dropped when full). Anything else changes nothing and is false.
+    pub fn take_back(&mut self, sample: &Sample) -> bool {
+        match self.latest_seq() {
+            _ if sample.seq == 0 => return false,
+            None => self.first_seq = sample.seq,
+            Some(latest) if sample.seq == latest + 1 => {}
+            Some(_) => return false,
+        }
+        if self.entries.len() == self.capacity {
+            self.entries.pop_front();
+            self.first_seq += 1;
+        }
+        self.entries
+            .push_back(codec::encode(sample, &mut self.names));
+        true
+    }
+
+    /// Empties the ring (the next push is seq 1 again).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.first_seq = 1;
+        self.names = Names::default();
     }
 
     /// Heap held by the samples and the name table (allocator rounding to 16 bytes included).
@@ -154,6 +199,30 @@ mod tests {
         assert_eq!(seqs(&page), [5, 6, 7]);
         assert_eq!((page.oldest_seq, page.latest_seq), (Some(5), Some(7)));
         assert_eq!(page.samples[0].taken_unix_ms, 5);
+    }
+
+    #[test]
+    fn taken_back_samples_keep_their_seqs_and_the_next_follows() {
+        let mut old = Ring::new(10);
+        for n in 1..=7 {
+            old.push(&sample(n));
+        }
+        let mut ring = Ring::new(4);
+        for s in old.samples() {
+            assert!(ring.take_back(&s));
+        }
+        assert_eq!(
+            seqs(&ring.samples_after(0, 100, "i")),
+            [4, 5, 6, 7],
+            "the newest that fit"
+        );
+        assert_eq!(ring.push(&sample(8)), 8);
+        assert_eq!(ring.samples_after(7, 100, "i").samples[0].taken_unix_ms, 8);
+        // Only right after the latest.
+        let saved: Vec<Sample> = old.samples().collect();
+        assert!(!ring.take_back(&saved[2]));
+        ring.clear();
+        assert!(ring.take_back(&saved[2]) && !ring.take_back(&saved[4]));
     }
 
     #[test]

@@ -46,9 +46,8 @@ pub(super) fn insert_samples(
         if (s.seq as i64) <= last_seq {
             continue;
         }
-        fresh.push(s.clone());
         let r = SampleRow::from(s);
-        insert.execute(params![
+        let inserted = insert.execute(params![
             host_id,
             s.taken_unix_ms as i64,
             instance,
@@ -66,6 +65,13 @@ pub(super) fn insert_samples(
             r.disk_write,
             r.root_inodes_pct
         ])?;
+        last_seq = last_seq.max(s.seq as i64);
+        if inserted == 0 {
+            // Stored already: a restarted agent serves the samples it saved again, under its new
+            // instance, and those this collector has change nothing (no rollup, no alert input).
+            continue;
+        }
+        fresh.push(s.clone());
         for app in &s.apps {
             // [{"name", "ok", "latency_ms"}], or NULL without checks.
             let checks_json = if app.checks.is_empty() {
@@ -86,7 +92,6 @@ pub(super) fn insert_samples(
             ])?;
         }
         oldest = oldest.min(s.taken_unix_ms);
-        last_seq = last_seq.max(s.seq as i64);
     }
     drop(insert);
     drop(insert_app);
