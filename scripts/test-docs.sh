@@ -224,9 +224,12 @@ checks_after() {
         echo "printf 'hello from the docs\\n' >>'$secrets'"
     fi
     if grep -q 'install -y --reinstall ./fleetdeck-agent' "$block"; then
-        # The upgraded agent took back the samples its predecessor saved when it stopped.
-        echo "for _ in \$(seq 100); do /usr/bin/journalctl _SYSTEMD_USER_UNIT=fdd-fleetdeck-agent.service --no-pager 2>/dev/null | grep -q 'took back the samples' && break; sleep 0.1; done"
-        echo "/usr/bin/journalctl _SYSTEMD_USER_UNIT=fdd-fleetdeck-agent.service --no-pager | grep -q 'took back the samples' || { echo 'test-docs: the upgraded agent did not take back its saved samples' >&2; exit 1; }"
+        # The upgraded agent (its start the newest in the journal) took back the samples its
+        # predecessor saved when it stopped. (No grep -q on journalctl: under pipefail, its early
+        # exit fails journalctl with SIGPIPE.)
+        echo "took_back() { /usr/bin/journalctl _SYSTEMD_USER_UNIT=fdd-fleetdeck-agent.service --no-pager -o cat 2>/dev/null | grep -E 'fleetdeck-agent started|took back the samples' | tail -n 1 | grep -q 'took back'; }"
+        echo "for _ in \$(seq 100); do took_back && break; sleep 0.1; done"
+        echo "took_back || { echo 'test-docs: the upgraded agent did not take back its saved samples' >&2; exit 1; }"
     fi
     if grep -q -- '--add-collector' "$block"; then
         # The key is in the laptop's keyring, and nowhere in the desktop's settings.
