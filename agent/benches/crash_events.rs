@@ -6,17 +6,22 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use fleetdeck_proto::{AppEvent, AppState};
+use fleetdeck_proto::{AgentEvent, AppEvent, AppState};
 use support::*;
 
 const KILLS: usize = 100;
 
+/// The next status transition on the stream (check and source events are not timed here).
 async fn next_event(stream: &mut Sse) -> AppEvent {
-    let data = stream
-        .next_data(Duration::from_secs(10))
-        .await
-        .expect("an event within 10 s");
-    serde_json::from_str(&data).expect("AppEvent")
+    loop {
+        let data = stream
+            .next_data(Duration::from_secs(10))
+            .await
+            .expect("an event within 10 s");
+        if let AgentEvent::Transition(e) = serde_json::from_str(&data).expect("AgentEvent") {
+            return e;
+        }
+    }
 }
 
 /// Kills `KILLS` times with `kill`, each time measuring until an event leaves `running`, then

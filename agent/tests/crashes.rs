@@ -372,3 +372,46 @@ async fn a_crash_storm_reports_every_crash_promptly() {
         "{with_lines} of {UNITS} crashes have their lines"
     );
 }
+
+#[tokio::test]
+async fn podmans_stopped_state_is_read_as_an_exit_not_a_source_down() {
+    // Podman answers "stopped", a state Docker does not have, for a moment after a container
+    // dies: exactly when the agent reads it for the `die` event. Read as Docker's "exited", it is
+    // a crash like any other; never the engine "not answering" (bollard cannot read the word).
+    require_testbed();
+    let c = Container::run("i16-stopped", &[], &["sleep", "100000"]);
+    let work = Workdir::new();
+    let agent = RunningAgent::start(&work.config(&format!(
+        "{SLOW_SAMPLES}{}",
+        container_app("cache", &c.name)
+    )));
+    agent.wait_state("cache", AppState::Running).await;
+    let mut stream = agent.sse("/v1/events", None).await;
+    let no_source_down = |ev: &SseEvent| {
+        if let Some(s) = source_event(ev) {
+            assert!(s.up, "the engine was reported down: {s:?}");
+        }
+    };
+    for round in 0..6 {
+        run("podman", &["kill", &c.name]);
+        // Read at once and again while podman winds the container down.
+        for _ in 0..30 {
+            let status = agent.app("cache").await;
+            assert_ne!(status.state, AppState::Unknown, "round {round}: {status:?}");
+        }
+        let e = stream
+            .wait_for("the crash", EVENT_LIMIT, |ev| {
+                no_source_down(ev);
+                transition(ev).filter(|e| e.from == AppState::Running)
+            })
+            .await;
+        assert_eq!(e.to, AppState::Failed, "round {round}: {e:?}");
+        run("podman", &["start", &c.name]);
+        stream
+            .wait_for("running again", EVENT_LIMIT, |ev| {
+                no_source_down(ev);
+                transition(ev).filter(|e| e.to == AppState::Running)
+            })
+            .await;
+    }
+}

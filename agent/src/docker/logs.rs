@@ -325,10 +325,10 @@ impl DockerSource {
     /// When `container` was created, in whole seconds: no log line is older.
     async fn created_sec(&self, container: &str) -> Result<u64, DockerError> {
         let docker = self.client().await?;
-        let inspect = docker
-            .inspect_container(container, None)
-            .await
-            .map_err(|e| super::call_failed(&self.socket, e))?;
+        let inspect = self
+            .inspect(&docker, container)
+            .await?
+            .ok_or_else(|| DockerError::Reread(format!("no container is named {container:?}")))?;
         Ok(inspect
             .created
             .as_deref()

@@ -3,6 +3,7 @@
 
 pub mod compose;
 pub mod logs;
+mod podman;
 mod status;
 pub mod watch;
 
@@ -40,6 +41,9 @@ pub enum DockerError {
     Unreachable { socket: String, cause: String },
     #[error("Docker API call failed: {0}")]
     Call(bollard::errors::Error),
+    /// A call read again past a podman-only state word (see [`podman`]) that failed.
+    #[error("Docker API call failed: {0}")]
+    Reread(String),
     #[error(transparent)]
     Search(#[from] crate::search::SearchError),
 }
@@ -159,12 +163,8 @@ impl DockerSource {
     /// (see [`compose`]). `Ok(None)` if no container has that name.
     pub async fn apply(&self, name: &str) -> Result<Option<String>, ApplyError> {
         let docker = self.client().await?;
-        let inspect = match docker.inspect_container(name, None).await {
-            Ok(i) => i,
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => return Ok(None),
-            Err(e) => return Err(call_failed(&self.socket, e).into()),
+        let Some(inspect) = self.inspect(&docker, name).await? else {
+            return Ok(None);
         };
         let labels = inspect.config.and_then(|c| c.labels).unwrap_or_default();
         let project = compose::project_of(name, &labels)?
@@ -186,6 +186,9 @@ impl DockerSource {
         };
         let listed = match docker.list_containers(Some(options)).await {
             Ok(l) => l,
+            Err(e) if podman::is_unknown_state(&e) => podman::list(&self.socket, all)
+                .await
+                .map_err(DockerError::Reread)?,
             Err(e) => {
                 self.reset().await;
                 return Err(call_failed(&self.socket, e));
@@ -212,6 +215,26 @@ impl DockerSource {
             .collect())
     }
 
+    /// Inspects `name`; `Ok(None)` if no container has that name. A podman-only state word in
+    /// the answer is read as Docker's (see [`podman`]).
+    pub(crate) async fn inspect(
+        &self,
+        docker: &Docker,
+        name: &str,
+    ) -> Result<Option<bollard::models::ContainerInspectResponse>, DockerError> {
+        match docker.inspect_container(name, None).await {
+            Ok(i) => Ok(Some(i)),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) if podman::is_unknown_state(&e) => podman::inspect(&self.socket, name)
+                .await
+                .map(Some)
+                .map_err(DockerError::Reread),
+            Err(e) => Err(call_failed(&self.socket, e)),
+        }
+    }
+
     /// The facts of one container; `Ok(None)` if no container has that name.
     pub async fn container(&self, name: &str) -> Result<Option<ContainerFacts>, DockerError> {
         let result = self.container_inner(name).await;
@@ -223,15 +246,9 @@ impl DockerSource {
 
     async fn container_inner(&self, name: &str) -> Result<Option<ContainerFacts>, DockerError> {
         let docker = self.client().await?;
-        let inspect = match docker.inspect_container(name, None).await {
-            Ok(i) => i,
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {
-                self.cpu.lock().await.remove(name);
-                return Ok(None);
-            }
-            Err(e) => return Err(call_failed(&self.socket, e)),
+        let Some(inspect) = self.inspect(&docker, name).await? else {
+            self.cpu.lock().await.remove(name);
+            return Ok(None);
         };
         let mut facts = ContainerFacts::from_inspect(&inspect);
         facts.stopped_on_purpose = self.stopped_on_purpose(name, facts.started_unix_ms).await;
