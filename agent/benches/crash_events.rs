@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use fleetdeck_proto::{AgentEvent, AppEvent, AppState};
+use fleetdeck_proto::{AppEvent, AppState};
 use support::*;
 
 const KILLS: usize = 100;
@@ -14,12 +14,12 @@ const KILLS: usize = 100;
 /// The next status transition on the stream (check and source events are not timed here).
 async fn next_event(stream: &mut Sse) -> AppEvent {
     loop {
-        let data = stream
-            .next_data(Duration::from_secs(10))
+        let (name, data) = stream
+            .next_named(Duration::from_secs(10))
             .await
             .expect("an event within 10 s");
-        if let AgentEvent::Transition(e) = serde_json::from_str(&data).expect("AgentEvent") {
-            return e;
+        if name.as_deref() == Some("transition") {
+            return serde_json::from_str(&data).expect("AppEvent");
         }
     }
 }

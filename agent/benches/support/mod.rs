@@ -137,6 +137,11 @@ impl Sse {
     }
 
     pub async fn next_data(&mut self, limit: Duration) -> Option<String> {
+        self.next_named(limit).await.map(|(_, data)| data)
+    }
+
+    /// The next event's name (`event:`, if any) and data.
+    pub async fn next_named(&mut self, limit: Duration) -> Option<(Option<String>, String)> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             if let Some(end) = self.buf.find("\n\n") {
@@ -146,8 +151,12 @@ impl Sse {
                     .filter_map(|l| l.strip_prefix("data:"))
                     .map(|d| d.trim_start())
                     .collect();
+                let name = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("event:"))
+                    .map(|n| n.trim().to_owned());
                 if !data.is_empty() {
-                    return Some(data.join("\n"));
+                    return Some((name, data.join("\n")));
                 }
                 continue;
             }

@@ -296,8 +296,13 @@ fn memory_limit(status: &AppStatus) -> Option<u64> {
         .or_else(|| status.systemd.as_ref().and_then(|s| s.memory_limit_bytes))
 }
 
+/// How long a unit that never wrote a line is asked again for one: a process that dies at start
+/// may have its only line (why) still on its way to journald. Every crash of a quiet app waits
+/// this long for its event, so it is short (journald takes milliseconds, not tenths of seconds).
+const FIRST_LINE_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// The last lines of a unit's run that ended. journald may still be writing the process's
-/// final output when its exit is seen: an empty answer is asked again until half the deadline.
+/// final output when its exit is seen: an empty answer is asked again for [`FIRST_LINE_WAIT`].
 async fn run_lines(
     journal: Journal,
     unit: &str,
@@ -310,10 +315,10 @@ async fn run_lines(
             .run_lines(unit, invocation, until, crate::crash::MAX_LINES)
             .await
             .map_err(|e| e.to_string())?;
-        if !lines.is_empty() || started.elapsed() > crate::crash::DEADLINE / 2 {
+        if !lines.is_empty() || started.elapsed() >= FIRST_LINE_WAIT {
             return Ok(lines);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
