@@ -80,7 +80,11 @@ pub fn render(survey: &Survey, config: Option<&Config>, hostname: &str) -> Strin
         }
     }
     if found.is_empty() {
-        out.push_str("\n# Nothing runs here that agent.toml does not list already.\n");
+        out.push_str(if config.is_some() {
+            "\n# Nothing runs here that agent.toml does not list already.\n"
+        } else {
+            "\n# Nothing to suggest: no service outside the distribution's own and no container runs here.\n"
+        });
     }
     out.push_str(&found);
     out.push_str(&drop_in_comment(&env_dirs));
@@ -247,6 +251,20 @@ mod tests {
             let back: toml::Table = toml::from_str(&text).expect("valid TOML");
             assert_eq!(back["v"].as_str(), Some(s), "{text}");
         }
+    }
+
+    #[test]
+    fn nothing_found_is_said_as_it_is() {
+        let empty = Survey {
+            containers: Ok(Vec::new()),
+            units: Ok(Vec::new()),
+        };
+        let text = render(&empty, None, "vm-1");
+        assert!(text.contains("# Nothing to suggest: no service"), "{text}");
+        assert!(!text.contains("agent.toml does not list"), "{text}");
+        let listed = Config::parse("token_file = \"/t\"\n", None).expect("valid");
+        let text = render(&empty, Some(&listed), "vm-1");
+        assert!(text.contains("agent.toml does not list already"), "{text}");
     }
 
     #[test]
