@@ -243,6 +243,9 @@ checks_after() {
         echo "printf '%s\\n' \"\$(cat /etc/fleetdeck/agent.token)\" >>'$secrets'"
         echo "[[ ! -e /etc/fleetdeck/agent.token.next ]] || { echo 'test-docs: the rotation left agent.token.next' >&2; exit 1; }"
     fi
+    if grep -q 'metrics.token' "$block"; then
+        echo "printf '%s\\n' \"\$TOKEN\" >>'$secrets'"
+    fi
     if grep -q ' restore ' "$block"; then
         # Restored as root: the collector's user must own what it opens.
         echo "[[ \$(stat -c %U /var/lib/fleetdeck/collector.db) == fleetdeck ]] || { echo 'test-docs: the restored database is not owned by fleetdeck' >&2; exit 1; }"

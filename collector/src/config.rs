@@ -106,6 +106,30 @@ pub struct Config {
     /// Threshold rules in effect: the shipped ones (unless `[alerts] default_rules = false`),
     /// replaced or extended by `[[rules]]`.
     pub rules: Vec<Rule>,
+    /// `[metrics]`: `GET /metrics` answers a scraper presenting this token; absent, it is off.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `[metrics] token_file`: the bearer token a Prometheus server presents to `GET /metrics`
+/// (its `authorization: credentials_file:`). API keys do not open it, nor it the API.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    pub token_file: PathBuf,
+    pub token: Token,
+}
+
+impl MetricsConfig {
+    fn read(raw: RawMetrics, dir: &Path) -> Result<Self, String> {
+        let token_file = if raw.token_file.is_relative() {
+            dir.join(&raw.token_file)
+        } else {
+            raw.token_file
+        };
+        let token = read_token(&token_file).map_err(|message| {
+            format!("[metrics] token_file {}: {message}", token_file.display())
+        })?;
+        Ok(Self { token_file, token })
+    }
 }
 
 impl Config {
@@ -160,7 +184,12 @@ impl Config {
             })?;
             tokens.push(token);
         }
+        let metrics = raw.metrics.take();
         let mut config = raw.validate(tokens).map_err(invalid)?;
+        config.metrics = metrics
+            .map(|m| MetricsConfig::read(m, dir))
+            .transpose()
+            .map_err(invalid)?;
         config.database = resolve(&config.database);
         for agent in &mut config.agents {
             agent.token_file = resolve(&agent.token_file);
@@ -175,7 +204,12 @@ impl Config {
         for channel in &mut raw.channels {
             channel.read_files(Path::new("."));
         }
-        raw.validate(tokens)
+        let metrics = raw.metrics.take();
+        let mut config = raw.validate(tokens)?;
+        config.metrics = metrics
+            .map(|m| MetricsConfig::read(m, Path::new(".")))
+            .transpose()?;
+        Ok(config)
     }
 
     pub fn agent(&self, name: &str) -> Option<&AgentConfig> {
@@ -212,6 +246,13 @@ struct RawConfig {
     retention: RawRetention,
     #[serde(default)]
     rules: Vec<RawRule>,
+    metrics: Option<RawMetrics>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    token_file: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -542,6 +583,7 @@ impl RawConfig {
             retry,
             retention,
             rules,
+            metrics: None,
         })
     }
 }

@@ -89,6 +89,7 @@ pub async fn run(port: u16, hosts: usize) -> anyhow::Result<()> {
         retry: Default::default(),
         retention: Retention::default(),
         rules: crate::alerting::thresholds::default_rules(),
+        metrics: None,
     };
     let store = Store::open(&config.database)?;
     let key = store

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use crate::agent_client::{AgentClient, AgentError};
 use crate::store::ingest::{self, HostCursor, Polled, SampleCursor};
 use crate::store::{now_ms, Store, StoreError};
+use crate::telemetry::PollResult;
 
 /// Says so when the agent's buffer dropped samples before the collector fetched them (a
 /// partition longer than the agent's retention).
@@ -158,11 +159,25 @@ impl Poller {
             };
             tasks.spawn(async move {
                 if agent.busy.swap(true, Ordering::AcqRel) {
+                    poller
+                        .store
+                        .telemetry()
+                        .poll(PollResult::Skipped, Duration::ZERO);
                     return Outcome::Skipped;
                 }
                 tokio::time::sleep(delay).await;
                 let outcome = match permits.acquire().await {
-                    Ok(_permit) => poller.poll_agent(&agent).await,
+                    Ok(_permit) => {
+                        let began = Instant::now();
+                        let outcome = poller.poll_agent(&agent).await;
+                        let result = match outcome {
+                            Outcome::Ok(_) => PollResult::Ok,
+                            Outcome::Failed => PollResult::Failed,
+                            Outcome::Skipped => PollResult::Skipped,
+                        };
+                        poller.store.telemetry().poll(result, began.elapsed());
+                        outcome
+                    }
                     Err(_) => Outcome::Failed,
                 };
                 agent.busy.store(false, Ordering::Release);

@@ -80,6 +80,8 @@ pub struct Reloader {
     pub channels: Arc<std::sync::RwLock<Vec<Channel>>>,
     /// The policy the fleet API tells the desktop.
     pub policy: Arc<std::sync::RwLock<alerting::AlertPolicy>>,
+    /// `GET /metrics`'s token: a reload turns metrics on, off, or rotates the token.
+    pub scrape_token: crate::api::metrics::ScrapeToken,
     pub roster: Roster,
     pub subscriptions: Subscriptions,
     /// Wakes the poller: new agents are polled at once.
@@ -180,6 +182,8 @@ impl Reloader {
         self.maintenance.send_replace(config.maintenance.clone());
         *self.channels.write().unwrap_or_else(|e| e.into_inner()) = config.channels;
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = config.alerts;
+        self.scrape_token
+            .set(config.metrics.as_ref().map(|m| &m.token));
         *configured = config.agents;
         Ok(plan)
     }

@@ -265,6 +265,9 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
         .with_problems(problems, thresholds)
         .with_channels(config.channels.clone(), http.clone())
         .with_policy(config.alerts.clone());
+    state
+        .scrape_token
+        .set(config.metrics.as_ref().map(|m| &m.token));
     {
         // Keys deleted at the command line: their open streams end within KEY_RECHECK.
         let revocations = state.revocations.clone();
@@ -285,6 +288,7 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
         maintenance: Arc::new(maintenance_tx),
         channels: Arc::clone(&state.channels),
         policy: Arc::clone(&state.alert_policy),
+        scrape_token: state.scrape_token.clone(),
         roster,
         subscriptions,
         poll_now: poller.wake.clone(),

@@ -19,6 +19,9 @@ struct Fleet {
     env_file: std::path::PathBuf,
 }
 
+/// `GET /metrics`'s token where a test turns metrics on.
+const SCRAPE_TOKEN: &str = "matrix-scrape-token-0123456789";
+
 fn fleet(prefix: &str) -> Fleet {
     fleet_with(prefix, "")
 }
@@ -32,6 +35,8 @@ fn fleet_with(prefix: &str, extra: &str) -> Fleet {
         "i=0; while true; do i=$((i+1)); echo line-$i; sleep 0.3; done",
     );
     let work = Workdir::new();
+    // For `[metrics] token_file = "metrics.token"` in `extra`.
+    work.secret("metrics.token", SCRAPE_TOKEN);
     let env_file = work.secret("web.env", "# web\nPORT=8080\nSECRET=old-secret-value\n");
     let agent_config = agent_config(
         &work,
@@ -204,7 +209,7 @@ async fn a_restarted_collector_backfills_without_a_gap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_enforces_its_role() {
-    let f = fleet("roles");
+    let f = fleet_with("roles", "[metrics]\ntoken_file = \"metrics.token\"\n");
     let keys: Vec<(&str, Option<String>)> = vec![
         ("no key", None),
         (
@@ -221,10 +226,11 @@ async fn every_route_enforces_its_role() {
     let admin = Api::new(&f.collector, keys[4].1.as_deref().expect("admin key"));
     wait_app_state(&admin, "running").await;
     // (method, path, the least role that may use it, the status it answers that role); "public"
-    // needs no key. It must cover exactly the routes of the OpenAPI document (checked below), so a
+    // needs no key, "scrape" only the scrape token (no API key). It must cover exactly the routes of the OpenAPI document (checked below), so a
     // new route cannot skip its role.
     let routes: &[(&str, &str, &str, u16)] = &[
         ("GET", "/healthz", "public", 200),
+        ("GET", "/metrics", "scrape", 200),
         ("GET", "/v1/openapi.json", "viewer", 200),
         ("GET", "/v1/fleet", "viewer", 200),
         ("GET", "/v1/hosts/near", "viewer", 200),
@@ -318,7 +324,8 @@ async fn every_route_enforces_its_role() {
             };
             let want = if *least == "public" {
                 *ok_status
-            } else if key.is_none() || *who == "bad key" {
+            } else if *least == "scrape" || key.is_none() || *who == "bad key" {
+                // /metrics opens to its scrape token only, never to an API key.
                 401
             } else if expected_ok {
                 *ok_status
@@ -327,6 +334,17 @@ async fn every_route_enforces_its_role() {
             };
             assert_eq!(status, want, "{who} {method} {path}");
         }
+    }
+    // The scrape token opens /metrics, and nothing else.
+    for (method, path, least, ok_status) in routes {
+        let mut req = http.request(method.parse().expect("method"), f.collector.url(path));
+        req = req.bearer_auth(SCRAPE_TOKEN);
+        let status = req.send().await.expect("request").status().as_u16();
+        let want = match *least {
+            "scrape" | "public" => *ok_status,
+            _ => 401,
+        };
+        assert_eq!(status, want, "the scrape token: {method} {path}");
     }
     // Refused mutations are audited as denied, with the key's name; keys made at the command line
     // are audited too.

@@ -27,6 +27,21 @@ pub async fn fleet(State(state): State<AppState>) -> Result<Json<Fleet>, ApiErro
         .store
         .with_conn(|conn| query::fleet(conn, now_ms()))
         .await?;
+    let problems = open_problems(&state, &fleet);
+    for p in &problems {
+        match p.severity {
+            fleetdeck_proto::Severity::Critical => fleet.summary.problems_critical += 1,
+            _ => fleet.summary.problems_warning += 1,
+        }
+    }
+    fleet.problems = problems;
+    fleet.alert_policy = Some(state.policy().view());
+    Ok(Json(fleet))
+}
+
+/// The alerting task's open problems and the firing threshold rules of the fleet's hosts:
+/// critical first, then oldest first.
+pub(super) fn open_problems(state: &AppState, fleet: &Fleet) -> Vec<fleetdeck_proto::Problem> {
     let active: std::collections::HashSet<&str> =
         fleet.hosts.iter().map(|h| h.name.as_str()).collect();
     let mut problems = crate::alerting::lock(&state.problems).list();
@@ -42,15 +57,7 @@ pub async fn fleet(State(state): State<AppState>) -> Result<Json<Fleet>, ApiErro
             .then_with(|| a.host.cmp(&b.host))
             .then_with(|| a.app.cmp(&b.app))
     });
-    for p in &problems {
-        match p.severity {
-            fleetdeck_proto::Severity::Critical => fleet.summary.problems_critical += 1,
-            _ => fleet.summary.problems_warning += 1,
-        }
-    }
-    fleet.problems = problems;
-    fleet.alert_policy = Some(state.policy().view());
-    Ok(Json(fleet))
+    problems
 }
 
 /// One host, its apps and its latest metrics in full.

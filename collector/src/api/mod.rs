@@ -8,6 +8,7 @@ mod admin;
 mod alerts;
 mod events;
 mod fleet;
+pub mod metrics;
 mod proxy;
 pub mod revoke;
 
@@ -52,6 +53,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// The alert policy in force (replaced on reload): the fleet tells the desktop.
     pub alert_policy: Arc<std::sync::RwLock<crate::alerting::AlertPolicy>>,
+    /// `GET /metrics`'s token (`[metrics] token_file`; replaced on reload); none: metrics off.
+    pub scrape_token: metrics::ScrapeToken,
 }
 
 /// How often open streams check that their key still exists, whoever deleted it (a key deleted
@@ -84,6 +87,7 @@ impl AppState {
             channels: Arc::default(),
             http: reqwest::Client::new(),
             alert_policy: Arc::default(),
+            scrape_token: metrics::ScrapeToken::default(),
         }
     }
 
@@ -164,6 +168,10 @@ pub enum ApiError {
     AgentBadAnswer { host: String, error: String },
     #[error("the request body is larger than {}, this route's limit: send less", human(*.0))]
     BodyTooLarge(usize),
+    #[error("metrics are off: set [metrics] token_file in collector.toml (a 0600 file holding the token your Prometheus presents) and reload")]
+    MetricsOff,
+    #[error("{0}")]
+    Internal(String),
     #[error("database: {0}")]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -187,6 +195,8 @@ impl IntoResponse for ApiError {
             Self::AgentAuth(_) => (StatusCode::BAD_GATEWAY, "agent_auth_failed"),
             Self::AgentBadAnswer { .. } => (StatusCode::BAD_GATEWAY, "agent_bad_answer"),
             Self::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::MetricsOff => (StatusCode::NOT_FOUND, "metrics_off"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Store(StoreError::Invalid(_)) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "database_failed"),
             Self::Busy(CapError::Client { .. }) => {
@@ -247,6 +257,7 @@ fn require(caller: &Caller, role: Role) -> Result<(), ApiError> {
     paths(
         healthz,
         openapi_json,
+        metrics::metrics,
         fleet::fleet,
         fleet::host,
         fleet::metrics,
@@ -324,6 +335,8 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY));
     Router::new()
         .route("/healthz", get(healthz))
+        // Its own token, not an API key: outside `require_key`.
+        .route("/metrics", get(metrics::metrics))
         .merge(authed)
         .fallback(not_found)
         .with_state(state)

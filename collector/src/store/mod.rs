@@ -11,6 +11,7 @@ pub mod keys;
 pub mod migrate;
 pub mod query;
 pub mod rollup;
+pub mod scrape;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::alerting::AlertInput;
+use crate::telemetry::Telemetry;
 
 /// At most this many queued writes go into one transaction.
 const MAX_BATCH: usize = 512;
@@ -90,6 +92,8 @@ struct Inner {
     transitions: Mutex<Option<mpsc::Receiver<AlertInput>>>,
     /// Whether the receiver was taken: only then does the writer wait for room in the queue.
     transitions_taken: Arc<std::sync::atomic::AtomicBool>,
+    /// The writer's queue and transaction times, and the poller's figures (`GET /metrics`).
+    telemetry: Telemetry,
 }
 
 /// The database holds API key digests, the audit log and the fleet's history: its files (the
@@ -189,13 +193,15 @@ impl Store {
         let (transitions_tx, transitions_rx) = mpsc::channel(crate::alerting::INPUT_QUEUE);
         let transitions_taken = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer_events = events.clone();
+        let telemetry = Telemetry::default();
+        let writer_telemetry = telemetry.clone();
         let alerter = Alerter {
             tx: transitions_tx,
             listening: Arc::clone(&transitions_taken),
         };
         std::thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || writer(conn, rx, writer_events, alerter))
+            .spawn(move || writer(conn, rx, writer_events, alerter, writer_telemetry))
             .map_err(|e| StoreError::Invalid(format!("cannot start the database writer: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -205,12 +211,18 @@ impl Store {
                 events,
                 transitions: Mutex::new(Some(transitions_rx)),
                 transitions_taken,
+                telemetry,
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The collector's own figures: the writer's here, the poller's recorded by it.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.inner.telemetry
     }
 
     /// Live fleet events, after their commit.
@@ -257,10 +269,12 @@ impl Store {
                 let _ = tx.send(answer);
             })
         });
-        self.inner
-            .jobs
-            .send(job)
-            .map_err(|_| StoreError::WriterGone)?;
+        // Counted before it is sent, so the writer never takes away what was not yet added.
+        self.inner.telemetry.queued();
+        if self.inner.jobs.send(job).is_err() {
+            self.inner.telemetry.lost(1);
+            return Err(StoreError::WriterGone);
+        }
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -346,8 +360,10 @@ fn writer(
     mut jobs: mpsc::UnboundedReceiver<Job>,
     events: broadcast::Sender<FleetEvent>,
     transitions: Alerter,
+    telemetry: Telemetry,
 ) {
     while let Some(first) = jobs.blocking_recv() {
+        let started = std::time::Instant::now();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -359,6 +375,7 @@ fn writer(
             conn: &conn,
             notices: Vec::new(),
         };
+        let jobs_in_batch = batch.len();
         let began = conn.execute_batch("BEGIN IMMEDIATE");
         let completions: Vec<Completion> = match &began {
             Ok(()) => batch.into_iter().map(|job| job(&mut ctx)).collect(),
@@ -371,6 +388,7 @@ fn writer(
             );
             let _ = conn.execute_batch("ROLLBACK");
         }
+        telemetry.batch(jobs_in_batch, started.elapsed());
         let notices = std::mem::take(&mut ctx.notices);
         for done in completions {
             done(committed);

@@ -146,12 +146,17 @@ fn apps_of(
 
 /// `GET /v1/fleet`: every configured host with its apps, and the summary counts.
 pub fn fleet(conn: &Connection, now_ms: u64) -> Result<Fleet, StoreError> {
+    fleet_with(conn, now_ms, false)
+}
+
+/// The fleet; with `full`, each host's latest metrics in full too (filesystems, interfaces).
+pub fn fleet_with(conn: &Connection, now_ms: u64, full: bool) -> Result<Fleet, StoreError> {
     let intervals = intervals_since(conn, None, now_ms.saturating_sub(31 * DAY_MS))?;
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {HOST_COLUMNS} FROM hosts WHERE active = 1 ORDER BY name"
     ))?;
     let mut hosts = stmt
-        .query_map([], |r| host_from_row(r, false))?
+        .query_map([], |r| host_from_row(r, full))?
         .collect::<Result<Vec<_>, _>>()?;
     for host in &mut hosts {
         apps_of(conn, host, &intervals, now_ms)?;
