@@ -53,6 +53,9 @@ bin=${CARGO_TARGET_DIR:-$PWD/target}/release
 # A random bench token, one file for every virtual agent, mode 0600 as the collector requires.
 python3 -c 'import secrets; print(secrets.token_hex(24))' >"$tmp/agent.token"
 chmod 600 "$tmp/agent.token"
+# /metrics is scraped every 30 s, as a Prometheus server would (its time and size in scrapes.csv).
+python3 -c 'import secrets; print(secrets.token_hex(24))' >"$tmp/metrics.token"
+chmod 600 "$tmp/metrics.token"
 
 "$bin/fleetdeck-sim-serve" --hosts "$agents" --token-file "$tmp/agent.token" \
     --poll-log "$out/polls.log" >"$tmp/sim.out" 2>"$out/simulator.log" &
@@ -69,6 +72,7 @@ sim_port=$(sed -n 's/^PORT=//p' "$tmp/sim.out")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 {
     printf 'listen = ["127.0.0.1:%s"]\ndatabase = "collector.db"\npoll_interval = "%ss"\n' "$port" "$interval"
+    printf '[metrics]\ntoken_file = "metrics.token"\n'
     for ((i = 0; i < agents; i++)); do
         printf '\n[[agents]]\nname = "sim-%05d"\nurl = "http://127.0.0.1:%s/agents/%d"\ntoken_file = "agent.token"\n' \
             "$((i + 1))" "$sim_port" "$i"
@@ -88,7 +92,8 @@ done
 log "collector up (pid $collector_pid); sampling for $minutes min into $out"
 
 rc=0
-python3 scripts/lib/soak_collector.py sample --collector-pid "$collector_pid" --sim-pid "$sim_pid" \
+python3 scripts/lib/soak_collector.py sample --collector-pid "$collector_pid" --sim-pid "$sim_pid" --db "$tmp/collector.db" \
+    --metrics-url "http://127.0.0.1:$port/metrics" --metrics-token "$tmp/metrics.token" \
     --seconds "$((minutes * 60))" --out "$out" || rc=$?
 
 # Stop the collector, then the simulator (SIGTERM: it flushes its poll log), before the analysis.

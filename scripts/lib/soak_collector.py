@@ -55,6 +55,13 @@ def pss_kib(pid):
     return 0
 
 
+def file_kib(path):
+    try:
+        return os.stat(path).st_size // 1024
+    except (OSError, TypeError):
+        return 0
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         stat = f.read()
@@ -70,13 +77,35 @@ def alive(pid):
         return False
 
 
+def scrape(url, token_file):
+    """GET /metrics as Prometheus would: (seconds, bytes, series lines)."""
+    import urllib.request
+    with open(token_file) as t:
+        token = t.read().strip()
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    began = time.monotonic()
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        body = resp.read()
+    took = time.monotonic() - began
+    series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+    return took, len(body), series
+
+
 def sample(args):
     path = os.path.join(args.out, "memory.csv")
     start = time.monotonic()
+    scrapes = None
+    if args.metrics_url:
+        scrapes = csv.writer(open(os.path.join(args.out, "scrapes.csv"), "w", newline=""))
+        scrapes.writerow(["t_s", "seconds", "bytes", "series"])
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["t_s", "unix_s", "collector_rss_kib", "collector_pss_kib",
-                      "collector_cpu_s", "sim_rss_kib", "sim_cpu_s", "load1"])
+                      "collector_cpu_s", "sim_rss_kib", "sim_cpu_s", "load1",
+                      # where the collector's memory is: anonymous (heap, SQLite's page caches)
+                      # or file pages; its threads (glibc gives threads arenas); the database
+                      "collector_rss_anon_kib", "collector_rss_file_kib", "collector_threads",
+                      "db_kib", "wal_kib"])
         n = 0
         while True:
             for name, pid in (("collector", args.collector_pid), ("simulator", args.sim_pid)):
@@ -91,8 +120,18 @@ def sample(args):
                           status_kib(args.collector_pid, "VmRSS:"), pss_kib(args.collector_pid),
                           round(cpu_seconds(args.collector_pid), 2),
                           status_kib(args.sim_pid, "VmRSS:"), round(cpu_seconds(args.sim_pid), 2),
-                          load1])
+                          load1,
+                          status_kib(args.collector_pid, "RssAnon:"),
+                          status_kib(args.collector_pid, "RssFile:"),
+                          status_kib(args.collector_pid, "Threads:"),
+                          file_kib(args.db), file_kib(args.db + "-wal")])
             f.flush()
+            if scrapes is not None and n % args.scrape_every == 0:
+                try:
+                    scrapes.writerow([round(t, 1), *scrape(args.metrics_url, args.metrics_token)])
+                except OSError as e:
+                    print(f"soak: GET /metrics failed: {e}", file=sys.stderr)
+                    return 1
             n += 1
             # The next sample is due at a fixed period from the start: this paces the sampling,
             # nothing waits for it.
@@ -313,6 +352,10 @@ def main():
     s.add_argument("--seconds", type=float, required=True)
     s.add_argument("--period", type=float, default=10.0)
     s.add_argument("--out", required=True)
+    s.add_argument("--metrics-url", help="scrape this /metrics as Prometheus would")
+    s.add_argument("--metrics-token", help="the scrape token's file")
+    s.add_argument("--scrape-every", type=int, default=3, help="in samples (default 3: 30 s)")
+    s.add_argument("--db", help="the collector's database (its size and its WAL's are sampled)")
     a = sub.add_parser("analyze", help="write the summary; exit 1 on a missed bound")
     a.add_argument("--poll-log", required=True)
     a.add_argument("--agents", type=int, required=True)
