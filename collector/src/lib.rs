@@ -9,6 +9,14 @@
 
 #![forbid(unsafe_code)]
 
+/// jemalloc, not glibc's malloc: with many threads (the runtime, blocking database calls) glibc's
+/// per-thread arenas keep freed memory fragmented and a long-running collector's RSS creeps up;
+/// jemalloc returns pages unused for 10 s (its background thread, turned on in
+/// [`telemetry::tune_allocator`]) and says what it holds (`GET /metrics`). docs/benchmarks.md
+/// has the soak that chose it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 pub mod agent_client;
 pub mod alerting;
 pub mod api;

@@ -109,6 +109,7 @@ impl Background {
 
 /// Registers the configured agents and starts polling, subscribing, alerting and rolling up.
 pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> {
+    crate::telemetry::tune_allocator();
     let http = http_client()?;
     let names: Vec<(String, String)> = config
         .agents

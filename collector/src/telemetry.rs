@@ -8,6 +8,22 @@ use std::time::Duration;
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
+/// Turns on jemalloc's background thread, which returns unused pages to the system on its own
+/// (without it, only further allocations do). Called once at start; a failure is logged.
+pub fn tune_allocator() {
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(error = %e, "cannot start the allocator's background thread: memory freed may be returned later");
+    }
+}
+
+/// What the allocator holds: (allocated, resident) bytes.
+fn heap() -> Option<(u64, u64)> {
+    tikv_jemalloc_ctl::epoch::advance().ok()?;
+    let allocated = tikv_jemalloc_ctl::stats::allocated::read().ok()?;
+    let resident = tikv_jemalloc_ctl::stats::resident::read().ok()?;
+    Some((allocated as u64, resident as u64))
+}
+
 /// How a poll of one agent ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PollResult {
@@ -130,6 +146,23 @@ impl Telemetry {
         )?;
         depth.set(self.queue_depth());
         registry.register(Box::new(depth))?;
+        if let Some((allocated, resident)) = heap() {
+            let gauge = |name: &str, help: &str, value: u64| -> prometheus::Result<IntGauge> {
+                let g = IntGauge::new(name, help)?;
+                g.set(i64::try_from(value).unwrap_or(i64::MAX));
+                Ok(g)
+            };
+            registry.register(Box::new(gauge(
+                "fleetdeck_collector_heap_allocated_bytes",
+                "Memory the collector has allocated and not freed (its live data).",
+                allocated,
+            )?))?;
+            registry.register(Box::new(gauge(
+                "fleetdeck_collector_heap_resident_bytes",
+                "Memory the allocator holds in RAM: live data, and freed pages not yet returned.",
+                resident,
+            )?))?;
+        }
         Ok(())
     }
 }
