@@ -70,7 +70,7 @@ cleanup() {
         for f in agent collector; do
             [[ -f $work/$f.log ]] && cp "$work/$f.log" "$FLEETDECK_TEST_LOGS/api-fuzz-$f-$$.log"
         done
-        (umask 077 && printf '%s\n' "${agent_token:-}" "${admin_key:-}" "${viewer_key:-}" \
+        (umask 077 && printf '%s\n' "${agent_token:-}" "${admin_key:-}" "${viewer_key:-}" "${metrics_token:-}" \
             fuzz-secret-value >>"$FLEETDECK_TEST_LOGS/secrets.txt")
     fi
     if ((rc != 0)) || [[ ${FUZZ_KEEP:-0} == 1 ]]; then
@@ -138,11 +138,17 @@ database = "collector.db"
 poll_interval = "1s"
 poll_timeout = "700ms"
 
+[metrics]
+token_file = "metrics.token"
+
 [[agents]]
 name = "fuzz-host"
 url = "$agent"
 token_file = "agent.token"
 TOML
+# /metrics is on, so its scrape-token check is fuzzed like every other route's key check.
+(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$work/metrics.token")
+metrics_token=$(<"$work/metrics.token")
 key_of() { "$bin/fleetdeck-collector" --config "$work/collector.toml" keys create --name "$1" --role "$2" | tail -n 1; }
 admin_key=$(key_of fuzz-admin admin)
 viewer_key=$(key_of fuzz-viewer viewer)
@@ -192,6 +198,14 @@ operations='.paths | to_entries[] | .key as $path | .value | to_entries[]
 
 check_auth "$agent" "$agent_token"
 check_auth "$collector" "$admin_key"
+# /metrics opens for the scrape token only: an admin key is refused, and the token opens nothing else.
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $admin_key" "$collector/metrics")
+[[ $code == 401 ]] || fail "GET /metrics with the admin key: $code, want 401"
+code=$(curl -s -o "$work/body" -w '%{http_code}' -H "Authorization: Bearer $metrics_token" "$collector/metrics")
+[[ $code == 200 ]] && grep -q '^fleetdeck_app_up{app="web",host="fuzz-host"} ' "$work/body" ||
+    fail "GET /metrics with the scrape token: $code, want 200 and fleetdeck_app_up for web"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $metrics_token" "$collector/v1/fleet")
+[[ $code == 401 ]] || fail "GET /v1/fleet with the scrape token: $code, want 401"
 
 # A viewer reads the fleet but never .env values, actions, keys or the audit log.
 viewer_code() {

@@ -132,7 +132,10 @@ async fn poll_bench() {
         .expect("port");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("c.db")).expect("store");
+    let store = Store::open(&fleetdeck_collector::store::Target::Sqlite(
+        dir.path().join("c.db"),
+    ))
+    .expect("store");
     let names: Vec<(String, String)> = (0..agents)
         .map(|i| {
             (
@@ -330,7 +333,10 @@ async fn fill(
 
 async fn insert_bench() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("c.db")).expect("store");
+    let store = Store::open(&fleetdeck_collector::store::Target::Sqlite(
+        dir.path().join("c.db"),
+    ))
+    .expect("store");
     println!("\n== insert: samples written per second through the ingest path (batched)");
     for (hosts, per_poll) in [(1000usize, 3u64), (200, 100), (100, 1000)] {
         let t0 = 1_700_000_000_000 + hosts as u64 * DAY_MS;
@@ -348,8 +354,14 @@ fn file_bytes(store: &Store) -> u64 {
     store
         .with_conn_blocking(|conn| {
             conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
-            let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-            let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let pages: i64 =
+                conn.query_row("PRAGMA page_count", fleetdeck_collector::params![], |r| {
+                    r.get(0)
+                })?;
+            let size: i64 =
+                conn.query_row("PRAGMA page_size", fleetdeck_collector::params![], |r| {
+                    r.get(0)
+                })?;
             Ok((pages * size) as u64)
         })
         .expect("size")
@@ -358,7 +370,10 @@ fn file_bytes(store: &Store) -> u64 {
 async fn bytes_bench() {
     let hosts = 100;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("c.db")).expect("store");
+    let store = Store::open(&fleetdeck_collector::store::Target::Sqlite(
+        dir.path().join("c.db"),
+    ))
+    .expect("store");
     let empty = file_bytes(&store);
     let t0 = 1_790_000_000_000 / DAY_MS * DAY_MS;
     println!("\n== bytes: {hosts} hosts, one day of samples every 10 s (8,640 per host)");

@@ -90,7 +90,7 @@ pub fn check_config(config_path: &Path) -> anyhow::Result<String> {
             listen.join(", ")
         },
         if c.tls.is_some() { " (HTTPS)" } else { "" },
-        c.database.display(),
+        c.database,
         c.agents.len(),
         humantime::format_duration(c.poll_interval),
         c.channels.len(),
@@ -98,6 +98,17 @@ pub fn check_config(config_path: &Path) -> anyhow::Result<String> {
         c.rules.len(),
         c.maintenance.len(),
     ))
+}
+
+/// The SQLite file `what` works on; on PostgreSQL, what to use instead.
+fn sqlite_only<'a>(config: &'a Config, what: &str) -> anyhow::Result<&'a Path> {
+    config.database.sqlite_path().with_context(|| {
+        format!(
+            "`{what}` copies an SQLite file; the database is PostgreSQL ({}): back it up and \
+             restore it with pg_dump and pg_restore, or the server's own backups",
+            config.database
+        )
+    })
 }
 
 /// What a database holds, for a person: its schema version and a few counts.
@@ -133,7 +144,7 @@ fn integrity(conn: &Connection) -> anyhow::Result<()> {
 /// PATH is never overwritten.
 pub fn backup(config_path: &Path, dest: &Path) -> anyhow::Result<String> {
     let config = Config::load(config_path)?;
-    let database = &config.database;
+    let database = sqlite_only(&config, "backup")?;
     if dest.exists() {
         bail!(
             "{} exists; give a new path (a backup never overwrites a file)",
@@ -238,7 +249,7 @@ pub fn running_pid(database: &Path) -> anyhow::Result<Option<u32>> {
 /// replaces is kept beside it as `<database>.before-restore-<time>`.
 pub fn restore(config_path: &Path, from: &Path) -> anyhow::Result<String> {
     let config = Config::load(config_path)?;
-    let database = config.database.clone();
+    let database = sqlite_only(&config, "restore")?.to_owned();
     let backup = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("cannot open the backup {}", from.display()))?;
     integrity(&backup).with_context(|| {
@@ -290,7 +301,9 @@ pub fn restore(config_path: &Path, from: &Path) -> anyhow::Result<String> {
     File::open(&partial)?.sync_all()?;
     std::fs::rename(&partial, &database)?;
     // Opened once as the collector will: migrated to this version if the backup is older.
-    drop(Store::open(&database)?);
+    drop(Store::open(&crate::store::Target::Sqlite(
+        database.clone(),
+    ))?);
     owned_like_state_dir(&database)?;
     Ok(format!(
         "restored {} from {} ({what}); the database it replaced is kept as {} (delete it once the \

@@ -14,7 +14,7 @@ use crate::alerting::maintenance::Maintenance;
 use crate::alerting::notify::{RetryPolicy, Webhook, WebhookFormat};
 use crate::alerting::route::{Channel, Route};
 
-mod channels;
+pub(crate) mod channels;
 use crate::alerting::rules::AlertPolicy;
 use crate::alerting::thresholds::{self, RawRule, Rule};
 use channels::{channels_and_routes, RawChannel, RawMaintenance, RawRoute};
@@ -85,7 +85,10 @@ pub struct Config {
     pub listen: Vec<ListenSpec>,
     /// Serve HTTPS with these PEM files (`tls_cert`, `tls_key`) instead of plain HTTP.
     pub tls: Option<TlsFiles>,
-    pub database: PathBuf,
+    /// An SQLite file, or a PostgreSQL server (`database = "postgres://…"`).
+    pub database: crate::store::Target,
+    /// The config file's directory.
+    pub config_dir: PathBuf,
     pub poll_interval: Duration,
     pub poll_timeout: Duration,
     /// At most this many agents are asked at once.
@@ -133,6 +136,26 @@ impl MetricsConfig {
 }
 
 impl Config {
+    /// What the run lock (`<this>.lock`) is named after: the SQLite file, or for PostgreSQL a
+    /// name beside the config (one collector per config on a machine).
+    pub fn lock_base(&self) -> PathBuf {
+        match &self.database {
+            crate::store::Target::Sqlite(path) => path.clone(),
+            crate::store::Target::Postgres(_) => self.config_dir.join("collector-postgres"),
+        }
+    }
+
+    /// Where the collector keeps files of its own (agent tokens written by `agents add`): beside
+    /// the SQLite file, or beside the config.
+    pub fn state_dir(&self) -> PathBuf {
+        match &self.database {
+            crate::store::Target::Sqlite(path) => {
+                path.parent().unwrap_or(Path::new(".")).to_owned()
+            }
+            crate::store::Target::Postgres(_) => self.config_dir.clone(),
+        }
+    }
+
     /// Loads and checks `path`, reading each agent's token from its file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
@@ -184,13 +207,17 @@ impl Config {
             })?;
             tokens.push(token);
         }
+        raw.database_password_file = raw.database_password_file.as_deref().map(resolve);
         let metrics = raw.metrics.take();
         let mut config = raw.validate(tokens).map_err(invalid)?;
         config.metrics = metrics
             .map(|m| MetricsConfig::read(m, dir))
             .transpose()
             .map_err(invalid)?;
-        config.database = resolve(&config.database);
+        config.config_dir = dir.to_owned();
+        if let crate::store::Target::Sqlite(file) = &config.database {
+            config.database = crate::store::Target::Sqlite(resolve(file));
+        }
         for agent in &mut config.agents {
             agent.token_file = resolve(&agent.token_file);
         }
@@ -223,7 +250,9 @@ struct RawConfig {
     listen: Option<Vec<String>>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
-    database: Option<PathBuf>,
+    database: Option<String>,
+    /// PostgreSQL's password, in a file of mode 0600.
+    database_password_file: Option<PathBuf>,
     #[serde(default, with = "humantime_serde::option")]
     poll_interval: Option<Duration>,
     #[serde(default, with = "humantime_serde::option")]
@@ -404,8 +433,18 @@ impl RawConfig {
             .collect::<Result<Vec<_>, _>>()?;
         let tls = TlsFiles::from_config(self.tls_cert, self.tls_key)?;
         let database = self.database.ok_or(
-            "`database` is missing: add database = \"/var/lib/fleetdeck/collector.db\" (an SQLite file the collector creates)",
+            "`database` is missing: add database = \"/var/lib/fleetdeck/collector.db\" (an SQLite file the collector creates) or database = \"postgres://fleetdeck@HOST:5432/fleetdeck\"",
         )?;
+        let database = if crate::store::db::is_postgres_url(&database) {
+            crate::store::Target::Postgres(Box::new(crate::store::db::PgTarget::parse(
+                &database,
+                self.database_password_file.as_deref(),
+            )?))
+        } else if self.database_password_file.is_some() {
+            return Err("`database_password_file` is for a PostgreSQL `database` (postgres://…); an SQLite file needs none".into());
+        } else {
+            crate::store::Target::Sqlite(PathBuf::from(database))
+        };
         let poll_interval = self.poll_interval.unwrap_or(Duration::from_secs(30));
         if poll_interval < Duration::from_secs(1) {
             return Err(format!(
@@ -570,6 +609,7 @@ impl RawConfig {
             listen,
             tls,
             database,
+            config_dir: PathBuf::from("."),
             poll_interval,
             poll_timeout,
             poll_concurrency,

@@ -64,7 +64,8 @@ pub async fn run(port: u16, hosts: usize) -> anyhow::Result<()> {
     let config = Config {
         listen: Vec::new(),
         tls: None,
-        database: dir.path().join("collector.db"),
+        database: crate::store::Target::Sqlite(dir.path().join("collector.db")),
+        config_dir: dir.path().to_owned(),
         poll_interval: Duration::from_secs(5),
         poll_timeout: Duration::from_secs(2),
         poll_concurrency: 64,

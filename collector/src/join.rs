@@ -18,6 +18,8 @@ use reqwest::Method;
 
 use crate::agent_client::AgentClient;
 use crate::config::{AgentConfig, Config, AGENTS_DIR};
+use crate::store::db::params;
+use crate::store::{Conn, Target};
 use fleetdeck_daemon::toml_text::basic_string;
 
 /// How long a check of the agent may take.
@@ -57,7 +59,7 @@ struct Places {
 impl Places {
     fn of(config_path: &Path, config: &Config) -> Self {
         let dir = config_path.parent().unwrap_or(Path::new("."));
-        let state = config.database.parent().unwrap_or(Path::new("."));
+        let state = config.state_dir();
         Self {
             agents_d: dir.join(AGENTS_DIR),
             tokens: state.join("agents"),
@@ -195,10 +197,7 @@ pub async fn add(
         bail!("{name:?} is not a host name: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
     }
     ensure_dir(&places.agents_d, config_path)?;
-    ensure_dir(
-        &places.tokens,
-        config.database.parent().unwrap_or(Path::new(".")),
-    )?;
+    ensure_dir(&places.tokens, &config.state_dir())?;
     let (stanza_file, token_file) = (places.stanza_file(name), places.token_file(name));
     if stanza_file.exists() {
         bail!(
@@ -245,7 +244,7 @@ pub async fn add(
     }
     out.push('\n');
     out.push_str(&reload_running(&config, |active| active.contains(&name.to_owned())).await?);
-    if crate::care::running_pid(&config.database)?.is_some() {
+    if crate::care::running_pid(&config.lock_base())?.is_some() {
         // Done when the fleet shows the host as it is: after its first poll.
         out.push_str(&match first_poll(&config.database, name).await? {
             Some(status) => format!(", and polled it: {name} is {status}"),
@@ -258,17 +257,22 @@ pub async fn add(
 }
 
 /// Waits (at most `RELOAD_WAIT`) until the running collector has polled `name` once; its status.
-async fn first_poll(database: &Path, name: &str) -> anyhow::Result<Option<String>> {
+async fn first_poll(database: &Target, name: &str) -> anyhow::Result<Option<String>> {
     let deadline = tokio::time::Instant::now() + RELOAD_WAIT;
     loop {
-        let conn = read_only(database)?;
-        let status: Option<String> = conn
-            .query_row(
-                "SELECT status FROM hosts WHERE name = ?1 AND active = 1",
-                [name],
-                |r| r.get(0),
-            )
-            .ok();
+        let status: Option<String> = read_beside(database, {
+            let name = name.to_owned();
+            move |conn| {
+                conn.query_opt(
+                    "SELECT status FROM hosts WHERE name = ?1 AND active = 1",
+                    params![name],
+                    |r| r.get(0),
+                )
+            }
+        })
+        .await
+        .ok()
+        .flatten();
         if let Some(status) = status.filter(|s| s != "unknown") {
             return Ok(Some(status));
         }
@@ -429,7 +433,7 @@ async fn reload_running(
     config: &Config,
     done: impl Fn(&[String]) -> bool,
 ) -> anyhow::Result<String> {
-    let Some(pid) = crate::care::running_pid(&config.database)? else {
+    let Some(pid) = crate::care::running_pid(&config.lock_base())? else {
         return Ok("the collector is not running: it takes this up when it starts".to_owned());
     };
     let target =
@@ -442,7 +446,7 @@ async fn reload_running(
     })?;
     let deadline = tokio::time::Instant::now() + RELOAD_WAIT;
     loop {
-        let active = active_hosts(&config.database)?;
+        let active = active_hosts(&config.database).await?;
         if done(&active) {
             return Ok(format!("the running collector (PID {pid}) took it up"));
         }
@@ -456,23 +460,39 @@ async fn reload_running(
     }
 }
 
-/// The running collector's database, read beside it (read-only, waiting out its writes).
-fn read_only(database: &Path) -> anyhow::Result<rusqlite::Connection> {
-    let conn =
-        rusqlite::Connection::open_with_flags(database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .with_context(|| format!("cannot open {}", database.display()))?;
-    conn.busy_timeout(Duration::from_secs(2))?;
-    Ok(conn)
+/// Reads the running collector's database beside it, on a blocking thread: an SQLite file
+/// read-only (waiting out its writes), or a session of its own on PostgreSQL.
+async fn read_beside<T: Send + 'static>(
+    database: &Target,
+    read: impl FnOnce(&Conn) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> anyhow::Result<T> {
+    let database = database.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = match &database {
+            Target::Sqlite(path) => {
+                let conn = rusqlite::Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .with_context(|| format!("cannot open {}", path.display()))?;
+                conn.busy_timeout(Duration::from_secs(2))?;
+                Conn::Sqlite(conn)
+            }
+            Target::Postgres(_) => database.connect()?,
+        };
+        Ok(read(&conn)?)
+    })
+    .await?
 }
 
 /// The names of the hosts the collector polls now (read-only).
-fn active_hosts(database: &Path) -> anyhow::Result<Vec<String>> {
-    let conn = read_only(database)?;
-    let mut stmt = conn.prepare("SELECT name FROM hosts WHERE active = 1")?;
-    let names = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
-    Ok(names)
+async fn active_hosts(database: &Target) -> anyhow::Result<Vec<String>> {
+    read_beside(database, |conn| {
+        conn.query_map("SELECT name FROM hosts WHERE active = 1", params![], |r| {
+            r.get(0)
+        })
+    })
+    .await
 }
 
 #[cfg(test)]

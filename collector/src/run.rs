@@ -315,8 +315,8 @@ pub async fn run(config_path: &Path, allow_public_bind: bool) -> anyhow::Result<
         .context("cannot listen for SIGHUP")?;
     // One collector per database: a second one, or a restore, is refused while this one runs.
     // Taken before anything waits (for Tailscale, say), so `agents add` finds this collector.
-    let database = Config::load(config_path)?.database;
-    let _lock = crate::care::RunLock::take(&database)?;
+    let lock_base = Config::load(config_path)?.lock_base();
+    let _lock = crate::care::RunLock::take(&lock_base)?;
     // Read again under the lock: what `agents add` wrote before the lock was taken (it found no
     // collector to signal) is in this reading; what it writes after comes with a SIGHUP.
     let config = Config::load(config_path)?;

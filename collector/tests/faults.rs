@@ -47,7 +47,11 @@ struct Stored {
 /// Opens the database read-only as the crash left it and checks it: intact, samples 1..=N of one
 /// agent instance, each once, and the cursor at N.
 fn check_db(work: &Workdir, host: &str, what: &str) -> Stored {
-    let conn = db(work);
+    let conn = rusqlite::Connection::open_with_flags(
+        work.path("collector.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the collector's database");
     let integrity: Vec<String> = {
         let mut stmt = conn
             .prepare("PRAGMA integrity_check")
@@ -116,7 +120,11 @@ fn cursor(work: &Workdir, host: &str) -> i64 {
 /// Watches the host's cursor (every 2 ms, on one read-only connection, closed before returning)
 /// until it reaches `target`; returns it.
 fn backfill_moved(work: &Workdir, host: &str, target: i64, limit: Duration) -> i64 {
-    let conn = db(work);
+    let conn = rusqlite::Connection::open_with_flags(
+        work.path("collector.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the collector's database");
     let deadline = Instant::now() + limit;
     loop {
         let c: i64 = conn
@@ -137,6 +145,12 @@ fn backfill_moved(work: &Workdir, host: &str, target: i64, limit: Duration) -> i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_backfill_leaves_a_clean_database_without_gaps() {
+    if common::on_postgres() {
+        eprintln!(
+            "skipped on PostgreSQL: reads the SQLite file between kills (to do for PostgreSQL)"
+        );
+        return;
+    }
     let _serial = SERIAL.lock().await;
     let began = Instant::now();
     let sim = Sim::new(SimConfig {
@@ -322,6 +336,10 @@ fn numbered(message: &str) -> Option<(u64, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_during_streams_lose_and_double_nothing() {
+    if common::on_postgres() {
+        eprintln!("skipped on PostgreSQL: reads the SQLite file (to do for PostgreSQL)");
+        return;
+    }
     require_testbed();
     let _serial = SERIAL.lock().await;
     let began = Instant::now();

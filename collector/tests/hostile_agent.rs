@@ -390,12 +390,14 @@ async fn a_hostile_agent_costs_bounded_memory_and_never_affects_another_host() {
     let delivery: (Option<i64>, Option<String>) =
         wait_for("the alert's delivery", Duration::from_secs(30), || async {
             db(&work)
-                .query_row(
-                    "SELECT d.status, d.error FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id
-                     WHERE a.host = 'evil' AND a.app IS NULL AND a.kind = 'problem'",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                .run(|c| {
+                    c.query_row(
+                        "SELECT d.status, d.error FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id
+                         WHERE a.host = 'evil' AND a.app IS NULL AND a.kind = 'problem'",
+                        fleetdeck_collector::params![],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                })
                 .ok()
         })
         .await;

@@ -331,22 +331,27 @@ async fn roles_come_before_the_audit_and_what_it_keeps_is_bounded() {
 
     // Audit pages are bounded in bytes: rows as large as an older collector could store
     // (written here straight into its database) come back cut, a page at a time.
-    {
-        let conn = rusqlite::Connection::open(b.work.path("collector.db")).expect("open rw");
-        conn.busy_timeout(Duration::from_secs(10))
-            .expect("busy timeout");
-        for i in 0..130 {
-            // Two of a megabyte, the others of 64 KiB: 10 MB in all.
-            let size = if i < 2 { 1024 * 1024 } else { 64 * 1024 };
-            conn.execute(
-                "INSERT INTO audit (ts_ms, key_name, action, target, result) VALUES (?1, 'old', ?2, 't', 'denied')",
-                rusqlite::params![i, "k".repeat(size)],
-            )
-            .expect("insert");
-        }
-    }
+    db(&b.work)
+        .run(|c| {
+            for i in 0..130i64 {
+                // Two of a megabyte, the others of 64 KiB: 10 MB in all.
+                let size = if i < 2 { 1024 * 1024 } else { 64 * 1024 };
+                c.execute(
+                    "INSERT INTO audit (ts_ms, key_name, action, target, result) VALUES (?1, 'old', ?2, 't', 'denied')",
+                    fleetdeck_collector::params![i, "k".repeat(size)],
+                )?;
+            }
+            Ok(())
+        })
+        .expect("insert");
     let total: i64 = db(&b.work)
-        .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+        .run(|c| {
+            c.query_row(
+                "SELECT count(*) FROM audit",
+                fleetdeck_collector::params![],
+                |r| r.get(0),
+            )
+        })
         .expect("count");
     let (mut before, mut seen, mut pages, mut largest) = (None::<i64>, 0, 0, 0);
     loop {

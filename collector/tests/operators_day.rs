@@ -589,16 +589,15 @@ async fn an_operators_day_alerts_exactly_what_happened() {
         "the collector saw api's restart, and no problem in it: {api_events}"
     );
     // Each alert was delivered once, at the first attempt.
-    let deliveries: Vec<(i64, i64)> = {
-        let conn = db(&work);
-        let mut stmt = conn
-            .prepare("SELECT status, attempts FROM alert_deliveries ORDER BY rowid")
-            .expect("query deliveries");
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("deliveries");
-        rows.map(|r| r.expect("row")).collect()
-    };
+    let deliveries: Vec<(i64, i64)> = db(&work)
+        .run(|c| {
+            c.query_map(
+                "SELECT status, attempts FROM alert_deliveries ORDER BY rowid",
+                fleetdeck_collector::params![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+        .expect("deliveries");
     assert_eq!(deliveries, vec![(200, 1); 8], "alert deliveries");
 
     // --- Uptime of web: down exactly as long as systemd says, known since it first started.

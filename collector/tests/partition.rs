@@ -139,13 +139,14 @@ async fn partition_and_heal_alert_once_each_and_leave_no_gap() {
         .collect();
     assert_eq!(kinds, ["host-up", "host-down"], "newest first: {events}");
     // The alert history holds both, each delivered once.
-    let conn = db(&work);
-    let delivered: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM alert_deliveries WHERE status = 200",
-            [],
-            |r| r.get(0),
-        )
+    let delivered: i64 = db(&work)
+        .run(|c| {
+            c.query_row(
+                "SELECT count(*) FROM alert_deliveries WHERE status = 200",
+                fleetdeck_collector::params![],
+                |r| r.get(0),
+            )
+        })
         .expect("count");
     assert_eq!(delivered, 2);
 }

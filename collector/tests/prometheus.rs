@@ -30,12 +30,7 @@ async fn scrape(http: &reqwest::Client, collector: &Daemon, token: Option<&str>)
 }
 
 fn hup(collector: &Daemon) {
-    let ok = Command::new("kill")
-        .args(["-HUP", &collector.pid().to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill -HUP");
+    run("kill", &["-HUP", &collector.pid().to_string()]);
 }
 
 /// `promtool check metrics` on `text`: its lint (names, units, `_total`, help) must be clean.

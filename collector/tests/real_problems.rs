@@ -351,7 +351,13 @@ async fn checks_certificates_crashes_stops_and_removal_through_the_real_agent() 
 /// Polls the collector has stored (one raw sample per poll of the agent's ring, at least).
 fn poll_count(work: &Workdir) -> i64 {
     db(work)
-        .query_row("SELECT count(*) FROM samples_raw", [], |r| r.get(0))
+        .run(|c| {
+            c.query_row(
+                "SELECT count(*) FROM samples_raw",
+                fleetdeck_collector::params![],
+                |r| r.get(0),
+            )
+        })
         .unwrap_or(0)
 }
 

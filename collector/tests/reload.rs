@@ -6,7 +6,6 @@ mod common;
 #[path = "common/sim_bench.rs"]
 mod sim_bench;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -91,12 +90,7 @@ async fn sighup_adds_and_removes_agents_and_resolves_the_removed_hosts_alerts() 
         .replace("grace = \"0s\"\n", "grace = \"0s\"\nflap_threshold = 7\n");
     assert_ne!(replaced, text);
     std::fs::write(&config, replaced).expect("write");
-    let ok = Command::new("kill")
-        .args(["-HUP", &collector.pid().to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill -HUP");
+    run("kill", &["-HUP", &collector.pid().to_string()]);
     let fleet = wait_for("second up, first gone", LIMIT, || async {
         let fleet = api.json("/v1/fleet").await;
         let up = fleet["hosts"]

@@ -272,12 +272,7 @@ async fn sighup_reloads_channels_and_a_broken_file_keeps_the_running_config() {
     assert_ne!(reloaded, text);
     std::fs::write(&bench.config, &reloaded).expect("write");
     let hup = |pid: u32| {
-        let ok = Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill -HUP");
+        run("kill", &["-HUP", &pid.to_string()]);
     };
     hup(bench.collector.pid());
     wait_for("the second channel listed", LIMIT, || async {

@@ -142,7 +142,13 @@ fn about(receiver: &Receiver, mount: &str, kind: &str) -> Vec<Value> {
 /// Raw samples the collector stored for `host` so far.
 fn stored_samples(work: &Workdir) -> i64 {
     db(work)
-        .query_row("SELECT count(*) FROM samples_raw", [], |r| r.get(0))
+        .run(|c| {
+            c.query_row(
+                "SELECT count(*) FROM samples_raw",
+                fleetdeck_collector::params![],
+                |r| r.get(0),
+            )
+        })
         .unwrap_or(0)
 }
 
@@ -273,11 +279,13 @@ async fn a_disk_past_90_percent_alerts_once_after_for_and_recovers_once() {
 
     // Both are in the event log, with what the rule saw.
     let events: Vec<(String, String)> = db(&work)
-        .prepare("SELECT kind, detail_json FROM events WHERE kind LIKE 'threshold-%' AND message LIKE ?1 ORDER BY id")
-        .expect("prepare")
-        .query_map([format!("{mount} %")], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("query")
-        .collect::<Result<_, _>>()
+        .run(|c| {
+            c.query_map(
+                "SELECT kind, detail_json FROM events WHERE kind LIKE 'threshold-%' AND message LIKE ?1 ORDER BY id",
+                fleetdeck_collector::params![format!("{mount} %")],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
         .expect("rows");
     let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(kinds, ["threshold-fired", "threshold-cleared"]);
@@ -431,12 +439,13 @@ async fn the_app_metrics_api_returns_the_stored_points() {
 
 /// (ts_ms, mem) of the app's raw samples in the collector's database.
 fn app_rows(work: &Workdir, app: &str) -> Vec<(i64, Option<i64>)> {
-    let conn = db(work);
-    let mut stmt = conn
-        .prepare("SELECT ts_ms, mem FROM app_samples_raw WHERE app = ?1 ORDER BY ts_ms")
-        .expect("prepare");
-    stmt.query_map([app], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("query")
-        .collect::<Result<_, _>>()
+    db(work)
+        .run(|c| {
+            c.query_map(
+                "SELECT ts_ms, mem FROM app_samples_raw WHERE app = ?1 ORDER BY ts_ms",
+                fleetdeck_collector::params![app],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
         .expect("rows")
 }

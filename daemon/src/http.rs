@@ -1,7 +1,7 @@
 //! The pieces of an HTTP API both daemons answer the same way: the bearer scheme and the shape of
 //! Server-Sent Events in their OpenAPI documents, and the one 404 for a route that does not exist.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use fleetdeck_proto::ErrorBody;
@@ -104,4 +104,14 @@ pub async fn not_found() -> Response {
         )),
     )
         .into_response()
+}
+
+/// The token of `Authorization: Bearer TOKEN`, trimmed; none if the header is absent or not that.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
 }

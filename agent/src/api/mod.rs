@@ -246,12 +246,8 @@ pub fn router(state: AppState) -> Router {
 /// so neither the token's content nor its length leaks through timing) against each accepted
 /// token: `token_file`'s, and `next_token_file`'s during a rotation.
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| Sha256::digest(t.trim().as_bytes()));
+    let presented =
+        fleetdeck_daemon::http::bearer(request.headers()).map(|t| Sha256::digest(t.as_bytes()));
     match presented {
         Some(digest) if state.agent.token_accepted(digest.as_slice()) => next.run(request).await,
         _ => ApiError::Unauthorized.into_response(),

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{ApiError, AppState};
+use crate::store::db::params;
 use crate::store::keys::Caller;
 use crate::store::query::{self, EventFilter};
 use crate::store::Store;
@@ -139,11 +140,9 @@ pub async fn stream(
     let newest = state
         .store
         .with_conn(|conn| {
-            Ok(
-                conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| {
-                    r.get::<_, i64>(0)
-                })?,
-            )
+            conn.query_row("SELECT coalesce(max(id), 0) FROM events", params![], |r| {
+                r.get::<i64>(0)
+            })
         })
         .await?;
     let (replay, last_sent) = match last {

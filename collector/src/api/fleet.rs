@@ -188,7 +188,7 @@ fn range(p: &MetricsParams) -> Result<(u64, u64, u64), ApiError> {
 /// The table that answers: by the step against the host's sample interval, then the finest
 /// table whose retention still holds `from`.
 fn resolution_for(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Conn,
     host_id: i64,
     retention: &crate::config::Retention,
     from: u64,

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use fleetdeck_daemon::http::bearer;
 use fleetdeck_daemon::secret::Token;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -47,12 +48,7 @@ pub async fn metrics(State(state): State<AppState>, request: Request) -> Respons
     let Some(expected) = state.scrape_token.digest() else {
         return ApiError::MetricsOff.into_response();
     };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| Sha256::digest(t.trim().as_bytes()));
+    let presented = bearer(request.headers()).map(|t| Sha256::digest(t.as_bytes()));
     let accepted = presented.is_some_and(|d| bool::from(d.as_slice().ct_eq(&expected)));
     if !accepted {
         return ApiError::Unauthorized.into_response();

@@ -344,12 +344,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Finds the key of `Authorization: Bearer KEY` (by its digest) and hands the caller to the handler.
 async fn require_key(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned());
+    let presented = fleetdeck_daemon::http::bearer(request.headers()).map(str::to_owned);
     let Some(key) = presented else {
         return ApiError::Unauthorized.into_response();
     };

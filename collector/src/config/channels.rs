@@ -136,7 +136,7 @@ impl RawChannel {
 }
 
 /// A password file: readable by its owner only, its text trimmed, not empty.
-fn read_password(path: &Path) -> Result<String, String> {
+pub(crate) fn read_password(path: &Path) -> Result<String, String> {
     use std::os::unix::fs::PermissionsExt;
     let meta =
         std::fs::metadata(path).map_err(|e| format!("{} cannot be read ({e})", path.display()))?;

@@ -246,14 +246,7 @@ fn host_readings(t: &mut Text, up: &[&HostView]) {
             |n| n.tx_bytes_total,
         ),
     ];
-    for (name, help, read) in network {
-        t.family(name, Kind::Counter, help);
-        for h in up {
-            for n in h.metrics.iter().flat_map(|m| &m.network) {
-                t.sample(&[("device", &n.name), ("host", &h.name)], read(n) as f64);
-            }
-        }
-    }
+    per_device(t, up, network, |m| &m.network, |n| &n.name);
     type Disk = fleetdeck_proto::DiskIo;
     let disks: [Total<Disk>; 2] = [
         (
@@ -267,11 +260,22 @@ fn host_readings(t: &mut Text, up: &[&HostView]) {
             |d| d.written_bytes_total,
         ),
     ];
-    for (name, help, read) in disks {
+    per_device(t, up, disks, |m| &m.disks, |d| &d.device);
+}
+
+/// Counter families with one sample per device (`devices` of each host's metrics).
+fn per_device<T>(
+    t: &mut Text,
+    up: &[&HostView],
+    families: [Total<T>; 2],
+    devices: fn(&HostMetrics) -> &Vec<T>,
+    device: fn(&T) -> &str,
+) {
+    for (name, help, read) in families {
         t.family(name, Kind::Counter, help);
         for h in up {
-            for d in h.metrics.iter().flat_map(|m| &m.disks) {
-                t.sample(&[("device", &d.device), ("host", &h.name)], read(d) as f64);
+            for d in h.metrics.iter().flat_map(devices) {
+                t.sample(&[("device", device(d)), ("host", &h.name)], read(d) as f64);
             }
         }
     }

@@ -2,8 +2,8 @@
 //! where it was delivered) and the silences. Alerts are written by the alerting task through
 //! [`crate::alerting::AlertLog`] (`audit.rs`); this module links, reads and changes them.
 
+use super::db::{params, Conn, Row};
 use fleetdeck_proto::{AlertDelivery, AlertPage, AlertRecord, AlertState, Severity, Silence};
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::StoreError;
 use crate::alerting::rules::{Alert, AlertKind, Aspect, Detail};
@@ -16,25 +16,20 @@ pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
 
 /// Marks the open alert of `alert`'s subject resolved by the healthy alert `id` (a recovery, a
 /// flap that ended healthy); a crash its restart policy healed resolves itself.
-pub fn link(
-    conn: &Connection,
-    alert: &Alert,
-    id: i64,
-    aspect_json: &str,
-) -> Result<(), StoreError> {
+pub fn link(conn: &Conn, alert: &Alert, id: i64, aspect_json: &str) -> Result<(), StoreError> {
     if !alert.healthy {
         return Ok(());
     }
     if alert.kind == AlertKind::Problem {
         conn.execute(
             "UPDATE alerts SET resolved_ms = ts_ms, resolved_by = id WHERE id = ?1",
-            [id],
+            params![id],
         )?;
         return Ok(());
     }
     conn.execute(
         "UPDATE alerts SET resolved_ms = ?1, resolved_by = ?2, held = 0
-         WHERE host = ?3 AND app IS ?4 AND aspect_json IS ?5 AND kind IN ('problem', 'flapping')
+         WHERE host = ?3 AND app IS NOT DISTINCT FROM ?4 AND aspect_json IS NOT DISTINCT FROM ?5 AND kind IN ('problem', 'flapping')
            AND resolved_ms IS NULL AND id < ?2",
         params![alert.at_ms as i64, id, alert.host, alert.app, aspect_json],
     )?;
@@ -59,13 +54,13 @@ pub struct Filter {
 
 /// Open first, then acknowledged, then resolved; newest first within each.
 const RANK: &str =
-    "(CASE WHEN resolved_ms IS NOT NULL THEN 2 WHEN ack_ms IS NOT NULL THEN 1 ELSE 0 END)";
+    "CAST(CASE WHEN resolved_ms IS NOT NULL THEN 2 WHEN ack_ms IS NOT NULL THEN 1 ELSE 0 END AS BIGINT)";
 
 const COLUMNS: &str = "id, kind, severity, host, app, aspect_json, message, detail_json, ts_ms, \
      ack_ms, ack_by, ack_note, resolved_ms, resolved_by, silenced_by";
 
 /// A page of alerts at `now_ms` (for the durations of unresolved ones).
-pub fn page(conn: &Connection, filter: &Filter, now_ms: u64) -> Result<AlertPage, StoreError> {
+pub fn page(conn: &Conn, filter: &Filter, now_ms: u64) -> Result<AlertPage, StoreError> {
     let limit = filter.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let (after_rank, after_id) = match filter.cursor.as_deref() {
         None => (-1, i64::MAX),
@@ -77,40 +72,39 @@ pub fn page(conn: &Connection, filter: &Filter, now_ms: u64) -> Result<AlertPage
         })?,
     };
     let state = filter.state.map(|s| match s {
-        AlertState::Open => 0,
+        AlertState::Open => 0i64,
         AlertState::Acknowledged => 1,
         AlertState::Resolved => 2,
     });
+    let glob = conn.glob_operator();
     let sql = format!(
         "SELECT {COLUMNS}, {RANK} AS rank FROM alerts
          WHERE kind IN ('problem', 'flapping')
-           AND (?1 IS NULL OR {RANK} = ?1)
-           AND (?2 IS NULL OR host GLOB ?2)
-           AND (?3 IS NULL OR app GLOB ?3)
-           AND (?4 IS NULL OR coalesce(severity, 'critical') = ?4)
-           AND (?5 IS NULL OR ts_ms >= ?5)
-           AND (?6 IS NULL OR ts_ms < ?6)
+           AND (CAST(?1 AS BIGINT) IS NULL OR {RANK} = ?1)
+           AND (CAST(?2 AS TEXT) IS NULL OR host {glob} ?2)
+           AND (CAST(?3 AS TEXT) IS NULL OR app {glob} ?3)
+           AND (CAST(?4 AS TEXT) IS NULL OR coalesce(severity, 'critical') = ?4)
+           AND (CAST(?5 AS BIGINT) IS NULL OR ts_ms >= ?5)
+           AND (CAST(?6 AS BIGINT) IS NULL OR ts_ms < ?6)
            AND ({RANK} > ?7 OR ({RANK} = ?7 AND id < ?8))
          ORDER BY rank, id DESC
          LIMIT ?9"
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt
-        .query_map(
-            params![
-                state,
-                filter.host,
-                filter.app,
-                filter.severity.map(|s| s.as_str()),
-                filter.since_ms.map(|t| t as i64),
-                filter.before_ms.map(|t| t as i64),
-                after_rank,
-                after_id,
-                (limit + 1) as i64,
-            ],
-            |r| Ok((record(r, now_ms)?, r.get::<_, i64>(15)?)),
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = conn.query_map(
+        &sql,
+        params![
+            state,
+            filter.host.as_deref().map(|g| conn.glob_pattern(g)),
+            filter.app.as_deref().map(|g| conn.glob_pattern(g)),
+            filter.severity.map(|s| s.as_str()),
+            filter.since_ms.map(|t| t as i64),
+            filter.before_ms.map(|t| t as i64),
+            after_rank,
+            after_id,
+            (limit + 1) as i64,
+        ],
+        |r| Ok((record(r, now_ms)?, r.get::<i64>(15)?)),
+    )?;
     let mut alerts = Vec::new();
     let mut bytes = 0;
     let mut next_cursor = None;
@@ -147,31 +141,28 @@ fn parse_cursor(c: &str) -> Option<(i64, i64)> {
 }
 
 /// One alert by id, with its deliveries.
-pub fn get(conn: &Connection, id: i64, now_ms: u64) -> Result<Option<AlertRecord>, StoreError> {
+pub fn get(conn: &Conn, id: i64, now_ms: u64) -> Result<Option<AlertRecord>, StoreError> {
     let sql =
         format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1 AND kind IN ('problem', 'flapping')");
-    let Some(mut alert) = conn
-        .query_row(&sql, [id], |r| record(r, now_ms))
-        .optional()?
-    else {
+    let Some(mut alert) = conn.query_opt(&sql, params![id], |r| record(r, now_ms))? else {
         return Ok(None);
     };
     alert.deliveries = deliveries(conn, &alert)?;
     Ok(Some(alert))
 }
 
-fn record(r: &Row<'_>, now_ms: u64) -> rusqlite::Result<AlertRecord> {
+fn record(r: &Row<'_>, now_ms: u64) -> Result<AlertRecord, StoreError> {
     let aspect: Aspect = r
-        .get::<_, Option<String>>(5)?
+        .get::<Option<String>>(5)?
         .and_then(|j| serde_json::from_str(&j).ok())
         .unwrap_or_default();
     let detail: Detail = r
-        .get::<_, Option<String>>(7)?
+        .get::<Option<String>>(7)?
         .and_then(|j| serde_json::from_str(&j).ok())
         .unwrap_or_default();
-    let started = r.get::<_, i64>(8)?.max(0) as u64;
-    let ack_ms = r.get::<_, Option<i64>>(9)?.map(|t| t.max(0) as u64);
-    let resolved_ms = r.get::<_, Option<i64>>(12)?.map(|t| t.max(0) as u64);
+    let started = r.get::<i64>(8)?.max(0) as u64;
+    let ack_ms = r.get::<Option<i64>>(9)?.map(|t| t.max(0) as u64);
+    let resolved_ms = r.get::<Option<i64>>(12)?.map(|t| t.max(0) as u64);
     let state = match (resolved_ms, ack_ms) {
         (Some(_), _) => AlertState::Resolved,
         (None, Some(_)) => AlertState::Acknowledged,
@@ -182,7 +173,7 @@ fn record(r: &Row<'_>, now_ms: u64) -> rusqlite::Result<AlertRecord> {
         kind: r.get(1)?,
         state,
         severity: r
-            .get::<_, Option<String>>(2)?
+            .get::<Option<String>>(2)?
             .and_then(|s| Severity::parse(&s))
             .unwrap_or(Severity::Critical),
         host: r.get(3)?,
@@ -206,25 +197,24 @@ fn record(r: &Row<'_>, now_ms: u64) -> rusqlite::Result<AlertRecord> {
 }
 
 /// The deliveries of `alert` and of the alert that resolved it.
-fn deliveries(conn: &Connection, alert: &AlertRecord) -> Result<Vec<AlertDelivery>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+fn deliveries(conn: &Conn, alert: &AlertRecord) -> Result<Vec<AlertDelivery>, StoreError> {
+    let rows = conn.query_map(
         "SELECT d.webhook, a.kind, d.attempts, d.status, d.error, d.ts_ms
          FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id
          WHERE d.alert_id = ?1 OR d.alert_id = (SELECT resolved_by FROM alerts WHERE id = ?1 AND resolved_by != id)
          ORDER BY d.rowid",
-    )?;
-    let rows = stmt
-        .query_map([alert.id], |r| {
+        params![alert.id],
+        |r| {
             Ok(AlertDelivery {
                 channel: r.get(0)?,
                 of: r.get(1)?,
-                attempts: r.get(2)?,
-                last_status: r.get(3)?,
+                attempts: r.get::<i64>(2)?.clamp(0, u32::MAX.into()) as u32,
+                last_status: r.get::<Option<i64>>(3)?.map(|s| s.clamp(0, 999) as u16),
                 last_error: r.get(4)?,
-                at_unix_ms: r.get::<_, i64>(5)?.max(0) as u64,
+                at_unix_ms: r.get::<i64>(5)?.max(0) as u64,
             })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+        },
+    )?;
     Ok(rows)
 }
 
@@ -243,7 +233,7 @@ pub enum AckError {
 
 /// Acknowledges open alert `id` for `by` (a key's name) with `note`.
 pub fn ack(
-    conn: &Connection,
+    conn: &Conn,
     id: i64,
     by: &str,
     note: Option<&str>,
@@ -263,18 +253,13 @@ pub fn ack(
     conn.execute(
         "UPDATE alerts SET ack_ms = ?2, ack_by = ?3, ack_note = ?4 WHERE id = ?1 AND ack_ms IS NULL",
         params![id, now_ms as i64, by, note],
-    )
-    .map_err(StoreError::from)?;
+    )?;
     get(conn, id, now_ms)?.ok_or(AckError::NotFound(id))
 }
 
 /// Resolves the open alerts of `hosts` (no longer in the config) at `now_ms`, with no recovery
 /// alert: answers how many.
-pub fn resolve_hosts(
-    conn: &Connection,
-    hosts: &[String],
-    now_ms: u64,
-) -> Result<usize, StoreError> {
+pub fn resolve_hosts(conn: &Conn, hosts: &[String], now_ms: u64) -> Result<usize, StoreError> {
     let mut resolved = 0;
     for host in hosts {
         resolved += conn.execute(
@@ -288,23 +273,18 @@ pub fn resolve_hosts(
 
 /// Resolves the open problems of app `app` of `host`, which its agent no longer watches: it left
 /// the fleet, nothing recovered, so no recovery goes out.
-pub fn resolve_app(
-    conn: &Connection,
-    host: &str,
-    app: &str,
-    now_ms: u64,
-) -> Result<usize, StoreError> {
-    Ok(conn.execute(
+pub fn resolve_app(conn: &Conn, host: &str, app: &str, now_ms: u64) -> Result<usize, StoreError> {
+    conn.execute(
         "UPDATE alerts SET resolved_ms = ?3, held = 0
          WHERE host = ?1 AND app = ?2 AND kind IN ('problem', 'flapping') AND resolved_ms IS NULL",
         params![host, app, now_ms as i64],
-    )?)
+    )
 }
 
 /// Records that silence `silence` kept alert `id` from the channels; `held` while it waits for
 /// the silence to end.
 pub fn set_silenced(
-    conn: &Connection,
+    conn: &Conn,
     id: i64,
     silence: Option<i64>,
     held: bool,
@@ -317,19 +297,18 @@ pub fn set_silenced(
 }
 
 /// The alerts held by a silence and not resolved (a restarted collector takes them up).
-pub fn held(conn: &Connection) -> Result<Vec<(i64, Alert, i64)>, StoreError> {
-    let mut stmt = conn.prepare(
+pub fn held(conn: &Conn) -> Result<Vec<(i64, Alert, i64)>, StoreError> {
+    let rows = conn.query_map(
         "SELECT id, kind, host, app, state, message, ts_ms, severity, aspect_json, detail_json, silenced_by
          FROM alerts WHERE held = 1 AND resolved_ms IS NULL ORDER BY id",
-    )?;
-    let rows = stmt
-        .query_map([], |r| {
-            let kind = match r.get::<_, String>(1)?.as_str() {
+        params![],
+        |r| {
+            let kind = match r.get::<String>(1)?.as_str() {
                 "flapping" => AlertKind::Flapping,
                 _ => AlertKind::Problem,
             };
             Ok((
-                r.get::<_, i64>(0)?,
+                r.get::<i64>(0)?,
                 Alert {
                     kind,
                     host: r.get(2)?,
@@ -337,32 +316,32 @@ pub fn held(conn: &Connection) -> Result<Vec<(i64, Alert, i64)>, StoreError> {
                     state: r.get(4)?,
                     exit: None,
                     message: r.get(5)?,
-                    at_ms: r.get::<_, i64>(6)?.max(0) as u64,
+                    at_ms: r.get::<i64>(6)?.max(0) as u64,
                     severity: r
-                        .get::<_, Option<String>>(7)?
+                        .get::<Option<String>>(7)?
                         .and_then(|s| Severity::parse(&s))
                         .unwrap_or(Severity::Critical),
                     aspect: r
-                        .get::<_, Option<String>>(8)?
+                        .get::<Option<String>>(8)?
                         .and_then(|j| serde_json::from_str(&j).ok())
                         .unwrap_or_default(),
                     detail: r
-                        .get::<_, Option<String>>(9)?
+                        .get::<Option<String>>(9)?
                         .and_then(|j| serde_json::from_str(&j).ok())
                         .unwrap_or_default(),
                     healthy: false,
                 },
-                r.get::<_, Option<i64>>(10)?.unwrap_or(0),
+                r.get::<Option<i64>>(10)?.unwrap_or(0),
             ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+        },
+    )?;
     Ok(rows)
 }
 
 const SILENCE_COLUMNS: &str =
     "id, hosts, apps, kind, reason, created_by, starts_ms, ends_ms, removed_ms, removed_by";
 
-fn silence(r: &Row<'_>) -> rusqlite::Result<Silence> {
+fn silence(r: &Row<'_>) -> Result<Silence, StoreError> {
     Ok(Silence {
         id: r.get(0)?,
         hosts: r.get(1)?,
@@ -370,35 +349,35 @@ fn silence(r: &Row<'_>) -> rusqlite::Result<Silence> {
         kind: r.get(3)?,
         reason: r.get(4)?,
         created_by: r.get(5)?,
-        starts_unix_ms: r.get::<_, i64>(6)?.max(0) as u64,
-        ends_unix_ms: r.get::<_, i64>(7)?.max(0) as u64,
-        removed_unix_ms: r.get::<_, Option<i64>>(8)?.map(|t| t.max(0) as u64),
+        starts_unix_ms: r.get::<i64>(6)?.max(0) as u64,
+        ends_unix_ms: r.get::<i64>(7)?.max(0) as u64,
+        removed_unix_ms: r.get::<Option<i64>>(8)?.map(|t| t.max(0) as u64),
         removed_by: r.get(9)?,
     })
 }
 
 /// Silences not over at `now_ms` (in force, or to come), soonest end first.
-pub fn silences(conn: &Connection, now_ms: u64) -> Result<Vec<Silence>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {SILENCE_COLUMNS} FROM silences
-         WHERE removed_ms IS NULL AND ends_ms > ?1 ORDER BY ends_ms, id LIMIT 10000"
-    ))?;
-    let rows = stmt
-        .query_map([now_ms as i64], silence)?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+pub fn silences(conn: &Conn, now_ms: u64) -> Result<Vec<Silence>, StoreError> {
+    conn.query_map(
+        &format!(
+            "SELECT {SILENCE_COLUMNS} FROM silences
+             WHERE removed_ms IS NULL AND ends_ms > ?1 ORDER BY ends_ms, id LIMIT 10000"
+        ),
+        params![now_ms as i64],
+        silence,
+    )
 }
 
 /// Stores a checked silence made by `by`.
 pub fn add_silence(
-    conn: &Connection,
+    conn: &Conn,
     checked: &Checked,
     by: &str,
     now_ms: u64,
 ) -> Result<Silence, StoreError> {
-    conn.execute(
+    let id: i64 = conn.query_row(
         "INSERT INTO silences (hosts, apps, kind, reason, created_by, created_ms, starts_ms, ends_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
         params![
             checked.hosts,
             checked.apps,
@@ -409,19 +388,19 @@ pub fn add_silence(
             checked.starts_ms as i64,
             checked.ends_ms as i64
         ],
+        |r| r.get(0),
     )?;
-    let id = conn.last_insert_rowid();
-    Ok(conn.query_row(
+    conn.query_row(
         &format!("SELECT {SILENCE_COLUMNS} FROM silences WHERE id = ?1"),
-        [id],
+        params![id],
         silence,
-    )?)
+    )
 }
 
 /// Opens the silence of maintenance window `m` from `start_ms` to `end_ms`, unless it exists
 /// already (or was removed early by someone: it is not made again). Answers the new one.
 pub fn open_maintenance(
-    conn: &Connection,
+    conn: &Conn,
     m: &crate::alerting::maintenance::Maintenance,
     start_ms: u64,
     end_ms: u64,
@@ -449,7 +428,7 @@ pub fn open_maintenance(
 
 /// Ends silence `id` now, for `by`: `None` if there is none in force or to come.
 pub fn remove_silence(
-    conn: &Connection,
+    conn: &Conn,
     id: i64,
     by: &str,
     now_ms: u64,
@@ -462,11 +441,12 @@ pub fn remove_silence(
     if changed == 0 {
         return Ok(None);
     }
-    Ok(Some(conn.query_row(
+    conn.query_row(
         &format!("SELECT {SILENCE_COLUMNS} FROM silences WHERE id = ?1"),
-        [id],
+        params![id],
         silence,
-    )?))
+    )
+    .map(Some)
 }
 
 #[cfg(test)]
@@ -494,10 +474,10 @@ mod tests {
         }
     }
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("c.db")).expect("store");
-        (dir, store)
+    fn store() -> (crate::store::db::testing::StoreDb, Store) {
+        let db = crate::store::db::testing::store_db();
+        let store = Store::open(&db.target).expect("store");
+        (db, store)
     }
 
     fn page_of(store: &Store, filter: &Filter) -> AlertPage {

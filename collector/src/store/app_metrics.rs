@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use fleetdeck_proto::{AppMetricPoint, CheckPoint};
-use rusqlite::{params, Connection, Row};
+
 use serde::Deserialize;
 
+use super::db::{params, Conn, Row};
 use super::query::Resolution;
 use super::StoreError;
 
@@ -55,10 +56,10 @@ fn checks(json: Option<String>) -> Vec<CheckPoint> {
         .collect()
 }
 
-fn bucket(r: &Row<'_>) -> rusqlite::Result<Bucket> {
+fn bucket(r: &Row<'_>) -> Result<Bucket, StoreError> {
     Ok(Bucket {
-        ts: r.get::<_, i64>(0)? as u64,
-        n: r.get::<_, i64>(1)?.max(1) as u64,
+        ts: r.get::<i64>(0)? as u64,
+        n: r.get::<i64>(1)?.max(1) as u64,
         cpu: r.get(2)?,
         cpu_max: r.get(3)?,
         mem: r.get(4)?,
@@ -72,7 +73,7 @@ fn bucket(r: &Row<'_>) -> rusqlite::Result<Bucket> {
 
 /// Points of app `app` of host `host_id` in `[from, to)`, oldest first.
 pub fn app_metrics(
-    conn: &Connection,
+    conn: &Conn,
     host_id: i64,
     app: &str,
     from_ms: u64,
@@ -97,10 +98,11 @@ pub fn app_metrics(
              ORDER BY bucket_ms"
         }
     };
-    let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt
-        .query_map(params![host_id, app, from_ms as i64, to_ms as i64], bucket)?
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = conn.query_map(
+        sql,
+        params![host_id, app, from_ms as i64, to_ms as i64],
+        bucket,
+    )?;
     if resolution == Resolution::Raw {
         return Ok(rows.into_iter().map(|b| point(b.ts, vec![b])).collect());
     }
@@ -179,10 +181,14 @@ mod tests {
     use super::*;
     use crate::config::Retention;
 
+    use crate::store::db::testing::each_backend;
+
     #[test]
     fn raw_points_and_rollups_carry_checks() {
-        let mut conn = Connection::open_in_memory().expect("open");
-        super::super::migrate::apply(&mut conn).expect("migrate");
+        each_backend(raw_points_and_rollups_on);
+    }
+
+    fn raw_points_and_rollups_on(conn: &Conn) {
         let t0: i64 = 10 * 3_600_000;
         for i in 0..12i64 {
             let checks = format!(
@@ -198,7 +204,7 @@ mod tests {
             .expect("insert");
         }
         let raw = app_metrics(
-            &conn,
+            conn,
             1,
             "web",
             t0 as u64,
@@ -211,14 +217,10 @@ mod tests {
         assert_eq!(raw[0].checks[0].ok_ratio, 0.0);
         assert_eq!(raw[1].checks[0].latency_ms, Some(11.0));
         assert_eq!(raw[1].memory_limit_bytes, Some(1000));
-        super::super::rollup::run(
-            &mut conn,
-            (t0 + 2 * 3_600_000) as u64,
-            &Retention::default(),
-        )
-        .expect("rollup");
+        super::super::rollup::run(conn, (t0 + 2 * 3_600_000) as u64, &Retention::default())
+            .expect("rollup");
         let minutes = app_metrics(
-            &conn,
+            conn,
             1,
             "web",
             t0 as u64,
@@ -241,7 +243,7 @@ mod tests {
             check.ok_ratio
         );
         let hours = app_metrics(
-            &conn,
+            conn,
             1,
             "web",
             t0 as u64,

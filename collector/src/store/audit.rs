@@ -2,8 +2,8 @@
 //! in what a page returns) and the alert history.
 
 use fleetdeck_proto::{AuditEntry, AuditPage, FleetEvent, FleetEventKind, Severity};
-use rusqlite::{params, Connection, OptionalExtension};
 
+use super::db::{params, Backend, Conn};
 use super::keys::Caller;
 use super::{now_ms, Store, StoreError};
 use crate::alerting::notify::Delivery;
@@ -55,7 +55,7 @@ pub fn bounded(s: &str, max: usize) -> String {
 }
 
 pub fn record(
-    conn: &Connection,
+    conn: &Conn,
     who: &Who,
     action: &str,
     target: &str,
@@ -80,44 +80,45 @@ pub fn record(
 /// Newest first; `before` pages back. A page holds at most `limit` entries and stops early at
 /// [`MAX_PAGE_BYTES`] (`next_before` then goes on from there); fields are read cut to
 /// [`MAX_FIELD`] bytes, so entries stored before fields were bounded cost no more.
-pub fn page(conn: &Connection, before: Option<i64>, limit: usize) -> Result<AuditPage, StoreError> {
+pub fn page(conn: &Conn, before: Option<i64>, limit: usize) -> Result<AuditPage, StoreError> {
     let limit = limit.clamp(1, 1000);
     // substr counts characters: 4096 of them are at most 16 KiB, and `bounded` cuts the rest.
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, ts_ms, key_id, substr(key_name, 1, 4096), substr(action, 1, 4096),
-                substr(target, 1, 4096), substr(result, 1, 4096)
-         FROM audit WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
-    )?;
-    let mut rows = stmt.query(params![before, (limit + 1) as i64])?;
     let mut entries: Vec<AuditEntry> = Vec::new();
     let mut bytes = 0;
     let mut more = false;
-    while let Some(r) = rows.next()? {
-        let field = |i: usize| -> rusqlite::Result<String> {
-            Ok(bounded(&r.get::<_, String>(i)?, MAX_FIELD))
-        };
-        let entry = AuditEntry {
-            id: r.get(0)?,
-            at_unix_ms: r.get::<_, i64>(1)? as u64,
-            key_id: r.get(2)?,
-            key_name: field(3)?,
-            action: field(4)?,
-            target: field(5)?,
-            result: field(6)?,
-        };
-        // The entry's JSON, roughly: its strings and the fixed part.
-        let size = entry.key_name.len()
-            + entry.action.len()
-            + entry.target.len()
-            + entry.result.len()
-            + 128;
-        if entries.len() == limit || (!entries.is_empty() && bytes + size > MAX_PAGE_BYTES) {
-            more = true;
-            break;
-        }
-        bytes += size;
-        entries.push(entry);
-    }
+    conn.query_each(
+        "SELECT id, ts_ms, key_id, substr(key_name, 1, 4096), substr(action, 1, 4096),
+                substr(target, 1, 4096), substr(result, 1, 4096)
+         FROM audit WHERE (CAST(?1 AS BIGINT) IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
+        params![before, (limit + 1) as i64],
+        |r| {
+            let field = |i: usize| -> Result<String, StoreError> {
+                Ok(bounded(&r.get::<String>(i)?, MAX_FIELD))
+            };
+            let entry = AuditEntry {
+                id: r.get(0)?,
+                at_unix_ms: r.get::<i64>(1)? as u64,
+                key_id: r.get(2)?,
+                key_name: field(3)?,
+                action: field(4)?,
+                target: field(5)?,
+                result: field(6)?,
+            };
+            // The entry's JSON, roughly: its strings and the fixed part.
+            let size = entry.key_name.len()
+                + entry.action.len()
+                + entry.target.len()
+                + entry.result.len()
+                + 128;
+            if entries.len() == limit || (!entries.is_empty() && bytes + size > MAX_PAGE_BYTES) {
+                more = true;
+                return Ok(false);
+            }
+            bytes += size;
+            entries.push(entry);
+            Ok(true)
+        },
+    )?;
     Ok(AuditPage {
         next_before: if more {
             entries.last().map(|e| e.id)
@@ -140,11 +141,11 @@ pub struct StoredAlert {
     pub delivered: Vec<(String, u32, Option<u16>)>,
 }
 
-pub fn alerts(conn: &Connection) -> Result<Vec<StoredAlert>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT id, kind, host, app, state, message FROM alerts ORDER BY id")?;
-    let mut out = stmt
-        .query_map([], |r| {
+pub fn alerts(conn: &Conn) -> Result<Vec<StoredAlert>, StoreError> {
+    let mut out = conn.query_map(
+        "SELECT id, kind, host, app, state, message FROM alerts ORDER BY id",
+        params![],
+        |r| {
             Ok(StoredAlert {
                 id: r.get(0)?,
                 kind: r.get(1)?,
@@ -154,15 +155,20 @@ pub fn alerts(conn: &Connection) -> Result<Vec<StoredAlert>, StoreError> {
                 message: r.get(5)?,
                 delivered: Vec::new(),
             })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut stmt = conn.prepare(
-        "SELECT webhook, attempts, status FROM alert_deliveries WHERE alert_id = ?1 ORDER BY rowid",
+        },
     )?;
     for alert in &mut out {
-        alert.delivered = stmt
-            .query_map([alert.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
+        alert.delivered = conn.query_map(
+            "SELECT webhook, attempts, status FROM alert_deliveries WHERE alert_id = ?1 ORDER BY rowid",
+            params![alert.id],
+            |r| {
+                Ok((
+                    r.get::<String>(0)?,
+                    r.get::<i64>(1)? as u32,
+                    r.get::<Option<i64>>(2)?.map(|s| s as u16),
+                ))
+            },
+        )?;
     }
     Ok(out)
 }
@@ -177,12 +183,10 @@ impl AlertLog for Store {
         let detail_json = serde_json::to_string(&alert.detail).ok();
         let event = threshold_event(alert);
         let (id, event) = self
-            .with_conn_blocking(|conn| {
-                let tx = conn.transaction()?;
-                let conn = &tx;
-                conn.execute(
+            .with_conn_blocking(|conn| conn.transaction(|conn| {
+                let id: i64 = conn.query_row(
                     "INSERT INTO alerts (ts_ms, kind, host, app, state, message, severity, aspect_json, detail_json)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
                     params![
                         alert.at_ms as i64,
                         kind,
@@ -194,20 +198,18 @@ impl AlertLog for Store {
                         aspect_json,
                         detail_json
                     ],
+                    |r| r.get(0),
                 )?;
-                let id = conn.last_insert_rowid();
                 super::alerts::link(conn, alert, id, aspect_json.as_deref().unwrap_or(""))?;
                 let event = match event {
                     Some(mut event) => {
-                        insert_threshold_event(conn, &event)?;
-                        event.id = conn.last_insert_rowid();
+                        event.id = insert_threshold_event(conn, &event)?;
                         Some(event)
                     }
                     None => None,
                 };
-                tx.commit()?;
                 Ok((id, event))
-            })
+            }))
             .map_err(|e| e.to_string())?;
         if let Some(event) = event {
             // Nobody listening is fine: the event is in the log.
@@ -219,15 +221,21 @@ impl AlertLog for Store {
     fn delivered(&self, alert_id: i64, webhook: &str, delivery: &Delivery) {
         let status = delivery.last_status;
         let error = delivery.result.as_ref().err().cloned();
-        let result =
-            self.with_conn_blocking(|conn| {
-                conn.execute(
+        let result = self.with_conn_blocking(|conn| {
+            conn.execute(
                 "INSERT INTO alert_deliveries (alert_id, webhook, attempts, status, error, ts_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![alert_id, webhook, delivery.attempts, status, error, now_ms() as i64],
+                params![
+                    alert_id,
+                    webhook,
+                    i64::from(delivery.attempts),
+                    status.map(i64::from),
+                    error,
+                    now_ms() as i64
+                ],
             )?;
-                Ok(())
-            });
+            Ok(())
+        });
         if let Err(e) = result {
             tracing::error!(error = %e, alert_id, "cannot record an alert delivery");
         }
@@ -248,11 +256,13 @@ impl AlertLog for Store {
 
     fn acknowledged(&self, ids: &[i64]) -> Vec<i64> {
         self.with_conn_blocking(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT ack_ms IS NOT NULL FROM alerts WHERE id = ?1")?;
             let mut acked = Vec::new();
             for &id in ids {
-                let yes: Option<bool> = stmt.query_row([id], |r| r.get(0)).optional()?;
+                let yes: Option<bool> = conn.query_opt(
+                    "SELECT ack_ms IS NOT NULL FROM alerts WHERE id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )?;
                 if yes == Some(true) {
                     acked.push(id);
                 }
@@ -276,24 +286,29 @@ impl AlertLog for Store {
 
 /// Thresholds whose last alert is a problem (the collector stopped before they recovered), for
 /// the evaluator to take up: no second alert, one recovery.
-pub fn open_thresholds(conn: &Connection) -> Result<Vec<ResumedThreshold>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT host, app, ts_ms, message, aspect_json, kind FROM alerts WHERE id IN
-           (SELECT max(id) FROM alerts WHERE json_extract(aspect_json, '$.aspect') = 'threshold'
-            GROUP BY host, app, aspect_json)",
-    )?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+pub fn open_thresholds(conn: &Conn) -> Result<Vec<ResumedThreshold>, StoreError> {
+    let sql = match conn.backend() {
+        Backend::Sqlite => {
+            "SELECT host, app, ts_ms, message, aspect_json, kind FROM alerts WHERE id IN
+               (SELECT max(id) FROM alerts WHERE json_extract(aspect_json, '$.aspect') = 'threshold'
+                GROUP BY host, app, aspect_json)"
+        }
+        Backend::Postgres => {
+            "SELECT host, app, ts_ms, message, aspect_json, kind FROM alerts WHERE id IN
+               (SELECT max(id) FROM alerts WHERE aspect_json::jsonb ->> 'aspect' = 'threshold'
+                GROUP BY host, app, aspect_json)"
+        }
+    };
+    let rows = conn.query_map(sql, params![], |r| {
+        Ok((
+            r.get::<String>(0)?,
+            r.get::<Option<String>>(1)?,
+            r.get::<i64>(2)?,
+            r.get::<String>(3)?,
+            r.get::<String>(4)?,
+            r.get::<String>(5)?,
+        ))
+    })?;
     Ok(rows
         .into_iter()
         .filter(|row| row.5 == "problem")
@@ -341,11 +356,12 @@ fn threshold_event(alert: &Alert) -> Option<FleetEvent> {
     })
 }
 
-fn insert_threshold_event(conn: &Connection, event: &FleetEvent) -> Result<(), StoreError> {
+/// Its id.
+fn insert_threshold_event(conn: &Conn, event: &FleetEvent) -> Result<i64, StoreError> {
     let detail_json = serde_json::json!({ "threshold": event.threshold }).to_string();
-    conn.execute(
+    conn.query_row(
         "INSERT INTO events (ts_ms, severity, source, kind, host, app, message, detail_json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
         params![
             event.at_unix_ms as i64,
             event.severity.as_str(),
@@ -356,23 +372,22 @@ fn insert_threshold_event(conn: &Connection, event: &FleetEvent) -> Result<(), S
             event.message,
             detail_json
         ],
-    )?;
-    Ok(())
+        |r| r.get(0),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn db() -> Connection {
-        let mut conn = Connection::open_in_memory().expect("open");
-        super::super::migrate::apply(&mut conn).expect("migrate");
-        conn
-    }
+    use crate::store::db::testing::each_backend;
 
     #[test]
     fn open_thresholds_are_those_whose_last_alert_is_a_problem() {
-        let conn = db();
+        each_backend(open_thresholds_on);
+    }
+
+    fn open_thresholds_on(conn: &Conn) {
         let insert = |kind: &str, subject: &str, ts: i64| {
             let aspect = format!(
                 r#"{{"aspect":"threshold","name":{{"rule":"disk-full","subject":"{subject}"}}}}"#
@@ -389,10 +404,10 @@ mod tests {
         insert("problem", "/data", 3);
         conn.execute(
             "INSERT INTO alerts (ts_ms, kind, host, app, state, message) VALUES (4, 'problem', 'db-1', NULL, 'down', 'db-1 is down')",
-            [],
+            params![],
         )
         .expect("a state alert");
-        let open = open_thresholds(&conn).expect("query");
+        let open = open_thresholds(conn).expect("query");
         assert_eq!(open.len(), 1, "{open:?}");
         assert_eq!(open[0].subject.as_deref(), Some("/data"));
         assert_eq!((open[0].rule.as_str(), open[0].since_ms), ("disk-full", 3));
@@ -416,22 +431,25 @@ mod tests {
 
     #[test]
     fn a_page_is_bounded_in_bytes_and_pages_on() {
-        let conn = db();
+        each_backend(a_page_is_bounded_on);
+    }
+
+    fn a_page_is_bounded_on(conn: &Conn) {
         let who = Who::command_line();
         // Rows as large as one before fields were bounded: written past `record`.
         let huge = "k".repeat(1024 * 1024);
         for i in 0..300 {
             conn.execute(
                 "INSERT INTO audit (ts_ms, key_name, action, target, result) VALUES (?1, 'old', ?2, 't', 'r')",
-                params![i, huge],
+                params![i as i64, huge],
             )
             .expect("insert");
         }
-        record(&conn, &who, "app.restart", "vm/web", "ok", 1).expect("record");
+        record(conn, &who, "app.restart", "vm/web", "ok", 1).expect("record");
         let mut before = None;
         let mut seen = 0;
         loop {
-            let page = page(&conn, before, 1000).expect("page");
+            let page = page(conn, before, 1000).expect("page");
             let bytes: usize = page
                 .entries
                 .iter()

@@ -1,8 +1,8 @@
 //! API keys: `fdk_` and 48 random hex digits, shown once at creation; only their SHA-256 is stored.
 
+use super::db::{params, Conn};
 use fleetdeck_proto::{KeyCreated, KeyInfo, Role};
 use rand::RngCore;
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use super::StoreError;
@@ -22,12 +22,7 @@ fn digest(key: &str) -> Vec<u8> {
 }
 
 /// Creates a key named `name` with `role`; the answer holds the key itself, the only time it exists.
-pub fn create(
-    conn: &Connection,
-    name: &str,
-    role: Role,
-    now_ms: u64,
-) -> Result<KeyCreated, StoreError> {
+pub fn create(conn: &Conn, name: &str, role: Role, now_ms: u64) -> Result<KeyCreated, StoreError> {
     if !valid_name(name) {
         return Err(StoreError::Invalid(format!(
             "key name {name:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -61,15 +56,13 @@ pub fn create(
 
 /// The caller a presented key belongs to, if any. The lookup is by the key's digest, so no
 /// comparison ever runs over the key itself.
-pub fn lookup(conn: &Connection, key: &str, now_ms: u64) -> Result<Option<Caller>, StoreError> {
+pub fn lookup(conn: &Conn, key: &str, now_ms: u64) -> Result<Option<Caller>, StoreError> {
     let hash = digest(key);
-    let found: Option<(i64, String, String, Option<i64>)> = conn
-        .query_row(
-            "SELECT id, name, role, last_used_ms FROM api_keys WHERE hash = ?1",
-            [&hash],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
+    let found: Option<(i64, String, String, Option<i64>)> = conn.query_opt(
+        "SELECT id, name, role, last_used_ms FROM api_keys WHERE hash = ?1",
+        params![hash],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     let Some((id, name, role, last_used)) = found else {
         return Ok(None);
     };
@@ -83,21 +76,22 @@ pub fn lookup(conn: &Connection, key: &str, now_ms: u64) -> Result<Option<Caller
     Ok(Role::parse(&role).map(|role| Caller { id, name, role }))
 }
 
-pub fn list(conn: &Connection) -> Result<Vec<KeyInfo>, StoreError> {
-    let mut stmt = conn
-        .prepare("SELECT id, name, role, created_ms, last_used_ms FROM api_keys ORDER BY name")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, Option<i64>>(4)?,
-        ))
-    })?;
+pub fn list(conn: &Conn) -> Result<Vec<KeyInfo>, StoreError> {
+    let rows = conn.query_map(
+        "SELECT id, name, role, created_ms, last_used_ms FROM api_keys ORDER BY name",
+        params![],
+        |r| {
+            Ok((
+                r.get::<i64>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                r.get::<i64>(3)?,
+                r.get::<Option<i64>>(4)?,
+            ))
+        },
+    )?;
     let mut out = Vec::new();
-    for row in rows {
-        let (id, name, role, created, used) = row?;
+    for (id, name, role, created, used) in rows {
         if let Some(role) = Role::parse(&role) {
             out.push(KeyInfo {
                 id,
@@ -112,55 +106,53 @@ pub fn list(conn: &Connection) -> Result<Vec<KeyInfo>, StoreError> {
 }
 
 /// Whether the key `id` exists (it was not deleted).
-pub fn exists(conn: &Connection, id: i64) -> Result<bool, StoreError> {
+pub fn exists(conn: &Conn, id: i64) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row("SELECT 1 FROM api_keys WHERE id = ?1", [id], |_| Ok(()))
-        .optional()?
+        .query_opt("SELECT 1 FROM api_keys WHERE id = ?1", params![id], |_| {
+            Ok(())
+        })?
         .is_some())
 }
 
 /// Deletes a key; whether it existed.
-pub fn delete(conn: &Connection, name: &str) -> Result<bool, StoreError> {
-    Ok(conn.execute("DELETE FROM api_keys WHERE name = ?1", [name])? > 0)
+pub fn delete(conn: &Conn, name: &str) -> Result<bool, StoreError> {
+    Ok(conn.execute("DELETE FROM api_keys WHERE name = ?1", params![name])? > 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn db() -> Connection {
-        let mut conn = Connection::open_in_memory().expect("open");
-        super::super::migrate::apply(&mut conn).expect("migrate");
-        conn
-    }
+    use crate::store::db::testing::each_backend;
 
     #[test]
     fn created_keys_are_found_by_their_key_only() {
-        let conn = db();
-        let k = create(&conn, "ops", Role::Operator, 1).expect("create");
+        each_backend(created_keys_are_found_by_their_key_only_on);
+    }
+
+    fn created_keys_are_found_by_their_key_only_on(conn: &Conn) {
+        let k = create(conn, "ops", Role::Operator, 1).expect("create");
         assert!(k.key.starts_with("fdk_") && k.key.len() == 52, "{}", k.key);
-        let caller = lookup(&conn, &k.key, 2).expect("lookup").expect("found");
+        let caller = lookup(conn, &k.key, 2).expect("lookup").expect("found");
         assert_eq!((caller.name.as_str(), caller.role), ("ops", Role::Operator));
-        assert!(exists(&conn, caller.id).expect("exists"));
-        assert_eq!(lookup(&conn, "fdk_wrong", 2).expect("lookup"), None);
+        assert!(exists(conn, caller.id).expect("exists"));
+        assert_eq!(lookup(conn, "fdk_wrong", 2).expect("lookup"), None);
         // Only the digest is stored.
         let stored: Vec<u8> = conn
-            .query_row("SELECT hash FROM api_keys", [], |r| r.get(0))
+            .query_row("SELECT hash FROM api_keys", params![], |r| r.get(0))
             .expect("hash");
         assert_ne!(stored, k.key.as_bytes());
         assert_eq!(stored.len(), 32);
-        let dup = create(&conn, "ops", Role::Admin, 3).expect_err("duplicate");
+        let dup = create(conn, "ops", Role::Admin, 3).expect_err("duplicate");
         assert!(dup.to_string().contains("exists already"), "{dup}");
-        assert!(create(&conn, "no spaces", Role::Admin, 3).is_err());
-        assert!(delete(&conn, "ops").expect("delete"));
-        assert_eq!(lookup(&conn, &k.key, 4).expect("lookup"), None);
-        assert!(!exists(&conn, caller.id).expect("exists"));
+        assert!(create(conn, "no spaces", Role::Admin, 3).is_err());
+        assert!(delete(conn, "ops").expect("delete"));
+        assert_eq!(lookup(conn, &k.key, 4).expect("lookup"), None);
+        assert!(!exists(conn, caller.id).expect("exists"));
         // The name can be taken again; the id cannot (AUTOINCREMENT), so the audit and the
         // revocation of streams tell the two keys apart.
-        let again = create(&conn, "ops", Role::Operator, 5).expect("create again");
-        let second = lookup(&conn, &again.key, 6)
-            .expect("lookup")
-            .expect("found");
+        let again = create(conn, "ops", Role::Operator, 5).expect("create again");
+        let second = lookup(conn, &again.key, 6).expect("lookup").expect("found");
         assert!(second.id > caller.id, "{} reused {}", second.id, caller.id);
     }
 }

@@ -1,10 +1,13 @@
-//! The schema: the SQL files of the top-level `migrations/`, embedded at build time and applied in
-//! order at start. rusqlite_migration records the version in SQLite's `user_version`, so applying
-//! them again is a no-op and a database from a newer collector is refused.
+//! The schema: the SQL files of the top-level `migrations/` (SQLite) and `migrations/postgres/`
+//! (PostgreSQL), embedded at build time and applied in order at start. On SQLite
+//! rusqlite_migration records the version in `user_version`; on PostgreSQL refinery records each
+//! applied migration (name and checksum) in `refinery_schema_history`. Either way applying them
+//! again is a no-op and a database from a newer collector is refused.
 
 use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
 
+use super::db::Conn;
 use super::StoreError;
 
 /// The schema version the newest migration leaves (SQLite's `user_version`).
@@ -21,10 +24,51 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
-/// Brings the database to the newest schema. Two processes may start on a new file at once (the
-/// daemon and `keys create`): the one that loses the race sees the other's tables, its transaction
-/// rolls back, and a second look finds the schema current.
-pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
+/// PostgreSQL's migrations, as refinery names them (`V{n}__{name}`).
+const POSTGRES: &[(&str, &str)] = &[(
+    "V1__collector",
+    include_str!("../../../migrations/postgres/V1__collector.sql"),
+)];
+
+/// Any number, the same in every collector: the advisory lock that lets one collector at a time
+/// migrate a PostgreSQL database (refinery does not lock by itself).
+const MIGRATION_LOCK: i64 = 0x6664_6d69_6772_6174; // "fdmigrat"
+
+/// Brings the database to the newest schema.
+pub fn apply(conn: &mut Conn) -> Result<(), StoreError> {
+    match conn {
+        Conn::Sqlite(c) => apply_sqlite(c),
+        Conn::Postgres(pg) => apply_postgres(pg.get_mut().client()),
+    }
+}
+
+/// Several collectors may start on one new database at once (a leader and its standbys): each
+/// waits for the advisory lock, and the later ones find the schema current.
+fn apply_postgres(client: &mut postgres::Client) -> Result<(), StoreError> {
+    let migrations = POSTGRES
+        .iter()
+        .map(|(name, sql)| refinery::Migration::unapplied(name, sql))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::Migrate(e.to_string()))?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+    let result = refinery::Runner::new(&migrations)
+        .set_abort_missing(true)
+        .set_abort_divergent(true)
+        .run(client)
+        .map(|_| ())
+        .map_err(|e| {
+            StoreError::Migrate(format!(
+                "{e}; a database migrated by a newer collector is refused: run that version"
+            ))
+        });
+    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])?;
+    result
+}
+
+/// Two processes may start on a new SQLite file at once (the daemon and `keys create`): the one
+/// that loses the race sees the other's tables, its transaction rolls back, and a second look
+/// finds the schema current.
+pub fn apply_sqlite(conn: &mut Connection) -> Result<(), StoreError> {
     let mut last = None;
     for _ in 0..3 {
         match migrations().to_latest(conn) {
@@ -54,7 +98,7 @@ mod tests {
     #[test]
     fn version_is_the_newest_migrations() {
         let mut conn = Connection::open_in_memory().expect("open");
-        apply(&mut conn).expect("migrate");
+        apply_sqlite(&mut conn).expect("migrate");
         let v: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .expect("user_version");
@@ -71,7 +115,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.db");
         let mut conn = Connection::open(&path).expect("open");
-        apply(&mut conn).expect("first");
+        apply_sqlite(&mut conn).expect("first");
         let first = tables(&conn);
         for t in [
             "hosts",
@@ -98,7 +142,7 @@ mod tests {
         drop(conn);
         // A second start applies nothing and keeps the data.
         let mut conn = Connection::open(&path).expect("reopen");
-        apply(&mut conn).expect("again");
+        apply_sqlite(&mut conn).expect("again");
         assert_eq!(tables(&conn), first);
         let n: i64 = conn
             .query_row("SELECT count(*) FROM hosts", [], |r| r.get(0))
@@ -127,7 +171,7 @@ mod tests {
         .expect("rows of the previous version");
         drop(conn);
         let mut conn = Connection::open(&path).expect("reopen");
-        apply(&mut conn).expect("upgrade");
+        apply_sqlite(&mut conn).expect("upgrade");
         let host: (String, i64, Option<String>, Option<i64>) = conn
             .query_row(
                 "SELECT instance_id, last_seq, agent_version, wire_version FROM hosts WHERE name = 'vm-1'",
@@ -168,7 +212,7 @@ mod tests {
             [],
         )
         .expect("an entry");
-        apply(&mut conn).expect("to the newest");
+        apply_sqlite(&mut conn).expect("to the newest");
         let kept: (i64, String) = conn
             .query_row("SELECT id, name FROM api_keys", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -194,12 +238,68 @@ mod tests {
         assert_eq!((six, insert("b")), (6, 7));
     }
 
+    /// Two collectors starting on one new PostgreSQL database at once (a leader and a standby):
+    /// one migrates, the other waits and finds the schema current; a database a newer collector
+    /// migrated is refused. Runs when the test bed's server is up.
+    #[test]
+    fn postgres_migrates_once_when_two_start_at_once_and_refuses_a_newer_schema() {
+        use crate::store::db::testing::bed_target;
+        let Some(target) = bed_target() else {
+            return;
+        };
+        let schema = format!("m{:016x}", rand::random::<u64>());
+        let open = || {
+            let conn = target.connect().expect("connect");
+            conn.execute_batch(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
+            ))
+            .expect("schema");
+            conn
+        };
+        let results: Vec<Result<(), StoreError>> = std::thread::scope(|s| {
+            let a = s.spawn(|| apply(&mut open()));
+            let b = s.spawn(|| apply(&mut open()));
+            vec![a.join().expect("a"), b.join().expect("b")]
+        });
+        for r in &results {
+            assert!(r.is_ok(), "{r:?}");
+        }
+        let mut conn = open();
+        let applied: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM refinery_schema_history",
+                crate::params![],
+                |r| r.get(0),
+            )
+            .expect("history");
+        assert_eq!(
+            applied as usize,
+            POSTGRES.len(),
+            "each migration applied once"
+        );
+        apply(&mut conn).expect("again: nothing to do");
+        conn.execute(
+            "INSERT INTO hosts (name, url) VALUES ('vm-1', 'http://x')",
+            crate::params![],
+        )
+        .expect("a host");
+        conn.execute_batch(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+             VALUES (99, 'from_the_future', '2030-01-01T00:00:00Z', '0')",
+        )
+        .expect("a newer migration");
+        let err = apply(&mut conn).expect_err("a newer schema");
+        assert!(err.to_string().contains("newer collector"), "{err}");
+        conn.execute_batch(&format!("DROP SCHEMA {schema} CASCADE"))
+            .expect("drop");
+    }
+
     #[test]
     fn a_newer_database_is_refused() {
         let mut conn = Connection::open_in_memory().expect("open");
-        apply(&mut conn).expect("apply");
+        apply_sqlite(&mut conn).expect("apply");
         conn.pragma_update(None, "user_version", 99).expect("bump");
-        let err = apply(&mut conn).expect_err("newer schema");
+        let err = apply_sqlite(&mut conn).expect_err("newer schema");
         assert!(err.to_string().contains("migration"), "{err}");
     }
 }

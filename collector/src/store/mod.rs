@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod app_metrics;
 pub mod audit;
+pub mod db;
 pub mod ingest;
 pub mod keys;
 pub mod migrate;
@@ -20,6 +21,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fleetdeck_proto::FleetEvent;
 use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use db::{Conn, Target};
 
 use crate::alerting::AlertInput;
 use crate::telemetry::Telemetry;
@@ -36,12 +39,25 @@ pub enum StoreError {
     },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("database: {}", postgres_error(.0))]
+    Postgres(#[from] postgres::Error),
     #[error("database migration failed: {0}")]
     Migrate(String),
     #[error("the database writer has stopped")]
     WriterGone,
     #[error("{0}")]
     Invalid(String),
+}
+
+/// A PostgreSQL error with the server's message and detail, which `Display` leaves out.
+fn postgres_error(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_owned(),
+        },
+        None => e.to_string(),
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -63,7 +79,7 @@ pub enum Notice {
 /// The open transaction a queued write runs in, and what it produced.
 #[derive(Debug)]
 pub struct WriteCtx<'a> {
-    pub conn: &'a Connection,
+    pub conn: &'a Conn,
     notices: Vec<Notice>,
 }
 
@@ -85,9 +101,9 @@ pub struct Store {
 
 #[derive(Debug)]
 struct Inner {
-    path: PathBuf,
+    target: Target,
     jobs: mpsc::UnboundedSender<Job>,
-    pool: Mutex<Vec<Connection>>,
+    pool: Mutex<Vec<Conn>>,
     events: broadcast::Sender<FleetEvent>,
     transitions: Mutex<Option<mpsc::Receiver<AlertInput>>>,
     /// Whether the receiver was taken: only then does the writer wait for room in the queue.
@@ -125,7 +141,7 @@ fn make_private(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn open_conn(path: &Path) -> Result<Connection, StoreError> {
+fn open_sqlite(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|error| StoreError::Open {
         path: path.to_owned(),
         error,
@@ -168,11 +184,43 @@ fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-impl Store {
-    /// Opens (creating if needed) and migrates the database, and starts the writer thread.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+/// Runs `f` on a thread of its own if this one is in a tokio runtime, where PostgreSQL's sync
+/// client would panic; otherwise here.
+fn off_runtime<T: Send>(f: impl FnOnce() -> Result<T, StoreError> + Send) -> Result<T, StoreError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Invalid("a database task panicked".into())))
+    })
+}
+
+impl Target {
+    /// The SQLite file, if the data is in one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Target::Sqlite(path) => Some(path),
+            Target::Postgres(_) => None,
+        }
+    }
+
+    /// A new connection. PostgreSQL's client runs a runtime of its own: called on a thread that
+    /// drives tokio tasks it would panic, so it is made on a thread of its own there.
+    pub fn connect(&self) -> Result<Conn, StoreError> {
+        match self {
+            Target::Sqlite(path) => open_sqlite(path).map(Conn::Sqlite),
+            Target::Postgres(pg) => off_runtime(|| pg.connect()),
+        }
+    }
+}
+
+/// Opens and checks an SQLite file: made private, refused if damaged, migrated.
+fn open_sqlite_store(path: &Path) -> Result<Conn, StoreError> {
+    {
         make_private(path)?;
-        let mut conn = open_conn(path).map_err(|e| match e {
+        let conn = open_sqlite(path).map_err(|e| match e {
             StoreError::Sql(rusqlite::Error::SqliteFailure(f, _))
                 if matches!(
                     f.code,
@@ -187,7 +235,23 @@ impl Store {
             other => other,
         })?;
         quick_check(&conn, path)?;
+        let mut conn = Conn::Sqlite(conn);
         migrate::apply(&mut conn)?;
+        Ok(conn)
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database, and starts the writer thread.
+    pub fn open(target: &Target) -> Result<Self, StoreError> {
+        let conn = match target {
+            Target::Sqlite(path) => open_sqlite_store(path)?,
+            Target::Postgres(pg) => off_runtime(|| {
+                let mut conn = pg.connect()?;
+                migrate::apply(&mut conn)?;
+                Ok(conn)
+            })?,
+        };
         let (jobs, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(4096);
         let (transitions_tx, transitions_rx) = mpsc::channel(crate::alerting::INPUT_QUEUE);
@@ -201,11 +265,14 @@ impl Store {
         };
         std::thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || writer(conn, rx, writer_events, alerter, writer_telemetry))
+            .spawn({
+                let target = target.clone();
+                move || writer(target, conn, rx, writer_events, alerter, writer_telemetry)
+            })
             .map_err(|e| StoreError::Invalid(format!("cannot start the database writer: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                path: path.to_owned(),
+                target: target.clone(),
                 jobs,
                 pool: Mutex::new(Vec::new()),
                 events,
@@ -216,8 +283,9 @@ impl Store {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    /// Where the data is.
+    pub fn target(&self) -> &Target {
+        &self.inner.target
     }
 
     /// The collector's own figures: the writer's here, the poller's recorded by it.
@@ -282,18 +350,29 @@ impl Store {
     pub async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.with_conn_blocking(f))
+        tokio::task::spawn_blocking(move || store.pooled(f))
             .await
             .map_err(|e| StoreError::Invalid(format!("database task failed: {e}")))?
     }
 
-    /// The same, on the calling thread.
-    pub fn with_conn_blocking<T>(
+    /// The same, blocking the calling thread (on PostgreSQL from a thread of its own when the
+    /// caller drives tokio tasks: the sync client cannot block such a thread).
+    pub fn with_conn_blocking<T: Send>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Conn) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        match self.inner.target {
+            Target::Postgres(_) => off_runtime(|| self.pooled(f)),
+            Target::Sqlite(_) => self.pooled(f),
+        }
+    }
+
+    fn pooled<T>(
+        &self,
+        f: impl FnOnce(&mut Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let pooled = self
             .inner
@@ -303,11 +382,16 @@ impl Store {
             .pop();
         let mut conn = match pooled {
             Some(c) => c,
-            None => open_conn(&self.inner.path)?,
+            None => self.inner.target.connect()?,
         };
         let result = f(&mut conn);
+        // A PostgreSQL session that broke (server restarted, connection cut) is not kept.
+        let broken = match &mut conn {
+            Conn::Postgres(pg) => pg.get_mut().client().is_closed(),
+            Conn::Sqlite(_) => false,
+        };
         let mut pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < 8 {
+        if pool.len() < 8 && !broken {
             pool.push(conn);
         }
         result
@@ -356,7 +440,8 @@ impl Alerter {
 }
 
 fn writer(
-    conn: Connection,
+    target: Target,
+    mut conn: Conn,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     events: broadcast::Sender<FleetEvent>,
     transitions: Alerter,
@@ -376,7 +461,10 @@ fn writer(
             notices: Vec::new(),
         };
         let jobs_in_batch = batch.len();
-        let began = conn.execute_batch("BEGIN IMMEDIATE");
+        let began = conn.execute_batch(match conn.backend() {
+            db::Backend::Sqlite => "BEGIN IMMEDIATE",
+            db::Backend::Postgres => "BEGIN",
+        });
         let completions: Vec<Completion> = match &began {
             Ok(()) => batch.into_iter().map(|job| job(&mut ctx)).collect(),
             Err(_) => Vec::new(),
@@ -390,6 +478,15 @@ fn writer(
         }
         telemetry.batch(jobs_in_batch, started.elapsed());
         let notices = std::mem::take(&mut ctx.notices);
+        drop(ctx);
+        if !committed && conn.is_broken() {
+            // The PostgreSQL session is gone (server restart, cut connection): a new one for
+            // the next batch; the callers retry what this one lost.
+            match target.connect() {
+                Ok(fresh) => conn = fresh,
+                Err(e) => tracing::error!(error = %e, "cannot reconnect to the database"),
+            }
+        }
         for done in completions {
             done(committed);
         }

@@ -3,11 +3,11 @@
 use crate::alerting::rules::{Aspect, Detail};
 use std::collections::HashMap;
 
+use super::db::{params, Backend, Conn, Row};
 use fleetdeck_proto::{
     AppState, AppStatus, AppView, EventsPage, Exit, Fleet, FleetEvent, FleetEventKind, FleetHealth,
     FleetSummary, HostMetrics, HostStatus, HostView, MetricPoint, Severity,
 };
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::StoreError;
 use crate::uptime::{self, Interval};
@@ -31,18 +31,18 @@ struct HostRecord {
     view: HostView,
 }
 
-fn host_from_row(r: &Row<'_>, full: bool) -> rusqlite::Result<HostRecord> {
+fn host_from_row(r: &Row<'_>, full: bool) -> Result<HostRecord, StoreError> {
     let metrics_json: Option<String> = r.get(8)?;
     let metrics: Option<HostMetrics> = metrics_json.and_then(|j| serde_json::from_str(&j).ok());
     let view = HostView {
         name: r.get(1)?,
-        status: host_status(&r.get::<_, String>(2)?),
-        status_since_unix_ms: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
-        last_seen_unix_ms: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+        status: host_status(&r.get::<String>(2)?),
+        status_since_unix_ms: r.get::<Option<i64>>(3)?.map(|v| v as u64),
+        last_seen_unix_ms: r.get::<Option<i64>>(4)?.map(|v| v as u64),
         error: r.get(5)?,
         hostname: r.get(6)?,
         agent_instance_id: r.get(7)?,
-        agent_outdated: outdated(r.get::<_, Option<String>>(9)?.as_deref(), r.get(10)?),
+        agent_outdated: outdated(r.get::<Option<String>>(9)?.as_deref(), r.get(10)?),
         agent_version: r.get(9)?,
         wire_version: r.get(10)?,
         cpu_percent: metrics.as_ref().and_then(|m| m.cpu.total_percent),
@@ -74,26 +74,22 @@ pub fn outdated(version: Option<&str>, wire: Option<u32>) -> bool {
 
 /// Every app's intervals overlapping `[from, now]`, by (host id, app).
 fn intervals_since(
-    conn: &Connection,
+    conn: &Conn,
     host: Option<i64>,
     from_ms: u64,
 ) -> Result<HashMap<(i64, String), Vec<Interval>>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT host_id, app, state, start_ms, end_ms FROM status_history
-         WHERE app != '' AND (end_ms IS NULL OR end_ms > ?1) AND (?2 IS NULL OR host_id = ?2)",
-    )?;
     let mut out: HashMap<(i64, String), Vec<Interval>> = HashMap::new();
-    let rows = stmt.query_map(params![from_ms as i64, host], |r| {
+    let rows = conn.query_map("SELECT host_id, app, state, start_ms, end_ms FROM status_history
+         WHERE app != '' AND (end_ms IS NULL OR end_ms > ?1) AND (CAST(?2 AS BIGINT) IS NULL OR host_id = ?2)", params![from_ms as i64, host], |r| {
         Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, Option<i64>>(4)?,
+            r.get::<i64>(0)?,
+            r.get::<String>(1)?,
+            r.get::<String>(2)?,
+            r.get::<i64>(3)?,
+            r.get::<Option<i64>>(4)?,
         ))
     })?;
-    for row in rows {
-        let (host_id, app, state, start, end) = row?;
+    for (host_id, app, state, start, end) in rows {
         out.entry((host_id, app)).or_default().push(Interval {
             state: app_state(&state),
             start_ms: start as u64,
@@ -104,24 +100,18 @@ fn intervals_since(
 }
 
 fn apps_of(
-    conn: &Connection,
+    conn: &Conn,
     host: &mut HostRecord,
     intervals: &HashMap<(i64, String), Vec<Interval>>,
     now_ms: u64,
 ) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare_cached(
+    let rows = conn.query_map(
         "SELECT name, state_since_ms, status_json FROM apps WHERE host_id = ?1 ORDER BY name",
+        params![host.id],
+        |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<String>(2)?)),
     )?;
-    let rows = stmt.query_map([host.id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
     let (from, to) = uptime::window(30, now_ms);
-    for row in rows {
-        let (name, since, json) = row?;
+    for (name, since, json) in rows {
         let Ok(mut status) = serde_json::from_str::<AppStatus>(&json) else {
             continue;
         };
@@ -145,19 +135,18 @@ fn apps_of(
 }
 
 /// `GET /v1/fleet`: every configured host with its apps, and the summary counts.
-pub fn fleet(conn: &Connection, now_ms: u64) -> Result<Fleet, StoreError> {
+pub fn fleet(conn: &Conn, now_ms: u64) -> Result<Fleet, StoreError> {
     fleet_with(conn, now_ms, false)
 }
 
 /// The fleet; with `full`, each host's latest metrics in full too (filesystems, interfaces).
-pub fn fleet_with(conn: &Connection, now_ms: u64, full: bool) -> Result<Fleet, StoreError> {
+pub fn fleet_with(conn: &Conn, now_ms: u64, full: bool) -> Result<Fleet, StoreError> {
     let intervals = intervals_since(conn, None, now_ms.saturating_sub(31 * DAY_MS))?;
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {HOST_COLUMNS} FROM hosts WHERE active = 1 ORDER BY name"
-    ))?;
-    let mut hosts = stmt
-        .query_map([], |r| host_from_row(r, full))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut hosts = conn.query_map(
+        &format!("SELECT {HOST_COLUMNS} FROM hosts WHERE active = 1 ORDER BY name"),
+        params![],
+        |r| host_from_row(r, full),
+    )?;
     for host in &mut hosts {
         apps_of(conn, host, &intervals, now_ms)?;
     }
@@ -220,13 +209,12 @@ pub fn summarize(hosts: &[HostView]) -> FleetSummary {
 }
 
 /// `GET /v1/hosts/{host}`, with the latest metrics in full.
-pub fn host(conn: &Connection, name: &str, now_ms: u64) -> Result<Option<HostView>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {HOST_COLUMNS} FROM hosts WHERE name = ?1 AND active = 1"
-    ))?;
-    let Some(mut host) = stmt
-        .query_row([name], |r| host_from_row(r, true))
-        .optional()?
+pub fn host(conn: &Conn, name: &str, now_ms: u64) -> Result<Option<HostView>, StoreError> {
+    let Some(mut host) = conn.query_opt(
+        &format!("SELECT {HOST_COLUMNS} FROM hosts WHERE name = ?1 AND active = 1"),
+        params![name],
+        |r| host_from_row(r, true),
+    )?
     else {
         return Ok(None);
     };
@@ -236,49 +224,47 @@ pub fn host(conn: &Connection, name: &str, now_ms: u64) -> Result<Option<HostVie
 }
 
 /// The id of an active host.
-pub fn host_id(conn: &Connection, name: &str) -> Result<Option<i64>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT id FROM hosts WHERE name = ?1 AND active = 1",
-            [name],
-            |r| r.get(0),
-        )
-        .optional()?)
+pub fn host_id(conn: &Conn, name: &str) -> Result<Option<i64>, StoreError> {
+    conn.query_opt(
+        "SELECT id FROM hosts WHERE name = ?1 AND active = 1",
+        params![name],
+        |r| r.get(0),
+    )
 }
 
 /// Whether the host has an app of that name.
-pub fn has_app(conn: &Connection, host_id: i64, app: &str) -> Result<bool, StoreError> {
+pub fn has_app(conn: &Conn, host_id: i64, app: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row(
+        .query_opt(
             "SELECT 1 FROM apps WHERE host_id = ?1 AND name = ?2",
             params![host_id, app],
             |_| Ok(()),
-        )
-        .optional()?
+        )?
         .is_some())
 }
 
 /// A subject's intervals overlapping `[from, to]`; app `""` is the host.
 pub fn intervals(
-    conn: &Connection,
+    conn: &Conn,
     host_id: i64,
     app: &str,
     from_ms: u64,
     to_ms: u64,
 ) -> Result<Vec<Interval>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+    let rows = conn.query_map(
         "SELECT state, start_ms, end_ms FROM status_history
          WHERE host_id = ?1 AND app = ?2 AND start_ms < ?4 AND (end_ms IS NULL OR end_ms > ?3)
          ORDER BY start_ms",
+        params![host_id, app, from_ms as i64, to_ms as i64],
+        |r| {
+            Ok(Interval {
+                state: app_state(&r.get::<String>(0)?),
+                start_ms: r.get::<i64>(1)? as u64,
+                end_ms: r.get::<Option<i64>>(2)?.map(|e| e as u64),
+            })
+        },
     )?;
-    let rows = stmt.query_map(params![host_id, app, from_ms as i64, to_ms as i64], |r| {
-        Ok(Interval {
-            state: app_state(&r.get::<_, String>(0)?),
-            start_ms: r.get::<_, i64>(1)? as u64,
-            end_ms: r.get::<_, Option<i64>>(2)?.map(|e| e as u64),
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(rows)
 }
 
 /// Which table answers a metrics query.
@@ -314,7 +300,7 @@ impl Resolution {
 /// Metric points of a host in `[from, to)`: raw samples as taken, or rollup buckets grouped into
 /// `step`-wide points (averages weighted by sample count; maxima for cpu_max and disk).
 pub fn metrics(
-    conn: &Connection,
+    conn: &Conn,
     host_id: i64,
     from_ms: u64,
     to_ms: u64,
@@ -335,24 +321,23 @@ pub fn metrics(
             }
         }
     };
-    let mut stmt = conn.prepare_cached(sql)?;
-    let map = |r: &Row<'_>| -> rusqlite::Result<MetricPoint> {
-        let ts = r.get::<_, i64>(0)? as u64;
+    let map = |r: &Row<'_>| -> Result<MetricPoint, StoreError> {
+        let ts = r.get::<i64>(0)? as u64;
         Ok(MetricPoint {
             ts: humantime::format_rfc3339_millis(
                 std::time::UNIX_EPOCH + std::time::Duration::from_millis(ts),
             )
             .to_string(),
             ts_unix_ms: ts,
-            samples: r.get::<_, i64>(1)? as u32,
+            samples: r.get::<i64>(1)? as u32,
             cpu_percent: r.get(2)?,
             cpu_percent_max: r.get(3)?,
-            memory_used_bytes: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
-            memory_total_bytes: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
-            swap_used_bytes: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+            memory_used_bytes: r.get::<Option<i64>>(4)?.map(|v| v as u64),
+            memory_total_bytes: r.get::<Option<i64>>(5)?.map(|v| v as u64),
+            swap_used_bytes: r.get::<Option<i64>>(6)?.map(|v| v as u64),
             load1: r.get(7)?,
-            disk_used_bytes: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
-            disk_total_bytes: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+            disk_used_bytes: r.get::<Option<i64>>(8)?.map(|v| v as u64),
+            disk_total_bytes: r.get::<Option<i64>>(9)?.map(|v| v as u64),
             net_rx_bytes_per_sec: r.get(10)?,
             net_tx_bytes_per_sec: r.get(11)?,
             disk_read_bytes_per_sec: r.get(12)?,
@@ -361,14 +346,13 @@ pub fn metrics(
         })
     };
     let rows = if resolution == Resolution::Raw {
-        stmt.query_map(params![host_id, from_ms as i64, to_ms as i64], map)?
-            .collect::<Result<Vec<_>, _>>()?
+        conn.query_map(sql, params![host_id, from_ms as i64, to_ms as i64], map)?
     } else {
-        stmt.query_map(
+        conn.query_map(
+            sql,
             params![host_id, from_ms as i64, to_ms as i64, step_ms as i64],
             map,
         )?
-        .collect::<Result<Vec<_>, _>>()?
     };
     Ok(rows)
 }
@@ -377,10 +361,11 @@ pub fn metrics(
 macro_rules! concat_rollup {
     ($table:literal) => {
         concat!(
-            "SELECT bucket_ms / ?4 * ?4 AS b, sum(n),
+            "SELECT bucket_ms / ?4 * ?4 AS b, CAST(sum(n) AS BIGINT),
     sum(cpu * n) / nullif(sum(CASE WHEN cpu IS NULL THEN 0 ELSE n END), 0), max(cpu_max),
-    CAST(sum(mem_used * n) / sum(n) AS INTEGER), max(mem_total), CAST(sum(swap_used * n) / sum(n) AS INTEGER),
-    sum(load1 * n) / sum(n), max(disk_used), max(disk_total),
+    CAST(sum(mem_used * n) / nullif(sum(n), 0) AS BIGINT), max(mem_total),
+    CAST(sum(swap_used * n) / nullif(sum(n), 0) AS BIGINT),
+    sum(load1 * n) / nullif(sum(n), 0), max(disk_used), max(disk_total),
     sum(net_rx * n) / nullif(sum(CASE WHEN net_rx IS NULL THEN 0 ELSE n END), 0),
     sum(net_tx * n) / nullif(sum(CASE WHEN net_tx IS NULL THEN 0 ELSE n END), 0),
     sum(disk_read * n) / nullif(sum(CASE WHEN disk_read IS NULL THEN 0 ELSE n END), 0),
@@ -411,8 +396,8 @@ pub struct EventFilter {
     pub limit: usize,
 }
 
-fn event_from_row(r: &Row<'_>) -> rusqlite::Result<FleetEvent> {
-    let severity = match r.get::<_, String>(2)?.as_str() {
+fn event_from_row(r: &Row<'_>) -> Result<FleetEvent, StoreError> {
+    let severity = match r.get::<String>(2)?.as_str() {
         "critical" => Severity::Critical,
         "warning" => Severity::Warning,
         _ => Severity::Info,
@@ -422,12 +407,12 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<FleetEvent> {
     let exit: Option<String> = r.get(9)?;
     // {"context", "check", "threshold"}; unreadable (or absent) details are left out.
     let detail: EventDetail = r
-        .get::<_, Option<String>>(11)?
+        .get::<Option<String>>(11)?
         .and_then(|d| serde_json::from_str(&d).ok())
         .unwrap_or_default();
     Ok(FleetEvent {
         id: r.get(0)?,
-        at_unix_ms: r.get::<_, i64>(1)? as u64,
+        at_unix_ms: r.get::<i64>(1)? as u64,
         severity,
         source: r.get(3)?,
         kind,
@@ -456,39 +441,40 @@ struct EventDetail {
 
 /// Events matching `filter`: newest first when paging back, oldest first after `after`. The SQL
 /// holds only the filters given, so SQLite can use the id and host indexes.
-pub fn events(conn: &Connection, filter: &EventFilter) -> Result<EventsPage, StoreError> {
-    use rusqlite::types::Value;
+pub fn events(conn: &Conn, filter: &EventFilter) -> Result<EventsPage, StoreError> {
+    use super::db::Param;
     let ascending = filter.after.is_some();
-    let mut clauses: Vec<&str> = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
-    let mut add = |clause: &'static str, value: Value| {
-        clauses.push(clause);
+    let mut clauses: Vec<String> = Vec::new();
+    let mut values: Vec<Box<dyn Param>> = Vec::new();
+    let mut add = |clause: &str, value: Box<dyn Param>| {
         values.push(value);
+        clauses.push(format!("{clause} ?{}", values.len()));
     };
     if let Some(h) = &filter.host {
-        add("host = ?", Value::Text(h.clone()));
+        add("host =", Box::new(h.clone()));
     }
     if let Some(a) = &filter.app {
-        add("app = ?", Value::Text(a.clone()));
+        add("app =", Box::new(a.clone()));
     }
     if let Some(s) = filter.severity {
-        add("severity = ?", Value::Text(s.as_str().to_owned()));
+        add("severity =", Box::new(s.as_str().to_owned()));
     }
     if let Some(k) = filter.kind {
-        add("kind = ?", Value::Text(k.as_str().to_owned()));
+        add("kind =", Box::new(k.as_str().to_owned()));
     }
     if let Some(t) = filter.since_ms {
-        add("ts_ms >= ?", Value::Integer(t as i64));
+        add("ts_ms >=", Box::new(t as i64));
     }
     if let Some(t) = filter.until_ms {
-        add("ts_ms < ?", Value::Integer(t as i64));
+        add("ts_ms <", Box::new(t as i64));
     }
     if let Some(id) = filter.before {
-        add("id < ?", Value::Integer(id));
+        add("id <", Box::new(id));
     }
     if let Some(id) = filter.after {
-        add("id > ?", Value::Integer(id));
+        add("id >", Box::new(id));
     }
+    let values: Vec<&dyn Param> = values.iter().map(|v| v.as_ref()).collect();
     let limit = filter.limit.max(1);
     let sql = format!(
         "SELECT id, ts_ms, severity, source, kind, host, app, from_state, to_state, exit_json, message, detail_json
@@ -498,10 +484,7 @@ pub fn events(conn: &Connection, filter: &EventFilter) -> Result<EventsPage, Sto
         if ascending { "ASC" } else { "DESC" },
         limit + 1
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let events = stmt
-        .query_map(rusqlite::params_from_iter(values), event_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
+    let events = conn.query_map(&sql, &values, event_from_row)?;
     let more = events.len() > limit;
     let events: Vec<FleetEvent> = events.into_iter().take(limit).collect();
     let next_before = if more && !ascending {
@@ -517,13 +500,12 @@ pub fn events(conn: &Connection, filter: &EventFilter) -> Result<EventsPage, Sto
 
 /// The host's sample interval, from its two newest raw samples, to the nearest second (agents
 /// sample every whole number of seconds; timers make the gap a few ms more or less).
-pub fn sample_interval_ms(conn: &Connection, host_id: i64) -> Result<Option<u64>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+pub fn sample_interval_ms(conn: &Conn, host_id: i64) -> Result<Option<u64>, StoreError> {
+    let ts: Vec<i64> = conn.query_map(
         "SELECT ts_ms FROM samples_raw WHERE host_id = ?1 ORDER BY ts_ms DESC LIMIT 2",
+        params![host_id],
+        |r| r.get(0),
     )?;
-    let ts: Vec<i64> = stmt
-        .query_map([host_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
     Ok(match ts.as_slice() {
         [a, b] if a > b => Some((((a - b) as u64 + 500) / 1000).max(1) * 1000),
         _ => None,
@@ -533,30 +515,35 @@ pub fn sample_interval_ms(conn: &Connection, host_id: i64) -> Result<Option<u64>
 /// Problems still open (hosts down, apps failed or crash-looping on reachable hosts), each with
 /// whether an alert about it was sent and not yet followed by a recovery: what the alerter needs
 /// to resume after a restart.
-pub fn open_problems(
-    conn: &Connection,
-) -> Result<Vec<(crate::alerting::Transition, bool)>, StoreError> {
+pub fn open_problems(conn: &Conn) -> Result<Vec<(crate::alerting::Transition, bool)>, StoreError> {
     use crate::alerting::{Health, Transition};
     let last_alert = |host: &str, app: Option<&str>| -> Result<Option<String>, StoreError> {
-        Ok(conn
-            .query_row(
+        conn
+            .query_opt(
                 // The state's own alerts: a threshold's (or another aspect's) says nothing of it.
-                "SELECT kind FROM alerts WHERE host = ?1 AND app IS ?2
-                 AND (aspect_json IS NULL OR json_extract(aspect_json, '$.aspect') = 'state')
-                 ORDER BY id DESC LIMIT 1",
+                match conn.backend() {
+                    Backend::Sqlite => {
+                        "SELECT kind FROM alerts WHERE host = ?1 AND app IS ?2
+                         AND (aspect_json IS NULL OR json_extract(aspect_json, '$.aspect') = 'state')
+                         ORDER BY id DESC LIMIT 1"
+                    }
+                    Backend::Postgres => {
+                        "SELECT kind FROM alerts WHERE host = ?1 AND app IS NOT DISTINCT FROM ?2
+                         AND (aspect_json IS NULL OR aspect_json::jsonb ->> 'aspect' = 'state')
+                         ORDER BY id DESC LIMIT 1"
+                    }
+                },
                 params![host, app],
                 |r| r.get(0),
             )
-            .optional()?)
     };
     let alerted = |kind: Option<String>| matches!(kind.as_deref(), Some("problem" | "flapping"));
     let mut out = Vec::new();
-    let mut stmt = conn.prepare(
+    let hosts = conn.query_map(
         "SELECT name, coalesce(status_since_ms, 0) FROM hosts WHERE active = 1 AND status = 'down'",
+        params![],
+        |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)),
     )?;
-    let hosts = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
     for (host, since) in hosts {
         let sent = alerted(last_alert(&host, None)?);
         out.push((
@@ -574,23 +561,22 @@ pub fn open_problems(
             sent,
         ));
     }
-    let mut stmt = conn.prepare(
+    let apps = conn.query_map(
         "SELECT h.name, a.name, a.state, a.state_since_ms, a.status_json FROM apps a
          JOIN hosts h ON h.id = a.host_id
          WHERE h.active = 1 AND h.status = 'up'
          AND a.state IN ('failed', 'crash-looping', 'not-found', 'stopped')",
-    )?;
-    let apps = stmt
-        .query_map([], |r| {
+        params![],
+        |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?,
+                r.get::<String>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                r.get::<i64>(3)?,
+                r.get::<String>(4)?,
             ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+        },
+    )?;
     for (host, app, state, since, json) in apps {
         let status = serde_json::from_str::<AppStatus>(&json).ok();
         let exit = status.as_ref().and_then(|s| s.last_exit);
@@ -620,21 +606,20 @@ pub fn open_problems(
         ));
     }
     // Failing checks, sources down, a skewed clock (migration 0004's `aspects`).
-    let mut stmt = conn.prepare(
+    let aspects = conn.query_map(
         "SELECT h.name, s.app, s.aspect, s.since_ms, s.reason FROM aspects s
          JOIN hosts h ON h.id = s.host_id WHERE h.active = 1 AND s.ok = 0",
-    )?;
-    let aspects = stmt
-        .query_map([], |r| {
+        params![],
+        |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, Option<String>>(4)?,
+                r.get::<String>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                r.get::<i64>(3)?,
+                r.get::<Option<String>>(4)?,
             ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+        },
+    )?;
     for (host, app, aspect, since, reason) in aspects {
         let (aspect, state, severity) = match aspect.split_once(':') {
             Some(("check", name)) => (Aspect::Check(name.to_owned()), "failing", Severity::Warning),
@@ -655,13 +640,12 @@ pub fn open_problems(
         let app = (!app.is_empty()).then_some(app);
         let aspect_json = serde_json::to_string(&aspect).unwrap_or_default();
         let last: Option<String> = conn
-            .query_row(
-                "SELECT kind FROM alerts WHERE host = ?1 AND app IS ?2 AND aspect_json = ?3
+            .query_opt(
+                "SELECT kind FROM alerts WHERE host = ?1 AND app IS NOT DISTINCT FROM ?2 AND aspect_json = ?3
                  ORDER BY id DESC LIMIT 1",
                 params![host, app, aspect_json],
                 |r| r.get(0),
-            )
-            .optional()?;
+            )?;
         out.push((
             Transition {
                 host,

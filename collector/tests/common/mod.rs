@@ -43,12 +43,99 @@ pub fn collector_bin() -> &'static str {
 /// A temporary directory for configs, tokens and databases.
 pub struct Workdir {
     pub dir: tempfile::TempDir,
+    /// With `FLEETDECK_TEST_STORE=postgres`, the collector's database on the test bed's
+    /// PostgreSQL server, made for this directory and dropped with it.
+    pg: Option<PgDatabase>,
+}
+
+/// Whether these tests' collectors store in PostgreSQL (`FLEETDECK_TEST_STORE=postgres`, with
+/// the test bed's server: `testbed/testbed.sh pg up`) rather than SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("FLEETDECK_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+/// The test bed's server as the test role sees it: its URL, the password from `PGPASSFILE`.
+fn pg_url(database: Option<&str>) -> String {
+    let url = std::env::var("FLEETDECK_TEST_PG_URL").expect(
+        "FLEETDECK_TEST_STORE=postgres needs the test bed's server: testbed/testbed.sh pg up, then eval \"$(testbed/testbed.sh env)\"",
+    );
+    let url = match database {
+        Some(name) => match url.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => url,
+        },
+        None => url,
+    };
+    match std::env::var("PGPASSFILE") {
+        Ok(file) => format!("{url}?passfile={file}"),
+        Err(_) => url,
+    }
+}
+
+/// A database of its own on the test bed's server.
+struct PgDatabase {
+    name: String,
+}
+
+/// Runs `f` on a thread of its own: PostgreSQL's sync client cannot block a thread that drives
+/// tokio tasks, which is where the tests run.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().expect("database thread"))
+}
+
+fn pg_admin(sql: &str) {
+    off_runtime(|| {
+        let target = fleetdeck_collector::store::db::PgTarget::parse(&pg_url(None), None)
+            .expect("FLEETDECK_TEST_PG_URL");
+        target
+            .connect()
+            .expect("the test bed's PostgreSQL server")
+            .execute_batch(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    })
+}
+
+impl PgDatabase {
+    fn new() -> Self {
+        let name = format!("fdt_{:016x}", rand::random::<u64>());
+        pg_admin(&format!("CREATE DATABASE {name}"));
+        Self { name }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        pg_admin(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
 }
 
 impl Workdir {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self { dir }
+        let pg = on_postgres().then(PgDatabase::new);
+        Self { dir, pg }
+    }
+
+    /// collector.toml's `database`: `collector.db` in this directory, or its PostgreSQL database.
+    pub fn database_line(&self) -> String {
+        match &self.pg {
+            Some(pg) => format!("database = \"{}\"\n", pg_url(Some(&pg.name))),
+            None => "database = \"collector.db\"\n".to_owned(),
+        }
+    }
+
+    /// Where the collector of this directory stores.
+    pub fn target(&self) -> fleetdeck_collector::store::Target {
+        match &self.pg {
+            Some(pg) => fleetdeck_collector::store::Target::Postgres(Box::new(
+                fleetdeck_collector::store::db::PgTarget::parse(&pg_url(Some(&pg.name)), None)
+                    .expect("the test database's URL"),
+            )),
+            None => fleetdeck_collector::store::Target::Sqlite(self.path("collector.db")),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -132,7 +219,10 @@ pub fn collector_config(work: &Workdir, body: &str) -> PathBuf {
     };
     let path = work.write(
         "collector.toml",
-        &format!("listen = [\"127.0.0.1:0\"]\ndatabase = \"collector.db\"\n{polls}{body}"),
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\n{}{polls}{body}",
+            work.database_line()
+        ),
     );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     path
@@ -284,36 +374,45 @@ pub fn host_names(fleet: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// The collector's database, opened read-only beside the running collector (WAL allows it).
-pub fn db(work: &Workdir) -> rusqlite::Connection {
-    rusqlite::Connection::open_with_flags(
-        work.path("collector.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open the collector's database")
+/// The collector's database beside the running collector (SQLite's WAL allows it; PostgreSQL a
+/// session of the test's own).
+pub struct Db(fleetdeck_collector::store::Target);
+
+pub fn db(work: &Workdir) -> Db {
+    Db(work.target())
+}
+
+impl Db {
+    /// Runs `f` on a new connection, on a thread of its own.
+    pub fn run<T: Send>(
+        &self,
+        f: impl FnOnce(
+                &fleetdeck_collector::store::Conn,
+            ) -> Result<T, fleetdeck_collector::store::StoreError>
+            + Send,
+    ) -> Result<T, fleetdeck_collector::store::StoreError> {
+        off_runtime(|| f(&self.0.connect()?))
+    }
 }
 
 /// The seqs of the host's raw samples per agent instance, in order (none while the collector has
 /// not created its schema yet).
 pub fn stored_seqs(work: &Workdir, host: &str) -> Vec<(i64, Vec<i64>)> {
-    let Ok(conn) = rusqlite::Connection::open_with_flags(
-        work.path("collector.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    ) else {
+    if work.pg.is_none() && !work.path("collector.db").exists() {
+        return Vec::new();
+    }
+    let Ok(rows) = db(work).run(|c| {
+        c.query_map(
+            "SELECT s.instance, s.seq FROM samples_raw s JOIN hosts h ON h.id = s.host_id
+             WHERE h.name = ?1 ORDER BY s.instance, s.seq",
+            fleetdeck_collector::params![host],
+            |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
+        )
+    }) else {
         return Vec::new();
     };
-    let Ok(mut stmt) = conn.prepare(
-        "SELECT s.instance, s.seq FROM samples_raw s JOIN hosts h ON h.id = s.host_id
-         WHERE h.name = ?1 ORDER BY s.instance, s.seq",
-    ) else {
-        return Vec::new();
-    };
-    let rows = stmt
-        .query_map([host], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-        .expect("query");
     let mut out: Vec<(i64, Vec<i64>)> = Vec::new();
-    for row in rows {
-        let (instance, seq) = row.expect("row");
+    for (instance, seq) in rows {
         match out.last_mut() {
             Some((i, seqs)) if *i == instance => seqs.push(seq),
             _ => out.push((instance, vec![seq])),

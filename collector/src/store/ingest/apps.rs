@@ -1,8 +1,8 @@
 //! One observation of an app (from a poll or the event stream) against the stored status.
 
+use crate::store::db::params;
 use fleetdeck_proto::Severity as AlertSeverity;
 use fleetdeck_proto::{AppState, AppStatus, CrashContext, Expect, FleetEventKind, Severity};
-use rusqlite::{params, OptionalExtension};
 
 use super::{
     describe_exit, next_interval, open_state, parse_state, record_event_with, severity_of, NewEvent,
@@ -87,13 +87,11 @@ pub(super) fn unwatch_missing(
     at_ms: u64,
 ) -> Result<(), StoreError> {
     let stored: Vec<String> = {
-        let mut stmt = ctx
-            .conn
-            .prepare_cached("SELECT name FROM apps WHERE host_id = ?1")?;
-        let names = stmt
-            .query_map([host_id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        names
+        ctx.conn.query_map(
+            "SELECT name FROM apps WHERE host_id = ?1",
+            params![host_id],
+            |r| r.get(0),
+        )?
     };
     for app in stored.iter().filter(|a| !reported.contains(a)) {
         super::close_interval(ctx, host_id, app, at_ms)?;
@@ -143,14 +141,11 @@ pub(super) fn apply_app(
     source: &str,
     seen: &Seen,
 ) -> Result<(), StoreError> {
-    let row: Option<(String, i64, i64)> = ctx
-        .conn
-        .query_row(
-            "SELECT state, observed_ms, state_since_ms FROM apps WHERE host_id = ?1 AND name = ?2",
-            params![host_id, status.name],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
+    let row: Option<(String, i64, i64)> = ctx.conn.query_opt(
+        "SELECT state, observed_ms, state_since_ms FROM apps WHERE host_id = ?1 AND name = ?2",
+        params![host_id, status.name],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     let new_state = status.state;
     let json = serde_json::to_string(&status)
         .map_err(|e| StoreError::Invalid(format!("cannot encode an app status: {e}")))?;

@@ -11,9 +11,9 @@
 //! [`CERT_CRITICAL_DAYS`] (or expired) a second, critical problem, each ending when the
 //! certificate is renewed.
 
+use crate::store::db::params;
 use fleetdeck_proto::Severity as AlertSeverity;
 use fleetdeck_proto::{AppStatus, CheckResult, FleetEventKind, Severity, SourceHealth, Sources};
-use rusqlite::{params, OptionalExtension};
 
 use super::{record_event_with, NewEvent};
 use crate::alerting::rules::{Aspect, Detail, Health, Transition};
@@ -42,14 +42,11 @@ fn observe(
     observed_ms: u64,
     reason: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let row: Option<(bool, i64)> = ctx
-        .conn
-        .query_row(
-            "SELECT ok, observed_ms FROM aspects WHERE host_id = ?1 AND app = ?2 AND aspect = ?3",
-            params![host_id, app, aspect],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+    let row: Option<(bool, i64)> = ctx.conn.query_opt(
+        "SELECT ok, observed_ms FROM aspects WHERE host_id = ?1 AND app = ?2 AND aspect = ?3",
+        params![host_id, app, aspect],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let changed = match row {
         Some((_, seen)) if (observed_ms as i64) < seen => return Ok(false),
         Some((was, _)) => was != ok,
@@ -239,13 +236,14 @@ pub fn apply_checks_of(
     }
     // A check's own row and its certificate's two rows end with the check.
     let gone: Vec<(Aspect, String, bool)> = {
-        let mut stmt = ctx.conn.prepare_cached(
+        let rows: Vec<(String, i64)> = ctx.conn.query_map(
             "SELECT aspect, ok FROM aspects WHERE host_id = ?1 AND app = ?2
              AND (aspect LIKE 'check:%' OR aspect LIKE 'cert:%' OR aspect LIKE 'cert-critical:%')",
+            params![host_id, app.name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let rows = stmt.query_map(params![host_id, app.name], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<Result<Vec<(String, bool)>, _>>()?
-            .into_iter()
+        rows.into_iter()
+            .map(|(key, ok)| (key, ok != 0))
             .filter_map(|(key, ok)| {
                 let (kind, name) = key.split_once(':')?;
                 if app.checks.iter().any(|c| c.name == name) {
@@ -380,12 +378,11 @@ pub fn apply_clock(
 ) -> Result<(), StoreError> {
     let was_ok: bool = ctx
         .conn
-        .query_row(
+        .query_opt(
             "SELECT ok FROM aspects WHERE host_id = ?1 AND app = '' AND aspect = 'clock'",
-            [host_id],
+            params![host_id],
             |r| r.get(0),
-        )
-        .optional()?
+        )?
         .unwrap_or(true);
     let off = skew_ms.abs();
     let ok = if was_ok {

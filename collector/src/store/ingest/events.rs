@@ -1,8 +1,8 @@
 //! Transitions from the agent's event stream, including replays older than the last poll.
 
+use crate::store::db::params;
 use fleetdeck_proto::Severity as AlertSeverity;
 use fleetdeck_proto::{AgentEvent, AppEvent, AppState, AppStatus, CheckResult, FleetEventKind};
-use rusqlite::{params, OptionalExtension};
 
 use super::apps::{apply_app, classify, Seen};
 use super::aspects::{apply_check, apply_source};
@@ -59,14 +59,11 @@ fn update_stored_check(
     app: &str,
     result: &CheckResult,
 ) -> Result<(), StoreError> {
-    let stored: Option<String> = ctx
-        .conn
-        .query_row(
-            "SELECT status_json FROM apps WHERE host_id = ?1 AND name = ?2",
-            params![host_id, app],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let stored: Option<String> = ctx.conn.query_opt(
+        "SELECT status_json FROM apps WHERE host_id = ?1 AND name = ?2",
+        params![host_id, app],
+        |r| r.get(0),
+    )?;
     let Some(mut status) = stored.and_then(|j| serde_json::from_str::<AppStatus>(&j).ok()) else {
         return Ok(());
     };
@@ -96,14 +93,11 @@ pub fn apply_agent_event(
         "UPDATE hosts SET last_event_id = ?2 WHERE id = ?1",
         params![host_id, event.sse_id()],
     )?;
-    let stored: Option<(String, i64)> = ctx
-        .conn
-        .query_row(
-            "SELECT status_json, observed_ms FROM apps WHERE host_id = ?1 AND name = ?2",
-            params![host_id, event.app],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+    let stored: Option<(String, i64)> = ctx.conn.query_opt(
+        "SELECT status_json, observed_ms FROM apps WHERE host_id = ?1 AND name = ?2",
+        params![host_id, event.app],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     if let Some((_, observed)) = &stored {
         if (event.at_unix_ms as i64) < *observed {
             // A poll has recorded a newer state already (e.g. the stream was away and replays
@@ -172,27 +166,21 @@ fn apply_past_event(
     let at = event.at_unix_ms as i64;
     // Already in history: a poll saw this transition (the source's timestamp and the agent's may
     // differ by a moment).
-    let known: Option<i64> = ctx
-        .conn
-        .query_row(
-            "SELECT id FROM status_history WHERE host_id = ?1 AND app = ?2 AND state = ?3
-             AND start_ms BETWEEN ?4 - 2000 AND ?4 + 2000",
-            params![host_id, event.app, event.to.as_str(), at],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let known: Option<i64> = ctx.conn.query_opt(
+        "SELECT id FROM status_history WHERE host_id = ?1 AND app = ?2 AND state = ?3
+             AND start_ms BETWEEN CAST(?4 AS BIGINT) - 2000 AND CAST(?4 AS BIGINT) + 2000",
+        params![host_id, event.app, event.to.as_str(), at],
+        |r| r.get(0),
+    )?;
     if known.is_some() {
         return Ok(());
     }
-    let containing: Option<(i64, String, Option<i64>)> = ctx
-        .conn
-        .query_row(
-            "SELECT id, state, end_ms FROM status_history WHERE host_id = ?1 AND app = ?2
+    let containing: Option<(i64, String, Option<i64>)> = ctx.conn.query_opt(
+        "SELECT id, state, end_ms FROM status_history WHERE host_id = ?1 AND app = ?2
              AND start_ms <= ?3 AND (end_ms IS NULL OR end_ms > ?3) ORDER BY start_ms DESC LIMIT 1",
-            params![host_id, event.app, at],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
+        params![host_id, event.app, at],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     let Some((id, state, end)) = containing else {
         return Ok(());
     };
@@ -208,14 +196,11 @@ fn apply_past_event(
         params![host_id, event.app, event.to.as_str(), at, end],
     )?;
     // Classified against the app's current settings (expect, stopped through Fleetdeck).
-    let stored: Option<String> = ctx
-        .conn
-        .query_row(
-            "SELECT status_json FROM apps WHERE host_id = ?1 AND name = ?2",
-            params![host_id, event.app],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let stored: Option<String> = ctx.conn.query_opt(
+        "SELECT status_json FROM apps WHERE host_id = ?1 AND name = ?2",
+        params![host_id, event.app],
+        |r| r.get(0),
+    )?;
     let seen = Seen {
         restarted: event.restarted,
         requested: event.requested,

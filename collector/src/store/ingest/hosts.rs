@@ -1,8 +1,8 @@
 //! A host answering a poll or missing it: up/down, its metrics, and its apps' statuses.
 
+use crate::store::db::params;
 use fleetdeck_proto::Severity as AlertSeverity;
 use fleetdeck_proto::{FleetEventKind, Severity};
-use rusqlite::params;
 
 use super::apps::{apply_app, Seen};
 use super::aspects::{apply_checks_of, apply_sources};
@@ -106,7 +106,7 @@ pub fn apply_poll(
     if let Some(info) = &polled.info {
         ctx.conn.execute(
             "UPDATE hosts SET agent_version = ?2, wire_version = ?3 WHERE id = ?1",
-            params![host_id, info.agent_version, info.wire_version],
+            params![host_id, info.agent_version, i64::from(info.wire_version)],
         )?;
     }
     apply_sources(
@@ -152,7 +152,7 @@ pub fn apply_poll_failure(
     let missed = row.missed + 1;
     ctx.conn.execute(
         "UPDATE hosts SET missed_polls = ?2, last_error = ?3 WHERE id = ?1",
-        params![host_id, missed, error],
+        params![host_id, i64::from(missed), error],
     )?;
     if missed < down_after || row.status == "down" {
         return Ok(());
@@ -193,11 +193,11 @@ pub fn apply_poll_failure(
     // history records the outage as unknown, and the first answer after it is compared with the
     // last known state, so a crash during the outage is still one event.
     let apps: Vec<String> = {
-        let mut stmt = ctx
-            .conn
-            .prepare("SELECT name FROM apps WHERE host_id = ?1")?;
-        let rows = stmt.query_map([host_id], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>()?
+        ctx.conn.query_map(
+            "SELECT name FROM apps WHERE host_id = ?1",
+            params![host_id],
+            |r| r.get(0),
+        )?
     };
     for name in apps {
         next_interval(ctx, host_id, &name, "unknown", now_ms)?;

@@ -17,8 +17,8 @@ pub use events::{apply_agent_event, apply_stream_event};
 pub use hosts::{apply_poll, apply_poll_failure};
 pub use samples::{apply_samples, SampleRow};
 
+use crate::store::db::params;
 use fleetdeck_proto::{AppState, Exit, FleetEvent, FleetEventKind, Sample, Severity, Snapshot};
-use rusqlite::{params, OptionalExtension};
 
 use super::{Notice, StoreError, WriteCtx};
 use crate::alerting::rules::Detail;
@@ -58,7 +58,7 @@ pub fn register_agents(
     ctx: &mut WriteCtx<'_>,
     agents: &[(String, String)],
 ) -> Result<Vec<HostCursor>, StoreError> {
-    ctx.conn.execute("UPDATE hosts SET active = 0", [])?;
+    ctx.conn.execute("UPDATE hosts SET active = 0", params![])?;
     let mut out = Vec::with_capacity(agents.len());
     for (name, url) in agents {
         ctx.conn.execute(
@@ -68,13 +68,13 @@ pub fn register_agents(
         )?;
         let cursor = ctx.conn.query_row(
             "SELECT id, instance_id, last_seq, last_event_id FROM hosts WHERE name = ?1",
-            [name],
+            params![name],
             |r| {
                 Ok(HostCursor {
                     id: r.get(0)?,
                     name: name.clone(),
                     instance_id: r.get(1)?,
-                    last_seq: r.get::<_, i64>(2)? as u64,
+                    last_seq: r.get::<i64>(2)? as u64,
                     last_event_id: r.get(3)?,
                 })
             },
@@ -93,9 +93,9 @@ pub(super) struct HostRow {
 }
 
 pub(super) fn host_row(ctx: &WriteCtx<'_>, host_id: i64) -> Result<HostRow, StoreError> {
-    Ok(ctx.conn.query_row(
+    ctx.conn.query_row(
         "SELECT status, status_since_ms, instance_id, last_seq, missed_polls FROM hosts WHERE id = ?1",
-        [host_id],
+        params![host_id],
         |r| {
             Ok(HostRow {
                 status: r.get(0)?,
@@ -105,7 +105,7 @@ pub(super) fn host_row(ctx: &WriteCtx<'_>, host_id: i64) -> Result<HostRow, Stor
                 missed: r.get(4)?,
             })
         },
-    )?)
+    )
 }
 
 /// Closes the subject's open interval and opens one in `state` from `at_ms`, or from the open
@@ -134,14 +134,11 @@ pub(super) fn close_interval(
     app: &str,
     at_ms: u64,
 ) -> Result<i64, StoreError> {
-    let open_start: Option<i64> = ctx
-        .conn
-        .query_row(
-            "SELECT start_ms FROM status_history WHERE host_id = ?1 AND app = ?2 AND end_ms IS NULL",
-            params![host_id, app],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let open_start: Option<i64> = ctx.conn.query_opt(
+        "SELECT start_ms FROM status_history WHERE host_id = ?1 AND app = ?2 AND end_ms IS NULL",
+        params![host_id, app],
+        |r| r.get(0),
+    )?;
     let at = (at_ms as i64).max(open_start.unwrap_or(i64::MIN));
     ctx.conn.execute(
         "UPDATE status_history SET end_ms = ?3 WHERE host_id = ?1 AND app = ?2 AND end_ms IS NULL",
@@ -156,14 +153,11 @@ pub(super) fn open_state(
     host_id: i64,
     app: &str,
 ) -> Result<Option<String>, StoreError> {
-    Ok(ctx
-        .conn
-        .query_row(
-            "SELECT state FROM status_history WHERE host_id = ?1 AND app = ?2 AND end_ms IS NULL",
-            params![host_id, app],
-            |r| r.get(0),
-        )
-        .optional()?)
+    ctx.conn.query_opt(
+        "SELECT state FROM status_history WHERE host_id = ?1 AND app = ?2 AND end_ms IS NULL",
+        params![host_id, app],
+        |r| r.get(0),
+    )
 }
 
 /// Appends an event and hands it out after the commit.
@@ -242,9 +236,9 @@ pub(crate) fn record_event_with(
     let detail_json =
         (detail.context.is_some() || detail.check.is_some() || detail.threshold.is_some())
             .then(|| stored.to_string());
-    ctx.conn.execute(
+    let id: i64 = ctx.conn.query_row(
         "INSERT INTO events (ts_ms, severity, source, kind, host, app, from_state, to_state, exit_json, message, detail_json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
         params![
             at_ms as i64,
             severity.as_str(),
@@ -258,8 +252,8 @@ pub(crate) fn record_event_with(
             message,
             detail_json
         ],
+        |r| r.get(0),
     )?;
-    let id = ctx.conn.last_insert_rowid();
     ctx.notify(Notice::Event(Box::new(FleetEvent {
         id,
         at_unix_ms: at_ms,

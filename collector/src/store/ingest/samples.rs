@@ -1,7 +1,7 @@
 //! Samples from polls and backfill pages, stored once each behind the host's cursor.
 
+use crate::store::db::params;
 use fleetdeck_proto::Sample;
-use rusqlite::params;
 
 use super::{host_row, HostRow, SampleCursor};
 use crate::alerting::AlertInput;
@@ -29,17 +29,15 @@ pub(super) fn insert_samples(
     if samples.is_empty() {
         return Ok(last_seq as u64);
     }
-    let mut insert = ctx.conn.prepare_cached(
-        "INSERT OR IGNORE INTO samples_raw
+    const INSERT: &str = "INSERT INTO samples_raw
          (host_id, ts_ms, instance, seq, cpu, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx,
           disk_read, disk_write, root_inodes_pct)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    )?;
-    let mut insert_app = ctx.conn.prepare_cached(
-        "INSERT OR IGNORE INTO app_samples_raw
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT DO NOTHING";
+    const INSERT_APP: &str = "INSERT INTO app_samples_raw
          (host_id, app, ts_ms, cpu, mem, mem_limit, net_rx, net_tx, checks_json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT DO NOTHING";
     let mut oldest = u64::MAX;
     let mut fresh = Vec::new();
     for s in samples {
@@ -47,24 +45,27 @@ pub(super) fn insert_samples(
             continue;
         }
         let r = SampleRow::from(s);
-        let inserted = insert.execute(params![
-            host_id,
-            s.taken_unix_ms as i64,
-            instance,
-            s.seq as i64,
-            r.cpu,
-            r.mem_used,
-            r.mem_total,
-            r.swap_used,
-            r.load1,
-            r.disk_used,
-            r.disk_total,
-            r.net_rx,
-            r.net_tx,
-            r.disk_read,
-            r.disk_write,
-            r.root_inodes_pct
-        ])?;
+        let inserted = ctx.conn.execute(
+            INSERT,
+            params![
+                host_id,
+                s.taken_unix_ms as i64,
+                instance,
+                s.seq as i64,
+                r.cpu,
+                r.mem_used,
+                r.mem_total,
+                r.swap_used,
+                r.load1,
+                r.disk_used,
+                r.disk_total,
+                r.net_rx,
+                r.net_tx,
+                r.disk_read,
+                r.disk_write,
+                r.root_inodes_pct
+            ],
+        )?;
         last_seq = last_seq.max(s.seq as i64);
         if inserted == 0 {
             // Stored already: a restarted agent serves the samples it saved again, under its new
@@ -79,22 +80,23 @@ pub(super) fn insert_samples(
             } else {
                 serde_json::to_string(&app.checks).ok()
             };
-            insert_app.execute(params![
-                host_id,
-                app.name,
-                s.taken_unix_ms as i64,
-                app.cpu_percent.map(one_decimal),
-                app.memory_bytes.map(|b| b as i64),
-                app.memory_limit_bytes.map(|b| b as i64),
-                app.net_rx_bytes_per_sec.map(|b| b as f64),
-                app.net_tx_bytes_per_sec.map(|b| b as f64),
-                checks_json
-            ])?;
+            ctx.conn.execute(
+                INSERT_APP,
+                params![
+                    host_id,
+                    app.name,
+                    s.taken_unix_ms as i64,
+                    app.cpu_percent.map(one_decimal),
+                    app.memory_bytes.map(|b| b as i64),
+                    app.memory_limit_bytes.map(|b| b as i64),
+                    app.net_rx_bytes_per_sec.map(|b| b as f64),
+                    app.net_tx_bytes_per_sec.map(|b| b as f64),
+                    checks_json
+                ],
+            )?;
         }
         oldest = oldest.min(s.taken_unix_ms);
     }
-    drop(insert);
-    drop(insert_app);
     if oldest != u64::MAX {
         crate::store::rollup::mark_late(ctx.conn, oldest)?;
     }
@@ -136,14 +138,15 @@ fn instance_row(
     now_ms: u64,
 ) -> Result<i64, StoreError> {
     ctx.conn.execute(
-        "INSERT OR IGNORE INTO agent_instances (host_id, instance_id, first_seen_ms) VALUES (?1, ?2, ?3)",
+        "INSERT INTO agent_instances (host_id, instance_id, first_seen_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO NOTHING",
         params![host_id, instance, now_ms as i64],
     )?;
-    Ok(ctx.conn.query_row(
+    ctx.conn.query_row(
         "SELECT id FROM agent_instances WHERE host_id = ?1 AND instance_id = ?2",
         params![host_id, instance],
         |r| r.get(0),
-    )?)
+    )
 }
 
 /// A sample's host figures as stored: the busiest filesystem's use, the sum of all interfaces.

@@ -84,20 +84,20 @@ fn event(id: u64, from: AppState, to: AppState, at: u64) -> AppEvent {
 }
 
 struct Bed {
-    _dir: tempfile::TempDir,
+    _db: crate::store::db::testing::StoreDb,
     store: Store,
     host: i64,
 }
 
 async fn bed() -> Bed {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("c.db")).expect("store");
+    let db = crate::store::db::testing::store_db();
+    let store = Store::open(&db.target).expect("store");
     let hosts = store
         .write(|ctx| register_agents(ctx, &[("vm".into(), "http://vm:7070".into())]))
         .await
         .expect("register");
     Bed {
-        _dir: dir,
+        _db: db,
         store,
         host: hosts[0].id,
     }
@@ -130,7 +130,7 @@ impl Bed {
 
     async fn state(&self) -> String {
         self.store
-            .with_conn(|c| Ok(c.query_row("SELECT state FROM apps", [], |r| r.get(0))?))
+            .with_conn(|c| c.query_row("SELECT state FROM apps", params![], |r| r.get(0)))
             .await
             .expect("state")
     }
@@ -139,10 +139,12 @@ impl Bed {
     async fn events(&self) -> Vec<(String, Option<String>, Option<String>)> {
         self.store
             .with_conn(|c| {
-                let mut stmt =
-                    c.prepare("SELECT kind, from_state, to_state FROM events ORDER BY id")?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                let rows = c.query_map(
+                    "SELECT kind, from_state, to_state FROM events ORDER BY id",
+                    params![],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                Ok(rows)
             })
             .await
             .expect("events")
@@ -151,11 +153,8 @@ impl Bed {
     async fn history(&self) -> Vec<(String, i64, Option<i64>)> {
         self.store
             .with_conn(|c| {
-                let mut stmt = c.prepare(
-                    "SELECT state, start_ms / 1000, end_ms / 1000 FROM status_history WHERE app = 'web' ORDER BY start_ms, id",
-                )?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                let rows = c.query_map("SELECT state, start_ms / 1000, end_ms / 1000 FROM status_history WHERE app = 'web' ORDER BY start_ms, id", params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                Ok(rows)
             })
             .await
             .expect("history")
@@ -352,11 +351,11 @@ async fn a_removed_app_is_critical_and_a_healed_crash_a_blip_with_its_context() 
     let (detail, message): (String, String) = b
         .store
         .with_conn(|c| {
-            Ok(c.query_row(
+            c.query_row(
                 "SELECT detail_json, message FROM events WHERE kind = 'restarted'",
-                [],
+                params![],
                 |r| Ok((r.get(0)?, r.get(1)?)),
-            )?)
+            )
         })
         .await
         .expect("the restart's detail");
