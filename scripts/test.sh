@@ -91,6 +91,10 @@ scripts/check-secrets.sh --self-test
 # --no-fail-fast: one failing test binary must not hide what the others would say.
 cargo test --locked --no-fail-fast
 
+step "the collector's tests again, storing in PostgreSQL (the test bed's server)"
+[[ -n ${FLEETDECK_TEST_PG_URL:-} ]] || { echo "the test bed exported no PostgreSQL server (FLEETDECK_TEST_PG_URL)"; exit 1; }
+FLEETDECK_TEST_STORE=postgres cargo test --locked --no-fail-fast -p fleetdeck-collector
+
 step "daemons: Debian packages (contents, lintian), installed into a scratch root, run under their units"
 # The collector as the tests built it (a release build would add minutes); the agent is the
 # static release binary checked above.

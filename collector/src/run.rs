@@ -369,6 +369,7 @@ async fn serve_with(
         ))
     });
     tracing::info!(
+        database = %config.database,
         agents = config.agents.len(),
         channels = config.channels.len(),
         routes = config.routes.len(),

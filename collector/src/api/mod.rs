@@ -198,6 +198,9 @@ impl IntoResponse for ApiError {
             Self::MetricsOff => (StatusCode::NOT_FOUND, "metrics_off"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Store(StoreError::Invalid(_)) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Store(StoreError::Unavailable(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+            }
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "database_failed"),
             Self::Busy(CapError::Client { .. }) => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_streams")

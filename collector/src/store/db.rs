@@ -547,6 +547,21 @@ impl std::fmt::Display for PgTarget {
     }
 }
 
+/// A PostgreSQL error with the server's message and detail, or the cause under a connection
+/// error, which `Display` leaves out.
+pub fn postgres_error(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_owned(),
+        };
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
 /// Whether `database` names a PostgreSQL server rather than an SQLite file.
 pub fn is_postgres_url(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
@@ -613,10 +628,23 @@ impl PgTarget {
     }
 
     pub fn connect(&self) -> Result<Conn, StoreError> {
-        let client = self
-            .config
-            .connect(postgres::NoTls)
-            .map_err(|e| StoreError::Invalid(format!("database {}: {e}", self.shown)))?;
+        let client = self.config.connect(postgres::NoTls).map_err(|e| {
+            let hint = match e.code() {
+                Some(&postgres::error::SqlState::INVALID_PASSWORD) => {
+                    "; check the password in `database_password_file` (or the passfile)"
+                }
+                Some(&postgres::error::SqlState::INVALID_CATALOG_NAME) => {
+                    "; create the database (createdb) or fix its name in the URL"
+                }
+                Some(_) => "",
+                None => "; is PostgreSQL running there and reachable from this host?",
+            };
+            StoreError::Unavailable(format!(
+                "database {}: {}{hint}",
+                self.shown,
+                postgres_error(&e)
+            ))
+        })?;
         Ok(Conn::Postgres(Box::new(RefCell::new(PgConn::new(client)))))
     }
 }

@@ -40,7 +40,10 @@ pub enum StoreError {
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("database: {}", postgres_error(.0))]
-    Postgres(#[from] postgres::Error),
+    Postgres(postgres::Error),
+    /// The database server cannot be reached now (PostgreSQL down, connection cut).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("database migration failed: {0}")]
     Migrate(String),
     #[error("the database writer has stopped")]
@@ -49,14 +52,20 @@ pub enum StoreError {
     Invalid(String),
 }
 
-/// A PostgreSQL error with the server's message and detail, which `Display` leaves out.
-fn postgres_error(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => match db.detail() {
-            Some(detail) => format!("{} ({detail})", db.message()),
-            None => db.message().to_owned(),
-        },
-        None => e.to_string(),
+use db::postgres_error;
+
+/// A session that broke (the server went away) is the database being unavailable; an error the
+/// server answered is the statement's.
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        let gone = (e.as_db_error().is_none() && e.is_closed())
+            || e.code() == Some(&postgres::error::SqlState::ADMIN_SHUTDOWN)
+            || e.code() == Some(&postgres::error::SqlState::CRASH_SHUTDOWN);
+        if gone {
+            StoreError::Unavailable(postgres_error(&e))
+        } else {
+            StoreError::Postgres(e)
+        }
     }
 }
 
@@ -343,7 +352,10 @@ impl Store {
             self.inner.telemetry.lost(1);
             return Err(StoreError::WriterGone);
         }
-        rx.await.map_err(|_| StoreError::WriterGone)?
+        // Dropped unanswered: its batch could not even begin (the server is unreachable).
+        rx.await.map_err(|_| {
+            StoreError::Unavailable("the write was not stored; it is retried".into())
+        })?
     }
 
     /// Runs `f` on a pooled connection on the blocking pool (reads and rare writes).

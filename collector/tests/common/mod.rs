@@ -97,6 +97,16 @@ fn pg_admin(sql: &str) {
 
 impl PgDatabase {
     fn new() -> Self {
+        // The test role's password is a secret the daemons' logs must not show.
+        if let Ok(file) = std::env::var("PGPASSFILE") {
+            if let Ok(text) = std::fs::read_to_string(file) {
+                for line in text.lines() {
+                    if let Some((_, password)) = line.rsplit_once(':') {
+                        secret(password);
+                    }
+                }
+            }
+        }
         let name = format!("fdt_{:016x}", rand::random::<u64>());
         pg_admin(&format!("CREATE DATABASE {name}"));
         Self { name }
