@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use fleetdeck_collector::agent_client::AgentClient;
 use fleetdeck_collector::config::Retention;
 use fleetdeck_collector::poll::{Agent, Poller};
+use fleetdeck_collector::store::db::PgTarget;
 use fleetdeck_collector::store::ingest::{self, Polled};
-use fleetdeck_collector::store::{rollup, Store};
+use fleetdeck_collector::store::{rollup, Store, Target};
 use fleetdeck_daemon::secret::Token;
 use fleetdeck_proto::{
     Cpu, FsSample, HostMetrics, Load, Memory, NetSample, Sample, Snapshot, SourceHealth, Sources,
@@ -132,10 +133,8 @@ async fn poll_bench() {
         .expect("port");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&fleetdeck_collector::store::Target::Sqlite(
-        dir.path().join("c.db"),
-    ))
-    .expect("store");
+    let db = BenchDb::new(dir.path());
+    let store = Store::open(&db.target).expect("store");
     let names: Vec<(String, String)> = (0..agents)
         .map(|i| {
             (
@@ -333,10 +332,8 @@ async fn fill(
 
 async fn insert_bench() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&fleetdeck_collector::store::Target::Sqlite(
-        dir.path().join("c.db"),
-    ))
-    .expect("store");
+    let db = BenchDb::new(dir.path());
+    let store = Store::open(&db.target).expect("store");
     println!("\n== insert: samples written per second through the ingest path (batched)");
     for (hosts, per_poll) in [(1000usize, 3u64), (200, 100), (100, 1000)] {
         let t0 = 1_700_000_000_000 + hosts as u64 * DAY_MS;
@@ -350,7 +347,86 @@ async fn insert_bench() {
     }
 }
 
+/// The database a bench stores in: an SQLite file in `dir`, or with `FLEETDECK_BENCH_STORE=postgres`
+/// a new database on the server of `FLEETDECK_TEST_PG_URL` (the test bed's; its password in
+/// `PGPASSFILE`), dropped at the end.
+struct BenchDb {
+    target: Target,
+    admin: Option<(PgTarget, String)>,
+}
+
+impl BenchDb {
+    fn new(dir: &std::path::Path) -> Self {
+        if std::env::var("FLEETDECK_BENCH_STORE").is_ok_and(|v| v == "postgres") {
+            let url = std::env::var("FLEETDECK_TEST_PG_URL").expect(
+                "FLEETDECK_BENCH_STORE=postgres needs FLEETDECK_TEST_PG_URL (testbed.sh pg up)",
+            );
+            let url = match std::env::var("PGPASSFILE") {
+                Ok(file) => format!("{url}?passfile={file}"),
+                Err(_) => url,
+            };
+            let admin = PgTarget::parse(&url, None).expect("the server's URL");
+            let name = format!("bench_{:x}", std::process::id());
+            // On a thread of its own: the sync client cannot block the bench's runtime thread.
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let conn = admin.connect().expect("the PostgreSQL server");
+                    conn.execute_batch(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .expect("the previous bench database");
+                    conn.execute_batch(&format!("CREATE DATABASE {name}"))
+                        .expect("a bench database");
+                })
+                .join()
+                .expect("create the bench database")
+            });
+            let own = url.replacen("/fleetdeck?", &format!("/{name}?"), 1);
+            let own = if own == url {
+                url.replacen("/fleetdeck", &format!("/{name}"), 1)
+            } else {
+                own
+            };
+            println!("(storing in PostgreSQL: database {name})");
+            return Self {
+                target: Target::Postgres(Box::new(PgTarget::parse(&own, None).expect("url"))),
+                admin: Some((admin, name)),
+            };
+        }
+        Self {
+            target: Target::Sqlite(dir.join("c.db")),
+            admin: None,
+        }
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.admin.take() {
+            std::thread::spawn(move || {
+                if let Ok(conn) = admin.connect() {
+                    let _ =
+                        conn.execute_batch(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                }
+            })
+            .join()
+            .ok();
+        }
+    }
+}
+
 fn file_bytes(store: &Store) -> u64 {
+    if let Target::Postgres(_) = store.target() {
+        // Compacted first, as SQLite's VACUUM below: the size the data takes, not dead rows.
+        return store
+            .with_conn_blocking(|conn| {
+                conn.execute_batch("VACUUM FULL")?;
+                conn.query_row(
+                    "SELECT pg_database_size(current_database())",
+                    fleetdeck_collector::params![],
+                    |r| r.get::<i64>(0),
+                )
+            })
+            .expect("size") as u64;
+    }
     store
         .with_conn_blocking(|conn| {
             conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
@@ -370,10 +446,8 @@ fn file_bytes(store: &Store) -> u64 {
 async fn bytes_bench() {
     let hosts = 100;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&fleetdeck_collector::store::Target::Sqlite(
-        dir.path().join("c.db"),
-    ))
-    .expect("store");
+    let db = BenchDb::new(dir.path());
+    let store = Store::open(&db.target).expect("store");
     let empty = file_bytes(&store);
     let t0 = 1_790_000_000_000 / DAY_MS * DAY_MS;
     println!("\n== bytes: {hosts} hosts, one day of samples every 10 s (8,640 per host)");

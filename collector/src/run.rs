@@ -320,6 +320,8 @@ pub async fn run(config_path: &Path, allow_public_bind: bool) -> anyhow::Result<
     // Read again under the lock: what `agents add` wrote before the lock was taken (it found no
     // collector to signal) is in this reading; what it writes after comes with a SIGHUP.
     let config = Config::load(config_path)?;
+    // On PostgreSQL, collectors on other machines share the database: one at a time runs on it.
+    let _db_lock = crate::store::db::RunningLock::take(&config.database)?;
     // Read before binding, so a bad certificate or key stops the collector before it listens.
     let tls = load_tls(&config)?;
     let listeners =

@@ -242,3 +242,39 @@ async fn keys_are_listed_and_deleted_at_the_command_line_ending_their_streams() 
         "the deletion is audited: {audit}"
     );
 }
+
+/// On PostgreSQL collectors on other machines share the database: while one runs, another with
+/// its own config (its own lock file) is refused, naming who holds the database; once the first
+/// stops, it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_collector_per_postgres_database_across_machines() {
+    if !common::on_postgres() {
+        eprintln!("skipped: runs with FLEETDECK_TEST_STORE=postgres");
+        return;
+    }
+    let mut bench = bench().await;
+    let text = std::fs::read_to_string(&bench.config).expect("the first config");
+    let other = Workdir::new();
+    let config = other.write("collector.toml", &text);
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    other.secret("sim.token", AGENT_TOKEN);
+    let (ok, out) = cli(&config, &[]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("another collector runs on the database")
+            && out.contains(&format!(
+                "fleetdeck-collector pid {}",
+                bench.collector.pid()
+            )),
+        "{out}"
+    );
+    bench.collector.stop();
+    let mut second = start_collector(&config);
+    let key = create_key(&config, "second", "admin");
+    let api = Api::new(&second, &key);
+    wait_for("the second collector serving", LIMIT, || async {
+        (api.get("/v1/fleet").await.status() == 200).then_some(())
+    })
+    .await;
+    second.stop();
+}

@@ -1,6 +1,6 @@
 //! Samples from polls and backfill pages, stored once each behind the host's cursor.
 
-use crate::store::db::params;
+use crate::store::db::{params, Param};
 use fleetdeck_proto::Sample;
 
 use super::{host_row, HostRow, SampleCursor};
@@ -29,73 +29,30 @@ pub(super) fn insert_samples(
     if samples.is_empty() {
         return Ok(last_seq as u64);
     }
-    const INSERT: &str = "INSERT INTO samples_raw
-         (host_id, ts_ms, instance, seq, cpu, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx,
-          disk_read, disk_write, root_inodes_pct)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-         ON CONFLICT DO NOTHING";
-    const INSERT_APP: &str = "INSERT INTO app_samples_raw
-         (host_id, app, ts_ms, cpu, mem, mem_limit, net_rx, net_tx, checks_json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT DO NOTHING";
+    let new: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| (s.seq as i64) > last_seq)
+        .collect();
     let mut oldest = u64::MAX;
     let mut fresh = Vec::new();
-    for s in samples {
-        if (s.seq as i64) <= last_seq {
-            continue;
+    for chunk in new.chunks(SAMPLES_PER_INSERT) {
+        let inserted = insert_host_rows(ctx, host_id, instance, chunk)?;
+        let stored: Vec<&Sample> = chunk
+            .iter()
+            .copied()
+            .filter(|s| inserted.contains(&(s.seq as i64)))
+            .collect();
+        // Those not inserted were stored already: a restarted agent serves the samples it saved
+        // again, under its new instance, and those this collector has change nothing (no
+        // rollup, no alert input).
+        insert_app_rows(ctx, host_id, &stored)?;
+        for s in stored {
+            oldest = oldest.min(s.taken_unix_ms);
+            fresh.push(s.clone());
         }
-        let r = SampleRow::from(s);
-        let inserted = ctx.conn.execute(
-            INSERT,
-            params![
-                host_id,
-                s.taken_unix_ms as i64,
-                instance,
-                s.seq as i64,
-                r.cpu,
-                r.mem_used,
-                r.mem_total,
-                r.swap_used,
-                r.load1,
-                r.disk_used,
-                r.disk_total,
-                r.net_rx,
-                r.net_tx,
-                r.disk_read,
-                r.disk_write,
-                r.root_inodes_pct
-            ],
-        )?;
-        last_seq = last_seq.max(s.seq as i64);
-        if inserted == 0 {
-            // Stored already: a restarted agent serves the samples it saved again, under its new
-            // instance, and those this collector has change nothing (no rollup, no alert input).
-            continue;
-        }
-        fresh.push(s.clone());
-        for app in &s.apps {
-            // [{"name", "ok", "latency_ms"}], or NULL without checks.
-            let checks_json = if app.checks.is_empty() {
-                None
-            } else {
-                serde_json::to_string(&app.checks).ok()
-            };
-            ctx.conn.execute(
-                INSERT_APP,
-                params![
-                    host_id,
-                    app.name,
-                    s.taken_unix_ms as i64,
-                    app.cpu_percent.map(one_decimal),
-                    app.memory_bytes.map(|b| b as i64),
-                    app.memory_limit_bytes.map(|b| b as i64),
-                    app.net_rx_bytes_per_sec.map(|b| b as f64),
-                    app.net_tx_bytes_per_sec.map(|b| b as f64),
-                    checks_json
-                ],
-            )?;
-        }
-        oldest = oldest.min(s.taken_unix_ms);
+    }
+    if let Some(newest) = new.iter().map(|s| s.seq as i64).max() {
+        last_seq = last_seq.max(newest);
     }
     if oldest != u64::MAX {
         crate::store::rollup::mark_late(ctx.conn, oldest)?;
@@ -108,6 +65,108 @@ pub(super) fn insert_samples(
         }));
     }
     Ok(last_seq as u64)
+}
+
+/// Samples written by one statement (16 values each: far below SQLite's 32,766 and PostgreSQL's
+/// 65,535 parameters), so a poll's samples take one round trip to PostgreSQL, not one each. On
+/// SQLite too it beat one cached single-row statement a sample (docs/benchmarks.md).
+const SAMPLES_PER_INSERT: usize = 100;
+/// App rows written by one statement (9 values each).
+const APP_ROWS_PER_INSERT: usize = 500;
+
+/// `VALUES (?1, …, ?k), (?k+1, …)`: `rows` groups of `width` placeholders.
+fn values_clause(rows: usize, width: usize) -> String {
+    let mut sql = String::with_capacity(rows * width * 5);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..width {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("?{}", row * width + col + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Inserts the host rows of `chunk`; the seqs that were new (the others were stored already).
+fn insert_host_rows(
+    ctx: &WriteCtx<'_>,
+    host_id: i64,
+    instance: i64,
+    chunk: &[&Sample],
+) -> Result<std::collections::HashSet<i64>, StoreError> {
+    let mut values: Vec<Box<dyn Param>> = Vec::with_capacity(chunk.len() * 16);
+    for s in chunk {
+        let r = SampleRow::from(*s);
+        values.push(Box::new(host_id));
+        values.push(Box::new(s.taken_unix_ms as i64));
+        values.push(Box::new(instance));
+        values.push(Box::new(s.seq as i64));
+        values.push(Box::new(r.cpu));
+        values.push(Box::new(r.mem_used));
+        values.push(Box::new(r.mem_total));
+        values.push(Box::new(r.swap_used));
+        values.push(Box::new(r.load1));
+        values.push(Box::new(r.disk_used));
+        values.push(Box::new(r.disk_total));
+        values.push(Box::new(r.net_rx));
+        values.push(Box::new(r.net_tx));
+        values.push(Box::new(r.disk_read));
+        values.push(Box::new(r.disk_write));
+        values.push(Box::new(r.root_inodes_pct));
+    }
+    let sql = format!(
+        "INSERT INTO samples_raw
+         (host_id, ts_ms, instance, seq, cpu, mem_used, mem_total, swap_used, load1, disk_used, disk_total, net_rx, net_tx,
+          disk_read, disk_write, root_inodes_pct)
+         VALUES {} ON CONFLICT DO NOTHING RETURNING seq",
+        values_clause(chunk.len(), 16)
+    );
+    let params: Vec<&dyn Param> = values.iter().map(|v| v.as_ref()).collect();
+    Ok(ctx
+        .conn
+        .query_map(&sql, &params, |r| r.get::<i64>(0))?
+        .into_iter()
+        .collect())
+}
+
+/// Inserts the app rows of the samples just stored.
+fn insert_app_rows(ctx: &WriteCtx<'_>, host_id: i64, stored: &[&Sample]) -> Result<(), StoreError> {
+    let rows: Vec<(&Sample, &fleetdeck_proto::AppSample)> = stored
+        .iter()
+        .flat_map(|s| s.apps.iter().map(move |a| (*s, a)))
+        .collect();
+    for chunk in rows.chunks(APP_ROWS_PER_INSERT) {
+        let mut values: Vec<Box<dyn Param>> = Vec::with_capacity(chunk.len() * 9);
+        for (s, app) in chunk {
+            // [{"name", "ok", "latency_ms"}], or NULL without checks.
+            let checks_json = if app.checks.is_empty() {
+                None
+            } else {
+                serde_json::to_string(&app.checks).ok()
+            };
+            values.push(Box::new(host_id));
+            values.push(Box::new(app.name.clone()));
+            values.push(Box::new(s.taken_unix_ms as i64));
+            values.push(Box::new(app.cpu_percent.map(one_decimal)));
+            values.push(Box::new(app.memory_bytes.map(|b| b as i64)));
+            values.push(Box::new(app.memory_limit_bytes.map(|b| b as i64)));
+            values.push(Box::new(app.net_rx_bytes_per_sec.map(|b| b as f64)));
+            values.push(Box::new(app.net_tx_bytes_per_sec.map(|b| b as f64)));
+            values.push(Box::new(checks_json));
+        }
+        let sql = format!(
+            "INSERT INTO app_samples_raw
+             (host_id, app, ts_ms, cpu, mem, mem_limit, net_rx, net_tx, checks_json)
+             VALUES {} ON CONFLICT DO NOTHING",
+            values_clause(chunk.len(), 9)
+        );
+        let params: Vec<&dyn Param> = values.iter().map(|v| v.as_ref()).collect();
+        ctx.conn.execute(&sql, &params)?;
+    }
+    Ok(())
 }
 
 /// Stores a further page of backfilled samples and moves the host's cursor with it.
