@@ -8,9 +8,15 @@
 #   streams 500 stream clients hammering one agent through the collector for 60 s (BENCH_SECS):
 #           the agent's /healthz, other hosts' polls, memory, threads, descriptors (test bed)
 #   all     insert, bytes and poll (default). Run as root on Debian 12.
+# FLEETDECK_BENCH_STORE=postgres: insert, bytes and poll store in PostgreSQL (the test bed's
+# server, started here) instead of SQLite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+if [[ ${FLEETDECK_BENCH_STORE:-} == postgres ]]; then
+    testbed/testbed.sh pg up
+    eval "$(testbed/testbed.sh env | grep -E 'FLEETDECK_TEST_PG_URL|PGPASSFILE')"
+fi
 case ${1:-all} in
     crash)
         testbed/testbed.sh up
