@@ -26,8 +26,9 @@ want=(curl jq file docker-compose pkg-config libssl-dev libwebkit2gtk-4.1-dev li
       g++
       # the static agent's rustls (ring) compiles C for musl
       musl-tools
-      # the arm64 static agent: cross compiler and linker, and qemu to run it once
-      gcc-aarch64-linux-gnu qemu-user-static
+      # the arm64 static agent: cross compiler, its C headers (ring compiles C; apt installs them
+      # only as a recommendation, which --no-install-recommends skips), and qemu to run it once
+      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
       # docs/deploy.md's firewall, run by scripts/test-docs.sh
       ufw
       # the daemons' Debian packages are checked with lintian (scripts/package.sh)
