@@ -248,12 +248,16 @@ mod tests {
             return;
         };
         let schema = format!("m{:016x}", rand::random::<u64>());
+        // Made once, before the race: CREATE SCHEMA IF NOT EXISTS itself is not safe to race.
+        target
+            .connect()
+            .expect("connect")
+            .execute_batch(&format!("CREATE SCHEMA {schema}"))
+            .expect("schema");
         let open = || {
             let conn = target.connect().expect("connect");
-            conn.execute_batch(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
-            ))
-            .expect("schema");
+            conn.execute_batch(&format!("SET search_path TO {schema}"))
+                .expect("search_path");
             conn
         };
         let results: Vec<Result<(), StoreError>> = std::thread::scope(|s| {
