@@ -111,7 +111,13 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// `[metrics]`: `GET /metrics` answers a scraper presenting this token; absent, it is off.
     pub metrics: Option<MetricsConfig>,
+    /// `[cluster] lease`: on PostgreSQL, how long a leader cut off from the database keeps the
+    /// lead (it stops after half, a standby takes over after all of it).
+    pub lease: Duration,
 }
+
+/// `[cluster] lease`'s default.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 
 /// `[metrics] token_file`: the bearer token a Prometheus server presents to `GET /metrics`
 /// (its `authorization: credentials_file:`). API keys do not open it, nor it the API.
@@ -276,6 +282,14 @@ struct RawConfig {
     #[serde(default)]
     rules: Vec<RawRule>,
     metrics: Option<RawMetrics>,
+    cluster: Option<RawCluster>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    #[serde(default, with = "humantime_serde::option")]
+    lease: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -444,6 +458,23 @@ impl RawConfig {
             return Err("`database_password_file` is for a PostgreSQL `database` (postgres://…); an SQLite file needs none".into());
         } else {
             crate::store::Target::Sqlite(PathBuf::from(database))
+        };
+        let lease = match (&self.cluster, &database) {
+            (Some(_), crate::store::Target::Sqlite(_)) => {
+                return Err("[cluster] is for collectors sharing a PostgreSQL `database` (a leader and its standbys); an SQLite collector runs alone: remove [cluster]".into())
+            }
+            (cluster, _) => cluster.as_ref().and_then(|c| c.lease).unwrap_or(DEFAULT_LEASE),
+        };
+        if lease < Duration::from_secs(1) || lease > Duration::from_secs(300) {
+            return Err(format!(
+                "[cluster] lease = {lease:?} is out of range: use \"1s\" to \"5m\" (default \"10s\")"
+            ));
+        }
+        let database = match database {
+            crate::store::Target::Postgres(pg) => {
+                crate::store::Target::Postgres(Box::new(pg.for_cluster(lease)))
+            }
+            sqlite => sqlite,
         };
         let poll_interval = self.poll_interval.unwrap_or(Duration::from_secs(30));
         if poll_interval < Duration::from_secs(1) {
@@ -624,6 +655,7 @@ impl RawConfig {
             retention,
             rules,
             metrics: None,
+            lease,
         })
     }
 }

@@ -62,6 +62,7 @@ pub async fn run(port: u16, hosts: usize) -> anyhow::Result<()> {
             format!("cannot listen on 127.0.0.1:{port}; is another process using it? pass --port")
         })?;
     let config = Config {
+        lease: crate::config::DEFAULT_LEASE,
         listen: Vec::new(),
         tls: None,
         database: crate::store::Target::Sqlite(dir.path().join("collector.db")),

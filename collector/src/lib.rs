@@ -22,6 +22,7 @@ pub mod alerting;
 pub mod api;
 pub mod bounded;
 pub mod care;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod discover;

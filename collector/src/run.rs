@@ -23,7 +23,7 @@ use fleetdeck_daemon::transport::pin::pinned_client_config;
 use fleetdeck_daemon::transport::server::ServerTls;
 
 /// How long a shutdown waits for requests in flight (streams never end by themselves).
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How often rollups and retention run.
 const ROLLUP_EVERY: Duration = Duration::from_secs(60);
 /// How often maintenance windows are looked at: one opens within this of its start.
@@ -33,7 +33,7 @@ pub use fleetdeck_daemon::serve::{init_tracing, shutdown_signal};
 
 /// The connections the collector serves (desktops and scripts; agents are dialled out). The
 /// shipped unit raises the descriptor limit well above this.
-const LIMITS: fleetdeck_daemon::serve::Limits = fleetdeck_daemon::serve::Limits {
+pub(crate) const LIMITS: fleetdeck_daemon::serve::Limits = fleetdeck_daemon::serve::Limits {
     max_connections: 4096,
     header_timeout: std::time::Duration::from_secs(10),
 };
@@ -320,8 +320,6 @@ pub async fn run(config_path: &Path, allow_public_bind: bool) -> anyhow::Result<
     // Read again under the lock: what `agents add` wrote before the lock was taken (it found no
     // collector to signal) is in this reading; what it writes after comes with a SIGHUP.
     let config = Config::load(config_path)?;
-    // On PostgreSQL, collectors on other machines share the database: one at a time runs on it.
-    let _db_lock = crate::store::db::RunningLock::take(&config.database)?;
     // Read before binding, so a bad certificate or key stops the collector before it listens.
     let tls = load_tls(&config)?;
     let listeners =
@@ -362,6 +360,11 @@ async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     reload_on: Option<(std::path::PathBuf, tokio::signal::unix::Signal)>,
 ) -> anyhow::Result<()> {
+    if matches!(config.database, crate::store::Target::Postgres(_)) {
+        // Collectors on other machines may share the database: one leads, the others stand by.
+        return crate::cluster::serve(config.clone(), tls, store, listeners, shutdown, reload_on)
+            .await;
+    }
     let background = start(config, store).await?;
     let hangups = reload_on.map(|(path, hangups)| {
         tokio::spawn(crate::reload::on_hangup(

@@ -233,6 +233,7 @@ async fn every_route_enforces_its_role() {
         ("GET", "/metrics", "scrape", 200),
         ("GET", "/v1/openapi.json", "viewer", 200),
         ("GET", "/v1/fleet", "viewer", 200),
+        ("GET", "/v1/cluster", "viewer", 200),
         ("GET", "/v1/hosts/near", "viewer", 200),
         ("GET", "/v1/hosts/near/metrics", "viewer", 200),
         ("GET", "/v1/hosts/near/apps/web/uptime", "viewer", 200),

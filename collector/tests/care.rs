@@ -1,7 +1,7 @@
 //! Issue 16 item 4 (and 7's keys): keeping a collector for years, through the real binary on a
 //! real SQLite database polled from a simulated host (`fleetdeck-sim`, real HTTP): check-config,
 //! a backup taken while it runs, a restore refused under a running collector and done after it
-//! stops, one collector per database, a damaged database refused naming the way back, and keys
+//! stops, one collector per SQLite database (a second on PostgreSQL stands by), a damaged database refused naming the way back, and keys
 //! listed and deleted at the command line.
 
 mod common;
@@ -243,11 +243,12 @@ async fn keys_are_listed_and_deleted_at_the_command_line_ending_their_streams() 
     );
 }
 
-/// On PostgreSQL collectors on other machines share the database: while one runs, another with
-/// its own config (its own lock file) is refused, naming who holds the database; once the first
-/// stops, it starts.
+/// On PostgreSQL collectors on other machines share the database: a second one, with its own
+/// config, starts as a standby naming the one that leads, serves the API from the shared
+/// database (keys included), and leads once the first stops cleanly — without waiting out the
+/// lease, because a clean stop lets go of the lock. (`standby.rs` kills and partitions leaders.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_collector_per_postgres_database_across_machines() {
+async fn a_second_collector_on_a_postgres_database_stands_by_then_leads() {
     if !common::on_postgres() {
         eprintln!("skipped: runs with FLEETDECK_TEST_STORE=postgres");
         return;
@@ -258,23 +259,45 @@ async fn one_collector_per_postgres_database_across_machines() {
     let config = other.write("collector.toml", &text);
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     other.secret("sim.token", AGENT_TOKEN);
-    let (ok, out) = cli(&config, &[]);
-    assert!(!ok, "{out}");
-    assert!(
-        out.contains("another collector runs on the database")
-            && out.contains(&format!(
-                "fleetdeck-collector pid {}",
-                bench.collector.pid()
-            )),
-        "{out}"
-    );
-    bench.collector.stop();
+    let (ok, out) = cli(&config, &["check-config"]);
+    assert!(ok, "a second collector's config is fine: {out}");
     let mut second = start_collector(&config);
     let key = create_key(&config, "second", "admin");
+    let first = Api::new(&bench.collector, &key);
     let api = Api::new(&second, &key);
-    wait_for("the second collector serving", LIMIT, || async {
-        (api.get("/v1/fleet").await.status() == 200).then_some(())
+    let role = |api: &Api, want: &'static str| {
+        let api = api.clone();
+        async move {
+            let response = api.get("/v1/cluster").await;
+            let body: serde_json::Value = response.json().await.ok()?;
+            (body["role"] == want).then_some(body)
+        }
+    };
+    let leading = wait_for("the first collector leading", LIMIT, || {
+        role(&first, "leader")
     })
     .await;
+    let standing = wait_for("the second standing by", LIMIT, || role(&api, "standby")).await;
+    assert_eq!(
+        standing["leader"], leading["this"],
+        "the standby names the leader: {standing}"
+    );
+    assert!(
+        leading["this"]
+            .as_str()
+            .is_some_and(|who| who.contains(&format!("pid {}", bench.collector.pid()))),
+        "{leading}"
+    );
+    let fleet = api.json("/v1/fleet").await;
+    assert!(
+        fleet.to_string().contains("\"sim\""),
+        "the standby serves the fleet from the database: {fleet}"
+    );
+    bench.collector.stop();
+    let led = wait_for("the second leading", LIMIT, || role(&api, "leader")).await;
+    assert!(
+        led["epoch"].as_i64() > leading["epoch"].as_i64(),
+        "{leading} then {led}"
+    );
     second.stop();
 }

@@ -58,6 +58,24 @@ impl HostStatus {
     }
 }
 
+/// `GET /v1/cluster`: whether this collector leads the database it shares with others (a
+/// PostgreSQL `database`), or stands by; an SQLite collector is `single`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClusterStatus {
+    /// `single`, `leader` or `standby`. Only the leader polls, subscribes and alerts; a standby
+    /// serves the API from the shared database and passes actions to the agents itself.
+    pub role: String,
+    /// This collector, as it names itself to the others (`fleetdeck-collector pid N on HOST`).
+    pub this: String,
+    /// Who leads, as it named itself; `None` when not known (no leader yet, or `single`).
+    pub leader: Option<String>,
+    /// How many leaders the database has had, this one included when leading.
+    pub epoch: Option<i64>,
+    /// When this collector took its present role.
+    pub since_unix_ms: u64,
+}
+
 /// `GET /v1/fleet`: every host and its apps, and the counts a tray needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

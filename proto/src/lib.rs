@@ -29,9 +29,9 @@ pub use app::{
 pub use check::{CheckKind, CheckResult, CheckSample};
 pub use collector::{
     AlertPolicyView, AppMetricPoint, AppMetrics, AppView, AuditEntry, AuditPage, CheckPoint,
-    DayUptime, EventsPage, Fleet, FleetEvent, FleetEventKind, FleetHealth, FleetSummary,
-    HostStatus, HostView, KeyCreated, KeyInfo, MetricPoint, Metrics, NewKey, Problem, Role,
-    Severity, ThresholdHit, Uptime,
+    ClusterStatus, DayUptime, EventsPage, Fleet, FleetEvent, FleetEventKind, FleetHealth,
+    FleetSummary, HostStatus, HostView, KeyCreated, KeyInfo, MetricPoint, Metrics, NewKey, Problem,
+    Role, Severity, ThresholdHit, Uptime,
 };
 pub use env::{EnvEntry, EnvFile, EnvUpdate, EnvWritten};
 pub use error::{ErrorBody, ErrorDetail};

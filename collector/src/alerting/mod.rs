@@ -54,7 +54,21 @@ pub trait AlertLog: Send + Sync + 'static {
     fn acknowledged(&self, _ids: &[i64]) -> Vec<i64> {
         Vec::new()
     }
+    /// Whether an alert that could not be recorded must not go out: on a shared database only
+    /// the leader records and delivers, and a failed record means it may no longer lead.
+    fn must_record(&self) -> bool {
+        false
+    }
+    /// Alerts recorded since `since_ms` that no silence took, with the channels (redacted, as
+    /// [`AlertLog::delivered`] names them) their deliveries ended at: a previous run, or a leader
+    /// that died, may have recorded them without delivering them everywhere.
+    fn undelivered(&self, _since_ms: u64) -> Vec<(i64, Alert, Vec<String>)> {
+        Vec::new()
+    }
 }
+
+/// How far back a starting alerting task looks for alerts recorded but not delivered.
+pub const REDELIVER_WITHIN: Duration = Duration::from_secs(3600);
 
 /// How often held alerts are looked at while any are held: a silence that ends (or is removed,
 /// through the API or the command line) lets them out within this.
@@ -230,7 +244,10 @@ pub fn spawn_resuming(
             )
         })
         .collect();
+    let since = now_ms().saturating_sub(REDELIVER_WITHIN.as_millis() as u64);
+    let undelivered = log.undelivered(since);
     let task = AlertTask {
+        already_sent: Vec::new(),
         routes: config.routes,
         open: HashMap::new(),
         held,
@@ -244,7 +261,7 @@ pub fn spawn_resuming(
         last_delivery: HashMap::new(),
         problems: Arc::clone(&problems),
     };
-    tokio::spawn(task.run(rx));
+    tokio::spawn(task.run(rx, undelivered));
     AlerterHandle {
         transitions: tx,
         problems,
@@ -312,6 +329,8 @@ struct Tracked {
 }
 
 struct AlertTask {
+    /// While redelivering: the channels (redacted) the alert already reached.
+    already_sent: Vec<String>,
     routes: Vec<route::Route>,
     /// The open alerts that went out, by subject.
     open: HashMap<SubjectKey, Tracked>,
@@ -332,7 +351,21 @@ struct AlertTask {
 }
 
 impl AlertTask {
-    async fn run(mut self, mut transitions: mpsc::Receiver<AlertInput>) {
+    async fn run(
+        mut self,
+        mut transitions: mpsc::Receiver<AlertInput>,
+        undelivered: Vec<(i64, Alert, Vec<String>)>,
+    ) {
+        for (id, alert, done) in undelivered {
+            self.already_sent = done;
+            if self.dispatch(Arc::new(alert), Some(id)) > 0 {
+                tracing::info!(
+                    alert_id = id,
+                    "delivering an alert recorded but not delivered before this start"
+                );
+            }
+            self.already_sent.clear();
+        }
         loop {
             let deadline = self.rules.next_deadline();
             let rules_wait = deadline.map(|d| Duration::from_millis(d.saturating_sub(now_ms())));
@@ -411,6 +444,10 @@ impl AlertTask {
                 alert.message
             );
             let alert_id = self.record(&alert).await;
+            if alert_id.is_none() && self.log.must_record() {
+                tracing::warn!(host = %alert.host, "alert not sent: only a leader that recorded it sends it (this collector may no longer lead; the leader raises it)");
+                continue;
+            }
             let key = held_key(&alert);
             let resolves = alert.healthy && alert.kind != AlertKind::Problem;
             let mut held_before = None;
@@ -543,7 +580,7 @@ impl AlertTask {
 
     /// Sends `alert` where its route says (a recovery: where its problem went, escalation
     /// included), and keeps an opening alert's repeat and escalation.
-    fn dispatch(&mut self, alert: Arc<Alert>, alert_id: Option<i64>) {
+    fn dispatch(&mut self, alert: Arc<Alert>, alert_id: Option<i64>) -> usize {
         let subject = (alert.host.clone(), alert.app.clone(), alert.aspect.clone());
         let resolves = alert.healthy && alert.kind != AlertKind::Problem;
         let channels = match self.open.remove(&subject) {
@@ -573,7 +610,7 @@ impl AlertTask {
                 routed.channels
             }
         };
-        self.send_to(&channels, &alert, alert_id);
+        self.send_to(&channels, &alert, alert_id)
     }
 
     /// Repeats and escalates open alerts nobody acknowledged, when they are due.
@@ -641,12 +678,17 @@ impl AlertTask {
 
     /// Starts the delivery of `alert` to `channels`, each after the previous alert of its
     /// subject there.
-    fn send_to(&mut self, channels: &[usize], alert: &Arc<Alert>, alert_id: Option<i64>) {
+    /// Starts the deliveries; answers how many.
+    fn send_to(&mut self, channels: &[usize], alert: &Arc<Alert>, alert_id: Option<i64>) -> usize {
+        let mut started = 0;
         {
             for &index in channels {
                 let Some(sink) = self.sinks.get(index) else {
                     continue;
                 };
+                if self.already_sent.contains(&sink.redacted) {
+                    continue;
+                }
                 let key = (index, alert.host.clone(), alert.app.clone());
                 let previous = self.last_delivery.remove(&key);
                 let delivery = tokio::spawn(deliver_in_turn(
@@ -659,8 +701,10 @@ impl AlertTask {
                     alert_id,
                 ));
                 self.last_delivery.insert(key, delivery);
+                started += 1;
             }
         }
+        started
     }
 
     /// The alert's id in the history, or `None` if it could not be stored: the alert still goes

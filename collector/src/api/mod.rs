@@ -6,6 +6,7 @@
 
 mod admin;
 mod alerts;
+pub mod cluster;
 mod events;
 mod fleet;
 pub mod metrics;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub alert_policy: Arc<std::sync::RwLock<crate::alerting::AlertPolicy>>,
     /// `GET /metrics`'s token (`[metrics] token_file`; replaced on reload); none: metrics off.
     pub scrape_token: metrics::ScrapeToken,
+    /// This collector's role on its database (`GET /v1/cluster`).
+    pub cluster: cluster::ClusterView,
 }
 
 /// How often open streams check that their key still exists, whoever deleted it (a key deleted
@@ -88,6 +91,7 @@ impl AppState {
             http: reqwest::Client::new(),
             alert_policy: Arc::default(),
             scrape_token: metrics::ScrapeToken::default(),
+            cluster: cluster::ClusterView::default(),
         }
     }
 
@@ -201,6 +205,7 @@ impl IntoResponse for ApiError {
             Self::Store(StoreError::Unavailable(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
             }
+            Self::Store(StoreError::NotLeader) => (StatusCode::SERVICE_UNAVAILABLE, "not_leader"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "database_failed"),
             Self::Busy(CapError::Client { .. }) => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_streams")
@@ -284,6 +289,7 @@ fn require(caller: &Caller, role: Role) -> Result<(), ApiError> {
         alerts::delete_silence,
         alerts::channels,
         alerts::test_channel,
+        cluster::cluster,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &SseEvents)
@@ -334,6 +340,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/channels", get(alerts::channels))
         .route("/v1/channels/{name}/test", post(alerts::test_channel))
+        .route("/v1/cluster", get(cluster::cluster))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
         .layer(DefaultBodyLimit::max(MAX_BODY));
     Router::new()

@@ -303,39 +303,79 @@ pub fn held(conn: &Conn) -> Result<Vec<(i64, Alert, i64)>, StoreError> {
          FROM alerts WHERE held = 1 AND resolved_ms IS NULL ORDER BY id",
         params![],
         |r| {
-            let kind = match r.get::<String>(1)?.as_str() {
-                "flapping" => AlertKind::Flapping,
-                _ => AlertKind::Problem,
-            };
-            Ok((
-                r.get::<i64>(0)?,
-                Alert {
-                    kind,
-                    host: r.get(2)?,
-                    app: r.get(3)?,
-                    state: r.get(4)?,
-                    exit: None,
-                    message: r.get(5)?,
-                    at_ms: r.get::<i64>(6)?.max(0) as u64,
-                    severity: r
-                        .get::<Option<String>>(7)?
-                        .and_then(|s| Severity::parse(&s))
-                        .unwrap_or(Severity::Critical),
-                    aspect: r
-                        .get::<Option<String>>(8)?
-                        .and_then(|j| serde_json::from_str(&j).ok())
-                        .unwrap_or_default(),
-                    detail: r
-                        .get::<Option<String>>(9)?
-                        .and_then(|j| serde_json::from_str(&j).ok())
-                        .unwrap_or_default(),
-                    healthy: false,
-                },
-                r.get::<Option<i64>>(10)?.unwrap_or(0),
-            ))
+            let mut alert = alert_row(r)?;
+            if alert.kind != AlertKind::Flapping {
+                alert.kind = AlertKind::Problem;
+            }
+            alert.healthy = false;
+            Ok((r.get::<i64>(0)?, alert, r.get::<Option<i64>>(10)?.unwrap_or(0)))
         },
     )?;
     Ok(rows)
+}
+
+/// Alerts recorded since `since_ms` that no silence took, oldest first, each with the channels
+/// its deliveries were recorded for (see [`crate::alerting::AlertLog::undelivered`]).
+pub fn undelivered(
+    conn: &Conn,
+    since_ms: u64,
+) -> Result<Vec<(i64, Alert, Vec<String>)>, StoreError> {
+    let alerts = conn.query_map(
+        "SELECT id, kind, host, app, state, message, ts_ms, severity, aspect_json, detail_json, resolved_by
+         FROM alerts WHERE ts_ms >= ?1 AND held = 0 AND silenced_by IS NULL ORDER BY id",
+        params![since_ms as i64],
+        |r| {
+            let id = r.get::<i64>(0)?;
+            let mut alert = alert_row(r)?;
+            // A recovery, or a problem healed as it went out (it resolved itself).
+            alert.healthy = matches!(alert.kind, AlertKind::Recovery)
+                || r.get::<Option<i64>>(10)? == Some(id);
+            Ok((id, alert))
+        },
+    )?;
+    let mut out = Vec::with_capacity(alerts.len());
+    for (id, alert) in alerts {
+        let done = conn.query_map(
+            "SELECT webhook FROM alert_deliveries WHERE alert_id = ?1",
+            params![id],
+            |r| r.get::<String>(0),
+        )?;
+        out.push((id, alert, done));
+    }
+    Ok(out)
+}
+
+/// An alert as recorded: columns 1 to 9 of `SELECT id, kind, host, app, state, message, ts_ms,
+/// severity, aspect_json, detail_json`.
+fn alert_row(r: &Row<'_>) -> Result<Alert, StoreError> {
+    let kind = match r.get::<String>(1)?.as_str() {
+        "flapping" => AlertKind::Flapping,
+        "recovery" => AlertKind::Recovery,
+        "flap-ended" => AlertKind::FlapEnded,
+        _ => AlertKind::Problem,
+    };
+    Ok(Alert {
+        kind,
+        host: r.get(2)?,
+        app: r.get(3)?,
+        state: r.get(4)?,
+        exit: None,
+        message: r.get(5)?,
+        at_ms: r.get::<i64>(6)?.max(0) as u64,
+        severity: r
+            .get::<Option<String>>(7)?
+            .and_then(|s| Severity::parse(&s))
+            .unwrap_or(Severity::Critical),
+        aspect: r
+            .get::<Option<String>>(8)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
+        detail: r
+            .get::<Option<String>>(9)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
+        healthy: false,
+    })
 }
 
 const SILENCE_COLUMNS: &str =

@@ -184,6 +184,8 @@ impl AlertLog for Store {
         let event = threshold_event(alert);
         let (id, event) = self
             .with_conn_blocking(|conn| conn.transaction(|conn| {
+                // Only the leader records (and so delivers) alerts.
+                self.check_fence(conn)?;
                 let id: i64 = conn.query_row(
                     "INSERT INTO alerts (ts_ms, kind, host, app, state, message, severity, aspect_json, detail_json)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
@@ -273,6 +275,18 @@ impl AlertLog for Store {
             tracing::error!(error = %e, "cannot read which alerts were acknowledged");
             Vec::new()
         })
+    }
+
+    fn must_record(&self) -> bool {
+        self.inner.fence.load(std::sync::atomic::Ordering::SeqCst) != super::UNFENCED
+    }
+
+    fn undelivered(&self, since_ms: u64) -> Vec<(i64, Alert, Vec<String>)> {
+        self.with_conn_blocking(|conn| super::alerts::undelivered(conn, since_ms))
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the alerts not yet delivered");
+                Vec::new()
+            })
     }
 
     fn held(&self) -> Vec<(i64, Alert, i64)> {

@@ -25,10 +25,16 @@ fn migrations() -> Migrations<'static> {
 }
 
 /// PostgreSQL's migrations, as refinery names them (`V{n}__{name}`).
-const POSTGRES: &[(&str, &str)] = &[(
-    "V1__collector",
-    include_str!("../../../migrations/postgres/V1__collector.sql"),
-)];
+const POSTGRES: &[(&str, &str)] = &[
+    (
+        "V1__collector",
+        include_str!("../../../migrations/postgres/V1__collector.sql"),
+    ),
+    (
+        "V2__leader",
+        include_str!("../../../migrations/postgres/V2__leader.sql"),
+    ),
+];
 
 /// Any number, the same in every collector: the advisory lock that lets one collector at a time
 /// migrate a PostgreSQL database (refinery does not lock by itself).

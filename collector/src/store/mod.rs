@@ -15,6 +15,7 @@ pub mod rollup;
 pub mod scrape;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -50,6 +51,10 @@ pub enum StoreError {
     WriterGone,
     #[error("{0}")]
     Invalid(String),
+    /// This collector is not (or no longer) the leader of its database: only the leader writes
+    /// what agents say and records alerts.
+    #[error("this collector is a standby: the leader writes")]
+    NotLeader,
 }
 
 use db::postgres_error;
@@ -119,7 +124,14 @@ struct Inner {
     transitions_taken: Arc<std::sync::atomic::AtomicBool>,
     /// The writer's queue and transaction times, and the poller's figures (`GET /metrics`).
     telemetry: Telemetry,
+    /// See [`Store::set_fence`].
+    fence: Arc<AtomicI64>,
 }
+
+/// No fence: the only collector on its database.
+pub const UNFENCED: i64 = 0;
+/// A cluster member that does not lead: its writes of agent data and alerts are refused.
+pub const STANDBY_FENCE: i64 = -1;
 
 /// The database holds API key digests, the audit log and the fleet's history: its files (the
 /// database, `-wal` and `-shm`) are readable by the collector's user only. The database is made
@@ -272,11 +284,23 @@ impl Store {
             tx: transitions_tx,
             listening: Arc::clone(&transitions_taken),
         };
+        let fence = Arc::new(AtomicI64::new(UNFENCED));
         std::thread::Builder::new()
             .name("db-writer".into())
             .spawn({
                 let target = target.clone();
-                move || writer(target, conn, rx, writer_events, alerter, writer_telemetry)
+                let fence = Arc::clone(&fence);
+                move || {
+                    writer(
+                        target,
+                        conn,
+                        rx,
+                        writer_events,
+                        alerter,
+                        writer_telemetry,
+                        &fence,
+                    )
+                }
             })
             .map_err(|e| StoreError::Invalid(format!("cannot start the database writer: {e}")))?;
         Ok(Self {
@@ -288,8 +312,29 @@ impl Store {
                 transitions: Mutex::new(Some(transitions_rx)),
                 transitions_taken,
                 telemetry,
+                fence,
             }),
         })
+    }
+
+    /// Fences this store's writes of agent data and alerts: with [`UNFENCED`] (the default) it
+    /// writes freely; with an epoch, each write transaction first checks (`FOR SHARE`) that the
+    /// database's leader epoch is still that one and writes nothing otherwise; with
+    /// [`STANDBY_FENCE`] it writes none (see [`db::leader`]).
+    pub fn set_fence(&self, epoch: i64) {
+        self.inner.fence.store(epoch, Ordering::SeqCst);
+    }
+
+    /// Fails with [`StoreError::NotLeader`] unless this store may write agent data and alerts
+    /// now; called inside the writing transaction.
+    pub(crate) fn check_fence(&self, conn: &Conn) -> Result<(), StoreError> {
+        check_fence(conn, self.inner.fence.load(Ordering::SeqCst))
+    }
+
+    /// Hands `event` to the live streams as if this store's writer had committed it (a standby
+    /// reading what its leader wrote).
+    pub fn publish(&self, event: FleetEvent) {
+        let _ = self.inner.events.send(event);
     }
 
     /// Where the data is.
@@ -451,6 +496,26 @@ impl Alerter {
     }
 }
 
+/// See [`Store::set_fence`].
+fn check_fence(conn: &Conn, fence: i64) -> Result<(), StoreError> {
+    match fence {
+        UNFENCED => Ok(()),
+        STANDBY_FENCE => Err(StoreError::NotLeader),
+        epoch => {
+            let now: Option<i64> = conn.query_opt(
+                "SELECT epoch FROM cluster_leader WHERE id = 1 FOR SHARE",
+                db::params![],
+                |r| r.get(0),
+            )?;
+            if now == Some(epoch) {
+                Ok(())
+            } else {
+                Err(StoreError::NotLeader)
+            }
+        }
+    }
+}
+
 fn writer(
     target: Target,
     mut conn: Conn,
@@ -458,6 +523,7 @@ fn writer(
     events: broadcast::Sender<FleetEvent>,
     transitions: Alerter,
     telemetry: Telemetry,
+    fence: &AtomicI64,
 ) {
     while let Some(first) = jobs.blocking_recv() {
         let started = std::time::Instant::now();
@@ -477,15 +543,28 @@ fn writer(
             db::Backend::Sqlite => "BEGIN IMMEDIATE",
             db::Backend::Postgres => "BEGIN",
         });
+        // A standby, or a leader deposed since: the batch is not written (its callers see
+        // the failure), and the lock taken by the check keeps a new leader's epoch waiting until
+        // this transaction ends.
+        let fenced = began.is_ok()
+            && match check_fence(&conn, fence.load(Ordering::SeqCst)) {
+                Ok(()) => false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a write batch of agent data was not written");
+                    true
+                }
+            };
         let completions: Vec<Completion> = match &began {
-            Ok(()) => batch.into_iter().map(|job| job(&mut ctx)).collect(),
-            Err(_) => Vec::new(),
+            Ok(()) if !fenced => batch.into_iter().map(|job| job(&mut ctx)).collect(),
+            _ => Vec::new(),
         };
-        let committed = began.is_ok() && conn.execute_batch("COMMIT").is_ok();
+        let committed = began.is_ok() && !fenced && conn.execute_batch("COMMIT").is_ok();
         if !committed {
-            tracing::error!(
-                "a database write batch failed to commit; its writes are retried by their callers"
-            );
+            if !fenced {
+                tracing::error!(
+                    "a database write batch failed to commit; its writes are retried by their callers"
+                );
+            }
             let _ = conn.execute_batch("ROLLBACK");
         }
         telemetry.batch(jobs_in_batch, started.elapsed());

@@ -527,11 +527,12 @@ impl Conn {
     }
 }
 
+pub mod leader;
 mod target;
 #[cfg(test)]
 pub mod testing;
 
-pub use target::{is_postgres_url, postgres_error, PgTarget, RunningLock};
+pub use target::{is_postgres_url, postgres_error, PgTarget};
 
 /// Where the store keeps its data.
 #[derive(Debug, Clone)]

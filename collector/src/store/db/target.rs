@@ -1,10 +1,9 @@
 //! Where the store connects: a PostgreSQL URL and its password (a password file or a libpq
-//! passfile, never the URL), errors that say what to do, and the lock a running collector holds
-//! on a PostgreSQL database.
+//! passfile, never the URL), and errors that say what to do.
 
 use std::cell::RefCell;
 
-use super::{Conn, PgConn, Target};
+use super::{Conn, PgConn};
 use crate::store::StoreError;
 
 /// A PostgreSQL database to connect to: the URL's settings, the password read from its file.
@@ -107,6 +106,17 @@ impl PgTarget {
         Ok(Self { config, shown })
     }
 
+    /// Sessions of a collector that shares its database with standbys: one left idle inside a
+    /// transaction for `lease` is ended by the server, so a leader cut off from the database
+    /// cannot keep a lock a new leader waits for (see [`super::leader`]).
+    pub fn for_cluster(mut self, lease: std::time::Duration) -> Self {
+        self.config.options(&format!(
+            "-c idle_in_transaction_session_timeout={}",
+            lease.as_millis()
+        ));
+        self
+    }
+
     pub fn connect(&self) -> Result<Conn, StoreError> {
         let client = self.config.connect(postgres::NoTls).map_err(|e| {
             let hint = match e.code() {
@@ -195,68 +205,4 @@ fn pgpass_fields(line: &str) -> Vec<String> {
         }
     }
     fields
-}
-
-/// Any number, the same in every collector: the session-level advisory lock a collector running
-/// on a PostgreSQL database holds for its lifetime ("fdrunnin").
-const RUNNING_LOCK: i64 = 0x6664_7275_6e6e_696e;
-
-/// The lock a collector holds on its PostgreSQL database while it runs, so a second collector
-/// (on this machine or another) is refused rather than polling and alerting twice. SQLite's
-/// counterpart is the file lock beside the database (`care::RunLock`). Held by a session of its
-/// own; the server releases it when the session ends (the collector died, the server restarted).
-#[derive(Debug)]
-pub struct RunningLock {
-    _session: Option<Conn>,
-}
-
-impl RunningLock {
-    pub fn take(target: &Target) -> Result<Self, StoreError> {
-        let Target::Postgres(pg) = target else {
-            return Ok(Self { _session: None });
-        };
-        let pg = (**pg).clone();
-        let session = std::thread::scope(|s| {
-            s.spawn(move || -> Result<Conn, StoreError> {
-                let conn = pg.connect()?;
-                let who = format!(
-                    "fleetdeck-collector pid {} on {}",
-                    std::process::id(),
-                    std::fs::read_to_string("/etc/hostname")
-                        .map(|h| h.trim().to_owned())
-                        .unwrap_or_else(|_| "?".into())
-                );
-                conn.execute(
-                    "SELECT set_config('application_name', ?1, false)",
-                    params![who],
-                )?;
-                let taken: bool = conn.query_row(
-                    "SELECT pg_try_advisory_lock(?1)",
-                    params![RUNNING_LOCK],
-                    |r| r.get(0),
-                )?;
-                if taken {
-                    return Ok(conn);
-                }
-                let holder: Option<String> = conn.query_opt(
-                    "SELECT a.application_name || ' (from ' || coalesce(host(a.client_addr), 'a local socket') || ')'
-                     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                     WHERE l.locktype = 'advisory' AND l.granted
-                       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                       AND (l.classid::bigint << 32) | l.objid::bigint = ?1",
-                    params![RUNNING_LOCK],
-                    |r| r.get(0),
-                )?;
-                Err(StoreError::Invalid(format!(
-                    "another collector runs on the database {pg}: {}; stop it first, or give this one a database of its own",
-                    holder.unwrap_or_else(|| "its session holds the collector's lock".into())
-                )))
-            })
-            .join()
-            .unwrap_or_else(|_| Err(StoreError::Invalid("the database lock check failed".into())))
-        })?;
-        Ok(Self {
-            _session: Some(session),
-        })
-    }
 }
