@@ -27,9 +27,24 @@ pub struct Settings {
 pub struct SavedCollector {
     pub name: String,
     pub url: String,
+    /// The same collector's other addresses (its standbys on a shared PostgreSQL database),
+    /// tried in order when `url` cannot be reached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standby_urls: Vec<String>,
     /// The collector's certificate pin (`sha256:...`), when it serves HTTPS with one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_fingerprint: Option<String>,
+}
+
+/// A URL field as typed: one collector's addresses, separated by commas or spaces (a leader
+/// and its standbys); the first is the one used first.
+pub fn split_urls(field: &str) -> (String, Vec<String>) {
+    let mut all = field
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
+    let first = all.next().unwrap_or_default();
+    (first, all.collect())
 }
 
 fn settings_error(message: String) -> CommandError {
@@ -196,6 +211,7 @@ mod tests {
         SavedCollector {
             name: name.into(),
             url: format!("http://{name}.example:7080"),
+            standby_urls: Vec::new(),
             tls_fingerprint: None,
         }
     }
@@ -207,11 +223,43 @@ mod tests {
                 SavedCollector {
                     name: "prod eu".into(),
                     url: "https://10.0.0.5:7080".into(),
+                    standby_urls: vec!["https://10.0.0.6:7080".into()],
                     tls_fingerprint: Some(format!("sha256:{}", "ab".repeat(32))),
                 },
             ],
             dnd: true,
         }
+    }
+
+    #[test]
+    fn a_url_field_splits_into_the_first_address_and_its_standbys() {
+        assert_eq!(
+            split_urls(" https://a:7080, https://b:7080  https://c:7080 ,"),
+            (
+                "https://a:7080".to_owned(),
+                vec!["https://b:7080".to_owned(), "https://c:7080".to_owned()]
+            )
+        );
+        assert_eq!(
+            split_urls("http://one:7080"),
+            ("http://one:7080".to_owned(), vec![])
+        );
+        assert_eq!(split_urls(" , "), (String::new(), vec![]));
+    }
+
+    #[test]
+    fn a_standby_list_round_trips_and_an_old_file_has_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("settings.json");
+        sample().save(&path).expect("save");
+        assert_eq!(Settings::load(&path).expect("load"), sample());
+        std::fs::write(
+            &path,
+            r#"{"collectors":[{"name":"old","url":"http://old:7080"}],"dnd":false}"#,
+        )
+        .expect("write");
+        let old = Settings::load(&path).expect("an older file still loads");
+        assert!(old.collectors[0].standby_urls.is_empty());
     }
 
     #[test]

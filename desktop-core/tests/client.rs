@@ -276,3 +276,53 @@ async fn logs_page_back_and_follow() {
         .expect("grep page");
     assert!(grep.entries.is_empty(), "{grep:?}");
 }
+
+/// A collector with standbys is reached at several addresses: a request the first cannot take
+/// for want of a connection goes to the next that answers, and stays there; an answer that is an
+/// error (a wrong key) is the collector's word, never a reason to move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_cannot_be_reached_fails_over_to_its_next_address() {
+    let demo = Demo::start(2);
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let client = CollectorClient::new(&dead, ApiKey::new(demo.key.clone()))
+        .expect("client")
+        .with_standby_urls(std::slice::from_ref(&demo.url))
+        .expect("standby URL");
+    assert_eq!(client.urls(), vec![dead.clone(), demo.url.clone()]);
+    assert_eq!(client.url(), dead, "the first address is tried first");
+    let fleet = demo.wait_all_up(&client, 2).await;
+    assert_eq!(client.url(), demo.url, "moved to the address that answered");
+    // The event stream and an action go there too.
+    let stream = client.events_stream(None).await.expect("the event stream");
+    drop(stream);
+    let (host, app) = running_app(&fleet);
+    let outcome = client
+        .action(&host, &app, AppAction::Restart)
+        .await
+        .expect("a restart through the address that answers");
+    assert_eq!(outcome.result, "done", "{outcome:?}");
+
+    // Every address down: the error names the last one tried, and nothing else is said.
+    let other_dead = format!("http://127.0.0.1:{}", free_port());
+    let nobody = CollectorClient::new(&dead, ApiKey::new(demo.key.clone()))
+        .expect("client")
+        .with_standby_urls(std::slice::from_ref(&other_dead))
+        .expect("standby URL");
+    let e = nobody.fleet().await.expect_err("no address answers");
+    assert_eq!(e.code, "unreachable", "{e:?}");
+    assert!(e.message.contains(&other_dead), "{}", e.message);
+    assert_eq!(
+        nobody.url(),
+        dead,
+        "no address answered: the first stays in use"
+    );
+
+    // A refusal is an answer: the client does not move on to try the key elsewhere.
+    let refused = CollectorClient::new(&demo.url, ApiKey::new("fdk_not_the_key".into()))
+        .expect("client")
+        .with_standby_urls(std::slice::from_ref(&dead))
+        .expect("standby URL");
+    let e = refused.fleet().await.expect_err("a wrong key");
+    assert_eq!(e.code, "unauthorized", "{e:?}");
+    assert_eq!(refused.url(), demo.url);
+}

@@ -132,7 +132,9 @@ impl Backend {
             }
             Err(e) => return failing(e.message),
         };
-        match CollectorClient::for_saved(&saved.url, saved.tls_fingerprint.as_deref(), key) {
+        match CollectorClient::for_saved(&saved.url, saved.tls_fingerprint.as_deref(), key)
+            .and_then(|c| c.with_standby_urls(&saved.standby_urls))
+        {
             Ok(client) => Conn {
                 info: CollectorInfo {
                     name: saved.name.clone(),
@@ -212,7 +214,7 @@ impl Backend {
         replace: bool,
     ) -> Result<CollectorInfo, CommandError> {
         let name = new.name.trim().to_owned();
-        let url = new.url.trim().to_owned();
+        let (url, standby_urls) = settings::split_urls(&new.url);
         {
             let settings = lock(&self.settings);
             let others: Vec<SavedCollector> = settings
@@ -238,7 +240,8 @@ impl Backend {
             .map(|f| fleetdeck_desktop_core::client::parse_fingerprint(f).map(|f| f.to_string()))
             .transpose()?;
         let client =
-            CollectorClient::for_saved(&url, tls_fingerprint.as_deref(), ApiKey::new(key.clone()))?;
+            CollectorClient::for_saved(&url, tls_fingerprint.as_deref(), ApiKey::new(key.clone()))?
+                .with_standby_urls(&standby_urls)?;
         let fleet = client.fleet().await?;
 
         let keys = Arc::clone(&self.keys);
@@ -247,9 +250,11 @@ impl Backend {
             .await
             .map_err(|e| CommandError::new("keyring", format!("the keyring call failed: {e}")))??;
 
+        let mut urls = client.urls().into_iter();
         let saved = SavedCollector {
             name: name.clone(),
-            url: client.url().to_owned(),
+            url: urls.next().unwrap_or_default(),
+            standby_urls: urls.collect(),
             tls_fingerprint,
         };
         {

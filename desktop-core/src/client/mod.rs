@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 mod address;
 mod alerts;
 mod errors;
+mod failover;
 
 use address::{display_url, segment};
 pub use address::{parse_collector_url, parse_fingerprint, plain_http_warning};
@@ -66,9 +67,10 @@ impl std::fmt::Debug for ApiKey {
 #[derive(Clone)]
 pub struct CollectorClient {
     http: reqwest::Client,
-    /// The validated base URL, without a trailing slash.
-    url: Arc<str>,
-    base: Url,
+    /// The collector's addresses (validated base URLs), and the one in use.
+    addresses: Arc<failover::Addresses>,
+    /// The certificate pin every address must show, if any.
+    pinned: bool,
     key: Arc<ApiKey>,
     /// A stream silent this long is broken.
     silence_limit: Duration,
@@ -79,7 +81,7 @@ pub struct CollectorClient {
 impl std::fmt::Debug for CollectorClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CollectorClient")
-            .field("url", &self.url)
+            .field("url", &self.url())
             .field("key", &*self.key)
             .finish_non_exhaustive()
     }
@@ -148,8 +150,8 @@ impl CollectorClient {
         })?;
         Ok(Self {
             http,
-            url: display_url(&base).into(),
-            base,
+            addresses: Arc::new(failover::Addresses::new(vec![base])),
+            pinned: pin.is_some(),
             key: Arc::new(key),
             silence_limit: SILENCE_LIMIT,
             transport_warning: transport_warning.map(Into::into),
@@ -168,14 +170,93 @@ impl CollectorClient {
         self
     }
 
-    /// The collector's URL, normalized (no trailing slash).
+    /// The same collector also reached at `urls` (its standbys on a shared database, checked
+    /// as the first URL is): a request the address in use cannot take for want of a connection
+    /// goes to the next.
+    pub fn with_standby_urls(mut self, urls: &[String]) -> Result<Self, CommandError> {
+        let mut bases: Vec<Url> = self.addresses.all().map(|a| a.base.clone()).collect();
+        for url in urls {
+            let base = parse_collector_url(url)?;
+            if self.pinned && base.scheme() != "https" {
+                return Err(CommandError::new(
+                    "invalid_input",
+                    format!(
+                        "The collector's TLS fingerprint pins the certificate of https:// \
+                         addresses, but its standby address {} is plain HTTP. Use https:// for \
+                         every address of a pinned collector.",
+                        display_url(&base)
+                    ),
+                ));
+            }
+            if let Some(warning) = plain_http_warning(&base) {
+                tracing::warn!(collector = %display_url(&base), "{warning}");
+            }
+            if !bases.contains(&base) {
+                bases.push(base);
+            }
+        }
+        self.addresses = Arc::new(failover::Addresses::new(bases));
+        Ok(self)
+    }
+
+    /// The collector's URL in use, normalized (no trailing slash).
     pub fn url(&self) -> &str {
-        &self.url
+        &self.addresses.active().shown
+    }
+
+    /// Every address of the collector, the one in use or not.
+    pub fn urls(&self) -> Vec<String> {
+        self.addresses.all().map(|a| a.shown.to_string()).collect()
+    }
+
+    /// Sends `request` to the address in use; when it cannot be connected to, to the next
+    /// addresses in turn, staying with the first that answers (see [`failover`]).
+    async fn send(&self, request: RequestBuilder) -> Result<Response, CommandError> {
+        let (_, built) = request.build_split();
+        let mut request = built.map_err(|e| unreachable(self.url(), &describe(e)))?;
+        let first = self.addresses.index();
+        let mut at = first;
+        loop {
+            let again = request.try_clone();
+            let error = match self.http.execute(request).await {
+                Ok(resp) => {
+                    if at != first {
+                        self.addresses.set(at);
+                    }
+                    return Ok(resp);
+                }
+                Err(e) => e,
+            };
+            let next = (at + 1) % self.addresses.len();
+            let moved = again
+                .filter(|_| error.is_connect() && next != first)
+                .and_then(|mut again| {
+                    let url = failover::rebase(
+                        again.url(),
+                        &self.addresses.get(at).base,
+                        &self.addresses.get(next).base,
+                    )?;
+                    *again.url_mut() = url;
+                    Some(again)
+                });
+            match moved {
+                Some(again) => {
+                    tracing::info!(
+                        from = %self.addresses.get(at).shown,
+                        to = %self.addresses.get(next).shown,
+                        "the collector cannot be reached there; trying its next address"
+                    );
+                    request = again;
+                    at = next;
+                }
+                None => return Err(unreachable(&self.addresses.get(at).shown, &describe(error))),
+            }
+        }
     }
 
     /// The endpoint under the base URL made of `segments`, each percent-encoded.
     fn endpoint(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
+        let mut url = self.addresses.active().base.clone();
         url.path_segments_mut()
             // `parse_collector_url` only admits http(s) URLs with a host, which always have a path.
             .expect("an http(s) URL with a host has path segments")
@@ -191,11 +272,9 @@ impl CollectorClient {
     }
 
     async fn call<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, CommandError> {
-        let resp = request
-            .header(ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| unreachable(&self.url, &describe(e)))?;
+        let resp = self
+            .send(request.header(ACCEPT, "application/json"))
+            .await?;
         let status = resp.status();
         let path = resp.url().path().to_owned();
         if status.is_redirection() {
@@ -204,15 +283,15 @@ impl CollectorClient {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| unreachable(&self.url, &describe(e)))?;
+            .map_err(|e| unreachable(self.url(), &describe(e)))?;
         if !status.is_success() {
-            let error = error_from_response(&self.url, status.as_u16(), &body);
-            tracing::debug!(collector = %self.url, %path, status = status.as_u16(), code = %error.code, "request refused");
+            let error = error_from_response(self.url(), status.as_u16(), &body);
+            tracing::debug!(collector = %self.url(), %path, status = status.as_u16(), code = %error.code, "request refused");
             return Err(error);
         }
         serde_json::from_slice(&body).map_err(|e| {
             protocol(
-                &self.url,
+                self.url(),
                 &format!("the answer to {path} is not what a collector sends: {e}"),
             )
         })
@@ -225,7 +304,7 @@ impl CollectorClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("somewhere else");
         protocol(
-            &self.url,
+            self.url(),
             &format!(
                 "it answered HTTP {} redirecting to {to}; if that is the collector, use its \
                  address in Settings",
@@ -390,7 +469,7 @@ impl CollectorClient {
         let url = self.endpoint(&Self::app_path(host, app, &["logs", "stream"])?);
         let resp = self.open_stream(url, after.as_deref()).await?;
         Ok(sse_items::<LogEntry>(
-            self.url.clone(),
+            self.addresses.active().shown.clone(),
             resp,
             "log",
             self.silence_limit,
@@ -408,7 +487,7 @@ impl CollectorClient {
         let last = last_id.map(|id| id.to_string());
         let resp = self.open_stream(url, last.as_deref()).await?;
         Ok(sse_items::<FleetEvent>(
-            self.url.clone(),
+            self.addresses.active().shown.clone(),
             resp,
             "fleet",
             self.silence_limit,
@@ -433,10 +512,9 @@ impl CollectorClient {
             })?;
             request = request.header("last-event-id", value);
         }
-        let resp = tokio::time::timeout(STREAM_OPEN_TIMEOUT, request.send())
+        let resp = tokio::time::timeout(STREAM_OPEN_TIMEOUT, self.send(request))
             .await
-            .map_err(|_| unreachable(&self.url, "timed out"))?
-            .map_err(|e| unreachable(&self.url, &describe(e)))?;
+            .map_err(|_| unreachable(self.url(), "timed out"))??;
         let status = resp.status();
         if status.is_redirection() {
             return Err(self.redirected(&resp));
@@ -444,9 +522,9 @@ impl CollectorClient {
         if !status.is_success() {
             let body = tokio::time::timeout(REQUEST_TIMEOUT, resp.bytes())
                 .await
-                .map_err(|_| unreachable(&self.url, "timed out"))?
-                .map_err(|e| unreachable(&self.url, &describe(e)))?;
-            return Err(error_from_response(&self.url, status.as_u16(), &body));
+                .map_err(|_| unreachable(self.url(), "timed out"))?
+                .map_err(|e| unreachable(self.url(), &describe(e)))?;
+            return Err(error_from_response(self.url(), status.as_u16(), &body));
         }
         let content_type = resp
             .headers()
@@ -455,7 +533,7 @@ impl CollectorClient {
             .unwrap_or("");
         if !content_type.starts_with("text/event-stream") {
             return Err(protocol(
-                &self.url,
+                self.url(),
                 &format!(
                     "{} answered {content_type:?} instead of an event stream",
                     resp.url().path()
@@ -578,220 +656,4 @@ fn sse_items<T: DeserializeOwned + Send + 'static>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use fleetdeck_proto::ErrorBody;
-
-    #[test]
-    fn urls_are_checked_and_normalized() {
-        for (input, want) in [
-            ("http://100.64.0.5:7080", "http://100.64.0.5:7080"),
-            ("http://100.64.0.5:7080/", "http://100.64.0.5:7080"),
-            (
-                "  https://collector.tail1234.ts.net  ",
-                "https://collector.tail1234.ts.net",
-            ),
-            ("http://[fd7a:115c::5]:7080/", "http://[fd7a:115c::5]:7080"),
-            (
-                "https://example.com/fleetdeck/",
-                "https://example.com/fleetdeck",
-            ),
-            ("HTTP://Host:7080", "http://host:7080"),
-        ] {
-            let url = parse_collector_url(input).unwrap_or_else(|e| panic!("{input}: {e}"));
-            assert_eq!(display_url(&url), want, "{input}");
-        }
-        for input in [
-            "",
-            "100.64.0.5:7080",
-            "collector",
-            "ftp://host",
-            "file:///etc/passwd",
-            "http://",
-            "http://host:7080/?x=1",
-            "http://host:7080/#top",
-            "http://user:pass@host:7080",
-            "http://host:99999",
-            "ws://host:7080",
-        ] {
-            let e = parse_collector_url(input).expect_err(input);
-            assert_eq!(e.code, "invalid_url", "{input}");
-            assert!(
-                e.message.contains("http://100.64.0.5:7080"),
-                "{}",
-                e.message
-            );
-            assert!(e.message.contains(input.trim()), "{}", e.message);
-        }
-        let e = parse_collector_url("100.64.0.5:7080").expect_err("no scheme");
-        assert!(
-            e.message.contains("did you mean http://100.64.0.5:7080"),
-            "{}",
-            e.message
-        );
-        let e = CollectorClient::new("nope", ApiKey::new("fdk_secret".into())).expect_err("bad");
-        assert_eq!(e.code, "invalid_url");
-    }
-
-    #[test]
-    fn endpoints_percent_encode_segments() {
-        let client =
-            CollectorClient::new("http://h:1/prefix/", ApiKey::new("k".into())).expect("client");
-        assert_eq!(client.url(), "http://h:1/prefix");
-        let path = CollectorClient::app_path("web 1", "a/b?c#d%", &["env"]).expect("path");
-        assert_eq!(
-            client.endpoint(&path).as_str(),
-            "http://h:1/prefix/v1/hosts/web%201/apps/a%2Fb%3Fc%23d%25/env"
-        );
-        let root = CollectorClient::new("http://h:1", ApiKey::new("k".into())).expect("client");
-        assert_eq!(
-            root.endpoint(&["v1", "fleet"]).as_str(),
-            "http://h:1/v1/fleet"
-        );
-        for bad in ["", ".", ".."] {
-            let e = CollectorClient::app_path(bad, "api", &[]).expect_err(bad);
-            assert_eq!(e.code, "invalid_input");
-            let e = CollectorClient::app_path("web", bad, &[]).expect_err(bad);
-            assert_eq!(e.code, "invalid_input");
-        }
-    }
-
-    fn body(code: &str, message: &str) -> Vec<u8> {
-        serde_json::to_vec(&ErrorBody::new(code, message)).expect("json")
-    }
-
-    #[test]
-    fn errors_map_from_status_and_body() {
-        let url = "http://100.64.0.5:7080";
-        let cases: &[(u16, Vec<u8>, &str, &[&str])] = &[
-            (
-                401,
-                body("unauthorized", "missing or invalid API key"),
-                "unauthorized",
-                &[url, "Check the key in Settings"],
-            ),
-            (401, b"".to_vec(), "unauthorized", &[url]),
-            (
-                403,
-                body(
-                    "forbidden",
-                    "this needs the operator role; your key \"ro\" is viewer",
-                ),
-                "forbidden",
-                &["operator role", "role"],
-            ),
-            (
-                404,
-                body("host_not_found", "no host named \"x\""),
-                "not_found",
-                &["no host named \"x\""],
-            ),
-            (
-                412,
-                body("stale_etag", "the file changed"),
-                "conflict",
-                &["changed on the host", "Reload"],
-            ),
-            (412, b"<html>".to_vec(), "conflict", &["Reload"]),
-            (
-                400,
-                body("bad_request", "`kind` = \"x\": use one of"),
-                "invalid_input",
-                &["`kind`"],
-            ),
-            (
-                422,
-                body("unprocessable", "bad key name"),
-                "invalid_input",
-                &["bad key name"],
-            ),
-            (
-                428,
-                body("if_match_required", "If-Match is required"),
-                "invalid_input",
-                &["If-Match"],
-            ),
-            (
-                409,
-                body("conflict", "a key named a exists"),
-                "conflict",
-                &["a key named a exists"],
-            ),
-            (
-                502,
-                body(
-                    "agent_unreachable",
-                    "the agent of \"web-1\" did not answer: timed out",
-                ),
-                "agent_unreachable",
-                &["web-1", "timed out"],
-            ),
-            (
-                502,
-                body(
-                    "agent_auth_failed",
-                    "the agent of \"web-1\" refused the collector's token",
-                ),
-                "agent_auth_failed",
-                &["refused the collector's token"],
-            ),
-            (
-                502,
-                body("bad_gateway", "upstream"),
-                "server",
-                &["502", "upstream"],
-            ),
-            (
-                500,
-                body("database_failed", "database: disk full"),
-                "server",
-                &["500", "disk full", url],
-            ),
-            (
-                404,
-                b"<html><body>Not Found</body></html>".to_vec(),
-                "protocol",
-                &[
-                    url,
-                    "did not answer like a Fleetdeck collector",
-                    "404",
-                    "check the URL",
-                ],
-            ),
-            (
-                502,
-                b"<html>Bad Gateway</html>".to_vec(),
-                "protocol",
-                &[url, "502", "collector is running"],
-            ),
-            (
-                403,
-                b"{\"detail\": \"nope\"}".to_vec(),
-                "protocol",
-                &[url, "403"],
-            ),
-        ];
-        for (status, body, code, contains) in cases {
-            let e = error_from_response(url, *status, body);
-            assert_eq!(e.code, *code, "{status} {}", String::from_utf8_lossy(body));
-            for part in *contains {
-                assert!(
-                    e.message.contains(part),
-                    "{status}: {:?} lacks {part:?}",
-                    e.message
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn the_key_is_never_shown() {
-        let key = ApiKey::new("fdk_supersecret".into());
-        assert_eq!(format!("{key:?}"), "ApiKey(****)");
-        assert_eq!(format!("{:?}", Some(key.clone())), "Some(ApiKey(****))");
-        let client = CollectorClient::new("http://h:7080", key).expect("client");
-        let shown = format!("{client:?}");
-        assert!(!shown.contains("supersecret"), "{shown}");
-        assert!(shown.contains("http://h:7080"), "{shown}");
-    }
-}
+mod tests;
