@@ -26,13 +26,14 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::agent_client::AgentClient;
+use crate::alerting::thresholds::{Evaluator, OpenThresholds, Rule};
 use crate::alerting::{self, problems::OpenProblems};
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::poll::{Agent, Roster};
 use crate::store::db::leader::{who_am_i, Leadership, Lease, Role};
 use crate::store::ingest::HostCursor;
-use crate::store::query::{self, EventFilter};
+use crate::store::tail::Tail;
 use crate::store::{Store, STANDBY_FENCE};
 
 /// How often a standby reads the events its leader wrote, for its live streams.
@@ -127,7 +128,10 @@ pub async fn serve(
             if let Ok(Ok(())) = tokio::time::timeout(config.lease, role.changed()).await {
                 continue;
             }
-            now = Role::Standby { leader: None };
+            now = Role::Standby {
+                leader: None,
+                epoch: None,
+            };
         }
         match now {
             Role::Leader { epoch, until } if until > Instant::now() => {
@@ -199,15 +203,15 @@ pub async fn serve(
                 let _ = tokio::time::timeout(lease.tick(), role.changed()).await;
             }
             Role::Starting | Role::Standby { .. } => {
-                let leader = match now {
-                    Role::Standby { leader } => leader,
-                    _ => None,
+                let (leader, epoch) = match now {
+                    Role::Standby { leader, epoch } => (leader, epoch),
+                    _ => (None, None),
                 };
                 store.set_fence(STANDBY_FENCE);
                 let standby = Standby::start(&config, store.clone(), view.clone())
                     .await
                     .context("cannot start as a standby")?;
-                view.set("standby", leader, None);
+                view.set("standby", leader, epoch);
                 swap.set(api::router(standby.state.clone()));
                 serve_once(&mut server);
                 loop {
@@ -215,7 +219,9 @@ pub async fn serve(
                         changed = role.changed() => {
                             if changed.is_err() { break; }
                             match &*role.borrow() {
-                                Role::Standby { leader } => view.set("standby", leader.clone(), None),
+                                Role::Standby { leader, epoch } => {
+                                    view.set("standby", leader.clone(), *epoch)
+                                }
                                 Role::Starting => {}
                                 Role::Leader { .. } => break,
                             }
@@ -359,7 +365,8 @@ impl Standby {
         tasks.spawn(tail_events(store.clone(), stop_rx.clone()));
         tasks.spawn(read_problems(
             store.clone(),
-            state.problems.clone(),
+            (state.problems.clone(), state.thresholds.clone()),
+            config.rules.clone(),
             stop_rx.clone(),
         ));
         {
@@ -385,7 +392,7 @@ impl Standby {
     }
 }
 
-/// Hands the events the leader writes to this standby's live streams, in id order.
+/// Hands the events the leader writes to this standby's live streams (see [`Tail`]).
 async fn tail_events(store: Store, mut stop: watch::Receiver<bool>) {
     let newest = store
         .with_conn(|conn| {
@@ -396,37 +403,33 @@ async fn tail_events(store: Store, mut stop: watch::Receiver<bool>) {
             )
         })
         .await;
-    let mut after = newest.unwrap_or(0);
+    let tail = Arc::new(std::sync::Mutex::new(Tail::after(newest.unwrap_or(0))));
     let mut ticker = tokio::time::interval(TAIL_EVERY);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
-        let filter = EventFilter {
-            after: Some(after),
-            limit: 1000,
-            ..EventFilter::default()
-        };
-        match store
-            .with_conn(move |conn| query::events(conn, &filter))
-            .await
-        {
-            Ok(page) => {
-                for event in page.events {
-                    after = after.max(event.id);
-                    store.publish(event);
-                }
-            }
+        let tail = Arc::clone(&tail);
+        let read = store
+            .with_conn(move |conn| {
+                let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                tail.read(conn, Instant::now())
+            })
+            .await;
+        match read {
+            Ok(events) => events.into_iter().for_each(|e| store.publish(e)),
             Err(e) => tracing::debug!(error = %e, "cannot read the leader's events; trying again"),
         }
     }
 }
 
-/// Keeps the fleet's problems as the database's open alerts say.
+/// Keeps the fleet's problems as the database's open alerts say: the alerted app and host
+/// problems, and the thresholds whose last alert is a problem (with their rules' severity).
 async fn read_problems(
     store: Store,
-    problems: alerting::SharedProblems,
+    (problems, thresholds): (alerting::SharedProblems, OpenThresholds),
+    rules: Vec<Rule>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(PROBLEMS_EVERY);
@@ -436,16 +439,25 @@ async fn read_problems(
             _ = stop.changed() => return,
         }
         let open = store
-            .with_conn(|conn| crate::store::query::open_problems(conn))
+            .with_conn(|conn| {
+                Ok((
+                    crate::store::query::open_problems(conn)?,
+                    crate::store::audit::open_thresholds(conn)?,
+                ))
+            })
             .await;
-        if let Ok(open) = open {
-            let mut fresh = OpenProblems::default();
-            for (t, alerted) in &open {
-                if *alerted {
-                    fresh.observe(t);
-                }
+        let Ok((open, firing)) = open else { continue };
+        let mut fresh = OpenProblems::default();
+        for (t, alerted) in &open {
+            if *alerted {
+                fresh.observe(t);
             }
-            *alerting::lock(&problems) = fresh;
         }
+        *alerting::lock(&problems) = fresh;
+        let mut evaluator = Evaluator::new(rules.clone());
+        for threshold in &firing {
+            evaluator.resume(threshold, crate::store::now_ms());
+        }
+        thresholds.mirror(&evaluator.open());
     }
 }

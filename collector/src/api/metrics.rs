@@ -78,6 +78,7 @@ async fn gather(state: &AppState) -> Result<String, ApiError> {
         app_samples,
         open_alerts,
         agents_configured: state.agents.all().len(),
+        cluster: state.cluster.get(),
     };
     let telemetry = state.store.telemetry().clone();
     // Thousands of hosts make a few MiB of text: off the async threads.

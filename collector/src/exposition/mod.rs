@@ -11,7 +11,8 @@ pub mod text;
 use std::collections::{BTreeMap, HashMap};
 
 use fleetdeck_proto::{
-    AppState, AppView, CheckResult, Fleet, HostMetrics, HostStatus, HostView, Severity,
+    AppState, AppView, CheckResult, ClusterStatus, Fleet, HostMetrics, HostStatus, HostView,
+    Severity,
 };
 use prometheus::{Encoder, Registry, TextEncoder};
 
@@ -30,6 +31,8 @@ pub struct Scrape {
     pub open_alerts: Vec<(Severity, bool, u64)>,
     /// Agents in the collector's config.
     pub agents_configured: usize,
+    /// This collector's role on its database.
+    pub cluster: ClusterStatus,
 }
 
 /// The content type of [`render`]'s text.
@@ -85,6 +88,7 @@ pub fn render(scrape: &Scrape, telemetry: &Telemetry) -> prometheus::Result<Stri
         "Agents in the collector's config.",
     );
     t.sample(&[], scrape.agents_configured as f64);
+    cluster(&mut t, &scrape.cluster);
     hosts(&mut t, &all, &up);
     host_readings(&mut t, &up);
     apps(&mut t, &all, &up, &scrape.app_samples);
@@ -96,6 +100,26 @@ pub fn render(scrape: &Scrape, telemetry: &Telemetry) -> prometheus::Result<Stri
     TextEncoder::new().encode(&registry.gather(), &mut own)?;
     t.append(&String::from_utf8_lossy(&own));
     Ok(t.finish())
+}
+
+/// Whether this collector leads: the one to alert on is `sum(fleetdeck_collector_leader) != 1`
+/// over every collector of a database.
+fn cluster(t: &mut Text, cluster: &ClusterStatus) {
+    t.family(
+        "fleetdeck_collector_leader",
+        Kind::Gauge,
+        "1 if this collector polls, subscribes and alerts (alone on its database, or the leader of a shared PostgreSQL database); 0 on a standby.",
+    );
+    let leads = matches!(cluster.role.as_str(), "single" | "leader");
+    t.sample(&[], if leads { 1.0 } else { 0.0 });
+    if let Some(epoch) = cluster.epoch {
+        t.family(
+            "fleetdeck_collector_leader_epoch",
+            Kind::Gauge,
+            "The shared database's leader epoch as this collector last saw it: it rises by one at each new leader.",
+        );
+        t.sample(&[], epoch as f64);
+    }
 }
 
 /// A family with one sample per host of `hosts` for which `value` has one.
@@ -566,6 +590,13 @@ mod tests {
             app_samples: HashMap::new(),
             open_alerts: vec![(Severity::Critical, false, 2)],
             agents_configured: 2,
+            cluster: ClusterStatus {
+                role: "standby".into(),
+                this: "b".into(),
+                leader: Some("a".into()),
+                epoch: Some(3),
+                since_unix_ms: 0,
+            },
         };
         render(&scrape, &Telemetry::default()).expect("render")
     }
@@ -624,6 +655,8 @@ mod tests {
             "{text}"
         );
         assert!(has("fleetdeck_collector_agents 2"), "{text}");
+        assert!(has("fleetdeck_collector_leader 0"), "a standby: {text}");
+        assert!(has("fleetdeck_collector_leader_epoch 3"), "{text}");
         assert!(
             has(r#"fleetdeck_collector_polls_total{result="failed"} 0"#),
             "{text}"

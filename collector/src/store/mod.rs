@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod query;
 pub mod rollup;
 pub mod scrape;
+pub mod tail;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};

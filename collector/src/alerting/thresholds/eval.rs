@@ -71,6 +71,12 @@ impl OpenThresholds {
         problems
     }
 
+    /// Takes what `other` has firing, whole (a standby's copy of what the database says).
+    pub fn mirror(&self, other: &OpenThresholds) {
+        let fresh = other.0.read().unwrap_or_else(|e| e.into_inner()).clone();
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+
     fn set(&self, host: &str, problems: Vec<Problem>) {
         let mut all = self.0.write().unwrap_or_else(|e| e.into_inner());
         if problems.is_empty() {

@@ -34,8 +34,12 @@ const LEADER_LOCK: i64 = 0x6664_6c65_6164_6572; // "fdleader"
 pub enum Role {
     /// Not yet answered by the database: the first try for the lock is on its way.
     Starting,
-    /// Waiting for the lock. `leader` is who holds it, as it told the database.
-    Standby { leader: Option<String> },
+    /// Waiting for the lock. `leader` is who holds it, as it told the database, and `epoch`
+    /// the leaders so far.
+    Standby {
+        leader: Option<String>,
+        epoch: Option<i64>,
+    },
     /// Holding the lock as the `epoch`th leader, until `until` unless renewed.
     Leader { epoch: i64, until: Instant },
 }
@@ -144,7 +148,10 @@ fn contend(
         role.send_if_modified(|r| {
             if matches!(r, Role::Leader { .. }) {
                 tracing::warn!("no longer the leader: the database did not answer in time");
-                *r = Role::Standby { leader: None };
+                *r = Role::Standby {
+                    leader: None,
+                    epoch: None,
+                };
                 true
             } else {
                 false
@@ -182,13 +189,17 @@ fn term(
         if taken {
             break sent;
         }
-        let leader: Option<String> = conn.query_opt(
-            "SELECT holder FROM cluster_leader WHERE id = 1 AND holder <> ''",
-            params![],
-            |r| r.get(0),
-        )?;
+        let (leader, epoch) = conn
+            .query_opt(
+                "SELECT holder, epoch FROM cluster_leader WHERE id = 1",
+                params![],
+                |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)),
+            )?
+            .map_or((None, None), |(holder, epoch)| {
+                ((!holder.is_empty()).then_some(holder), Some(epoch))
+            });
         role.send_if_modified(|r| {
-            let now = Role::Standby { leader };
+            let now = Role::Standby { leader, epoch };
             let changed = *r != now;
             *r = now;
             changed
@@ -214,7 +225,10 @@ fn term(
     loop {
         if !sleep_unless_stopped(lease.tick(), stop) {
             let _ = conn.execute("SELECT pg_advisory_unlock(?1)", params![LEADER_LOCK]);
-            role.send_replace(Role::Standby { leader: None });
+            role.send_replace(Role::Standby {
+                leader: None,
+                epoch: Some(epoch),
+            });
             return Ok(());
         }
         let sent = Instant::now();

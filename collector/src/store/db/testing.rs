@@ -19,6 +19,19 @@ pub struct PgSchema {
     target: PgTarget,
 }
 
+impl PgSchema {
+    /// Another session on this schema (a second client of the same server).
+    pub fn session(&self) -> Conn {
+        let conn = self
+            .target
+            .connect()
+            .unwrap_or_else(|e| panic!("FLEETDECK_TEST_PG_URL: {e}"));
+        conn.execute_batch(&format!("SET search_path TO {}", self.name))
+            .expect("search_path");
+        conn
+    }
+}
+
 impl Drop for PgSchema {
     fn drop(&mut self) {
         if let Ok(Conn::Postgres(pg)) = self.target.connect() {
