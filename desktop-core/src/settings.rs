@@ -36,11 +36,13 @@ pub struct SavedCollector {
     pub tls_fingerprint: Option<String>,
 }
 
-/// A URL field as typed: one collector's addresses, separated by commas or spaces (a leader
-/// and its standbys); the first is the one used first.
+/// A URL field as typed: one collector's addresses, separated by commas (a leader and its
+/// standbys); the first is the one used first. Only commas separate: a field with spaces in
+/// it stays whole, so its error names what was typed.
 pub fn split_urls(field: &str) -> (String, Vec<String>) {
     let mut all = field
-        .split(|c: char| c == ',' || c.is_whitespace())
+        .split(',')
+        .map(str::trim)
         .filter(|u| !u.is_empty())
         .map(str::to_owned);
     let first = all.next().unwrap_or_default();
@@ -234,7 +236,7 @@ mod tests {
     #[test]
     fn a_url_field_splits_into_the_first_address_and_its_standbys() {
         assert_eq!(
-            split_urls(" https://a:7080, https://b:7080  https://c:7080 ,"),
+            split_urls(" https://a:7080, https://b:7080  ,https://c:7080 ,"),
             (
                 "https://a:7080".to_owned(),
                 vec!["https://b:7080".to_owned(), "https://c:7080".to_owned()]
@@ -245,6 +247,11 @@ mod tests {
             ("http://one:7080".to_owned(), vec![])
         );
         assert_eq!(split_urls(" , "), (String::new(), vec![]));
+        assert_eq!(
+            split_urls("not a url"),
+            ("not a url".to_owned(), vec![]),
+            "spaces do not separate: the error names the whole field"
+        );
     }
 
     #[test]

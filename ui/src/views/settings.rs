@@ -167,7 +167,7 @@ pub fn settings_view() -> Html {
                 <label for="add-name">{ "Name" }</label>
                 <input id="add-name" type="text" placeholder="prod" value={(*name).clone()} oninput={field(&name)} />
                 <label for="add-url">{ "URL" }</label>
-                <input id="add-url" type="text" inputmode="url" spellcheck="false" placeholder="http://collector.tailnet:7070 (a standby's after a comma)" value={(*url).clone()} oninput={field(&url)} />
+                <input id="add-url" type="text" inputmode="url" spellcheck="false" placeholder="http://collector.tailnet:7080 (a standby's after a comma)" value={(*url).clone()} oninput={field(&url)} />
                 <label for="add-key">{ "API key" }</label>
                 <input id="add-key" type="password" placeholder="fdk_…" value={(*key).clone()} oninput={field(&key)} />
                 <div class="form-actions">
