@@ -9,7 +9,9 @@
 #
 #   scripts/soak-collector.sh [MINUTES=30] [AGENTS=2000]
 #
-# Environment: SOAK_INTERVAL (poll_interval in s, default 30), SOAK_SLACK (s, default 5),
+# Environment: SOAK_STORE=postgres stores in a new database on the test bed's PostgreSQL
+# (FLEETDECK_TEST_PG_URL and PGPASSFILE, from `testbed/testbed.sh env`; dropped at the end),
+# sampling its size and the server's CPU; SOAK_INTERVAL (poll_interval in s, default 30), SOAK_SLACK (s, default 5),
 # SOAK_MAX_GROWTH_MIB (default 16), SOAK_OUT (results, default
 # ~/.cache/fleetdeck-soak/collector-<UTC time>), CARGO_TARGET_DIR. Loopback only; stops by itself
 # and removes its temporary directory and processes, also on Ctrl-C.
@@ -33,6 +35,7 @@ out=${SOAK_OUT:-$HOME/.cache/fleetdeck-soak/collector-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
 tmp=$(mktemp -d)
 pids=()
+pg_db=
 cleanup() {
     local pid
     for pid in "${pids[@]}"; do
@@ -41,6 +44,7 @@ cleanup() {
     for pid in "${pids[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
+    [[ -z $pg_db ]] || psql "$FLEETDECK_TEST_PG_URL" -qc "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1 || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -69,9 +73,21 @@ until grep -q '^PORT=' "$tmp/sim.out"; do
 done
 sim_port=$(sed -n 's/^PORT=//p' "$tmp/sim.out")
 
+database=collector.db
+sample_db=(--db "$tmp/collector.db")
+if [[ ${SOAK_STORE:-sqlite} == postgres ]]; then
+    [[ -n ${FLEETDECK_TEST_PG_URL:-} && -n ${PGPASSFILE:-} ]] ||
+        { log "SOAK_STORE=postgres needs FLEETDECK_TEST_PG_URL and PGPASSFILE: eval \"\$(testbed/testbed.sh env)\""; exit 2; }
+    pg_db=soak_$(date -u +%Y%m%d%H%M%S)
+    psql "$FLEETDECK_TEST_PG_URL" -qc "CREATE DATABASE $pg_db" >/dev/null
+    database="${FLEETDECK_TEST_PG_URL%/*}/$pg_db?passfile=$PGPASSFILE"
+    sample_db=(--pg-url "$database")
+    log "storing in PostgreSQL: ${database%%\?*}"
+fi
+
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 {
-    printf 'listen = ["127.0.0.1:%s"]\ndatabase = "collector.db"\npoll_interval = "%ss"\n' "$port" "$interval"
+    printf 'listen = ["127.0.0.1:%s"]\ndatabase = "%s"\npoll_interval = "%ss"\n' "$port" "$database" "$interval"
     printf '[metrics]\ntoken_file = "metrics.token"\n'
     for ((i = 0; i < agents; i++)); do
         printf '\n[[agents]]\nname = "sim-%05d"\nurl = "http://127.0.0.1:%s/agents/%d"\ntoken_file = "agent.token"\n' \
@@ -92,7 +108,7 @@ done
 log "collector up (pid $collector_pid); sampling for $minutes min into $out"
 
 rc=0
-python3 scripts/lib/soak_collector.py sample --collector-pid "$collector_pid" --sim-pid "$sim_pid" --db "$tmp/collector.db" \
+python3 scripts/lib/soak_collector.py sample --collector-pid "$collector_pid" --sim-pid "$sim_pid" "${sample_db[@]}" \
     --metrics-url "http://127.0.0.1:$port/metrics" --metrics-token "$tmp/metrics.token" \
     --seconds "$((minutes * 60))" --out "$out" || rc=$?
 

@@ -30,6 +30,7 @@ import csv
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -60,6 +61,32 @@ def file_kib(path):
         return os.stat(path).st_size // 1024
     except (OSError, TypeError):
         return 0
+
+
+def pg_database_kib(url):
+    """The size of the PostgreSQL database at `url` (psql; its password from PGPASSFILE)."""
+    try:
+        out = subprocess.run(["psql", url, "-Atc", "SELECT pg_database_size(current_database())"],
+                             capture_output=True, text=True, timeout=30, check=True)
+        return int(out.stdout.strip()) // 1024
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return 0
+
+
+def postgres_cpu_seconds():
+    """CPU of every process named postgres (the test bed's server and its sessions)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() != "postgres":
+                    continue
+            total += cpu_seconds(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def cpu_seconds(pid):
@@ -105,7 +132,9 @@ def sample(args):
                       # where the collector's memory is: anonymous (heap, SQLite's page caches)
                       # or file pages; its threads (glibc gives threads arenas); the database
                       "collector_rss_anon_kib", "collector_rss_file_kib", "collector_threads",
-                      "db_kib", "wal_kib"])
+                      "db_kib", "wal_kib",
+                      # with --pg-url: the server's CPU (every postgres process)
+                      "pg_cpu_s"])
         n = 0
         while True:
             for name, pid in (("collector", args.collector_pid), ("simulator", args.sim_pid)):
@@ -124,7 +153,9 @@ def sample(args):
                           status_kib(args.collector_pid, "RssAnon:"),
                           status_kib(args.collector_pid, "RssFile:"),
                           status_kib(args.collector_pid, "Threads:"),
-                          file_kib(args.db), file_kib(args.db + "-wal")])
+                          pg_database_kib(args.pg_url) if args.pg_url else file_kib(args.db),
+                          0 if args.pg_url else file_kib(args.db + "-wal"),
+                          round(postgres_cpu_seconds(), 2) if args.pg_url else 0])
             f.flush()
             if scrapes is not None and n % args.scrape_every == 0:
                 try:
@@ -177,6 +208,7 @@ def analyze(args):
     pss_slope = slope_per_10min([(r["t_s"], r["collector_pss_kib"]) for r in after])
     cpu_used = rows[-1]["collector_cpu_s"] - rows[0]["collector_cpu_s"]
     sim_cpu = rows[-1]["sim_cpu_s"] - rows[0]["sim_cpu_s"]
+    pg_cpu = rows[-1].get("pg_cpu_s", 0) - rows[0].get("pg_cpu_s", 0)
     wall = rows[-1]["t_s"] - rows[0]["t_s"]
     loads = [r["load1"] for r in rows]
 
@@ -259,6 +291,8 @@ def analyze(args):
             "missed_threshold_s": threshold,
             "warm_up_s": warm_secs,
             "collector_cpu_percent": round(100 * cpu_used / wall, 1) if wall else None,
+            "postgres_cpu_percent": round(100 * pg_cpu / wall, 1) if wall and pg_cpu else None,
+            "db_end_kib": int(rows[-1].get("db_kib", 0)),
             "simulator_cpu_percent": round(100 * sim_cpu / wall, 1) if wall else None,
             "load1_mean": round(statistics.fmean(loads), 2),
             "load1_max": max(loads),
@@ -310,7 +344,9 @@ def analyze(args):
         f"{interval:g} s (jitter {jitter:g} s, slack {slack:g} s: missed = gap > {threshold:g} s)",
         f"CPU: collector {r['collector_cpu_percent']} %, simulator {r['simulator_cpu_percent']} % "
         f"of one core; load1 mean {r['load1_mean']}, max {r['load1_max']} on {r['cores']} cores "
-        "(shared with other work)",
+        "(shared with other work)"
+        + (f"; PostgreSQL server {r['postgres_cpu_percent']} %" if r["postgres_cpu_percent"] else ""),
+        f"database at the end: {mib(r['db_end_kib'])}",
         "",
         "| measure | value |",
         "| --- | --- |",
@@ -356,6 +392,8 @@ def main():
     s.add_argument("--metrics-token", help="the scrape token's file")
     s.add_argument("--scrape-every", type=int, default=3, help="in samples (default 3: 30 s)")
     s.add_argument("--db", help="the collector's database (its size and its WAL's are sampled)")
+    s.add_argument("--pg-url", help="the collector's PostgreSQL database instead of --db (its size "
+                   "and the server's CPU are sampled)")
     a = sub.add_parser("analyze", help="write the summary; exit 1 on a missed bound")
     a.add_argument("--poll-log", required=True)
     a.add_argument("--agents", type=int, required=True)
