@@ -180,7 +180,7 @@ pub async fn serve(
                         }
                         Some(()) = recv(&mut hangups) => {
                             if let Some(path) = &path {
-                                reload_leader(&background.reloader, path).await;
+                                background.reloader.reload_and_log(path).await;
                             }
                         }
                     }
@@ -289,21 +289,6 @@ async fn recv(hangups: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
     }
 }
 
-async fn reload_leader(reloader: &crate::reload::Reloader, path: &std::path::Path) {
-    match reloader.reload(path).await {
-        Ok(changes) => tracing::info!(
-            config = %path.display(),
-            added = ?changes.added,
-            removed = ?changes.removed,
-            changed = ?changes.changed,
-            "collector.toml reloaded"
-        ),
-        Err(e) => {
-            tracing::warn!("collector.toml not reloaded, the running configuration stays: {e}")
-        }
-    }
-}
-
 /// A standby's work: its API state and the tasks that keep it current.
 struct Standby {
     state: AppState,
@@ -369,20 +354,12 @@ impl Standby {
             config.rules.clone(),
             stop_rx.clone(),
         ));
-        {
-            let revocations = state.revocations.clone();
-            let mut stop_rx = stop_rx;
-            tasks.spawn(async move {
-                let mut ticker = tokio::time::interval(api::KEY_RECHECK);
-                ticker.tick().await;
-                loop {
-                    tokio::select! {
-                        _ = ticker.tick() => revocations.key_deleted(),
-                        _ = stop_rx.changed() => return,
-                    }
-                }
-            });
-        }
+        tasks.spawn(
+            state
+                .revocations
+                .clone()
+                .recheck_every(api::KEY_RECHECK, stop_rx),
+        );
         Ok(Self { state, stop, tasks })
     }
 

@@ -215,7 +215,14 @@ pub async fn on_hangup(
     mut hangups: tokio::signal::unix::Signal,
 ) {
     while hangups.recv().await.is_some() {
-        match reloader.reload(&path).await {
+        reloader.reload_and_log(&path).await;
+    }
+}
+
+impl Reloader {
+    /// Reloads `path` and logs what changed, or why the running configuration stays.
+    pub async fn reload_and_log(&self, path: &std::path::Path) {
+        match self.reload(path).await {
             Ok(changes) => tracing::info!(
                 config = %path.display(),
                 added = ?changes.added,

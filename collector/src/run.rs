@@ -269,21 +269,13 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Background> 
     state
         .scrape_token
         .set(config.metrics.as_ref().map(|m| &m.token));
-    {
-        // Keys deleted at the command line: their open streams end within KEY_RECHECK.
-        let revocations = state.revocations.clone();
-        let mut recheck_stop = stop_rx.clone();
-        tasks.spawn(async move {
-            let mut ticker = tokio::time::interval(api::KEY_RECHECK);
-            ticker.tick().await;
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => revocations.key_deleted(),
-                    _ = recheck_stop.changed() => return,
-                }
-            }
-        });
-    }
+    // Keys deleted at the command line: their open streams end within KEY_RECHECK.
+    tasks.spawn(
+        state
+            .revocations
+            .clone()
+            .recheck_every(api::KEY_RECHECK, stop_rx.clone()),
+    );
     let reloader = Reloader {
         alerter: reload_alerter,
         maintenance: Arc::new(maintenance_tx),

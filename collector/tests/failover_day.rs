@@ -42,22 +42,15 @@ async fn an_operators_day_with_a_failover_alerts_once_and_loses_no_sample() {
     // --- The fleet. Namespaces first, so they are removed last.
     let nets = [Netns::up(4), Netns::up(5)];
     let work = Workdir::new();
-    let loop_sh = work.write("loop.sh", "while true; do sleep 1; done\n");
-    let loop_script = format!(". {}", loop_sh.display());
+    let scripts = Scripts::write(&work);
+    let loop_script = &scripts.idle;
     // vm-1: `web` crashes before the failover; `api` has its .env edited through the standby.
-    let web = TransientUnit::start("fday-web", &[], &loop_script);
-    let api_env = work.secret("api.env", "# api\nPORT=8080\nLOG_LEVEL=info\n");
-    let api_sh = work.write(
-        "api.sh",
-        &format!(
-            ". {}\necho \"api serving on port $PORT\"\nwhile true; do sleep 1; done\n",
-            api_env.display()
-        ),
-    );
-    let api_unit = TransientUnit::start("fday-api", &[], &format!(". {}", api_sh.display()));
+    let web = TransientUnit::start("fday-web", &[], loop_script);
+    let api_env = &scripts.env;
+    let api_unit = TransientUnit::start("fday-api", &[], &scripts.api);
     // vm-2: `cache` is killed while nobody leads.
     let cache = Container::run("fday-cache", &[], &["sleep", "100000"]);
-    let worker = TransientUnit::start("fday-worker", &[], &loop_script);
+    let worker = TransientUnit::start("fday-worker", &[], loop_script);
 
     let unit = |u: &TransientUnit| format!("systemd_unit = \"{}\"", u.name);
     let configs = [
@@ -160,7 +153,7 @@ async fn an_operators_day_with_a_failover_alerts_once_and_loses_no_sample() {
         .expect("put .env");
     assert_eq!(written.status(), 200);
     assert_eq!(
-        std::fs::read_to_string(&api_env).expect("read api.env"),
+        std::fs::read_to_string(api_env).expect("read api.env"),
         "# api\nPORT=8081\nLOG_LEVEL=info\n"
     );
     let pid = api_unit.main_pid();

@@ -87,32 +87,22 @@ async fn an_operators_day_alerts_exactly_what_happened() {
     // --- The fleet. Namespaces first, so they are removed last (after the agents are killed).
     let nets = [Netns::up(1), Netns::up(2), Netns::up(3)];
     let work = Workdir::new();
-    // The apps' scripts live in files: systemd 252 writes a transient unit's `;` as `\;` inside
-    // quotes and reads it back as such after any `daemon-reload` (other tests on this user
-    // manager make them), which would break a `sh -c` script with `;` in it on its next start.
-    let loop_sh = work.write("loop.sh", "while true; do sleep 1; done\n");
-    let loop_script = format!(". {}", loop_sh.display());
+    let scripts = Scripts::write(&work);
+    let loop_script = &scripts.idle;
     // vm-1: `web` crashes and is started again; `api` is the app whose .env the operator edits.
-    let web = TransientUnit::start("day-web", &[], &loop_script);
-    let api_env = work.secret("api.env", "# api\nPORT=8080\nLOG_LEVEL=info\n");
-    let api_sh = work.write(
-        "api.sh",
-        &format!(
-            ". {}\necho \"api serving on port $PORT\"\nwhile true; do sleep 1; done\n",
-            api_env.display()
-        ),
-    );
-    let api_unit = TransientUnit::start("day-api", &[], &format!(". {}", api_sh.display()));
+    let web = TransientUnit::start("day-web", &[], loop_script);
+    let api_env = &scripts.env;
+    let api_unit = TransientUnit::start("day-api", &[], &scripts.api);
     let proxy = Container::run("day-proxy", &[], &["sleep", "100000"]);
     // vm-2: `worker` restarts itself after a crash (and flaps); `cache` is killed.
     let worker = TransientUnit::start(
         "day-worker",
         &["Restart=on-failure", "RestartSec=1s"],
-        &loop_script,
+        loop_script,
     );
     let cache = Container::run("day-cache", &[], &["sleep", "100000"]);
     // vm-3: partitioned with everything on it running.
-    let db_unit = TransientUnit::start("day-db", &[], &loop_script);
+    let db_unit = TransientUnit::start("day-db", &[], loop_script);
     let queue = Container::run("day-queue", &[], &["sleep", "100000"]);
 
     let unit = |u: &TransientUnit| format!("systemd_unit = \"{}\"", u.name);
@@ -280,7 +270,7 @@ async fn an_operators_day_alerts_exactly_what_happened() {
     };
     let written = put(etag.clone()).await.expect("put .env");
     assert_eq!(written.status(), 200);
-    let on_disk = std::fs::read_to_string(&api_env).expect("read api.env");
+    let on_disk = std::fs::read_to_string(api_env).expect("read api.env");
     assert_eq!(on_disk, "# api\nPORT=8081\nLOG_LEVEL=info\n");
     let stale = put(etag).await.expect("put .env");
     assert_eq!(stale.status(), 412, "a stale etag is refused");

@@ -30,6 +30,19 @@ impl Revocations {
         self.deleted.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Keys deleted at the command line (another process): every KEY_RECHECK, open streams
+    /// check whether their key is gone, until `stop` changes.
+    pub async fn recheck_every(self, every: std::time::Duration, mut stop: watch::Receiver<bool>) {
+        let mut ticker = tokio::time::interval(every);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.key_deleted(),
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
     /// Completes once the key `key_id` no longer exists (or cannot be checked). Watching starts
     /// now, before the first check, so a deletion between the request's authentication and this
     /// call is seen too.

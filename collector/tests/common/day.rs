@@ -211,3 +211,34 @@ pub async fn act(api: &Api, host: &str, app: &str, action: &str) -> Value {
     );
     outcome
 }
+
+/// The day's app scripts, in files: systemd 252 writes a transient unit's `;` as `\;` inside
+/// quotes and reads it back as such after any `daemon-reload` (other tests on this user manager
+/// make them), which would break a `sh -c` script with `;` in it on its next start.
+pub struct Scripts {
+    /// A unit's script that runs until killed.
+    pub idle: String,
+    /// `api`'s script: it reads `env` (`PORT=8080`), says "api serving on port $PORT", idles.
+    pub api: String,
+    /// `api`'s `.env`.
+    pub env: PathBuf,
+}
+
+impl Scripts {
+    pub fn write(work: &Workdir) -> Self {
+        let idle = work.write("loop.sh", "while true; do sleep 1; done\n");
+        let env = work.secret("api.env", "# api\nPORT=8080\nLOG_LEVEL=info\n");
+        let api = work.write(
+            "api.sh",
+            &format!(
+                ". {}\necho \"api serving on port $PORT\"\nwhile true; do sleep 1; done\n",
+                env.display()
+            ),
+        );
+        Self {
+            idle: format!(". {}", idle.display()),
+            api: format!(". {}", api.display()),
+            env,
+        }
+    }
+}
