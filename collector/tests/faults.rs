@@ -3,9 +3,9 @@
 //! 1. SIGKILL during batched writes: a simulated agent (`fleetdeck-sim`, one sample a millisecond)
 //!    has tens of thousands of samples waiting, so the collector backfills page after page; it is
 //!    killed with SIGKILL while its stored cursor moves, several times, and restarted each time.
-//!    After every kill the database passes `PRAGMA integrity_check`, its samples are exactly
-//!    seqs 1..=N of the one agent instance (no gap, no duplicate) and the cursor is N; at the end
-//!    the collector catches up with the agent.
+//!    After every kill the database (SQLite or PostgreSQL, as the test pass chose) holds exactly
+//!    seqs 1..=N of the one agent instance (no gap, no duplicate) with the cursor at N, and an
+//!    SQLite file passes `PRAGMA integrity_check`; at the end the collector catches up.
 //! 2. Partitions during streams: a real agent on a second "host" (network namespace tb-agent) is
 //!    cut off from the collector, silently (packets dropped) and then with fast failure (link
 //!    down), each time for longer than the collector's stream-silence and host-down detection;
@@ -22,6 +22,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use common::*;
+use fleetdeck_collector::params;
+use fleetdeck_collector::store::Conn;
 use fleetdeck_sim::{Sim, SimConfig};
 use resume::Follower;
 use serde_json::Value;
@@ -44,49 +46,49 @@ struct Stored {
     cursor: i64,
 }
 
-/// Opens the database read-only as the crash left it and checks it: intact, samples 1..=N of one
+/// Checks the database as the crash left it, on a connection of the test's own: intact (SQLite's
+/// `integrity_check` and foreign keys; PostgreSQL enforces its keys itself), samples 1..=N of one
 /// agent instance, each once, and the cursor at N.
 fn check_db(work: &Workdir, host: &str, what: &str) -> Stored {
-    let conn = rusqlite::Connection::open_with_flags(
-        work.path("collector.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open the collector's database");
-    let integrity: Vec<String> = {
-        let mut stmt = conn
-            .prepare("PRAGMA integrity_check")
-            .expect("integrity_check");
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .expect("integrity_check rows");
-        rows.collect::<Result<_, _>>().expect("integrity_check")
-    };
-    assert_eq!(integrity, ["ok"], "{what}: PRAGMA integrity_check");
-    let broken_keys: i64 = conn
-        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-            r.get(0)
+    let sqlite = !on_postgres();
+    let (integrity, broken_keys, row) = db(work)
+        .run(|c| {
+            let (integrity, broken_keys) = if sqlite {
+                (
+                    c.query_map("PRAGMA integrity_check", params![], |r| r.get::<String>(0))?,
+                    c.query_row(
+                        "SELECT count(*) FROM pragma_foreign_key_check",
+                        params![],
+                        |r| r.get::<i64>(0),
+                    )?,
+                )
+            } else {
+                (vec!["ok".to_owned()], 0)
+            };
+            // One statement: the cursor and the samples are read from the same snapshot.
+            let row = c.query_row(
+                "SELECT count(s.seq), count(DISTINCT s.seq), coalesce(min(s.seq), 0),
+                        coalesce(max(s.seq), 0), count(DISTINCT s.instance), h.last_seq
+                 FROM hosts h LEFT JOIN samples_raw s ON s.host_id = h.id WHERE h.name = ?1
+                 GROUP BY h.last_seq",
+                params![host],
+                |r| {
+                    Ok((
+                        r.get::<i64>(0)?,
+                        r.get::<i64>(1)?,
+                        r.get::<i64>(2)?,
+                        r.get::<i64>(3)?,
+                        r.get::<i64>(4)?,
+                        r.get::<i64>(5)?,
+                    ))
+                },
+            )?;
+            Ok((integrity, broken_keys, row))
         })
-        .expect("foreign_key_check");
+        .expect("read the collector's database");
+    assert_eq!(integrity, ["ok"], "{what}: PRAGMA integrity_check");
     assert_eq!(broken_keys, 0, "{what}: foreign keys");
-    // One statement: the cursor and the samples are read from the same snapshot.
-    let (count, distinct, min, max, instances, cursor): (i64, i64, i64, i64, i64, i64) = conn
-        .query_row(
-            "SELECT count(s.seq), count(DISTINCT s.seq), coalesce(min(s.seq), 0),
-                    coalesce(max(s.seq), 0), count(DISTINCT s.instance), h.last_seq
-             FROM hosts h LEFT JOIN samples_raw s ON s.host_id = h.id WHERE h.name = ?1",
-            [host],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            },
-        )
-        .expect("the host's samples");
+    let (count, distinct, min, max, instances, cursor) = row;
     if count > 0 {
         assert_eq!(instances, 1, "{what}: one agent instance");
         assert_eq!(count, distinct, "{what}: a sample stored twice");
@@ -103,54 +105,48 @@ fn check_db(work: &Workdir, host: &str, what: &str) -> Stored {
     }
 }
 
-/// The host's stored cursor (0 before the first poll).
-fn cursor(work: &Workdir, host: &str) -> i64 {
-    let Ok(conn) = rusqlite::Connection::open_with_flags(
-        work.path("collector.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    ) else {
-        return 0;
-    };
-    conn.query_row("SELECT last_seq FROM hosts WHERE name = ?1", [host], |r| {
-        r.get(0)
-    })
+/// The host's stored cursor, read on `conn` (0 before the first poll or the schema).
+fn cursor_on(conn: &Conn, host: &str) -> i64 {
+    conn.query_opt(
+        "SELECT last_seq FROM hosts WHERE name = ?1",
+        params![host],
+        |r| r.get::<i64>(0),
+    )
+    .ok()
+    .flatten()
     .unwrap_or(0)
 }
 
-/// Watches the host's cursor (every 2 ms, on one read-only connection, closed before returning)
-/// until it reaches `target`; returns it.
+/// The host's stored cursor (0 before the first poll).
+fn cursor(work: &Workdir, host: &str) -> i64 {
+    if !on_postgres() && !work.path("collector.db").exists() {
+        return 0;
+    }
+    db(work).run(|c| Ok(cursor_on(c, host))).unwrap_or(0)
+}
+
+/// Watches the host's cursor (every 2 ms, on one connection of the test's own, on a thread of its
+/// own, closed before returning) until it reaches `target`; returns it.
 fn backfill_moved(work: &Workdir, host: &str, target: i64, limit: Duration) -> i64 {
-    let conn = rusqlite::Connection::open_with_flags(
-        work.path("collector.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open the collector's database");
     let deadline = Instant::now() + limit;
-    loop {
-        let c: i64 = conn
-            .query_row("SELECT last_seq FROM hosts WHERE name = ?1", [host], |r| {
-                r.get(0)
-            })
-            .unwrap_or(0);
+    let watched = db(work).run(|conn| loop {
+        let c = cursor_on(conn, host);
         if c >= target {
-            return c;
+            return Ok(Ok(c));
         }
-        assert!(
-            Instant::now() < deadline,
-            "the cursor stayed at {c} below {target} for {limit:?}"
-        );
+        if Instant::now() >= deadline {
+            return Ok(Err(c));
+        }
         std::thread::sleep(Duration::from_millis(2));
+    });
+    match watched.expect("open the collector's database") {
+        Ok(c) => c,
+        Err(c) => panic!("the cursor stayed at {c} below {target} for {limit:?}"),
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_backfill_leaves_a_clean_database_without_gaps() {
-    if common::on_postgres() {
-        eprintln!(
-            "skipped on PostgreSQL: reads the SQLite file between kills (to do for PostgreSQL)"
-        );
-        return;
-    }
     let _serial = SERIAL.lock().await;
     let began = Instant::now();
     let sim = Sim::new(SimConfig {
@@ -221,6 +217,7 @@ async fn sigkill_during_backfill_leaves_a_clean_database_without_gaps() {
         let latest = agent_latest_seq(&http, &base)
             .await
             .expect("agent's latest");
+        // SQLite's write-ahead log as the kill left it (none on PostgreSQL).
         let wal = std::fs::metadata(work.path("collector.db-wal")).map_or(0, |m| m.len());
         let stored = check_db(&work, "sim", &format!("after SIGKILL {kill}"));
         assert!(
@@ -336,10 +333,6 @@ fn numbered(message: &str) -> Option<(u64, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_during_streams_lose_and_double_nothing() {
-    if common::on_postgres() {
-        eprintln!("skipped on PostgreSQL: reads the SQLite file (to do for PostgreSQL)");
-        return;
-    }
     require_testbed();
     let _serial = SERIAL.lock().await;
     let began = Instant::now();

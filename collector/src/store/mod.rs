@@ -96,6 +96,8 @@ pub enum Notice {
 pub struct WriteCtx<'a> {
     pub conn: &'a Conn,
     notices: Vec<Notice>,
+    /// The rows a poll's job read up front ([`ingest::preload`]); dropped when the job ends.
+    preload: Option<ingest::preload::Preload>,
 }
 
 impl WriteCtx<'_> {
@@ -462,7 +464,11 @@ fn run_in_savepoint<T>(
 ) -> Result<T, StoreError> {
     ctx.conn.execute_batch("SAVEPOINT job")?;
     let notices_before = ctx.notices.len();
-    match f(ctx) {
+    // What a poll's job left waiting is written before the savepoint is released; its preload
+    // stands for reads of this job's transaction only.
+    let result = f(ctx).and_then(|v| ingest::preload::finish(ctx).map(|()| v));
+    ctx.preload = None;
+    match result {
         Ok(v) => {
             ctx.conn.execute_batch("RELEASE job")?;
             Ok(v)
@@ -538,6 +544,7 @@ fn writer(
         let mut ctx = WriteCtx {
             conn: &conn,
             notices: Vec::new(),
+            preload: None,
         };
         let jobs_in_batch = batch.len();
         let began = conn.execute_batch(match conn.backend() {

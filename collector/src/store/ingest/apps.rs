@@ -4,6 +4,7 @@ use crate::store::db::params;
 use fleetdeck_proto::Severity as AlertSeverity;
 use fleetdeck_proto::{AppState, AppStatus, CrashContext, Expect, FleetEventKind, Severity};
 
+use super::preload;
 use super::{
     describe_exit, next_interval, open_state, parse_state, record_event_with, severity_of, NewEvent,
 };
@@ -86,23 +87,19 @@ pub(super) fn unwatch_missing(
     reported: &[String],
     at_ms: u64,
 ) -> Result<(), StoreError> {
-    let stored: Vec<String> = {
-        ctx.conn.query_map(
-            "SELECT name FROM apps WHERE host_id = ?1",
-            params![host_id],
-            |r| r.get(0),
-        )?
-    };
+    let stored = preload::app_names(ctx, host_id)?;
     for app in stored.iter().filter(|a| !reported.contains(a)) {
         super::close_interval(ctx, host_id, app, at_ms)?;
         ctx.conn.execute(
             "DELETE FROM apps WHERE host_id = ?1 AND name = ?2",
             params![host_id, app],
         )?;
+        preload::app_written(ctx, host_id, app, None);
         ctx.conn.execute(
             "DELETE FROM aspects WHERE host_id = ?1 AND app = ?2",
             params![host_id, app],
         )?;
+        preload::app_aspects_deleted(ctx, host_id, app);
         crate::store::alerts::resolve_app(ctx.conn, host, app, at_ms)?;
         record_event_with(
             ctx,
@@ -141,11 +138,7 @@ pub(super) fn apply_app(
     source: &str,
     seen: &Seen,
 ) -> Result<(), StoreError> {
-    let row: Option<(String, i64, i64)> = ctx.conn.query_opt(
-        "SELECT state, observed_ms, state_since_ms FROM apps WHERE host_id = ?1 AND name = ?2",
-        params![host_id, status.name],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
+    let row = preload::app_row(ctx, host_id, &status.name)?;
     let new_state = status.state;
     let json = serde_json::to_string(&status)
         .map_err(|e| StoreError::Invalid(format!("cannot encode an app status: {e}")))?;
@@ -169,6 +162,12 @@ pub(super) fn apply_app(
                 json
             ],
         )?;
+        let written = (
+            new_state.as_str().to_owned(),
+            observed_ms as i64,
+            since as i64,
+        );
+        preload::app_written(ctx, host_id, &status.name, Some(written));
         next_interval(ctx, host_id, &status.name, new_state.as_str(), since)?;
         let (health, severity, detail) = classify(&status, new_state, seen);
         if health == Health::Problem {
@@ -225,9 +224,14 @@ pub(super) fn apply_app(
         return Ok(());
     }
     if old_state == new_state {
-        ctx.conn.execute(
-            "UPDATE apps SET observed_ms = ?3, status_json = ?4 WHERE host_id = ?1 AND name = ?2",
-            params![host_id, status.name, observed_ms as i64, json],
+        preload::touch_app(
+            ctx,
+            host_id,
+            &status.name,
+            old.clone(),
+            old_since,
+            observed_ms as i64,
+            json,
         )?;
         // After an outage (history `unknown`) or a partial replay, history follows the app again.
         if open_state(ctx, host_id, &status.name)?.as_deref() != Some(new_state.as_str()) {
@@ -301,6 +305,8 @@ pub(super) fn apply_app(
             json
         ],
     )?;
+    let written = (new_state.as_str().to_owned(), observed_ms as i64, at as i64);
+    preload::app_written(ctx, host_id, &status.name, Some(written));
     next_interval(ctx, host_id, &status.name, new_state.as_str(), at)?;
     let (health, severity, detail) = classify(&status, new_state, seen);
     // `unknown` means the agent could not ask its source (or the host is unreachable): history

@@ -15,7 +15,7 @@ use crate::store::db::params;
 use fleetdeck_proto::Severity as AlertSeverity;
 use fleetdeck_proto::{AppStatus, CheckResult, FleetEventKind, Severity, SourceHealth, Sources};
 
-use super::{record_event_with, NewEvent};
+use super::{preload, record_event_with, NewEvent};
 use crate::alerting::rules::{Aspect, Detail, Health, Transition};
 use crate::alerting::AlertInput;
 use crate::store::{Notice, StoreError, WriteCtx};
@@ -34,7 +34,7 @@ pub const CERT_CRITICAL_DAYS: u64 = 3;
 /// as a change only when it is not ok (a check's first result counts when it fails).
 #[allow(clippy::too_many_arguments)]
 fn observe(
-    ctx: &WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_>,
     host_id: i64,
     app: &str,
     aspect: &str,
@@ -42,17 +42,14 @@ fn observe(
     observed_ms: u64,
     reason: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let row: Option<(bool, i64)> = ctx.conn.query_opt(
-        "SELECT ok, observed_ms FROM aspects WHERE host_id = ?1 AND app = ?2 AND aspect = ?3",
-        params![host_id, app, aspect],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let row = preload::aspect(ctx, host_id, app, aspect)?;
     let changed = match row {
         Some((_, seen)) if (observed_ms as i64) < seen => return Ok(false),
         Some((was, _)) => was != ok,
         None => !ok,
     };
     if changed || row.is_none() {
+        preload::aspect_written(ctx, host_id, app, aspect, Some((ok, observed_ms as i64)));
         ctx.conn.execute(
             "INSERT INTO aspects (host_id, app, aspect, ok, since_ms, observed_ms, reason)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
@@ -61,11 +58,8 @@ fn observe(
             params![host_id, app, aspect, ok, observed_ms as i64, reason],
         )?;
     } else {
-        ctx.conn.execute(
-            "UPDATE aspects SET observed_ms = ?4, reason = ?5
-             WHERE host_id = ?1 AND app = ?2 AND aspect = ?3",
-            params![host_id, app, aspect, observed_ms as i64, reason],
-        )?;
+        // Unchanged: `ok` is what the row holds already.
+        preload::touch_aspect(ctx, host_id, app, aspect, ok, observed_ms as i64, reason)?;
     }
     Ok(changed)
 }
@@ -236,14 +230,13 @@ pub fn apply_checks_of(
     }
     // A check's own row and its certificate's two rows end with the check.
     let gone: Vec<(Aspect, String, bool)> = {
-        let rows: Vec<(String, i64)> = ctx.conn.query_map(
-            "SELECT aspect, ok FROM aspects WHERE host_id = ?1 AND app = ?2
-             AND (aspect LIKE 'check:%' OR aspect LIKE 'cert:%' OR aspect LIKE 'cert-critical:%')",
-            params![host_id, app.name],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+        let rows = preload::aspects_of(
+            ctx,
+            host_id,
+            &app.name,
+            &["check:", "cert:", "cert-critical:"],
         )?;
         rows.into_iter()
-            .map(|(key, ok)| (key, ok != 0))
             .filter_map(|(key, ok)| {
                 let (kind, name) = key.split_once(':')?;
                 if app.checks.iter().any(|c| c.name == name) {
@@ -263,6 +256,7 @@ pub fn apply_checks_of(
             "DELETE FROM aspects WHERE host_id = ?1 AND app = ?2 AND aspect = ?3",
             params![host_id, app.name, key],
         )?;
+        preload::aspect_written(ctx, host_id, &app.name, &key, None);
         if !ok {
             notify(
                 ctx,
@@ -376,14 +370,7 @@ pub fn apply_clock(
     skew_ms: i64,
     now_ms: u64,
 ) -> Result<(), StoreError> {
-    let was_ok: bool = ctx
-        .conn
-        .query_opt(
-            "SELECT ok FROM aspects WHERE host_id = ?1 AND app = '' AND aspect = 'clock'",
-            params![host_id],
-            |r| r.get(0),
-        )?
-        .unwrap_or(true);
+    let was_ok = preload::aspect(ctx, host_id, "", "clock")?.is_none_or(|(ok, _)| ok);
     let off = skew_ms.abs();
     let ok = if was_ok {
         off <= SKEW_LIMIT_MS

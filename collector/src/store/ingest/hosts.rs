@@ -77,6 +77,7 @@ pub fn apply_poll(
     now_ms: u64,
 ) -> Result<SampleCursor, StoreError> {
     let row = host_row(ctx, host_id)?;
+    super::preload::load(ctx, host_id)?;
     host_answered(ctx, host_id, host, &row, now_ms)?;
     let snapshot = polled.snapshot;
     let metrics = serde_json::to_string(&snapshot.host)

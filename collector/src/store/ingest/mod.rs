@@ -7,6 +7,7 @@ mod apps;
 mod aspects;
 mod events;
 mod hosts;
+pub(crate) mod preload;
 mod samples;
 #[cfg(test)]
 mod tests;
@@ -112,7 +113,7 @@ pub(super) fn host_row(ctx: &WriteCtx<'_>, host_id: i64) -> Result<HostRow, Stor
 /// interval's start if that is later (agent and collector clocks differ a little: history must
 /// stay ordered).
 pub(super) fn next_interval(
-    ctx: &WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_>,
     host_id: i64,
     app: &str,
     state: &str,
@@ -123,41 +124,37 @@ pub(super) fn next_interval(
         "INSERT INTO status_history (host_id, app, state, start_ms) VALUES (?1, ?2, ?3, ?4)",
         params![host_id, app, state, at],
     )?;
+    preload::interval_written(ctx, host_id, app, Some((state.to_owned(), at)));
     Ok(())
 }
 
 /// Ends the subject's open interval at `at_ms`, or at its start if that is later (history stays
 /// ordered); answers the time it ended at.
 pub(super) fn close_interval(
-    ctx: &WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_>,
     host_id: i64,
     app: &str,
     at_ms: u64,
 ) -> Result<i64, StoreError> {
-    let open_start: Option<i64> = ctx.conn.query_opt(
-        "SELECT start_ms FROM status_history WHERE host_id = ?1 AND app = ?2 AND end_ms IS NULL",
-        params![host_id, app],
-        |r| r.get(0),
-    )?;
-    let at = (at_ms as i64).max(open_start.unwrap_or(i64::MIN));
+    let Some((_, open_start)) = preload::open_interval(ctx, host_id, app)? else {
+        return Ok(at_ms as i64); // Nothing open: a subject's first interval.
+    };
+    let at = (at_ms as i64).max(open_start);
     ctx.conn.execute(
         "UPDATE status_history SET end_ms = ?3 WHERE host_id = ?1 AND app = ?2 AND end_ms IS NULL",
         params![host_id, app, at],
     )?;
+    preload::interval_written(ctx, host_id, app, None);
     Ok(at)
 }
 
 /// The state of the subject's open interval.
 pub(super) fn open_state(
-    ctx: &WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_>,
     host_id: i64,
     app: &str,
 ) -> Result<Option<String>, StoreError> {
-    ctx.conn.query_opt(
-        "SELECT state FROM status_history WHERE host_id = ?1 AND app = ?2 AND end_ms IS NULL",
-        params![host_id, app],
-        |r| r.get(0),
-    )
+    Ok(preload::open_interval(ctx, host_id, app)?.map(|(state, _)| state))
 }
 
 /// Appends an event and hands it out after the commit.

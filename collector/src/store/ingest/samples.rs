@@ -196,6 +196,14 @@ fn instance_row(
     instance: &str,
     now_ms: u64,
 ) -> Result<i64, StoreError> {
+    let known = ctx.conn.query_opt(
+        "SELECT id FROM agent_instances WHERE host_id = ?1 AND instance_id = ?2",
+        params![host_id, instance],
+        |r| r.get(0),
+    )?;
+    if let Some(id) = known {
+        return Ok(id);
+    }
     ctx.conn.execute(
         "INSERT INTO agent_instances (host_id, instance_id, first_seen_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT DO NOTHING",

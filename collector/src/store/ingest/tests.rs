@@ -516,3 +516,103 @@ async fn the_alerters_queue_is_bounded_and_loses_nothing() {
     }
     writes.await.expect("the writes end once there is room");
 }
+
+/// A poll reads its host's rows up front and writes its "seen again" rows in one statement per
+/// table when its work is done (preload.rs): what it leaves must be what one statement at a time
+/// left, and a job that fails leaves none of it.
+#[tokio::test]
+async fn a_polls_waiting_writes_land_once_its_work_is_done_and_not_when_it_fails() {
+    let b = bed().await;
+    let id = b.host;
+    let row = |app: &'static str| {
+        let store = b.store.clone();
+        async move {
+            store
+                .with_conn(move |c| {
+                    c.query_opt(
+                        "SELECT observed_ms / 1000, status_json FROM apps WHERE name = ?1",
+                        params![app],
+                        |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)),
+                    )
+                })
+                .await
+                .expect("app row")
+        }
+    };
+    let aspect_seen = |aspect: &'static str| {
+        let store = b.store.clone();
+        async move {
+            store
+                .with_conn(move |c| {
+                    c.query_opt(
+                        "SELECT observed_ms / 1000 FROM aspects WHERE app = '' AND aspect = ?1",
+                        params![aspect],
+                        |r| r.get::<i64>(0),
+                    )
+                })
+                .await
+                .expect("aspect row")
+        }
+    };
+    let web = status(AppState::Running, 1);
+    b.poll(10, web.clone()).await;
+
+    // Seen again (web: only its memory changed) beside a new app, with the clock measured in the
+    // same job as the poller does.
+    let mut seen = web.clone();
+    seen.memory_bytes = Some(42 * 1024);
+    let mut p = polled(20, seen);
+    let mut api = status(AppState::Running, 15);
+    api.name = "api".into();
+    p.snapshot.apps.push(api);
+    b.store
+        .write(move |ctx| {
+            apply_poll(ctx, id, "vm", p, 20 * S)?;
+            apply_clock(ctx, id, "vm", 1_000, 20 * S)
+        })
+        .await
+        .expect("poll");
+    let (observed, json) = row("web").await.expect("web");
+    assert_eq!(observed, 20, "web's observed time is the second poll's");
+    assert!(
+        json.contains("43008"),
+        "web's status is the second poll's: {json}"
+    );
+    assert!(row("api").await.is_some(), "the new app is stored");
+    assert_eq!(aspect_seen("source:systemd").await, Some(20));
+    assert_eq!(aspect_seen("clock").await, Some(20));
+
+    // A job that fails after its poll: nothing of it stays, the waiting writes included.
+    let mut later = web.clone();
+    later.memory_bytes = Some(7);
+    let p = polled(30, later);
+    let failed = b
+        .store
+        .write(move |ctx| {
+            apply_poll(ctx, id, "vm", p, 30 * S)?;
+            Err::<(), _>(StoreError::Invalid("the job fails after its poll".into()))
+        })
+        .await;
+    assert!(failed.is_err());
+    let (observed, json) = row("web").await.expect("web");
+    assert_eq!((observed, json.contains("43008")), (20, true), "{json}");
+    assert!(
+        row("api").await.is_some(),
+        "the failed poll's unwatch is undone"
+    );
+    assert_eq!(aspect_seen("source:systemd").await, Some(20));
+
+    // The next job reads the database, not a preload the failed one left; api is gone now.
+    b.poll(40, web.clone()).await;
+    assert_eq!(row("web").await.map(|r| r.0), Some(40));
+    assert!(row("api").await.is_none(), "api is no longer reported");
+    assert_eq!(aspect_seen("source:systemd").await, Some(40));
+    let unwatched: Vec<_> = b
+        .events()
+        .await
+        .into_iter()
+        .filter(|(kind, _, _)| kind == "app-unwatched")
+        .collect();
+    assert_eq!(unwatched.len(), 1, "api unwatched once");
+    assert_eq!(b.state().await, "running");
+}
