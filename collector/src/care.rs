@@ -139,6 +139,38 @@ fn integrity(conn: &Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `copy-from-sqlite PATH`: the SQLite database at PATH, whole, into the PostgreSQL database
+/// of the config (empty, no collector running on it); see [`crate::store::copy`].
+pub fn copy_from_sqlite(config_path: &Path, source: &Path) -> anyhow::Result<String> {
+    let config = Config::load(config_path)?;
+    let crate::store::Target::Postgres(target) = &config.database else {
+        bail!(
+            "copy-from-sqlite writes into PostgreSQL, but `database` in {} is the SQLite file {}: \
+             set `database = \"postgres://USER@HOST/DATABASE\"` there first (the SQLite file to \
+             copy is this command's argument)",
+            config_path.display(),
+            config.database
+        );
+    };
+    let started = Instant::now();
+    let copied = crate::store::copy::sqlite_to_postgres(source, target)
+        .with_context(|| format!("nothing was copied from {}", source.display()))?;
+    let rows: u64 = copied.iter().map(|(_, n)| n).sum();
+    let tables = copied
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(t, n)| format!("{t} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(format!(
+        "copied {} into {target}: {rows} rows in {:.1} s ({tables}); start the collector on \
+         {} now, and keep the SQLite file until you have looked",
+        source.display(),
+        started.elapsed().as_secs_f64(),
+        config_path.display()
+    ))
+}
+
 /// `backup PATH`: a consistent copy of the database, taken while the collector runs (one read
 /// transaction: writers go on), checked, then renamed into place with mode 0600. An existing
 /// PATH is never overwritten.

@@ -58,6 +58,12 @@ enum Command {
         /// The backup to restore.
         path: PathBuf,
     },
+    /// Copy a whole SQLite database (the old `database` file) into the PostgreSQL database of
+    /// --config: it must be empty and no collector may run on it; all or nothing.
+    CopyFromSqlite {
+        /// The SQLite database to copy.
+        path: PathBuf,
+    },
     /// Join hosts: add an agent (its token on stdin), remove one, swap its token, list them.
     Agents {
         #[command(subcommand)]
@@ -191,7 +197,10 @@ async fn main() -> ExitCode {
         (Some(Command::Restore { path }), Some(config)) => {
             fleetdeck_collector::care::restore(&config, &path).map(|out| println!("{out}"))
         }
-        (Some(Command::CheckConfig | Command::Backup { .. } | Command::Restore { .. }), None) => Err(anyhow::anyhow!(
+        (Some(Command::CopyFromSqlite { path }), Some(config)) => {
+            fleetdeck_collector::care::copy_from_sqlite(&config, &path).map(|out| println!("{out}"))
+        }
+        (Some(Command::CheckConfig | Command::Backup { .. } | Command::Restore { .. } | Command::CopyFromSqlite { .. }), None) => Err(anyhow::anyhow!(
             "this command needs --config PATH before it: fleetdeck-collector --config /etc/fleetdeck/collector.toml backup /var/backups/collector.db"
         )),
         (Some(Command::Keys { .. }), None) => Err(anyhow::anyhow!(

@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod app_metrics;
 pub mod audit;
+pub mod copy;
 pub mod db;
 pub mod ingest;
 pub mod keys;

@@ -135,6 +135,22 @@ impl Workdir {
         Self { dir, pg }
     }
 
+    /// A directory whose collector stores in SQLite, whichever the test pass.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self { dir, pg: None }
+    }
+
+    /// A directory whose collector stores in a new database on the test bed's PostgreSQL server,
+    /// whichever the test pass.
+    pub fn postgres() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self {
+            dir,
+            pg: Some(PgDatabase::new()),
+        }
+    }
+
     /// collector.toml's `database`: `collector.db` in this directory, or its PostgreSQL database.
     pub fn database_line(&self) -> String {
         match &self.pg {

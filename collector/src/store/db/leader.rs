@@ -27,7 +27,7 @@ use super::PgTarget;
 use crate::store::{now_ms, StoreError};
 
 /// Any number, the same in every collector: the lock whose holder leads.
-const LEADER_LOCK: i64 = 0x6664_6c65_6164_6572; // "fdleader"
+pub(crate) const LEADER_LOCK: i64 = 0x6664_6c65_6164_6572; // "fdleader"
 
 /// What this collector is now.
 #[derive(Debug, Clone, PartialEq, Eq)]
