@@ -250,7 +250,8 @@ fn snapshot(host: &str, instance: &str, seq: u64, at: u64) -> Snapshot {
     }
 }
 
-fn sample(seq: u64, at: u64) -> Sample {
+/// A host sample with `apps` apps' figures (as an agent sends for each app it watches).
+fn sample(seq: u64, at: u64, apps: usize) -> Sample {
     Sample {
         seq,
         taken_unix_ms: at,
@@ -275,15 +276,30 @@ fn sample(seq: u64, at: u64) -> Sample {
             rx_bytes_per_sec: Some(120_000 + seq % 1000),
             tx_bytes_per_sec: Some(80_000),
         }],
-        apps: Vec::new(),
+        apps: (0..apps)
+            .map(|i| fleetdeck_proto::AppSample {
+                name: format!("app-{i}"),
+                state: fleetdeck_proto::AppState::Running,
+                restarts: Some(0),
+                memory_bytes: Some((200 << 20) + seq * 512),
+                cpu_percent: Some((seq % 40) as f32 + 0.25),
+                memory_limit_bytes: None,
+                net_rx_bytes_per_sec: None,
+                net_tx_bytes_per_sec: None,
+                checks: Vec::new(),
+            })
+            .collect(),
         disks: Vec::new(),
     }
 }
 
-/// Writes `per_host` samples (every `step_ms` from `t0`) for each host, in polls of `batch`.
+/// Writes `per_host` samples (every `step_ms` from `t0`, `apps` apps in each) for each host, in
+/// polls of `batch`.
+#[allow(clippy::too_many_arguments)]
 async fn fill(
     store: &Store,
     hosts: usize,
+    apps: usize,
     per_host: u64,
     batch: u64,
     t0: u64,
@@ -302,7 +318,7 @@ async fn fill(
     while seq < per_host {
         for c in &cursors {
             let samples: Vec<Sample> = (seq + 1..=(seq + batch).min(per_host))
-                .map(|s| sample(s, t0 + s * step_ms))
+                .map(|s| sample(s, t0 + s * step_ms, apps))
                 .collect();
             written += samples.len() as u64;
             let polled = Polled {
@@ -338,7 +354,7 @@ async fn insert_bench() {
     for (hosts, per_poll) in [(1000usize, 3u64), (200, 100), (100, 1000)] {
         let t0 = 1_700_000_000_000 + hosts as u64 * DAY_MS;
         let started = Instant::now();
-        let written = fill(&store, hosts, per_poll * 10, per_poll, t0, 10_000).await;
+        let written = fill(&store, hosts, 0, per_poll * 10, per_poll, t0, 10_000).await;
         let secs = started.elapsed().as_secs_f64();
         println!(
             "{hosts} hosts x 10 polls of {per_poll} samples: {written} samples in {secs:.2} s = {:.0} samples/s (target >= 200,000)",
@@ -450,8 +466,12 @@ async fn bytes_bench() {
     let store = Store::open(&db.target).expect("store");
     let empty = file_bytes(&store);
     let t0 = 1_790_000_000_000 / DAY_MS * DAY_MS;
-    println!("\n== bytes: {hosts} hosts, one day of samples every 10 s (8,640 per host)");
-    fill(&store, hosts, 8640, 360, t0, 10_000).await;
+    // Four apps a host, as the poll bench's and the soak's simulated agents.
+    let apps = 4;
+    println!(
+        "\n== bytes: {hosts} hosts with {apps} apps each, one day of samples every 10 s (8,640 per host)"
+    );
+    fill(&store, hosts, apps, 8640, 360, t0, 10_000).await;
     let retention = Retention::default();
     store
         .with_conn_blocking(|conn| rollup::run(conn, t0 + DAY_MS + 3_600_000, &retention))

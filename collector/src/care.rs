@@ -152,6 +152,14 @@ pub fn copy_from_sqlite(config_path: &Path, source: &Path) -> anyhow::Result<Str
             config.database
         );
     };
+    if !source.is_file() {
+        bail!(
+            "{} is not a file: give the SQLite database to copy (the old `database` path)",
+            source.display()
+        );
+    }
+    // No collector may write the source meanwhile: what it wrote after the snapshot would be lost.
+    let _source_lock = RunLock::take(source)?;
     let started = Instant::now();
     let copied = crate::store::copy::sqlite_to_postgres(source, target)
         .with_context(|| format!("nothing was copied from {}", source.display()))?;

@@ -1,5 +1,5 @@
 //! Polling: every agent each interval, at most `poll_concurrency` at once, each with a timeout and
-//! a small random delay so a large fleet is not asked in one burst. A poll reads the snapshot, then
+//! a small delay of its own (the same every cycle) so a large fleet is not asked in one burst. A poll reads the snapshot, then
 //! backfills the agent's samples after the last one stored for that agent instance (a new instance
 //! starts afresh), so a collector restart or a partition shorter than the agent's buffer leaves no
 //! gap. A failed poll counts towards the host being down.
@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use fleetdeck_daemon::caps::StreamCaps;
-use rand::Rng;
 use tokio::task::JoinSet;
 
 use crate::agent_client::{AgentClient, AgentError};
@@ -130,7 +129,7 @@ pub struct Poller {
     pub concurrency: usize,
     pub timeout: Duration,
     pub down_after: u32,
-    /// Each agent's poll starts after a random delay up to this.
+    /// Each agent's poll starts after a delay up to this: its [`phase`], the same every cycle.
     pub jitter: Duration,
     /// Starts a cycle now (a reload added agents), not at the next tick.
     pub wake: Arc<tokio::sync::Notify>,
@@ -140,6 +139,19 @@ enum Outcome {
     Ok(usize),
     Failed,
     Skipped,
+}
+
+/// Where in `jitter` an agent's poll starts: spread by a hash of its name, and the same every
+/// cycle (as Prometheus spreads its targets). Permits are taken in arrival order, so each agent
+/// keeps its place in every cycle and the time between its polls stays near the interval even
+/// when a cycle takes most of it; a random delay each cycle let an agent polled early in one
+/// cycle come late in the next (gaps of the interval plus a whole cycle, docs/benchmarks.md).
+pub fn phase(name: &str, jitter: Duration) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    name.hash(&mut hasher);
+    let fraction = (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    jitter.mul_f64(fraction)
 }
 
 impl Poller {
@@ -152,11 +164,7 @@ impl Poller {
             let agent = agent.clone();
             let poller = self.clone();
             let permits = permits.clone();
-            let delay = if self.jitter.is_zero() {
-                Duration::ZERO
-            } else {
-                rand::rng().random_range(Duration::ZERO..self.jitter)
-            };
+            let delay = phase(&agent.name, self.jitter);
             tasks.spawn(async move {
                 if agent.busy.swap(true, Ordering::AcqRel) {
                     poller
@@ -360,5 +368,33 @@ impl Poller {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_agent_keeps_its_phase_and_the_fleet_is_spread() {
+        let jitter = Duration::from_secs(3);
+        let phases: Vec<Duration> = (0..1000)
+            .map(|i| phase(&format!("web-{i}"), jitter))
+            .collect();
+        for (i, p) in phases.iter().enumerate() {
+            assert!(*p < jitter);
+            assert_eq!(
+                *p,
+                phase(&format!("web-{i}"), jitter),
+                "the same every cycle"
+            );
+        }
+        // Spread: every tenth of the window holds some agents, none most of them.
+        let mut tenths = [0usize; 10];
+        for p in &phases {
+            tenths[(p.as_secs_f64() / 0.3) as usize] += 1;
+        }
+        assert!(tenths.iter().all(|n| (50..=150).contains(n)), "{tenths:?}");
+        assert_eq!(phase("web-1", Duration::ZERO), Duration::ZERO);
     }
 }

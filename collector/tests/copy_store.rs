@@ -107,17 +107,42 @@ async fn an_sqlite_history_moves_to_postgresql_whole_and_polling_goes_on_without
         (seqs.iter().map(|(_, s)| s.len()).sum::<usize>() >= 100).then_some(())
     })
     .await;
+    let new = Workdir::postgres();
+    new.secret("sim.token", AGENT_TOKEN);
+    let new_config = collector_config(&new, &agents);
+    let source = old.path("collector.db");
+    // Refused while a collector still writes the SQLite file.
+    let out = copy(&new_config, &source);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("another fleetdeck-collector runs on the database"),
+        "{}",
+        text(&out.stderr)
+    );
     collector.stop();
+    // A key made and revoked before the move: its id is never handed out again.
+    create_key(&old_config, "gone-before-move", "viewer");
+    let gone_id: i64 = db(&old)
+        .run(|c| {
+            c.query_row(
+                "SELECT id FROM api_keys WHERE name = 'gone-before-move'",
+                params![],
+                |r| r.get(0),
+            )
+        })
+        .expect("the revoked key's id");
+    let out = std::process::Command::new(collector_bin())
+        .arg("--config")
+        .arg(&old_config)
+        .args(["keys", "delete", "gone-before-move"])
+        .output()
+        .expect("keys delete");
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let before = stored_seqs(&old, "sim");
     assert_eq!(before.len(), 1, "one agent instance: {before:?}");
     let (instance, before_seqs) = &before[0];
     assert_contiguous(before_seqs, "on SQLite");
     let old_counts = counts(&old);
-    let source = old.path("collector.db");
-
-    let new = Workdir::postgres();
-    new.secret("sim.token", AGENT_TOKEN);
-    let new_config = collector_config(&new, &agents);
 
     // Refused, with nothing written: a file that is not a database; SQLite as the target.
     let junk = old.write("junk.db", "not a database at all, just text\n");
@@ -199,6 +224,18 @@ async fn an_sqlite_history_moves_to_postgresql_whole_and_polling_goes_on_without
             200
         );
     }
+    let keys = api.json("/v1/keys").await;
+    let new_id = keys
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["name"] == "made-on-postgres")
+        .and_then(|k| k["id"].as_i64())
+        .expect("the new key's id");
+    assert!(
+        new_id > gone_id,
+        "a key made after the move took id {new_id}, not after the revoked key's {gone_id}"
+    );
     let audit = api.json("/v1/audit").await.to_string();
     assert!(
         audit.contains("made-on-sqlite") && audit.contains("made-on-postgres"),

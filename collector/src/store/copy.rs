@@ -4,13 +4,19 @@
 //! - The source is read in one read transaction: a consistent snapshot, even of a file a
 //!   collector still writes (what it writes after the snapshot is not copied: stop it first).
 //! - The target is written in one transaction, by binary `COPY` table by table: all or nothing.
-//! - Each table's id sequence is moved past the copied ids, so new rows do not collide.
-//! - Every table's row count is compared before the commit.
+//! - Each table's id sequence is moved past the copied ids and past any id SQLite handed out
+//!   and deleted since (`sqlite_sequence`: API key ids are never reused), so new rows collide with
+//!   none and no new key takes a revoked key's id.
+//! - Every table's rows written are compared with the snapshot's count before the commit.
 //!
-//! Refused, with nothing written: a source that is not a collector database of this version or
-//! fails `quick_check`; a source table this copy does not know (it would be lost); a target a
-//! collector leads on; a target that already holds data.
+//! Refused, with no data written (the schema is made first, as a collector's start would): a
+//! source that is not a collector database of this version or fails `quick_check`; a source
+//! table or column this copy has no place for (it would be lost); a target a collector leads on
+//! (the copy holds the leader lock for its transaction, so none starts leading meanwhile); a
+//! target that already holds data. The caller keeps a collector off the source
+//! (`care::copy_from_sqlite` holds its run lock).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use postgres::binary_copy::BinaryCopyInWriter;
@@ -134,36 +140,37 @@ fn write_target(
     source: &Path,
     target: &PgTarget,
 ) -> Result<Copied, StoreError> {
-    let leading: bool = client
-        .query_one(
-            "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND granted
-               AND (classid::bigint << 32) | objid::bigint = $1",
-            &[&super::db::leader::LEADER_LOCK],
-        )?
-        .get(0);
-    if leading {
-        return Err(invalid(format!(
-            "a collector is running on {target}: stop every collector using that database, then copy"
-        )));
-    }
-    for table in TABLES.iter().filter(|t| !SEEDED.contains(t)) {
-        let held: bool = client
-            .query_one(
-                &format!("SELECT EXISTS (SELECT 1 FROM {})", ident(table)),
-                &[],
-            )?
-            .get(0);
-        if held {
-            return Err(invalid(format!(
-                "{target} already holds data (table {table} has rows): copy into a new, empty \
-                 database (createdb), never over one in use"
-            )));
-        }
-    }
     // One snapshot of the source for every table.
     src.execute_batch("BEGIN")?;
     let copied = (|| {
         let mut tx = client.transaction()?;
+        // The leader lock, for this transaction only (advisory locks are per database): refused
+        // while a collector leads here, and none starts leading before the copy commits.
+        let free: bool = tx
+            .query_one(
+                "SELECT pg_try_advisory_xact_lock($1)",
+                &[&super::db::leader::LEADER_LOCK],
+            )?
+            .get(0);
+        if !free {
+            return Err(invalid(format!(
+                "a collector is running on {target}: stop every collector using that database, then copy"
+            )));
+        }
+        for table in TABLES.iter().filter(|t| !SEEDED.contains(t)) {
+            let held: bool = tx
+                .query_one(
+                    &format!("SELECT EXISTS (SELECT 1 FROM {})", ident(table)),
+                    &[],
+                )?
+                .get(0);
+            if held {
+                return Err(invalid(format!(
+                    "{target} already holds data (table {table} has rows): copy into a new, empty \
+                     database (createdb), never over one in use"
+                )));
+            }
+        }
         for table in SEEDED {
             tx.batch_execute(&format!("DELETE FROM {}", ident(table)))?;
         }
@@ -171,22 +178,27 @@ fn write_target(
         for table in TABLES {
             copied.push((*table, copy_table(src, &mut tx, table, source)?));
         }
-        move_sequences(&mut tx)?;
-        for (table, rows) in &copied {
-            let there: i64 = tx
-                .query_one(&format!("SELECT count(*) FROM {}", ident(table)), &[])?
-                .get(0);
-            if there as u64 != *rows {
-                return Err(invalid(format!(
-                    "table {table}: {rows} rows copied but {there} in {target}; nothing was committed"
-                )));
-            }
-        }
+        move_sequences(&mut tx, &handed_out(src)?)?;
         tx.commit()?;
         Ok(copied)
     })();
     let _ = src.execute_batch("COMMIT");
     copied
+}
+
+/// The largest id SQLite ever handed out per `AUTOINCREMENT` table, deleted rows included.
+fn handed_out(src: &rusqlite::Connection) -> Result<HashMap<String, i64>, StoreError> {
+    let exists: bool = src.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(HashMap::new());
+    }
+    let mut stmt = src.prepare("SELECT name, seq FROM sqlite_sequence")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Copies one table (every column the source has, each of which the target must have); the
@@ -211,6 +223,14 @@ fn copy_table(
         let rows = stmt.query_map([], |r| r.get(1))?;
         rows.collect::<Result<_, _>>()?
     };
+    // A table SQLite keys by its implicit rowid that PostgreSQL names (`alert_deliveries`): the
+    // ids, and so their order, are kept.
+    let mut source_columns = source_columns;
+    if !source_columns.iter().any(|c| c == "rowid")
+        && target_columns.iter().any(|(c, _)| c == "rowid")
+    {
+        source_columns.insert(0, "rowid".to_owned());
+    }
     let mut types = Vec::with_capacity(source_columns.len());
     for column in &source_columns {
         let Some((_, data_type)) = target_columns.iter().find(|(c, _)| c == column) else {
@@ -255,7 +275,16 @@ fn copy_table(
         let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref()).collect();
         writer.write(&refs)?;
     }
-    Ok(writer.finish()?)
+    drop(rows);
+    let written = writer.finish()?;
+    let snapshot: i64 =
+        src.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+    if written != snapshot as u64 {
+        return Err(invalid(format!(
+            "table {table}: {written} rows written of the {snapshot} the snapshot holds; nothing copied"
+        )));
+    }
+    Ok(written)
 }
 
 fn pg_type(data_type: &str) -> Option<Type> {
@@ -326,8 +355,11 @@ fn convert(value: ValueRef<'_>, ty: &Type) -> Result<Box<dyn ToSql + Sync>, Stri
     })
 }
 
-/// Moves every id sequence past the largest copied id.
-fn move_sequences(tx: &mut postgres::Transaction<'_>) -> Result<(), StoreError> {
+/// Moves every id sequence past the largest copied id and past the largest SQLite handed out.
+fn move_sequences(
+    tx: &mut postgres::Transaction<'_>,
+    handed_out: &HashMap<String, i64>,
+) -> Result<(), StoreError> {
     let serials: Vec<(String, String)> = tx
         .query(
             "SELECT table_name::text, column_name::text FROM information_schema.columns
@@ -338,14 +370,15 @@ fn move_sequences(tx: &mut postgres::Transaction<'_>) -> Result<(), StoreError> 
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     for (table, column) in serials {
+        let ever = handed_out.get(&table).copied().unwrap_or(0);
         tx.execute(
             &format!(
                 "SELECT setval(pg_get_serial_sequence($1, $2),
-                               COALESCE((SELECT max({c}) FROM {t}), 0) + 1, false)",
+                               GREATEST(COALESCE((SELECT max({c}) FROM {t}), 0), $3) + 1, false)",
                 c = ident(&column),
                 t = ident(&table)
             ),
-            &[&ident(&table), &column],
+            &[&ident(&table), &column, &ever],
         )?;
     }
     Ok(())

@@ -19,6 +19,9 @@ pub fn apply_stream_event(
     host: &str,
     event: &AgentEvent,
 ) -> Result<(), StoreError> {
+    // What follows reads and writes rows directly: a poll's preload earlier in the job is
+    // written out and ended first.
+    super::preload::finish(ctx)?;
     match event {
         AgentEvent::Transition(e) => return apply_agent_event(ctx, host_id, host, e),
         AgentEvent::Check(e) => {
@@ -89,6 +92,7 @@ pub fn apply_agent_event(
     host: &str,
     event: &AppEvent,
 ) -> Result<(), StoreError> {
+    super::preload::finish(ctx)?;
     ctx.conn.execute(
         "UPDATE hosts SET last_event_id = ?2 WHERE id = ?1",
         params![host_id, event.sse_id()],

@@ -44,6 +44,8 @@ const TOUCHES_PER_UPDATE: usize = 400;
 
 /// Reads the host's rows into the job's preload (three statements).
 pub(super) fn load(ctx: &mut WriteCtx<'_>, host_id: i64) -> Result<(), StoreError> {
+    // A second poll in one job: the first one's waiting writes go out first.
+    finish(ctx)?;
     let apps = ctx.conn.query_map(
         "SELECT name, state, observed_ms, state_since_ms FROM apps WHERE host_id = ?1",
         params![host_id],
