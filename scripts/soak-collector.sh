@@ -26,7 +26,7 @@ max_growth=${SOAK_MAX_GROWTH_MIB:-16}
 [[ $minutes =~ ^[0-9]+$ && $minutes -ge 1 ]] || { echo "MINUTES must be a whole number >= 1 (got '$minutes')" >&2; exit 2; }
 [[ $agents =~ ^[0-9]+$ && $agents -ge 1 ]] || { echo "AGENTS must be a whole number >= 1 (got '$agents')" >&2; exit 2; }
 [[ $interval =~ ^[0-9]+$ && $interval -ge 1 ]] || { echo "SOAK_INTERVAL must be whole seconds >= 1 (got '$interval')" >&2; exit 2; }
-# The collector's per-poll random delay: min(poll_interval / 10, 3 s) (collector/src/run.rs).
+# The collector's per-agent delay window: min(poll_interval / 10, 3 s) (collector/src/run.rs; each agent's place in it is a hash of its name, poll.rs `phase`).
 jitter=$(python3 -c "print(min($interval / 10, 3))")
 
 log() { printf '[soak-collector %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }

@@ -15,7 +15,7 @@ Definitions (also written into the summary):
                  request, as the simulator saw them (so: both round trips and the collector's work
                  between them; not the database write that follows).
   gap            time between the starts of two consecutive polls of one virtual host.
-  missed         a gap > interval + jitter + slack (jitter: the collector's per-poll random delay,
+  missed         a gap > interval + jitter + slack (jitter: the collector's per-agent delay window,
                  min(interval/10, 3 s); slack: queueing and latency allowance, default 5 s); also a
                  first poll later than jitter + slack after the first cycle began, or a last poll
                  older than interval + jitter + slack at the end, or a failed (non-200) snapshot.
