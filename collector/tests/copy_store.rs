@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use fleetdeck_collector::params;
-use fleetdeck_sim::{Sim, SimConfig};
+use fleetdeck_sim::SimConfig;
 
 fn copy(config: &Path, source: &Path) -> Output {
     let out = std::process::Command::new(collector_bin())
@@ -70,7 +70,7 @@ async fn an_sqlite_history_moves_to_postgresql_whole_and_polling_goes_on_without
         eprintln!("skipped: runs in the PostgreSQL pass, on the test bed's server");
         return;
     }
-    let sim = Sim::new(SimConfig {
+    let (_sim, addr) = serve_sim(SimConfig {
         hosts: 1,
         apps_per_host: 2,
         sample_interval: Duration::from_millis(100),
@@ -78,18 +78,8 @@ async fn an_sqlite_history_moves_to_postgresql_whole_and_polling_goes_on_without
         host_prefix: "sim".to_owned(),
         ..SimConfig::default()
     })
-    .expect("the simulator");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the simulator");
-    let base = format!(
-        "http://{}/agents/0",
-        listener.local_addr().expect("simulator address")
-    );
-    let server = sim.clone();
-    tokio::spawn(async move {
-        let _ = server.serve(listener, std::future::pending()).await;
-    });
+    .await;
+    let base = format!("http://{addr}/agents/0");
     let agents = format!(
         "poll_interval = \"1s\"\n[[agents]]\nname = \"sim\"\nurl = \"{base}\"\ntoken_file = \"sim.token\"\n"
     );

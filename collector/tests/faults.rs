@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use fleetdeck_collector::params;
 use fleetdeck_collector::store::Conn;
-use fleetdeck_sim::{Sim, SimConfig};
+use fleetdeck_sim::SimConfig;
 use resume::Follower;
 use serde_json::Value;
 
@@ -149,7 +149,7 @@ fn backfill_moved(work: &Workdir, host: &str, target: i64, limit: Duration) -> i
 async fn sigkill_during_backfill_leaves_a_clean_database_without_gaps() {
     let _serial = SERIAL.lock().await;
     let began = Instant::now();
-    let sim = Sim::new(SimConfig {
+    let (_sim, addr) = serve_sim(SimConfig {
         hosts: 1,
         apps_per_host: 2,
         sample_interval: Duration::from_millis(1),
@@ -157,18 +157,8 @@ async fn sigkill_during_backfill_leaves_a_clean_database_without_gaps() {
         host_prefix: "sim".to_owned(),
         ..SimConfig::default()
     })
-    .expect("the simulator");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the simulator");
-    let base = format!(
-        "http://{}/agents/0",
-        listener.local_addr().expect("simulator address")
-    );
-    let server = sim.clone();
-    tokio::spawn(async move {
-        let _ = server.serve(listener, std::future::pending()).await;
-    });
+    .await;
+    let base = format!("http://{addr}/agents/0");
     let http = reqwest::Client::new();
     wait_for(
         "the simulated agent's backlog",

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use fleetdeck_proto::{AppState, Exit};
-use fleetdeck_sim::{Sim, SimConfig};
+use fleetdeck_sim::SimConfig;
 use sim_bench::LIMIT;
 
 fn sim_agent(name: &str, addr: std::net::SocketAddr, index: usize) -> String {
@@ -21,7 +21,7 @@ fn sim_agent(name: &str, addr: std::net::SocketAddr, index: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_adds_and_removes_agents_and_resolves_the_removed_hosts_alerts() {
-    let sim = Sim::new(SimConfig {
+    let (sim, addr) = serve_sim(SimConfig {
         hosts: 2,
         apps_per_host: 1,
         sample_interval: Duration::from_millis(500),
@@ -29,15 +29,7 @@ async fn sighup_adds_and_removes_agents_and_resolves_the_removed_hosts_alerts() 
         host_prefix: "sim".to_owned(),
         ..SimConfig::default()
     })
-    .expect("the simulator");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the simulator");
-    let addr = listener.local_addr().expect("simulator address");
-    let served = sim.clone();
-    tokio::spawn(async move {
-        let _ = served.serve(listener, std::future::pending()).await;
-    });
+    .await;
     let hook = Receiver::start().await;
     let work = Workdir::new();
     work.secret("sim.token", AGENT_TOKEN);

@@ -472,6 +472,23 @@ pub fn testbed_net(verb: &str) {
     run(script, &["net", verb]);
 }
 
+/// A simulated fleet (`fleetdeck-sim`) served on loopback for the rest of the test: the simulator
+/// and its address (agent `i` at `http://ADDR/agents/i`).
+pub async fn serve_sim(
+    config: fleetdeck_sim::SimConfig,
+) -> (std::sync::Arc<fleetdeck_sim::Sim>, SocketAddr) {
+    let sim = fleetdeck_sim::Sim::new(config).expect("the simulator");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the simulator");
+    let addr = listener.local_addr().expect("simulator address");
+    let served = sim.clone();
+    tokio::spawn(async move {
+        let _ = served.serve(listener, std::future::pending()).await;
+    });
+    (sim, addr)
+}
+
 /// Heals tb-agent's partition even when the test fails half-way.
 pub struct HealOnDrop;
 
