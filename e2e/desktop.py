@@ -10,6 +10,7 @@ import pathlib
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 from selenium import webdriver
@@ -17,6 +18,8 @@ from selenium.common.exceptions import StaleElementReferenceException, NoSuchEle
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.common.options import ArgOptions
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.support.ui import Select
 
 from hostile_collector import HostileCollector
 
@@ -41,6 +44,7 @@ APP_LOG = pathlib.Path(os.environ["E2E_APP_LOG"])
 DEAD_URL = os.environ["E2E_DEAD_URL"]
 WEBHOOK_LOG = pathlib.Path(os.environ["E2E_WEBHOOK_LOG"])
 DUNST_PICK = pathlib.Path(os.environ["E2E_DUNST_PICK"])
+STATE_DIR = pathlib.Path(os.environ["XDG_STATE_HOME"])
 
 SHOTS.mkdir(parents=True, exist_ok=True)
 
@@ -477,6 +481,157 @@ def check_plain_http_warning(driver):
         stub.stop()
 
 
+def search_api(query):
+    """The collector's log search, as JSON events (one per line)."""
+    req = urllib.request.Request(f"{COLLECTOR}/v1/logs/search?{query}", headers={"Authorization": f"Bearer {KEY}"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
+
+
+def check_fleet_search(driver):
+    """The Logs view searches two hosts at once with a regular expression and a time range, finds
+    the line written on each, and a line opens its app's log around it."""
+    step("fleet log search: a line written on each of two hosts, found by one regex")
+    cmd = os.environ["E2E_COLLECTOR_CMD"].split()
+    with open(os.environ["E2E_JOIN_TOKEN"], "rb") as token:
+        out = subprocess.run(cmd + ["agents", "add", "joined", os.environ["E2E_JOIN_URL"]],
+                             stdin=token, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    wait_for("the joined host's echo app", lambda: any(
+        a["status"]["name"] == "echo" for a in collector_get("/v1/hosts/joined")["apps"]), timeout=30)
+    tag = f"e2e-search-{time.time_ns()}"
+    before_ms = int(time.time() * 1000)
+    SAY_FILE.write_text(f"{tag}-alpha on the first host\n")
+    with open(os.environ["E2E_ECHO_FIFO"], "w") as fifo:
+        fifo.write(f"{tag}-beta on the second host\n")
+    if visible(driver, "#collector-select"):
+        Select(el(driver, "#collector-select")).select_by_value("e2e")
+    el(driver, "#nav-logs").click()
+    field = wait_for("the search form", lambda: visible(driver, "#search-query"))
+    field.clear()
+    field.send_keys(f"{tag}-(alpha|beta)")
+    Select(el(driver, "#search-range")).select_by_value("15")
+
+    def found():
+        rows = driver.find_elements(By.CSS_SELECTOR, "#search-results .log-line")
+        return {(r.get_attribute("data-host"), r.get_attribute("data-app")) for r in rows}
+    # (The first host's agent watches the echo unit too: beta is found there as well.)
+    want = {(HOST, APP_NAME), (HOST, "echo"), ("joined", "echo")}
+    deadline = time.time() + 30
+    while True:  # journald may take a moment to have both lines: search again until it does
+        wait_for("the search button", lambda: el(driver, "#search-run").is_enabled())
+        el(driver, "#search-run").click()
+        try:
+            wait_for("both hosts' lines", lambda: found() == want, timeout=5)
+            break
+        except AssertionError:
+            if time.time() > deadline:
+                raise
+    wait_for("the search done", lambda: el(driver, "#search-run").is_enabled())
+    chips = driver.find_elements(By.CSS_SELECTOR, "#search-progress .target")
+    assert chips and all("failed" not in c.get_attribute("class") for c in chips), [c.text for c in chips]
+    rows = driver.find_elements(By.CSS_SELECTOR, "#search-results .log-line")
+    assert len(rows) == 3, [r.text for r in rows]
+    assert sum("alpha" in r.text for r in rows) == 1 and sum("beta" in r.text for r in rows) == 2
+    shot(driver, "logs-search")
+
+    step("the time range: a search that ends before the lines were written finds neither")
+    events = search_api(urllib.parse.urlencode({"grep": f"{tag}-(alpha|beta)", "until": before_ms,
+                                                "since": before_ms - 900_000}))
+    assert events[0]["event"] == "started" and events[-1]["event"] == "done", events
+    lines = [e for ev in events if ev["event"] == "result" for e in ev["entries"]]
+    assert lines == [], lines
+    events = search_api(urllib.parse.urlencode({"grep": f"{tag}-(alpha|beta)", "since": before_ms}))
+    hits = sorted((ev["host"], ev["app"]) for ev in events if ev["event"] == "result" and ev["entries"])
+    assert hits == sorted(want), hits
+
+    step("a result opens its app's log around that line")
+    alpha = next(r for r in driver.find_elements(By.CSS_SELECTOR, "#search-results .log-line")
+                 if r.get_attribute("data-host") == HOST)
+    alpha.click()
+    wait_for("the app view", lambda: (v := visible(driver, "#app-view")) and v.get_attribute("data-app") == APP_NAME)
+    anchor = wait_for("the line in its context", lambda: visible(driver, "#log-anchor"))
+    assert f"{tag}-alpha" in anchor.text, anchor.text
+    context = text_of(driver, "#log-context")
+    assert "tick" in context, "no lines around the result"
+    shot(driver, "logs-search-context")
+    el(driver, "#log-context-close").click()
+    wait_for("the context closed", lambda: not visible(driver, "#log-context"))
+    out = subprocess.run(cmd + ["agents", "rm", "joined"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def check_habits(driver):
+    """The command palette opens an app, the shortcuts' help lists the keys, the theme and start at
+    login are kept, the last view is saved for the next start, and the app logs to its file."""
+    step("Ctrl+K opens the palette; typing the app and host and Enter opens that app")
+    el(driver, "#nav-fleet").click()
+    wait_for("the fleet view", lambda: visible(driver, "#fleet-view"))
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("k").key_up(Keys.CONTROL).perform()
+    field = wait_for("the palette", lambda: visible(driver, "#palette-input"))
+    field.send_keys(f"{APP_NAME} {HOST}")
+    first = wait_for("a palette entry", lambda: text_of(driver, ".palette-item.chosen .palette-label"))
+    assert first == f"{APP_NAME} on {HOST}", first
+    shot(driver, "palette")
+    field.send_keys(Keys.ENTER)
+    wait_for("the app opened from the palette", lambda: (v := visible(driver, "#app-view"))
+             and v.get_attribute("data-app") == APP_NAME and v.get_attribute("data-host") == HOST)
+    assert not visible(driver, "#palette"), "the palette stayed open"
+
+    step("the app's page is saved as the view to open at the next start")
+    def saved_view():
+        return json.loads((CONFIG_DIR / "settings.json").read_text()).get("last_view")
+    wait_for("the last view in settings.json", lambda: saved_view() == {
+        "view": "app", "collector": "e2e", "host": HOST, "app": APP_NAME})
+
+    step("? shows the keyboard shortcuts; Escape closes them")
+    el(driver, "#app-view h1").click()  # focus the page, not a field
+    ActionChains(driver).send_keys("?").perform()
+    help_text = wait_for("the shortcuts help", lambda: visible(driver, "#shortcuts-help") and text_of(driver, "#shortcuts-help"))
+    assert "Ctrl+K" in help_text, help_text
+    ActionChains(driver).send_keys(Keys.ESCAPE).perform()
+    wait_for("the help closed", lambda: not visible(driver, "#shortcuts-help"))
+    step("g then e goes to the Events view")
+    ActionChains(driver).send_keys("g").send_keys("e").perform()
+    wait_for("the events view", lambda: visible(driver, "#events-view"))
+
+    step("the theme: Light is applied at once and kept; back to the system's")
+    el(driver, "#nav-settings").click()
+    theme = lambda: driver.execute_script("return document.documentElement.dataset.theme")
+    Select(wait_for("the theme select", lambda: visible(driver, "#theme-select"))).select_by_value("light")
+    wait_for("the light theme", lambda: theme() == "light")
+    wait_for("the theme saved", lambda: json.loads((CONFIG_DIR / "settings.json").read_text()).get("theme") == "light")
+    shot(driver, "settings-light")
+    Select(el(driver, "#theme-select")).select_by_value("system")
+    system = driver.execute_script(
+        "return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'")
+    wait_for("the system's theme", lambda: theme() == system)
+
+    step("start at login: an autostart entry running this app appears, and goes when turned off")
+    entry = pathlib.Path.home() / ".config" / "autostart" / "fleetdeck.desktop"
+    existed = entry.exists()
+    if existed:
+        step(f"(skipped: {entry} existed before the test)")
+    else:
+        try:
+            el(driver, "#autostart-toggle").click()
+            wait_for("the autostart entry", entry.exists)
+            assert f"Exec={APP}" in entry.read_text().replace('"', ""), entry.read_text()
+            wait_for("the switch on", lambda: invoke(driver, "settings")["ok"]["autostart"] is True)
+            el(driver, "#autostart-toggle").click()
+            wait_for("the autostart entry removed", lambda: not entry.exists())
+        finally:
+            if entry.exists():
+                entry.unlink()
+
+    step("the app's own log is in its file under the XDG state directory, with no key in it")
+    logs = sorted(STATE_DIR.glob("fleetdeck/fleetdeck*.log"))
+    assert logs, f"no log file in {STATE_DIR / 'fleetdeck'}"
+    text = "".join(p.read_text(errors="replace") for p in logs)
+    assert "collector added" in text, text[-2000:]
+    assert KEY not in text, "the key reached the app's log file"
+
+
 def add_collector(driver, name, url, key):
     for css, value in (("#add-name", name), ("#add-url", url), ("#add-key", key)):
         field = el(driver, css)
@@ -713,6 +868,8 @@ def run(driver):
 
     check_hostile_collector(driver)
     check_plain_http_warning(driver)
+    check_fleet_search(driver)
+    check_habits(driver)
 
     step("no key in the app's log")
     assert KEY not in APP_LOG.read_text(errors="replace"), "the key reached the app's log"

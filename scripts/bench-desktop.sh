@@ -2,14 +2,23 @@
 # Desktop benchmarks (docs/benchmarks.md): cold start to first paint of the fleet and resident
 # memory of the app with its WebKit processes, on a 50-host demo fleet, on a virtual display.
 # Release builds. Usage: scripts/bench-desktop.sh [hosts (50)] [runs (5)]
+#   or: scripts/bench-desktop.sh memory [minutes (10)] [hosts (50)]: memory over time with an app's
+#       log following (every demo app logs every 20 ms), sampled every 30 s (e2e/bench_memory.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 target=${CARGO_TARGET_DIR:-$root/target}
 tools=${FLEETDECK_TOOLS:-$HOME/.cache/fleetdeck-tools}
 export PATH=$HOME/.cargo/bin:$tools/npm/node_modules/.bin:$PATH
-hosts=${1:-50}
-export BENCH_RUNS=${2:-5}
+mode=${BENCH_MODE:-startup}
+if [[ ${1:-} == memory ]]; then
+    mode=memory; shift
+    export BENCH_MINUTES=${1:-10}
+    hosts=${2:-50}
+else
+    hosts=${1:-50}
+    export BENCH_RUNS=${2:-5}
+fi
 
 source scripts/lib/desktop.sh
 scripts/setup.sh
@@ -25,17 +34,21 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 port=$(free_port)
-"$target/release/fleetdeck-collector" --demo --port "$port" --hosts "$hosts" >"$work/demo.log" 2>&1 & pids+=($!)
+chatty=()
+[[ $mode == memory ]] && chatty=(--log-every 20ms)
+"$target/release/fleetdeck-collector" --demo --port "$port" --hosts "$hosts" "${chatty[@]}" >"$work/demo.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 300); do grep -q 'operator key:' "$work/demo.log" && break; sleep 0.1; done
 key=$(sed -n 's/^ *operator key: *//p' "$work/demo.log")
 [[ -n $key ]] || { cat "$work/demo.log"; exit 1; }
 
 virtual_display $((90 + RANDOM % 100))
-export FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data BENCH_APP=$target/release/fleetdeck
+export FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data XDG_STATE_HOME=$work/state \
+    XDG_CONFIG_HOME=$work/xdg-config BENCH_APP=$target/release/fleetdeck \
+    BENCH_COLLECTOR_URL=http://127.0.0.1:$port BENCH_KEY=$key
 mkdir -p "$work/data"
 echo "fleet: $hosts hosts x 4 apps (fleetdeck-collector --demo), $(nproc) cores, $(date -u +%F)"
 # store the demo collector (key into the keyring) without opening a window, then measure
 desktop_session bash -c '
     echo "$1" | "$BENCH_APP" --add-collector demo --url "$2" --key-stdin --add-only
-    python3 e2e/bench_startup.py
-' _ "$key" "http://127.0.0.1:$port"
+    python3 "e2e/bench_$3.py"
+' _ "$key" "http://127.0.0.1:$port" "$mode"

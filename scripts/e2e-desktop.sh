@@ -55,6 +55,9 @@ keep_logs_for_the_secrets_check() {
     for f in agent joined collector; do
         [[ -f $work/$f.log ]] && cp "$work/$f.log" "$dir/e2e-desktop-$f-$$.log"
     done
+    for f in "$work"/state/fleetdeck/fleetdeck*.log; do # the app's own log file
+        [[ -f $f ]] && cp "$f" "$dir/e2e-desktop-app-$$-$(basename "$f")"
+    done
     (
         umask 077
         [[ -s $work/agent.token ]] && cat "$work/agent.token" && echo
@@ -147,8 +150,9 @@ wait_listening "$work/agent.log" agent
 # A second agent, on no collector's list: the test joins it with `agents add` while the app runs.
 jport=$(free_port)
 (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$work/joined.token")
-printf 'listen = ["127.0.0.1:%s"]\ntoken_file = "joined.token"\nsystemd = "user"\nsample_interval = "1s"\n' \
-    "$jport" >"$work/joined.toml"
+# (It runs the echo app: the fleet log search finds a line on each of the two hosts.)
+printf 'listen = ["127.0.0.1:%s"]\ntoken_file = "joined.token"\nsystemd = "user"\nsample_interval = "1s"\n\n[[apps]]\nname = "echo"\nsystemd_unit = "%s"\n' \
+    "$jport" "$echo_unit" >"$work/joined.toml"
 "$target/debug/fleetdeck-agent" --config "$work/joined.toml" >"$work/joined.log" 2>&1 & pids+=($!)
 wait_listening "$work/joined.log" "the second agent"
 "$target/debug/fleetdeck-collector" --config "$work/collector.toml" >"$work/collector.log" 2>&1 & pids+=($!)
@@ -177,7 +181,8 @@ export E2E_APP=$app E2E_COLLECTOR_URL=http://127.0.0.1:$cport E2E_KEY=$key E2E_H
     E2E_COLLECTOR_PID=$collector_pid E2E_COLLECTOR_CMD="$target/debug/fleetdeck-collector --config $work/collector.toml" \
     FLEETDECK_UNREACHABLE_GRACE_SECS=3 \
     E2E_BURST_RATE=$work/rate E2E_BURST_SEQ=$work/burst.seq E2E_ECHO_FIFO=$work/echo.fifo \
-    FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data DUNST_LOG=$work/dunst.log \
+    FLEETDECK_CONFIG_DIR=$work/config XDG_DATA_HOME=$work/data XDG_STATE_HOME=$work/state \
+    XDG_CONFIG_HOME=$work/xdg-config DUNST_LOG=$work/dunst.log \
     DUNST_CONFIG=$work/dunstrc E2E_DUNST_PICK=$work/dunst-pick.sh.pattern \
     FLEETDECK_WEBKIT_COMPOSITING=1
 # (WebKitWebDriver's screenshots hang without WebKit's compositing mode, which the app turns off

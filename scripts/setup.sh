@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Fleetdeck needs on a Debian 12 machine with a Rust toolchain
-# (rustup): the musl (x86_64, arm64) and wasm32 targets, and the Debian packages of the test bed. Idempotent.
+# (rustup): the musl (x86_64, arm64), wasm32 and Windows (gnu) targets, and the Debian packages of
+# the test bed. Idempotent.
 set -euo pipefail
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -11,7 +12,7 @@ command -v cargo >/dev/null && command -v rustup >/dev/null || {
 }
 
 targets=$(rustup target list --installed)
-for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl wasm32-unknown-unknown; do
+for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl wasm32-unknown-unknown x86_64-pc-windows-gnu; do
     grep -qx "$t" <<<"$targets" || { log "adding Rust target $t"; rustup target add "$t"; }
 done
 
@@ -29,6 +30,9 @@ want=(curl jq file docker-compose pkg-config libssl-dev libwebkit2gtk-4.1-dev li
       # the arm64 static agent: cross compiler, its C headers (ring compiles C; apt installs them
       # only as a recommendation, which --no-install-recommends skips), and qemu to run it once
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
+      # the desktop's Windows build (scripts/build-windows.sh): mingw-w64's gcc and binutils
+      # (dlltool, objdump)
+      gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64
       # docs/deploy.md's firewall, run by scripts/test-docs.sh
       ufw
       # the daemons' Debian packages are checked with lintian (scripts/package.sh)

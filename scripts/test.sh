@@ -132,6 +132,10 @@ scripts/api-fuzz.sh
 step "desktop: .deb package (Tauri CLI)"
 scripts/package-deb.sh --debug
 
+step "desktop: Windows build (cross-built with mingw-w64) into a zip"
+zip=$(scripts/build-windows.sh "${CARGO_TARGET_DIR:-$root/target}/windows-dist" | tail -n 1)
+python3 -c 'import sys, zipfile; names = zipfile.ZipFile(sys.argv[1]).namelist(); assert names == ["fleetdeck/fleetdeck.exe", "fleetdeck/WebView2Loader.dll"], names' "$zip"
+
 step "the docs as written: deploy.md then operations.md on namespace machines, real apt and units"
 scripts/test-docs.sh
 

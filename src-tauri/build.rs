@@ -13,6 +13,7 @@ const COMMANDS: &[&str] = &[
     "events",
     "logs_page",
     "logs_follow",
+    "logs_search",
     "logs_stop",
     "env_get",
     "env_save",
@@ -24,6 +25,7 @@ const COMMANDS: &[&str] = &[
     "silence_remove",
     "settings",
     "set_dnd",
+    "update_settings",
     "tray_state",
     "first_paint",
 ];

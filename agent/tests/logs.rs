@@ -388,3 +388,83 @@ async fn a_client_that_leaves_frees_its_docker_log_stream_at_once() {
     )
     .await;
 }
+
+/// The entries of `all` written in `[since, until)` (Unix ms), newest first: what a time-range
+/// page must answer.
+fn written_between(all: &[LogEntry], since_ms: u64, until_ms: u64) -> Vec<String> {
+    all.iter()
+        .filter(|e| e.unix_us >= since_ms * 1_000 && e.unix_us < until_ms * 1_000)
+        .map(|e| e.message.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn unit_and_container_pages_keep_to_a_time_range() {
+    require_testbed();
+    // Lines 1.1 s apart: distinct seconds even for an engine with whole-second timestamps.
+    let script = "for i in 1 2 3 4 5 6; do echo \"t $i\"; sleep 1.1; done; sleep 1000";
+    let unit = TransientUnit::start("range", &[], script);
+    let c = Container::run("range", &[], &["sh", "-c", script]);
+    let work = Workdir::new();
+    let mut config = unit_app("web", &unit.name);
+    config.push_str(&container_app("cache", &c.name));
+    let agent = RunningAgent::start(&work.config(&config));
+    for app in ["web", "cache"] {
+        let all = wait_for("all six lines", Duration::from_secs(20), || async {
+            let e: Vec<LogEntry> = page(&agent, app, "limit=100")
+                .await
+                .into_iter()
+                .filter(|e| e.message.starts_with("t "))
+                .collect();
+            (e.len() >= 6).then_some(e)
+        })
+        .await;
+        let ms = |i: usize| all[6 - i].unix_us / 1_000; // line i's millisecond
+        let (since, until) = (ms(2), ms(5));
+        let want = written_between(&all, since, until);
+        assert_eq!(want, ["t 4", "t 3", "t 2"], "{app}: the lines themselves");
+        let got = page(
+            &agent,
+            app,
+            &format!("since={since}&until={until}&limit=100"),
+        )
+        .await;
+        let texts: Vec<String> = got.iter().map(|e| e.message.clone()).collect();
+        assert_eq!(texts, want, "{app}: [since, until)");
+        // Only one bound; and a limit inside the range keeps its newest lines.
+        let after: Vec<String> = page(&agent, app, &format!("since={}", ms(5)))
+            .await
+            .iter()
+            .map(|e| e.message.clone())
+            .collect();
+        assert_eq!(after, ["t 6", "t 5"], "{app}: since only");
+        let before: Vec<String> = page(&agent, app, &format!("until={}&limit=2", ms(3)))
+            .await
+            .iter()
+            .map(|e| e.message.clone())
+            .collect();
+        assert_eq!(before, ["t 2", "t 1"], "{app}: until only");
+        // grep and the range together.
+        let both: Vec<String> = page(
+            &agent,
+            app,
+            &format!("since={since}&until={until}&grep=%5Et%20%5B34%5D"),
+        )
+        .await
+        .iter()
+        .map(|e| e.message.clone())
+        .collect();
+        assert_eq!(both, ["t 4", "t 3"], "{app}: grep inside the range");
+        let resp = agent
+            .get(&format!("/v1/apps/{app}/logs?since={until}&until={since}"))
+            .await;
+        assert_eq!(resp.status(), 400, "{app}: an empty range is refused");
+        let body: serde_json::Value = resp.json().await.expect("json");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("must be before")),
+            "{body}"
+        );
+    }
+}

@@ -67,6 +67,7 @@ fn sim_main(hosts: usize) {
             chaos: false,
             seed: 7,
             host_prefix: "sim".into(),
+            log_period: None,
         })
         .expect("sim");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -28,8 +28,23 @@ fn random_hex(bytes: usize) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// What `--demo` serves.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    /// On 127.0.0.1.
+    pub port: u16,
+    pub hosts: usize,
+    /// Every app's time between log lines (`None`: each its own).
+    pub log_every: Option<Duration>,
+}
+
 /// Runs the demo until SIGINT or SIGTERM.
-pub async fn run(port: u16, hosts: usize) -> anyhow::Result<()> {
+pub async fn run(demo: Demo) -> anyhow::Result<()> {
+    let Demo {
+        port,
+        hosts,
+        log_every,
+    } = demo;
     let dir = tempfile::Builder::new()
         .prefix("fleetdeck-demo-")
         .tempdir()
@@ -44,6 +59,7 @@ pub async fn run(port: u16, hosts: usize) -> anyhow::Result<()> {
         chaos: true,
         seed: rand::rng().next_u64(),
         host_prefix: "demo".into(),
+        log_period: log_every,
     })
     .context("cannot create the simulated fleet")?;
     let sim_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;

@@ -25,6 +25,10 @@ struct Args {
     #[arg(long, default_value_t = fleetdeck_collector::demo::DEMO_HOSTS, requires = "demo",
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     hosts: u16,
+    /// Every demo app writes a log line this often (e.g. `20ms`: a chatty fleet), instead of its
+    /// own 0.8–2.2 s.
+    #[arg(long, requires = "demo", value_parser = parse_log_every)]
+    log_every: Option<humantime::Duration>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -275,7 +279,14 @@ async fn main() -> ExitCode {
         (Some(Command::Discover { port, timeout, add: true, tokens }), Some(config)) => {
             discover_add(&config, port, *timeout, tokens.as_deref()).await
         }
-        (None, _) if args.demo => fleetdeck_collector::demo::run(args.port, usize::from(args.hosts)).await,
+        (None, _) if args.demo => {
+            let demo = fleetdeck_collector::demo::Demo {
+                port: args.port,
+                hosts: usize::from(args.hosts),
+                log_every: args.log_every.map(Into::into),
+            };
+            fleetdeck_collector::demo::run(demo).await
+        }
         (None, Some(config)) => fleetdeck_collector::run::run(&config, args.allow_public_bind).await,
         (None, None) => Err(anyhow::anyhow!("pass --config PATH or --demo")),
     };
@@ -306,6 +317,19 @@ async fn discover_add(
         Err(anyhow::anyhow!(
             "not every agent found was added (above); fix what it says and run discover --add again"
         ))
+    }
+}
+
+/// `--log-every`: a duration from 1 ms to 1 h.
+fn parse_log_every(text: &str) -> Result<humantime::Duration, String> {
+    let d: humantime::Duration = text
+        .parse()
+        .map_err(|e| format!("{e}: write a duration such as 20ms or 1s"))?;
+    let ms = std::time::Duration::from(d).as_millis();
+    if (1..=3_600_000).contains(&ms) {
+        Ok(d)
+    } else {
+        Err(format!("{text} is out of range: from 1ms to 1h"))
     }
 }
 

@@ -59,6 +59,7 @@ pub fn compute(intervals: &[Interval], from_ms: u64, to_ms: u64, now_ms: u64) ->
         Vec::new()
     };
     let (mut up_ms, mut known_ms) = (0, 0);
+    let mut first_known_ms = None;
 
     for (state, mut start, end) in resolve(intervals, from_ms, to_ms, now_ms) {
         let known = state != AppState::Unknown;
@@ -66,6 +67,7 @@ pub fn compute(intervals: &[Interval], from_ms: u64, to_ms: u64, now_ms: u64) ->
         if !known {
             continue;
         }
+        first_known_ms.get_or_insert(start);
         known_ms += end - start;
         if up {
             up_ms += end - start;
@@ -93,6 +95,7 @@ pub fn compute(intervals: &[Interval], from_ms: u64, to_ms: u64, now_ms: u64) ->
         up_ms,
         known_ms,
         ratio: ratio(up_ms, known_ms),
+        first_known_ms,
         days,
     }
 }
@@ -259,6 +262,32 @@ mod tests {
         assert_eq!((u.days[29].up_ms, u.days[29].known_ms), (12 * H, 12 * H));
     }
 
+    #[test]
+    fn an_app_first_seen_inside_the_window_is_known_since_then() {
+        let (from, to) = (D0, D0 + 30 * D);
+        // Unknown for 29 days, then 3 hours: 2 h 54 min up, 6 min failed.
+        let seen = to - 3 * H;
+        let intervals = [
+            iv(Running, seen, seen + H),
+            iv(Failed, seen + H, seen + H + 6 * 60_000),
+            open(Running, seen + H + 6 * 60_000),
+        ];
+        let u = compute(&intervals, from, to, to);
+        assert_eq!(u.first_known_ms, Some(seen));
+        assert_eq!(u.known_ms, 3 * H);
+        let ratio = u.ratio.expect("known");
+        assert!((ratio - 174.0 / 180.0).abs() < 1e-12, "{ratio}");
+        // Known before the window: known from its start. Nothing known: none.
+        let long = [open(Running, from - D)];
+        assert_eq!(compute(&long, from, to, to).first_known_ms, Some(from));
+        assert_eq!(compute(&[], from, to, to).first_known_ms, None);
+        let unknown_first = [iv(Unknown, from, seen), open(Stopped, seen)];
+        assert_eq!(
+            compute(&unknown_first, from, to, to).first_known_ms,
+            Some(seen)
+        );
+    }
+
     /// One line per case: intervals, window, now, then (up, known) and per-day (up, known).
     #[test]
     fn crafted_cases() {
@@ -341,6 +370,7 @@ mod tests {
             json,
             serde_json::json!({
                 "from_ms": D0, "to_ms": D0 + 2 * H, "up_ms": H, "known_ms": H, "ratio": 1.0,
+                "first_known_ms": D0,
                 "days": [{"day_start_ms": D0, "up_ms": H, "known_ms": H, "ratio": 1.0}],
             })
         );

@@ -240,6 +240,7 @@ async fn every_route_enforces_its_role() {
         ("GET", "/v1/hosts/near/apps/web/metrics", "viewer", 200),
         ("GET", "/v1/hosts/near/apps/web/logs?limit=2", "viewer", 200),
         ("GET", "/v1/hosts/near/apps/web/logs/stream", "viewer", 200),
+        ("GET", "/v1/logs/search?limit=2", "viewer", 200),
         ("GET", "/v1/events", "viewer", 200),
         ("GET", "/v1/events/stream", "viewer", 200),
         ("GET", "/v1/hosts/near/apps/web/env", "operator", 200),

@@ -1,5 +1,7 @@
-//! Where API keys live: the OS keyring (Secret Service on Linux), one entry per collector under
-//! the desktop's service name; never the settings file.
+//! Where API keys live: the OS keyring (Secret Service on Linux, the Keychain on macOS, Credential
+//! Manager on Windows), one entry per collector under the desktop's service name; never the
+//! settings file. A build with no persistent store for its OS refuses to store a key rather than
+//! keeping it in memory and forgetting it at exit.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -38,16 +40,50 @@ impl KeyringStore {
     }
 }
 
+/// The OS's key store, as its users know it, and what makes it work.
+#[cfg(target_os = "windows")]
+const STORE_HINT: &str = "Windows Credential Manager: make sure you are signed in to a normal \
+                          (not temporary) Windows profile";
+#[cfg(target_os = "macos")]
+const STORE_HINT: &str = "the macOS Keychain: make sure the login keychain is unlocked";
+#[cfg(not(any(target_os = "windows", target_os = "macos")))]
+const STORE_HINT: &str = "the Secret Service: make sure one (e.g. gnome-keyring or KeePassXC) is \
+                          running and unlocked";
+
 /// The keyring's error (which never carries the secret) with what to do about it.
 fn keyring_error(collector: &str, doing: &str, e: &keyring::Error) -> CommandError {
     CommandError::new(
         "keyring",
         format!(
             "Cannot {doing} the API key of \"{collector}\" in the OS keyring: {e}. Fleetdeck keeps \
-             keys in the Secret Service: make sure one (e.g. gnome-keyring or KeePassXC) is \
-             running and unlocked, then try again."
+             keys in {STORE_HINT}, then try again."
         ),
     )
+}
+
+/// Refuses a key store that would not keep a key until it is deleted: the keyring crate falls
+/// back to an in-memory mock (`EntryOnly`) where this build has no native store, and the kernel
+/// keyring (`UntilReboot`) forgets at reboot. Storing there would lose the key silently.
+pub fn require_persistent(
+    persistence: keyring::credential::CredentialPersistence,
+) -> Result<(), CommandError> {
+    use keyring::credential::CredentialPersistence as P;
+    match persistence {
+        P::UntilDelete => Ok(()),
+        other => Err(CommandError::new(
+            "keyring",
+            format!(
+                "This build of Fleetdeck has no OS keyring that keeps keys (its store would keep \
+                 them {}), so it will not store an API key it would forget. Use a build for your \
+                 OS with its native store ({STORE_HINT}).",
+                match other {
+                    P::EntryOnly | P::ProcessOnly => "only until Fleetdeck exits",
+                    P::UntilReboot => "only until the machine restarts",
+                    _ => "for an unknown time",
+                }
+            ),
+        )),
+    }
 }
 
 impl KeyStore for KeyringStore {
@@ -60,6 +96,7 @@ impl KeyStore for KeyringStore {
     }
 
     fn set(&self, collector: &str, key: &ApiKey) -> Result<(), CommandError> {
+        require_persistent(keyring::default::default_credential_builder().persistence())?;
         self.entry(collector, "store")?
             .set_password(key.expose())
             .map_err(|e| keyring_error(collector, "store", &e))
@@ -125,5 +162,29 @@ mod tests {
         store.delete("home").expect("delete");
         store.delete("home").expect("deleting twice is fine");
         assert_eq!(store.get("home"), Ok(None));
+    }
+
+    #[test]
+    fn only_a_store_that_keeps_keys_until_deleted_is_used() {
+        use keyring::credential::CredentialPersistence as P;
+        assert_eq!(require_persistent(P::UntilDelete), Ok(()));
+        for (p, says) in [
+            (P::EntryOnly, "until Fleetdeck exits"),
+            (P::ProcessOnly, "until Fleetdeck exits"),
+            (P::UntilReboot, "until the machine restarts"),
+        ] {
+            let e = require_persistent(p).expect_err("refused");
+            assert_eq!(e.code, "keyring");
+            assert!(e.message.contains(says), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn this_builds_keyring_keeps_keys() {
+        // The build's own store: a native one on every OS Fleetdeck ships for, never the mock.
+        assert_eq!(
+            require_persistent(keyring::default::default_credential_builder().persistence()),
+            Ok(())
+        );
     }
 }

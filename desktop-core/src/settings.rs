@@ -1,11 +1,12 @@
 //! The desktop's settings file (`settings.json`): the collectors (name and URL; their keys are in
-//! the OS keyring) and do-not-disturb. Written atomically with mode 0600.
+//! the OS keyring), do-not-disturb, the theme and the last view. Written atomically with mode
+//! 0600.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use fleetdeck_proto::desktop::CommandError;
+use fleetdeck_proto::desktop::{CommandError, SavedView, Theme};
 use serde::{Deserialize, Serialize};
 
 /// The file's name in the config directory.
@@ -19,6 +20,10 @@ pub struct Settings {
     pub collectors: Vec<SavedCollector>,
     /// Do not disturb: no notifications while on.
     pub dnd: bool,
+    pub theme: Theme,
+    /// The view the window showed last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_view: Option<SavedView>,
 }
 
 /// A collector as saved: never its key.
@@ -135,14 +140,23 @@ fn set_private(_path: &Path) -> std::io::Result<()> {
 }
 
 /// Where the settings file is: `$FLEETDECK_CONFIG_DIR`, else `$XDG_CONFIG_HOME/fleetdeck`, else
-/// `~/.config/fleetdeck`; the file is `settings.json`.
+/// `~/.config/fleetdeck` (on Windows and macOS, the OS's per-user configuration directory:
+/// `%APPDATA%\fleetdeck`, `~/Library/Application Support/fleetdeck`); the file is
+/// `settings.json`.
 pub fn default_path() -> PathBuf {
-    config_dir(
+    #[cfg(all(unix, not(target_os = "macos")))]
+    let dir = config_dir(
         std::env::var_os("FLEETDECK_CONFIG_DIR"),
         std::env::var_os("XDG_CONFIG_HOME"),
         std::env::var_os("HOME"),
-    )
-    .join(FILE_NAME)
+    );
+    #[cfg(not(all(unix, not(target_os = "macos"))))]
+    let dir = std::env::var_os("FLEETDECK_CONFIG_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| dirs::config_dir().map(|d| d.join("fleetdeck")))
+        .unwrap_or_else(|| PathBuf::from("fleetdeck"));
+    dir.join(FILE_NAME)
 }
 
 /// The config directory from those three variables (empty ones count as unset; XDG requires
@@ -230,6 +244,12 @@ mod tests {
                 },
             ],
             dnd: true,
+            theme: Theme::Light,
+            last_view: Some(SavedView::App {
+                collector: "home".into(),
+                host: "web-1".into(),
+                app: "api".into(),
+            }),
         }
     }
 
@@ -267,6 +287,7 @@ mod tests {
         .expect("write");
         let old = Settings::load(&path).expect("an older file still loads");
         assert!(old.collectors[0].standby_urls.is_empty());
+        assert_eq!((old.theme, old.last_view), (Theme::System, None));
     }
 
     #[test]
@@ -342,9 +363,9 @@ mod tests {
             assert!(e.message.contains("move it away"), "{}", e.message);
         }
         // The unknown key is named.
-        std::fs::write(dir.path().join("s.json"), "{\"theme\": 1}").expect("write");
+        std::fs::write(dir.path().join("s.json"), "{\"colour\": 1}").expect("write");
         let e = Settings::load(&dir.path().join("s.json")).expect_err("unknown key");
-        assert!(e.message.contains("theme"), "{}", e.message);
+        assert!(e.message.contains("colour"), "{}", e.message);
     }
 
     #[test]

@@ -330,6 +330,7 @@ mod tests {
             },
             state_since_unix_ms: 0,
             uptime_30d: None,
+            uptime_known_since_unix_ms: None,
         }
     }
 

@@ -196,6 +196,10 @@ pub struct AppView {
     pub state_since_unix_ms: u64,
     /// Time running over time known in the last 30 days, 0–1.
     pub uptime_30d: Option<f64>,
+    /// The first moment of those 30 days the collector knew the app's state: later than the
+    /// window's start for an app first seen less than 30 days ago, so the ratio can say "since".
+    #[serde(default)]
+    pub uptime_known_since_unix_ms: Option<u64>,
 }
 
 /// `GET /v1/hosts/{host}/metrics`: points oldest first.
@@ -484,6 +488,10 @@ pub struct Uptime {
     pub known_ms: u64,
     /// `up_ms / known_ms`; `None` when nothing is known, so "no data" never reads as 0 % or 100 %.
     pub ratio: Option<f64>,
+    /// The first moment inside the window whose state is known (`None` when nothing is): an app
+    /// first seen after `from_ms` has its ratio "since first seen", not over the whole window.
+    #[serde(default)]
+    pub first_known_ms: Option<u64>,
     /// One entry per UTC day overlapping the window, oldest first; partial first and last days
     /// count only the part inside the window.
     pub days: Vec<DayUptime>,

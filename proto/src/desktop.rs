@@ -177,6 +177,29 @@ pub struct LogQuery {
     pub grep: Option<String>,
     /// Only lines at this syslog priority or more urgent: `err`, `warning`, `info`, ...
     pub priority: Option<String>,
+    /// Only lines written at or after this time (Unix ms).
+    #[serde(default)]
+    pub since_ms: Option<u64>,
+    /// Only lines written before this time (Unix ms).
+    #[serde(default)]
+    pub until_ms: Option<u64>,
+}
+
+/// `logs_search`: one log search over many apps of a collector (`GET /v1/logs/search`). Empty
+/// lists mean every host, every app.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSearchQuery {
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub apps: Vec<String>,
+    /// A regular expression (case-insensitive unless it has capitals).
+    pub grep: Option<String>,
+    pub priority: Option<String>,
+    pub since_ms: Option<u64>,
+    pub until_ms: Option<u64>,
+    /// Lines per app.
+    pub limit: Option<u32>,
 }
 
 /// What the `logs_follow` channel carries: lines in the order written, in batches.
@@ -223,6 +246,53 @@ pub struct EnvSaved {
 pub struct DesktopSettings {
     /// Do not disturb: no notifications while on.
     pub dnd: bool,
+    #[serde(default)]
+    pub theme: Theme,
+    /// The view the window showed last, opened again at start.
+    #[serde(default)]
+    pub last_view: Option<SavedView>,
+    /// Fleetdeck starts when the operator logs in (an entry in the OS's autostart).
+    #[serde(default)]
+    pub autostart: bool,
+}
+
+/// A change to [`DesktopSettings`]: each field left `None` stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsChange {
+    pub theme: Option<Theme>,
+    pub last_view: Option<SavedView>,
+    pub autostart: Option<bool>,
+}
+
+/// Light or dark: as the system says, or always one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    #[default]
+    System,
+    Light,
+    Dark,
+}
+
+/// A view of the window as remembered between starts: the page, and for a host's or an app's
+/// page, on which collector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "view", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SavedView {
+    Fleet,
+    Logs,
+    Events,
+    Alerts,
+    Settings,
+    Host {
+        collector: String,
+        host: String,
+    },
+    App {
+        collector: String,
+        host: String,
+        app: String,
+    },
 }
 
 /// The tray icon's colour.

@@ -33,3 +33,42 @@ pub enum LogStream {
 pub struct LogPage {
     pub entries: Vec<LogEntry>,
 }
+
+/// One line of `GET /v1/logs/search`'s answer (newline-delimited JSON, one event per line, as the
+/// agents answer): the apps searched, then each app's matches or error as it comes, then `done`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum LogSearchEvent {
+    /// Every app the search runs on, before any result.
+    Started { targets: Vec<LogTarget> },
+    /// One app's matching lines, newest first (at most `limit`; `more` when there may be older).
+    Result {
+        host: String,
+        app: String,
+        entries: Vec<LogEntry>,
+        more: bool,
+    },
+    /// One app could not be searched: its agent was unreachable, refused the query, or ran out of
+    /// time. The others go on.
+    Failed {
+        host: String,
+        app: String,
+        status: u16,
+        message: String,
+    },
+    /// Every app answered or failed.
+    Done {
+        searched: u32,
+        failed: u32,
+        took_ms: u64,
+    },
+}
+
+/// An app a fleet-wide log search covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogTarget {
+    pub host: String,
+    pub app: String,
+}

@@ -323,6 +323,8 @@ struct LogsParams {
     before: Option<String>,
     grep: Option<String>,
     priority: Option<String>,
+    since: Option<u64>,
+    until: Option<u64>,
 }
 
 async fn log_page(
@@ -346,6 +348,8 @@ async fn log_page(
             .map(logs::parse_priority)
             .transpose()
             .map_err(ApiError::BadRequest)?,
+        since_ms: q.since,
+        until_ms: q.until,
     };
     let src = host
         .log_source(i)

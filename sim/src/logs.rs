@@ -53,6 +53,10 @@ pub(crate) struct LogQuery {
     pub(crate) grep: Option<String>,
     /// Only lines at least this important (at most this number).
     pub(crate) priority: Option<u8>,
+    /// Only lines written at or after this time (Unix ms).
+    pub(crate) since_ms: Option<u64>,
+    /// Only lines written before this time (Unix ms).
+    pub(crate) until_ms: Option<u64>,
 }
 
 /// The cursor of line `k`: opaque to clients.
@@ -234,7 +238,9 @@ pub(crate) fn page(
     query: &LogQuery,
 ) -> LogPage {
     let mut entries = Vec::new();
-    let Some(newest) = src.newest(now) else {
+    // Lines before `until` are those written by `until - 1`.
+    let end = query.until_ms.map_or(now, |u| u.saturating_sub(1).min(now));
+    let Some(newest) = src.newest(end) else {
         return LogPage { entries };
     };
     let start = match query.before {
@@ -248,6 +254,9 @@ pub(crate) fn page(
     let limit = query.limit.clamp(1, MAX_LIMIT);
     let mut k = start;
     for _ in 0..SCAN_LIMIT {
+        if query.since_ms.is_some_and(|since| src.time_of(k) < since) {
+            break;
+        }
         let entry = line(src, k, state_in(history, src.time_of(k)));
         if let Some(e) = entry {
             let important = query
@@ -384,6 +393,33 @@ mod tests {
         assert_eq!(
             first.entries[5],
             page(&s, &hist, now, &query(300, None)).entries[5]
+        );
+    }
+
+    #[test]
+    fn a_time_range_keeps_the_lines_written_inside_it() {
+        let s = src();
+        let now = s.time_of(1_000) + 10;
+        let hist = [(0, AppState::Running)];
+        let range = LogQuery {
+            limit: 1_000,
+            since_ms: Some(s.time_of(100)),
+            until_ms: Some(s.time_of(110)),
+            ..LogQuery::default()
+        };
+        // [since, until): line 100 is in, line 110 is not.
+        assert_eq!(
+            ks(&page(&s, &hist, now, &range)),
+            (100..110).rev().collect::<Vec<_>>()
+        );
+        let future = LogQuery {
+            limit: 5,
+            until_ms: Some(now + 3_600_000),
+            ..LogQuery::default()
+        };
+        assert_eq!(
+            ks(&page(&s, &hist, now, &future)),
+            [1_000, 999, 998, 997, 996]
         );
     }
 

@@ -30,6 +30,7 @@ fn config() -> SimConfig {
         chaos: false,
         seed: 7,
         host_prefix: "demo".to_owned(),
+        log_period: None,
     }
 }
 

@@ -14,7 +14,8 @@ use fleetdeck_desktop_core::tray::{tray_state, CollectorView};
 use fleetdeck_desktop_core::watch::{WatchUpdate, Watcher};
 use fleetdeck_desktop_core::{ApiKey, CollectorClient};
 use fleetdeck_proto::desktop::{
-    CollectorInfo, CommandError, ConnState, ConnStatus, DesktopSettings, NewCollector, TrayState,
+    CollectorInfo, CommandError, ConnState, ConnStatus, DesktopSettings, NewCollector,
+    SettingsChange, TrayState,
 };
 use fleetdeck_proto::Fleet;
 use tokio::sync::mpsc::UnboundedSender;
@@ -315,20 +316,50 @@ impl Backend {
         Ok(())
     }
 
-    pub fn settings(&self) -> DesktopSettings {
+    /// The desktop's settings; `autostart` is the OS's, read by the caller.
+    pub fn settings(&self, autostart: bool) -> DesktopSettings {
+        let settings = lock(&self.settings);
         DesktopSettings {
-            dnd: lock(&self.settings).dnd,
+            dnd: settings.dnd,
+            theme: settings.theme,
+            last_view: settings.last_view.clone(),
+            autostart,
         }
     }
 
-    pub fn set_dnd(&self, dnd: bool) -> Result<DesktopSettings, CommandError> {
+    /// Changes the saved settings and writes the file (nothing changes if it cannot be written).
+    fn change_settings(&self, change: impl FnOnce(&mut Settings)) -> Result<(), CommandError> {
         let mut settings = lock(&self.settings);
         let mut next = settings.clone();
-        next.dnd = dnd;
-        next.save(&self.settings_path)?;
-        *settings = next;
+        change(&mut next);
+        if next != *settings {
+            next.save(&self.settings_path)?;
+            *settings = next;
+        }
+        Ok(())
+    }
+
+    pub fn set_dnd(&self, dnd: bool, autostart: bool) -> Result<DesktopSettings, CommandError> {
+        self.change_settings(|s| s.dnd = dnd)?;
         lock(&self.notifier).set_dnd(dnd);
-        Ok(DesktopSettings { dnd })
+        Ok(self.settings(autostart))
+    }
+
+    /// Saves the theme and the last view (autostart is the caller's, with the OS).
+    pub fn update_settings(
+        &self,
+        change: SettingsChange,
+        autostart: bool,
+    ) -> Result<DesktopSettings, CommandError> {
+        self.change_settings(|s| {
+            if let Some(theme) = change.theme {
+                s.theme = theme;
+            }
+            if let Some(view) = change.last_view {
+                s.last_view = Some(view);
+            }
+        })?;
+        Ok(self.settings(autostart))
     }
 
     /// Records a collector's fleet; `None` when the collector was removed meanwhile.

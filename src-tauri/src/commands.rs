@@ -6,11 +6,11 @@ use std::time::Duration;
 use fleetdeck_desktop_core::CollectorClient;
 use fleetdeck_proto::desktop::{
     CollectorInfo, CommandError, DesktopSettings, EnvSave, EnvSaved, EventFilter, FirstPaint,
-    LogFeed, LogQuery, MetricsRange, NewCollector, TrayState,
+    LogFeed, LogQuery, LogSearchQuery, MetricsRange, NewCollector, SettingsChange, TrayState,
 };
 use fleetdeck_proto::{
     ActionOutcome, AlertPage, AlertRecord, AppAction, AppMetrics, EnvFile, EnvUpdate, EventsPage,
-    Fleet, HostView, LogEntry, LogPage, Metrics, NewSilence, Silence, Uptime,
+    Fleet, HostView, LogEntry, LogPage, LogSearchEvent, Metrics, NewSilence, Silence, Uptime,
 };
 use futures_util::{FutureExt, StreamExt};
 use tauri::ipc::Channel;
@@ -34,6 +34,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         events,
         logs_page,
         logs_follow,
+        logs_search,
         logs_stop,
         env_get,
         env_save,
@@ -45,6 +46,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         silence_remove,
         settings,
         set_dnd,
+        update_settings,
         tray_state,
         first_paint,
     ]
@@ -146,6 +148,25 @@ async fn logs_page(
 /// Most lines sent to the webview in one message; lines waiting are sent together so a busy app
 /// costs a few messages a second, not one per line.
 const MAX_BATCH: usize = 1_000;
+
+/// Searches many apps' logs at once: each app's lines (or error) go to `on_event` as its agent
+/// answers; returns when every app has (`done` was sent), or with the search's error.
+#[tauri::command(rename_all = "snake_case")]
+async fn logs_search(
+    backend: State<'_, Backend>,
+    collector: String,
+    query: LogSearchQuery,
+    on_event: Channel<LogSearchEvent>,
+) -> Result<()> {
+    let client = backend.client(&collector)?;
+    let mut events = std::pin::pin!(client.logs_search(&query).await?);
+    while let Some(event) = events.next().await {
+        if on_event.send(event?).is_err() {
+            return Ok(()); // the view went away: dropping the stream ends the search
+        }
+    }
+    Ok(())
+}
 
 /// Follows an app's logs into `on_feed` until `logs_stop` or the webview goes away. `after` is
 /// the cursor of the newest line the view already has, so none is missed or shown twice.
@@ -399,14 +420,49 @@ async fn silence_remove(
     Ok(silence)
 }
 
-#[tauri::command(rename_all = "snake_case")]
-fn settings(backend: State<'_, Backend>) -> DesktopSettings {
-    backend.settings()
+/// Whether the OS starts Fleetdeck at login (false when its autostart entry cannot be read).
+fn autostart_enabled(app: &AppHandle) -> bool {
+    use tauri_plugin_autostart::ManagerExt;
+    app.autolaunch().is_enabled().unwrap_or(false)
 }
 
 #[tauri::command(rename_all = "snake_case")]
-fn set_dnd(backend: State<'_, Backend>, dnd: bool) -> Result<DesktopSettings> {
-    backend.set_dnd(dnd)
+fn settings(app: AppHandle, backend: State<'_, Backend>) -> DesktopSettings {
+    backend.settings(autostart_enabled(&app))
+}
+
+#[tauri::command(rename_all = "snake_case")]
+fn set_dnd(app: AppHandle, backend: State<'_, Backend>, dnd: bool) -> Result<DesktopSettings> {
+    backend.set_dnd(dnd, autostart_enabled(&app))
+}
+
+#[tauri::command(rename_all = "snake_case")]
+fn update_settings(
+    app: AppHandle,
+    backend: State<'_, Backend>,
+    change: SettingsChange,
+) -> Result<DesktopSettings> {
+    if let Some(on) = change.autostart {
+        use tauri_plugin_autostart::ManagerExt;
+        let launcher = app.autolaunch();
+        let done = if on {
+            launcher.enable()
+        } else {
+            launcher.disable()
+        };
+        done.map_err(|e| {
+            CommandError::new(
+                "autostart",
+                format!(
+                    "Cannot {} starting Fleetdeck at login: {e}. Check that your user's autostart \
+                     folder (or registry key) can be written.",
+                    if on { "turn on" } else { "turn off" }
+                ),
+            )
+        })?;
+        tracing::info!(on, "start at login changed");
+    }
+    backend.update_settings(change, autostart_enabled(&app))
 }
 
 #[tauri::command(rename_all = "snake_case")]

@@ -59,9 +59,16 @@ pub fn run() -> ExitCode {
 
     let (updates_tx, updates_rx) = tokio::sync::mpsc::unbounded_channel();
     let result = tauri::Builder::default()
+        .plugin(tauri_plugin_autostart::Builder::new().build())
+        .plugin(
+            tauri_plugin_window_state::Builder::new()
+                .with_state_flags(window::KEPT)
+                .build(),
+        )
         .invoke_handler(commands::handler())
         .setup(move |app| {
             let handle = app.handle().clone();
+            window::create(&handle)?;
             tray::create(&handle)?;
             {
                 let _guard = tauri::async_runtime::handle().inner().enter();
@@ -84,6 +91,7 @@ pub fn run() -> ExitCode {
             // Closing the window keeps the app in the tray; Quit is in the tray's menu.
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {
                 api.prevent_close();
+                window::save_state(window.app_handle());
                 if let Err(e) = window.hide() {
                     tracing::warn!(error = %e, "cannot hide the window");
                 }
@@ -99,11 +107,61 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// Where the app's log files go: `$XDG_STATE_HOME/fleetdeck` (by default `~/.local/state`) on
+/// Linux, the local application data directory elsewhere.
+fn log_dir() -> Option<std::path::PathBuf> {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .map(|d| d.join("fleetdeck"))
+}
+
+/// Logs to stderr and to a daily file in [`log_dir`] (seven kept). A log directory that cannot be
+/// made leaves stderr only, and says so there.
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_filter(filter());
+    let mut file_error = None;
+    let file = log_dir().and_then(|dir| {
+        let appender = std::fs::create_dir_all(&dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                tracing_appender::rolling::Builder::new()
+                    .rotation(tracing_appender::rolling::Rotation::DAILY)
+                    .filename_prefix("fleetdeck")
+                    .filename_suffix("log")
+                    .max_log_files(7)
+                    .build(&dir)
+                    .map_err(|e| e.to_string())
+            });
+        match appender {
+            Ok(appender) => Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(appender)
+                    .with_filter(filter()),
+            ),
+            Err(e) => {
+                file_error = Some(format!("{}: {e}", dir.display()));
+                None
+            }
+        }
+    });
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
         .init();
+    match (file_error, log_dir()) {
+        (Some(e), _) => tracing::warn!(error = %e, "the log goes to stderr only"),
+        (None, Some(dir)) => tracing::debug!(dir = %dir.display(), "logging to files"),
+        (None, None) => tracing::warn!("no state directory: the log goes to stderr only"),
+    }
 }

@@ -11,11 +11,11 @@ use std::fmt;
 
 use fleetdeck_proto::desktop::{
     CollectorInfo, CommandError, DesktopSettings, EnvSave, EnvSaved, EventFilter, FirstPaint,
-    LogFeed, LogQuery, MetricsRange, NewCollector, TrayState,
+    LogFeed, LogQuery, LogSearchQuery, MetricsRange, NewCollector, SettingsChange, TrayState,
 };
 use fleetdeck_proto::{
     ActionOutcome, AlertPage, AlertRecord, AppAction, AppMetrics, EnvFile, EventsPage, Fleet,
-    HostView, LogPage, Metrics, NewSilence, Silence, Uptime,
+    HostView, LogPage, LogSearchEvent, Metrics, NewSilence, Silence, Uptime,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -224,8 +224,8 @@ impl Drop for LogFollow {
 type Handler = Closure<dyn FnMut(JsValue)>;
 
 /// A new `window.__TAURI__.core.Channel` whose messages go to `handler`.
-fn new_channel(
-    handler: impl FnMut(Result<LogFeed, CommandError>) + 'static,
+fn new_channel<T: serde::de::DeserializeOwned + 'static>(
+    handler: impl FnMut(Result<T, CommandError>) + 'static,
 ) -> Result<(JsValue, Handler), CommandError> {
     let get = |target: &JsValue, name: &str| {
         js_sys::Reflect::get(target, &JsValue::from_str(name))
@@ -246,7 +246,7 @@ fn new_channel(
         js_sys::Reflect::construct(&ctor, &js_sys::Array::new()).map_err(to_command_error)?;
     let mut handler = handler;
     let closure = Closure::<dyn FnMut(JsValue)>::new(move |message: JsValue| {
-        handler(from_js::<LogFeed>(message));
+        handler(from_js::<T>(message));
     });
     js_sys::Reflect::set(
         &channel,
@@ -276,6 +276,22 @@ pub async fn logs_follow(
         channel,
         _handler: handler,
     })
+}
+
+/// Searches many apps' logs of a collector: each app's answer goes to `on_event` as it comes;
+/// returns once every app answered. Dropping the future (the view went away) leaves the backend
+/// to end the search when its channel is gone.
+pub async fn logs_search(
+    collector: &str,
+    query: &LogSearchQuery,
+    on_event: impl FnMut(Result<LogSearchEvent, CommandError>) + 'static,
+) -> Result<(), CommandError> {
+    let (channel, _handler) = new_channel(on_event)?;
+    let args = Args::new()
+        .set("collector", collector)?
+        .set("query", query)?
+        .set_js("on_event", &channel)?;
+    call("logs_search", args).await
 }
 
 pub async fn logs_stop(id: u64) -> Result<(), CommandError> {
@@ -361,6 +377,10 @@ pub async fn settings() -> Result<DesktopSettings, CommandError> {
 
 pub async fn set_dnd(dnd: bool) -> Result<DesktopSettings, CommandError> {
     call("set_dnd", Args::new().set("dnd", &dnd)?).await
+}
+
+pub async fn update_settings(change: &SettingsChange) -> Result<DesktopSettings, CommandError> {
+    call("update_settings", Args::new().set("change", change)?).await
 }
 
 pub async fn tray_state() -> Result<TrayState, CommandError> {

@@ -103,6 +103,24 @@ pub fn ratio(r: f64) -> String {
     }
 }
 
+/// When an uptime figure over the last `days` (UTC days, as the collector counts them) started
+/// being known, if that is later than the window's start: `Some(ms)` for an app first seen less
+/// than `days` ago, whose ratio must not read as if it covered the whole window.
+pub fn partial_since(now_ms: u64, days: u64, known_since_ms: Option<u64>) -> Option<u64> {
+    const DAY_MS: u64 = 86_400_000;
+    let window_from = (now_ms - now_ms % DAY_MS).saturating_sub(days.saturating_sub(1) * DAY_MS);
+    // A minute of slack: the collector's window and this clock are read at different moments.
+    known_since_ms.filter(|&since| since > window_from + 60_000)
+}
+
+/// What an uptime ratio covers: "over 30 days", or "since first seen 3 h ago".
+pub fn uptime_span(now_ms: u64, days: u64, known_since_ms: Option<u64>) -> String {
+    match partial_since(now_ms, days, known_since_ms) {
+        Some(since) => format!("since first seen {}", ago(now_ms, since)),
+        None => format!("over {days} days"),
+    }
+}
+
 /// The uptime cell's class by ratio: good, fair, poor, bad, or none when nothing is known.
 pub fn ratio_class(r: Option<f64>) -> &'static str {
     match r {
@@ -193,6 +211,23 @@ pub fn date(unix_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uptime_says_since_when_the_app_is_newer_than_the_window() {
+        const H: u64 = 3_600_000;
+        let now = 20_000 * 24 * H + 12 * H; // midday
+        let window_from = now - 12 * H - 29 * 24 * H;
+        for (since, want) in [
+            (Some(now - 3 * H), "since first seen 3 h ago"),
+            (Some(now - 5 * 24 * H), "since first seen 5 d ago"),
+            (Some(window_from), "over 30 days"),
+            (Some(window_from + 30_000), "over 30 days"),
+            (None, "over 30 days"),
+        ] {
+            assert_eq!(uptime_span(now, 30, since), want, "{since:?}");
+        }
+        assert_eq!(partial_since(now, 30, Some(now - H)), Some(now - H));
+    }
 
     #[test]
     fn ago_cases() {

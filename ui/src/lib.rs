@@ -9,7 +9,9 @@ pub mod components;
 pub mod env_edit;
 pub mod format;
 pub mod logbuf;
+pub mod palette;
 pub mod root;
+pub mod search;
 pub mod state;
 pub mod views;
 

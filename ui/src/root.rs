@@ -5,20 +5,22 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use fleetdeck_proto::desktop::{
-    AppRef, CollectorInfo, CommandError, ConnState, FleetEventFrom, FleetUpdate, TrayState,
-    EVENT_COLLECTOR, EVENT_FLEET, EVENT_FLEET_EVENT, EVENT_OPEN_APP, EVENT_TRAY,
+    AppRef, CollectorInfo, CommandError, ConnState, FleetEventFrom, FleetUpdate, SettingsChange,
+    Theme, TrayState, EVENT_COLLECTOR, EVENT_FLEET, EVENT_FLEET_EVENT, EVENT_OPEN_APP, EVENT_TRAY,
 };
+use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 use crate::api;
+use crate::components::palette::{Palette, ShortcutsHelp};
 use crate::components::status::{conn_class, conn_text};
 use crate::state::{Action, BannerKind, Route, UiState};
 use crate::views::Reform;
 use crate::views::{
     self, alerts::AlertsView, app::AppPage, events::EventsView, fleet::FleetView, host::HostPage,
-    settings::SettingsView, Dispatch, Store,
+    search::LogsView, settings::SettingsView, Dispatch, Store,
 };
 
 /// How often the shown fleet is read again, besides the live `fleet-updated` events.
@@ -141,6 +143,33 @@ pub fn root() -> Html {
         });
     }
 
+    {
+        // The view is saved as it changes, once the saved one was opened (so the start's fleet
+        // view does not overwrite it).
+        let saved = store.view_restored.then(|| store.saved_view());
+        use_effect_with(saved, move |saved| {
+            if let Some(view) = saved.clone() {
+                spawn_local(async move {
+                    let change = SettingsChange {
+                        last_view: Some(view),
+                        ..Default::default()
+                    };
+                    // Losing the last view costs a click at the next start: not worth a banner.
+                    if let Err(e) = api::update_settings(&change).await {
+                        web_sys::console::warn_1(&e.message.into());
+                    }
+                });
+            }
+        });
+    }
+    use_theme(store.settings.theme);
+    let dialog = use_state(|| Dialog::None);
+    use_shortcuts(store.dispatcher(), dialog.clone());
+    let close_dialog = {
+        let dialog = dialog.clone();
+        Callback::from(move |()| dialog.set(Dialog::None))
+    };
+
     let view = match (&store.route, &store.selected, store.collectors_loaded) {
         (Route::Settings, ..) => html! { <SettingsView /> },
         (_, None, false) => html! { <div class="empty-state">{ "Loading…" }</div> },
@@ -161,6 +190,7 @@ pub fn root() -> Html {
         (Route::App(host, app), Some(collector), _) => html! {
             <AppPage key={format!("{collector}\u{1f}{host}\u{1f}{app}")} host={host.clone()} app={app.clone()} />
         },
+        (Route::Logs, Some(_), _) => html! { <LogsView /> },
         (Route::Events, Some(_), _) => html! { <EventsView /> },
         (Route::Alerts, Some(_), _) => html! { <AlertsView /> },
     };
@@ -172,6 +202,11 @@ pub fn root() -> Html {
                 <Banners />
                 <main class="content">{ view }</main>
             </div>
+            { match *dialog {
+                Dialog::None => html! {},
+                Dialog::Palette => html! { <Palette on_close={close_dialog} /> },
+                Dialog::Help => html! { <ShortcutsHelp on_close={close_dialog} /> },
+            } }
         </ContextProvider<Store>>
     }
 }
@@ -219,6 +254,7 @@ fn top_bar() -> Html {
             <div class="brand">{ "Fleetdeck" }</div>
             <nav class="navs" aria-label="Views">
                 { nav("nav-fleet", "Fleet", Route::Fleet) }
+                { nav("nav-logs", "Logs", Route::Logs) }
                 { nav("nav-events", "Events", Route::Events) }
                 { nav("nav-alerts", "Alerts", Route::Alerts) }
                 { nav("nav-settings", "Settings", Route::Settings) }
@@ -237,6 +273,112 @@ fn top_bar() -> Html {
             { pill }
         </header>
     }
+}
+
+/// Which of the window's own dialogs is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialog {
+    None,
+    Palette,
+    Help,
+}
+
+/// Sets `data-theme` on the document (the style sheet's light or dark colours): the chosen one,
+/// or the system's, followed as it changes.
+#[hook]
+fn use_theme(theme: Theme) {
+    use_effect_with(theme, move |&theme| {
+        let window = web_sys::window();
+        let query = window
+            .as_ref()
+            .and_then(|w| w.match_media("(prefers-color-scheme: dark)").ok().flatten());
+        let apply = {
+            let query = query.clone();
+            move || {
+                let dark = match theme {
+                    Theme::Dark => true,
+                    Theme::Light => false,
+                    Theme::System => query.as_ref().is_none_or(|q| q.matches()),
+                };
+                let root = web_sys::window()
+                    .and_then(|w| w.document())
+                    .and_then(|d| d.document_element());
+                if let Some(root) = root {
+                    let _ = root.set_attribute("data-theme", if dark { "dark" } else { "light" });
+                }
+            }
+        };
+        apply();
+        let listener = (theme == Theme::System)
+            .then_some(query)
+            .flatten()
+            .map(|q| EventListener::new(&q, "change", move |_| apply()));
+        move || drop(listener)
+    });
+}
+
+/// The window's keyboard shortcuts (listed by the help dialog): Ctrl+K, ?, "g" then a view's
+/// letter, and / for the log search. Plain keys are ignored while typing in a field.
+#[hook]
+fn use_shortcuts(dispatch: Dispatch, dialog: UseStateHandle<Dialog>) {
+    let pending_g = use_mut_ref(|| false);
+    // Made again when a dialog opens or closes, so it knows which is open.
+    use_effect_with(*dialog, move |&open| {
+        let document = web_sys::window().and_then(|w| w.document());
+        let listener = document.map(|document| {
+            EventListener::new(&document, "keydown", move |event| {
+                use wasm_bindgen::JsCast;
+                let Some(e) = event.dyn_ref::<web_sys::KeyboardEvent>() else {
+                    return;
+                };
+                let key = e.key();
+                if (e.ctrl_key() || e.meta_key()) && key.eq_ignore_ascii_case("k") {
+                    e.prevent_default();
+                    dialog.set(Dialog::Palette);
+                    return;
+                }
+                let typing = e
+                    .target()
+                    .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                    .is_some_and(|el| {
+                        matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+                    });
+                if typing || e.ctrl_key() || e.meta_key() || e.alt_key() || open != Dialog::None {
+                    return;
+                }
+                let after_g = std::mem::take(&mut *pending_g.borrow_mut());
+                let route = match key.as_str() {
+                    "?" => {
+                        dialog.set(Dialog::Help);
+                        return;
+                    }
+                    "/" => {
+                        let search = web_sys::window()
+                            .and_then(|w| w.document())
+                            .and_then(|d| d.get_element_by_id("log-search"))
+                            .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok());
+                        if let Some(search) = search {
+                            e.prevent_default();
+                            let _ = search.focus();
+                        }
+                        return;
+                    }
+                    "g" if !after_g => {
+                        *pending_g.borrow_mut() = true;
+                        return;
+                    }
+                    "f" if after_g => Route::Fleet,
+                    "l" if after_g => Route::Logs,
+                    "e" if after_g => Route::Events,
+                    "a" if after_g => Route::Alerts,
+                    "s" if after_g => Route::Settings,
+                    _ => return,
+                };
+                dispatch.dispatch(Action::Navigate(route));
+            })
+        });
+        move || drop(listener)
+    });
 }
 
 /// How long an information banner stays (errors stay until dismissed).

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use fleetdeck_proto::desktop::{
-    AppRef, CollectorInfo, DesktopSettings, EventFilter, FleetEventFrom, TrayState,
+    AppRef, CollectorInfo, DesktopSettings, EventFilter, FleetEventFrom, SavedView, TrayState,
 };
 use fleetdeck_proto::{AppView, EventsPage, Fleet, HostView, LogEntry};
 use yew::Reducible;
@@ -23,9 +23,20 @@ pub enum Route {
     Fleet,
     Host(String),
     App(String, String),
+    Logs,
     Events,
     Alerts,
     Settings,
+}
+
+/// A log line to show in its app's log with the lines around it (a search result opened).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogAnchor {
+    pub collector: String,
+    pub host: String,
+    pub app: String,
+    pub unix_us: u64,
+    pub cursor: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +65,13 @@ pub struct UiState {
     pub logs: LogBuffer,
     pub banners: Vec<Banner>,
     next_banner: u64,
-    pub dnd: bool,
+    /// The desktop's own settings (do not disturb, theme, last view, start at login).
+    pub settings: DesktopSettings,
+    /// The last view saved in the settings was opened (once per start, when they first arrive).
+    pub view_restored: bool,
     pub tray: Option<TrayState>,
+    /// The search result the app's page shows in context, until closed or another app opens.
+    pub log_anchor: Option<LogAnchor>,
     /// `first_paint` was reported (it is reported once per start).
     pub first_paint_sent: bool,
 }
@@ -72,8 +88,10 @@ impl Default for UiState {
             logs: LogBuffer::default(),
             banners: Vec::new(),
             next_banner: 1,
-            dnd: false,
+            settings: DesktopSettings::default(),
+            view_restored: false,
             tray: None,
+            log_anchor: None,
             first_paint_sent: false,
         }
     }
@@ -98,6 +116,10 @@ pub enum Action {
     Navigate(Route),
     /// An `open-app` event (tray or notification).
     OpenApp(AppRef),
+    /// A search result: its app's page, showing the line with the lines around it.
+    OpenLogAt(LogAnchor),
+    /// The context of a search result is closed.
+    CloseLogAnchor,
     /// New event filters: the list empties and a first page is awaited.
     EventsFilter(EventFilter),
     /// The event view asked for a page (first or older).
@@ -189,6 +211,54 @@ impl UiState {
             self.selected = Some(name);
             self.events = EventsState::default();
             self.logs = LogBuffer::default();
+        }
+    }
+
+    /// Opens a saved view, if its collector is still configured (else the view stays).
+    fn restore(&mut self, view: &SavedView) {
+        if self.collectors.is_empty() {
+            return; // the welcome in Settings stays
+        }
+        let known = |c: &str| self.collectors.iter().any(|x| x.name == c);
+        self.route = match view {
+            SavedView::Fleet => Route::Fleet,
+            SavedView::Logs => Route::Logs,
+            SavedView::Events => Route::Events,
+            SavedView::Alerts => Route::Alerts,
+            SavedView::Settings => Route::Settings,
+            SavedView::Host { collector, host } if known(collector) => {
+                self.select(collector.clone());
+                Route::Host(host.clone())
+            }
+            SavedView::App {
+                collector,
+                host,
+                app,
+            } if known(collector) => {
+                self.select(collector.clone());
+                Route::App(host.clone(), app.clone())
+            }
+            SavedView::Host { .. } | SavedView::App { .. } => return,
+        };
+    }
+
+    /// The view to save: where the window is, with its collector for a host's or an app's page.
+    pub fn saved_view(&self) -> SavedView {
+        match (&self.route, &self.selected) {
+            (Route::Host(host), Some(collector)) => SavedView::Host {
+                collector: collector.clone(),
+                host: host.clone(),
+            },
+            (Route::App(host, app), Some(collector)) => SavedView::App {
+                collector: collector.clone(),
+                host: host.clone(),
+                app: app.clone(),
+            },
+            (Route::Logs, _) => SavedView::Logs,
+            (Route::Events, _) => SavedView::Events,
+            (Route::Alerts, _) => SavedView::Alerts,
+            (Route::Settings, _) => SavedView::Settings,
+            _ => SavedView::Fleet,
         }
     }
 
@@ -362,7 +432,23 @@ impl UiState {
             }
             Action::Notice(text) => self.push_banner(BannerKind::Info, text),
             Action::Dismiss(id) => self.banners.retain(|b| b.id != id),
-            Action::Settings(settings) => self.dnd = settings.dnd,
+            Action::OpenLogAt(anchor) => {
+                if self.collectors.iter().any(|c| c.name == anchor.collector) {
+                    self.select(anchor.collector.clone());
+                    self.route = Route::App(anchor.host.clone(), anchor.app.clone());
+                    self.log_anchor = Some(anchor);
+                }
+            }
+            Action::CloseLogAnchor => self.log_anchor = None,
+            Action::Settings(settings) => {
+                if !self.view_restored {
+                    self.view_restored = true;
+                    if let Some(view) = &settings.last_view {
+                        self.restore(view);
+                    }
+                }
+                self.settings = settings;
+            }
             Action::Tray(tray) => self.tray = Some(tray),
             Action::FirstPaintSent => self.first_paint_sent = true,
         }
@@ -380,4 +466,4 @@ impl Reducible for UiState {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -32,6 +32,10 @@ pub struct LogsParams {
     grep: Option<String>,
     /// Only entries at least this important: 0–7 or emerg, alert, crit, err, warning, notice, info, debug.
     priority: Option<String>,
+    /// Only entries written at or after this time, in Unix milliseconds.
+    since: Option<u64>,
+    /// Only entries written before this time, in Unix milliseconds.
+    until: Option<u64>,
 }
 
 fn parse_priority(p: &str) -> Result<u8, ApiError> {
@@ -86,7 +90,16 @@ pub async fn page(
             .transpose()
             .map_err(LogError::from)?,
         priority: p.priority.as_deref().map(parse_priority).transpose()?,
+        since_ms: p.since,
+        until_ms: p.until,
     };
+    if let (Some(since), Some(until)) = (p.since, p.until) {
+        if since >= until {
+            return Err(ApiError::BadRequest(format!(
+                "since ({since}) must be before until ({until}): both are Unix milliseconds"
+            )));
+        }
+    }
     Ok(Json(state.agent.log_page(&app, &query).await?))
 }
 

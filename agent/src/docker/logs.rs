@@ -350,15 +350,28 @@ impl DockerSource {
     ) -> Result<Vec<LogEntry>, DockerError> {
         let started = Instant::now();
         let mut matching_left = SEARCH_DEADLINE;
-        let mut upper = query.before.as_deref().and_then(parse_cursor);
-        let created = self.created_sec(container).await?;
+        // Before the cursor and before `until`, whichever is older.
+        let until = query.until_ms.map(|ms| Position {
+            ns: ms * 1_000_000,
+            ordinal: 0,
+        });
+        let mut upper = match (query.before.as_deref().and_then(parse_cursor), until) {
+            (Some(b), Some(u)) => Some(b.min(u)),
+            (b, u) => b.or(u),
+        };
+        // Nothing before `since` is read: it counts as the container's start.
+        let created = self
+            .created_sec(container)
+            .await?
+            .max(query.since_ms.map_or(0, |ms| ms / 1_000));
         // The first page starts where the newest window of lines does; later ones go back by a
         // number of seconds that adapts to how many lines a second holds.
         let mut since = match upper {
             None => self
                 .tail_start(container, FIRST_WINDOW.max(query.limit * 2))
                 .await?
-                .unwrap_or(0),
+                .unwrap_or(0)
+                .max(created),
             Some(u) => u.ns / NS_PER_SEC,
         };
         let mut width = 1;
@@ -415,6 +428,7 @@ impl DockerSource {
                 query
                     .priority
                     .is_none_or(|p| e.priority.is_none_or(|ep| ep <= p))
+                    && query.since_ms.is_none_or(|ms| e.unix_us >= ms * 1_000)
             })
             .collect();
         let Some(grep) = query.grep.clone() else {

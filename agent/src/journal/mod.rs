@@ -39,6 +39,10 @@ pub struct LogQuery {
     pub grep: Option<Pattern>,
     /// The least important priority to include, 0–7.
     pub priority: Option<u8>,
+    /// Only entries written at or after this time (Unix milliseconds).
+    pub since_ms: Option<u64>,
+    /// Only entries written before this time (Unix milliseconds).
+    pub until_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +86,14 @@ impl Journal {
         }
         if let Some(p) = query.priority {
             cmd.arg(format!("--priority=0..{p}"));
+        }
+        if let Some(ms) = query.since_ms {
+            cmd.arg(format!("--since=@{}.{:03}", ms / 1000, ms % 1000));
+        }
+        if let Some(ms) = query.until_ms {
+            // journalctl's --until includes its instant; the range is half-open: 1 ms less.
+            let ms = ms.saturating_sub(1);
+            cmd.arg(format!("--until=@{}.{:03}", ms / 1000, ms % 1000));
         }
         // A search is journalctl matching every entry of the unit: it gets the search deadline,
         // and is killed when it passes (kill_on_drop).

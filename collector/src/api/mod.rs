@@ -1,8 +1,8 @@
 //! The collector's HTTP API: routing, API-key auth with roles, the one error shape and the OpenAPI
 //! document. Handlers are adapters over [`crate::store`] and the agents' clients; one file per
 //! resource: [`fleet`] (fleet, hosts, metrics, uptime), [`events`], [`proxy`] (logs, `.env`,
-//! actions, passed to the agent) and [`admin`] (keys, audit). [`revoke`] ends a deleted key's
-//! open streams.
+//! actions, passed to the agent), [`search`] (one log search over many apps' agents) and
+//! [`admin`] (keys, audit). [`revoke`] ends a deleted key's open streams.
 
 mod admin;
 mod alerts;
@@ -12,6 +12,7 @@ mod fleet;
 pub mod metrics;
 mod proxy;
 pub mod revoke;
+mod search;
 
 use fleetdeck_daemon::caps::{CapError, StreamCaps};
 use std::sync::Arc;
@@ -275,6 +276,7 @@ fn require(caller: &Caller, role: Role) -> Result<(), ApiError> {
         events::stream,
         proxy::logs,
         proxy::logs_stream,
+        search::search,
         proxy::env_get,
         proxy::env_put,
         proxy::action,
@@ -323,6 +325,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/hosts/{host}/apps/{app}/actions/{action}",
             post(proxy::action),
         )
+        .route("/v1/logs/search", get(search::search))
         .route("/v1/events", get(events::list))
         .route("/v1/events/stream", get(events::stream))
         .route("/v1/audit", get(admin::audit))

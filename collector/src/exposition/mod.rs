@@ -545,6 +545,7 @@ mod tests {
             },
             state_since_unix_ms: 1_500,
             uptime_30d: Some(0.5),
+            uptime_known_since_unix_ms: None,
         }
     }
 

@@ -122,13 +122,14 @@ fn apps_of(
                 host.view.name
             ));
         }
-        let uptime_30d = intervals
+        let uptime = intervals
             .get(&(host.id, name))
-            .and_then(|iv| uptime::compute(iv, from, to, now_ms).ratio);
+            .map(|iv| uptime::compute(iv, from, to, now_ms));
         host.view.apps.push(AppView {
             status,
             state_since_unix_ms: since as u64,
-            uptime_30d,
+            uptime_30d: uptime.as_ref().and_then(|u| u.ratio),
+            uptime_known_since_unix_ms: uptime.and_then(|u| u.first_known_ms),
         });
     }
     Ok(())

@@ -23,6 +23,7 @@ mod address;
 mod alerts;
 mod errors;
 mod failover;
+mod search;
 
 use address::{display_url, segment};
 pub use address::{parse_collector_url, parse_fingerprint, plain_http_warning};
@@ -453,6 +454,8 @@ impl CollectorClient {
         if let Some(priority) = query.priority.as_ref().filter(|p| !p.is_empty()) {
             params.push(("priority", priority.clone()));
         }
+        params.extend(query.since_ms.map(|ms| ("since", ms.to_string())));
+        params.extend(query.until_ms.map(|ms| ("until", ms.to_string())));
         self.get(&Self::app_path(host, app, &["logs"])?, &params)
             .await
     }

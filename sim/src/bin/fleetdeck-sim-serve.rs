@@ -140,6 +140,7 @@ async fn serve(args: Args) -> Result<(), String> {
         chaos: false,
         seed: 7,
         host_prefix: "sim".into(),
+        log_period: None,
     })
     .map_err(|e| format!("cannot build the simulated fleet: {e}"))?;
     let mut router = sim.router();

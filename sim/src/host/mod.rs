@@ -240,6 +240,8 @@ pub(crate) struct HostParams {
     pub(crate) interval_ms: u64,
     pub(crate) apps: usize,
     pub(crate) env_dir: Option<PathBuf>,
+    /// Every app's time between log lines, instead of its own.
+    pub(crate) log_period_ms: Option<u64>,
 }
 
 impl Host {
@@ -258,7 +260,11 @@ impl Host {
                     AppKind::Docker
                 };
                 let name = APP_NAMES[(rotation + i) % APP_NAMES.len()];
-                AppSpec::new(name, kind, hash3(seed, 30, i as u64))
+                let mut spec = AppSpec::new(name, kind, hash3(seed, 30, i as u64));
+                if let Some(period) = p.log_period_ms {
+                    spec.log_period_ms = period.max(1);
+                }
+                spec
             })
             .collect();
         let live = apps

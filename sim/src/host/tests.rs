@@ -11,6 +11,7 @@ fn host(apps: usize) -> Host {
         interval_ms: 10_000,
         apps,
         env_dir: None,
+        log_period_ms: None,
     })
 }
 

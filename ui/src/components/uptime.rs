@@ -9,6 +9,8 @@ use crate::format;
 pub struct UptimeBarProps {
     /// `None` while loading.
     pub uptime: Option<Uptime>,
+    /// The clock the "first seen … ago" is read against.
+    pub now_ms: u64,
     #[prop_or_default]
     pub error: Option<AttrValue>,
 }
@@ -19,7 +21,11 @@ pub fn uptime_bar(props: &UptimeBarProps) -> Html {
         (_, Some(e)) => format!("Uptime unavailable: {e}"),
         (None, None) => "Loading uptime…".to_owned(),
         (Some(u), None) => match u.ratio {
-            Some(r) => format!("{} up over {} days", format::ratio(r), u.days.len()),
+            Some(r) => format!(
+                "{} up {}",
+                format::ratio(r),
+                format::uptime_span(props.now_ms, u.days.len() as u64, u.first_known_ms)
+            ),
             None => "No uptime known yet".to_owned(),
         },
     };

@@ -21,7 +21,7 @@ fn collector(name: &str, state: ConnState) -> CollectorInfo {
     }
 }
 
-fn app(name: &str, state: AppState) -> AppView {
+pub(crate) fn app(name: &str, state: AppState) -> AppView {
     AppView {
         status: AppStatus {
             name: name.into(),
@@ -42,10 +42,11 @@ fn app(name: &str, state: AppState) -> AppView {
         },
         state_since_unix_ms: 0,
         uptime_30d: None,
+        uptime_known_since_unix_ms: None,
     }
 }
 
-fn fleet(hosts: &[(&str, Vec<AppView>)]) -> Fleet {
+pub(crate) fn fleet(hosts: &[(&str, Vec<AppView>)]) -> Fleet {
     Fleet {
         summary: FleetSummary {
             health: FleetHealth::Ok,
@@ -506,9 +507,12 @@ fn banners_are_deduped_bounded_and_dismissible() {
 fn settings_tray_and_first_paint() {
     let s = dispatch(
         UiState::default(),
-        Action::Settings(DesktopSettings { dnd: true }),
+        Action::Settings(DesktopSettings {
+            dnd: true,
+            ..Default::default()
+        }),
     );
-    assert!(s.dnd);
+    assert!(s.settings.dnd);
     let s = dispatch(s, Action::FirstPaintSent);
     assert!(s.first_paint_sent);
 }
@@ -521,4 +525,63 @@ fn switching_collector_resets_events_and_logs() {
     s.apply(Action::SelectCollector("staging".into()));
     assert_eq!(s.events, EventsState::default());
     assert_eq!(s.logs.key, None);
+}
+
+#[test]
+fn the_last_view_opens_once_at_start_and_only_on_a_known_collector() {
+    let app = SavedView::App {
+        collector: "staging".into(),
+        host: "web-1".into(),
+        app: "api".into(),
+    };
+    let settings = |view: Option<SavedView>| DesktopSettings {
+        last_view: view,
+        ..Default::default()
+    };
+    let mut s = with_collectors(&["prod", "staging"]);
+    s.apply(Action::Settings(settings(Some(app.clone()))));
+    assert_eq!(s.route, Route::App("web-1".into(), "api".into()));
+    assert_eq!(s.selected.as_deref(), Some("staging"));
+    assert_eq!(s.saved_view(), app);
+    // Settings read again later (a toggle) do not move the window.
+    s.apply(Action::Navigate(Route::Alerts));
+    s.apply(Action::Settings(settings(Some(app.clone()))));
+    assert_eq!(s.route, Route::Alerts);
+    assert_eq!(s.saved_view(), SavedView::Alerts);
+
+    // A view on a collector that was removed since: the fleet of the first one.
+    let mut s = with_collectors(&["prod"]);
+    s.apply(Action::Settings(settings(Some(app))));
+    assert_eq!(s.route, Route::Fleet);
+    assert_eq!(s.selected.as_deref(), Some("prod"));
+    // With no collector at all, the welcome in Settings stays.
+    let mut s = UiState::default();
+    s.apply(Action::CollectorsLoaded(Vec::new()));
+    s.apply(Action::Settings(settings(Some(SavedView::Events))));
+    assert_eq!(s.route, Route::Settings);
+}
+
+#[test]
+fn a_search_result_opens_its_app_with_the_line_in_context() {
+    let mut s = with_collectors(&["prod", "staging"]);
+    let anchor = LogAnchor {
+        collector: "staging".into(),
+        host: "web-2".into(),
+        app: "api".into(),
+        unix_us: 42,
+        cursor: "c42".into(),
+    };
+    s.apply(Action::OpenLogAt(anchor.clone()));
+    assert_eq!(s.route, Route::App("web-2".into(), "api".into()));
+    assert_eq!(s.selected.as_deref(), Some("staging"));
+    assert_eq!(s.log_anchor, Some(anchor.clone()));
+    s.apply(Action::CloseLogAnchor);
+    assert_eq!(s.log_anchor, None);
+    // On a collector no longer configured: nothing moves.
+    let mut s = with_collectors(&["prod"]);
+    s.apply(Action::OpenLogAt(anchor));
+    assert_eq!(
+        (s.route.clone(), s.log_anchor.clone()),
+        (Route::Fleet, None)
+    );
 }

@@ -14,6 +14,7 @@ use crate::format;
 use crate::root::refresh_fleet;
 use crate::state::{Action, Route};
 use crate::views::app_health::{AppCharts, ChecksPanel, LastCrash};
+use crate::views::search::{LogContext, LogSearch};
 use crate::views::Reform;
 use crate::views::{self, env::EnvPanel, logs::LogsPanel};
 
@@ -26,6 +27,7 @@ pub struct AppProps {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tab {
     Logs,
+    Search,
     Env,
 }
 
@@ -158,15 +160,24 @@ pub fn app_page(props: &AppProps) -> Html {
             <LastCrash collector={collector.clone()} host={host.clone()} app={app.clone()}
                 generation={view.as_ref().map(|v| format!("{}:{:?}", v.status.state.as_str(), v.status.restarts)).unwrap_or_default()} />
             <AppCharts collector={collector.clone()} host={host.clone()} app={app.clone()} />
-            <UptimeBar uptime={uptime.as_ref().and_then(|u| u.as_ref().ok()).cloned()}
+            <UptimeBar uptime={uptime.as_ref().and_then(|u| u.as_ref().ok()).cloned()} now_ms={views::now_ms()}
                 error={uptime.as_ref().and_then(|u| u.as_ref().err()).map(|e| AttrValue::from(e.clone()))} />
             <div class="tabs" role="tablist">
                 { tab_button(Tab::Logs, "tab-logs", "Logs") }
+                { tab_button(Tab::Search, "tab-search", "Search history") }
                 { tab_button(Tab::Env, "tab-env", ".env") }
             </div>
             <div class="tab-panel" role="tabpanel">
                 { match *tab {
-                    Tab::Logs => html! { <LogsPanel collector={collector.clone()} host={host.clone()} app={app.clone()} /> },
+                    Tab::Logs => html! {
+                        <>
+                            if let Some(anchor) = store.log_anchor.clone().filter(|a| a.collector == collector.as_str() && a.host == host.as_str() && a.app == app.as_str()) {
+                                <LogContext {anchor} />
+                            }
+                            <LogsPanel collector={collector.clone()} host={host.clone()} app={app.clone()} />
+                        </>
+                    },
+                    Tab::Search => html! { <LogSearch scope={Some((host.clone(), app.clone()))} /> },
                     Tab::Env => html! { <EnvPanel collector={collector.clone()} host={host.clone()} app={app.clone()} /> },
                 } }
             </div>

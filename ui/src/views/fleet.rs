@@ -216,6 +216,11 @@ fn app_row(host: &str, a: &AppView, now: u64, dispatch: &Dispatch) -> Html {
     let onkeydown = on_activate(open);
     let state = a.status.state;
     let uptime = a.uptime_30d.map_or_else(|| "–".to_owned(), format::ratio);
+    let partial = format::partial_since(now, 30, a.uptime_known_since_unix_ms);
+    let uptime_title = format!(
+        "Uptime {}",
+        format::uptime_span(now, 30, a.uptime_known_since_unix_ms)
+    );
     let mem = a
         .status
         .memory_bytes
@@ -233,7 +238,10 @@ fn app_row(host: &str, a: &AppView, now: u64, dispatch: &Dispatch) -> Html {
                 { degraded_badge(&a.status, "app-degraded") }
             </span>
             <span class="app-mem" title="Memory">{ mem }</span>
-            <span class={classes!("app-uptime", format::ratio_class(a.uptime_30d))} title="Uptime over 30 days">{ uptime }</span>
+            <span class={classes!("app-uptime", format::ratio_class(a.uptime_30d))} title={uptime_title}>
+                { uptime }
+                { for partial.map(|since| html! { <span class="uptime-since">{ format!(" · {}", format::duration_secs(now.saturating_sub(since) / 1000)) }</span> }) }
+            </span>
         </li>
     }
 }

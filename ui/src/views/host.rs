@@ -206,8 +206,12 @@ pub fn host_page(props: &HostProps) -> Html {
                             <span class="app-name">{ a.status.name.clone() }</span>
                             <span class="muted">{ a.status.target.clone() }</span>
                             <span class="muted">{ format!("since {}", format::ago(now, a.state_since_unix_ms)) }</span>
-                            <span class={classes!("app-uptime", format::ratio_class(a.uptime_30d))}>
+                            <span class={classes!("app-uptime", format::ratio_class(a.uptime_30d))}
+                                title={format!("Uptime {}", format::uptime_span(now, 30, a.uptime_known_since_unix_ms))}>
                                 { a.uptime_30d.map_or_else(|| "–".to_owned(), format::ratio) }
+                                { for format::partial_since(now, 30, a.uptime_known_since_unix_ms).map(|since| html! {
+                                    <span class="uptime-since">{ format!(" since {}", format::ago(now, since)) }</span>
+                                }) }
                             </span>
                         </li>
                     }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod fleet;
 pub mod host;
 pub mod logs;
+pub mod search;
 pub mod settings;
 
 use fleetdeck_proto::desktop::CommandError;

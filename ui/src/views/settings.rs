@@ -1,6 +1,6 @@
-//! Collectors (list, add with a key check, remove) and do-not-disturb.
+//! Collectors (list, add with a key check, remove), do-not-disturb, start at login and the theme.
 
-use fleetdeck_proto::desktop::NewCollector;
+use fleetdeck_proto::desktop::{NewCollector, SettingsChange, Theme};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
@@ -95,10 +95,57 @@ pub fn settings_view() -> Html {
         })
     };
 
+    let settings = store.settings.clone();
+    // Theme and start at login: saved at once; a failure says why and shows what is really set.
+    let change = {
+        let dispatch = dispatch.clone();
+        let settings = settings.clone();
+        move |what: &'static str, change: SettingsChange| {
+            let (dispatch, settings) = (dispatch.clone(), settings.clone());
+            spawn_local(async move {
+                match api::update_settings(&change).await {
+                    Ok(s) => dispatch.dispatch(Action::Settings(s)),
+                    Err(e) => {
+                        views::fail(&dispatch, what, e);
+                        dispatch.dispatch(Action::Settings(settings));
+                    }
+                }
+            });
+        }
+    };
+    let on_theme = {
+        let change = change.clone();
+        Callback::from(move |e: Event| {
+            let theme = match input_value(&e).as_str() {
+                "light" => Theme::Light,
+                "dark" => Theme::Dark,
+                _ => Theme::System,
+            };
+            change(
+                "Changing the theme",
+                SettingsChange {
+                    theme: Some(theme),
+                    ..Default::default()
+                },
+            )
+        })
+    };
+    let on_autostart = Callback::from(move |e: Event| {
+        change(
+            "Changing start at login",
+            SettingsChange {
+                autostart: Some(input_checked(&e)),
+                ..Default::default()
+            },
+        )
+    });
+
     let on_dnd = {
         let (dispatch, dnd_busy) = (dispatch.clone(), dnd_busy.clone());
+        let settings = settings.clone();
         Callback::from(move |e: Event| {
             let want = input_checked(&e);
+            let settings = settings.clone();
             let (dispatch, dnd_busy) = (dispatch.clone(), dnd_busy.clone());
             dnd_busy.set(true);
             spawn_local(async move {
@@ -108,7 +155,10 @@ pub fn settings_view() -> Html {
                         views::fail(&dispatch, "Changing do-not-disturb", e);
                         // Re-render from the state so the switch shows what is really set.
                         dispatch.dispatch(Action::Settings(
-                            fleetdeck_proto::desktop::DesktopSettings { dnd: !want },
+                            fleetdeck_proto::desktop::DesktopSettings {
+                                dnd: !want,
+                                ..settings.clone()
+                            },
                         ));
                     }
                 }
@@ -182,9 +232,24 @@ pub fn settings_view() -> Html {
             </form>
             <h2>{ "Notifications" }</h2>
             <label class="switch">
-                <input id="dnd-toggle" type="checkbox" role="switch" checked={store.dnd} disabled={*dnd_busy} onchange={on_dnd} />
+                <input id="dnd-toggle" type="checkbox" role="switch" checked={store.settings.dnd} disabled={*dnd_busy} onchange={on_dnd} />
                 <span>{ "Do not disturb" }</span>
                 <span class="muted">{ " — no desktop notifications while on (the tray still shows the fleet's health)." }</span>
+            </label>
+            <h2>{ "This computer" }</h2>
+            <label class="switch">
+                <input id="autostart-toggle" type="checkbox" role="switch" checked={settings.autostart} onchange={on_autostart} />
+                <span>{ "Start Fleetdeck when I log in" }</span>
+                <span class="muted">{ " — in the tray, with crash notifications from the start." }</span>
+            </label>
+            <label class="field-row">
+                <span>{ "Theme" }</span>
+                <select id="theme-select" onchange={on_theme} aria-label="Theme">
+                    { for [(Theme::System, "system", "As the system"), (Theme::Light, "light", "Light"), (Theme::Dark, "dark", "Dark")]
+                        .into_iter().map(|(t, value, label)| html! {
+                            <option {value} selected={settings.theme == t}>{ label }</option>
+                        }) }
+                </select>
             </label>
             if let Some(target) = (*removing).clone() {
                 <ConfirmDialog

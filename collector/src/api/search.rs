@@ -1,0 +1,328 @@
+//! `GET /v1/logs/search`: one log search run on many apps' agents at once. The collector asks
+//! each app's agent for a page of matching lines (journalctl `--grep`, Docker logs filtered in the
+//! agent; `since`/`until` bound both) and streams each answer back as it comes, one JSON event per
+//! line: the apps searched, each app's lines or error, then `done`. The client merges them.
+//!
+//! Bounds: at most [`MAX_TARGETS`] apps in one search, [`PARALLEL`] agent requests at once and
+//! [`PER_HOST`] on one agent (an agent runs two searches at once and refuses a third), each
+//! request cut at [`REQUEST_TIMEOUT`]; a client that leaves stops the search.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use fleetdeck_proto::{ErrorBody, LogPage, LogSearchEvent, LogTarget};
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde::Deserialize;
+use tokio::sync::{mpsc, Semaphore};
+
+use super::{ApiError, AppState};
+use crate::agent_client::describe;
+use crate::bounded::{read_body, BodyError, MAX_PROXIED_BODY};
+use crate::store::{now_ms, query};
+
+/// The most apps one search covers.
+pub const MAX_TARGETS: usize = 2_000;
+/// Agent requests in flight at once for one search.
+pub const PARALLEL: usize = 16;
+/// Requests in flight at once to one agent (the agent itself runs two searches at once).
+pub const PER_HOST: usize = 2;
+/// Lines per app by default, and at most.
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 500;
+/// How long one agent may take to answer (its own search deadline is 5 s).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often an agent that answers "busy" (429) is asked again, and how long to wait between.
+const BUSY_RETRIES: u32 = 3;
+const BUSY_WAIT: Duration = Duration::from_millis(500);
+/// The longest pattern passed on (the agent's limit).
+const MAX_GREP_BYTES: usize = 512;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// Comma-separated host names (default: every host).
+    hosts: Option<String>,
+    /// Comma-separated app names (default: every app of those hosts).
+    apps: Option<String>,
+    /// A regular expression the line must match (as the agents' `grep`: case-insensitive unless
+    /// it has capitals, at most 512 bytes).
+    grep: Option<String>,
+    /// Only lines at least this important: 0–7 or emerg, alert, crit, err, warning, notice, info, debug.
+    priority: Option<String>,
+    /// Only lines written at or after this time (Unix milliseconds).
+    since: Option<u64>,
+    /// Only lines written before this time (Unix milliseconds); page back with the oldest line's time.
+    until: Option<u64>,
+    /// Lines per app (default 100, at most 500).
+    limit: Option<usize>,
+}
+
+/// The search as validated: which apps, and the query each agent gets.
+#[derive(Debug, Clone)]
+struct Search {
+    targets: Vec<LogTarget>,
+    query: Vec<(&'static str, String)>,
+    limit: usize,
+}
+
+fn names(list: Option<&str>, what: &str) -> Result<Option<BTreeSet<String>>, ApiError> {
+    let Some(list) = list.filter(|l| !l.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let mut out = BTreeSet::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !crate::config::valid_name(name) {
+            return Err(ApiError::BadRequest(format!(
+                "{name:?} in {what} is not a name: names are letters, digits, '.', '-' and '_'"
+            )));
+        }
+        out.insert(name.to_owned());
+    }
+    Ok(Some(out))
+}
+
+fn valid_priority(p: &str) -> bool {
+    const NAMES: [&str; 8] = [
+        "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+    ];
+    p.parse::<u8>().is_ok_and(|n| n <= 7) || NAMES.iter().any(|n| n.eq_ignore_ascii_case(p))
+}
+
+impl Search {
+    fn new(p: SearchParams, fleet: &fleetdeck_proto::Fleet) -> Result<Self, ApiError> {
+        let hosts = names(p.hosts.as_deref(), "hosts")?;
+        let apps = names(p.apps.as_deref(), "apps")?;
+        if let Some(unknown) = hosts
+            .iter()
+            .flatten()
+            .find(|h| !fleet.hosts.iter().any(|f| &&f.name == h))
+        {
+            return Err(ApiError::HostNotFound(unknown.clone()));
+        }
+        let targets: Vec<LogTarget> = fleet
+            .hosts
+            .iter()
+            .filter(|h| hosts.as_ref().is_none_or(|s| s.contains(&h.name)))
+            .flat_map(|h| {
+                h.apps
+                    .iter()
+                    .filter(|a| apps.as_ref().is_none_or(|s| s.contains(&a.status.name)))
+                    .map(|a| LogTarget {
+                        host: h.name.clone(),
+                        app: a.status.name.clone(),
+                    })
+            })
+            .collect();
+        if targets.len() > MAX_TARGETS {
+            return Err(ApiError::BadRequest(format!(
+                "the search covers {} apps; at most {MAX_TARGETS} at once: pick hosts or apps",
+                targets.len()
+            )));
+        }
+        let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::BadRequest(format!(
+                "limit {limit}: from 1 to {MAX_LIMIT} lines per app"
+            )));
+        }
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(grep) = p.grep.filter(|g| !g.is_empty()) {
+            if grep.len() > MAX_GREP_BYTES {
+                return Err(ApiError::BadRequest(format!(
+                    "grep is {} bytes long; at most {MAX_GREP_BYTES}: search for a shorter pattern",
+                    grep.len()
+                )));
+            }
+            query.push(("grep", grep));
+        }
+        if let Some(priority) = p.priority.filter(|p| !p.is_empty()) {
+            if !valid_priority(&priority) {
+                return Err(ApiError::BadRequest(format!(
+                    "priority {priority:?}: use 0-7 or one of emerg, alert, crit, err, warning, notice, info, debug"
+                )));
+            }
+            query.push(("priority", priority));
+        }
+        if let (Some(since), Some(until)) = (p.since, p.until) {
+            if since >= until {
+                return Err(ApiError::BadRequest(format!(
+                    "since ({since}) must be before until ({until}): both are Unix milliseconds"
+                )));
+            }
+        }
+        query.extend(p.since.map(|s| ("since", s.to_string())));
+        query.extend(p.until.map(|u| ("until", u.to_string())));
+        Ok(Self {
+            targets,
+            query,
+            limit,
+        })
+    }
+}
+
+/// Searches the logs of many apps at once; answers newline-delimited JSON events
+/// ([`LogSearchEvent`]) as the agents answer.
+#[utoipa::path(
+    get,
+    path = "/v1/logs/search",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "newline-delimited JSON: `started`, then a `result` or `failed` per app as it comes, then `done`", content_type = "application/x-ndjson", body = LogSearchEvent),
+        (status = 400, description = "a bad name, priority, range, limit or pattern; too many apps", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, description = "a host that is not in the fleet", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn search(
+    State(state): State<AppState>,
+    params: Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let fleet = state
+        .store
+        .with_conn(|conn| query::fleet(conn, now_ms()))
+        .await?;
+    let search = Search::new(p, &fleet)?;
+    let (tx, rx) = mpsc::channel::<LogSearchEvent>(PARALLEL);
+    tokio::spawn(run(state, search, tx));
+    let lines = futures_util::stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        let mut line = serde_json::to_vec(&event).unwrap_or_else(|_| b"{}".to_vec());
+        line.push(b'\n');
+        Some((Ok::<_, std::convert::Infallible>(Bytes::from(line)), rx))
+    });
+    let mut response = Body::from_stream(lines).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// Runs the search, sending each event as it is known; stops when the client is gone.
+async fn run(state: AppState, search: Search, tx: mpsc::Sender<LogSearchEvent>) {
+    let started = Instant::now();
+    let targets = search.targets.clone();
+    if tx
+        .send(LogSearchEvent::Started {
+            targets: targets.clone(),
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let per_host: HashMap<String, Arc<Semaphore>> = targets
+        .iter()
+        .map(|t| (t.host.clone(), Arc::new(Semaphore::new(PER_HOST))))
+        .collect();
+    let search = Arc::new(search);
+    let mut answers = futures_util::stream::iter(targets)
+        .map(|target| {
+            let (state, search) = (state.clone(), Arc::clone(&search));
+            let slot = Arc::clone(&per_host[&target.host]);
+            async move {
+                let _permit = slot.acquire_owned().await;
+                one(&state, &search, target).await
+            }
+        })
+        .buffer_unordered(PARALLEL);
+    let (mut searched, mut failed) = (0, 0);
+    while let Some(event) = answers.next().await {
+        match event {
+            LogSearchEvent::Failed { .. } => failed += 1,
+            _ => searched += 1,
+        }
+        if tx.send(event).await.is_err() {
+            return; // the client left: the requests still in flight are dropped
+        }
+    }
+    let _ = tx
+        .send(LogSearchEvent::Done {
+            searched,
+            failed,
+            took_ms: started.elapsed().as_millis() as u64,
+        })
+        .await;
+}
+
+/// One app's page, as an event.
+async fn one(state: &AppState, search: &Search, target: LogTarget) -> LogSearchEvent {
+    let failed = |status: u16, message: String| LogSearchEvent::Failed {
+        host: target.host.clone(),
+        app: target.app.clone(),
+        status,
+        message,
+    };
+    let Some(agent) = state.agents.get(&target.host) else {
+        return failed(404, format!("host {} is no longer configured", target.host));
+    };
+    let path = format!("/v1/apps/{}/logs", target.app);
+    let mut tries = 0;
+    let resp = loop {
+        let sent = agent
+            .client
+            .request(Method::GET, &path)
+            .query(&search.query)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await;
+        match sent {
+            Ok(r)
+                if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS && tries < BUSY_RETRIES =>
+            {
+                tries += 1;
+                tokio::time::sleep(BUSY_WAIT * tries).await;
+            }
+            Ok(r) => break r,
+            Err(e) => return failed(502, format!("the agent is unreachable: {}", describe(&e))),
+        }
+    };
+    let status = resp.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return failed(
+            502,
+            "the agent refused the collector's token: fix the token in the collector's configuration"
+                .into(),
+        );
+    }
+    if status.is_redirection() {
+        return failed(
+            502,
+            "the agent answered with a redirect, which is never followed".into(),
+        );
+    }
+    let body = match read_body(resp, MAX_PROXIED_BODY).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge(n)) => {
+            return failed(502, format!("the agent's answer is over {n} bytes"))
+        }
+        Err(BodyError::Transport(t)) => {
+            return failed(502, format!("the agent's answer broke off: {t}"))
+        }
+    };
+    if !status.is_success() {
+        let message = serde_json::from_slice::<ErrorBody>(&body)
+            .map(|e| e.error.message)
+            .unwrap_or_else(|_| format!("the agent answered HTTP {}", status.as_u16()));
+        return failed(status.as_u16(), message);
+    }
+    match serde_json::from_slice::<LogPage>(&body) {
+        Ok(page) => LogSearchEvent::Result {
+            more: page.entries.len() >= search.limit,
+            host: target.host,
+            app: target.app,
+            entries: page.entries,
+        },
+        Err(e) => failed(502, format!("the agent's answer is not a log page: {e}")),
+    }
+}
