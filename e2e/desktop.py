@@ -10,6 +10,7 @@ import pathlib
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -561,6 +562,118 @@ def check_fleet_search(driver):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def http_status(key, path):
+    req = urllib.request.Request(f"{COLLECTOR}{path}", headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def keep_secret(secret):
+    """Lists a secret for scripts/check-secrets.sh (no test log may hold it)."""
+    logs = os.environ.get("FLEETDECK_TEST_LOGS")
+    if logs:
+        os.makedirs(logs, exist_ok=True)
+        with open(os.path.join(logs, "secrets.txt"), "a") as f:
+            f.write(secret + "\n")
+
+
+def check_admin(driver):
+    """With an admin key: a key created in the app is shown once and works; revoked, the collector
+    refuses it at once; the audit log, filtered by target, shows both."""
+    step("admin: create a viewer key, shown once, and use it")
+    cmd = os.environ["E2E_COLLECTOR_CMD"].split()
+    out = subprocess.run(cmd + ["keys", "create", "--name", "e2e-admin", "--role", "admin"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    admin_key = out.stdout.strip().splitlines()[-1]
+    keep_secret(admin_key)
+    ADMIN_KEY.append(admin_key)
+    el(driver, "#nav-settings").click()
+    wait_for("the settings form", lambda: visible(driver, "#add-name"))
+    add_collector(driver, "admin", COLLECTOR, admin_key)
+    wait_for("the admin collector", lambda: visible(driver, '.collector-row[data-name="admin"]'))
+    Select(wait_for("the collector picker", lambda: visible(driver, "#collector-select"))).select_by_value("admin")
+    el(driver, "#nav-admin").click()
+    wait_for("the keys", lambda: visible(driver, '#keys .key-row[data-name="e2e-admin"]'))
+    el(driver, "#key-name").send_keys("e2e-temp")
+    Select(el(driver, "#key-role")).select_by_value("viewer")
+    el(driver, "#key-create").click()
+    value = wait_for("the new key, shown once", lambda: visible(driver, "#key-created-value")
+                     and el(driver, "#key-created-value").get_attribute("value"))
+    keep_secret(value)
+    assert value.startswith("fdk_"), "not a key"
+    assert http_status(value, "/v1/fleet") == 200, "the new key does not work"
+    assert http_status(value, "/v1/keys") == 403, "a viewer key listed the keys"
+    wait_for("the new key listed", lambda: visible(driver, '.key-row[data-name="e2e-temp"]'))
+    el(driver, "#key-created-done").click()
+    wait_for("the key no longer shown", lambda: not visible(driver, "#key-created"))
+    assert value not in driver.page_source, "the key stays in the page"
+    shot(driver, "admin")
+
+    step("revoke it: refused at once")
+    el(driver, '.key-row[data-name="e2e-temp"] .key-revoke').click()
+    wait_for("the confirmation", lambda: visible(driver, "#confirm-yes")).click()
+    wait_for("the key gone from the list", lambda: not driver.find_elements(By.CSS_SELECTOR, '.key-row[data-name="e2e-temp"]'))
+    assert http_status(value, "/v1/fleet") == 401, "a revoked key was still let in"
+
+    step("the audit log, filtered by target, shows the key's creation and revocation")
+    field = el(driver, "#audit-target")
+    field.send_keys("e2e-temp")
+    field.send_keys(Keys.TAB)  # the field's change
+    el(driver, "#audit-apply").click()
+    def rows():
+        return [(r.get_attribute("data-action"), r.get_attribute("data-key"))
+                for r in driver.find_elements(By.CSS_SELECTOR, "#audit .audit-row")]
+    wait_for("both entries and nothing else", lambda: rows() == [("key.delete", "e2e-admin"), ("key.create", "e2e-admin")])
+    shot(driver, "admin-audit")
+    # The admin collector goes again (the palette's entries are then e2e's alone).
+    el(driver, "#nav-settings").click()
+    wait_for("the admin collector", lambda: visible(driver, '.collector-row[data-name="admin"] .collector-remove')).click()
+    wait_for("the confirmation", lambda: visible(driver, "#confirm-yes")).click()
+    wait_for("the admin collector removed", lambda: not driver.find_elements(By.CSS_SELECTOR, '.collector-row[data-name="admin"]'))
+    if visible(driver, "#collector-select"):
+        Select(el(driver, "#collector-select")).select_by_value("e2e")
+
+
+ADMIN_KEY = []  # the admin key check_admin made, for the audit checks after it
+
+
+def check_env_restore(driver):
+    """The .env's backups: compared with values masked, restored through the If-Match write (the
+    file on disk is the backup again), and the restore audited."""
+    step(".env backups: compare (values masked) and restore the one before the edit")
+    backup = ENV_FILE.with_name(f".{ENV_FILE.name}.fleetdeck-backup.1")
+    before_edit = backup.read_text()
+    assert "GREETING=hello" in before_edit, before_edit
+    current = ENV_FILE.read_text()
+    assert "bonjour-e2e" in current, current
+    el(driver, "#nav-fleet").click()
+    row = f'.app-row[data-host="{HOST}"][data-app="{APP_NAME}"]'
+    wait_for("the app row", lambda: visible(driver, row)).click()
+    wait_for("the app view", lambda: visible(driver, "#app-view"))
+    el(driver, "#tab-env").click()
+    backup_row = '.backup-row[data-n="1"]'
+    wait_for("the backups", lambda: visible(driver, backup_row))
+    el(driver, f"{backup_row} .backup-compare").click()
+    diff = wait_for("the comparison", lambda: visible(driver, "#backup-diff") and text_of(driver, "#backup-diff"))
+    assert "GREETING" in diff and "hello" not in diff and "bonjour" not in diff, diff
+    assert "API_TOKEN" not in diff, f"an unchanged key is listed: {diff}"
+    shot(driver, "app-env-backups")
+    el(driver, f"{backup_row} .backup-restore").click()
+    wait_for("the confirmation", lambda: visible(driver, "#confirm-yes")).click()
+    wait_for("the restored message", lambda: "Restored backup 1" in (text_of(driver, "#env-message") or ""))
+    assert ENV_FILE.read_text() == before_edit, "the file on disk is not the backup"
+    assert backup.read_text() == current, "the replaced file is not kept as backup 1"
+    audit = [e for e in json.loads(urllib.request.urlopen(urllib.request.Request(
+        f"{COLLECTOR}/v1/audit?action=env.write&target={HOST}/{APP_NAME}",
+        headers={"Authorization": f"Bearer {ADMIN_KEY[0]}"}), timeout=10).read())["entries"]]
+    assert audit and "restoring backup 1" in audit[0]["action"] and audit[0]["result"].startswith("ok"), audit[:2]
+    assert audit[0]["key_name"] == "e2e", audit[0]
+
+
 def check_habits(driver):
     """The command palette opens an app, the shortcuts' help lists the keys, the theme and start at
     login are kept, the last view is saved for the next start, and the app logs to its file."""
@@ -844,6 +957,12 @@ def run(driver):
     check_alerts_and_silences(driver)
     check_host_silence(driver)
 
+    # (These need the collector, which the next step stops for good.)
+    check_fleet_search(driver)
+    check_admin(driver)
+    check_env_restore(driver)
+    check_habits(driver)
+
     step("the collector stops: the tray turns grey, one notification; it returns: one more")
     before = NOTIFY_LOG.read_text(errors="replace").count("member=Notify")
     invoke(driver, "set_dnd", {"dnd": False})
@@ -868,8 +987,6 @@ def run(driver):
 
     check_hostile_collector(driver)
     check_plain_http_warning(driver)
-    check_fleet_search(driver)
-    check_habits(driver)
 
     step("no key in the app's log")
     assert KEY not in APP_LOG.read_text(errors="replace"), "the key reached the app's log"

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fleetdeck_proto::{
-    ActionOutcome, AppAction, AppKind, AppSample, AppState, AppStatus, DiskIoSample, EnvFile,
-    EnvUpdate, EnvWritten, EventSource, FsSample, HostMetrics, Info, LogPage, NetSample, Sample,
-    SamplesPage, Snapshot, SourceHealth, Sources,
+    ActionOutcome, AppAction, AppKind, AppSample, AppState, AppStatus, DiskIoSample, EnvBackups,
+    EnvFile, EnvUpdate, EnvWritten, EventSource, FsSample, HostMetrics, Info, LogPage, NetSample,
+    Sample, SamplesPage, Snapshot, SourceHealth, Sources,
 };
 use futures_util::future::join_all;
 
@@ -114,6 +114,8 @@ pub enum EnvAccessError {
     NoEnvFile(String),
     #[error(transparent)]
     File(#[from] crate::env_file::EnvError),
+    #[error("app {app:?} has no backup {n} of its .env (1 is the newest, at most {max}); GET /v1/apps/{app}/env/backups lists them")]
+    NoBackup { app: String, n: usize, max: usize },
 }
 
 /// A stream of log entries, whatever their source.
@@ -417,6 +419,32 @@ impl Agent {
             .await
             .map_err(|e| env_file::EnvError::Invalid(format!("the read was interrupted: {e}")))??;
         Ok(file)
+    }
+
+    /// The backups of app `name`'s `.env` the agent keeps (newest first).
+    pub async fn env_backups(&self, name: &str) -> Result<EnvBackups, EnvAccessError> {
+        let (path, links) = self.env_path(name)?;
+        let backups = tokio::task::spawn_blocking(move || env_file::backups(&path, &links))
+            .await
+            .map_err(|e| env_file::EnvError::Invalid(format!("the read was interrupted: {e}")))??;
+        Ok(EnvBackups { backups })
+    }
+
+    /// Backup `n` (1 is the newest) of app `name`'s `.env`, as a file is read.
+    pub async fn env_backup(&self, name: &str, n: usize) -> Result<EnvFile, EnvAccessError> {
+        let (path, links) = self.env_path(name)?;
+        let no_backup = || EnvAccessError::NoBackup {
+            app: name.to_owned(),
+            n,
+            max: env_file::BACKUPS,
+        };
+        if !(1..=env_file::BACKUPS).contains(&n) {
+            return Err(no_backup());
+        }
+        let file = tokio::task::spawn_blocking(move || env_file::backup(&path, &links, n))
+            .await
+            .map_err(|e| env_file::EnvError::Invalid(format!("the read was interrupted: {e}")))??;
+        file.ok_or_else(no_backup)
     }
 
     /// Applies `update` to app `name`'s `.env` if it is still at `if_match`. Writes to one file

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use fleetdeck_proto::{EnvFile, EnvWritten};
+use fleetdeck_proto::{EnvBackups, EnvFile, EnvWritten};
 use serde_json::json;
 
 fn tools() -> PathBuf {
@@ -746,5 +746,101 @@ async fn sigkill_during_writes_never_tears_the_file() {
     assert!(
         outcomes[0] > 0 && outcomes[1] > 0,
         "old/new outcomes: {outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn backups_are_listed_read_and_restorable_through_the_same_write() {
+    let first = "PORT=80\nTOKEN=first-secret-b1\n";
+    let t = agent_with_env(first);
+    let none: serde_json::Value = t.agent.get_json("/v1/apps/web/env/backups").await;
+    assert_eq!(
+        none["backups"],
+        serde_json::json!([]),
+        "no write yet: {none}"
+    );
+
+    // Two writes: backup 1 is the file before the second, backup 2 before the first.
+    let e0 = get_env(&t.agent).await.etag;
+    let resp = put_env(
+        &t.agent,
+        Some(&e0),
+        serde_json::json!({"set": {"TOKEN": "second-secret-b2"}}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let second = std::fs::read_to_string(&t.env).expect("read");
+    let e1 = get_env(&t.agent).await.etag;
+    let resp = put_env(
+        &t.agent,
+        Some(&e1),
+        serde_json::json!({"set": {"PORT": "81"}}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let listed: EnvBackups =
+        serde_json::from_value(t.agent.get_json("/v1/apps/web/env/backups").await)
+            .expect("EnvBackups");
+    let ns: Vec<u32> = listed.backups.iter().map(|b| b.n).collect();
+    assert_eq!(ns, [1, 2]);
+    assert_eq!(listed.backups[0].etag, sha256_hex(second.as_bytes()));
+    assert_eq!(listed.backups[1].etag, sha256_hex(first.as_bytes()));
+    assert_eq!(listed.backups[1].size_bytes, first.len() as u64);
+    let one: EnvFile = serde_json::from_value(t.agent.get_json("/v1/apps/web/env/backups/2").await)
+        .expect("EnvFile");
+    assert_eq!(one.raw, first);
+    assert!(
+        one.path.ends_with(".app.env.fleetdeck-backup.2"),
+        "{}",
+        one.path
+    );
+
+    // Restore backup 2: its raw text, written with the current etag.
+    let current = get_env(&t.agent).await;
+    let resp = put_env(
+        &t.agent,
+        Some(&current.etag),
+        serde_json::json!({"raw": one.raw}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(std::fs::read_to_string(&t.env).expect("read"), first);
+    // A stale restore (the etag of before) is refused and leaves the file.
+    let resp = put_env(
+        &t.agent,
+        Some(&current.etag),
+        serde_json::json!({"raw": second}),
+    )
+    .await;
+    assert_eq!(error_code(resp).await, (412, "stale_etag".to_owned()));
+    assert_eq!(std::fs::read_to_string(&t.env).expect("read"), first);
+
+    // What is not a backup: out of range, not a number, an app without a file.
+    for (path, status, code) in [
+        ("/v1/apps/web/env/backups/4", 404, "no_backup"),
+        ("/v1/apps/web/env/backups/0", 404, "no_backup"),
+        ("/v1/apps/web/env/backups/x", 400, "bad_request"),
+        ("/v1/apps/noenv/env/backups", 404, "no_env_file"),
+        ("/v1/apps/nope/env/backups/1", 404, "app_not_found"),
+    ] {
+        assert_eq!(
+            error_code(t.agent.get(path).await).await,
+            (status, code.to_owned()),
+            "{path}"
+        );
+    }
+
+    // A backup swapped for a symlink (to a root-only file) is not followed: it is not listed.
+    let dir = t.env.parent().expect("dir");
+    let three = dir.join(".app.env.fleetdeck-backup.3");
+    let _ = std::fs::remove_file(&three);
+    std::os::unix::fs::symlink("/etc/shadow", &three).expect("symlink");
+    let listed: EnvBackups =
+        serde_json::from_value(t.agent.get_json("/v1/apps/web/env/backups").await)
+            .expect("EnvBackups");
+    assert!(listed.backups.iter().all(|b| b.n != 3), "{listed:?}");
+    assert_eq!(
+        error_code(t.agent.get("/v1/apps/web/env/backups/3").await).await,
+        (404, "no_backup".to_owned())
     );
 }

@@ -185,6 +185,22 @@ pub struct LogQuery {
     pub until_ms: Option<u64>,
 }
 
+/// `audit`: a page of the collector's audit log; every filter set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    /// Entries older than this id (the previous page's `next_before`).
+    pub before: Option<i64>,
+    pub limit: Option<u32>,
+    /// The key's name.
+    pub key: Option<String>,
+    /// The action or its start (`key.`).
+    pub action: Option<String>,
+    /// Text in the target.
+    pub target: Option<String>,
+    pub since_ms: Option<u64>,
+    pub until_ms: Option<u64>,
+}
+
 /// `logs_search`: one log search over many apps of a collector (`GET /v1/logs/search`). Empty
 /// lists mean every host, every app.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +299,7 @@ pub enum SavedView {
     Logs,
     Events,
     Alerts,
+    Admin,
     Settings,
     Host {
         collector: String,

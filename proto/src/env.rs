@@ -43,3 +43,24 @@ pub struct EnvWritten {
     pub etag: String,
     pub path: String,
 }
+
+/// `GET /v1/apps/{app}/env/backups`: the copies the agent keeps of the file before each of its
+/// last writes, newest (1) first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnvBackups {
+    pub backups: Vec<EnvBackup>,
+}
+
+/// One backup: read it with `GET /v1/apps/{app}/env/backups/{n}`; restore it by writing its
+/// `raw` text with `PUT /v1/apps/{app}/env` (If-Match: the current etag).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnvBackup {
+    /// 1 is the newest.
+    pub n: u32,
+    /// When this content was written (the file's modification time then).
+    pub modified_unix_ms: u64,
+    pub size_bytes: u64,
+    pub etag: String,
+}

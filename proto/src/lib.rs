@@ -33,7 +33,7 @@ pub use collector::{
     FleetSummary, HostStatus, HostView, KeyCreated, KeyInfo, MetricPoint, Metrics, NewKey, Problem,
     Role, Severity, ThresholdHit, Uptime,
 };
-pub use env::{EnvEntry, EnvFile, EnvUpdate, EnvWritten};
+pub use env::{EnvBackup, EnvBackups, EnvEntry, EnvFile, EnvUpdate, EnvWritten};
 pub use error::{ErrorBody, ErrorDetail};
 pub use event::{AgentEvent, AppEvent, CheckEvent, CrashContext, EventSource, SourceEvent};
 pub use host::{Cpu, DiskIo, Filesystem, HostMetrics, Load, Memory, NetInterface, Swap};

@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use fleetdeck_desktop_core::CollectorClient;
 use fleetdeck_proto::desktop::{
-    CollectorInfo, CommandError, DesktopSettings, EnvSave, EnvSaved, EventFilter, FirstPaint,
-    LogFeed, LogQuery, LogSearchQuery, MetricsRange, NewCollector, SettingsChange, TrayState,
+    AuditQuery, CollectorInfo, CommandError, DesktopSettings, EnvSave, EnvSaved, EventFilter,
+    FirstPaint, LogFeed, LogQuery, LogSearchQuery, MetricsRange, NewCollector, SettingsChange,
+    TrayState,
 };
 use fleetdeck_proto::{
-    ActionOutcome, AlertPage, AlertRecord, AppAction, AppMetrics, EnvFile, EnvUpdate, EventsPage,
-    Fleet, HostView, LogEntry, LogPage, LogSearchEvent, Metrics, NewSilence, Silence, Uptime,
+    ActionOutcome, AlertPage, AlertRecord, AppAction, AppMetrics, AuditPage, EnvBackups, EnvFile,
+    EnvUpdate, EnvWritten, EventsPage, Fleet, HostView, KeyCreated, KeyInfo, LogEntry, LogPage,
+    LogSearchEvent, Metrics, NewSilence, Role, Silence, Uptime,
 };
 use futures_util::{FutureExt, StreamExt};
 use tauri::ipc::Channel;
@@ -38,6 +40,9 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         logs_stop,
         env_get,
         env_save,
+        env_backups,
+        env_backup,
+        env_restore,
         action,
         alerts,
         alert_ack,
@@ -47,6 +52,10 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         settings,
         set_dnd,
         update_settings,
+        keys_list,
+        key_create,
+        key_delete,
+        audit,
         tray_state,
         first_paint,
     ]
@@ -342,6 +351,45 @@ async fn env_save(
 }
 
 #[tauri::command(rename_all = "snake_case")]
+async fn env_backups(
+    backend: State<'_, Backend>,
+    collector: String,
+    host: String,
+    app: String,
+) -> Result<EnvBackups> {
+    backend.client(&collector)?.env_backups(&host, &app).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn env_backup(
+    backend: State<'_, Backend>,
+    collector: String,
+    host: String,
+    app: String,
+    n: u32,
+) -> Result<EnvFile> {
+    backend.client(&collector)?.env_backup(&host, &app, n).await
+}
+
+/// Puts backup `n` back if the file is still at `etag` (the version the window shows).
+#[tauri::command(rename_all = "snake_case")]
+async fn env_restore(
+    backend: State<'_, Backend>,
+    collector: String,
+    host: String,
+    app: String,
+    n: u32,
+    etag: String,
+) -> Result<EnvWritten> {
+    let written = backend
+        .client(&collector)?
+        .env_restore(&host, &app, n, &etag)
+        .await?;
+    tracing::info!(collector = %collector, host = %host, app = %app, backup = n, "env file restored from a backup");
+    Ok(written)
+}
+
+#[tauri::command(rename_all = "snake_case")]
 async fn action(
     backend: State<'_, Backend>,
     collector: String,
@@ -418,6 +466,40 @@ async fn silence_remove(
         .unwrap_or_else(|p| p.into_inner())
         .remove_silence(&collector, id);
     Ok(silence)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn keys_list(backend: State<'_, Backend>, collector: String) -> Result<Vec<KeyInfo>> {
+    backend.client(&collector)?.keys().await
+}
+
+/// Makes an API key; the answer (the key, shown once) goes to the window and nowhere else.
+#[tauri::command(rename_all = "snake_case")]
+async fn key_create(
+    backend: State<'_, Backend>,
+    collector: String,
+    name: String,
+    role: Role,
+) -> Result<KeyCreated> {
+    let created = backend.client(&collector)?.create_key(&name, role).await?;
+    tracing::info!(collector = %collector, key = %created.name, role = created.role.as_str(), "API key created");
+    Ok(created)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn key_delete(backend: State<'_, Backend>, collector: String, name: String) -> Result<()> {
+    backend.client(&collector)?.delete_key(&name).await?;
+    tracing::info!(collector = %collector, key = %name, "API key revoked");
+    Ok(())
+}
+
+#[tauri::command(rename_all = "snake_case")]
+async fn audit(
+    backend: State<'_, Backend>,
+    collector: String,
+    query: AuditQuery,
+) -> Result<AuditPage> {
+    backend.client(&collector)?.audit(&query).await
 }
 
 /// Whether the OS starts Fleetdeck at login (false when its autostart entry cannot be read).

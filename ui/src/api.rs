@@ -10,12 +10,14 @@
 use std::fmt;
 
 use fleetdeck_proto::desktop::{
-    CollectorInfo, CommandError, DesktopSettings, EnvSave, EnvSaved, EventFilter, FirstPaint,
-    LogFeed, LogQuery, LogSearchQuery, MetricsRange, NewCollector, SettingsChange, TrayState,
+    AuditQuery, CollectorInfo, CommandError, DesktopSettings, EnvSave, EnvSaved, EventFilter,
+    FirstPaint, LogFeed, LogQuery, LogSearchQuery, MetricsRange, NewCollector, SettingsChange,
+    TrayState,
 };
 use fleetdeck_proto::{
-    ActionOutcome, AlertPage, AlertRecord, AppAction, AppMetrics, EnvFile, EventsPage, Fleet,
-    HostView, LogPage, LogSearchEvent, Metrics, NewSilence, Silence, Uptime,
+    ActionOutcome, AlertPage, AlertRecord, AppAction, AppMetrics, AuditPage, EnvBackups, EnvFile,
+    EnvWritten, EventsPage, Fleet, HostView, KeyCreated, KeyInfo, LogPage, LogSearchEvent, Metrics,
+    NewSilence, Role, Silence, Uptime,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -292,6 +294,75 @@ pub async fn logs_search(
         .set("query", query)?
         .set_js("on_event", &channel)?;
     call("logs_search", args).await
+}
+
+pub async fn keys_list(collector: &str) -> Result<Vec<KeyInfo>, CommandError> {
+    call("keys_list", Args::new().set("collector", collector)?).await
+}
+
+/// Makes a key; the answer holds it, shown this once.
+pub async fn key_create(
+    collector: &str,
+    name: &str,
+    role: Role,
+) -> Result<KeyCreated, CommandError> {
+    let args = Args::new()
+        .set("collector", collector)?
+        .set("name", name)?
+        .set("role", &role)?;
+    call("key_create", args).await
+}
+
+pub async fn key_delete(collector: &str, name: &str) -> Result<(), CommandError> {
+    call(
+        "key_delete",
+        Args::new().set("collector", collector)?.set("name", name)?,
+    )
+    .await
+}
+
+pub async fn audit(collector: &str, query: &AuditQuery) -> Result<AuditPage, CommandError> {
+    call(
+        "audit",
+        Args::new()
+            .set("collector", collector)?
+            .set("query", query)?,
+    )
+    .await
+}
+
+pub async fn env_backups(
+    collector: &str,
+    host: &str,
+    app: &str,
+) -> Result<EnvBackups, CommandError> {
+    call("env_backups", app_args(collector, host, app)?).await
+}
+
+pub async fn env_backup(
+    collector: &str,
+    host: &str,
+    app: &str,
+    n: u32,
+) -> Result<EnvFile, CommandError> {
+    call("env_backup", app_args(collector, host, app)?.set("n", &n)?).await
+}
+
+/// Restores backup `n` if the file is still at `etag`; error code `conflict` when it changed.
+pub async fn env_restore(
+    collector: &str,
+    host: &str,
+    app: &str,
+    n: u32,
+    etag: &str,
+) -> Result<EnvWritten, CommandError> {
+    call(
+        "env_restore",
+        app_args(collector, host, app)?
+            .set("n", &n)?
+            .set("etag", etag)?,
+    )
+    .await
 }
 
 pub async fn logs_stop(id: u64) -> Result<(), CommandError> {

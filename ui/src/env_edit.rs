@@ -246,6 +246,45 @@ impl EnvEditor {
     }
 }
 
+/// What restoring `backup` over `current` changes, key by key, in the backup's order then the
+/// keys it drops; every value is shown as [`MASK`] (a restore is reviewed by key, not by value).
+pub fn restore_changes(current: &EnvFile, backup: &EnvFile) -> Vec<Change> {
+    let now: BTreeMap<&str, &str> = current
+        .entries
+        .iter()
+        .map(|e| (e.key.as_str(), e.value.as_str()))
+        .collect();
+    let then: BTreeSet<&str> = backup.entries.iter().map(|e| e.key.as_str()).collect();
+    let mask = || MASK.to_owned();
+    let mut out: Vec<Change> = backup
+        .entries
+        .iter()
+        .filter_map(|e| match now.get(e.key.as_str()) {
+            None => Some(Change::Added {
+                key: e.key.clone(),
+                new: mask(),
+            }),
+            Some(v) if *v != e.value => Some(Change::Changed {
+                key: e.key.clone(),
+                old: mask(),
+                new: mask(),
+            }),
+            Some(_) => None,
+        })
+        .collect();
+    out.extend(
+        current
+            .entries
+            .iter()
+            .filter(|e| !then.contains(e.key.as_str()))
+            .map(|e| Change::Removed {
+                key: e.key.clone(),
+                old: mask(),
+            }),
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use fleetdeck_proto::EnvEntry;
@@ -352,5 +391,49 @@ mod tests {
         for good in ["A", "_X", "a1", "DATABASE_URL"] {
             assert!(valid_key(good), "{good:?}");
         }
+    }
+
+    #[test]
+    fn a_restore_is_reviewed_key_by_key_with_every_value_masked() {
+        let file = |pairs: &[(&str, &str)]| EnvFile {
+            etag: "e".into(),
+            path: "/srv/web.env".into(),
+            entries: pairs
+                .iter()
+                .enumerate()
+                .map(|(i, (k, v))| fleetdeck_proto::EnvEntry {
+                    key: (*k).into(),
+                    value: (*v).into(),
+                    line: i as u32 + 1,
+                })
+                .collect(),
+            raw: String::new(),
+        };
+        let current = file(&[("PORT", "8080"), ("GREETING", "bonjour"), ("NEW", "x")]);
+        let backup = file(&[("PORT", "8080"), ("GREETING", "hello"), ("OLD", "y")]);
+        let changes = restore_changes(&current, &backup);
+        assert_eq!(
+            changes,
+            [
+                Change::Changed {
+                    key: "GREETING".into(),
+                    old: MASK.into(),
+                    new: MASK.into()
+                },
+                Change::Added {
+                    key: "OLD".into(),
+                    new: MASK.into()
+                },
+                Change::Removed {
+                    key: "NEW".into(),
+                    old: MASK.into()
+                },
+            ]
+        );
+        let shown = format!("{changes:?}");
+        for secret in ["bonjour", "hello", "8080", "\"x\"", "\"y\""] {
+            assert!(!shown.contains(secret), "{secret} shown");
+        }
+        assert!(restore_changes(&current, &current).is_empty());
     }
 }

@@ -51,6 +51,7 @@ pub fn entries(state: &UiState) -> Vec<Entry> {
         view("Logs", Route::Logs),
         view("Events", Route::Events),
         view("Alerts", Route::Alerts),
+        view("Admin: keys and audit log", Route::Admin),
         view("Settings", Route::Settings),
     ];
     let many = state.fleets.len() > 1;
@@ -129,7 +130,7 @@ mod tests {
             Rc::new(fleet(&[("web-2", vec![running("api")])])),
         );
         let all = entries(&state);
-        assert_eq!(all.len(), 5 + 2 + 3);
+        assert_eq!(all.len(), 6 + 2 + 3);
 
         let labels = |q: &str| -> Vec<String> {
             search(&all, q)

@@ -19,8 +19,8 @@ use crate::components::status::{conn_class, conn_text};
 use crate::state::{Action, BannerKind, Route, UiState};
 use crate::views::Reform;
 use crate::views::{
-    self, alerts::AlertsView, app::AppPage, events::EventsView, fleet::FleetView, host::HostPage,
-    search::LogsView, settings::SettingsView, Dispatch, Store,
+    self, admin::AdminView, alerts::AlertsView, app::AppPage, events::EventsView, fleet::FleetView,
+    host::HostPage, search::LogsView, settings::SettingsView, Dispatch, Store,
 };
 
 /// How often the shown fleet is read again, besides the live `fleet-updated` events.
@@ -193,6 +193,7 @@ pub fn root() -> Html {
         (Route::Logs, Some(_), _) => html! { <LogsView /> },
         (Route::Events, Some(_), _) => html! { <EventsView /> },
         (Route::Alerts, Some(_), _) => html! { <AlertsView /> },
+        (Route::Admin, Some(_), _) => html! { <AdminView /> },
     };
 
     html! {
@@ -257,6 +258,7 @@ fn top_bar() -> Html {
                 { nav("nav-logs", "Logs", Route::Logs) }
                 { nav("nav-events", "Events", Route::Events) }
                 { nav("nav-alerts", "Alerts", Route::Alerts) }
+                { nav("nav-admin", "Admin", Route::Admin) }
                 { nav("nav-settings", "Settings", Route::Settings) }
             </nav>
             <div class="spacer"></div>

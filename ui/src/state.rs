@@ -26,6 +26,7 @@ pub enum Route {
     Logs,
     Events,
     Alerts,
+    Admin,
     Settings,
 }
 
@@ -225,6 +226,7 @@ impl UiState {
             SavedView::Logs => Route::Logs,
             SavedView::Events => Route::Events,
             SavedView::Alerts => Route::Alerts,
+            SavedView::Admin => Route::Admin,
             SavedView::Settings => Route::Settings,
             SavedView::Host { collector, host } if known(collector) => {
                 self.select(collector.clone());
@@ -257,6 +259,7 @@ impl UiState {
             (Route::Logs, _) => SavedView::Logs,
             (Route::Events, _) => SavedView::Events,
             (Route::Alerts, _) => SavedView::Alerts,
+            (Route::Admin, _) => SavedView::Admin,
             (Route::Settings, _) => SavedView::Settings,
             _ => SavedView::Fleet,
         }

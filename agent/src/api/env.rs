@@ -2,7 +2,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use fleetdeck_proto::{EnvFile, EnvUpdate, EnvWritten, ErrorBody};
+use fleetdeck_proto::{EnvBackups, EnvFile, EnvUpdate, EnvWritten, ErrorBody};
 
 use super::{ApiError, AppState};
 
@@ -27,6 +27,51 @@ pub async fn get(
     Path(app): Path<String>,
 ) -> Result<Json<EnvFile>, ApiError> {
     Ok(Json(state.agent.env_read(&app).await?))
+}
+
+/// The backups the agent keeps of the app's `.env` (one per write, the last three), newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/env/backups",
+    params(("app" = String, Path, description = "the app's name")),
+    responses(
+        (status = 200, body = EnvBackups),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = CONFLICT, body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn backups(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+) -> Result<Json<EnvBackups>, ApiError> {
+    Ok(Json(state.agent.env_backups(&app).await?))
+}
+
+/// Backup `n` (1 is the newest) of the app's `.env`, as the file is read: restore it by writing
+/// its `raw` with `PUT /v1/apps/{app}/env` and the current etag.
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/env/backups/{n}",
+    params(("app" = String, Path, description = "the app's name"), ("n" = u32, Path, description = "1 is the newest")),
+    responses(
+        (status = 200, body = EnvFile),
+        (status = 400, description = "n is not a number", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "no such app, no env_file, or no backup n", body = ErrorBody),
+        (status = 409, description = CONFLICT, body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn backup(
+    State(state): State<AppState>,
+    Path((app, n)): Path<(String, String)>,
+) -> Result<Json<EnvFile>, ApiError> {
+    let n: usize = n
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("backup {n:?}: a number from 1 (the newest)")))?;
+    Ok(Json(state.agent.env_backup(&app, n).await?))
 }
 
 /// Edits the app's `.env` atomically: `If-Match: ETAG` is required.

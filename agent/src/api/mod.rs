@@ -142,6 +142,7 @@ impl IntoResponse for ApiError {
                 match e {
                     E::NotFound(_) => (StatusCode::NOT_FOUND, "app_not_found"),
                     E::NoEnvFile(_) => (StatusCode::NOT_FOUND, "no_env_file"),
+                    E::NoBackup { .. } => (StatusCode::NOT_FOUND, "no_backup"),
                     E::File(F::Stale { .. }) => (StatusCode::PRECONDITION_FAILED, "stale_etag"),
                     E::File(F::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_env"),
                     E::File(F::Read { .. }) => {
@@ -209,6 +210,8 @@ impl IntoResponse for ApiError {
         logs::stream,
         env::get,
         env::put,
+        env::backups,
+        env::backup,
     ),
     components(schemas(
         fleetdeck_proto::ErrorBody,
@@ -231,6 +234,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", get(events::events))
         .route("/v1/apps/{app}/actions/{action}", post(actions::act))
         .route("/v1/apps/{app}/env", get(env::get).put(env::put))
+        .route("/v1/apps/{app}/env/backups", get(env::backups))
+        .route("/v1/apps/{app}/env/backups/{n}", get(env::backup))
         .route("/v1/apps/{app}/logs", get(logs::page))
         .route("/v1/apps/{app}/logs/stream", get(logs::stream))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))

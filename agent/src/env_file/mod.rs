@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, Stat};
 
-use fleetdeck_proto::{EnvEntry, EnvFile, EnvUpdate};
+use fleetdeck_proto::{EnvBackup, EnvEntry, EnvFile, EnvUpdate};
 use sha2::{Digest, Sha256};
 
 pub use open::{Links, Rule};
@@ -128,6 +128,82 @@ pub fn read(path: &Path, links: &Links) -> Result<EnvFile, EnvError> {
         entries: entries(&parse_lenient(&text)),
         raw: text,
     })
+}
+
+/// The backups of the file at `path` (reached as `links` allows), newest first: each one that is
+/// there, a regular file, read through the directory the checked walk opened (never a path).
+pub fn backups(path: &Path, links: &Links) -> Result<Vec<EnvBackup>, EnvError> {
+    let opened = open_checked(path, links)?;
+    let mut out = Vec::new();
+    for n in 1..=BACKUPS {
+        if let Some((bytes, modified_unix_ms)) =
+            read_backup(&opened, n).map_err(|error| EnvError::Read {
+                path: path.to_owned(),
+                error,
+            })?
+        {
+            out.push(EnvBackup {
+                n: n as u32,
+                modified_unix_ms,
+                size_bytes: bytes.len() as u64,
+                etag: etag(&bytes),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Backup `n` of the file at `path` as a client sees a file; `None` when there is none.
+pub fn backup(path: &Path, links: &Links, n: usize) -> Result<Option<EnvFile>, EnvError> {
+    let opened = open_checked(path, links)?;
+    let backup_path = opened.real.with_file_name(backup_name(&opened.name, n));
+    let read = read_backup(&opened, n).map_err(|error| EnvError::Read {
+        path: backup_path.clone(),
+        error,
+    })?;
+    Ok(read.map(|(bytes, _)| {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        EnvFile {
+            etag: etag(&bytes),
+            path: backup_path.display().to_string(),
+            entries: entries(&parse_lenient(&text)),
+            raw: text,
+        }
+    }))
+}
+
+/// Backup `n`'s bytes and modification time (Unix ms), opened in the checked directory without
+/// following a link; `None` when it is absent or not a regular file.
+fn read_backup(opened: &open::Opened, n: usize) -> std::io::Result<Option<(Vec<u8>, u64)>> {
+    use std::io::Read;
+    let fd = match rfs::openat(
+        &opened.dir,
+        backup_name(&opened.name, n),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::LOOP) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let stat = rfs::fstat(&fd)?;
+    if rfs::FileType::from_raw_mode(stat.st_mode) != rfs::FileType::RegularFile {
+        return Ok(None);
+    }
+    if stat.st_size.max(0) as u64 > MAX_SIZE {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {MAX_SIZE} bytes"
+        )));
+    }
+    let file = File::from(fd);
+    let modified = file
+        .metadata()?
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut bytes = Vec::new();
+    file.take(MAX_SIZE + 1).read_to_end(&mut bytes)?;
+    Ok(Some((bytes, modified)))
 }
 
 /// Each key once, at its last assignment (the one the parsers keep), in file order.

@@ -11,6 +11,9 @@ use crate::store::audit::Who;
 use crate::store::keys::{self, Caller};
 use crate::store::{audit as audit_log, now_ms};
 
+/// The longest text filter of an audit page.
+const MAX_FILTER_BYTES: usize = 256;
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
@@ -18,6 +21,16 @@ pub struct AuditParams {
     before: Option<i64>,
     /// Entries per page (default 100, at most 1000); a page also stops at 256 KiB of entries.
     limit: Option<usize>,
+    /// Only this key's entries (its name).
+    key: Option<String>,
+    /// Only actions starting with this (`key.` for key.create and key.delete).
+    action: Option<String>,
+    /// Only targets holding this text, in any case.
+    target: Option<String>,
+    /// Only entries at or after this time (Unix ms).
+    since: Option<u64>,
+    /// Only entries before this time (Unix ms).
+    until: Option<u64>,
 }
 
 /// The audit log, newest first (admin): each entry names the key by id and name.
@@ -35,9 +48,25 @@ pub async fn audit(
 ) -> Result<Json<AuditPage>, ApiError> {
     require(&caller, Role::Admin)?;
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let text = |v: Option<String>, what: &str| -> Result<Option<String>, ApiError> {
+        match v.filter(|v| !v.is_empty()) {
+            Some(v) if v.len() > MAX_FILTER_BYTES => Err(ApiError::BadRequest(format!(
+                "{what} is {} bytes long; at most {MAX_FILTER_BYTES}",
+                v.len()
+            ))),
+            v => Ok(v),
+        }
+    };
+    let filter = audit_log::AuditFilter {
+        key: text(p.key, "key")?,
+        action: text(p.action, "action")?,
+        target: text(p.target, "target")?,
+        since_ms: p.since,
+        until_ms: p.until,
+    };
     let page = state
         .store
-        .with_conn(move |conn| audit_log::page(conn, p.before, p.limit.unwrap_or(100)))
+        .with_conn(move |conn| audit_log::page(conn, p.before, p.limit.unwrap_or(100), &filter))
         .await?;
     Ok(Json(page))
 }

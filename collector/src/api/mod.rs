@@ -277,6 +277,8 @@ fn require(caller: &Caller, role: Role) -> Result<(), ApiError> {
         proxy::logs,
         proxy::logs_stream,
         search::search,
+        proxy::env_backups,
+        proxy::env_backup,
         proxy::env_get,
         proxy::env_put,
         proxy::action,
@@ -320,6 +322,14 @@ pub fn router(state: AppState) -> Router {
             get(proxy::env_get)
                 .put(proxy::env_put)
                 .layer(DefaultBodyLimit::max(proxy::MAX_ENV_BODY)),
+        )
+        .route(
+            "/v1/hosts/{host}/apps/{app}/env/backups",
+            get(proxy::env_backups),
+        )
+        .route(
+            "/v1/hosts/{host}/apps/{app}/env/backups/{n}",
+            get(proxy::env_backup),
         )
         .route(
             "/v1/hosts/{host}/apps/{app}/actions/{action}",

@@ -5,13 +5,14 @@
 //! and the result, never a value; the role is checked before anything from the request is kept.
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use fleetdeck_proto::{
-    ActionOutcome, AppAction, EnvFile, EnvUpdate, EnvWritten, ErrorBody, LogEntry, LogPage, Role,
+    ActionOutcome, AppAction, EnvBackups, EnvFile, EnvUpdate, EnvWritten, ErrorBody, LogEntry,
+    LogPage, Role,
 };
 use reqwest::Method;
 use std::time::Duration;
@@ -352,7 +353,7 @@ pub async fn env_get(
 #[utoipa::path(
     put,
     path = "/v1/hosts/{host}/apps/{app}/env",
-    params(("host" = String, Path), ("app" = String, Path), ("If-Match" = String, Header)),
+    params(("host" = String, Path), ("app" = String, Path), ("If-Match" = String, Header), EnvPutParams),
     request_body = EnvUpdate,
     responses(
         (status = 200, body = EnvWritten),
@@ -370,10 +371,12 @@ pub async fn env_put(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((host, app)): Path<(String, String)>,
+    put: Result<Query<EnvPutParams>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let target = audit_target(&host, &app);
+    let Query(put) = put.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     if let Err(e) = require(&caller, Role::Operator) {
         // Refused: nothing of the body is looked at, let alone kept.
         record(&state, &caller, "env.write".into(), target, "denied".into()).await;
@@ -388,7 +391,10 @@ pub async fn env_put(
         }
     };
     // Which keys an edit touches is audited (bounded); their values never are.
-    let what = describe_env_update(&body);
+    let mut what = describe_env_update(&body);
+    if let Some(n) = put.restoring.filter(|n| (1..=MAX_BACKUP).contains(n)) {
+        what = format!("{what}, restoring backup {n}");
+    }
     let path = app_path(&app, "/env")?;
     let if_match = headers.get(header::IF_MATCH).cloned();
     let result = pass(
@@ -407,6 +413,89 @@ pub async fn env_put(
         Kind::Request(REQUEST_TIMEOUT),
     )
     .await;
+    record(&state, &caller, what, target, outcome(&result)).await;
+    result
+}
+
+/// The highest backup number an agent keeps.
+const MAX_BACKUP: u32 = 3;
+
+/// `PUT .../env`'s query: what the audit says of the write.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EnvPutParams {
+    /// The write puts back backup N (its `raw`): the audit entry says so.
+    restoring: Option<u32>,
+}
+
+/// The backups the app's agent keeps of its `.env` (operator or admin), newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/hosts/{host}/apps/{app}/env/backups",
+    params(("host" = String, Path), ("app" = String, Path)),
+    responses(
+        (status = 200, body = EnvBackups), (status = 400, description = "not an app name", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = AGENT_ENV_CONFLICT, body = ErrorBody),
+        (status = 502, body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn env_backups(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((host, app)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    require(&caller, Role::Operator)?;
+    let path = app_path(&app, "/env/backups")?;
+    pass(
+        &state,
+        &host,
+        |c| c.request(Method::GET, &path),
+        Kind::Request(REQUEST_TIMEOUT),
+    )
+    .await
+}
+
+/// Backup `n` of the app's `.env` (operator or admin: it holds values). Audited as a read.
+#[utoipa::path(
+    get,
+    path = "/v1/hosts/{host}/apps/{app}/env/backups/{n}",
+    params(("host" = String, Path), ("app" = String, Path), ("n" = u32, Path, description = "1 is the newest")),
+    responses(
+        (status = 200, body = EnvFile), (status = 400, description = "not an app name or a backup number", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = AGENT_ENV_CONFLICT, body = ErrorBody),
+        (status = 502, body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn env_backup(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((host, app, n)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let n: u32 = n
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("backup {n:?}: a number from 1 (the newest)")))?;
+    let target = audit_target(&host, &app);
+    let what = format!("env.read (backup {n})");
+    if let Err(e) = require(&caller, Role::Operator) {
+        record(&state, &caller, what, target, "denied".into()).await;
+        return Err(e);
+    }
+    let result = match app_path(&app, &format!("/env/backups/{n}")) {
+        Ok(path) => {
+            pass(
+                &state,
+                &host,
+                |c| c.request(Method::GET, &path),
+                Kind::Request(REQUEST_TIMEOUT),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
     record(&state, &caller, what, target, outcome(&result)).await;
     result
 }

@@ -80,8 +80,50 @@ pub fn record(
 /// Newest first; `before` pages back. A page holds at most `limit` entries and stops early at
 /// [`MAX_PAGE_BYTES`] (`next_before` then goes on from there); fields are read cut to
 /// [`MAX_FIELD`] bytes, so entries stored before fields were bounded cost no more.
-pub fn page(conn: &Conn, before: Option<i64>, limit: usize) -> Result<AuditPage, StoreError> {
+/// Which audit entries a page keeps: every field that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// The key's name, exactly.
+    pub key: Option<String>,
+    /// The action, or its start (`key.` is `key.create` and `key.delete`).
+    pub action: Option<String>,
+    /// Text the target holds, in any case.
+    pub target: Option<String>,
+    /// At or after (Unix ms).
+    pub since_ms: Option<u64>,
+    /// Before (Unix ms).
+    pub until_ms: Option<u64>,
+}
+
+/// `text` as a LIKE pattern that matches it literally (`\` escapes).
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn page(
+    conn: &Conn,
+    before: Option<i64>,
+    limit: usize,
+    filter: &AuditFilter,
+) -> Result<AuditPage, StoreError> {
     let limit = limit.clamp(1, 1000);
+    let action = filter
+        .action
+        .as_deref()
+        .map(|a| format!("{}%", like_literal(a)));
+    let target = filter
+        .target
+        .as_deref()
+        .map(|t| format!("%{}%", like_literal(&t.to_lowercase())));
+    let since = filter.since_ms.map(|ms| ms.min(i64::MAX as u64) as i64);
+    let until = filter.until_ms.map(|ms| ms.min(i64::MAX as u64) as i64);
     // substr counts characters: 4096 of them are at most 16 KiB, and `bounded` cuts the rest.
     let mut entries: Vec<AuditEntry> = Vec::new();
     let mut bytes = 0;
@@ -89,8 +131,22 @@ pub fn page(conn: &Conn, before: Option<i64>, limit: usize) -> Result<AuditPage,
     conn.query_each(
         "SELECT id, ts_ms, key_id, substr(key_name, 1, 4096), substr(action, 1, 4096),
                 substr(target, 1, 4096), substr(result, 1, 4096)
-         FROM audit WHERE (CAST(?1 AS BIGINT) IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
-        params![before, (limit + 1) as i64],
+         FROM audit WHERE (CAST(?1 AS BIGINT) IS NULL OR id < ?1)
+           AND (CAST(?3 AS TEXT) IS NULL OR key_name = ?3)
+           AND (CAST(?4 AS TEXT) IS NULL OR action LIKE ?4 ESCAPE '\\')
+           AND (CAST(?5 AS TEXT) IS NULL OR lower(target) LIKE ?5 ESCAPE '\\')
+           AND (CAST(?6 AS BIGINT) IS NULL OR ts_ms >= ?6)
+           AND (CAST(?7 AS BIGINT) IS NULL OR ts_ms < ?7)
+         ORDER BY id DESC LIMIT ?2",
+        params![
+            before,
+            (limit + 1) as i64,
+            filter.key.clone(),
+            action,
+            target,
+            since,
+            until
+        ],
         |r| {
             let field = |i: usize| -> Result<String, StoreError> {
                 Ok(bounded(&r.get::<String>(i)?, MAX_FIELD))
@@ -444,6 +500,50 @@ mod tests {
     }
 
     #[test]
+    fn a_page_keeps_to_its_filter() {
+        each_backend(a_page_keeps_to_its_filter_on);
+    }
+
+    fn a_page_keeps_to_its_filter_on(conn: &Conn) {
+        let who = |name: &str| Who {
+            key_id: Some(7),
+            key_name: name.to_owned(),
+        };
+        record(conn, &who("ops"), "key.create", "key/temp", "ok", 10).expect("record");
+        record(conn, &who("ops"), "env.write", "web-1/API", "ok", 20).expect("record");
+        record(conn, &who("bob"), "key.delete", "key/temp", "ok", 30).expect("record");
+        record(conn, &who("bob"), "app.restart", "web-1/api_x%", "ok", 40).expect("record");
+        let ids = |filter: AuditFilter| -> Vec<u64> {
+            page(conn, None, 100, &filter)
+                .expect("page")
+                .entries
+                .iter()
+                .map(|e| e.at_unix_ms)
+                .collect()
+        };
+        assert_eq!(ids(AuditFilter::default()), [40, 30, 20, 10]);
+        let f = |key: Option<&str>, action: Option<&str>, target: Option<&str>| AuditFilter {
+            key: key.map(Into::into),
+            action: action.map(Into::into),
+            target: target.map(Into::into),
+            ..AuditFilter::default()
+        };
+        assert_eq!(ids(f(Some("bob"), None, None)), [40, 30]);
+        assert_eq!(ids(f(None, Some("key."), None)), [30, 10]);
+        assert_eq!(ids(f(None, None, Some("WEB-1/api"))), [40, 20], "any case");
+        // % and _ are literal, not wildcards.
+        assert_eq!(ids(f(None, None, Some("api_x%"))), [40]);
+        assert_eq!(ids(f(None, None, Some("%"))), [40]);
+        assert_eq!(ids(f(Some("ops"), Some("key."), Some("temp"))), [10]);
+        let range = AuditFilter {
+            since_ms: Some(20),
+            until_ms: Some(40),
+            ..AuditFilter::default()
+        };
+        assert_eq!(ids(range), [30, 20], "[since, until)");
+    }
+
+    #[test]
     fn a_page_is_bounded_in_bytes_and_pages_on() {
         each_backend(a_page_is_bounded_on);
     }
@@ -463,7 +563,7 @@ mod tests {
         let mut before = None;
         let mut seen = 0;
         loop {
-            let page = page(conn, before, 1000).expect("page");
+            let page = page(conn, before, 1000, &AuditFilter::default()).expect("page");
             let bytes: usize = page
                 .entries
                 .iter()

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use eventsource_stream::{EventStreamError, Eventsource};
 use fleetdeck_proto::desktop::{CommandError, EventFilter, LogQuery, MetricsRange};
 use fleetdeck_proto::{
-    ActionOutcome, AppAction, AppMetrics, EnvFile, EnvUpdate, EnvWritten, EventsPage, Fleet,
-    FleetEvent, HostView, LogEntry, LogPage, Metrics, Uptime,
+    ActionOutcome, AppAction, AppMetrics, EnvBackups, EnvFile, EnvUpdate, EnvWritten, EventsPage,
+    Fleet, FleetEvent, HostView, LogEntry, LogPage, Metrics, Uptime,
 };
 use fleetdeck_transport::pin::pinned_client_config;
 pub use fleetdeck_transport::pin::Fingerprint;
@@ -20,6 +20,7 @@ use reqwest::{Method, RequestBuilder, Response, Url};
 use serde::de::DeserializeOwned;
 
 mod address;
+mod admin;
 mod alerts;
 mod errors;
 mod failover;
@@ -560,6 +561,47 @@ impl CollectorClient {
         etag: &str,
         update: &EnvUpdate,
     ) -> Result<EnvWritten, CommandError> {
+        self.env_write(host, app, etag, update, None).await
+    }
+
+    /// The backups the app's agent keeps of its `.env`, newest first (operator).
+    pub async fn env_backups(&self, host: &str, app: &str) -> Result<EnvBackups, CommandError> {
+        self.get(&Self::app_path(host, app, &["env", "backups"])?, &[])
+            .await
+    }
+
+    /// Backup `n` (1 is the newest) of the app's `.env` (operator; audited as a read).
+    pub async fn env_backup(&self, host: &str, app: &str, n: u32) -> Result<EnvFile, CommandError> {
+        let n = n.to_string();
+        self.get(&Self::app_path(host, app, &["env", "backups", &n])?, &[])
+            .await
+    }
+
+    /// Puts backup `n` back: its whole text, written over the file if it is still at `etag`
+    /// (the same If-Match write as an edit; the audit says which backup).
+    pub async fn env_restore(
+        &self,
+        host: &str,
+        app: &str,
+        n: u32,
+        etag: &str,
+    ) -> Result<EnvWritten, CommandError> {
+        let backup = self.env_backup(host, app, n).await?;
+        let update = EnvUpdate {
+            raw: Some(backup.raw),
+            ..EnvUpdate::default()
+        };
+        self.env_write(host, app, etag, &update, Some(n)).await
+    }
+
+    async fn env_write(
+        &self,
+        host: &str,
+        app: &str,
+        etag: &str,
+        update: &EnvUpdate,
+        restoring: Option<u32>,
+    ) -> Result<EnvWritten, CommandError> {
         // An entity tag is quoted in HTTP; the agent accepts it quoted or bare, and the collector
         // passes it through as it is.
         let bare = etag.trim().trim_start_matches("W/").trim_matches('"');
@@ -572,7 +614,11 @@ impl CollectorClient {
                     "The .env file's version (etag) is missing or malformed: reload the file, then make your change again.",
                 )
             })?;
-        let url = self.endpoint(&Self::app_path(host, app, &["env"])?);
+        let mut url = self.endpoint(&Self::app_path(host, app, &["env"])?);
+        if let Some(n) = restoring {
+            url.query_pairs_mut()
+                .append_pair("restoring", &n.to_string());
+        }
         let request = self
             .request(Method::PUT, url)
             .timeout(REQUEST_TIMEOUT)

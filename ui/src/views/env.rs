@@ -10,6 +10,7 @@ use yew::prelude::*;
 
 use crate::api;
 use crate::env_edit::{Change, EnvEditor};
+use crate::views::env_backups::EnvBackupsPanel;
 use crate::views::{input_checked, input_value};
 
 pub const CONFLICT_TEXT: &str = "The .env file changed on the host since you opened it. Reload to \
@@ -347,6 +348,8 @@ pub fn env_panel(props: &EnvProps) -> Html {
             if rows.is_empty() {
                 <p class="muted">{ "The file has no keys yet: add one above." }</p>
             }
+            <EnvBackupsPanel collector={props.collector.clone()} host={props.host.clone()} app={props.app.clone()}
+                current={editor.file.clone()} on_restored={reload.reform(|text: String| Some(Message::Saved(text)))} />
         </div>
     }
 }

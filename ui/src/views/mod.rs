@@ -1,9 +1,11 @@
 //! One view per screen; each reads the shared [`Store`] from context and calls [`crate::api`].
 
+pub mod admin;
 pub mod alerts;
 pub mod app;
 pub mod app_health;
 pub mod env;
+pub mod env_backups;
 pub mod event_detail;
 pub mod events;
 pub mod fleet;
