@@ -24,7 +24,7 @@ def run(driver):
     collector_bin = os.environ.get("SHOTS_DEMO_BIN") or os.environ["E2E_COLLECTOR_CMD"].split()[0]
     port = int(subprocess.run(["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"],
                               capture_output=True, text=True, check=True).stdout)
-    demo = subprocess.Popen([collector_bin, "--demo", "--port", str(port)], stdout=subprocess.PIPE,
+    demo = subprocess.Popen([collector_bin, "--demo", "--port", str(port), "--history-days", "0"], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     try:
         key = None

@@ -60,7 +60,8 @@ if [[ $mode == --demo ]]; then
     cargo build --release -p fleetdeck-collector
     demo_log=$(mktemp)
     "${CARGO_TARGET_DIR:-$root/target}/release/fleetdeck-collector" --demo --port "$cport" | tee "$demo_log" & pids+=($!)
-    for _ in $(seq 1 300); do grep -q 'operator key:' "$demo_log" && break; sleep 0.1; done
+    # (it stores 30 days of the fleet's past first: a few seconds)
+    for _ in $(seq 1 1200); do grep -q 'operator key:' "$demo_log" && break; sleep 0.1; done
     key=$(sed -n 's/^ *operator key: *//p' "$demo_log")
     mkdir -p -m 0700 "$state"
     desktop "$key" demo

@@ -29,6 +29,10 @@ struct Args {
     /// own 0.8–2.2 s.
     #[arg(long, requires = "demo", value_parser = parse_log_every)]
     log_every: Option<humantime::Duration>,
+    /// Days of the demo fleet's past stored before it starts (charts, uptime, events, alerts).
+    #[arg(long, default_value_t = fleetdeck_collector::demo::history::DEFAULT_DAYS, requires = "demo",
+          value_parser = clap::value_parser!(u64).range(0..=90))]
+    history_days: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -284,6 +288,7 @@ async fn main() -> ExitCode {
                 port: args.port,
                 hosts: usize::from(args.hosts),
                 log_every: args.log_every.map(Into::into),
+                history_days: args.history_days,
             };
             fleetdeck_collector::demo::run(demo).await
         }

@@ -244,8 +244,18 @@ async fn every_route_enforces_its_role() {
         ("GET", "/v1/events", "viewer", 200),
         ("GET", "/v1/events/stream", "viewer", 200),
         ("GET", "/v1/hosts/near/apps/web/env", "operator", 200),
-        ("GET", "/v1/hosts/near/apps/web/env/backups", "operator", 200),
-        ("GET", "/v1/hosts/near/apps/web/env/backups/3", "operator", 404),
+        (
+            "GET",
+            "/v1/hosts/near/apps/web/env/backups",
+            "operator",
+            200,
+        ),
+        (
+            "GET",
+            "/v1/hosts/near/apps/web/env/backups/3",
+            "operator",
+            404,
+        ),
         // No If-Match: the agent's 428 comes back through the collector.
         ("PUT", "/v1/hosts/near/apps/web/env", "operator", 428),
         (

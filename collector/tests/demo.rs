@@ -75,6 +75,51 @@ async fn the_demo_serves_a_simulated_fleet() {
     assert!(!logs["entries"].as_array().expect("entries").is_empty());
     let env = api.json(&format!("/v1/hosts/{host}/apps/{app}/env")).await;
     assert!(env["etag"].is_string());
+    // It starts with 30 days of history: charts, uptime, past events and their alerts.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    const DAY: u64 = 86_400_000;
+    let from = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_millis(now - 30 * DAY),
+    );
+    let metrics = api
+        .json(&format!("/v1/hosts/{host}/metrics?from={from}&step=1h"))
+        .await;
+    let points = metrics["points"].as_array().expect("points");
+    assert!(points.len() >= 29 * 24, "{} hourly points", points.len());
+    assert!(points[0]["cpu_percent"].is_number(), "{}", points[0]);
+    let uptime = api
+        .json(&format!("/v1/hosts/{host}/apps/{app}/uptime?days=30"))
+        .await;
+    let known = uptime["first_known_ms"].as_u64().expect("known");
+    assert!(known <= now - 29 * DAY, "known only since {known}");
+    let until =
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(now - DAY));
+    let past = api
+        .json(&format!("/v1/events?until={until}&limit=200"))
+        .await;
+    let past_events = past["events"].as_array().expect("events").len();
+    assert!(
+        past_events >= 10,
+        "{past_events} events older than a day: {past}"
+    );
+    let alerts = api.json("/v1/alerts?limit=200&state=resolved").await;
+    let old: Vec<&Value> = alerts["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| a["started_unix_ms"].as_u64().is_some_and(|t| t < now - DAY))
+        .collect();
+    assert!(
+        old.len() >= 5
+            && old
+                .iter()
+                .all(|a| a["kind"] == "problem" && a["resolved_unix_ms"].is_u64()),
+        "past incidents and their alerts: {alerts}"
+    );
+
     // Apps crash and recover by themselves: the event log fills.
     wait_for(
         "a crash in the event log",

@@ -200,6 +200,19 @@ impl Sim {
         })
     }
 
+    /// Host `host` at `t_ms` in the past, for a stored history: its snapshot with each app (by
+    /// index, as [`Sim::app_names`] lists them) in the state, since-time and last exit given,
+    /// and its sample numbered `seq`. The figures are those the host had at that time.
+    pub fn past(
+        &self,
+        host: usize,
+        t_ms: u64,
+        seq: u64,
+        apps: &[(AppState, u64, Option<Exit>)],
+    ) -> Option<(fleetdeck_proto::Snapshot, fleetdeck_proto::Sample)> {
+        Some(self.hosts.get(host)?.past(t_ms, seq, apps))
+    }
+
     /// The current state of an app, if the host and app exist.
     pub fn app_state(&self, host: usize, app: &str) -> Option<AppState> {
         let h = self.hosts.get(host)?;

@@ -76,6 +76,9 @@ impl Demo {
                 &port.to_string(),
                 "--hosts",
                 &hosts.to_string(),
+                // The client's tests need the live fleet, not its stored past.
+                "--history-days",
+                "0",
             ])
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())

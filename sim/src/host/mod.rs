@@ -681,6 +681,51 @@ impl Host {
 
     pub(crate) fn snapshot(&self) -> Snapshot {
         let now = now_ms();
+        self.snapshot_at(now, self.latest_seq(now), self.agent_now(), self.statuses())
+    }
+
+    /// The host at `t` in the past, for a stored history (the demo's 30 days): its snapshot with
+    /// each app as `apps[i]` says (state, since when, last exit), and its sample numbered `seq`.
+    pub(crate) fn past(
+        &self,
+        t: u64,
+        seq: u64,
+        apps: &[(AppState, u64, Option<Exit>)],
+    ) -> (Snapshot, Sample) {
+        let statuses = self
+            .apps
+            .iter()
+            .zip(apps)
+            .enumerate()
+            .map(|(i, (spec, &(state, since_ms, last_exit)))| {
+                let a = AppLive {
+                    state,
+                    since_ms,
+                    last_exit,
+                    restarts: 0,
+                    invocation: i as u64,
+                    run_started_ms: since_ms,
+                    history: VecDeque::new(),
+                    checks: Vec::new(),
+                    stopped_by_request: false,
+                };
+                self.status_of(spec, &a, t)
+            })
+            .collect();
+        let states: Vec<(AppState, u64)> = apps.iter().map(|(s, ..)| (*s, 0)).collect();
+        (
+            self.snapshot_at(t, seq, t, statuses),
+            self.sample_at(t, seq, &states),
+        )
+    }
+
+    fn snapshot_at(
+        &self,
+        now: u64,
+        seq: u64,
+        taken_unix_ms: u64,
+        apps: Vec<AppStatus>,
+    ) -> Snapshot {
         let f = self.figures(now);
         let hw = &self.hw;
         let per_core = (0..hw.cores)
@@ -736,11 +781,11 @@ impl Host {
             disks: Vec::new(),
         };
         Snapshot {
-            seq: self.latest_seq(now),
+            seq,
             instance_id: self.instance_id.clone(),
-            taken_unix_ms: self.agent_now(),
+            taken_unix_ms,
             host,
-            apps: self.statuses(),
+            apps,
             sources: self.sources(),
         }
     }
@@ -774,7 +819,10 @@ impl Host {
     }
 
     fn sample(&self, seq: u64, states: &[(AppState, u64)]) -> Sample {
-        let t = self.started_ms + seq * self.interval_ms;
+        self.sample_at(self.started_ms + seq * self.interval_ms, seq, states)
+    }
+
+    fn sample_at(&self, t: u64, seq: u64, states: &[(AppState, u64)]) -> Sample {
         let f = self.figures(t);
         Sample {
             seq,

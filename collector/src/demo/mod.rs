@@ -1,7 +1,9 @@
 //! `fleetdeck-collector --demo`: a simulated fleet (virtual agents from `fleetdeck-sim`: several
 //! hosts, apps that crash and recover, log lines, `.env` files in a temporary directory) served
 //! through the very same collector, API and database, on loopback only. For a newcomer, and for UI
-//! work without agents.
+//! work without agents. It starts with [`history`]: 30 days of the fleet's past, stored.
+
+pub mod history;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -36,6 +38,8 @@ pub struct Demo {
     pub hosts: usize,
     /// Every app's time between log lines (`None`: each its own).
     pub log_every: Option<Duration>,
+    /// Days of history stored before serving (0: none).
+    pub history_days: u64,
 }
 
 /// Runs the demo until SIGINT or SIGTERM.
@@ -44,6 +48,7 @@ pub async fn run(demo: Demo) -> anyhow::Result<()> {
         port,
         hosts,
         log_every,
+        history_days,
     } = demo;
     let dir = tempfile::Builder::new()
         .prefix("fleetdeck-demo-")
@@ -110,6 +115,20 @@ pub async fn run(demo: Demo) -> anyhow::Result<()> {
         metrics: None,
     };
     let store = Store::open(&config.database)?;
+    let started = std::time::Instant::now();
+    let agents = config
+        .agents
+        .iter()
+        .map(|a| (a.name.clone(), a.url.clone()))
+        .collect();
+    history::seed(&store, &sim, agents, history_days, now_ms()).await?;
+    if history_days > 0 {
+        tracing::info!(
+            days = history_days,
+            took_ms = started.elapsed().as_millis() as u64,
+            "demo history stored"
+        );
+    }
     let key = store
         .with_conn_blocking(|conn| keys::create(conn, "demo-operator", Role::Operator, now_ms()))?;
     let url = format!("http://{}", listener.local_addr()?);
