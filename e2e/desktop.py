@@ -427,16 +427,23 @@ def check_host_silence(driver):
     assert all(s["id"] != silence["id"] for s in collector_get("/v1/silences")), "removed, yet still in force"
 
 
-def check_agents_add(driver):
-    # `fleetdeck-collector agents add` joins a second agent to the running collector: the open
-    # app shows the new host without a restart of anything, with its agent's version; `agents rm`
-    # takes it away again.
-    step("agents add: a new host appears in the open app, no restart")
+def join_agent():
+    """`fleetdeck-collector agents add joined URL` (its token on stdin); answers the command line
+    of the collector, for more subcommands."""
     cmd = os.environ["E2E_COLLECTOR_CMD"].split()
     with open(os.environ["E2E_JOIN_TOKEN"], "rb") as token:
         out = subprocess.run(cmd + ["agents", "add", "joined", os.environ["E2E_JOIN_URL"]],
                              stdin=token, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+    return cmd
+
+
+def check_agents_add(driver):
+    # `fleetdeck-collector agents add` joins a second agent to the running collector: the open
+    # app shows the new host without a restart of anything, with its agent's version; `agents rm`
+    # takes it away again.
+    step("agents add: a new host appears in the open app, no restart")
+    cmd = join_agent()
     card = '.host-card[data-host="joined"]'
     wait_for("the joined host's card", lambda: visible(driver, card), timeout=30)
     el(driver, f"{card} .host-link").click()
@@ -493,11 +500,7 @@ def check_fleet_search(driver):
     """The Logs view searches two hosts at once with a regular expression and a time range, finds
     the line written on each, and a line opens its app's log around it."""
     step("fleet log search: a line written on each of two hosts, found by one regex")
-    cmd = os.environ["E2E_COLLECTOR_CMD"].split()
-    with open(os.environ["E2E_JOIN_TOKEN"], "rb") as token:
-        out = subprocess.run(cmd + ["agents", "add", "joined", os.environ["E2E_JOIN_URL"]],
-                             stdin=token, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
+    cmd = join_agent()
     wait_for("the joined host's echo app", lambda: any(
         a["status"]["name"] == "echo" for a in collector_get("/v1/hosts/joined")["apps"]), timeout=30)
     tag = f"e2e-search-{time.time_ns()}"

@@ -43,6 +43,20 @@ const ROUTES: &[(&str, &str, &str, bool, u16)] = &[
         200,
     ),
     ("GET", "/v1/apps/{app}/env", "/v1/apps/web/env", true, 200),
+    (
+        "GET",
+        "/v1/apps/{app}/env/backups",
+        "/v1/apps/web/env/backups",
+        true,
+        200,
+    ),
+    (
+        "GET",
+        "/v1/apps/{app}/env/backups/{n}",
+        "/v1/apps/web/env/backups/1",
+        true,
+        404,
+    ),
     ("PUT", "/v1/apps/{app}/env", "/v1/apps/web/env", true, 428), // no If-Match
 ];
 

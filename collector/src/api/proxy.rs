@@ -327,17 +327,29 @@ pub async fn env_get(
     Extension(caller): Extension<Caller>,
     Path((host, app)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let target = audit_target(&host, &app);
-    let what = "env.read".to_owned();
-    if let Err(e) = require(&caller, Role::Operator) {
-        record(&state, &caller, what, target, "denied".into()).await;
+    env_read(&state, &caller, &host, &app, "/env", "env.read".to_owned()).await
+}
+
+/// Reads what of the app's `.env` `rest` names through its agent (operator or admin: it holds
+/// values), audited as `what` whatever the answer, a refusal too.
+async fn env_read(
+    state: &AppState,
+    caller: &Caller,
+    host: &str,
+    app: &str,
+    rest: &str,
+    what: String,
+) -> Result<Response, ApiError> {
+    let target = audit_target(host, app);
+    if let Err(e) = require(caller, Role::Operator) {
+        record(state, caller, what, target, "denied".into()).await;
         return Err(e);
     }
-    let result = match app_path(&app, "/env") {
+    let result = match app_path(app, rest) {
         Ok(path) => {
             pass(
-                &state,
-                &host,
+                state,
+                host,
                 |c| c.request(Method::GET, &path),
                 Kind::Request(REQUEST_TIMEOUT),
             )
@@ -345,7 +357,7 @@ pub async fn env_get(
         }
         Err(e) => Err(e),
     };
-    record(&state, &caller, what, target, outcome(&result)).await;
+    record(state, caller, what, target, outcome(&result)).await;
     result
 }
 
@@ -478,26 +490,11 @@ pub async fn env_backup(
     let n: u32 = n
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("backup {n:?}: a number from 1 (the newest)")))?;
-    let target = audit_target(&host, &app);
-    let what = format!("env.read (backup {n})");
-    if let Err(e) = require(&caller, Role::Operator) {
-        record(&state, &caller, what, target, "denied".into()).await;
-        return Err(e);
-    }
-    let result = match app_path(&app, &format!("/env/backups/{n}")) {
-        Ok(path) => {
-            pass(
-                &state,
-                &host,
-                |c| c.request(Method::GET, &path),
-                Kind::Request(REQUEST_TIMEOUT),
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    record(&state, &caller, what, target, outcome(&result)).await;
-    result
+    let (rest, what) = (
+        format!("/env/backups/{n}"),
+        format!("env.read (backup {n})"),
+    );
+    env_read(&state, &caller, &host, &app, &rest, what).await
 }
 
 /// Starts, stops or restarts the app through its agent.

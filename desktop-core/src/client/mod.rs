@@ -504,9 +504,20 @@ impl CollectorClient {
         url: Url,
         last_event_id: Option<&str>,
     ) -> Result<Response, CommandError> {
-        let mut request = self
-            .request(Method::GET, url)
-            .header(ACCEPT, "text/event-stream");
+        self.open_streaming(url, last_event_id, "text/event-stream", "an event stream")
+            .await
+    }
+
+    /// Opens an endpoint that streams its answer; the answer must be a 200 of `content_type`
+    /// (`what`, in the error that says it was not).
+    async fn open_streaming(
+        &self,
+        url: Url,
+        last_event_id: Option<&str>,
+        content_type: &str,
+        what: &str,
+    ) -> Result<Response, CommandError> {
+        let mut request = self.request(Method::GET, url).header(ACCEPT, content_type);
         if let Some(id) = last_event_id {
             let value = HeaderValue::from_str(id).map_err(|_| {
                 CommandError::new(
@@ -530,16 +541,16 @@ impl CollectorClient {
                 .map_err(|e| unreachable(self.url(), &describe(e)))?;
             return Err(error_from_response(self.url(), status.as_u16(), &body));
         }
-        let content_type = resp
+        let answered = resp
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !content_type.starts_with("text/event-stream") {
+        if !answered.starts_with(content_type) {
             return Err(protocol(
                 self.url(),
                 &format!(
-                    "{} answered {content_type:?} instead of an event stream",
+                    "{} answered {answered:?} instead of {what}",
                     resp.url().path()
                 ),
             ));

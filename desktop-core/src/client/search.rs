@@ -1,15 +1,12 @@
 //! A log search over many apps at once (`GET /v1/logs/search`): the collector streams one JSON
 //! event per line as its agents answer; this reads them as they come, each line bounded.
 
+use super::errors::{protocol, unreachable};
+use super::CollectorClient;
 use bytes::{Buf, BytesMut};
 use fleetdeck_proto::desktop::{CommandError, LogSearchQuery};
 use fleetdeck_proto::LogSearchEvent;
 use futures_util::stream::{self, Stream, StreamExt};
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
-use reqwest::Method;
-
-use super::errors::{describe, protocol, unreachable};
-use super::{error_from_response, CollectorClient, REQUEST_TIMEOUT, STREAM_OPEN_TIMEOUT};
 
 /// The longest event line read (an app's page: at most 500 lines of at most 64 KiB each, as JSON).
 pub const MAX_EVENT_LINE: usize = 48 * 1024 * 1024;
@@ -49,34 +46,9 @@ impl CollectorClient {
                 pairs.append_pair("limit", &limit.to_string());
             }
         }
-        let request = self
-            .request(Method::GET, url)
-            .header(ACCEPT, "application/x-ndjson");
-        let resp = tokio::time::timeout(STREAM_OPEN_TIMEOUT, self.send(request))
-            .await
-            .map_err(|_| unreachable(self.url(), "timed out"))??;
-        let status = resp.status();
-        if status.is_redirection() {
-            return Err(self.redirected(&resp));
-        }
-        if !status.is_success() {
-            let body = tokio::time::timeout(REQUEST_TIMEOUT, resp.bytes())
-                .await
-                .map_err(|_| unreachable(self.url(), "timed out"))?
-                .map_err(|e| unreachable(self.url(), &describe(e)))?;
-            return Err(error_from_response(self.url(), status.as_u16(), &body));
-        }
-        let content_type = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !content_type.starts_with("application/x-ndjson") {
-            return Err(protocol(
-                self.url(),
-                &format!("the log search answered {content_type:?} instead of JSON lines"),
-            ));
-        }
+        let resp = self
+            .open_streaming(url, None, "application/x-ndjson", "JSON lines")
+            .await?;
         Ok(ndjson_events(
             self.url().to_owned(),
             resp.bytes_stream(),
