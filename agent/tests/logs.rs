@@ -459,6 +459,14 @@ async fn unit_and_container_pages_keep_to_a_time_range() {
             .get(&format!("/v1/apps/{app}/logs?since={until}&until={since}"))
             .await;
         assert_eq!(resp.status(), 400, "{app}: an empty range is refused");
+        let huge = agent
+            .get(&format!("/v1/apps/{app}/logs?until={}", u64::MAX))
+            .await;
+        assert_eq!(
+            huge.status(),
+            400,
+            "{app}: a time past 2286 is refused, not a 502"
+        );
         let body: serde_json::Value = resp.json().await.expect("json");
         assert!(
             body["error"]["message"]

@@ -152,6 +152,7 @@ async fn a_search_runs_on_every_chosen_app_and_streams_each_answer() {
         ("hosts=nowhere", 404, "nowhere"),
         ("hosts=a%20b", 400, "not a name"),
         ("since=10&until=5", 400, "must be before"),
+        ("until=18446744073709551615", 400, "at most"),
         ("priority=loud", 400, "priority"),
         ("colour=red", 400, "colour"),
     ] {

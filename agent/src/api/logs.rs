@@ -18,6 +18,8 @@ use crate::search::Pattern;
 
 /// At most this many entries in one page (a page is held in memory whole).
 pub const MAX_LIMIT: usize = 1_000;
+/// The latest time a range may name (Unix ms, November 2286: its nanoseconds still fit a u64).
+pub const MAX_TIME_MS: u64 = 10_000_000_000_000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +95,13 @@ pub async fn page(
         since_ms: p.since,
         until_ms: p.until,
     };
+    for (name, t) in [("since", p.since), ("until", p.until)] {
+        if t.is_some_and(|t| t > MAX_TIME_MS) {
+            return Err(ApiError::BadRequest(format!(
+                "{name} is Unix milliseconds, at most {MAX_TIME_MS} (the year 2286)"
+            )));
+        }
+    }
     if let (Some(since), Some(until)) = (p.since, p.until) {
         if since >= until {
             return Err(ApiError::BadRequest(format!(

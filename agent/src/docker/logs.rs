@@ -352,7 +352,7 @@ impl DockerSource {
         let mut matching_left = SEARCH_DEADLINE;
         // Before the cursor and before `until`, whichever is older.
         let until = query.until_ms.map(|ms| Position {
-            ns: ms * 1_000_000,
+            ns: ms.saturating_mul(1_000_000),
             ordinal: 0,
         });
         let mut upper = match (query.before.as_deref().and_then(parse_cursor), until) {
@@ -428,7 +428,9 @@ impl DockerSource {
                 query
                     .priority
                     .is_none_or(|p| e.priority.is_none_or(|ep| ep <= p))
-                    && query.since_ms.is_none_or(|ms| e.unix_us >= ms * 1_000)
+                    && query
+                        .since_ms
+                        .is_none_or(|ms| e.unix_us >= ms.saturating_mul(1_000))
             })
             .collect();
         let Some(grep) = query.grep.clone() else {

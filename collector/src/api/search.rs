@@ -41,6 +41,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often an agent that answers "busy" (429) is asked again, and how long to wait between.
 const BUSY_RETRIES: u32 = 3;
 const BUSY_WAIT: Duration = Duration::from_millis(500);
+/// The latest time a range may name (Unix ms; the agents' limit).
+const MAX_TIME_MS: u64 = 10_000_000_000_000;
 /// The longest pattern passed on (the agent's limit).
 const MAX_GREP_BYTES: usize = 512;
 
@@ -149,6 +151,13 @@ impl Search {
                 )));
             }
             query.push(("priority", priority));
+        }
+        for (name, t) in [("since", p.since), ("until", p.until)] {
+            if t.is_some_and(|t| t > MAX_TIME_MS) {
+                return Err(ApiError::BadRequest(format!(
+                    "{name} is Unix milliseconds, at most {MAX_TIME_MS} (the year 2286)"
+                )));
+            }
         }
         if let (Some(since), Some(until)) = (p.since, p.until) {
             if since >= until {
