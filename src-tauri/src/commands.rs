@@ -624,7 +624,7 @@ mod tests {
             .map(String::as_str)
             .collect();
 
-        assert_eq!(registered.len(), 24, "{registered:?}");
+        assert_eq!(registered.len(), 33, "{registered:?}");
         assert_eq!(declared, registered, "build.rs vs generate_handler!");
         assert_eq!(
             ui, registered,
