@@ -38,7 +38,10 @@ pub use error::{ErrorBody, ErrorDetail};
 pub use event::{AgentEvent, AppEvent, CheckEvent, CrashContext, EventSource, SourceEvent};
 pub use host::{Cpu, DiskIo, Filesystem, HostMetrics, Load, Memory, NetInterface, Swap};
 pub use info::{Info, Snapshot};
-pub use log::{LogEntry, LogPage, LogSearchEvent, LogStream, LogTarget};
+pub use log::{
+    check_log_range, parse_log_priority, LogEntry, LogPage, LogSearchEvent, LogStream, LogTarget,
+    MAX_LOG_TIME_MS,
+};
 pub use sample::{AppSample, DiskIoSample, FsSample, NetSample, Sample, SamplesPage};
 
 /// The version of the agent's wire contract served under `/v1`.

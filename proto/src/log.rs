@@ -72,3 +72,58 @@ pub struct LogTarget {
     pub host: String,
     pub app: String,
 }
+
+/// The latest time a log range may name (Unix ms, November 2286: its nanoseconds still fit a u64).
+pub const MAX_LOG_TIME_MS: u64 = 10_000_000_000_000;
+
+/// Checks a log range `[since, until)` in Unix ms: each bound at most [`MAX_LOG_TIME_MS`], and
+/// `since` before `until`. The error says which is wrong, for a 400.
+pub fn check_log_range(since: Option<u64>, until: Option<u64>) -> Result<(), String> {
+    for (name, t) in [("since", since), ("until", until)] {
+        if t.is_some_and(|t| t > MAX_LOG_TIME_MS) {
+            return Err(format!(
+                "{name} is Unix milliseconds, at most {MAX_LOG_TIME_MS} (the year 2286)"
+            ));
+        }
+    }
+    match (since, until) {
+        (Some(since), Some(until)) if since >= until => Err(format!(
+            "since ({since}) must be before until ({until}): both are Unix milliseconds"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A syslog priority as a log query names it: 0–7 or emerg, alert, crit, err, warning, notice,
+/// info, debug (any case).
+pub fn parse_log_priority(p: &str) -> Result<u8, String> {
+    const NAMES: [&str; 8] = [
+        "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+    ];
+    p.parse::<u8>()
+        .ok()
+        .filter(|n| *n <= 7)
+        .or_else(|| {
+            NAMES
+                .iter()
+                .position(|n| n.eq_ignore_ascii_case(p))
+                .map(|i| i as u8)
+        })
+        .ok_or_else(|| format!("priority {p:?}: use 0-7 or one of {}", NAMES.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_priorities() {
+        assert_eq!(check_log_range(Some(1), Some(2)), Ok(()));
+        assert_eq!(check_log_range(None, None), Ok(()));
+        assert!(check_log_range(Some(2), Some(2)).is_err_and(|e| e.contains("must be before")));
+        assert!(check_log_range(None, Some(u64::MAX)).is_err_and(|e| e.contains("until")));
+        assert_eq!(parse_log_priority("WARNING"), Ok(4));
+        assert_eq!(parse_log_priority("7"), Ok(7));
+        assert!(parse_log_priority("8").is_err_and(|e| e.contains("emerg")));
+    }
+}

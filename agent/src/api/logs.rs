@@ -18,8 +18,6 @@ use crate::search::Pattern;
 
 /// At most this many entries in one page (a page is held in memory whole).
 pub const MAX_LIMIT: usize = 1_000;
-/// The latest time a range may name (Unix ms, November 2286: its nanoseconds still fit a u64).
-pub const MAX_TIME_MS: u64 = 10_000_000_000_000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -41,24 +39,7 @@ pub struct LogsParams {
 }
 
 fn parse_priority(p: &str) -> Result<u8, ApiError> {
-    const NAMES: [&str; 8] = [
-        "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
-    ];
-    p.parse::<u8>()
-        .ok()
-        .filter(|n| *n <= 7)
-        .or_else(|| {
-            NAMES
-                .iter()
-                .position(|n| n.eq_ignore_ascii_case(p))
-                .map(|i| i as u8)
-        })
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "priority {p:?}: use 0-7 or one of {}",
-                NAMES.join(", ")
-            ))
-        })
+    fleetdeck_proto::parse_log_priority(p).map_err(ApiError::BadRequest)
 }
 
 /// A page of the app's logs, newest first; pass the last entry's `cursor` as `before` for the next.
@@ -95,20 +76,7 @@ pub async fn page(
         since_ms: p.since,
         until_ms: p.until,
     };
-    for (name, t) in [("since", p.since), ("until", p.until)] {
-        if t.is_some_and(|t| t > MAX_TIME_MS) {
-            return Err(ApiError::BadRequest(format!(
-                "{name} is Unix milliseconds, at most {MAX_TIME_MS} (the year 2286)"
-            )));
-        }
-    }
-    if let (Some(since), Some(until)) = (p.since, p.until) {
-        if since >= until {
-            return Err(ApiError::BadRequest(format!(
-                "since ({since}) must be before until ({until}): both are Unix milliseconds"
-            )));
-        }
-    }
+    fleetdeck_proto::check_log_range(p.since, p.until).map_err(ApiError::BadRequest)?;
     Ok(Json(state.agent.log_page(&app, &query).await?))
 }
 

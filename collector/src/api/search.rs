@@ -41,8 +41,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often an agent that answers "busy" (429) is asked again, and how long to wait between.
 const BUSY_RETRIES: u32 = 3;
 const BUSY_WAIT: Duration = Duration::from_millis(500);
-/// The latest time a range may name (Unix ms; the agents' limit).
-const MAX_TIME_MS: u64 = 10_000_000_000_000;
 /// The longest pattern passed on (the agent's limit).
 const MAX_GREP_BYTES: usize = 512;
 
@@ -88,13 +86,6 @@ fn names(list: Option<&str>, what: &str) -> Result<Option<BTreeSet<String>>, Api
         out.insert(name.to_owned());
     }
     Ok(Some(out))
-}
-
-fn valid_priority(p: &str) -> bool {
-    const NAMES: [&str; 8] = [
-        "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
-    ];
-    p.parse::<u8>().is_ok_and(|n| n <= 7) || NAMES.iter().any(|n| n.eq_ignore_ascii_case(p))
 }
 
 impl Search {
@@ -145,27 +136,10 @@ impl Search {
             query.push(("grep", grep));
         }
         if let Some(priority) = p.priority.filter(|p| !p.is_empty()) {
-            if !valid_priority(&priority) {
-                return Err(ApiError::BadRequest(format!(
-                    "priority {priority:?}: use 0-7 or one of emerg, alert, crit, err, warning, notice, info, debug"
-                )));
-            }
+            fleetdeck_proto::parse_log_priority(&priority).map_err(ApiError::BadRequest)?;
             query.push(("priority", priority));
         }
-        for (name, t) in [("since", p.since), ("until", p.until)] {
-            if t.is_some_and(|t| t > MAX_TIME_MS) {
-                return Err(ApiError::BadRequest(format!(
-                    "{name} is Unix milliseconds, at most {MAX_TIME_MS} (the year 2286)"
-                )));
-            }
-        }
-        if let (Some(since), Some(until)) = (p.since, p.until) {
-            if since >= until {
-                return Err(ApiError::BadRequest(format!(
-                    "since ({since}) must be before until ({until}): both are Unix milliseconds"
-                )));
-            }
-        }
+        fleetdeck_proto::check_log_range(p.since, p.until).map_err(ApiError::BadRequest)?;
         query.extend(p.since.map(|s| ("since", s.to_string())));
         query.extend(p.until.map(|u| ("until", u.to_string())));
         Ok(Self {
