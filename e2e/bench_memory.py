@@ -59,7 +59,10 @@ def main():
     host, app = first_app()
     open_on(host, app)
     print(f"following {app} on {host} for {MINUTES:g} min, a sample every {INTERVAL:g} s")
-    proc = subprocess.Popen([APP], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # DIAG_ENV="NAME=value ...": start the app with those variables set (to try a knob)
+    extra = dict(kv.split("=", 1) for kv in os.environ.get("DIAG_ENV", "").split() if "=" in kv)
+    proc = subprocess.Popen([APP], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, **extra))
     t0 = time.monotonic()
     rows = []
     try:
@@ -83,6 +86,8 @@ def main():
         if rows[-1][0] >= m * 60 - INTERVAL:
             r = at(m)
             print(f"at {m} min: PSS {r[1]:.0f} MiB, RSS {r[2]:.0f} MiB")
+    settled = [r[1] for r in rows if r[0] >= 60] or [rows[-1][1]]
+    print(f"mean PSS from 1 min on: {sum(settled) / len(settled):.0f} MiB")
     print(f"end ({rows[-1][0] / 60:.1f} min): PSS {rows[-1][1]:.0f} MiB; max PSS {max(r[1] for r in rows):.0f} MiB")
 
 

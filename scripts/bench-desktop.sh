@@ -4,6 +4,8 @@
 # Release builds. Usage: scripts/bench-desktop.sh [hosts (50)] [runs (5)]
 #   or: scripts/bench-desktop.sh memory [minutes (10)] [hosts (50)]: memory over time with an app's
 #       log following (every demo app logs every 20 ms), sampled every 30 s (e2e/bench_memory.py).
+#   or: scripts/bench-desktop.sh floor: the engine's own floor, WebKitGTK's MiniBrowser showing
+#       about:blank, by process and mapping as BENCH_MODE=smaps shows the app (e2e/bench_smaps.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -11,7 +13,20 @@ target=${CARGO_TARGET_DIR:-$root/target}
 tools=${FLEETDECK_TOOLS:-$HOME/.cache/fleetdeck-tools}
 export PATH=$HOME/.cargo/bin:$tools/npm/node_modules/.bin:$PATH
 mode=${BENCH_MODE:-startup}
-if [[ ${1:-} == memory ]]; then
+if [[ ${1:-} == floor ]]; then
+    source scripts/lib/desktop.sh
+    scripts/setup.sh
+    work=$(mktemp -d /tmp/fleetdeck-bench.XXXXXX)
+    pids=()
+    trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+    virtual_display $((90 + RANDOM % 100))
+    export XDG_DATA_HOME=$work/data XDG_CONFIG_HOME=$work/config XDG_CACHE_HOME=$work/cache \
+        BENCH_APP=$(pkg-config --variable=libdir webkit2gtk-4.1)/webkit2gtk-4.1/MiniBrowser \
+        BENCH_APP_ARGS=about:blank
+    echo "WebKitGTK $(pkg-config --modversion webkit2gtk-4.1) MiniBrowser on about:blank, $(nproc) cores, $(date -u +%F)"
+    desktop_session python3 e2e/bench_smaps.py
+    exit
+elif [[ ${1:-} == memory ]]; then
     mode=memory; shift
     export BENCH_MINUTES=${1:-10}
     hosts=${2:-50}
@@ -35,7 +50,8 @@ trap cleanup EXIT
 
 port=$(free_port)
 chatty=()
-[[ $mode == memory ]] && chatty=(--log-every 20ms)
+# (BENCH_LOG_EVERY: how often each demo app logs in the memory bench, or with DIAG_FOLLOW=1)
+[[ $mode == memory || ${DIAG_FOLLOW:-0} == 1 ]] && chatty=(--log-every "${BENCH_LOG_EVERY:-20ms}")
 # (no stored history: the window measured is the live fleet's, and 50 hosts' 30 days take a while)
 "$target/release/fleetdeck-collector" --demo --port "$port" --hosts "$hosts" --history-days 0 "${chatty[@]}" >"$work/demo.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 300); do grep -q 'operator key:' "$work/demo.log" && break; sleep 0.1; done

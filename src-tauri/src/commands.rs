@@ -14,7 +14,7 @@ use fleetdeck_proto::{
     EnvUpdate, EnvWritten, EventsPage, Fleet, HostView, KeyCreated, KeyInfo, LogEntry, LogPage,
     LogSearchEvent, Metrics, NewSilence, Role, Silence, Uptime,
 };
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, State};
 
@@ -157,6 +157,11 @@ async fn logs_page(
 /// Most lines sent to the webview in one message; lines waiting are sent together so a busy app
 /// costs a few messages a second, not one per line.
 const MAX_BATCH: usize = 1_000;
+/// How long lines that follow a first one are gathered into its message: a busy app's lines
+/// reach the view at most this late, in a few messages a second rather than one per line (each
+/// message is a script the webview parses and a render: at one per line, a chatty app's follow
+/// kept the web process ~30 MiB larger).
+const BATCH_WINDOW: Duration = Duration::from_millis(200);
 
 /// Searches many apps' logs at once: each app's lines (or error) go to `on_event` as its agent
 /// answers; returns when every app has (`done` was sent), or with the search's error.
@@ -234,6 +239,7 @@ async fn follow_logs(
                     let mut batch: Vec<LogEntry> = Vec::new();
                     let mut failed = None;
                     let mut item = Some(first);
+                    let gathered_until = tokio::time::Instant::now() + BATCH_WINDOW;
                     while let Some(next) = item.take() {
                         match next {
                             Ok(entry) => batch.push(entry),
@@ -245,15 +251,16 @@ async fn follow_logs(
                         if batch.len() >= MAX_BATCH {
                             break;
                         }
-                        // Whatever else is ready joins the batch; an ended stream must not be
-                        // polled again (it would panic), so its end is an error like any other.
-                        match stream.next().now_or_never() {
-                            Some(Some(next)) => item = Some(next),
-                            Some(None) => {
+                        // What else comes within the window joins the batch; an ended stream must
+                        // not be polled again (it would panic), so its end is an error like any
+                        // other.
+                        match tokio::time::timeout_at(gathered_until, stream.next()).await {
+                            Ok(Some(next)) => item = Some(next),
+                            Ok(None) => {
                                 failed =
                                     Some(CommandError::new("unreachable", "the log stream ended"));
                             }
-                            None => {}
+                            Err(_) => {}
                         }
                     }
                     if let Some(last) = batch.last() {
