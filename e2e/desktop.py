@@ -88,19 +88,30 @@ class TauriOptions(ArgOptions):
         return caps
 
 
-def main():
+# The WebDriver session open now (check_restart opens another): the one a failure is shown from.
+CURRENT = []
+
+
+def connect():
+    """A WebDriver session: tauri-driver starts the app for it (and ends the app with it)."""
     driver = webdriver.Remote(command_executor="http://127.0.0.1:4444", options=TauriOptions())
+    CURRENT[:] = [driver]
+    return driver
+
+
+def main():
+    connect()
     try:
-        run(driver)
+        run(CURRENT[0])
     except Exception:
         try:
-            driver.save_screenshot(str(SHOTS / "failure.png"))
+            CURRENT[0].save_screenshot(str(SHOTS / "failure.png"))
             step(f"failure screenshot: {SHOTS / 'failure.png'}")
         except Exception:
             pass
         raise
     finally:
-        driver.quit()
+        CURRENT[0].quit()
 
 
 def el(driver, css):
@@ -748,6 +759,51 @@ def check_habits(driver):
     assert KEY not in text, "the key reached the app's log file"
 
 
+def check_restart(driver):
+    """Moved and resized on an app's page, then ended without a clean exit (the WebDriver session
+    ends the app): the next start opens at the same place and size, on the same page. Returns the
+    new session."""
+    step("open the app's page; move and resize the window; its state is written within seconds")
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("k").key_up(Keys.CONTROL).perform()
+    field = wait_for("the palette", lambda: visible(driver, "#palette-input"))
+    field.send_keys(f"{APP_NAME} {HOST}")
+    wait_for("a palette entry", lambda: text_of(driver, ".palette-item.chosen .palette-label"))
+    field.send_keys(Keys.ENTER)
+    wait_for("the app's page", lambda: (v := visible(driver, "#app-view")) and v.get_attribute("data-app") == APP_NAME)
+    wait_for("the app's page saved as the last view", lambda: json.loads(
+        (CONFIG_DIR / "settings.json").read_text()).get("last_view", {}).get("view") == "app")
+    before = driver.get_window_rect()
+    driver.set_window_rect(x=before["x"] + 37, y=before["y"] + 23, width=913, height=655)
+    moved = wait_for("the window moved and resized", lambda: (r := driver.get_window_rect())
+                     and r["width"] == 913 and r["height"] == 655 and r["x"] != before["x"] and r)
+    state_file = pathlib.Path(os.environ["XDG_CONFIG_HOME"]) / "dev.fleetdeck.desktop" / ".window-state.json"
+    def saved():
+        try:
+            return json.loads(state_file.read_text()).get("main", {})
+        except (OSError, ValueError):
+            return {}
+    wait_for(f"the size and position in {state_file}", lambda: (m := saved())
+             and (m.get("width"), m.get("height"), m.get("x"), m.get("y"))
+             == (913, 655, moved["x"], moved["y"]), timeout=10)
+
+    step("the app ends without a clean exit and starts again: same place, size and page")
+    old_pid = app_pid()
+    driver.quit()
+    def ended():
+        try:  # gone, or a zombie its parent has yet to reap
+            return pathlib.Path(f"/proc/{old_pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
+    wait_for("the app ended with its session", ended)
+    driver = connect()
+    view = wait_for("the app's page at start", lambda: visible(driver, "#app-view"))
+    assert (view.get_attribute("data-app"), view.get_attribute("data-host")) == (APP_NAME, HOST)
+    after = driver.get_window_rect()
+    assert after == moved, f"the window opened at {after}, was left at {moved}"
+    shot(driver, "restarted")
+    return driver
+
+
 def add_collector(driver, name, url, key):
     for css, value in (("#add-name", name), ("#add-url", url), ("#add-key", key)):
         field = el(driver, css)
@@ -965,6 +1021,7 @@ def run(driver):
     check_admin(driver)
     check_env_restore(driver)
     check_habits(driver)
+    driver = check_restart(driver)
 
     step("the collector stops: the tray turns grey, one notification; it returns: one more")
     before = NOTIFY_LOG.read_text(errors="replace").count("member=Notify")

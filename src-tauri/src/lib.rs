@@ -88,13 +88,19 @@ pub fn run() -> ExitCode {
             }
         })
         .on_window_event(|window, event| {
-            // Closing the window keeps the app in the tray; Quit is in the tray's menu.
-            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
-                api.prevent_close();
-                window::save_state(window.app_handle());
-                if let Err(e) = window.hide() {
-                    tracing::warn!(error = %e, "cannot hide the window");
+            match event {
+                // Closing the window keeps the app in the tray; Quit is in the tray's menu.
+                tauri::WindowEvent::CloseRequested { api, .. } => {
+                    api.prevent_close();
+                    window::save_state(window.app_handle());
+                    if let Err(e) = window.hide() {
+                        tracing::warn!(error = %e, "cannot hide the window");
+                    }
                 }
+                tauri::WindowEvent::Moved(_) | tauri::WindowEvent::Resized(_) => {
+                    window::changed(window.app_handle());
+                }
+                _ => {}
             }
         })
         .run(tauri::generate_context!("../tauri.conf.json"));

@@ -22,6 +22,26 @@ pub fn save_state(app: &AppHandle) {
     }
 }
 
+/// How long the window must stay where it was moved or resized before that is written.
+const SAVE_AFTER_CHANGE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Counts moves and resizes, so that only the last of a burst (a drag) is written.
+static CHANGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The window was moved or resized: writes its state once it has stayed so for
+/// [`SAVE_AFTER_CHANGE`], so that an app ended without a clean exit (a session logging out, a
+/// crash) still opens where the operator left it.
+pub fn changed(app: &AppHandle) {
+    use std::sync::atomic::Ordering;
+    let this = CHANGES.fetch_add(1, Ordering::Relaxed) + 1;
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(SAVE_AFTER_CHANGE).await;
+        if CHANGES.load(Ordering::Relaxed) == this {
+            save_state(&app);
+        }
+    });
+}
+
 /// Creates the main window from its entry in tauri.conf.json (which has `"create": false`, so
 /// that WebKit's process-wide settings are made before its first web view exists).
 pub fn create(app: &AppHandle) -> tauri::Result<()> {
