@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 
-from bench_startup import mem_kib, tree
+from bench_startup import foreign_webkit, mem_kib, tree
 
 APP = os.environ["BENCH_APP"]
 MINUTES = float(os.environ.get("BENCH_MINUTES", "10"))
@@ -72,8 +72,12 @@ def main():
                 raise SystemExit(f"the app exited with {proc.returncode} after {elapsed:.0f} s")
             elapsed = time.monotonic() - t0
             pss, rss, kinds = sample(proc.pid)
-            rows.append((elapsed, pss, rss))
             parts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(kinds.items()))
+            others = foreign_webkit(set(tree(proc.pid)))
+            if others:  # such a sample understates the app alone: left out of the figures
+                parts += f"; {others} other WebKit processes ran, sample not counted"
+            else:
+                rows.append((elapsed, pss, rss))
             print(f"{elapsed / 60:6.1f} min: PSS {pss:6.1f} MiB, RSS {rss:6.1f} MiB ({parts})", flush=True)
     finally:
         proc.terminate()
@@ -81,14 +85,20 @@ def main():
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+    if not rows:
+        raise SystemExit("every sample was taken with other WebKit processes about: none counted")
     at = lambda m: min(rows, key=lambda r: abs(r[0] - m * 60))
-    for m in (1, 5, 10):
+    for m in (1, 5, 10, 30, 60, 120, 240, 480):
         if rows[-1][0] >= m * 60 - INTERVAL:
             r = at(m)
             print(f"at {m} min: PSS {r[1]:.0f} MiB, RSS {r[2]:.0f} MiB")
     settled = [r[1] for r in rows if r[0] >= 60] or [rows[-1][1]]
     print(f"mean PSS from 1 min on: {sum(settled) / len(settled):.0f} MiB")
     print(f"end ({rows[-1][0] / 60:.1f} min): PSS {rows[-1][1]:.0f} MiB; max PSS {max(r[1] for r in rows):.0f} MiB")
+    if rows[-1][0] >= 20 * 60:  # a soak: the end against the 10-minute figure (target: within 10 %)
+        ten = at(10)[1]
+        print(f"end against 10 min: {100 * (rows[-1][1] - ten) / ten:+.1f} %; "
+              f"max against 10 min: {100 * (max(r[1] for r in rows) - ten) / ten:+.1f} %")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from bench_startup import tree
+from bench_startup import foreign_webkit, tree
 
 APP = os.environ["BENCH_APP"]
 
@@ -66,6 +66,8 @@ def main():
             for name, n in by_name.most_common(12):
                 print(f"   {n / 1024:7.1f}  {name}")
         print(f"total PSS {total / 1024:.1f} MiB")
+        if others := foreign_webkit(set(tree(proc.pid))):
+            print(f"(understated: {others} other WebKit processes share its libraries)")
     finally:
         proc.terminate()
         proc.wait(10)

@@ -28,6 +28,20 @@ def tree(pid):
     return out
 
 
+def foreign_webkit(ours):
+    """WebKit processes on this machine outside `ours`. They map the same libraries, and PSS shares
+    a page among all its mappers: with others about, the app's PSS reads lower than alone."""
+    n = 0
+    for p in os.listdir("/proc"):
+        if p.isdigit() and int(p) not in ours:
+            try:
+                with open(f"/proc/{p}/comm") as f:
+                    n += f.read().startswith(("WebKit", "MiniBrowser"))
+            except OSError:
+                pass
+    return n
+
+
 def mem_kib(pid, field):
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
