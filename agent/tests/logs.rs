@@ -431,6 +431,27 @@ async fn unit_and_container_pages_keep_to_a_time_range() {
         .await;
         let texts: Vec<String> = got.iter().map(|e| e.message.clone()).collect();
         assert_eq!(texts, want, "{app}: [since, until)");
+        // Paging back inside the range, a line a page from the last one's cursor (journalctl
+        // takes --since or --after-cursor, not both): every line once, the range kept.
+        let (mut paged, mut cursor) = (Vec::new(), None::<String>);
+        for _ in 0..5 {
+            let from = cursor
+                .as_deref()
+                .map(|c| format!("&before={}", urlencode(c)));
+            let got = page(
+                &agent,
+                app,
+                &format!(
+                    "since={since}&until={until}&limit=1{}",
+                    from.unwrap_or_default()
+                ),
+            )
+            .await;
+            let Some(last) = got.last() else { break };
+            cursor = Some(last.cursor.clone());
+            paged.extend(got.iter().map(|e| e.message.clone()));
+        }
+        assert_eq!(paged, want, "{app}: paging back inside [since, until)");
         // Only one bound; and a limit inside the range keeps its newest lines.
         let after: Vec<String> = page(&agent, app, &format!("since={}", ms(5)))
             .await

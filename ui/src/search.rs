@@ -91,6 +91,7 @@ impl SearchResults {
                 app,
                 entries,
                 more,
+                partial,
             } => {
                 let mut added = 0;
                 for entry in entries {
@@ -107,8 +108,13 @@ impl SearchResults {
                 let found = self.found.entry((host.clone(), app.clone())).or_default();
                 *found += added;
                 let lines = *found;
-                self.targets
-                    .insert((host, app), TargetState::Done { lines, more });
+                // A first, short page: the same app's older lines are still coming.
+                let state = if partial {
+                    TargetState::Searching
+                } else {
+                    TargetState::Done { lines, more }
+                };
+                self.targets.insert((host, app), state);
                 self.sort_and_cap();
             }
             LogSearchEvent::Failed {
@@ -191,6 +197,7 @@ mod tests {
             app: app.into(),
             entries,
             more,
+            partial: false,
         }
     }
 
@@ -279,6 +286,37 @@ mod tests {
             false,
         ));
         assert_eq!(order(&r), ["h/a:4", "h/a:3", "h/a:2", "h/a:1"]);
+        assert_eq!(
+            r.targets[&("h".to_owned(), "a".to_owned())],
+            TargetState::Done {
+                lines: 4,
+                more: false
+            }
+        );
+    }
+
+    #[test]
+    fn an_apps_first_short_page_shows_at_once_and_it_stays_searching_until_the_rest() {
+        let mut r = SearchResults::default();
+        r.apply(started(&[("h", "a"), ("g", "b")]));
+        r.apply(LogSearchEvent::Result {
+            host: "h".into(),
+            app: "a".into(),
+            entries: vec![entry("9", 90), entry("8", 80)],
+            more: true,
+            partial: true,
+        });
+        assert_eq!(order(&r), ["h/a:9", "h/a:8"]);
+        assert_eq!(r.searching(), 2, "the app's older lines are still coming");
+        r.apply(result("g", "b", vec![entry("g5", 50)], false));
+        r.apply(result(
+            "h",
+            "a",
+            vec![entry("7", 70), entry("1", 10)],
+            false,
+        ));
+        assert_eq!(order(&r), ["h/a:9", "h/a:8", "h/a:7", "g/b:g5", "h/a:1"]);
+        assert_eq!(r.searching(), 0);
         assert_eq!(
             r.targets[&("h".to_owned(), "a".to_owned())],
             TargetState::Done {

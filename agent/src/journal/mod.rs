@@ -11,7 +11,7 @@ use futures_util::Stream;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
-pub use parse::{cut, parse_entry, valid_cursor, MAX_MESSAGE};
+pub use parse::{cut, parse_entry, valid_cursor, CursorPosition, MAX_MESSAGE};
 
 use crate::config::SystemdScope;
 use crate::search::{Pattern, SEARCH_DEADLINE};
@@ -76,11 +76,30 @@ impl Journal {
     /// The newest entries matching `query`, newest first.
     pub async fn page(&self, unit: &str, query: &LogQuery) -> Result<Vec<LogEntry>, JournalError> {
         let mut cmd = self.command(unit);
-        cmd.arg("--reverse").arg(format!("--lines={}", query.limit));
-        // With --reverse, "after" the cursor is older than it.
-        if let Some(before) = &query.before {
-            cmd.arg(format!("--after-cursor={before}"));
+        // The range is half-open: journalctl's --until includes its instant, so 1 µs less.
+        let mut until_us = query.until_ms.map(|ms| (ms * 1_000).saturating_sub(1));
+        let mut older_than = None;
+        let mut lines = query.limit;
+        match (&query.before, query.since_ms) {
+            // journalctl takes only one of --since and --after-cursor: the cursor's own time bounds
+            // the page instead (--until), and what is not older than the cursor is dropped below.
+            (Some(before), Some(_)) => {
+                let position = CursorPosition::parse(before).ok_or_else(|| {
+                    JournalError::Query(format!(
+                        "cursor {before:?} has no position (s=, i=, t=): pass the cursor of an entry of a page"
+                    ))
+                })?;
+                until_us = Some(until_us.map_or(position.unix_us, |u| u.min(position.unix_us)));
+                older_than = Some(position);
+                lines += 1; // the cursor's own entry comes back, and is dropped
+            }
+            // With --reverse, "after" the cursor is older than it.
+            (Some(before), None) => {
+                cmd.arg(format!("--after-cursor={before}"));
+            }
+            (None, _) => {}
         }
+        cmd.arg("--reverse").arg(format!("--lines={lines}"));
         if let Some(grep) = &query.grep {
             cmd.arg(format!("--grep={}", grep.as_str()));
         }
@@ -88,16 +107,28 @@ impl Journal {
             cmd.arg(format!("--priority=0..{p}"));
         }
         if let Some(ms) = query.since_ms {
-            cmd.arg(format!("--since=@{}.{:03}", ms / 1000, ms % 1000));
+            cmd.arg(format!("--since={}", at_us(ms * 1_000)));
         }
-        if let Some(ms) = query.until_ms {
-            // journalctl's --until includes its instant; the range is half-open: 1 ms less.
-            let ms = ms.saturating_sub(1);
-            cmd.arg(format!("--until=@{}.{:03}", ms / 1000, ms % 1000));
+        if let Some(us) = until_us {
+            cmd.arg(format!("--until={}", at_us(us)));
         }
+        let mut entries = self.run_page(cmd, query.grep.is_some()).await?;
+        if let Some(position) = older_than {
+            entries.retain(|e| position.entry_is_older(e));
+            entries.truncate(query.limit);
+        }
+        Ok(entries)
+    }
+
+    /// Runs a page's journalctl and parses what it prints.
+    async fn run_page(
+        &self,
+        mut cmd: Command,
+        search: bool,
+    ) -> Result<Vec<LogEntry>, JournalError> {
         // A search is journalctl matching every entry of the unit: it gets the search deadline,
         // and is killed when it passes (kill_on_drop).
-        let limit = if query.grep.is_some() {
+        let limit = if search {
             SEARCH_DEADLINE
         } else {
             PAGE_TIMEOUT
@@ -245,6 +276,11 @@ impl Journal {
         lines.reverse();
         Ok(lines)
     }
+}
+
+/// A time for journalctl's --since and --until: `@seconds.microseconds`.
+fn at_us(us: u64) -> String {
+    format!("@{}.{:06}", us / 1_000_000, us % 1_000_000)
 }
 
 fn parse_lines(out: &[u8]) -> Vec<LogEntry> {

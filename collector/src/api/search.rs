@@ -1,7 +1,10 @@
 //! `GET /v1/logs/search`: one log search run on many apps' agents at once. The collector asks
 //! each app's agent for a page of matching lines (journalctl `--grep`, Docker logs filtered in the
 //! agent; `since`/`until` bound both) and streams each answer back as it comes, one JSON event per
-//! line: the apps searched, each app's lines or error, then `done`. The client merges them.
+//! line: the apps searched, each app's lines or error, then `done`. The client merges them. A
+//! search with a pattern asks each app for its newest [`FIRST_PAGE`] matches first and sends
+//! them (`partial`), then the rest from the last one's cursor: the first lines come after a
+//! fraction of journalctl's scan.
 //!
 //! Bounds: at most [`MAX_TARGETS`] apps in one search, [`PARALLEL`] agent requests at once and
 //! [`PER_HOST`] on one agent (an agent runs two searches at once and refuses a third), each
@@ -16,7 +19,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use fleetdeck_proto::{ErrorBody, LogPage, LogSearchEvent, LogTarget};
+use fleetdeck_proto::{ErrorBody, LogEntry, LogPage, LogSearchEvent, LogTarget};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde::Deserialize;
@@ -25,6 +28,7 @@ use tokio::sync::{mpsc, Semaphore};
 use super::{ApiError, AppState};
 use crate::agent_client::describe;
 use crate::bounded::{read_body, BodyError, MAX_PROXIED_BODY};
+use crate::poll::Agent;
 use crate::store::{now_ms, query};
 
 /// The most apps one search covers.
@@ -36,6 +40,11 @@ pub const PER_HOST: usize = 2;
 /// Lines per app by default, and at most.
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 500;
+/// A search with a pattern first asks each app for this many of its newest matches and sends
+/// them at once, then asks for the rest from the last one's cursor: journalctl's `--grep` reads
+/// entries newest first until it has its lines, so a short page comes back after a fraction of
+/// the scan a full one needs (where matches are rare, both read everything and nothing is lost).
+pub const FIRST_PAGE: usize = 20;
 /// How long one agent may take to answer (its own search deadline is 5 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often an agent that answers "busy" (429) is asked again, and how long to wait between.
@@ -64,12 +73,14 @@ pub struct SearchParams {
     limit: Option<usize>,
 }
 
-/// The search as validated: which apps, and the query each agent gets.
+/// The search as validated: which apps, and the query each agent gets (without its `limit`).
 #[derive(Debug, Clone)]
 struct Search {
     targets: Vec<LogTarget>,
     query: Vec<(&'static str, String)>,
     limit: usize,
+    /// Lines asked for first from each app when the search has a pattern (see [`FIRST_PAGE`]).
+    first_page: Option<usize>,
 }
 
 fn names(list: Option<&str>, what: &str) -> Result<Option<BTreeSet<String>>, ApiError> {
@@ -125,7 +136,7 @@ impl Search {
                 "limit {limit}: from 1 to {MAX_LIMIT} lines per app"
             )));
         }
-        let mut query = vec![("limit", limit.to_string())];
+        let mut query = Vec::new();
         if let Some(grep) = p.grep.filter(|g| !g.is_empty()) {
             if grep.len() > MAX_GREP_BYTES {
                 return Err(ApiError::BadRequest(format!(
@@ -142,10 +153,13 @@ impl Search {
         fleetdeck_proto::check_log_range(p.since, p.until).map_err(ApiError::BadRequest)?;
         query.extend(p.since.map(|s| ("since", s.to_string())));
         query.extend(p.until.map(|u| ("until", u.to_string())));
+        let first_page =
+            (query.iter().any(|(k, _)| *k == "grep") && limit > FIRST_PAGE).then_some(FIRST_PAGE);
         Ok(Self {
             targets,
             query,
             limit,
+            first_page,
         })
     }
 }
@@ -211,11 +225,11 @@ async fn run(state: AppState, search: Search, tx: mpsc::Sender<LogSearchEvent>) 
     let search = Arc::new(search);
     let mut answers = futures_util::stream::iter(targets)
         .map(|target| {
-            let (state, search) = (state.clone(), Arc::clone(&search));
+            let (state, search, tx) = (state.clone(), Arc::clone(&search), tx.clone());
             let slot = Arc::clone(&per_host[&target.host]);
             async move {
                 let _permit = slot.acquire_owned().await;
-                one(&state, &search, target).await
+                one(&state, &search, target, &tx).await
             }
         })
         .buffer_unordered(PARALLEL);
@@ -238,24 +252,76 @@ async fn run(state: AppState, search: Search, tx: mpsc::Sender<LogSearchEvent>) 
         .await;
 }
 
-/// One app's page, as an event.
-async fn one(state: &AppState, search: &Search, target: LogTarget) -> LogSearchEvent {
+/// One app's lines, as the event that ends its part of the search. With a first page (a search
+/// with a pattern), the app's newest matches go out on `tx` as soon as they come, `partial`, and
+/// the rest are asked for from the last one's cursor.
+async fn one(
+    state: &AppState,
+    search: &Search,
+    target: LogTarget,
+    tx: &mpsc::Sender<LogSearchEvent>,
+) -> LogSearchEvent {
     let failed = |status: u16, message: String| LogSearchEvent::Failed {
         host: target.host.clone(),
         app: target.app.clone(),
         status,
         message,
     };
+    let result = |entries: Vec<LogEntry>, limit: usize, partial: bool| LogSearchEvent::Result {
+        host: target.host.clone(),
+        app: target.app.clone(),
+        more: entries.len() >= limit,
+        entries,
+        partial,
+    };
     let Some(agent) = state.agents.get(&target.host) else {
         return failed(404, format!("host {} is no longer configured", target.host));
     };
-    let path = format!("/v1/apps/{}/logs", target.app);
+    let first_limit = search.first_page.unwrap_or(search.limit);
+    let first = match page(&agent, &target.app, search, first_limit, None).await {
+        Ok(entries) => entries,
+        Err((status, message)) => return failed(status, message),
+    };
+    let before = match first.last() {
+        Some(last) if first_limit < search.limit && first.len() >= first_limit => {
+            last.cursor.clone()
+        }
+        // A full search, or a first page with fewer lines than it asked for: all there is.
+        _ => return result(first, first_limit, false),
+    };
+    let got = first.len();
+    if tx.send(result(first, first_limit, true)).await.is_err() {
+        return failed(499, "the client left".into()); // never sent: the search stops
+    }
+    let rest = search.limit - got;
+    match page(&agent, &target.app, search, rest, Some(before)).await {
+        Ok(entries) => result(entries, rest, false),
+        Err((status, message)) => failed(
+            status,
+            format!("its newest {got} lines came, then the rest failed: {message}"),
+        ),
+    }
+}
+
+/// A page of `app`'s lines matching the search from its agent: at most `limit`, older than the
+/// `before` cursor when given. The error is the status and message a `failed` event carries.
+async fn page(
+    agent: &Agent,
+    app: &str,
+    search: &Search,
+    limit: usize,
+    before: Option<String>,
+) -> Result<Vec<LogEntry>, (u16, String)> {
+    let path = format!("/v1/apps/{app}/logs");
+    let mut query = search.query.clone();
+    query.push(("limit", limit.to_string()));
+    query.extend(before.map(|b| ("before", b)));
     let mut tries = 0;
     let resp = loop {
         let sent = agent
             .client
             .request(Method::GET, &path)
-            .query(&search.query)
+            .query(&query)
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await;
@@ -267,45 +333,39 @@ async fn one(state: &AppState, search: &Search, target: LogTarget) -> LogSearchE
                 tokio::time::sleep(BUSY_WAIT * tries).await;
             }
             Ok(r) => break r,
-            Err(e) => return failed(502, format!("the agent is unreachable: {}", describe(&e))),
+            Err(e) => return Err((502, format!("the agent is unreachable: {}", describe(&e)))),
         }
     };
     let status = resp.status();
     if status == reqwest::StatusCode::UNAUTHORIZED {
-        return failed(
+        return Err((
             502,
             "the agent refused the collector's token: fix the token in the collector's configuration"
                 .into(),
-        );
+        ));
     }
     if status.is_redirection() {
-        return failed(
+        return Err((
             502,
             "the agent answered with a redirect, which is never followed".into(),
-        );
+        ));
     }
     let body = match read_body(resp, MAX_PROXIED_BODY).await {
         Ok(b) => b,
         Err(BodyError::TooLarge(n)) => {
-            return failed(502, format!("the agent's answer is over {n} bytes"))
+            return Err((502, format!("the agent's answer is over {n} bytes")))
         }
         Err(BodyError::Transport(t)) => {
-            return failed(502, format!("the agent's answer broke off: {t}"))
+            return Err((502, format!("the agent's answer broke off: {t}")))
         }
     };
     if !status.is_success() {
         let message = serde_json::from_slice::<ErrorBody>(&body)
             .map(|e| e.error.message)
             .unwrap_or_else(|_| format!("the agent answered HTTP {}", status.as_u16()));
-        return failed(status.as_u16(), message);
+        return Err((status.as_u16(), message));
     }
-    match serde_json::from_slice::<LogPage>(&body) {
-        Ok(page) => LogSearchEvent::Result {
-            more: page.entries.len() >= search.limit,
-            host: target.host,
-            app: target.app,
-            entries: page.entries,
-        },
-        Err(e) => failed(502, format!("the agent's answer is not a log page: {e}")),
-    }
+    serde_json::from_slice::<LogPage>(&body)
+        .map(|page| page.entries)
+        .map_err(|e| (502, format!("the agent's answer is not a log page: {e}")))
 }
