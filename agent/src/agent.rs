@@ -6,22 +6,23 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use fleetdeck_proto::{
     ActionOutcome, AppAction, AppKind, AppSample, AppState, AppStatus, DiskIoSample, EnvBackups,
-    EnvFile, EnvUpdate, EnvWritten, EventSource, FsSample, HostMetrics, Info, LogPage, NetSample,
-    Sample, SamplesPage, Snapshot, SourceHealth, Sources,
+    EnvFile, EnvUpdate, EnvWritten, EventSource, FsSample, HostMetrics, Info, NetSample, Sample,
+    SamplesPage, Snapshot, SourceHealth, Sources,
 };
 use futures_util::future::join_all;
 
 use crate::config::{AppConfig, AppSource, Config};
 use crate::crash::CrashLines;
-use crate::docker::logs::parse_cursor as docker_cursor;
-use crate::docker::{DockerError, DockerSource};
+use crate::docker::DockerSource;
 use crate::env_file;
 use crate::events::EventLog;
 use crate::host::{process_rss_bytes, HostError, HostReader};
-use crate::journal::{valid_cursor, Journal, JournalError, LogQuery};
+use crate::journal::Journal;
 use crate::requests::Requests;
 use crate::ring::Ring;
 
+mod logs;
+pub use logs::LogPageStream;
 mod record;
 mod reload;
 use crate::search::{SearchError, Searches};
@@ -318,83 +319,6 @@ impl Agent {
         self.docker
             .note_lifecycle(container, action, at_unix_ms)
             .await;
-    }
-
-    /// A page of app `name`'s logs, newest first.
-    pub async fn log_page(&self, name: &str, query: &LogQuery) -> Result<LogPage, LogError> {
-        let app = self
-            .app_config(name)
-            .ok_or_else(|| LogError::NotFound(name.to_owned()))?;
-        // Held until the page is done; a search past the deadline is stopped, not left running.
-        let _slot = query
-            .grep
-            .is_some()
-            .then(|| self.searches.begin())
-            .transpose()?;
-        let entries = match &app.source {
-            AppSource::SystemdUnit(unit) => {
-                if let Some(c) = query.before.as_deref().filter(|c| !valid_cursor(c)) {
-                    return Err(LogError::BadCursor(c.to_owned()));
-                }
-                self.journal.page(unit, query).await.map_err(|e| match e {
-                    JournalError::Query(m) => LogError::BadQuery(m),
-                    JournalError::Timeout(_) if query.grep.is_some() => {
-                        LogError::Search(SearchError::Deadline)
-                    }
-                    e => LogError::Source(e.to_string()),
-                })?
-            }
-            AppSource::DockerContainer(c) => {
-                if let Some(b) = query
-                    .before
-                    .as_deref()
-                    .filter(|b| docker_cursor(b).is_none())
-                {
-                    return Err(LogError::BadCursor(b.to_owned()));
-                }
-                self.docker.log_page(c, query).await.map_err(|e| match e {
-                    DockerError::Search(e) => LogError::Search(e),
-                    e => LogError::Source(e.to_string()),
-                })?
-            }
-        };
-        Ok(LogPage { entries })
-    }
-
-    /// Follows app `name`'s logs after `after` (a cursor of one of its entries) or from now.
-    pub async fn log_follow(
-        &self,
-        name: &str,
-        after: Option<String>,
-    ) -> Result<LogFollow, LogError> {
-        let app = self
-            .app_config(name)
-            .ok_or_else(|| LogError::NotFound(name.to_owned()))?;
-        match &app.source {
-            AppSource::SystemdUnit(unit) => {
-                if let Some(c) = after.as_deref().filter(|c| !valid_cursor(c)) {
-                    return Err(LogError::BadCursor(c.to_owned()));
-                }
-                let s = self
-                    .journal
-                    .follow(unit, after)
-                    .await
-                    .map_err(|e| LogError::Source(e.to_string()))?;
-                Ok(Box::pin(s))
-            }
-            AppSource::DockerContainer(c) => {
-                let after = match after {
-                    Some(a) => Some(docker_cursor(&a).ok_or(LogError::BadCursor(a))?),
-                    None => None,
-                };
-                let s = self
-                    .docker
-                    .log_follow(c, after)
-                    .await
-                    .map_err(|e| LogError::Source(e.to_string()))?;
-                Ok(Box::pin(s))
-            }
-        }
     }
 
     /// App `name`'s env file and the links it may be reached through.

@@ -19,6 +19,73 @@ async fn page(agent: &RunningAgent, app: &str, query: &str) -> Vec<LogEntry> {
     page.entries
 }
 
+/// The same page asked for one entry a line (`Accept: application/x-ndjson`): its lines, parsed
+/// as entries or as the error that ends it.
+async fn page_lines(agent: &RunningAgent, app: &str, query: &str) -> Vec<serde_json::Value> {
+    let resp = reqwest::Client::new()
+        .get(agent.url(&format!("/v1/apps/{app}/logs?{query}")))
+        .bearer_auth(TOKEN)
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200, "{query}");
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let body = resp.text().await.expect("body");
+    assert!(body.is_empty() || body.ends_with('\n'), "{body}");
+    body.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// A page asked for one entry a line answers what the JSON page answers, for a unit's search
+/// (streamed from journalctl as it prints) and a container's page alike.
+#[tokio::test]
+async fn a_page_streamed_a_line_at_a_time_answers_the_same_entries() {
+    require_testbed();
+    let script = "for i in 1 2 3 4 5 6 7 8; do echo \"s $i\"; done; sleep 1000";
+    let unit = TransientUnit::start("lines", &[], script);
+    let c = Container::run("lines", &[], &["sh", "-c", script]);
+    let work = Workdir::new();
+    let mut config = unit_app("web", &unit.name);
+    config.push_str(&container_app("cache", &c.name));
+    let agent = RunningAgent::start(&work.config(&config));
+    for app in ["web", "cache"] {
+        let all = wait_for("all eight lines", Duration::from_secs(20), || async {
+            let e = page(&agent, app, "limit=100&grep=%5Es%20").await;
+            (e.len() >= 8).then_some(e)
+        })
+        .await;
+        let since = all[7].unix_us / 1_000;
+        for query in [
+            "grep=%5Es%20%5B2-7%5D&limit=3".to_owned(),
+            format!(
+                "grep=%5Es%20&limit=4&since={since}&before={}",
+                urlencode(&all[1].cursor)
+            ),
+            "limit=2".to_owned(),
+        ] {
+            let whole = page(&agent, app, &query).await;
+            let lines: Vec<LogEntry> = page_lines(&agent, app, &query)
+                .await
+                .into_iter()
+                .map(|v| serde_json::from_value(v).expect("an entry, not an error"))
+                .collect();
+            assert!(!whole.is_empty(), "{app} {query}");
+            assert_eq!(lines, whole, "{app} {query}");
+        }
+    }
+    // A search journalctl refuses is an error before the first line: a 400, as for a page.
+    let resp = reqwest::Client::new()
+        .get(agent.url("/v1/apps/web/logs?grep=%28unclosed"))
+        .bearer_auth(TOKEN)
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 400);
+}
+
 fn entry(ev: &SseEvent) -> Option<LogEntry> {
     (ev.event.as_deref() == Some("log"))
         .then(|| serde_json::from_str(&ev.data).expect("LogEntry JSON"))

@@ -501,6 +501,54 @@ async fn env_logs_and_actions_go_through_the_agent() {
         .and_then(|m| m.strip_prefix("line-"))
         .and_then(|n| n.parse().ok())
         .expect("line number");
+    // The fleet-wide search with a pattern: the real agent streams its matches (NDJSON) and the
+    // collector sends them as they come (`partial`), then the app's last result at the end of
+    // the stream. Fewer lines than the limit: a streamed page always ends apart from its lines,
+    // so there are two results at least (a whole JSON page would be one).
+    let resp = operator.get("/v1/logs/search?grep=line-&limit=500").await;
+    assert_eq!(resp.status(), 200);
+    let events: Vec<fleetdeck_proto::LogSearchEvent> = resp
+        .text()
+        .await
+        .expect("body")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an event"))
+        .collect();
+    let mut results = Vec::new();
+    let mut found = Vec::new();
+    for event in &events {
+        if let fleetdeck_proto::LogSearchEvent::Result {
+            entries,
+            more,
+            partial,
+            ..
+        } = event
+        {
+            results.push((entries.len(), *more, *partial));
+            found.extend(entries.iter().map(|e| e.message.clone()));
+        }
+    }
+    assert!(results.len() >= 2, "streamed: {results:?}");
+    assert!(results[0].2 && results[0].0 > 0, "lines first: {results:?}");
+    let last = results[results.len() - 1];
+    assert!(!last.2 && !last.1, "then the app's end: {results:?}");
+    assert!(found.len() >= 3 && found.iter().all(|m| m.starts_with("line-")));
+    let numbers: Vec<u64> = found
+        .iter()
+        .filter_map(|m| m.strip_prefix("line-")?.parse().ok())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] > w[1]),
+        "newest first, each once: {numbers:?}"
+    );
+    assert!(matches!(
+        events.last(),
+        Some(fleetdeck_proto::LogSearchEvent::Done {
+            searched: 1,
+            failed: 0,
+            ..
+        })
+    ));
     let mut follow = operator
         .sse("/v1/hosts/near/apps/web/logs/stream", None)
         .await;

@@ -43,14 +43,14 @@ pub enum LogSearchEvent {
     /// Every app the search runs on, before any result.
     Started { targets: Vec<LogTarget> },
     /// One app's matching lines, newest first (at most `limit`; `more` when there may be older).
-    /// A search with a pattern first asks each app for its newest few matches, sent `partial`;
-    /// the same app's next `result` holds the older ones, up to the limit.
+    /// A search with a pattern sends an app's matches as its agent finds them, `partial`; the
+    /// app's last `result` holds the rest, up to the limit.
     Result {
         host: String,
         app: String,
         entries: Vec<LogEntry>,
         more: bool,
-        /// More of this app's lines follow in this search (its first, short page).
+        /// More of this app's lines may follow in this search.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         partial: bool,
     },

@@ -3,9 +3,11 @@ use std::convert::Infallible;
 use axum::extract::rejection::QueryRejection;
 use std::net::SocketAddr;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use fleetdeck_proto::{ErrorBody, LogEntry, LogPage};
 use futures_util::{Stream, StreamExt};
@@ -43,12 +45,18 @@ fn parse_priority(p: &str) -> Result<u8, ApiError> {
 }
 
 /// A page of the app's logs, newest first; pass the last entry's `cursor` as `before` for the next.
+/// With `Accept: application/x-ndjson` the page comes as one JSON entry a line, each as it is
+/// found (a unit's search sends its newest matches before journalctl has read every entry); an
+/// error after the first line ends the answer with one `{"error": …}` line.
 #[utoipa::path(
     get,
     path = "/v1/apps/{app}/logs",
     params(("app" = String, Path, description = "the app's name"), LogsParams),
     responses(
-        (status = 200, body = LogPage),
+        (status = 200, description = "a page; with Accept: application/x-ndjson, one entry a line as it is found, an error ending it with a line {\"error\": …}", content(
+            (LogPage = "application/json"),
+            (LogEntry = "application/x-ndjson")
+        )),
         (status = 400, description = "a bad cursor, priority or grep; a grep too long or too complex, or a search that ran past its deadline", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
@@ -60,8 +68,9 @@ fn parse_priority(p: &str) -> Result<u8, ApiError> {
 pub async fn page(
     State(state): State<AppState>,
     Path(app): Path<String>,
+    headers: HeaderMap,
     params: Result<Query<LogsParams>, QueryRejection>,
-) -> Result<Json<LogPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let query = LogQuery {
         limit: p.limit.unwrap_or(200).clamp(1, MAX_LIMIT),
@@ -77,8 +86,39 @@ pub async fn page(
         until_ms: p.until,
     };
     fleetdeck_proto::check_log_range(p.since, p.until).map_err(ApiError::BadRequest)?;
-    Ok(Json(state.agent.log_page(&app, &query).await?))
+    let lines = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(NDJSON));
+    if !lines {
+        return Ok(Json(state.agent.log_page(&app, &query).await?).into_response());
+    }
+    let entries = state.agent.log_page_stream(&app, query).await?;
+    let body = entries.map(|entry| {
+        let mut line = match entry {
+            Ok(entry) => serde_json::to_vec(&entry),
+            Err(e) => {
+                let code = match &e {
+                    LogError::Search(_) => "search_too_costly",
+                    LogError::BadQuery(_) => "bad_request",
+                    _ => "source_failed",
+                };
+                serde_json::to_vec(&ErrorBody::new(code, e.to_string()))
+            }
+        }
+        .unwrap_or_else(|_| b"{}".to_vec());
+        line.push(b'\n');
+        Ok::<_, Infallible>(Bytes::from(line))
+    });
+    let mut response = Body::from_stream(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
+    Ok(response)
 }
+
+/// The media type of a page streamed one entry a line.
+const NDJSON: &str = "application/x-ndjson";
 
 /// Follows the app's logs as Server-Sent Events (`event: log`, id = the entry's cursor, data a
 /// LogEntry). Reconnecting with `Last-Event-ID` gets every entry after it, none twice.

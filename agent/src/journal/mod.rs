@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use fleetdeck_proto::LogEntry;
 use futures_util::Stream;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
 pub use parse::{cut, parse_entry, valid_cursor, CursorPosition, MAX_MESSAGE};
 
@@ -55,8 +55,17 @@ impl Journal {
         Self { scope }
     }
 
-    fn command(&self, unit: &str) -> Command {
-        let mut cmd = Command::new("journalctl");
+    /// journalctl for `unit`'s entries as JSON; `line_buffered` runs it under `stdbuf -oL`, so
+    /// each entry reaches the pipe as it is printed (block-buffered, a search's few matches
+    /// would come only when it exits).
+    fn command(&self, unit: &str, line_buffered: bool) -> Command {
+        let mut cmd = if line_buffered {
+            let mut cmd = Command::new("stdbuf");
+            cmd.args(["-oL", "journalctl"]);
+            cmd
+        } else {
+            Command::new("journalctl")
+        };
         match self.scope {
             SystemdScope::System => cmd.arg(format!("--unit={unit}")),
             SystemdScope::User => cmd.arg(format!("--user-unit={unit}")),
@@ -75,14 +84,78 @@ impl Journal {
 
     /// The newest entries matching `query`, newest first.
     pub async fn page(&self, unit: &str, query: &LogQuery) -> Result<Vec<LogEntry>, JournalError> {
-        let mut cmd = self.command(unit);
+        let PageCommand { cmd, older_than } = self.page_command(unit, query, false)?;
+        let mut entries = self.run_page(cmd, query.grep.is_some()).await?;
+        if let Some(position) = older_than {
+            entries.retain(|e| position.entry_is_older(e));
+            entries.truncate(query.limit);
+        }
+        Ok(entries)
+    }
+
+    /// The entries of [`page`](Self::page), each as journalctl finds it: a search over a large
+    /// journal shows its newest matches at once rather than when the scan ends. Ends after
+    /// `query.limit` entries or at the end; past the deadline with [`JournalError::Timeout`]. The
+    /// journalctl process dies with the stream. Without `stdbuf` on the host, journalctl runs
+    /// block-buffered: the same entries, later.
+    pub async fn page_stream(
+        &self,
+        unit: &str,
+        query: &LogQuery,
+    ) -> Result<impl Stream<Item = Result<LogEntry, JournalError>> + use<>, JournalError> {
+        let spawn = |line_buffered| -> Result<_, JournalError> {
+            let PageCommand {
+                mut cmd,
+                older_than,
+            } = self.page_command(unit, query, line_buffered)?;
+            let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+            Ok((child, older_than))
+        };
+        let (child, older_than) = match spawn(true)? {
+            (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => spawn(false)?,
+            spawned => spawned,
+        };
+        let mut child = child.map_err(JournalError::Spawn)?;
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(JournalError::Spawn(std::io::Error::other("no pipes")));
+        };
+        let limit = if query.grep.is_some() {
+            SEARCH_DEADLINE
+        } else {
+            PAGE_TIMEOUT
+        };
+        let state = PageStream {
+            child,
+            stdout: BufReader::with_capacity(64 * 1024, stdout),
+            stderr,
+            older_than,
+            left: query.limit,
+            deadline: tokio::time::Instant::now() + limit,
+            limit,
+            sent: 0,
+            done: false,
+        };
+        Ok(futures_util::stream::unfold(state, |mut s| async move {
+            let item = s.next().await?;
+            Some((item, s))
+        }))
+    }
+
+    /// A page's journalctl command (`line_buffered`: see [`command`](Self::command)).
+    fn page_command(
+        &self,
+        unit: &str,
+        query: &LogQuery,
+        line_buffered: bool,
+    ) -> Result<PageCommand, JournalError> {
+        let mut cmd = self.command(unit, line_buffered);
         // The range is half-open: journalctl's --until includes its instant, so 1 µs less.
         let mut until_us = query.until_ms.map(|ms| (ms * 1_000).saturating_sub(1));
         let mut older_than = None;
         let mut lines = query.limit;
         match (&query.before, query.since_ms) {
             // journalctl takes only one of --since and --after-cursor: the cursor's own time bounds
-            // the page instead (--until), and what is not older than the cursor is dropped below.
+            // the page instead (--until), and what is not older than the cursor is dropped.
             (Some(before), Some(_)) => {
                 let position = CursorPosition::parse(before).ok_or_else(|| {
                     JournalError::Query(format!(
@@ -112,12 +185,7 @@ impl Journal {
         if let Some(us) = until_us {
             cmd.arg(format!("--until={}", at_us(us)));
         }
-        let mut entries = self.run_page(cmd, query.grep.is_some()).await?;
-        if let Some(position) = older_than {
-            entries.retain(|e| position.entry_is_older(e));
-            entries.truncate(query.limit);
-        }
-        Ok(entries)
+        Ok(PageCommand { cmd, older_than })
     }
 
     /// Runs a page's journalctl and parses what it prints.
@@ -175,7 +243,7 @@ impl Journal {
                 .pop()
                 .map(|e| e.cursor),
         };
-        let mut cmd = self.command(unit);
+        let mut cmd = self.command(unit, false);
         // --no-tail: with --follow journalctl shows only the last 10 entries unless told otherwise,
         // which would skip entries after the cursor.
         cmd.arg("--follow").arg("--no-tail");
@@ -275,6 +343,86 @@ impl Journal {
         }
         lines.reverse();
         Ok(lines)
+    }
+}
+
+/// A page's journalctl, and the cursor position its entries must be older than (a page with
+/// both `before` and `since`).
+struct PageCommand {
+    cmd: Command,
+    older_than: Option<CursorPosition>,
+}
+
+/// A streamed page's journalctl and what it has sent.
+struct PageStream {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    stderr: ChildStderr,
+    older_than: Option<CursorPosition>,
+    /// Entries still wanted.
+    left: usize,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+    sent: usize,
+    done: bool,
+}
+
+impl PageStream {
+    async fn next(&mut self) -> Option<Result<LogEntry, JournalError>> {
+        let mut buf = Vec::new();
+        while !self.done && self.left > 0 {
+            buf.clear();
+            let read =
+                tokio::time::timeout_at(self.deadline, self.stdout.read_until(b'\n', &mut buf));
+            match read.await {
+                Err(_) => {
+                    self.done = true;
+                    return Some(Err(JournalError::Timeout(self.limit)));
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    self.done = true;
+                    return self.failure().await.map(Err);
+                }
+                Ok(Ok(_)) => {
+                    let Some(entry) = std::str::from_utf8(&buf).ok().and_then(parse_entry) else {
+                        continue;
+                    };
+                    if self
+                        .older_than
+                        .as_ref()
+                        .is_some_and(|p| !p.entry_is_older(&entry))
+                    {
+                        continue;
+                    }
+                    self.left -= 1;
+                    self.sent += 1;
+                    return Some(Ok(entry));
+                }
+            }
+        }
+        None
+    }
+
+    /// At the end of the output: journalctl's refusal (a bad query) when it printed nothing and
+    /// failed; "-- No entries --" is not one.
+    async fn failure(&mut self) -> Option<JournalError> {
+        let status = tokio::time::timeout_at(self.deadline, self.child.wait())
+            .await
+            .ok()?
+            .ok()?;
+        if status.success() || self.sent > 0 {
+            return None;
+        }
+        let mut stderr = Vec::new();
+        let _ = tokio::time::timeout_at(
+            self.deadline,
+            (&mut self.stderr).take(64 * 1024).read_to_end(&mut stderr),
+        )
+        .await;
+        let stderr = String::from_utf8_lossy(&stderr);
+        let stderr = stderr.trim();
+        (!stderr.is_empty() && !stderr.contains("No entries"))
+            .then(|| JournalError::Query(stderr.to_owned()))
     }
 }
 

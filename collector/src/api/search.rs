@@ -2,9 +2,9 @@
 //! each app's agent for a page of matching lines (journalctl `--grep`, Docker logs filtered in the
 //! agent; `since`/`until` bound both) and streams each answer back as it comes, one JSON event per
 //! line: the apps searched, each app's lines or error, then `done`. The client merges them. A
-//! search with a pattern asks each app for its newest [`FIRST_PAGE`] matches first and sends
-//! them (`partial`), then the rest from the last one's cursor: the first lines come after a
-//! fraction of journalctl's scan.
+//! search with a pattern asks each agent for its page one line at a time as found
+//! (`Accept: application/x-ndjson`) and sends what has come at once, then at most every
+//! [`PARTIAL_EVERY`] (`partial`), so the first lines do not wait for every journal to be read.
 //!
 //! Bounds: at most [`MAX_TARGETS`] apps in one search, [`PARALLEL`] agent requests at once and
 //! [`PER_HOST`] on one agent (an agent runs two searches at once and refuses a third), each
@@ -19,6 +19,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use fleetdeck_proto::{ErrorBody, LogEntry, LogPage, LogSearchEvent, LogTarget};
 use futures_util::StreamExt;
 use reqwest::Method;
@@ -40,11 +41,12 @@ pub const PER_HOST: usize = 2;
 /// Lines per app by default, and at most.
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 500;
-/// A search with a pattern first asks each app for this many of its newest matches and sends
-/// them at once, then asks for the rest from the last one's cursor: journalctl's `--grep` reads
-/// entries newest first until it has its lines, so a short page comes back after a fraction of
-/// the scan a full one needs (where matches are rare, both read everything and nothing is lost).
-pub const FIRST_PAGE: usize = 20;
+/// While an app's matches stream in, the first are sent as they come, then what has come at most
+/// this often; the rest with the app's last event.
+pub const PARTIAL_EVERY: Duration = Duration::from_millis(500);
+/// The longest line of an agent's streamed page (an entry's message is cut at 64 KiB; escaped
+/// as JSON it may grow six times).
+const MAX_ENTRY_LINE: usize = 512 * 1024;
 /// How long one agent may take to answer (its own search deadline is 5 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often an agent that answers "busy" (429) is asked again, and how long to wait between.
@@ -79,8 +81,8 @@ struct Search {
     targets: Vec<LogTarget>,
     query: Vec<(&'static str, String)>,
     limit: usize,
-    /// Lines asked for first from each app when the search has a pattern (see [`FIRST_PAGE`]).
-    first_page: Option<usize>,
+    /// A search with a pattern: its agents stream their pages.
+    streamed: bool,
 }
 
 fn names(list: Option<&str>, what: &str) -> Result<Option<BTreeSet<String>>, ApiError> {
@@ -153,13 +155,12 @@ impl Search {
         fleetdeck_proto::check_log_range(p.since, p.until).map_err(ApiError::BadRequest)?;
         query.extend(p.since.map(|s| ("since", s.to_string())));
         query.extend(p.until.map(|u| ("until", u.to_string())));
-        let first_page =
-            (query.iter().any(|(k, _)| *k == "grep") && limit > FIRST_PAGE).then_some(FIRST_PAGE);
+        let streamed = query.iter().any(|(k, _)| *k == "grep");
         Ok(Self {
             targets,
             query,
             limit,
-            first_page,
+            streamed,
         })
     }
 }
@@ -252,9 +253,8 @@ async fn run(state: AppState, search: Search, tx: mpsc::Sender<LogSearchEvent>) 
         .await;
 }
 
-/// One app's lines, as the event that ends its part of the search. With a first page (a search
-/// with a pattern), the app's newest matches go out on `tx` as soon as they come, `partial`, and
-/// the rest are asked for from the last one's cursor.
+/// One app's lines, as the event that ends its part of the search. A streamed page's lines go
+/// out on `tx` as they come (`partial`): the first at once, then at most every [`PARTIAL_EVERY`].
 async fn one(
     state: &AppState,
     search: &Search,
@@ -267,105 +267,213 @@ async fn one(
         status,
         message,
     };
-    let result = |entries: Vec<LogEntry>, limit: usize, partial: bool| LogSearchEvent::Result {
+    let result = |entries: Vec<LogEntry>, more: bool, partial: bool| LogSearchEvent::Result {
         host: target.host.clone(),
         app: target.app.clone(),
-        more: entries.len() >= limit,
         entries,
+        more,
         partial,
     };
     let Some(agent) = state.agents.get(&target.host) else {
         return failed(404, format!("host {} is no longer configured", target.host));
     };
-    let first_limit = search.first_page.unwrap_or(search.limit);
-    let first = match page(&agent, &target.app, search, first_limit, None).await {
-        Ok(entries) => entries,
+    let mut page = match AgentPage::open(&agent, &target.app, search).await {
+        Ok(page) => page,
         Err((status, message)) => return failed(status, message),
     };
-    let before = match first.last() {
-        Some(last) if first_limit < search.limit && first.len() >= first_limit => {
-            last.cursor.clone()
-        }
-        // A full search, or a first page with fewer lines than it asked for: all there is.
-        _ => return result(first, first_limit, false),
-    };
-    let got = first.len();
-    if tx.send(result(first, first_limit, true)).await.is_err() {
-        return failed(499, "the client left".into()); // never sent: the search stops
+    if let Some(mut entries) = page.whole.take() {
+        entries.truncate(search.limit);
+        let more = entries.len() >= search.limit;
+        return result(entries, more, false);
     }
-    let rest = search.limit - got;
-    match page(&agent, &target.app, search, rest, Some(before)).await {
-        Ok(entries) => result(entries, rest, false),
-        Err((status, message)) => failed(
-            status,
-            format!("its newest {got} lines came, then the rest failed: {message}"),
-        ),
+    let (mut pending, mut total, mut last_sent) = (Vec::new(), 0, None::<Instant>);
+    loop {
+        match page.next_entries().await {
+            Ok(Some(entries)) => {
+                let room = search.limit - total;
+                total += entries.len().min(room);
+                pending.extend(entries.into_iter().take(room));
+                if total >= search.limit {
+                    break; // an agent that sends more than asked is not read further
+                }
+                let due = last_sent.is_none_or(|t| t.elapsed() >= PARTIAL_EVERY);
+                if due && !pending.is_empty() {
+                    if tx
+                        .send(result(std::mem::take(&mut pending), true, true))
+                        .await
+                        .is_err()
+                    {
+                        return failed(499, "the client left".into()); // never sent
+                    }
+                    last_sent = Some(Instant::now());
+                }
+            }
+            Ok(None) => break,
+            Err((status, message)) if total > 0 => {
+                let message = format!("its newest {total} lines came, then: {message}");
+                return failed(status, message);
+            }
+            Err((status, message)) => return failed(status, message),
+        }
+    }
+    result(pending, total >= search.limit, false)
+}
+
+/// An agent's answer to one app's page: whole (JSON), or one entry a line as found (NDJSON).
+struct AgentPage {
+    /// A streamed page's answer, read as it comes.
+    resp: Option<reqwest::Response>,
+    /// A whole page.
+    whole: Option<Vec<LogEntry>>,
+    buffer: BytesMut,
+    read: usize,
+}
+
+impl AgentPage {
+    /// Asks `agent` for `app`'s page of the search (streamed when the search has a pattern). The
+    /// error is the status and message a `failed` event carries.
+    async fn open(agent: &Agent, app: &str, search: &Search) -> Result<Self, (u16, String)> {
+        let path = format!("/v1/apps/{app}/logs");
+        let mut query = search.query.clone();
+        query.push(("limit", search.limit.to_string()));
+        let accept = if search.streamed {
+            NDJSON
+        } else {
+            "application/json"
+        };
+        let mut tries = 0;
+        let resp = loop {
+            let sent = agent
+                .client
+                .request(Method::GET, &path)
+                .query(&query)
+                .header(header::ACCEPT, accept)
+                .timeout(REQUEST_TIMEOUT)
+                .send()
+                .await;
+            match sent {
+                Ok(r)
+                    if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS
+                        && tries < BUSY_RETRIES =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(BUSY_WAIT * tries).await;
+                }
+                Ok(r) => break r,
+                Err(e) => return Err((502, format!("the agent is unreachable: {}", describe(&e)))),
+            }
+        };
+        let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err((
+                502,
+                "the agent refused the collector's token: fix the token in the collector's configuration"
+                    .into(),
+            ));
+        }
+        if status.is_redirection() {
+            return Err((
+                502,
+                "the agent answered with a redirect, which is never followed".into(),
+            ));
+        }
+        let lines = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(NDJSON));
+        if status.is_success() && lines {
+            return Ok(Self {
+                resp: Some(resp),
+                whole: None,
+                buffer: BytesMut::new(),
+                read: 0,
+            });
+        }
+        // A whole page (an agent that does not stream answers JSON) or an error.
+        let body = match read_body(resp, MAX_PROXIED_BODY).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge(n)) => {
+                return Err((502, format!("the agent's answer is over {n} bytes")))
+            }
+            Err(BodyError::Transport(t)) => {
+                return Err((502, format!("the agent's answer broke off: {t}")))
+            }
+        };
+        if !status.is_success() {
+            let message = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|e| e.error.message)
+                .unwrap_or_else(|_| format!("the agent answered HTTP {}", status.as_u16()));
+            return Err((status.as_u16(), message));
+        }
+        let page = serde_json::from_slice::<LogPage>(&body)
+            .map_err(|e| (502, format!("the agent's answer is not a log page: {e}")))?;
+        Ok(Self {
+            resp: None,
+            whole: Some(page.entries),
+            buffer: BytesMut::new(),
+            read: 0,
+        })
+    }
+
+    /// A streamed page's entries that have come since the last call (possibly none), or `None`
+    /// at the end. An
+    /// error line from the agent, a line that is not an entry, or an answer over its bounds ends
+    /// the page with an error.
+    async fn next_entries(&mut self) -> Result<Option<Vec<LogEntry>>, (u16, String)> {
+        let Some(resp) = self.resp.as_mut() else {
+            return Ok(None);
+        };
+        let chunk = resp.chunk().await.map_err(|e| {
+            (
+                502,
+                format!("the agent's answer broke off: {}", describe(&e)),
+            )
+        })?;
+        let Some(chunk) = chunk else {
+            self.resp = None;
+            return match self.buffer.iter().all(u8::is_ascii_whitespace) {
+                true => Ok(None),
+                false => Err((502, "the agent's answer ended inside a line".into())),
+            };
+        };
+        self.read += chunk.len();
+        if self.read > MAX_PROXIED_BODY {
+            return Err((
+                502,
+                format!("the agent's answer is over {MAX_PROXIED_BODY} bytes"),
+            ));
+        }
+        self.buffer.extend_from_slice(&chunk);
+        let mut entries = Vec::new();
+        while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+            let line = self.buffer.split_to(end + 1);
+            let line = &line[..end];
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<LogEntry>(line) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => {
+                    return Err(match serde_json::from_slice::<ErrorBody>(line) {
+                        Ok(body) => (502, body.error.message),
+                        Err(_) => (
+                            502,
+                            format!("the agent sent a line that is not a log entry: {e}"),
+                        ),
+                    })
+                }
+            }
+        }
+        if self.buffer.len() > MAX_ENTRY_LINE {
+            return Err((
+                502,
+                format!("the agent sent a line over {MAX_ENTRY_LINE} bytes"),
+            ));
+        }
+        Ok(Some(entries))
     }
 }
 
-/// A page of `app`'s lines matching the search from its agent: at most `limit`, older than the
-/// `before` cursor when given. The error is the status and message a `failed` event carries.
-async fn page(
-    agent: &Agent,
-    app: &str,
-    search: &Search,
-    limit: usize,
-    before: Option<String>,
-) -> Result<Vec<LogEntry>, (u16, String)> {
-    let path = format!("/v1/apps/{app}/logs");
-    let mut query = search.query.clone();
-    query.push(("limit", limit.to_string()));
-    query.extend(before.map(|b| ("before", b)));
-    let mut tries = 0;
-    let resp = loop {
-        let sent = agent
-            .client
-            .request(Method::GET, &path)
-            .query(&query)
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await;
-        match sent {
-            Ok(r)
-                if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS && tries < BUSY_RETRIES =>
-            {
-                tries += 1;
-                tokio::time::sleep(BUSY_WAIT * tries).await;
-            }
-            Ok(r) => break r,
-            Err(e) => return Err((502, format!("the agent is unreachable: {}", describe(&e)))),
-        }
-    };
-    let status = resp.status();
-    if status == reqwest::StatusCode::UNAUTHORIZED {
-        return Err((
-            502,
-            "the agent refused the collector's token: fix the token in the collector's configuration"
-                .into(),
-        ));
-    }
-    if status.is_redirection() {
-        return Err((
-            502,
-            "the agent answered with a redirect, which is never followed".into(),
-        ));
-    }
-    let body = match read_body(resp, MAX_PROXIED_BODY).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge(n)) => {
-            return Err((502, format!("the agent's answer is over {n} bytes")))
-        }
-        Err(BodyError::Transport(t)) => {
-            return Err((502, format!("the agent's answer broke off: {t}")))
-        }
-    };
-    if !status.is_success() {
-        let message = serde_json::from_slice::<ErrorBody>(&body)
-            .map(|e| e.error.message)
-            .unwrap_or_else(|_| format!("the agent answered HTTP {}", status.as_u16()));
-        return Err((status.as_u16(), message));
-    }
-    serde_json::from_slice::<LogPage>(&body)
-        .map(|page| page.entries)
-        .map_err(|e| (502, format!("the agent's answer is not a log page: {e}")))
-}
+/// The media type of a page streamed one entry a line.
+const NDJSON: &str = "application/x-ndjson";
