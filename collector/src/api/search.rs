@@ -288,32 +288,49 @@ async fn one(
     }
     let (mut pending, mut total, mut last_sent) = (Vec::new(), 0, None::<Instant>);
     loop {
-        match page.next_entries().await {
-            Ok(Some(entries)) => {
+        // Lines held back (they came within PARTIAL_EVERY of the last sent) go out when it ends,
+        // even if the agent sends nothing more for a while (reading a chunk is cancel-safe).
+        let flush_at = last_sent
+            .filter(|_| !pending.is_empty())
+            .map(|t| tokio::time::Instant::from_std(t + PARTIAL_EVERY));
+        let next = match flush_at {
+            Some(at) => tokio::time::timeout_at(at, page.next_entries()).await.ok(),
+            None => Some(page.next_entries().await),
+        };
+        let send_now = match next {
+            None => true,
+            Some(Ok(Some(entries))) => {
                 let room = search.limit - total;
                 total += entries.len().min(room);
                 pending.extend(entries.into_iter().take(room));
                 if total >= search.limit {
                     break; // an agent that sends more than asked is not read further
                 }
-                let due = last_sent.is_none_or(|t| t.elapsed() >= PARTIAL_EVERY);
-                if due && !pending.is_empty() {
-                    if tx
-                        .send(result(std::mem::take(&mut pending), true, true))
-                        .await
-                        .is_err()
-                    {
-                        return failed(499, "the client left".into()); // never sent
-                    }
-                    last_sent = Some(Instant::now());
-                }
+                last_sent.is_none_or(|t| t.elapsed() >= PARTIAL_EVERY)
             }
-            Ok(None) => break,
-            Err((status, message)) if total > 0 => {
-                let message = format!("its newest {total} lines came, then: {message}");
+            Some(Ok(None)) => break,
+            Some(Err((status, message))) => {
+                // What came is shown; the app's end is the error.
+                if !pending.is_empty() {
+                    let _ = tx
+                        .send(result(std::mem::take(&mut pending), true, true))
+                        .await;
+                }
+                if total > 0 {
+                    return failed(
+                        status,
+                        format!("its newest {total} lines came, then: {message}"),
+                    );
+                }
                 return failed(status, message);
             }
-            Err((status, message)) => return failed(status, message),
+        };
+        if send_now && !pending.is_empty() {
+            let partial = result(std::mem::take(&mut pending), true, true);
+            if tx.send(partial).await.is_err() {
+                return failed(499, "the client left".into()); // never sent
+            }
+            last_sent = Some(Instant::now());
         }
     }
     result(pending, total >= search.limit, false)
