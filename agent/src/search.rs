@@ -38,6 +38,8 @@ pub enum SearchError {
     Busy,
     #[error("the search was stopped after its limit of {} s; use a more specific pattern", SEARCH_DEADLINE.as_secs())]
     Deadline,
+    #[error("the client read the matches too slowly: the search was stopped after {} s with lines not sent; search again", SEARCH_DEADLINE.as_secs())]
+    SlowReader,
 }
 
 /// A bounded, compiled `grep`: case-insensitive unless it has capitals (as journalctl does).

@@ -240,4 +240,33 @@ async fn journald_searches_are_bounded_in_number_and_time() {
         .await
         .expect("LogPage");
     assert_eq!(page.entries.len(), 1);
+
+    // Streamed (NDJSON), the same costly scan sends what it finds first: the newest line
+    // matches at once, then the deadline ends the answer with an error line (the JSON page of
+    // the same search is only the 400).
+    let resp = api
+        .client
+        .get(format!(
+            "{}/v1/apps/web/logs?limit=200&grep={}",
+            api.base,
+            urlencode("^ready$|(a|aa)+$")
+        ))
+        .bearer_auth(TOKEN)
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let lines: Vec<serde_json::Value> = resp
+        .text()
+        .await
+        .expect("body")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["message"], "ready", "{lines:?}");
+    assert_eq!(lines[1]["error"]["code"], "search_too_costly", "{lines:?}");
+    let (status, code, _) = error_code(api.search("web", "^ready$|(a|aa)+$").await).await;
+    assert_eq!((status, code.as_str()), (400, "search_too_costly"));
 }

@@ -128,7 +128,7 @@ impl Agent {
                     }
                     // The client read too slowly to be sent every line by the deadline.
                     None if cut.load(Ordering::Relaxed) => Some((
-                        Err(LogError::Search(SearchError::Deadline)),
+                        Err(LogError::Search(SearchError::SlowReader)),
                         (rx, cut, true),
                     )),
                     None => None,

@@ -93,23 +93,28 @@ pub async fn page(
     if !lines {
         return Ok(Json(state.agent.log_page(&app, &query).await?).into_response());
     }
-    let entries = state.agent.log_page_stream(&app, query).await?;
-    let body = entries.map(|entry| {
-        let mut line = match entry {
-            Ok(entry) => serde_json::to_vec(&entry),
-            Err(e) => {
-                let code = match &e {
-                    LogError::Search(_) => "search_too_costly",
-                    LogError::BadQuery(_) => "bad_request",
-                    _ => "source_failed",
-                };
-                serde_json::to_vec(&ErrorBody::new(code, e.to_string()))
+    let mut entries = state.agent.log_page_stream(&app, query).await?;
+    // The answer starts with the first entry: an error before it (a pattern journalctl refuses,
+    // the deadline with nothing found) is an HTTP error like any page's.
+    let first = match entries.next().await {
+        Some(Err(e)) => return Err(e.into()),
+        first => first,
+    };
+    let body = futures_util::stream::iter(first)
+        .chain(entries)
+        .map(|entry| {
+            let mut line = match entry {
+                Ok(entry) => serde_json::to_vec(&entry),
+                Err(e) => {
+                    // After the first line the status is sent: the error's code says what it was.
+                    let e = ApiError::from(e);
+                    serde_json::to_vec(&ErrorBody::new(e.status_and_code().1, e.to_string()))
+                }
             }
-        }
-        .unwrap_or_else(|_| b"{}".to_vec());
-        line.push(b'\n');
-        Ok::<_, Infallible>(Bytes::from(line))
-    });
+            .unwrap_or_else(|_| b"{}".to_vec());
+            line.push(b'\n');
+            Ok::<_, Infallible>(Bytes::from(line))
+        });
     let mut response = Body::from_stream(body).into_response();
     response
         .headers_mut()

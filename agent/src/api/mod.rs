@@ -93,9 +93,10 @@ pub enum ApiError {
     Host(#[from] crate::host::HostError),
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = match &self {
+impl ApiError {
+    /// The HTTP status and the stable code of the error body.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::AppNotFound(_) => (StatusCode::NOT_FOUND, "app_not_found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -131,6 +132,7 @@ impl IntoResponse for ApiError {
                     S::TooLong(_) | S::TooComplex => (StatusCode::BAD_REQUEST, "grep_too_costly"),
                     S::Deadline => (StatusCode::BAD_REQUEST, "search_too_costly"),
                     S::Busy => (StatusCode::TOO_MANY_REQUESTS, "too_many_searches"),
+                    S::SlowReader => (StatusCode::REQUEST_TIMEOUT, "client_too_slow"),
                 }
             }
             Self::Logs(crate::agent::LogError::Source(_)) => {
@@ -166,7 +168,13 @@ impl IntoResponse for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "too_many_streams")
             }
             Self::Host(_) => (StatusCode::INTERNAL_SERVER_ERROR, "host_metrics_failed"),
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }

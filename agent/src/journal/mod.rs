@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use fleetdeck_proto::LogEntry;
-use futures_util::Stream;
+use futures_util::{Stream, TryStreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
@@ -84,13 +84,12 @@ impl Journal {
 
     /// The newest entries matching `query`, newest first.
     pub async fn page(&self, unit: &str, query: &LogQuery) -> Result<Vec<LogEntry>, JournalError> {
-        let PageCommand { cmd, older_than } = self.page_command(unit, query, false)?;
-        let mut entries = self.run_page(cmd, query.grep.is_some()).await?;
-        if let Some(position) = older_than {
-            entries.retain(|e| position.entry_is_older(e));
-            entries.truncate(query.limit);
+        if query.before.is_some() && query.since_ms.is_some() {
+            // Read as a stream, which stops at the limit (see `page_command`).
+            return self.page_stream(unit, query).await?.try_collect().await;
         }
-        Ok(entries)
+        let PageCommand { cmd, .. } = self.page_command(unit, query, false)?;
+        self.run_page(cmd, query.grep.is_some()).await
     }
 
     /// The entries of [`page`](Self::page), each as journalctl finds it: a search over a large
@@ -152,10 +151,12 @@ impl Journal {
         // The range is half-open: journalctl's --until includes its instant, so 1 µs less.
         let mut until_us = query.until_ms.map(|ms| (ms * 1_000).saturating_sub(1));
         let mut older_than = None;
-        let mut lines = query.limit;
+        let mut lines = Some(query.limit);
         match (&query.before, query.since_ms) {
             // journalctl takes only one of --since and --after-cursor: the cursor's own time bounds
-            // the page instead (--until), and what is not older than the cursor is dropped.
+            // the page instead (--until), and what is not older than the cursor is dropped. How
+            // many entries share the cursor's microsecond is not known, so there is no --lines:
+            // the page's reader stops journalctl once it has its entries.
             (Some(before), Some(_)) => {
                 let position = CursorPosition::parse(before).ok_or_else(|| {
                     JournalError::Query(format!(
@@ -164,7 +165,7 @@ impl Journal {
                 })?;
                 until_us = Some(until_us.map_or(position.unix_us, |u| u.min(position.unix_us)));
                 older_than = Some(position);
-                lines += 1; // the cursor's own entry comes back, and is dropped
+                lines = None;
             }
             // With --reverse, "after" the cursor is older than it.
             (Some(before), None) => {
@@ -172,7 +173,8 @@ impl Journal {
             }
             (None, _) => {}
         }
-        cmd.arg("--reverse").arg(format!("--lines={lines}"));
+        cmd.arg("--reverse");
+        cmd.args(lines.map(|n| format!("--lines={n}")));
         if let Some(grep) = &query.grep {
             cmd.arg(format!("--grep={}", grep.as_str()));
         }
@@ -406,10 +408,10 @@ impl PageStream {
     /// At the end of the output: journalctl's refusal (a bad query) when it printed nothing and
     /// failed; "-- No entries --" is not one.
     async fn failure(&mut self) -> Option<JournalError> {
-        let status = tokio::time::timeout_at(self.deadline, self.child.wait())
-            .await
-            .ok()?
-            .ok()?;
+        let Ok(status) = tokio::time::timeout_at(self.deadline, self.child.wait()).await else {
+            return Some(JournalError::Timeout(self.limit));
+        };
+        let status = status.ok()?;
         if status.success() || self.sent > 0 {
             return None;
         }

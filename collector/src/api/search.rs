@@ -240,8 +240,10 @@ async fn run(state: AppState, search: Search, tx: mpsc::Sender<LogSearchEvent>) 
             LogSearchEvent::Failed { .. } => failed += 1,
             _ => searched += 1,
         }
-        if tx.send(event).await.is_err() {
-            return; // the client left: the requests still in flight are dropped
+        // While this waits, the other apps' answers are not read: a client that left, or stopped
+        // reading for the request timeout, ends the search and the requests still in flight.
+        if tx.send_timeout(event, REQUEST_TIMEOUT).await.is_err() {
+            return;
         }
     }
     let _ = tx
@@ -312,9 +314,8 @@ async fn one(
             Some(Err((status, message))) => {
                 // What came is shown; the app's end is the error.
                 if !pending.is_empty() {
-                    let _ = tx
-                        .send(result(std::mem::take(&mut pending), true, true))
-                        .await;
+                    let partial = result(std::mem::take(&mut pending), true, true);
+                    let _ = tx.send_timeout(partial, REQUEST_TIMEOUT).await;
                 }
                 if total > 0 {
                     return failed(
@@ -326,9 +327,11 @@ async fn one(
             }
         };
         if send_now && !pending.is_empty() {
+            // A client that stops reading does not hold the agent's answer open: past the
+            // request timeout the page is dropped (and its connection with it).
             let partial = result(std::mem::take(&mut pending), true, true);
-            if tx.send(partial).await.is_err() {
-                return failed(499, "the client left".into()); // never sent
+            if tx.send_timeout(partial, REQUEST_TIMEOUT).await.is_err() {
+                return failed(408, "the client stopped reading the search".into());
             }
             last_sent = Some(Instant::now());
         }
@@ -343,7 +346,12 @@ struct AgentPage {
     /// A whole page.
     whole: Option<Vec<LogEntry>>,
     buffer: BytesMut,
+    /// Bytes of `buffer` already searched for a line end (a line that comes a byte a chunk is
+    /// not searched again from its start).
+    scanned: usize,
     read: usize,
+    /// An error line that came after entries in the same chunk: the entries go first.
+    failed: Option<(u16, String)>,
 }
 
 impl AgentPage {
@@ -404,7 +412,9 @@ impl AgentPage {
                 resp: Some(resp),
                 whole: None,
                 buffer: BytesMut::new(),
+                scanned: 0,
                 read: 0,
+                failed: None,
             });
         }
         // A whole page (an agent that does not stream answers JSON) or an error.
@@ -429,7 +439,9 @@ impl AgentPage {
             resp: None,
             whole: Some(page.entries),
             buffer: BytesMut::new(),
+            scanned: 0,
             read: 0,
+            failed: None,
         })
     }
 
@@ -438,6 +450,10 @@ impl AgentPage {
     /// error line from the agent, a line that is not an entry, or an answer over its bounds ends
     /// the page with an error.
     async fn next_entries(&mut self) -> Result<Option<Vec<LogEntry>>, (u16, String)> {
+        if let Some(failed) = self.failed.take() {
+            self.resp = None;
+            return Err(failed);
+        }
         let Some(resp) = self.resp.as_mut() else {
             return Ok(None);
         };
@@ -463,8 +479,10 @@ impl AgentPage {
         }
         self.buffer.extend_from_slice(&chunk);
         let mut entries = Vec::new();
-        while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+        while let Some(at) = self.buffer[self.scanned..].iter().position(|b| *b == b'\n') {
+            let end = self.scanned + at;
             let line = self.buffer.split_to(end + 1);
+            self.scanned = 0;
             let line = &line[..end];
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -472,16 +490,23 @@ impl AgentPage {
             match serde_json::from_slice::<LogEntry>(line) {
                 Ok(entry) => entries.push(entry),
                 Err(e) => {
-                    return Err(match serde_json::from_slice::<ErrorBody>(line) {
-                        Ok(body) => (502, body.error.message),
+                    let failed = match serde_json::from_slice::<ErrorBody>(line) {
+                        Ok(body) => (agent_error_status(&body.error.code), body.error.message),
                         Err(_) => (
                             502,
                             format!("the agent sent a line that is not a log entry: {e}"),
                         ),
-                    })
+                    };
+                    if entries.is_empty() {
+                        self.resp = None;
+                        return Err(failed);
+                    }
+                    self.failed = Some(failed);
+                    return Ok(Some(entries));
                 }
             }
         }
+        self.scanned = self.buffer.len();
         if self.buffer.len() > MAX_ENTRY_LINE {
             return Err((
                 502,
@@ -489,6 +514,16 @@ impl AgentPage {
             ));
         }
         Ok(Some(entries))
+    }
+}
+
+/// The status a `failed` event carries for an error line an agent ended its stream with: what
+/// the client asked for was refused (400), or the agent failed (502).
+fn agent_error_status(code: &str) -> u16 {
+    match code {
+        "bad_request" | "grep_too_costly" | "search_too_costly" => 400,
+        "client_too_slow" => 408,
+        _ => 502,
     }
 }
 
