@@ -99,6 +99,25 @@ def main():
         ten = at(10)[1]
         print(f"end against 10 min: {100 * (rows[-1][1] - ten) / ten:+.1f} %; "
               f"max against 10 min: {100 * (max(r[1] for r in rows) - ten) / ten:+.1f} %")
+        soak_table(rows)
+
+
+def soak_table(rows):
+    """PSS by window (10 minutes, or an hour past two hours) as a Markdown table, and the last half
+    hour's mean against the 10-minute figure (the mean of minutes 5-15), for docs/benchmarks.md."""
+    minutes = rows[-1][0] / 60
+    width = 10 if minutes <= 120 else 60
+    print(f"| minutes | mean PSS (MiB) | max PSS (MiB) | samples |\n| --- | --- | --- | --- |")
+    for lo in range(0, int(minutes) + 1, width):
+        window = [r[1] for r in rows if lo * 60 <= r[0] < (lo + width) * 60]
+        if window:
+            print(f"| {lo}–{lo + width} | {sum(window) / len(window):.0f} | {max(window):.0f} | {len(window)} |")
+    ten = [r[1] for r in rows if 5 * 60 <= r[0] <= 15 * 60]
+    last = [r[1] for r in rows if r[0] >= rows[-1][0] - 30 * 60]
+    if ten and last:
+        ten_mean, last_mean = sum(ten) / len(ten), sum(last) / len(last)
+        print(f"10-minute figure (mean of minutes 5-15): {ten_mean:.0f} MiB; last half hour's mean "
+              f"{last_mean:.0f} MiB ({100 * (last_mean - ten_mean) / ten_mean:+.1f} %)")
 
 
 if __name__ == "__main__":
