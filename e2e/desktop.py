@@ -544,7 +544,8 @@ def check_fleet_search(driver):
                 raise
     wait_for("the search done", lambda: el(driver, "#search-run").is_enabled())
     chips = driver.find_elements(By.CSS_SELECTOR, "#search-progress .target")
-    assert chips and all("failed" not in c.get_attribute("class") for c in chips), [c.text for c in chips]
+    failed = [c.get_attribute("title") for c in chips if "failed" in c.get_attribute("class")]
+    assert chips and not failed, failed
     rows = driver.find_elements(By.CSS_SELECTOR, "#search-results .log-line")
     assert len(rows) == 3, [r.text for r in rows]
     assert sum("alpha" in r.text for r in rows) == 1 and sum("beta" in r.text for r in rows) == 2

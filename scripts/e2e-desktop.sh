@@ -201,6 +201,7 @@ desktop_session bash -c '
 if ((rc)); then
     log "FAILED; app/driver log:"; tail -n 60 "$work/driver.log" >&2 || true
     log "collector log:"; tail -n 20 "$work/collector.log" >&2 || true
+    log "agent log:"; grep -v '^  ' "$work/agent.log" | tail -n 20 >&2 || true
     exit "$rc"
 fi
 log "screenshots in $shots"

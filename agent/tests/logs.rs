@@ -75,6 +75,21 @@ async fn a_page_streamed_a_line_at_a_time_answers_the_same_entries() {
             assert_eq!(lines, whole, "{app} {query}");
         }
     }
+    // A search that matches nothing is an empty answer, streamed or not (the streamed one once
+    // closed the connection instead: its stream was polled past its end).
+    for app in ["web", "cache"] {
+        let query = "grep=no%20line%20says%20this&limit=5";
+        assert_eq!(
+            page(&agent, app, query).await,
+            Vec::<LogEntry>::new(),
+            "{app}"
+        );
+        assert_eq!(
+            page_lines(&agent, app, query).await,
+            Vec::<serde_json::Value>::new(),
+            "{app}"
+        );
+    }
     // A search journalctl refuses is an error before the first line: a 400, as for a page.
     let resp = reqwest::Client::new()
         .get(agent.url("/v1/apps/web/logs?grep=%28unclosed"))

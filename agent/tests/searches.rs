@@ -269,4 +269,52 @@ async fn journald_searches_are_bounded_in_number_and_time() {
     assert_eq!(lines[1]["error"]["code"], "search_too_costly", "{lines:?}");
     let (status, code, _) = error_code(api.search("web", "^ready$|(a|aa)+$").await).await;
     assert_eq!((status, code.as_str()), (400, "search_too_costly"));
+
+    // Streamed searches whose clients leave before any match free their slots at once, not at
+    // the deadline: a client searching again right away is not refused.
+    let leaving: Vec<_> = (0..2)
+        .map(|_| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                api.client
+                    .get(format!(
+                        "{}/v1/apps/web/logs?limit=200&grep={}",
+                        api.base,
+                        urlencode("(a|aa)+$")
+                    ))
+                    .bearer_auth(TOKEN)
+                    .header("accept", "application/x-ndjson")
+                    .send()
+                    .await
+            })
+        })
+        .collect();
+    wait_for(
+        "two streamed journalctl searches running",
+        Duration::from_secs(5),
+        || async { (children_running(pid, "journalctl", Some("--grep=")) == 2).then_some(()) },
+    )
+    .await;
+    let left = Instant::now();
+    for l in leaving {
+        l.abort();
+    }
+    // The deadline would end them about 5 s after they started; leaving ends them well before.
+    wait_for(
+        "the searches ended with their clients",
+        Duration::from_secs(3),
+        || async { (children_running(pid, "journalctl", Some("--grep=")) == 0).then_some(()) },
+    )
+    .await;
+    println!(
+        "streamed searches ended {:?} after their clients left",
+        left.elapsed()
+    );
+    let page: LogPage = api
+        .search("web", "^ready$")
+        .await
+        .json()
+        .await
+        .expect("LogPage");
+    assert_eq!(page.entries.len(), 1);
 }

@@ -199,3 +199,92 @@ async fn a_search_runs_on_every_chosen_app_and_streams_each_answer() {
     let resp = api.get(&format!("/v1/logs/search?grep={long}")).await;
     assert_eq!(resp.status(), 400);
 }
+
+/// On a real agent and journald: a search that matches nothing is one empty result, not a
+/// failure; a client that leaves a search while the agent is still scanning ends the agent's
+/// journalctl at once, not at the agent's 5 s deadline or the collector's 15 s request timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_that_finds_nothing_or_is_left_ends_cleanly_on_a_real_agent() {
+    require_testbed();
+    // journalctl's PCRE2 backtracks on (a|aa)+$ over these lines for far longer than 5 s.
+    let unit = TransientUnit::start(
+        "scan",
+        &[],
+        "i=0; while [ $i -lt 5000 ]; do echo aaaaaaaaaaaaaaaaaaaaaab; i=$((i+1)); done; echo ready; sleep 100000",
+    );
+    let work = Workdir::new();
+    let agent_config = agent_config(
+        &work,
+        "near",
+        "127.0.0.1:0",
+        &format!(
+            "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
+            unit.name
+        ),
+    );
+    let agent = start_agent(&agent_config);
+    let config = collector_config(
+        &work,
+        &format!(
+            "poll_interval = \"1s\"\n{}",
+            agent_entry("near", agent.addr)
+        ),
+    );
+    let collector = start_collector(&config);
+    let api = Api::new(&collector, &create_key(&config, "reader", "viewer"));
+    wait_for("the app known and its last line written", LIMIT, || async {
+        let fleet = api.json("/v1/fleet").await;
+        fleet["hosts"][0]["apps"]
+            .as_array()
+            .filter(|a| a.len() == 1)?;
+        let page = api.json("/v1/hosts/near/apps/web/logs?limit=1").await;
+        (page["entries"][0]["message"] == "ready").then_some(())
+    })
+    .await;
+
+    let events = search(&api, "grep=no%20line%20says%20this&limit=5").await;
+    let results: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            LogSearchEvent::Result { entries, more, .. } => Some((entries.len(), *more)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results, vec![(0, false)], "{events:?}");
+    assert!(
+        matches!(
+            events.last(),
+            Some(LogSearchEvent::Done {
+                searched: 1,
+                failed: 0,
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+
+    let leaving = {
+        let (http, url, key) = (
+            api.http.clone(),
+            format!("{}/v1/logs/search?grep=%28a%7Caa%29%2B%24", api.base),
+            api.key.clone(),
+        );
+        tokio::spawn(async move {
+            let resp = http.get(url).bearer_auth(key).send().await?;
+            resp.text().await
+        })
+    };
+    let scanning = || children_running(agent.pid(), "journalctl", Some("--grep="));
+    wait_for("the agent scanning", Duration::from_secs(5), || async {
+        (scanning() == 1).then_some(())
+    })
+    .await;
+    leaving.abort();
+    // Within the agent's 5 s deadline, which would end the scan anyway.
+    wait_for(
+        "the scan ended with its client",
+        Duration::from_secs(3),
+        || async { (scanning() == 0).then_some(()) },
+    )
+    .await;
+}

@@ -73,7 +73,8 @@ impl Agent {
 
     /// App `name`'s page as a stream: a unit's search sends each match as journalctl finds it
     /// (see [`Journal::page_stream`]); any other page comes whole, as [`log_page`](Self::log_page)
-    /// answers it. A search holds its slot for as long as its stream lives.
+    /// answers it. A search holds its slot until journalctl is done, the deadline passes or the
+    /// stream is dropped. The stream is fused: it may be polled again after its end.
     pub async fn log_page_stream(
         &self,
         name: &str,
@@ -86,7 +87,9 @@ impl Agent {
             AppSource::SystemdUnit(unit) if query.grep.is_some() => unit,
             _ => {
                 let page = self.log_page(name, &query).await?;
-                return Ok(Box::pin(stream::iter(page.entries.into_iter().map(Ok))));
+                return Ok(Box::pin(
+                    stream::iter(page.entries.into_iter().map(Ok)).fuse(),
+                ));
             }
         };
         let slot = self.searches.begin()?;
@@ -99,8 +102,9 @@ impl Agent {
             .await
             .map_err(|e| journal_error(e, true))?;
         // journalctl is read by a task of its own that holds the search slot: the slot is freed
-        // when journalctl is done, or at the deadline, whether or not the client reads (one that
-        // stops reading would otherwise hold it for as long as its connection stays open).
+        // when journalctl is done, at the deadline whether or not the client reads (one that
+        // stops reading would otherwise hold it for as long as its connection stays open), or as
+        // soon as the client leaves, even while journalctl has found nothing yet.
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let cut = Arc::new(AtomicBool::new(false));
         let cut_by_task = Arc::clone(&cut);
@@ -108,7 +112,13 @@ impl Agent {
             let _slot = slot;
             let deadline = tokio::time::Instant::now() + SEARCH_DEADLINE;
             let mut entries = std::pin::pin!(entries);
-            while let Some(entry) = entries.next().await {
+            loop {
+                let entry = tokio::select! {
+                    entry = entries.next() => entry,
+                    // Dropping the stream kills journalctl (kill_on_drop).
+                    () = tx.closed() => return,
+                };
+                let Some(entry) = entry else { return };
                 match tokio::time::timeout_at(deadline, tx.send(entry)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return, // the client left
@@ -116,25 +126,21 @@ impl Agent {
                 }
             }
         });
-        Ok(Box::pin(stream::unfold(
-            (rx, cut, false),
-            |(mut rx, cut, ended)| async move {
-                if ended {
-                    return None;
-                }
-                match rx.recv().await {
-                    Some(entry) => {
-                        Some((entry.map_err(|e| journal_error(e, true)), (rx, cut, false)))
-                    }
-                    // The client read too slowly to be sent every line by the deadline.
-                    None if cut.load(Ordering::Relaxed) => Some((
-                        Err(LogError::Search(SearchError::SlowReader)),
-                        (rx, cut, true),
-                    )),
-                    None => None,
-                }
-            },
-        )))
+        let entries = stream::unfold((rx, cut, false), |(mut rx, cut, ended)| async move {
+            if ended {
+                return None;
+            }
+            match rx.recv().await {
+                Some(entry) => Some((entry.map_err(|e| journal_error(e, true)), (rx, cut, false))),
+                // The client read too slowly to be sent every line by the deadline.
+                None if cut.load(Ordering::Relaxed) => Some((
+                    Err(LogError::Search(SearchError::SlowReader)),
+                    (rx, cut, true),
+                )),
+                None => None,
+            }
+        });
+        Ok(Box::pin(entries.fuse()))
     }
 
     /// Follows app `name`'s logs after `after` (a cursor of one of its entries) or from now.

@@ -100,6 +100,7 @@ pub async fn page(
         Some(Err(e)) => return Err(e.into()),
         first => first,
     };
+    // (With no match, `first` is None and the chain polls the ended stream again: it is fused.)
     let body = futures_util::stream::iter(first)
         .chain(entries)
         .map(|entry| {

@@ -235,7 +235,14 @@ async fn run(state: AppState, search: Search, tx: mpsc::Sender<LogSearchEvent>) 
         })
         .buffer_unordered(PARALLEL);
     let (mut searched, mut failed) = (0, 0);
-    while let Some(event) = answers.next().await {
+    loop {
+        let event = tokio::select! {
+            event = answers.next() => event,
+            // A client that left while every agent is still quiet ends the requests in flight
+            // now (and frees the agents' search slots), not at the request timeout.
+            () = tx.closed() => return,
+        };
+        let Some(event) = event else { break };
         match event {
             LogSearchEvent::Failed { .. } => failed += 1,
             _ => searched += 1,
