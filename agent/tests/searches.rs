@@ -28,7 +28,7 @@ impl Api {
         }
     }
 
-    async fn search(&self, app: &str, grep: &str) -> reqwest::Response {
+    fn request(&self, app: &str, grep: &str) -> reqwest::RequestBuilder {
         self.client
             .get(format!(
                 "{}/v1/apps/{app}/logs?limit=200&grep={}",
@@ -36,9 +36,21 @@ impl Api {
                 urlencode(grep)
             ))
             .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("request")
+    }
+
+    async fn search(&self, app: &str, grep: &str) -> reqwest::Response {
+        self.request(app, grep).send().await.expect("request")
+    }
+
+    /// The search asked for one entry a line (NDJSON).
+    fn streamed(&self, app: &str, grep: &str) -> reqwest::RequestBuilder {
+        self.request(app, grep)
+            .header("accept", "application/x-ndjson")
+    }
+
+    /// The search's page, which must be a page.
+    async fn page(&self, app: &str, grep: &str) -> LogPage {
+        self.search(app, grep).await.json().await.expect("LogPage")
     }
 }
 
@@ -148,12 +160,7 @@ async fn costly_container_searches_are_refused_and_never_stall_the_agent() {
     assert!(worst < Duration::from_secs(1), "healthz took {worst:?}");
 
     // A search still finds what is there.
-    let page: LogPage = Api::of(&agent)
-        .search("noisy", "^15999 the quick")
-        .await
-        .json()
-        .await
-        .expect("LogPage");
+    let page = Api::of(&agent).page("noisy", "^15999 the quick").await;
     assert_eq!(page.entries.len(), 1);
 }
 
@@ -233,26 +240,13 @@ async fn journald_searches_are_bounded_in_number_and_time() {
     assert!(worst < Duration::from_secs(1), "healthz took {worst:?}");
 
     // The slots are free again.
-    let page: LogPage = api
-        .search("web", "^ready$")
-        .await
-        .json()
-        .await
-        .expect("LogPage");
-    assert_eq!(page.entries.len(), 1);
+    assert_eq!(api.page("web", "^ready$").await.entries.len(), 1);
 
     // Streamed (NDJSON), the same costly scan sends what it finds first: the newest line
     // matches at once, then the deadline ends the answer with an error line (the JSON page of
     // the same search is only the 400).
     let resp = api
-        .client
-        .get(format!(
-            "{}/v1/apps/web/logs?limit=200&grep={}",
-            api.base,
-            urlencode("^ready$|(a|aa)+$")
-        ))
-        .bearer_auth(TOKEN)
-        .header("accept", "application/x-ndjson")
+        .streamed("web", "^ready$|(a|aa)+$")
         .send()
         .await
         .expect("request");
@@ -275,18 +269,7 @@ async fn journald_searches_are_bounded_in_number_and_time() {
     let leaving: Vec<_> = (0..2)
         .map(|_| {
             let api = api.clone();
-            tokio::spawn(async move {
-                api.client
-                    .get(format!(
-                        "{}/v1/apps/web/logs?limit=200&grep={}",
-                        api.base,
-                        urlencode("(a|aa)+$")
-                    ))
-                    .bearer_auth(TOKEN)
-                    .header("accept", "application/x-ndjson")
-                    .send()
-                    .await
-            })
+            tokio::spawn(async move { api.streamed("web", "(a|aa)+$").send().await })
         })
         .collect();
     wait_for(
@@ -310,11 +293,5 @@ async fn journald_searches_are_bounded_in_number_and_time() {
         "streamed searches ended {:?} after their clients left",
         left.elapsed()
     );
-    let page: LogPage = api
-        .search("web", "^ready$")
-        .await
-        .json()
-        .await
-        .expect("LogPage");
-    assert_eq!(page.entries.len(), 1);
+    assert_eq!(api.page("web", "^ready$").await.entries.len(), 1);
 }
