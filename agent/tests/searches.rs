@@ -167,13 +167,7 @@ async fn costly_container_searches_are_refused_and_never_stall_the_agent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn journald_searches_are_bounded_in_number_and_time() {
     require_testbed();
-    // journalctl's PCRE2 backtracks on (a|aa)+$ over these lines: 5,000 of them keep it busy for
-    // over 30 s of CPU (measured on the test bed), under PCRE2's own match limit.
-    let unit = TransientUnit::start(
-        "search",
-        &[],
-        "i=0; while [ $i -lt 5000 ]; do echo aaaaaaaaaaaaaaaaaaaaaab; i=$((i+1)); done; echo ready; sleep 100000",
-    );
+    let unit = TransientUnit::start("search", &[], BACKTRACKING_LINES);
     let work = Workdir::new();
     let agent = RunningAgent::start(&work.config(&unit_app("web", &unit.name)));
     let api = Api::of(&agent);
@@ -191,7 +185,9 @@ async fn journald_searches_are_bounded_in_number_and_time() {
     let costly: Vec<_> = (0..2)
         .map(|_| {
             let api = api.clone();
-            tokio::spawn(async move { error_code(api.search("web", "(a|aa)+$").await).await })
+            tokio::spawn(
+                async move { error_code(api.search("web", BACKTRACKING_GREP).await).await },
+            )
         })
         .collect();
     let pid = agent.pid();
@@ -246,7 +242,7 @@ async fn journald_searches_are_bounded_in_number_and_time() {
     // matches at once, then the deadline ends the answer with an error line (the JSON page of
     // the same search is only the 400).
     let resp = api
-        .streamed("web", "^ready$|(a|aa)+$")
+        .streamed("web", &format!("^ready$|{BACKTRACKING_GREP}"))
         .send()
         .await
         .expect("request");
@@ -261,7 +257,11 @@ async fn journald_searches_are_bounded_in_number_and_time() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0]["message"], "ready", "{lines:?}");
     assert_eq!(lines[1]["error"]["code"], "search_too_costly", "{lines:?}");
-    let (status, code, _) = error_code(api.search("web", "^ready$|(a|aa)+$").await).await;
+    let (status, code, _) = error_code(
+        api.search("web", &format!("^ready$|{BACKTRACKING_GREP}"))
+            .await,
+    )
+    .await;
     assert_eq!((status, code.as_str()), (400, "search_too_costly"));
 
     // Streamed searches whose clients leave before any match free their slots at once, not at
@@ -269,7 +269,7 @@ async fn journald_searches_are_bounded_in_number_and_time() {
     let leaving: Vec<_> = (0..2)
         .map(|_| {
             let api = api.clone();
-            tokio::spawn(async move { api.streamed("web", "(a|aa)+$").send().await })
+            tokio::spawn(async move { api.streamed("web", BACKTRACKING_GREP).send().await })
         })
         .collect();
     wait_for(

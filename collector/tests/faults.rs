@@ -338,15 +338,7 @@ async fn partitions_during_streams_lose_and_double_nothing() {
         "read p rest < /proc/self/stat\ni=0\nwhile true; do i=$((i+1)); echo n-$p-$i; sleep 0.1; done\n",
     );
     let unit = TransientUnit::start("faultlog", &[], &format!(". {}", script.display()));
-    let agent_config = agent_config(
-        &work,
-        "far",
-        "10.99.0.2:0",
-        &format!(
-            "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
-            unit.name
-        ),
-    );
+    let agent_config = agent_config(&work, "far", "10.99.0.2:0", &unit_app("web", &unit.name));
     let agent = start_agent_in_netns(&agent_config);
     let config = collector_config(
         &work,

@@ -206,22 +206,9 @@ async fn a_search_runs_on_every_chosen_app_and_streams_each_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_that_finds_nothing_or_is_left_ends_cleanly_on_a_real_agent() {
     require_testbed();
-    // journalctl's PCRE2 backtracks on (a|aa)+$ over these lines for far longer than 5 s.
-    let unit = TransientUnit::start(
-        "scan",
-        &[],
-        "i=0; while [ $i -lt 5000 ]; do echo aaaaaaaaaaaaaaaaaaaaaab; i=$((i+1)); done; echo ready; sleep 100000",
-    );
+    let unit = TransientUnit::start("scan", &[], BACKTRACKING_LINES);
     let work = Workdir::new();
-    let agent_config = agent_config(
-        &work,
-        "near",
-        "127.0.0.1:0",
-        &format!(
-            "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
-            unit.name
-        ),
-    );
+    let agent_config = agent_config(&work, "near", "127.0.0.1:0", &unit_app("web", &unit.name));
     let agent = start_agent(&agent_config);
     let config = collector_config(
         &work,
@@ -266,7 +253,11 @@ async fn a_search_that_finds_nothing_or_is_left_ends_cleanly_on_a_real_agent() {
     let leaving = {
         let (http, url, key) = (
             api.http.clone(),
-            format!("{}/v1/logs/search?grep=%28a%7Caa%29%2B%24", api.base),
+            format!(
+                "{}/v1/logs/search?grep={}",
+                api.base,
+                urlencode(BACKTRACKING_GREP)
+            ),
             api.key.clone(),
         );
         tokio::spawn(async move {

@@ -15,15 +15,7 @@ async fn partition_and_heal_alert_once_each_and_leave_no_gap() {
     testbed_net("up");
     let unit = TransientUnit::start("part", &[], "while true; do echo tick; sleep 1; done");
     let work = Workdir::new();
-    let agent_config = agent_config(
-        &work,
-        "far",
-        "10.99.0.2:0",
-        &format!(
-            "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
-            unit.name
-        ),
-    );
+    let agent_config = agent_config(&work, "far", "10.99.0.2:0", &unit_app("web", &unit.name));
     let agent = start_agent_in_netns(&agent_config);
 
     let receiver = Receiver::start().await;

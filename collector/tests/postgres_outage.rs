@@ -37,15 +37,7 @@ async fn a_postgres_restart_is_ridden_out_with_no_sample_gap() {
     require_testbed();
     let unit = TransientUnit::start("pgout", &[], "while true; do echo tick; sleep 1; done");
     let work = Workdir::new();
-    let agent_config = agent_config(
-        &work,
-        "vm",
-        "127.0.0.1:0",
-        &format!(
-            "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
-            unit.name
-        ),
-    );
+    let agent_config = agent_config(&work, "vm", "127.0.0.1:0", &unit_app("web", &unit.name));
     let agent = start_agent(&agent_config);
     let config = collector_config(&work, &agent_entry("vm", agent.addr));
     let admin = create_key(&config, "admin", "admin");

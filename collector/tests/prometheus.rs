@@ -63,15 +63,7 @@ async fn metrics_are_off_until_configured_and_open_only_to_the_scrape_token() {
     require_testbed();
     let work = Workdir::new();
     let unit = TransientUnit::start("prom-off", &[], "while true; do sleep 1; done");
-    let agent_config = agent_config(
-        &work,
-        "near",
-        "127.0.0.1:0",
-        &format!(
-            "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
-            unit.name
-        ),
-    );
+    let agent_config = agent_config(&work, "near", "127.0.0.1:0", &unit_app("web", &unit.name));
     let _agent = start_agent(&agent_config);
     let config = collector_config(&work, &agent_entry("near", _agent.addr));
     let mut collector = start_collector(&config);

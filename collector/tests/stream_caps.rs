@@ -19,10 +19,7 @@ async fn follows_and_event_streams_are_capped_per_key_and_per_host() {
         &work,
         "web1",
         "127.0.0.1:0",
-        &format!(
-            "[[apps]]\nname = \"web\"\nsystemd_unit = \"{}\"\n",
-            unit.name
-        ),
+        &unit_app("web", &unit.name),
     ));
     let config = collector_config(&work, &agent_entry("web1", agent.addr));
     // Started as a shell without a unit would start it: 1,024 descriptors (soft).

@@ -349,6 +349,24 @@ pub fn run(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The `[[apps]]` table (agent.toml) of an app run by systemd unit `unit`.
+pub fn unit_app(name: &str, unit: &str) -> String {
+    format!("[[apps]]\nname = \"{name}\"\nsystemd_unit = \"{unit}\"\n")
+}
+
+/// The `[[apps]]` table (agent.toml) of an app run by container `container`.
+pub fn container_app(name: &str, container: &str) -> String {
+    format!("[[apps]]\nname = \"{name}\"\ndocker_container = \"{container}\"\n")
+}
+
+/// A unit's script whose journal makes a search costly: journalctl's PCRE2 backtracks on
+/// [`BACKTRACKING_GREP`] over these lines, and 5,000 of them keep it busy for over 30 s of CPU
+/// (measured on the test bed), under PCRE2's own match limit, so a search runs into the agent's
+/// 5 s deadline. The script writes `ready` last, which matches nothing costly.
+pub const BACKTRACKING_LINES: &str = "i=0; while [ $i -lt 5000 ]; do echo aaaaaaaaaaaaaaaaaaaaaab; i=$((i+1)); done; echo ready; sleep 100000";
+/// The pattern that backtracks over [`BACKTRACKING_LINES`] and matches none of them.
+pub const BACKTRACKING_GREP: &str = "(a|aa)+$";
+
 /// A transient user unit running `cmd` (via busybox sh), stopped and reset when dropped.
 #[derive(Debug)]
 pub struct TransientUnit {

@@ -13,16 +13,6 @@ pub const TOKEN: &str = "test-token-0123456789abcdef";
 
 pub use fleetdeck_testkit::*;
 
-/// The `[[apps]]` table of an app run by systemd unit `unit`.
-pub fn unit_app(name: &str, unit: &str) -> String {
-    format!("[[apps]]\nname = \"{name}\"\nsystemd_unit = \"{unit}\"\n")
-}
-
-/// The `[[apps]]` table of an app run by container `container`.
-pub fn container_app(name: &str, container: &str) -> String {
-    format!("[[apps]]\nname = \"{name}\"\ndocker_container = \"{container}\"\n")
-}
-
 /// A directory with a 0600 token file, where a test writes its agent.toml.
 pub struct Workdir {
     pub dir: tempfile::TempDir,
