@@ -33,6 +33,8 @@ want=(curl jq file docker-compose pkg-config libssl-dev libwebkit2gtk-4.1-dev li
       # the desktop's Windows build (scripts/build-windows.sh): mingw-w64's gcc and binutils
       # (dlltool, objdump)
       gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64
+      # ...and run under Wine (scripts/test-windows.sh), its dialogs answered with xdotool
+      wine64 xdotool
       # docs/deploy.md's firewall, run by scripts/test-docs.sh
       ufw
       # the daemons' Debian packages are checked with lintian (scripts/package.sh)

@@ -39,6 +39,8 @@ cargo build --locked -p fleetdeck-proto --target wasm32-unknown-unknown
 step "desktop: clippy (Tauri app natively, Yew views for wasm32)"
 cargo clippy --locked -p fleetdeck -p fleetdeck-desktop --all-targets -- -D warnings
 cargo clippy --locked -p fleetdeck-ui --target wasm32-unknown-unknown -- -D warnings
+# The Windows build's own code (cfg(target_os = "windows") paths), as clippy sees it there.
+cargo clippy --locked -p fleetdeck-desktop -p fleetdeck-desktop-core --target x86_64-pc-windows-gnu -- -D warnings
 
 step "the daemons' dependency trees hold no Tauri or WebKit"
 if cargo tree --locked -e normal -p fleetdeck-agent -p fleetdeck-collector | grep -Ei 'tauri|webkit|wry|gtk'; then
@@ -135,6 +137,9 @@ scripts/package-deb.sh --debug
 step "desktop: Windows build (cross-built with mingw-w64) into a zip"
 zip=$(scripts/build-windows.sh "${CARGO_TARGET_DIR:-$root/target}/windows-dist" | tail -n 1)
 python3 -c 'import sys, zipfile; names = zipfile.ZipFile(sys.argv[1]).namelist(); assert names == ["fleetdeck/fleetdeck.exe", "fleetdeck/WebView2Loader.dll"], names' "$zip"
+
+step "desktop: the Windows build run under Wine (Credential Manager, its paths, a real collector)"
+scripts/test-windows.sh "$zip"
 
 step "the docs as written: deploy.md then operations.md on namespace machines, real apt and units"
 scripts/test-docs.sh

@@ -203,6 +203,24 @@ impl Backend {
         lock(&self.conns).contains_key(collector)
     }
 
+    /// Each saved collector, by name, with its fleet read with the key the keyring gave at load,
+    /// or why it could not be (no key, the keyring's error, the collector's answer).
+    pub async fn check_collectors(&self) -> Vec<(CollectorInfo, Result<Fleet, CommandError>)> {
+        let names: Vec<String> = lock(&self.conns).keys().cloned().collect();
+        let mut checked = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(info) = lock(&self.conns).get(&name).map(|c| c.info.clone()) else {
+                continue;
+            };
+            let fleet = match self.client(&name) {
+                Ok(client) => client.fleet().await,
+                Err(e) => Err(e),
+            };
+            checked.push((info, fleet));
+        }
+        checked
+    }
+
     pub fn collectors(&self) -> Vec<CollectorInfo> {
         lock(&self.conns).values().map(|c| c.info.clone()).collect()
     }

@@ -1,6 +1,7 @@
 //! The command line: normally nothing; `--add-collector` stores a collector (its key read from
 //! standard input, never from an argument that `ps` would show) before the window opens, which is
-//! how `scripts/run.sh` points a fresh desktop at the demo fleet.
+//! how `scripts/run.sh` points a fresh desktop at the demo fleet; `--check-collectors` says
+//! whether each saved collector's key is still in the keyring and accepted.
 
 use std::io::BufRead;
 
@@ -27,6 +28,11 @@ pub struct Args {
     /// With --add-collector: store the collector and exit without opening the window.
     #[arg(long, requires = "add_collector")]
     pub add_only: bool,
+    /// Check each saved collector (its key read from the OS keyring, then its fleet read with
+    /// it), print what each answered, and exit without opening the window: 0 when every one
+    /// answered, 1 otherwise.
+    #[arg(long, conflicts_with = "add_collector")]
+    pub check_collectors: bool,
 }
 
 impl Args {
@@ -89,6 +95,21 @@ mod tests {
         .expect("a fingerprint parses");
         assert_eq!(pinned.tls_fingerprint.as_deref(), Some("sha256:00"));
         assert!(Args::try_parse_from(["fleetdeck", "--tls-fingerprint", "sha256:00"]).is_err());
+        assert!(
+            Args::try_parse_from(["fleetdeck", "--check-collectors"])
+                .expect("a check parses")
+                .check_collectors
+        );
+        assert!(Args::try_parse_from([
+            "fleetdeck",
+            "--check-collectors",
+            "--add-collector",
+            "demo",
+            "--url",
+            "http://127.0.0.1:7080",
+            "--key-stdin",
+        ])
+        .is_err());
         assert!(Args::try_parse_from(["fleetdeck"])
             .expect("no arguments")
             .add_collector

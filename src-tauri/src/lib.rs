@@ -56,6 +56,9 @@ pub fn run() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     }
+    if args.check_collectors {
+        return check_collectors(&backend);
+    }
 
     let (updates_tx, updates_rx) = tokio::sync::mpsc::unbounded_channel();
     let result = tauri::Builder::default()
@@ -68,7 +71,11 @@ pub fn run() -> ExitCode {
         .invoke_handler(commands::handler())
         .setup(move |app| {
             let handle = app.handle().clone();
-            window::create(&handle)?;
+            if let Err(e) = window::create(&handle) {
+                // Tauri would panic on this error; say what is missing, in the log file too.
+                window_failed(&e);
+                std::process::exit(1);
+            }
             tray::create(&handle)?;
             {
                 let _guard = tauri::async_runtime::handle().inner().enter();
@@ -107,9 +114,56 @@ pub fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("fleetdeck: the window could not open: {e}. Is a graphical session (DISPLAY or WAYLAND_DISPLAY) available?");
+            window_failed(&e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Says why the window could not open and what it needs, on stderr and in the log file (a
+/// Windows app started from its icon has no console).
+fn window_failed(e: &dyn std::fmt::Display) {
+    tracing::error!(error = %e, hint = WINDOW_HINT, "the window could not open");
+    eprintln!("fleetdeck: the window could not open: {e}. {WINDOW_HINT}");
+}
+
+/// What the window needs from the OS, for when it cannot open.
+#[cfg(target_os = "windows")]
+const WINDOW_HINT: &str = "Fleetdeck shows its window through the Microsoft Edge WebView2 \
+                           Runtime, which Windows 10 and 11 ship: install it from \
+                           https://developer.microsoft.com/microsoft-edge/webview2 if it was removed.";
+#[cfg(target_os = "macos")]
+const WINDOW_HINT: &str = "Is Fleetdeck running in a logged-in macOS session?";
+#[cfg(not(any(target_os = "windows", target_os = "macos")))]
+const WINDOW_HINT: &str = "Is a graphical session (DISPLAY or WAYLAND_DISPLAY) available?";
+
+/// `--check-collectors`: a line per saved collector on stdout (never its key), 0 when all answered.
+fn check_collectors(backend: &Backend) -> ExitCode {
+    let checked = tauri::async_runtime::handle().block_on(backend.check_collectors());
+    if checked.is_empty() {
+        eprintln!("fleetdeck: no collector is saved: add one with --add-collector NAME --url URL --key-stdin, or in the app's Settings");
+        return ExitCode::FAILURE;
+    }
+    let mut all_answered = true;
+    for (info, fleet) in checked {
+        match fleet {
+            Ok(fleet) => {
+                let s = &fleet.summary;
+                println!(
+                    "{}: {}: the key in the OS keyring is accepted; {} hosts ({} up), {} apps ({} running)",
+                    info.name, info.url, s.hosts, s.hosts_up, s.apps, s.apps_running
+                );
+            }
+            Err(e) => {
+                all_answered = false;
+                println!("{}: {}: {}", info.name, info.url, e.message);
+            }
+        }
+    }
+    if all_answered {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -165,6 +219,12 @@ fn init_tracing() {
         .with(stderr)
         .with(file)
         .init();
+    // A panic reaches the log file too: on Windows, stderr is nowhere to be seen.
+    let print_panic = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(panic = %info, "fleetdeck panicked");
+        print_panic(info);
+    }));
     match (file_error, log_dir()) {
         (Some(e), _) => tracing::warn!(error = %e, "the log goes to stderr only"),
         (None, Some(dir)) => tracing::debug!(dir = %dir.display(), "logging to files"),
